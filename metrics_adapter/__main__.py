@@ -1,0 +1,3 @@
+from metrics_adapter.cli import main
+
+raise SystemExit(main())

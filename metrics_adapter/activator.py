@@ -1,0 +1,158 @@
+"""The activator: the 0 ↔ 1 decisions the HPA cannot make (keda-semantics §4).
+
+:func:`decide` is pure; a target applies its decision. Standalone, the target is a dry
+run that logs what it would do; in a cluster it patches the workload's ``/scale``.
+An error is never read as inactive: a failing trigger blocks scale-to-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from metrics_adapter import hpa
+from metrics_adapter.resources import ObjectRef, ScaledObject
+from metrics_adapter.store import Reading
+from metrics_adapter.triggers import BoundTrigger
+
+log = logging.getLogger(__name__)
+
+FORCE_ACTIVATION = "autoscaling.keda.sh/force-activation"
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerState:
+    bound: BoundTrigger
+    reading: Reading
+
+    def why(self) -> str:
+        s, r = self.bound.scaler, self.reading
+        if r.error is not None:
+            return f"{self.bound.metric_name} failing: {r.error}"
+        if r.value is None:
+            return f"{self.bound.metric_name} has no value yet"
+        sign = ">" if r.active else "<="
+        return (
+            f"{self.bound.metric_name} {s.value_label} {r.value:g} {sign} {s.activation_target:g}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    replicas: int | None
+    """Scale the target to this; ``None`` leaves it alone."""
+    active: bool | None
+    """``None`` when unknown: a trigger is failing or has no value yet."""
+    reason: str
+    last_active: datetime | None
+
+
+def decide(
+    so: ScaledObject,
+    current: int,
+    states: Sequence[TriggerState],
+    last_active: datetime | None,
+    now: datetime,
+) -> Decision:
+    forced = so.meta.annotations.get(FORCE_ACTIVATION, "").lower() == "true"
+    active = [s for s in states if s.reading.active and s.reading.error is None]
+    unknown = [s for s in states if s.reading.error is not None or s.reading.value is None]
+    min_r, idle = so.min_replica_count, so.idle_replica_count
+
+    if forced or active or not states:
+        reason = (
+            f"{FORCE_ACTIVATION} is set"
+            if forced
+            else active[0].why()
+            if active
+            else "only cpu/memory triggers: always active"
+        )
+        seen = now if not unknown else last_active
+        if current == 0 or (idle is not None and current < min_r):
+            return Decision(max(min_r, 1), True, reason, seen)
+        return Decision(None, True, reason, seen)
+
+    if unknown:
+        return Decision(
+            None,
+            None,
+            "; ".join(s.why() for s in unknown) + ": not scaling down while a trigger is unknown",
+            last_active,
+        )
+
+    reason = "; ".join(s.why() for s in states)
+    floor = idle if idle is not None else min_r
+    if (idle is not None and current > idle) or (current > 0 and min_r == 0):
+        if last_active is None:
+            created = so.meta.creation_timestamp or now
+            due = created + timedelta(seconds=so.initial_cooldown_period)
+        else:
+            due = last_active + timedelta(seconds=so.cooldown_period)
+        if now >= due:
+            return Decision(floor, False, reason, last_active)
+        left = (due - now).total_seconds()
+        return Decision(None, False, f"{reason}; cooldown: {left:.0f}s left", last_active)
+    if idle is None and current < min_r:
+        return Decision(min_r, False, f"below minReplicaCount {min_r}", last_active)
+    return Decision(None, False, reason, last_active)
+
+
+def hpa_proposal(
+    so: ScaledObject, current: int, states: Sequence[TriggerState]
+) -> hpa.Proposal | None:
+    """The replicas the HPA would compute now, or ``None`` when it would not act."""
+    if current == 0 or any(s.reading.value is None or s.reading.error for s in states):
+        return None
+    best: hpa.Proposal | None = None
+    for s in states:
+        assert s.reading.value is not None
+        p = hpa.metric_replicas(
+            s.bound.trigger.metric_type, s.reading.value, s.bound.scaler.target, current
+        )
+        if best is None or p.replicas > best.replicas:
+            best = hpa.Proposal(p.replicas, f"{s.bound.metric_name}: {p.why}")
+    if best is None:
+        return None
+    bounded = hpa.clamp(best.replicas, so.min_replica_count, so.max_replica_count)
+    return hpa.Proposal(
+        bounded, best.why if bounded == best.replicas else f"{best.why}, bounded to {bounded}"
+    )
+
+
+class DryRunActivator:
+    """Standalone: applies decisions to simulated replica counts and logs what it would do."""
+
+    def __init__(self, initial: dict[ObjectRef, int] | None = None) -> None:
+        self.replicas: dict[ObjectRef, int] = dict(initial or {})
+        self.last_active: dict[ObjectRef, datetime | None] = {}
+
+    def evaluate(self, so: ScaledObject, states: Sequence[TriggerState], now: datetime) -> None:
+        ref = so.ref
+        current = self.replicas.setdefault(ref, so.min_replica_count)
+        decision = decide(so, current, states, self.last_active.get(ref), now)
+        self.last_active[ref] = decision.last_active
+        if decision.replicas is not None and decision.replicas != current:
+            log.info(
+                "would scale %s from %d to %d: %s",
+                ref,
+                current,
+                decision.replicas,
+                decision.reason,
+                extra={"scaledObject": str(ref)},
+            )
+            self.replicas[ref] = current = decision.replicas
+        if decision.active:
+            proposal = hpa_proposal(so, current, states)
+            if proposal is not None and proposal.replicas != current:
+                log.info(
+                    "HPA %s would scale %s from %d to %d: %s",
+                    so.hpa_name,
+                    ref,
+                    current,
+                    proposal.replicas,
+                    proposal.why,
+                    extra={"scaledObject": str(ref)},
+                )
+                self.replicas[ref] = proposal.replicas

@@ -1,0 +1,167 @@
+"""Assemble and run the process: load objects, poll, serve the API over TLS and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import uvicorn
+from prometheus_client import make_asgi_app
+
+from metrics_adapter.activator import DryRunActivator, TriggerState
+from metrics_adapter.app import Health, create_app
+from metrics_adapter.poller import Poller
+from metrics_adapter.settings import Settings
+from metrics_adapter.standalone import Inventory, load_directory
+from metrics_adapter.store import MetricStore, Reading
+from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.tls import self_signed_pair
+from metrics_adapter.triggers import BoundTrigger, bind
+from scalers.clients import Clients
+from scalers.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us: two servers share one process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass
+class Adapter:
+    """The running parts, exposed for tests and `explain`."""
+
+    settings: Settings
+    telemetry: Telemetry
+    store: MetricStore
+    poller: Poller
+    health: Health
+    inventory: Inventory
+
+
+def build(settings: Settings) -> Adapter:
+    """Load the objects of standalone mode and bind their triggers to the poller."""
+    assert settings.scaledobjects is not None, "cluster mode is not built yet"
+    telemetry = Telemetry()
+    store = MetricStore()
+    poller = Poller(
+        store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
+    )
+    inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
+    for ref, error in inventory.broken.items():
+        store.mark_broken(ref, "; ".join(str(p) for p in error.problems))
+        telemetry.object_error(ref.namespace, ref.name)
+    for so in inventory.scaled_objects.values():
+        try:
+            poller.set_triggers(so.ref, bind(so, inventory))
+        except ConfigError as exc:
+            log.error("%s", exc)
+            store.mark_broken(so.ref, "; ".join(str(p) for p in exc.problems))
+            telemetry.object_error(so.ref.namespace, so.ref.name)
+    namespaces: dict[str, int] = {}
+    for so in inventory.scaled_objects.values():
+        namespaces[so.ref.namespace] = namespaces.get(so.ref.namespace, 0) + 1
+        for trigger in so.triggers:
+            telemetry.triggers.labels(trigger.type).inc()
+    for ns, count in namespaces.items():
+        telemetry.resources.labels("scaled_object", ns).set(count)
+    health = Health(loaded=True, poller_running=lambda: poller.running)
+    _attach_dry_run(poller, inventory)
+    broken = sum(1 for ref in store.objects() if store.broken_reason(ref) is not None)
+    log.info(
+        "loaded %d ScaledObjects (%d not ready), %d distinct queries",
+        len(store.objects()),
+        broken,
+        poller.query_count,
+    )
+    return Adapter(settings, telemetry, store, poller, health, inventory)
+
+
+def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
+    activator = DryRunActivator(
+        {ref: inventory.replicas(so) for ref, so in inventory.scaled_objects.items()}
+    )
+
+    def on_reading(bound: BoundTrigger, _: Reading) -> None:
+        so = inventory.scaled_objects[bound.so]
+        readings = poller.store.readings(bound.so)
+        states = [
+            TriggerState(t, readings[t.metric_name.lower()])
+            for t in poller.triggers(bound.so)
+            if t.metric_name.lower() in readings
+        ]
+        activator.evaluate(so, states, datetime.now(UTC))
+
+    poller.listeners.append(on_reading)
+
+
+def uvicorn_servers(adapter: Adapter) -> list[uvicorn.Server]:
+    s = adapter.settings
+    if s.tls_cert_file and s.tls_private_key_file:
+        cert, key = s.tls_cert_file, s.tls_private_key_file
+    else:
+        cert, key = self_signed_pair(s.cert_dir)
+    api = uvicorn.Config(
+        create_app(adapter.store, adapter.health),
+        host=s.listen_address,
+        port=s.secure_port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_keep_alive=90,
+        h11_max_incomplete_event_size=65536,
+    )
+    servers: list[uvicorn.Server] = [_Server(api)]
+    if s.metrics_port:
+        metrics = uvicorn.Config(
+            make_asgi_app(adapter.telemetry.registry),
+            host=s.listen_address,
+            port=s.metrics_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        servers.append(_Server(metrics))
+    return servers
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    adapter = build(settings)
+    servers = uvicorn_servers(adapter)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "serving external.metrics.k8s.io on https://%s:%d",
+        settings.listen_address,
+        settings.secure_port,
+    )
+    try:
+        async with asyncio.TaskGroup() as group:
+            poller = group.create_task(adapter.poller.run())
+            serving = [group.create_task(server.serve()) for server in servers]
+            stopping = group.create_task(stop.wait())
+            await asyncio.wait([stopping, *serving], return_when=asyncio.FIRST_COMPLETED)
+            for server in servers:
+                server.should_exit = True
+            stopping.cancel()
+            await asyncio.wait(serving)
+            poller.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await adapter.poller.clients.aclose()

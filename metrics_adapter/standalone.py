@@ -1,0 +1,189 @@
+"""Standalone mode: ScaledObjects, authentications, Secrets, ConfigMaps and workloads from
+YAML files in one directory, no cluster needed. A bad document is reported and skipped;
+every other object keeps working."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metrics_adapter.resources import (
+    ObjectRef,
+    ScaledObject,
+    TriggerAuthentication,
+    parse_scaled_object,
+    parse_trigger_authentication,
+)
+from scalers.errors import ConfigError, Problem
+
+log = logging.getLogger(__name__)
+
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
+
+
+@dataclass
+class Inventory:
+    """Every object found in the directory; also the ObjectSource the trigger binder reads."""
+
+    cluster_object_namespace: str = "keda"
+    scaled_objects: dict[ObjectRef, ScaledObject] = field(default_factory=dict)
+    broken: dict[ObjectRef, ConfigError] = field(default_factory=dict)
+    auths: dict[ObjectRef, TriggerAuthentication] = field(default_factory=dict)
+    cluster_auths: dict[str, TriggerAuthentication] = field(default_factory=dict)
+    secrets: dict[ObjectRef, dict[str, str]] = field(default_factory=dict)
+    config_maps: dict[ObjectRef, dict[str, str]] = field(default_factory=dict)
+    workloads: dict[tuple[str, str, str], Mapping[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    # ObjectSource
+
+    def trigger_authentication(self, ref: ObjectRef) -> TriggerAuthentication | None:
+        return self.auths.get(ref)
+
+    def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None:
+        return self.cluster_auths.get(name)
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        return self.secrets.get(ObjectRef(namespace, name), {}).get(key)
+
+    def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
+        return self.config_maps.get(ObjectRef(namespace, name), {}).get(key)
+
+    def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
+        workload = self.workload(so)
+        if workload is None:
+            return {}
+        containers = _dig(workload, "spec", "template", "spec", "containers")
+        if not isinstance(containers, list) or not containers:
+            return {}
+        chosen = next(
+            (c for c in containers if isinstance(c, dict) and c.get("name") == container),
+            containers[0] if container is None else None,
+        )
+        return self._resolve_env(so.ref.namespace, chosen) if isinstance(chosen, dict) else {}
+
+    def workload(self, so: ScaledObject) -> Mapping[str, Any] | None:
+        target = so.scale_target_ref
+        return self.workloads.get((so.ref.namespace, target.kind, target.name))
+
+    def replicas(self, so: ScaledObject) -> int:
+        """The target's replicas from its manifest, else ``minReplicaCount``."""
+        workload = self.workload(so)
+        if workload is None:
+            return so.min_replica_count
+        value = _dig(workload, "spec", "replicas")
+        return value if isinstance(value, int) else 1
+
+    def _resolve_env(self, namespace: str, container: Mapping[str, Any]) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for source in container.get("envFrom") or []:
+            for kind, store in (("secretRef", self.secrets), ("configMapRef", self.config_maps)):
+                ref = source.get(kind) if isinstance(source, dict) else None
+                if isinstance(ref, dict):
+                    values = store.get(ObjectRef(namespace, str(ref.get("name"))), {})
+                    prefix = str(source.get("prefix") or "")
+                    env.update({prefix + k: v for k, v in values.items()})
+        for var in container.get("env") or []:
+            if not isinstance(var, dict) or "name" not in var:
+                continue
+            if "value" in var:
+                env[str(var["name"])] = str(var["value"])
+                continue
+            value_from = var.get("valueFrom") or {}
+            for kind, store in (
+                ("secretKeyRef", self.secrets),
+                ("configMapKeyRef", self.config_maps),
+            ):
+                ref = value_from.get(kind)
+                if isinstance(ref, dict):
+                    found = store.get(ObjectRef(namespace, str(ref.get("name"))), {})
+                    if str(ref.get("key")) in found:
+                        env[str(var["name"])] = found[str(ref.get("key"))]
+        return env
+
+    # Loading
+
+    def add(self, doc: Mapping[str, Any], origin: str) -> None:
+        kind = doc.get("kind")
+        metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        assert isinstance(metadata, dict)
+        ref = ObjectRef(str(metadata.get("namespace") or "default"), str(metadata.get("name")))
+        try:
+            if kind == "ScaledObject":
+                so = parse_scaled_object(doc)
+                self.scaled_objects[so.ref] = so
+                for warning in so.warnings:
+                    log.warning("%s: %s", so.subject, warning, extra={"file": origin})
+            elif kind in ("TriggerAuthentication", "ClusterTriggerAuthentication"):
+                auth = parse_trigger_authentication(doc)
+                if auth.cluster:
+                    self.cluster_auths[auth.meta.ref.name] = auth
+                else:
+                    self.auths[auth.meta.ref] = auth
+            elif kind == "Secret":
+                self.secrets[ref] = _secret_data(doc, ref)
+            elif kind == "ConfigMap":
+                data = doc.get("data") or {}
+                self.config_maps[ref] = {str(k): str(v) for k, v in data.items()}
+            elif kind in WORKLOAD_KINDS:
+                self.workloads[(ref.namespace, str(kind), ref.name)] = doc
+        except ConfigError as exc:
+            if kind == "ScaledObject":
+                self.broken[ref] = exc
+            self.errors.append(str(exc))
+            log.error("%s (in %s)", exc, origin)
+
+
+def _secret_data(doc: Mapping[str, Any], ref: ObjectRef) -> dict[str, str]:
+    values = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
+    for key, encoded in (doc.get("data") or {}).items():
+        try:
+            values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"Secret {ref}", [Problem(f"data.{key}", "is not base64-encoded UTF-8")]
+            ) from exc
+    return values
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _documents(directory: Path) -> Iterator[tuple[str, Any]]:
+    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+    for path in files:
+        try:
+            for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+                if doc is not None:
+                    yield f"{path}#{i}", doc
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            log.error("cannot read %s: %s", path, exc)
+            yield str(path), exc
+
+
+def load_directory(directory: Path, cluster_object_namespace: str = "keda") -> Inventory:
+    """Read every YAML document under ``directory``; bad ones are logged and skipped."""
+    if not directory.is_dir():
+        raise ConfigError(f"--scaledobjects {directory}", [Problem("", "is not a directory")])
+    inventory = Inventory(cluster_object_namespace)
+    for origin, doc in _documents(directory):
+        if isinstance(doc, Exception):
+            inventory.errors.append(f"{origin}: {doc}")
+        elif isinstance(doc, dict):
+            if doc.get("kind") == "List":
+                for item in doc.get("items") or []:
+                    if isinstance(item, dict):
+                        inventory.add(item, origin)
+            else:
+                inventory.add(doc, origin)
+    return inventory

@@ -1,0 +1,115 @@
+"""One client per backend identity, shared by every trigger that points at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
+
+DEFAULT_TIMEOUT = 3.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HttpIdentity:
+    """What makes two HTTP clients different: how they verify and present TLS."""
+
+    verify: bool = True
+    ca_pem: str | None = None
+    cert_pem: str | None = None
+    key_pem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonGet:
+    """A ``GET`` whose answer is a JSON document: the query of most HTTP scalers."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    identity: HttpIdentity = field(default_factory=HttpIdentity)
+
+    async def run(self, clients: Clients) -> Any:
+        return await clients.get_json(self.url, headers=dict(self.headers), identity=self.identity)
+
+    def describe(self) -> str:
+        return f"GET {self.url}"
+
+
+class Clients:
+    """The backend clients of one process, created on first use and closed together."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._http: dict[HttpIdentity, httpx.AsyncClient] = {}
+
+    def http(self, identity: HttpIdentity) -> httpx.AsyncClient:
+        client = self._http.get(identity)
+        if client is None:
+            client = httpx.AsyncClient(
+                verify=_ssl_context(identity),
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,
+                trust_env=False,
+            )
+            self._http[identity] = client
+        return client
+
+    async def get_json(self, url: str, *, headers: dict[str, str], identity: HttpIdentity) -> Any:
+        """GET ``url`` and decode JSON, mapping every failure onto the ScalerError tree."""
+        client = self.http(identity)
+        try:
+            response = await client.get(url, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise SourceTimeout(f"GET {url}: no answer within {self.timeout:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise SourceUnreachable(f"GET {url}: {_reason(exc)}") from exc
+        if response.status_code != 200:
+            raise SourceResponseError(
+                f"GET {url}: HTTP {response.status_code}: {response.text[:200]!r}"
+            )
+        if len(response.content) > MAX_BODY_BYTES:
+            raise SourceResponseError(f"GET {url}: answer larger than {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise SourceResponseError(
+                f"GET {url}: answer is not JSON: {response.text[:80]!r}"
+            ) from exc
+
+    async def aclose(self) -> None:
+        clients, self._http = list(self._http.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+def _reason(exc: Exception) -> str:
+    cause = exc.__cause__ or exc.__context__
+    text = str(exc) or type(exc).__name__
+    return f"{text} ({cause})" if cause and str(cause) not in text else text
+
+
+def _ssl_context(identity: HttpIdentity) -> ssl.SSLContext:
+    ctx = (
+        ssl.create_default_context(cadata=identity.ca_pem)
+        if identity.ca_pem
+        else (ssl.create_default_context())
+    )
+    if not identity.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if identity.cert_pem and identity.key_pem:
+        # ssl can load a client pair only from files: keep them for the call, in a 0700 dir.
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+            for path, pem in ((cert, identity.cert_pem), (key, identity.key_pem)):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+                    fh.write(pem)
+            ctx.load_cert_chain(cert, key)
+    return ctx

@@ -1,0 +1,102 @@
+"""``cron``: a replica floor inside a recurring time window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from scalers.base import ScalerKind, normalize
+from scalers.clients import Clients
+from scalers.errors import quote
+from scalers.params import param
+
+
+@dataclass(frozen=True)
+class Metadata:
+    timezone: str = param("timezone", doc="IANA name, e.g. Europe/Paris")
+    start: str = param("start", doc="5-field cron expression")
+    end: str = param("end", doc="5-field cron expression")
+    desired_replicas: int = param("desiredReplicas", gt=0)
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield "timezone", f"{quote(self.timezone)} is not an IANA time zone"
+        for name, expr in (("start", self.start), ("end", self.end)):
+            if len(expr.split()) != 5 or not croniter.is_valid(expr):
+                yield name, f"{quote(expr)} is not a 5-field cron expression"
+        if self.start == self.end:
+            yield "end", f"{quote(self.end)} must differ from start"
+
+
+def in_window(start: str, end: str, now: datetime) -> bool:
+    """KEDA's rule: active when the next ``end`` comes no later than the next ``start``."""
+    next_start = croniter(start, now).get_next(datetime)
+    next_end = croniter(end, now).get_next(datetime)
+    return bool(next_end <= next_start)
+
+
+@dataclass(frozen=True, slots=True)
+class CronWindow:
+    """Is ``now`` inside the window? No I/O, but scheduled like any other query."""
+
+    timezone: str
+    start: str
+    end: str
+    clock: Callable[[ZoneInfo], datetime] = field(default=datetime.now, compare=False)
+
+    async def run(self, clients: Clients) -> bool:
+        return in_window(self.start, self.end, self.clock(ZoneInfo(self.timezone)))
+
+    def describe(self) -> str:
+        return f"cron {quote(self.start)}..{quote(self.end)} in {self.timezone}"
+
+
+def _name_part(expr: str) -> str:
+    for old, new in ((" ", ""), ("*", "x"), ("/", "Sl"), ("?", "Qm"), (",", "Cm")):
+        expr = expr.replace(old, new)
+    return expr
+
+
+@dataclass(frozen=True)
+class CronScaler:
+    meta: Metadata
+    query: CronWindow
+
+    @property
+    def metric_name(self) -> str:
+        m = self.meta
+        return normalize(f"cron-{m.timezone}-{_name_part(m.start)}-{_name_part(m.end)}")
+
+    @property
+    def target(self) -> float:
+        return 1.0
+
+    @property
+    def activation_target(self) -> float:
+        return 0.0
+
+    @property
+    def value_label(self) -> str:
+        return "replicas"
+
+    def measure(self, answer: bool) -> float:
+        return float(self.meta.desired_replicas) if answer else 0.0
+
+
+def build(meta: Metadata) -> CronScaler:
+    return CronScaler(meta, CronWindow(meta.timezone, meta.start, meta.end))
+
+
+KIND = ScalerKind(
+    type_name="cron",
+    keda_name="cronScaler",
+    metadata=Metadata,
+    build=build,
+    summary="desiredReplicas between start and end (cron expressions in a time zone), else 0.",
+)

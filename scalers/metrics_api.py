@@ -1,0 +1,130 @@
+"""``metrics-api``: a number read from any HTTP endpoint that answers JSON."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from scalers.base import ScalerKind, normalize
+from scalers.clients import HttpIdentity, JsonGet
+from scalers.errors import SourceResponseError, quote
+from scalers.jsonpath import PathNotFound, lookup
+from scalers.params import Source, param
+from scalers.quantity import parse_quantity
+
+_AUTH = (Source.AUTH,)
+_REQUIRED_AUTH = {
+    "apiKey": ("api_key", "apiKey"),
+    "basic": ("username", "username"),
+    "bearer": ("token", "token"),
+    "tls": ("cert", "cert"),
+}
+
+
+@dataclass(frozen=True)
+class Metadata:
+    url: str = param("url")
+    value_location: str = param("valueLocation", doc="gjson path to the number")
+    target_value: float = param("targetValue", gt=0)
+    activation_target_value: float = param("activationTargetValue", default="0")
+    format: str = param("format", default="json", enum=("json",))
+    unsafe_ssl: bool = param("unsafeSsl", default="false")
+    auth_mode: str | None = param(
+        "authMode",
+        order=(Source.TRIGGER, Source.AUTH),
+        optional=True,
+        enum=("apiKey", "basic", "bearer", "tls"),
+    )
+    method: str = param("method", default="header", enum=("header", "query"))
+    key_param_name: str | None = param("keyParamName", optional=True)
+    api_key: str | None = param("apiKey", order=_AUTH, optional=True)
+    username: str | None = param("username", order=_AUTH, optional=True)
+    password: str | None = param("password", order=_AUTH, optional=True)
+    token: str | None = param("token", order=_AUTH, optional=True)
+    ca: str | None = param("ca", order=_AUTH, optional=True)
+    cert: str | None = param("cert", order=_AUTH, optional=True)
+    key: str | None = param("key", order=_AUTH, optional=True)
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not self.url.startswith(("http://", "https://")):
+            yield "url", f"{quote(self.url)} must start with http:// or https://"
+        if self.auth_mode in _REQUIRED_AUTH:
+            attr, name = _REQUIRED_AUTH[self.auth_mode]
+            if not getattr(self, attr):
+                yield name, f"is required by authMode {self.auth_mode} (from the authentication)"
+        if self.auth_mode == "tls" and not self.key:
+            yield "key", "is required by authMode tls (from the authentication)"
+
+
+@dataclass(frozen=True)
+class MetricsApiScaler:
+    meta: Metadata
+    query: JsonGet
+
+    @property
+    def metric_name(self) -> str:
+        return normalize(f"metric-api-{self.meta.value_location}")
+
+    @property
+    def target(self) -> float:
+        return self.meta.target_value
+
+    @property
+    def activation_target(self) -> float:
+        return self.meta.activation_target_value
+
+    @property
+    def value_label(self) -> str:
+        return "value"
+
+    def measure(self, answer: Any) -> float:
+        location = self.meta.value_location
+        try:
+            found = lookup(answer, location)
+        except PathNotFound as exc:
+            raise SourceResponseError(f"valueLocation {quote(location)}: {exc} not found") from exc
+        if isinstance(found, bool) or not isinstance(found, int | float | str):
+            raise SourceResponseError(
+                f"valueLocation {quote(location)} is a {type(found).__name__}, expected a number"
+            )
+        if isinstance(found, str):
+            try:
+                return parse_quantity(found)
+            except ValueError as exc:
+                raise SourceResponseError(f"valueLocation {quote(location)}: {exc}") from exc
+        return float(found)
+
+
+def build(meta: Metadata) -> MetricsApiScaler:
+    url, headers = meta.url, {}
+    if meta.auth_mode == "apiKey" and meta.api_key:
+        if meta.method == "query":
+            parts = urlsplit(url)
+            params = [*parse_qsl(parts.query), (meta.key_param_name or "api_key", meta.api_key)]
+            url = urlunsplit(parts._replace(query=urlencode(params)))
+        else:
+            headers[meta.key_param_name or "X-API-KEY"] = meta.api_key
+    elif meta.auth_mode == "basic":
+        pair = f"{meta.username}:{meta.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif meta.auth_mode == "bearer":
+        headers["Authorization"] = f"Bearer {meta.token}"
+    identity = HttpIdentity(
+        verify=not meta.unsafe_ssl,
+        ca_pem=meta.ca,
+        cert_pem=meta.cert if meta.auth_mode == "tls" else None,
+        key_pem=meta.key if meta.auth_mode == "tls" else None,
+    )
+    return MetricsApiScaler(meta, JsonGet(url, tuple(sorted(headers.items())), identity))
+
+
+KIND = ScalerKind(
+    type_name="metrics-api",
+    keda_name="metricsAPIScaler",
+    metadata=Metadata,
+    build=build,
+    summary="A number at valueLocation in the JSON answer of an HTTP GET.",
+)

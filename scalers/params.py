@@ -1,0 +1,215 @@
+"""Trigger parameters declared once, as typed dataclass fields, and filled by one parser.
+
+A scaler declares its metadata like this::
+
+    @dataclass(frozen=True)
+    class Metadata:
+        stream: str = param("stream")
+        lag_threshold: int = param("lagThreshold", default="10", gt=0)
+
+The parser looks each parameter up in the sources of its ``order`` (KEDA's
+``triggerMetadata``, ``resolvedEnv`` via ``<name>FromEnv``, ``authParams``), applies the
+default, converts it to the field's type, checks enum and range, and reports every
+problem of the trigger at once, each with its field path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from scalers.errors import Problems, quote
+
+
+class Source(enum.Enum):
+    """Where a parameter may come from, named as in KEDA's ``order=`` tags."""
+
+    TRIGGER = "triggerMetadata"
+    ENV = "resolvedEnv"
+    AUTH = "authParams"
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """How one parameter is found and checked."""
+
+    name: str
+    order: tuple[Source, ...] = (Source.TRIGGER,)
+    default: str | None = None
+    """Applied, as if the user wrote it, when no source has the parameter."""
+    optional: bool = False
+    enum: tuple[str, ...] = ()
+    ge: float | None = None
+    gt: float | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and not self.optional
+
+
+def param(
+    name: str,
+    *,
+    order: tuple[Source, ...] = (Source.TRIGGER,),
+    default: str | None = None,
+    optional: bool = False,
+    enum: tuple[str, ...] = (),
+    ge: float | None = None,
+    gt: float | None = None,
+    doc: str = "",
+) -> Any:
+    """Declare a metadata field; see the module docstring."""
+    spec = Param(name, order, default, optional, enum, ge, gt, doc)
+    return field(metadata={"param": spec})
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerInputs:
+    """Everything a trigger's parameters may be read from, already resolved."""
+
+    metadata: Mapping[str, str]
+    resolved_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    auth_params: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    path: str = "metadata"
+    """Prefix for problem paths, e.g. ``triggers[1].metadata``."""
+
+
+M = TypeVar("M")
+
+
+def declared_params(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Param]]:
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get("param")
+        if isinstance(spec, Param):
+            yield f, spec
+
+
+def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M | None:
+    """Fill the metadata dataclass ``cls`` from ``inputs``; ``None`` if anything was wrong."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    before = len(problems)
+    for f, spec in declared_params(cls):
+        found = _lookup(spec, inputs, problems)
+        if found is None:
+            raw, where = spec.default, f"{inputs.path}.{spec.name}"
+        else:
+            raw, where = found
+        if raw is None:
+            if spec.required:
+                problems.add(f"{inputs.path}.{spec.name}", "is required")
+            values[f.name] = None
+            continue
+        converted = _convert(raw, hints[f.name], spec, where, problems)
+        values[f.name] = converted
+    if len(problems) > before:
+        return None
+    instance = cls(**values)
+    check = getattr(instance, "check", None)
+    if check is not None:
+        for name, message in check():
+            problems.add(f"{inputs.path}.{name}", message)
+        if len(problems) > before:
+            return None
+    return instance
+
+
+def _lookup(spec: Param, inputs: TriggerInputs, problems: Problems) -> tuple[str, str] | None:
+    for source in spec.order:
+        if source is Source.TRIGGER and spec.name in inputs.metadata:
+            value = inputs.metadata[spec.name]
+            if value != "":
+                return value, f"{inputs.path}.{spec.name}"
+        elif source is Source.ENV:
+            key = f"{spec.name}FromEnv"
+            var = inputs.metadata.get(key)
+            if var:
+                if var in inputs.resolved_env:
+                    return inputs.resolved_env[var], f"{inputs.path}.{key}"
+                problems.add(
+                    f"{inputs.path}.{key}",
+                    f"environment variable {quote(var)} is not set on the scale target's container",
+                )
+                return None
+        elif source is Source.AUTH and inputs.auth_params.get(spec.name):
+            return inputs.auth_params[spec.name], f"authParams.{spec.name}"
+    return None
+
+
+_FALSE = {"false", "0", "no", "off"}
+_TRUE = {"true", "1", "yes", "on"}
+
+
+def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -> Any:
+    kind = _unwrap_optional(hint)
+    text = raw.strip()
+    if spec.enum and text not in spec.enum:
+        problems.add(where, f"{quote(raw)} is not one of: {', '.join(spec.enum)}")
+        return None
+    if kind is str:
+        return raw
+    if kind is bool:
+        low = text.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        problems.add(where, f"{quote(raw)} is not a boolean (expected true or false)")
+        return None
+    if kind is int:
+        try:
+            number: float = int(text)
+        except ValueError:
+            problems.add(where, f"{quote(raw)} is not " + _int_or_number(text))
+            return None
+    elif kind is float:
+        try:
+            number = float(text)
+        except ValueError:
+            problems.add(where, f"{quote(raw)} is not a number")
+            return None
+        if not math.isfinite(number):
+            problems.add(where, f"{quote(raw)} is not a finite number")
+            return None
+    elif kind == tuple[str, ...]:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    else:  # pragma: no cover - a declaration error, caught by the registry tests
+        raise TypeError(f"parameter {spec.name}: unsupported type {hint!r}")
+    if spec.gt is not None and not number > spec.gt:
+        problems.add(where, f"{quote(raw)} must be greater than {spec.gt:g}")
+        return None
+    if spec.ge is not None and not number >= spec.ge:
+        problems.add(where, f"{quote(raw)} must be at least {spec.ge:g}")
+        return None
+    return number
+
+
+def _int_or_number(text: str) -> str:
+    try:
+        float(text)
+    except ValueError:
+        return "a number"
+    return "a whole number"
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def type_name(hint: Any) -> str:
+    """A short name of a parameter's type, for ``metrics-adapter triggers``."""
+    kind = _unwrap_optional(hint)
+    if kind == tuple[str, ...]:
+        return "list"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(kind, str(kind))

@@ -1,0 +1,21 @@
+"""Trigger type name → scaler kind. A new trigger type adds one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scalers import cron, metrics_api, nats_jetstream
+from scalers.base import ScalerKind
+
+KINDS: Mapping[str, ScalerKind[Any]] = {
+    kind.type_name: kind
+    for kind in (
+        cron.KIND,
+        metrics_api.KIND,
+        nats_jetstream.KIND,
+    )
+}
+
+RESOURCE_TYPES = frozenset({"cpu", "memory"})
+"""Triggers the HPA reads itself (Resource metrics): nothing to poll, nothing to serve."""
