@@ -127,12 +127,17 @@ class DryRunActivator:
     def __init__(self, initial: dict[ObjectRef, int] | None = None) -> None:
         self.replicas: dict[ObjectRef, int] = dict(initial or {})
         self.last_active: dict[ObjectRef, datetime | None] = {}
+        self.activity: dict[ObjectRef, bool | None] = {}
 
     def evaluate(self, so: ScaledObject, states: Sequence[TriggerState], now: datetime) -> None:
         ref = so.ref
         current = self.replicas.setdefault(ref, so.min_replica_count)
         decision = decide(so, current, states, self.last_active.get(ref), now)
         self.last_active[ref] = decision.last_active
+        if self.activity.get(ref, False) != decision.active:
+            state = {True: "active", False: "inactive", None: "unknown"}[decision.active]
+            log.info("%s is %s: %s", ref, state, decision.reason, extra={"scaledObject": str(ref)})
+            self.activity[ref] = decision.active
         if decision.replicas is not None and decision.replicas != current:
             log.info(
                 "would scale %s from %d to %d: %s",

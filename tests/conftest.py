@@ -1,0 +1,39 @@
+"""Fixtures shared by every layer: leaked-task detection and real servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.support.nats import NatsServer, binaries, require_in_ci
+
+NATS_BINARIES = binaries()
+require_in_ci(NATS_BINARIES)
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail any test that leaves asyncio tasks running behind it."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)
+    leaked = [
+        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
+    ]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"test leaked asyncio tasks: {leaked}"
+
+
+@pytest.fixture(params=sorted(NATS_BINARIES), ids=lambda k: f"nats-{k}")
+def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    """A fresh nats-server (JetStream + monitoring), once per build on this machine."""
+    if not NATS_BINARIES:
+        pytest.fail("no nats-server binary: run `make test`, which installs it")
+    server = NatsServer(NATS_BINARIES[request.param]).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()

@@ -1,0 +1,186 @@
+"""nats-jetstream against a real nats-server: lag, errors, and one request per distinct query."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from metrics_adapter.poller import Poller
+from metrics_adapter.resources import ObjectRef, parse_scaled_object
+from metrics_adapter.standalone import Inventory
+from metrics_adapter.store import MetricStore
+from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.triggers import bind
+from scalers import nats_jetstream
+from scalers.clients import Clients
+from scalers.errors import Problems, SourceResponseError, SourceUnreachable
+from scalers.params import TriggerInputs
+from tests.support import jetstream
+from tests.support.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+
+def scaler(server: NatsServer, **metadata: str) -> nats_jetstream.NatsJetStreamScaler:
+    fields = {
+        "natsServerMonitoringEndpoint": server.monitoring_endpoint,
+        "account": "$G",
+        "stream": "JOBS",
+        "consumer": "workers",
+        **metadata,
+    }
+    problems = Problems()
+    built = nats_jetstream.KIND.create(TriggerInputs(fields), problems)
+    assert not problems, list(problems)
+    assert isinstance(built, nats_jetstream.NatsJetStreamScaler)
+    return built
+
+
+async def measure(s: nats_jetstream.NatsJetStreamScaler) -> float:
+    clients = Clients(timeout=2)
+    try:
+        return s.measure(await s.query.run(clients))
+    finally:
+        await clients.aclose()
+
+
+async def test_lag_is_pending_plus_ack_pending(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"], publish=50)
+    assert await measure(scaler(nats_server)) == 50
+    await jetstream.consume(nats_server.url, "JOBS", "workers", fetch=5, ack=3)
+    # 45 never delivered + 2 delivered and not acked, as KEDA counts it.
+    assert await measure(scaler(nats_server)) == 47
+
+
+async def test_account_id_is_matched_like_the_name(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"], publish=3)
+    s = scaler(nats_server, account="", accountID="$G")
+    assert await measure(s) == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"consumer": "nobody"}, 'consumer "nobody" not found in stream "JOBS"'),
+        ({"stream": "NOPE"}, 'stream "NOPE" not found in account "$G"'),
+        ({"account": "ACME"}, 'account "ACME" not found'),
+    ],
+)
+async def test_missing_objects_are_errors_never_zero(
+    nats_server: NatsServer, override: dict[str, str], message: str
+) -> None:
+    # nats-server 2.9 answers an unknown account with every account; 2.10.14+ with none.
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"], publish=5)
+    with pytest.raises(SourceResponseError, match=message.replace("$", r"\$")):
+        await measure(scaler(nats_server, **override))
+
+
+async def test_server_down_is_unreachable(nats_server: NatsServer) -> None:
+    s = scaler(nats_server)
+    nats_server.stop()
+    with pytest.raises(SourceUnreachable, match=r"GET http://127\.0\.0\.1:\d+/jsz"):
+        await measure(s)
+
+
+async def test_https_against_plain_monitoring_fails_clearly(nats_server: NatsServer) -> None:
+    with pytest.raises(SourceUnreachable, match="https://"):
+        await measure(scaler(nats_server, useHttps="true"))
+
+
+def so_doc(name: str, endpoint: str, consumer: str, interval: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "pollingInterval": interval,
+            "triggers": [
+                {
+                    "type": "nats-jetstream",
+                    "metadata": {
+                        "natsServerMonitoringEndpoint": endpoint,
+                        "account": "$G",
+                        "stream": "JOBS",
+                        "consumer": consumer,
+                        "lagThreshold": "10",
+                    },
+                }
+            ],
+        },
+    }
+
+
+async def test_one_jsz_request_per_poll_serves_every_consumer(nats_server: NatsServer) -> None:
+    consumers = [f"c{i}" for i in range(5)]
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", consumers, publish=12)
+    store, clients = MetricStore(), Clients(timeout=2)
+    poller = Poller(store, clients, Telemetry())
+    inventory = Inventory()
+    # 20 ScaledObjects, 4 per consumer: 20 triggers, 1 distinct query (endpoint + account).
+    for i in range(20):
+        so = parse_scaled_object(
+            so_doc(f"so{i}", nats_server.monitoring_endpoint, consumers[i % 5])
+        )
+        poller.set_triggers(so.ref, bind(so, inventory))
+    assert poller.query_count == 1
+    before = nats_server.requests_served("/jsz")
+    task = asyncio.create_task(poller.run())
+    try:
+        await _wait_for(
+            lambda: all(
+                store.readings(ObjectRef("default", f"so{i}"))["s0-nats-jetstream-jobs"].value == 12
+                for i in range(20)
+            )
+        )
+        assert nats_server.requests_served("/jsz") - before == 1
+        for i in range(20):
+            body = store.answer("default", f"so{i}", "s0-nats-jetstream-JOBS")
+            assert b'"value":"12"' in body
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await clients.aclose()
+
+
+async def test_a_stopped_server_keeps_the_error_and_not_a_zero(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"], publish=7)
+    store, clients = MetricStore(), Clients(timeout=1)
+    telemetry = Telemetry()
+    poller = Poller(store, clients, telemetry, timeout=1)
+    so = parse_scaled_object(so_doc("w", nats_server.monitoring_endpoint, "workers"))
+    (bound,) = bind(so, Inventory())
+    poller.set_triggers(so.ref, [bound])
+    await poller.poll(bound.scaler.query)
+    assert store.readings(so.ref)[bound.metric_name.lower()].value == 7
+    nats_server.stop()
+    await poller.poll(bound.scaler.query)
+    reading = store.readings(so.ref)[bound.metric_name.lower()]
+    assert reading.error is not None and "GET http://" in reading.error
+    assert reading.value == 7 and not reading.active and reading.failures == 1
+    errors = telemetry.registry.get_sample_value(
+        "keda_scaler_detail_errors_total",
+        {
+            "namespace": "default",
+            "metric": bound.metric_name,
+            "scaledObject": "w",
+            "scaler": "natsJetStreamScaler",
+            "triggerIndex": "0",
+            "type": "scaledobject",
+        },
+    )
+    assert errors == 1
+    nats_server.restart()
+    await poller.poll(bound.scaler.query)
+    assert store.readings(so.ref)[bound.metric_name.lower()].error is None
+    await clients.aclose()
+
+
+async def _wait_for(condition: Any, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,206 @@
+"""The real `metrics-adapter serve --scaledobjects DIR` process against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import jetstream
+from tests.support.nats import NatsServer
+from tests.support.serving import free_port
+
+pytestmark = pytest.mark.integration
+
+ECHO_WORKER = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: echo-worker
+  namespace: event-demo
+spec:
+  scaleTargetRef:
+    name: echo-worker
+  minReplicaCount: 0
+  maxReplicaCount: 5
+  pollingInterval: 1
+  cooldownPeriod: 60
+  triggers:
+  - type: nats-jetstream
+    metadata:
+      natsServerMonitoringEndpoint: "{endpoint}"
+      account: "$G"
+      stream: JOBS
+      consumer: echo-workers
+      lagThreshold: "10"
+      activationLagThreshold: "0"
+"""
+
+BROKEN = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: broken
+  namespace: event-demo
+spec:
+  scaleTargetRef:
+    name: broken
+  triggers:
+  - type: nats-jetstream
+    metadata:
+      natsServerMonitoringEndpoint: "{endpoint}"
+      account: "$G"
+      stream: JOBS
+      consumer: echo-workers
+      lagThreshold: "ten"
+"""
+
+
+class Adapter:
+    def __init__(self, directory: Path, log: Path) -> None:
+        self.port, self.metrics_port = free_port(), free_port()
+        self.log_path = log
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "metrics_adapter",
+                "serve",
+                "--scaledobjects",
+                str(directory),
+                "--secure-port",
+                str(self.port),
+                "--metrics-port",
+                str(self.metrics_port),
+                "--cert-dir",
+                str(directory.parent / "certs"),
+                "--log-format",
+                "json",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.cert = directory.parent / "certs" / "apiserver.crt"
+        self.client = httpx.Client(base_url=f"https://127.0.0.1:{self.port}", verify=False)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log()
+            try:
+                if self.client.get("/readyz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"adapter not ready: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        self.client.close()
+        self.process.terminate()
+        code = self.process.wait(timeout=15)
+        self._log.close()
+        return code
+
+
+@pytest.fixture
+def adapter(tmp_path: Path, nats_server: NatsServer) -> Iterator[Adapter]:
+    directory = tmp_path / "objects"
+    directory.mkdir()
+    endpoint = nats_server.monitoring_endpoint
+    (directory / "echo-worker.yaml").write_text(ECHO_WORKER.format(endpoint=endpoint))
+    (directory / "broken.yaml").write_text(BROKEN.format(endpoint=endpoint))
+    running = Adapter(directory, tmp_path / "adapter.log")
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.stop()
+
+
+def wait_for(predicate: object, timeout: float = 15.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+METRIC = (
+    "/apis/external.metrics.k8s.io/v1beta1/namespaces/event-demo/s0-nats-jetstream-JOBS"
+    "?labelSelector=scaledobject.keda.sh%2Fname%3Decho-worker"
+)
+
+
+def test_standalone_serves_lag_and_decides_activation(
+    adapter: Adapter, nats_server: NatsServer
+) -> None:
+    asyncio.run(
+        jetstream.prepare(
+            nats_server.url, "JOBS", "jobs", ["echo-workers"], publish=50, workqueue=True
+        )
+    )
+
+    def value() -> str | None:
+        response = adapter.client.get(METRIC)
+        return response.json()["items"][0]["value"] if response.status_code == 200 else None
+
+    wait_for(lambda: value() == "50")
+    wait_for(
+        lambda: (
+            "would scale event-demo/echo-worker from 0 to 1: "
+            "s0-nats-jetstream-JOBS lag 50 > 0" in adapter.log()
+        )
+    )
+    assert "ceil(50 / 10) = 5" in adapter.log()
+
+    metrics = httpx.get(f"http://127.0.0.1:{adapter.metrics_port}/metrics").text
+    assert (
+        'keda_scaler_metrics_value{metric="s0-nats-jetstream-JOBS",namespace="event-demo",'
+        'scaledObject="echo-worker",scaler="natsJetStreamScaler",triggerIndex="0",'
+        'type="scaledobject"} 50.0'
+    ) in metrics
+    assert 'keda_scaler_active{metric="s0-nats-jetstream-JOBS"' in metrics
+    assert "keda_build_info{" in metrics
+    assert (
+        'keda_scaled_object_errors_total{namespace="event-demo",scaledObject="broken"} 1.0'
+        in metrics
+    )
+
+    # The broken object is reported with its field, and did not stop the good one.
+    assert 'triggers[0].metadata.lagThreshold: \\"ten\\" is not a number' in adapter.log()
+    broken = adapter.client.get(METRIC.replace("echo-worker", "broken"))
+    assert broken.status_code == 503
+    assert '"ten" is not a number' in broken.json()["message"]
+
+    # Drained: the value follows, and scale-to-zero waits for the cooldown.
+    asyncio.run(jetstream.consume(nats_server.url, "JOBS", "echo-workers", fetch=50, ack=50))
+    wait_for(lambda: value() == "0")
+    wait_for(
+        lambda: (
+            "event-demo/echo-worker is inactive: s0-nats-jetstream-JOBS lag 0 <= 0; "
+            "cooldown: " in adapter.log()
+        )
+    )
+    assert "would scale event-demo/echo-worker from 5 to 0" not in adapter.log()
+    assert adapter.stop() == 0
+
+
+def test_source_down_gives_503_and_never_a_zero(adapter: Adapter, nats_server: NatsServer) -> None:
+    asyncio.run(jetstream.prepare(nats_server.url, "JOBS", "jobs", ["echo-workers"], publish=8))
+    wait_for(lambda: adapter.client.get(METRIC).status_code == 200)
+    nats_server.stop()
+    wait_for(lambda: adapter.client.get(METRIC).status_code == 503)
+    body = adapter.client.get(METRIC).json()
+    assert "encountered error" in body["message"]
+    assert "would scale event-demo/echo-worker from 5 to 0" not in adapter.log()
+    assert "from 1 to 0" not in adapter.log()
+    assert adapter.log().count("trigger failing") == 1  # logged once per change of state

@@ -1,0 +1,191 @@
+"""The poller with fake queries at the transport seam: coalescing, timeouts, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from metrics_adapter.poller import Poller
+from metrics_adapter.resources import ObjectRef, parse_scaled_object
+from metrics_adapter.store import MetricStore
+from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.triggers import BoundTrigger
+from scalers.base import ScalerKind
+from scalers.clients import Clients
+from scalers.errors import SourceResponseError
+
+
+@dataclass(eq=False)
+class Upstream:
+    """A fake event source: counts requests, answers after ``delay``."""
+
+    value: float = 5.0
+    delay: float = 0.0
+    fail: str | None = None
+    calls: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FakeQuery:
+    name: str
+    upstream: Upstream = field(compare=False, hash=False)
+
+    async def run(self, clients: Clients) -> float:
+        self.upstream.calls.append(time.monotonic())
+        await asyncio.sleep(self.upstream.delay)
+        if self.upstream.fail:
+            raise SourceResponseError(self.upstream.fail)
+        return self.upstream.value
+
+    def describe(self) -> str:
+        return f"fake {self.name}"
+
+
+@dataclass(frozen=True)
+class FakeScaler:
+    query: FakeQuery
+    offset: float = 0.0
+    metric_name: str = "fake"
+    target: float = 10.0
+    activation_target: float = 0.0
+    value_label: str = "value"
+
+    def measure(self, answer: float) -> float:
+        return answer + self.offset
+
+
+KIND: ScalerKind[Any] = ScalerKind("fake", "fakeScaler", object, lambda m: m, "fake")
+
+
+def bound(
+    so: str, query: FakeQuery, interval: float = 0.2, offset: float = 0.0, index: int = 0
+) -> BoundTrigger:
+    obj = parse_scaled_object(
+        {
+            "metadata": {"name": so},
+            "spec": {
+                "scaleTargetRef": {"name": so},
+                "triggers": [{"type": "fake", "metadata": {}}],
+            },
+        }
+    )
+    return BoundTrigger(
+        obj.ref, obj.triggers[0], KIND, FakeScaler(query, offset), f"s{index}-fake", interval
+    )
+
+
+def value(store: MetricStore, so: str, metric: str = "s0-fake") -> float | None:
+    return store.readings(ObjectRef("default", so))[metric].value
+
+
+@pytest.fixture
+def poller() -> Poller:
+    return Poller(MetricStore(), Clients(), Telemetry(), timeout=0.3, rng=random.Random(7))
+
+
+async def run_for(poller: Poller, seconds: float) -> None:
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_identical_queries_share_one_loop_and_one_request(poller: Poller) -> None:
+    up = Upstream(value=42)
+    for i in range(50):
+        poller.set_triggers(
+            ObjectRef("default", f"so{i}"), [bound(f"so{i}", FakeQuery("q", up), offset=i)]
+        )
+    assert poller.query_count == 1
+    await poller.poll(FakeQuery("q", up))
+    assert len(up.calls) == 1
+    assert value(poller.store, "so0") == 42 and value(poller.store, "so49") == 91
+
+
+async def test_concurrent_fetches_of_one_query_are_coalesced(poller: Poller) -> None:
+    up = Upstream(delay=0.05)
+    query = FakeQuery("q", up)
+    answers = await asyncio.gather(*(poller.fetch(query) for _ in range(10)))
+    assert answers == [5.0] * 10
+    assert len(up.calls) == 1
+
+
+async def test_a_slow_source_times_out_and_delays_no_other(poller: Poller) -> None:
+    slow, fast = Upstream(delay=5), Upstream(value=1)
+    poller.set_triggers(ObjectRef("default", "slow"), [bound("slow", FakeQuery("slow", slow))])
+    poller.set_triggers(ObjectRef("default", "fast"), [bound("fast", FakeQuery("fast", fast))])
+    await run_for(poller, 1.2)
+    reading = poller.store.readings(ObjectRef("default", "slow"))["s0-fake"]
+    assert reading.value is None and reading.error is not None
+    assert "no answer within 0.3s" in reading.error
+    # 0.2 s interval for 1.2 s: the fast source kept its own schedule.
+    assert len(fast.calls) >= 4
+    assert value(poller.store, "fast") == 1
+
+
+async def test_errors_are_recorded_never_zero(poller: Poller) -> None:
+    up = Upstream(value=9)
+    b = bound("w", FakeQuery("q", up))
+    poller.set_triggers(b.so, [b])
+    await poller.poll(b.scaler.query)
+    up.fail = "garbage from the source"
+    await poller.poll(b.scaler.query)
+    await poller.poll(b.scaler.query)
+    reading = poller.store.readings(b.so)["s0-fake"]
+    assert reading.value == 9 and reading.error == "garbage from the source"
+    assert reading.failures == 2 and not reading.active
+
+
+async def test_loops_are_not_in_lockstep(poller: Poller) -> None:
+    ups = [Upstream() for _ in range(6)]
+    for i, up in enumerate(ups):
+        poller.set_triggers(
+            ObjectRef("default", f"so{i}"), [bound(f"so{i}", FakeQuery(f"q{i}", up), interval=0.5)]
+        )
+    await run_for(poller, 1.6)
+    # After the first poll each loop settles at its own random phase of the interval.
+    later = sorted(up.calls[1] % 0.5 for up in ups if len(up.calls) > 1)
+    assert len(later) == 6
+    assert max(later) - min(later) > 0.1
+
+
+async def test_period_is_kept_without_drift(poller: Poller) -> None:
+    up = Upstream(delay=0.05)
+    b = bound("w", FakeQuery("q", up), interval=0.2)
+    poller.set_triggers(b.so, [b])
+    await run_for(poller, 2.5)
+    steady = [b - a for a, b in zip(up.calls[1:], up.calls[2:], strict=False)]
+    assert steady and all(abs(gap - 0.2) < 0.05 for gap in steady), steady
+
+
+async def test_updates_keep_the_loop_and_removal_stops_it(poller: Poller) -> None:
+    up = Upstream()
+    ref = ObjectRef("default", "w")
+    poller.set_triggers(ref, [bound("w", FakeQuery("q", up))])
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(1.1)
+    calls = len(up.calls)
+    poller.set_triggers(ref, [bound("w", FakeQuery("q", up))])  # same query: no new request
+    assert len(up.calls) == calls and poller.query_count == 1
+    poller.remove(ref)
+    assert poller.query_count == 0 and poller.store.readings(ref) == {}
+    stopped = len(up.calls)
+    await asyncio.sleep(0.5)
+    assert len(up.calls) == stopped
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_new_trigger_on_a_known_query_is_measured_without_a_request(
+    poller: Poller,
+) -> None:
+    up = Upstream(value=3)
+    poller.set_triggers(ObjectRef("default", "a"), [bound("a", FakeQuery("q", up))])
+    await poller.poll(FakeQuery("q", up))
+    poller.set_triggers(ObjectRef("default", "b"), [bound("b", FakeQuery("q", up), offset=1)])
+    assert value(poller.store, "b") == 4 and len(up.calls) == 1

