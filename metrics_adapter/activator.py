@@ -69,10 +69,10 @@ def decide(
             if active
             else "only cpu/memory triggers: always active"
         )
-        seen = now if not unknown else last_active
         if current == 0 or (idle is not None and current < min_r):
-            return Decision(max(min_r, 1), True, reason, seen)
-        return Decision(None, True, reason, seen)
+            return Decision(max(min_r, 1), True, reason, now)
+        # KEDA leaves lastActiveTime alone while another trigger fails (PartialTriggerError).
+        return Decision(None, True, reason, last_active if unknown else now)
 
     if unknown:
         return Decision(

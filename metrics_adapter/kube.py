@@ -123,6 +123,8 @@ def parse_selector(selector: str) -> tuple[Requirement, ...]:
         elif match["setop"]:
             values = tuple(v.strip() for v in match["set"].split(","))
             op = match["setop"]
+            if not any(values):
+                raise BadRequest(f"labelSelector: {term.strip()!r} has an empty set")
         else:
             values, op = (), "!" if match["neg"] else "exists"
         for value in values:
@@ -143,7 +145,12 @@ def _split_terms(selector: str) -> list[str]:
             terms.append(selector[start:i])
             start = i + 1
     terms.append(selector[start:])
-    return [t for t in terms if t.strip()] if selector.strip() else []
+    if not selector.strip():
+        return []
+    for term in terms:
+        if not term.strip():
+            raise BadRequest(f"labelSelector: empty term in {selector!r}")
+    return terms
 
 
 def scaled_object_name(selector: str | None) -> str:

@@ -135,14 +135,20 @@ class Poller:
     async def _run(self, loop: _Loop) -> None:
         delay = self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
         await asyncio.sleep(delay)
-        await self.poll(loop.query)
+        await self._poll_guarded(loop.query)
         await asyncio.sleep(self._rng.uniform(0, loop.interval))
         due = time.monotonic()
         while True:
-            await self.poll(loop.query)
+            await self._poll_guarded(loop.query)
             # Fixed period from the schedule, not from the end of the poll: no drift.
             due = max(due + loop.interval, time.monotonic())
             await asyncio.sleep(due - time.monotonic())
+
+    async def _poll_guarded(self, query: Query[Any]) -> None:
+        try:
+            await self.poll(query)
+        except Exception:  # one bad poll must not end the TaskGroup, and every other loop
+            log.exception("poll failed unexpectedly", extra={"query": query.describe()})
 
     async def poll(self, query: Query[Any]) -> None:
         """Ask ``query`` once and record the result for every trigger that shares it."""
@@ -202,6 +208,10 @@ class Poller:
         except ScalerError as exc:
             self._fail(bound, str(exc))
             return
+        except Exception as exc:  # a scaler bug is an error of its trigger, never a value
+            log.exception("measure failed unexpectedly", extra=_fields(bound))
+            self._fail(bound, f"internal error: {type(exc).__name__}: {exc}")
+            return
         active = is_active(value, bound.scaler.activation_target)
         before = self.store.readings(bound.so).get(bound.metric_name.lower())
         reading = self.store.record_value(bound.so, bound.metric_name, value, active, self._now())
@@ -210,8 +220,7 @@ class Poller:
         if before is not None and before.error is not None:
             log.info("trigger recovered", extra=_fields(bound, value=value))
         self.telemetry.observe(bound, value, active, latency)
-        for listener in self.listeners:
-            listener(bound, reading)
+        self._notify(bound, reading)
 
     def _fail(self, bound: BoundTrigger, error: str) -> None:
         before = self.store.readings(bound.so).get(bound.metric_name.lower())
@@ -221,8 +230,14 @@ class Poller:
         if before is None or before.error != error:  # log once per change of state
             log.warning("trigger failing: %s", error, extra=_fields(bound, error=error))
         self.telemetry.error(bound)
+        self._notify(bound, reading)
+
+    def _notify(self, bound: BoundTrigger, reading: Reading) -> None:
         for listener in self.listeners:
-            listener(bound, reading)
+            try:
+                listener(bound, reading)
+            except Exception:
+                log.exception("listener failed", extra=_fields(bound))
 
 
 def _fields(bound: BoundTrigger, **more: object) -> dict[str, object]:

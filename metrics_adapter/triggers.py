@@ -53,7 +53,6 @@ def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
     """Build every non-resource trigger's scaler; raise ConfigError naming each bad field."""
     problems = Problems()
     bound: list[BoundTrigger] = []
-    names: dict[str, int] = {}
     env = objects.container_env(so, so.scale_target_ref.env_source_container_name)
     for trigger in so.triggers:
         path = f"triggers[{trigger.index}]"
@@ -73,12 +72,6 @@ def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
         if scaler is None:
             continue
         name = indexed_metric_name(trigger.index, scaler.metric_name)
-        if name.lower() in names:
-            problems.add(
-                path, f"metric name {name} is already used by triggers[{names[name.lower()]}]"
-            )
-            continue
-        names[name.lower()] = trigger.index
         bound.append(BoundTrigger(so.ref, trigger, kind, scaler, name, float(so.polling_interval)))
     problems.raise_for(so.subject)
     return tuple(bound)
@@ -105,7 +98,8 @@ def _auth_params(
     params: dict[str, str] = {}
     where = f"{path}.authenticationRef ({auth.kind} {ref.name})"
     for env_ref in auth.env:  # KEDA's order: env, configMap, secret; later ones win
-        env = objects.container_env(so, env_ref.container_name)
+        container = env_ref.container_name or so.scale_target_ref.env_source_container_name
+        env = objects.container_env(so, container)
         params[env_ref.parameter] = env.get(env_ref.name, "")
     for lookup, refs, what in (
         (objects.config_map_value, auth.config_map_target_refs, "ConfigMap"),

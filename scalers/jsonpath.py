@@ -34,7 +34,7 @@ def lookup(document: Any, path: str) -> Any:
         if isinstance(node, list):
             if part == "#":
                 node = len(node)
-            elif part.isdigit() and int(part) < len(node):
+            elif part.isascii() and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             else:
                 raise PathNotFound(_where(walked, part))

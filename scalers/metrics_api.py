@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,8 @@ class MetricsApiScaler:
                 return parse_quantity(found)
             except ValueError as exc:
                 raise SourceResponseError(f"valueLocation {quote(location)}: {exc}") from exc
+        if not math.isfinite(found):
+            raise SourceResponseError(f"valueLocation {quote(location)} is {found}, not a number")
         return float(found)
 
 
@@ -103,7 +106,10 @@ def build(meta: Metadata) -> MetricsApiScaler:
     if meta.auth_mode == "apiKey" and meta.api_key:
         if meta.method == "query":
             parts = urlsplit(url)
-            params = [*parse_qsl(parts.query), (meta.key_param_name or "api_key", meta.api_key)]
+            params = [
+                *parse_qsl(parts.query, keep_blank_values=True),
+                (meta.key_param_name or "api_key", meta.api_key),
+            ]
             url = urlunsplit(parts._replace(query=urlencode(params)))
         else:
             headers[meta.key_param_name or "X-API-KEY"] = meta.api_key

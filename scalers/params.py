@@ -80,6 +80,12 @@ class TriggerInputs:
     path: str = "metadata"
     """Prefix for problem paths, e.g. ``triggers[1].metadata``."""
 
+    @property
+    def auth_path(self) -> str:
+        """Where authParams come from: ``triggers[1].authenticationRef``."""
+        trigger = self.path.removesuffix(".metadata")
+        return f"{trigger}.authenticationRef" if trigger != self.path else "authParams"
+
 
 M = TypeVar("M")
 
@@ -123,23 +129,22 @@ def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M |
 
 def _lookup(spec: Param, inputs: TriggerInputs, problems: Problems) -> tuple[str, str] | None:
     for source in spec.order:
-        if source is Source.TRIGGER and spec.name in inputs.metadata:
-            value = inputs.metadata[spec.name]
-            if value != "":
-                return value, f"{inputs.path}.{spec.name}"
-        elif source is Source.ENV:
+        if source is Source.TRIGGER and inputs.metadata.get(spec.name, "").strip():
+            return inputs.metadata[spec.name].strip(), f"{inputs.path}.{spec.name}"
+        if source is Source.ENV:
             key = f"{spec.name}FromEnv"
-            var = inputs.metadata.get(key)
+            var = inputs.metadata.get(key, "").strip()
             if var:
-                if var in inputs.resolved_env:
-                    return inputs.resolved_env[var], f"{inputs.path}.{key}"
+                if var in inputs.resolved_env:  # set but empty counts as missing, as in KEDA
+                    value = inputs.resolved_env[var].strip()
+                    return (value, f"{inputs.path}.{key}") if value else None
                 problems.add(
                     f"{inputs.path}.{key}",
                     f"environment variable {quote(var)} is not set on the scale target's container",
                 )
                 return None
-        elif source is Source.AUTH and inputs.auth_params.get(spec.name):
-            return inputs.auth_params[spec.name], f"authParams.{spec.name}"
+        elif source is Source.AUTH and inputs.auth_params.get(spec.name, "").strip():
+            return inputs.auth_params[spec.name].strip(), f"{inputs.auth_path}.{spec.name}"
     return None
 
 

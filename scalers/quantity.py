@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
+# Wide enough to hold any finite float, in milli units, as an integer (max ~1.8e308).
+_WIDE = Context(prec=400)
 _SUFFIXES = ("", "k", "M", "G", "T", "P", "E")
 _DECIMAL_SI = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY_SI = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
@@ -22,7 +24,9 @@ def format_quantity(value: float) -> str:
     """
     if not math.isfinite(value) or value <= 0:
         return "0"
-    milli = int(Decimal(repr(value)).scaleb(3).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    milli = int(
+        Decimal(repr(value)).scaleb(3).quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_WIDE)
+    )
     if milli == 0:
         return "0"
     if milli % 1000:
