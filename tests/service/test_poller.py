@@ -189,3 +189,41 @@ async def test_a_new_trigger_on_a_known_query_is_measured_without_a_request(
     await poller.poll(FakeQuery("q", up))
     poller.set_triggers(ObjectRef("default", "b"), [bound("b", FakeQuery("q", up), offset=1)])
     assert value(poller.store, "b") == 4 and len(up.calls) == 1
+
+
+@dataclass(frozen=True)
+class BuggyScaler(FakeScaler):
+    def measure(self, answer: float) -> float:
+        raise ZeroDivisionError("a bug in a scaler")
+
+
+async def test_a_scaler_bug_fails_its_trigger_and_stops_nothing(poller: Poller) -> None:
+    up = Upstream(value=2)
+    good = bound("good", FakeQuery("q", up))
+    buggy = BoundTrigger(
+        ObjectRef("default", "bad"),
+        good.trigger,
+        KIND,
+        BuggyScaler(FakeQuery("q", up)),
+        "s0-fake",
+        0.2,
+    )
+    poller.set_triggers(good.so, [good])
+    poller.set_triggers(buggy.so, [buggy])
+    await run_for(poller, 0.9)
+    bad = poller.store.readings(buggy.so)["s0-fake"]
+    assert bad.value is None
+    assert bad.error == "internal error: ZeroDivisionError: a bug in a scaler"
+    assert value(poller.store, "good") == 2
+    assert len(up.calls) >= 2  # the loop went on polling after the bug
+
+
+async def test_a_failing_listener_does_not_stop_recording(poller: Poller) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("listener bug")
+
+    poller.listeners.append(broken)
+    b = bound("w", FakeQuery("q", Upstream(value=4)))
+    poller.set_triggers(b.so, [b])
+    await poller.poll(b.scaler.query)
+    assert value(poller.store, "w") == 4

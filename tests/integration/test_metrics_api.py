@@ -1,0 +1,137 @@
+"""metrics-api against a real HTTP(S) server on loopback: paths, auth, TLS, bad answers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from metrics_adapter.tls import self_signed_pair
+from scalers import metrics_api
+from scalers.clients import Clients
+from scalers.errors import Problems, SourceResponseError, SourceTimeout, SourceUnreachable
+from scalers.params import TriggerInputs
+from tests.support.serving import serving
+
+pytestmark = pytest.mark.integration
+
+DOCUMENT = {"queue": {"depth": 42, "ratio": "1500m"}, "workers": [{"busy": 3}, {"busy": 4}]}
+BASIC = "Basic " + base64.b64encode(b"scaler:s3cret").decode()
+
+
+async def stats(request: Request) -> Response:
+    return JSONResponse(DOCUMENT)
+
+
+async def guarded(request: Request) -> Response:
+    ok = (
+        request.headers.get("x-api-key") == "k1"
+        or request.query_params.get("token") == "k1"
+        or request.headers.get("authorization") in (BASIC, "Bearer t0k")
+    )
+    return JSONResponse(DOCUMENT) if ok else JSONResponse({"error": "denied"}, status_code=401)
+
+
+async def garbage(request: Request) -> Response:
+    return PlainTextResponse("<html>oops</html>")
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(2)
+    return JSONResponse(DOCUMENT)
+
+
+APP = Starlette(
+    routes=[
+        Route("/stats", stats),
+        Route("/guarded", guarded),
+        Route("/garbage", garbage),
+        Route("/slow", slow),
+    ]
+)
+
+
+@pytest.fixture
+async def http_url() -> AsyncIterator[str]:
+    async with serving(APP) as url:
+        yield url
+
+
+def make(
+    url: str, auth: dict[str, str] | None = None, **metadata: str
+) -> metrics_api.MetricsApiScaler:
+    fields = {"url": url, "valueLocation": "queue.depth", "targetValue": "10", **metadata}
+    problems = Problems()
+    built = metrics_api.KIND.create(TriggerInputs(fields, auth_params=auth or {}), problems)
+    assert not problems, [str(p) for p in problems]
+    assert isinstance(built, metrics_api.MetricsApiScaler)
+    return built
+
+
+async def measure(scaler: metrics_api.MetricsApiScaler, within: float = 2) -> float:
+    clients = Clients(within)
+    try:
+        return scaler.measure(await scaler.query.run(clients))
+    finally:
+        await clients.aclose()
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [("queue.depth", 42), ("queue.ratio", 1.5), ("workers.1.busy", 4), ("workers.#", 2)],
+)
+async def test_value_locations(http_url: str, location: str, expected: float) -> None:
+    assert await measure(make(f"{http_url}/stats", valueLocation=location)) == expected
+
+
+@pytest.mark.parametrize(
+    ("auth_mode", "metadata", "auth"),
+    [
+        ("apiKey", {}, {"apiKey": "k1"}),
+        ("apiKey", {"method": "query", "keyParamName": "token"}, {"apiKey": "k1"}),
+        ("basic", {}, {"username": "scaler", "password": "s3cret"}),
+        ("bearer", {}, {"token": "t0k"}),
+    ],
+)
+async def test_auth_modes(
+    http_url: str, auth_mode: str, metadata: dict[str, str], auth: dict[str, str]
+) -> None:
+    scaler = make(f"{http_url}/guarded", auth, authMode=auth_mode, **metadata)
+    assert await measure(scaler) == 42
+
+
+async def test_refused_auth_is_an_error_with_the_status(http_url: str) -> None:
+    scaler = make(f"{http_url}/guarded", {"apiKey": "wrong"}, authMode="apiKey")
+    with pytest.raises(SourceResponseError, match="HTTP 401"):
+        await measure(scaler)
+
+
+async def test_garbage_and_missing_paths_are_errors(http_url: str) -> None:
+    with pytest.raises(SourceResponseError, match="not JSON"):
+        await measure(make(f"{http_url}/garbage"))
+    with pytest.raises(SourceResponseError, match=r'valueLocation "queue\.nope": queue\.nope'):
+        await measure(make(f"{http_url}/stats", valueLocation="queue.nope"))
+    with pytest.raises(SourceResponseError, match="is a dict, expected a number"):
+        await measure(make(f"{http_url}/stats", valueLocation="queue"))
+
+
+async def test_slow_server_times_out(http_url: str) -> None:
+    with pytest.raises(SourceTimeout, match=r"no answer within 0\.3s"):
+        await measure(make(f"{http_url}/slow"), within=0.3)
+
+
+async def test_tls_verified_with_ca_or_skipped_with_unsafe_ssl(tmp_path: Path) -> None:
+    cert, key = self_signed_pair(tmp_path)
+    async with serving(APP, cert=cert, key=key) as url:
+        with pytest.raises(SourceUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            await measure(make(f"{url}/stats"))
+        assert await measure(make(f"{url}/stats", unsafeSsl="true")) == 42
+        trusted = make(f"{url}/stats", {"ca": cert.read_text()})
+        assert await measure(trusted) == 42

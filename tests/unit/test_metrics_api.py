@@ -1,0 +1,237 @@
+"""``metrics-api``: reading a number out of a JSON answer, and building the request."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from scalers import metrics_api
+from scalers.errors import Problems, ScalerError, SourceResponseError
+from scalers.jsonpath import PathNotFound, lookup, split_path
+from scalers.params import TriggerInputs
+
+P = "triggers[0].metadata"
+BASE = {"url": "http://api:8080/stats?x=1", "valueLocation": "value", "targetValue": "5"}
+
+
+def create(
+    metadata: dict[str, str], auth: dict[str, str] | None = None
+) -> tuple[metrics_api.MetricsApiScaler | None, list[str]]:
+    problems = Problems()
+    inputs = TriggerInputs(metadata, {}, auth or {}, path=P)
+    scaler = metrics_api.KIND.create(inputs, problems)
+    assert scaler is None or isinstance(scaler, metrics_api.MetricsApiScaler)
+    return scaler, [str(p) for p in problems]
+
+
+def built(
+    metadata: dict[str, str], auth: dict[str, str] | None = None
+) -> metrics_api.MetricsApiScaler:
+    scaler, problems = create({**BASE, **metadata}, auth)
+    assert problems == []
+    assert scaler is not None
+    return scaler
+
+
+DOC: dict[str, Any] = {
+    "value": 12,
+    "ratio": 0.25,
+    "components": {"worker": {"tasks": 7, "memory": "1500m", "disk": "2Gi"}},
+    "items": [{"value": 3}, {"value": "4k"}],
+    "queue": ["a", "b", "c"],
+    "a.b": {"c": 9},
+    "empty": [],
+    "text": "lots",
+    "flag": True,
+    "nothing": None,
+    "object": {"k": 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("location", "value"),
+    [
+        ("value", 12.0),
+        ("ratio", 0.25),
+        ("components.worker.tasks", 7.0),
+        ("components.worker.memory", 1.5),
+        ("components.worker.disk", 2.0**31),
+        ("items.0.value", 3.0),
+        ("items.1.value", 4000.0),
+        ("queue.#", 3.0),
+        ("empty.#", 0.0),
+        (r"a\.b.c", 9.0),
+    ],
+)
+def test_measure_reads_the_value_location(location: str, value: float) -> None:
+    scaler = built({"valueLocation": location})
+    assert scaler.measure(DOC) == value
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("missing", 'valueLocation "missing": missing not found'),
+        (
+            "components.worker.cpu",
+            'valueLocation "components.worker.cpu": components.worker.cpu not found',
+        ),
+        ("items.2.value", 'valueLocation "items.2.value": items.2 not found'),
+        ("items.x", 'valueLocation "items.x": items.x not found'),
+        ("value.deeper", 'valueLocation "value.deeper": value.deeper not found'),
+        ("text", "valueLocation \"text\": 'lots' is not a Kubernetes quantity"),
+        ("flag", 'valueLocation "flag" is a bool, expected a number'),
+        ("nothing", 'valueLocation "nothing" is a NoneType, expected a number'),
+        ("object", 'valueLocation "object" is a dict, expected a number'),
+        ("queue", 'valueLocation "queue" is a list, expected a number'),
+    ],
+)
+def test_measure_errors_instead_of_a_zero(location: str, message: str) -> None:
+    scaler = built({"valueLocation": location})
+    with pytest.raises(SourceResponseError) as info:
+        scaler.measure(DOC)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("answer", [None, [], "text", 5])
+def test_measure_on_a_document_without_the_path(answer: Any) -> None:
+    with pytest.raises(SourceResponseError):
+        built({}).measure(answer)
+
+
+def test_measure_with_a_unicode_digit_step_is_a_scaler_error() -> None:
+    with pytest.raises(ScalerError):
+        built({"valueLocation": "queue.²"}).measure(DOC)
+
+
+def test_split_path_and_lookup() -> None:
+    assert split_path(r"a\.b.c\\d.0") == ["a.b", "c\\d", "0"]
+    assert lookup({"x": [10, {"y": 2}]}, "x.1.y") == 2
+    with pytest.raises(PathNotFound, match=r"^x\.5$"):
+        lookup({"x": [1]}, "x.5")
+
+
+def test_query_and_targets() -> None:
+    scaler = built({"activationTargetValue": "1.5", "targetValue": "2.5"})
+    assert scaler.query.url == BASE["url"]
+    assert scaler.query.headers == ()
+    assert scaler.query.identity.verify is True
+    assert (scaler.target, scaler.activation_target) == (2.5, 1.5)
+    assert built({"unsafeSsl": "true"}).query.identity.verify is False
+
+
+def test_api_key_in_a_header() -> None:
+    scaler = built({"authMode": "apiKey"}, {"apiKey": "K"})
+    assert scaler.query.headers == (("X-API-KEY", "K"),)
+    assert scaler.query.url == BASE["url"]
+    named = built({"authMode": "apiKey", "keyParamName": "X-Token"}, {"apiKey": "K"})
+    assert named.query.headers == (("X-Token", "K"),)
+
+
+def test_api_key_in_the_query() -> None:
+    scaler = built({"authMode": "apiKey", "method": "query"}, {"apiKey": "K&v"})
+    assert scaler.query.headers == ()
+    parts = urlsplit(scaler.query.url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("http", "api:8080", "/stats")
+    assert parse_qs(parts.query) == {"x": ["1"], "api_key": ["K&v"]}
+    named = built({"authMode": "apiKey", "method": "query", "keyParamName": "k"}, {"apiKey": "K"})
+    assert parse_qs(urlsplit(named.query.url).query) == {"x": ["1"], "k": ["K"]}
+
+
+def test_api_key_in_the_query_keeps_blank_parameters() -> None:
+    scaler = built(
+        {"url": "http://api/stats?pretty&x=1", "authMode": "apiKey", "method": "query"},
+        {"apiKey": "K"},
+    )
+    query = parse_qs(urlsplit(scaler.query.url).query, keep_blank_values=True)
+    assert query == {"pretty": [""], "x": ["1"], "api_key": ["K"]}
+
+
+def test_basic_auth() -> None:
+    scaler = built({"authMode": "basic"}, {"username": "user", "password": "pa:ss"})
+    expected = "Basic " + base64.b64encode(b"user:pa:ss").decode()
+    assert scaler.query.headers == (("Authorization", expected),)
+    no_password = built({"authMode": "basic"}, {"username": "user"})
+    assert no_password.query.headers == (("Authorization", "Basic dXNlcjo="),)
+
+
+def test_bearer_auth_with_auth_mode_from_the_authentication() -> None:
+    scaler = built({}, {"authMode": "bearer", "token": "T0K"})
+    assert scaler.query.headers == (("Authorization", "Bearer T0K"),)
+
+
+def test_auth_mode_with_surrounding_space_still_authenticates() -> None:
+    scaler, problems = create({**BASE, "authMode": "bearer "}, {"token": "T0K"})
+    assert problems == []
+    assert scaler is not None
+    assert scaler.query.headers == (("Authorization", "Bearer T0K"),)
+
+
+def test_tls_auth_presents_the_client_pair() -> None:
+    scaler = built({"authMode": "tls"}, {"cert": "CERT", "key": "KEY", "ca": "CA"})
+    identity = scaler.query.identity
+    assert (identity.cert_pem, identity.key_pem, identity.ca_pem) == ("CERT", "KEY", "CA")
+    assert scaler.query.headers == ()
+
+
+def test_credentials_come_only_from_the_authentication() -> None:
+    scaler, problems = create({**BASE, "authMode": "bearer", "token": "in-plain-sight"})
+    assert scaler is None
+    assert problems == [f"{P}.token: is required by authMode bearer (from the authentication)"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        (
+            {"authMode": "apiKey"},
+            [f"{P}.apiKey: is required by authMode apiKey (from the authentication)"],
+        ),
+        (
+            {"authMode": "basic"},
+            [f"{P}.username: is required by authMode basic (from the authentication)"],
+        ),
+        (
+            {"authMode": "bearer"},
+            [f"{P}.token: is required by authMode bearer (from the authentication)"],
+        ),
+        (
+            {"authMode": "tls"},
+            [
+                f"{P}.cert: is required by authMode tls (from the authentication)",
+                f"{P}.key: is required by authMode tls (from the authentication)",
+            ],
+        ),
+        (
+            {"authMode": "oauth"},
+            [f'{P}.authMode: "oauth" is not one of: apiKey, basic, bearer, tls'],
+        ),
+        ({"url": "ftp://api/x"}, [f'{P}.url: "ftp://api/x" must start with http:// or https://']),
+        ({"format": "xml"}, [f'{P}.format: "xml" is not one of: json']),
+        ({"method": "body"}, [f'{P}.method: "body" is not one of: header, query']),
+        ({"targetValue": "0"}, [f'{P}.targetValue: "0" must be greater than 0']),
+    ],
+)
+def test_check_problems(metadata: dict[str, str], expected: list[str]) -> None:
+    scaler, problems = create({**BASE, **metadata})
+    assert scaler is None
+    assert problems == expected
+
+
+def test_required_parameters() -> None:
+    scaler, problems = create({})
+    assert scaler is None
+    assert problems == [
+        f"{P}.url: is required",
+        f"{P}.valueLocation: is required",
+        f"{P}.targetValue: is required",
+    ]
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_errors_not_zero(number: float) -> None:
+    with pytest.raises(SourceResponseError, match="not a number"):
+        built({"valueLocation": "v"}).measure({"v": number})
