@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import typing
@@ -14,6 +15,7 @@ from typing import Any
 from metrics_adapter import __version__
 from metrics_adapter.settings import DEFAULT_CERT_DIR, Settings
 from metrics_adapter.telemetry import configure_logging
+from scalers.errors import ConfigError
 from scalers.params import declared_params, type_name
 from scalers.registry import KINDS
 
@@ -120,24 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = Settings(
-        scaledobjects=args.scaledobjects,
-        kubeconfig=args.kubeconfig,
-        in_cluster=args.in_cluster,
-        bind_address=args.bind_address,
-        secure_port=args.secure_port,
-        tls_cert_file=args.tls_cert_file,
-        tls_private_key_file=args.tls_private_key_file,
-        cert_dir=args.cert_dir,
-        metrics_port=args.metrics_port,
-        log_level=args.log_level,
-        log_format=args.log_format,
-        scaler_timeout=args.scaler_timeout,
-        cluster_object_namespace=args.cluster_object_namespace,
-    )
+    # Every serve flag is named after its Settings field.
+    settings = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
     from metrics_adapter.server import serve
 
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"metrics-adapter serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

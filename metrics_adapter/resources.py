@@ -25,7 +25,7 @@ FALLBACK_BEHAVIORS = (
     "currentReplicasIfLower",
     "scalingModifiers",
 )
-_SPEC_FIELDS = frozenset(
+SPEC_FIELDS = frozenset(
     {
         "scaleTargetRef",
         "pollingInterval",
@@ -39,7 +39,7 @@ _SPEC_FIELDS = frozenset(
         "triggers",
     }
 )
-_TRIGGER_FIELDS = frozenset(
+TRIGGER_FIELDS = frozenset(
     {
         "type",
         "name",
@@ -216,7 +216,7 @@ def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
     problems, warnings = Problems(), list[str]()
     meta = parse_meta(raw, "ScaledObject", problems)
     spec = _spec(raw, problems, warnings)
-    spec.warn_unknown(_SPEC_FIELDS)
+    spec.warn_unknown(SPEC_FIELDS)
     target = spec.child("scaleTargetRef")
     scale_target = ScaleTargetRef(
         name=target.string("name", "", required=True) or "",
@@ -285,7 +285,7 @@ def _non_none(value: int | None, default: int) -> int:
 
 
 def _parse_trigger(index: int, f: Fields) -> Trigger:
-    f.warn_unknown(_TRIGGER_FIELDS)
+    f.warn_unknown(TRIGGER_FIELDS)
     type_ = f.string("type", "", required=True) or ""
     metric_type = f.enum("metricType", METRIC_TYPES, "AverageValue")
     if metric_type == "Utilization" and type_ not in RESOURCE_TYPES:

@@ -42,24 +42,9 @@ spec:
       activationLagThreshold: "0"
 """
 
-BROKEN = """\
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: broken
-  namespace: event-demo
-spec:
-  scaleTargetRef:
-    name: broken
-  triggers:
-  - type: nats-jetstream
-    metadata:
-      natsServerMonitoringEndpoint: "{endpoint}"
-      account: "$G"
-      stream: JOBS
-      consumer: echo-workers
-      lagThreshold: "ten"
-"""
+BROKEN = ECHO_WORKER.replace("name: echo-worker", "name: broken").replace(
+    'lagThreshold: "10"', 'lagThreshold: "ten"'
+)
 
 
 class Adapter:

@@ -159,8 +159,12 @@ async def test_period_is_kept_without_drift(poller: Poller) -> None:
     b = bound("w", FakeQuery("q", up), interval=0.2)
     poller.set_triggers(b.so, [b])
     await run_for(poller, 2.5)
-    steady = [b - a for a, b in zip(up.calls[1:], up.calls[2:], strict=False)]
-    assert steady and all(abs(gap - 0.2) < 0.05 for gap in steady), steady
+    steady = up.calls[1:]
+    # Each tick is due one interval after the previous *due time*, so the 50 ms a poll takes
+    # (and any late wake-up) does not accumulate: the mean period stays at 0.2 s.
+    mean = (steady[-1] - steady[0]) / (len(steady) - 1)
+    assert len(steady) >= 8
+    assert abs(mean - 0.2) < 0.02, mean
 
 
 async def test_updates_keep_the_loop_and_removal_stops_it(poller: Poller) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from metrics_adapter.resources import ObjectRef, parse_scaled_object
+from metrics_adapter.resources import SPEC_FIELDS, ObjectRef, parse_scaled_object
 from metrics_adapter.standalone import Inventory
 from metrics_adapter.triggers import bind
 
@@ -27,20 +27,7 @@ _START = "apiVersion: keda.sh/v1alpha1"
 _SCHEMA: dict[str, frozenset[str] | None] = {
     "top": frozenset({"apiVersion", "kind", "metadata", "spec"}),
     "metadata": frozenset({"name", "namespace", "labels", "annotations"}),
-    "spec": frozenset(
-        {
-            "scaleTargetRef",
-            "pollingInterval",
-            "cooldownPeriod",
-            "initialCooldownPeriod",
-            "idleReplicaCount",
-            "minReplicaCount",
-            "maxReplicaCount",
-            "fallback",
-            "advanced",
-            "triggers",
-        }
-    ),
+    "spec": SPEC_FIELDS,
     "scaleTargetRef": frozenset({"name", "kind", "apiVersion", "envSourceContainerName"}),
     "trigger": frozenset(
         {"type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics"}

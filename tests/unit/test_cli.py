@@ -1,0 +1,74 @@
+"""The command line: errors as one clear line and exit code 2, and the trigger reference."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from metrics_adapter import __version__
+from metrics_adapter.cli import main, trigger_reference
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`serve` configures the root logger; give pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.strip() == f"metrics-adapter {__version__}"
+
+
+def test_triggers_json_is_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["triggers", "-o", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == trigger_reference()
+    nats = next(k for k in printed if k["type"] == "nats-jetstream")
+    lag = next(p for p in nats["parameters"] if p["name"] == "lagThreshold")
+    assert lag == {
+        "name": "lagThreshold",
+        "type": "integer",
+        "sources": ["triggerMetadata"],
+        "default": "10",
+        "required": False,
+        "enum": [],
+        "doc": "",
+    }
+    endpoint = next(p for p in nats["parameters"] if p["name"] == "natsServerMonitoringEndpoint")
+    assert endpoint["sources"] == ["authParams", "triggerMetadata"] and endpoint["required"]
+
+
+def test_triggers_text_lists_every_type(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["triggers"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("cron:", "metrics-api:", "nats-jetstream:"):
+        assert kind in out
+    assert "lagThreshold" in out and "default 10" in out
+
+
+def test_missing_directory_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope"
+    assert main(["serve", "--scaledobjects", str(missing), "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"metrics-adapter serve: --scaledobjects {missing}: is not a directory"
+
+
+def test_cluster_mode_says_it_is_not_available(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--kubeconfig", "/dev/null"]) == 2
+    assert "cluster mode" in capsys.readouterr().err
+
+
+def test_half_a_tls_pair_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--scaledobjects", str(tmp_path), "--tls-cert-file", "x.crt"]) == 2
+    assert "go together" in capsys.readouterr().err
