@@ -25,6 +25,8 @@ from scalers.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
 
+# libyaml's loader is ~10x faster than the pure-Python one; same safe subset of YAML.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 
@@ -163,7 +165,7 @@ def _documents(directory: Path) -> Iterator[tuple[str, Any]]:
     files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
     for path in files:
         try:
-            for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            for i, doc in enumerate(yaml.load_all(path.read_text(), Loader=_LOADER)):
                 if doc is not None:
                     yield f"{path}#{i}", doc
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:

@@ -99,7 +99,7 @@ def declared_params(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Pa
 
 def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M | None:
     """Fill the metadata dataclass ``cls`` from ``inputs``; ``None`` if anything was wrong."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     before = len(problems)
     for f, spec in declared_params(cls):
@@ -125,6 +125,17 @@ def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M |
         if len(problems) > before:
             return None
     return instance
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """Type hints of a metadata class, resolved once: thousands of triggers share a class."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _lookup(spec: Param, inputs: TriggerInputs, problems: Problems) -> tuple[str, str] | None:
