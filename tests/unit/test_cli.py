@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from metrics_adapter import __version__
-from metrics_adapter.cli import main, trigger_reference
+from metrics_adapter.cli import main, trigger_markdown, trigger_reference
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +72,11 @@ def test_cluster_mode_says_it_is_not_available(capsys: pytest.CaptureFixture[str
 def test_half_a_tls_pair_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--scaledobjects", str(tmp_path), "--tls-cert-file", "x.crt"]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_docs_trigger_reference_is_generated_and_current() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "triggers.md"
+    assert docs.read_text() == trigger_markdown(), (
+        "docs/triggers.md is stale: run `.venv/bin/metrics-adapter triggers -o markdown "
+        "> docs/triggers.md`"
+    )
