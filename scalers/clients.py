@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import ssl
 import tempfile
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT = 3.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -48,6 +52,36 @@ class Clients:
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
         self._http: dict[HttpIdentity, httpx.AsyncClient] = {}
+        self._shared: dict[Hashable, tuple[Any, Callable[[Any], Awaitable[None]]]] = {}
+        self._opening: dict[Hashable, asyncio.Lock] = {}
+
+    async def shared(
+        self,
+        key: Hashable,
+        open_client: Callable[[], Awaitable[T]],
+        close_client: Callable[[T], Awaitable[None]],
+    ) -> T:
+        """The client of one backend identity (``key``), opened once and shared by every
+        trigger that points at it; concurrent first callers wait for one opening."""
+        found = self._shared.get(key)
+        if found is not None:
+            return cast(T, found[0])
+        lock = self._opening.setdefault(key, asyncio.Lock())
+        async with lock:
+            found = self._shared.get(key)
+            if found is None:
+                client = await open_client()
+                found = self._shared[key] = (client, close_client)
+        return cast(T, found[0])
+
+    async def discard(self, key: Hashable) -> None:
+        """Close and forget a broken client: the next use opens a fresh one."""
+        found = self._shared.pop(key, None)
+        if found is not None:
+            client, close_client = found
+            # Closing a broken client may fail too; it is forgotten either way.
+            with contextlib.suppress(Exception):
+                await close_client(client)
 
     def http(self, identity: HttpIdentity) -> httpx.AsyncClient:
         client = self._http.get(identity)
@@ -87,6 +121,8 @@ class Clients:
         clients, self._http = list(self._http.values()), {}
         for client in clients:
             await client.aclose()
+        for key in list(self._shared):
+            await self.discard(key)
 
 
 def _reason(exc: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,3 +232,33 @@ async def test_a_failing_listener_does_not_stop_recording(poller: Poller) -> Non
     poller.set_triggers(b.so, [b])
     await poller.poll(b.scaler.query)
     assert value(poller.store, "w") == 4
+
+
+async def test_shared_clients_open_once_per_identity_and_can_be_discarded() -> None:
+    opened: list[str] = []
+    closed: list[str] = []
+
+    async def open_client(name: str) -> str:
+        await asyncio.sleep(0.01)
+        opened.append(name)
+        return f"client-{name}"
+
+    async def close_client(client: str) -> None:
+        closed.append(client)
+
+    clients = Clients()
+
+    def opener(name: str) -> Callable[[], Awaitable[str]]:
+        return lambda: open_client(name)
+
+    got = await asyncio.gather(
+        *(clients.shared(("broker", i % 2), opener(str(i % 2)), close_client) for i in range(10))
+    )
+    assert sorted(opened) == ["0", "1"]
+    assert set(got) == {"client-0", "client-1"}
+    await clients.discard(("broker", 0))
+    assert closed == ["client-0"]
+    await clients.shared(("broker", 0), opener("0"), close_client)
+    assert sorted(opened) == ["0", "0", "1"]
+    await clients.aclose()
+    assert sorted(closed) == ["client-0", "client-0", "client-1"]
