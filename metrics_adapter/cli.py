@@ -15,6 +15,7 @@ from typing import Any
 from metrics_adapter import __version__
 from metrics_adapter.settings import DEFAULT_CERT_DIR, Settings
 from metrics_adapter.telemetry import configure_logging
+from scalers import resource
 from scalers.errors import ConfigError
 from scalers.params import declared_params, type_name
 from scalers.registry import KINDS
@@ -60,25 +61,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parameters(metadata: type[Any]) -> list[dict[str, Any]]:
+    hints = typing.get_type_hints(metadata)
+    return [
+        {
+            "name": spec.name,
+            "type": type_name(hints[f.name]),
+            "sources": [s.value for s in spec.order],
+            "default": spec.default,
+            "required": spec.required,
+            "enum": list(spec.enum),
+            "doc": spec.doc,
+        }
+        for f, spec in declared_params(metadata)
+    ]
+
+
 def trigger_reference() -> list[dict[str, Any]]:
     """Every trigger type with its parameters: the source of the generated docs."""
-    kinds = []
-    for kind in sorted(KINDS.values(), key=lambda k: k.type_name):
-        hints = typing.get_type_hints(kind.metadata)
-        params = [
-            {
-                "name": spec.name,
-                "type": type_name(hints[f.name]),
-                "sources": [s.value for s in spec.order],
-                "default": spec.default,
-                "required": spec.required,
-                "enum": list(spec.enum),
-                "doc": spec.doc,
-            }
-            for f, spec in declared_params(kind.metadata)
-        ]
+    kinds: list[dict[str, Any]] = []
+    for kind in KINDS.values():
+        params = _parameters(kind.metadata)
         kinds.append({"type": kind.type_name, "summary": kind.summary, "parameters": params})
-    return kinds
+    for name in resource.RESOURCE_TYPES:
+        kinds.append(
+            {
+                "type": name,
+                "summary": f"{name} usage, read by the HPA itself as a Resource metric (trigger "
+                "metricType Utilization or AverageValue); nothing is polled.",
+                "parameters": _parameters(resource.Metadata),
+            }
+        )
+    return sorted(kinds, key=lambda k: str(k["type"]))
 
 
 def trigger_markdown() -> str:

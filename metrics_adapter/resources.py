@@ -242,6 +242,12 @@ def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
     if not triggers:
         problems.add("triggers", "at least one trigger is required")
     _check_trigger_names(triggers, problems)
+    if triggers and all(t.is_resource for t in triggers) and min_r == 0:
+        problems.add(
+            "minReplicaCount",
+            "0 needs a trigger that is not cpu or memory: the HPA "
+            "cannot scale from zero on resource usage",
+        )
 
     fallback = None
     if spec.has("fallback"):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metrics_adapter.resources import ObjectRef, ScaledObject, Trigger, TriggerAuthentication
+from scalers import resource
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
 from scalers.errors import Problems, quote
 from scalers.params import TriggerInputs
@@ -57,6 +58,8 @@ def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
     for trigger in so.triggers:
         path = f"triggers[{trigger.index}]"
         if trigger.is_resource:
+            inputs = TriggerInputs(trigger.metadata, env, {}, path=f"{path}.metadata")
+            resource.parse(trigger.type, trigger.metric_type, inputs, problems)
             continue
         kind = KINDS.get(trigger.type)
         if kind is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scalers import cron, metrics_api, nats_jetstream
+from scalers import cron, metrics_api, nats_jetstream, resource
 from scalers.base import ScalerKind
 
 KINDS: Mapping[str, ScalerKind[Any]] = {
@@ -17,5 +17,5 @@ KINDS: Mapping[str, ScalerKind[Any]] = {
     )
 }
 
-RESOURCE_TYPES = frozenset({"cpu", "memory"})
+RESOURCE_TYPES = frozenset(resource.RESOURCE_TYPES)
 """Triggers the HPA reads itself (Resource metrics): nothing to poll, nothing to serve."""

@@ -167,7 +167,11 @@ ONE_OF = "is not one of: AverageValue, Value, Utilization"
             'triggers[2].name: "a" is already the name of triggers[0]',
         ),
         (
-            {"triggers": [CPU], "fallback": {"failureThreshold": 3, "replicas": 2}},
+            {
+                "triggers": [CPU],
+                "minReplicaCount": 1,
+                "fallback": {"failureThreshold": 3, "replicas": 2},
+            },
             "fallback: needs at least one trigger that is not cpu or memory",
         ),
         ({"fallback": {"replicas": 2}}, "fallback.failureThreshold: is required"),

@@ -112,7 +112,8 @@ def test_bind_names_metrics_and_skips_resource_triggers() -> None:
 
 
 def test_only_resource_triggers_bind_nothing() -> None:
-    assert bind(so({"type": "cpu", "metadata": {"value": "50"}}), inventory()) == ()
+    cpu = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}
+    assert bind(so(cpu, minReplicaCount=1), inventory()) == ()
 
 
 def test_unsupported_trigger_type_lists_the_supported_ones() -> None:
