@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.support.nats import NatsServer, binaries, require_in_ci
+from tests.support.nats import NatsCluster, NatsServer, binaries, require_in_ci
 
 NATS_BINARIES = binaries()
 require_in_ci(NATS_BINARIES)
@@ -37,3 +37,13 @@ def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(params=sorted(NATS_BINARIES), ids=lambda k: f"nats-{k}")
+def nats_cluster(request: pytest.FixtureRequest) -> Iterator[NatsCluster]:
+    """A 3-node JetStream cluster on 127.0.0.2-4, once per nats-server build."""
+    cluster = NatsCluster(NATS_BINARIES[request.param]).start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()

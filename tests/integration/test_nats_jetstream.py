@@ -114,28 +114,32 @@ def so_doc(name: str, endpoint: str, consumer: str, interval: int = 1) -> dict[s
 
 
 async def test_one_jsz_request_per_poll_serves_every_consumer(nats_server: NatsServer) -> None:
-    consumers = [f"c{i}" for i in range(5)]
+    consumers = [f"c{i}" for i in range(10)]
     await jetstream.prepare(nats_server.url, "JOBS", "jobs", consumers, publish=12)
     store, clients = MetricStore(), Clients(timeout=2)
     poller = Poller(store, clients, Telemetry())
     inventory = Inventory()
-    # 20 ScaledObjects, 4 per consumer: 20 triggers, 1 distinct query (endpoint + account).
+    # 200 ScaledObjects, 20 per consumer: 200 triggers, 1 distinct query (endpoint + account).
     bound = []
-    for i in range(20):
+    for i in range(200):
         so = parse_scaled_object(
-            so_doc(f"so{i}", nats_server.monitoring_endpoint, consumers[i % 5])
+            so_doc(f"so{i}", nats_server.monitoring_endpoint, consumers[i % 10])
         )
         bound = list(bind(so, inventory))
         poller.set_triggers(so.ref, bound)
     assert poller.query_count == 1
-    before = nats_server.requests_served("/jsz")
-    await poller.poll(bound[0].scaler.query)
-    assert nats_server.requests_served("/jsz") - before == 1
-    for i in range(20):
-        body = store.answer("default", f"so{i}", "s0-nats-jetstream-JOBS")
-        assert b'"value":"12"' in body
+    try:
+        before = nats_server.requests_served("/jsz")
+        await poller.poll(bound[0].scaler.query)
+        assert nats_server.requests_served("/jsz") - before == 1
+        for i in range(200):
+            body = store.answer("default", f"so{i}", "s0-nats-jetstream-JOBS")
+            assert b'"value":"12"' in body
+    except BaseException:
+        await clients.aclose()
+        raise
 
-    # Running on its schedule (1 s): about one request per interval, not twenty.
+    # Running on its schedule (1 s): about one request per interval, not two hundred.
     before = nats_server.requests_served("/jsz")
     task = asyncio.create_task(poller.run())
     try:

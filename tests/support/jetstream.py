@@ -50,3 +50,40 @@ async def consume(url: str, stream: str, consumer: str, fetch: int, ack: int) ->
             await msg.ack_sync()
     finally:
         await nc.close()
+
+
+async def prepare_replicated(
+    url: str, stream: str, subject: str, consumers: list[str], replicas: int = 3
+) -> None:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=stream, subjects=[f"{subject}.>"], num_replicas=replicas)
+        for consumer in consumers:
+            await js.add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=consumer, ack_policy=AckPolicy.EXPLICIT, num_replicas=replicas
+                ),
+            )
+    finally:
+        await nc.close()
+
+
+async def consumer_leader(url: str, stream: str, consumer: str) -> str:
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().consumer_info(stream, consumer)
+        assert info.cluster is not None and info.cluster.leader
+        return str(info.cluster.leader)
+    finally:
+        await nc.close()
+
+
+async def step_down(url: str, stream: str, consumer: str) -> None:
+    """Ask the consumer's leader to step down, so another node leads it."""
+    nc = await nats.connect(url)
+    try:
+        await nc.request(f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}", b"", timeout=5)
+    finally:
+        await nc.close()

@@ -149,3 +149,127 @@ def require_in_ci(found: dict[str, Path]) -> None:
     """In CI a missing server is a failure, never a skip."""
     if os.environ.get("CI") and {"pypi", "debian"} - found.keys():
         raise RuntimeError(f"CI needs both nats-server builds, found {sorted(found)}")
+
+
+def _free_on_all(hosts: list[str], count: int) -> list[int]:
+    """``count`` ports free on every one of ``hosts`` (each node gets the same ports)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        ports = rng.sample(range(20000, 60000), count)
+        try:
+            for host in hosts:
+                for port in ports:
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                        s.bind((host, port))
+        except OSError:
+            continue
+        return ports
+    raise RuntimeError("no common free ports on the loopback addresses")
+
+
+@dataclass
+class NatsCluster:
+    """A 3-node JetStream cluster. Each node has its own loopback address (127.0.0.2-4) and
+    the same ports, as pods behind a headless Service do, so KEDA's way of finding peers
+    (the hosts of connect_urls with the endpoint's monitoring port) works unchanged."""
+
+    binary: Path
+    hosts: tuple[str, ...] = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nats-cluster-")))
+    nodes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: tuple[int, int, int] = (0, 0, 0)
+
+    def name(self, host: str) -> str:
+        return f"node-{host.rsplit('.', 1)[1]}"
+
+    @property
+    def client_port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def monitor_port(self) -> int:
+        return self.ports[2]
+
+    def url(self, host: str | None = None) -> str:
+        return f"nats://{host or self.hosts[0]}:{self.client_port}"
+
+    def monitoring_endpoint(self, host: str | None = None) -> str:
+        return f"{host or self.hosts[0]}:{self.monitor_port}"
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        client, cluster, monitor = _free_on_all(list(self.hosts), 3)
+        self.ports = (client, cluster, monitor)
+        for host in self.hosts:
+            self.start_node(host)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._meta_ready(h) for h in self.hosts):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("nats cluster did not form: " + self.log(self.hosts[0])[-2000:])
+
+    def start_node(self, host: str) -> None:
+        client, cluster, monitor = self.ports
+        routes = ",".join(f"nats://{h}:{cluster}" for h in self.hosts if h != host)
+        store = self.workdir / self.name(host)
+        self.nodes[host] = subprocess.Popen(
+            [
+                str(self.binary),
+                "-a",
+                host,
+                "-p",
+                str(client),
+                "-m",
+                str(monitor),
+                "-js",
+                "-sd",
+                str(store),
+                "-n",
+                self.name(host),
+                "--cluster_name",
+                "test-cluster",
+                "--cluster",
+                f"nats://{host}:{cluster}",
+                "--routes",
+                routes,
+                "-l",
+                str(self.workdir / f"{self.name(host)}.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _meta_ready(self, host: str) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://{host}:{self.monitor_port}/jsz", timeout=1
+            ) as response:
+                meta = json.loads(response.read()).get("meta_cluster") or {}
+        except (OSError, ValueError):
+            return False
+        return bool(meta.get("leader")) and meta.get("cluster_size") == len(self.hosts)
+
+    def stop_node(self, host: str) -> None:
+        process = self.nodes.pop(host, None)
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+
+    def host_of(self, name: str) -> str:
+        return next(h for h in self.hosts if self.name(h) == name)
+
+    def log(self, host: str) -> str:
+        path = self.workdir / f"{self.name(host)}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for host in list(self.nodes):
+            self.stop_node(host)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

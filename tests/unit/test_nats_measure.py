@@ -12,6 +12,7 @@ import pytest
 
 from scalers import nats_jetstream
 from scalers.errors import Problems, SourceResponseError
+from scalers.nats_jetstream import JszAnswer
 from scalers.params import TriggerInputs
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "jsz-sample.json"
@@ -27,6 +28,15 @@ BASE = {
     "stream": "ORDERS",
     "consumer": "worker",
 }
+
+
+def url(scaler: nats_jetstream.NatsJetStreamScaler) -> str:
+    return scaler.query.describe().removeprefix("GET ")
+
+
+def standalone(doc: Any) -> JszAnswer:
+    """A single server's /jsz, as JszQuery answers when the server is not clustered."""
+    return JszAnswer({"": doc}, clustered=False)
 
 
 def create(
@@ -60,13 +70,13 @@ def test_the_sample_holds_two_server_versions() -> None:
 
 @pytest.mark.parametrize("version", sorted(CAPTURES))
 def test_lag_is_pending_plus_ack_pending(version: str) -> None:
-    assert built().measure(CAPTURES[version]) == 47.0
+    assert built().measure(standalone(CAPTURES[version])) == 47.0
 
 
 @pytest.mark.parametrize("change", [{"accountID": "$G"}, {"account": "", "accountID": "$G"}])
 def test_account_matches_by_id(change: dict[str, str]) -> None:
     capture = next(iter(CAPTURES.values()))
-    assert built(**change).measure(capture) == 47.0
+    assert built(**change).measure(standalone(capture)) == 47.0
 
 
 def edited(edit: str) -> Any:
@@ -108,7 +118,7 @@ def edited(edit: str) -> Any:
 )
 def test_what_is_not_there_is_an_error_never_a_zero(edit: str, message: str) -> None:
     with pytest.raises(SourceResponseError) as info:
-        built().measure(edited(edit))
+        built().measure(standalone(edited(edit)))
     assert str(info.value) == message
 
 
@@ -118,7 +128,7 @@ def test_what_is_not_there_is_an_error_never_a_zero(edit: str, message: str) -> 
 )
 def test_garbage_is_an_error(answer: Any) -> None:
     with pytest.raises(SourceResponseError):
-        built().measure(answer)
+        built().measure(standalone(answer))
 
 
 def test_other_streams_and_accounts_are_skipped() -> None:
@@ -127,24 +137,24 @@ def test_other_streams_and_accounts_are_skipped() -> None:
     decoy_stream = {"name": "NOISE", "consumer_detail": [{"name": "worker", "num_pending": 9}]}
     real["stream_detail"].insert(0, decoy_stream)
     doc["account_details"].insert(0, {"id": "OTHER", "name": "OTHER", "stream_detail": []})
-    assert built().measure(doc) == 47.0
+    assert built().measure(standalone(doc)) == 47.0
 
 
 def test_query_url_and_parameters() -> None:
     scaler = built(lagThreshold="5", activationLagThreshold="3")
-    parts = urlsplit(scaler.query.url)
+    parts = urlsplit(url(scaler))
     assert (parts.scheme, parts.netloc, parts.path) == ("http", "127.0.0.1:8222", "/jsz")
     assert parse_qs(parts.query) == {"acc": ["$G"], "config": ["true"], "consumers": ["true"]}
     assert (scaler.target, scaler.activation_target) == (5.0, 3.0)
-    assert urlsplit(built(useHttps="true").query.url).scheme == "https"
-    assert parse_qs(urlsplit(built(accountID="AID").query.url).query)["acc"] == ["AID"]
+    assert urlsplit(url(built(useHttps="true"))).scheme == "https"
+    assert parse_qs(urlsplit(url(built(accountID="AID"))).query)["acc"] == ["AID"]
 
 
 def test_endpoint_and_account_prefer_the_authentication() -> None:
     scaler, problems = create(BASE, {"natsServerMonitoringEndpoint": "secret:8222", "account": "A"})
     assert problems == []
     assert scaler is not None
-    assert scaler.query.url.startswith("http://secret:8222/jsz?acc=A&")
+    assert url(scaler).startswith("http://secret:8222/jsz?acc=A&")
 
 
 @pytest.mark.parametrize(

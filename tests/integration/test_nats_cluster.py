@@ -1,0 +1,154 @@
+"""nats-jetstream against a real 3-node JetStream cluster: the consumer's leader is read,
+followed when it moves, and the request count does not grow with the triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from scalers import nats_jetstream
+from scalers.clients import Clients
+from scalers.errors import Problems, ScalerError
+from scalers.params import TriggerInputs
+from tests.support import jetstream
+from tests.support.nats import NatsCluster
+
+pytestmark = pytest.mark.integration
+
+
+def scaler(cluster: NatsCluster, consumer: str = "workers") -> nats_jetstream.NatsJetStreamScaler:
+    fields = {
+        "natsServerMonitoringEndpoint": cluster.monitoring_endpoint(),
+        "account": "$G",
+        "stream": "JOBS",
+        "consumer": consumer,
+    }
+    problems = Problems()
+    built = nats_jetstream.KIND.create(TriggerInputs(fields), problems)
+    assert isinstance(built, nats_jetstream.NatsJetStreamScaler), list(problems)
+    return built
+
+
+async def test_lag_comes_from_the_consumer_leader(nats_cluster: NatsCluster) -> None:
+    url = nats_cluster.url()
+    await jetstream.prepare_replicated(url, "JOBS", "jobs", ["workers"])
+    await jetstream.publish(url, "jobs.x", 30)
+    await jetstream.consume(url, "JOBS", "workers", fetch=10, ack=4)
+    leader = await jetstream.consumer_leader(url, "JOBS", "workers")
+    s, clients = scaler(nats_cluster), Clients(timeout=3)
+    try:
+        answer = await s.query.run(clients)
+        assert answer.clustered
+        assert sorted(answer.docs) == ["node-2", "node-3", "node-4"]
+        # 20 never delivered + 6 delivered and unacked, as the leader reports it.
+        assert await wait_for_value(s, clients, 26.0) == 26.0
+        assert leader in answer.docs
+    finally:
+        await clients.aclose()
+
+
+async def test_a_moved_leader_is_followed(nats_cluster: NatsCluster) -> None:
+    url = nats_cluster.url()
+    await jetstream.prepare_replicated(url, "JOBS", "jobs", ["workers"])
+    await jetstream.publish(url, "jobs.x", 12)
+    s, clients = scaler(nats_cluster), Clients(timeout=3)
+    try:
+        assert await wait_for_value(s, clients, 12.0) == 12.0
+        before = await jetstream.consumer_leader(url, "JOBS", "workers")
+        await jetstream.step_down(url, "JOBS", "workers")
+        after = await wait_for_new_leader(url, before)
+        await jetstream.publish(url, "jobs.x", 5)
+        assert await wait_for_value(s, clients, 17.0) == 17.0
+        answer = await s.query.run(clients)
+        leaders_view = nats_jetstream._find_consumer(answer.docs[after], s.meta)
+        assert leaders_view["cluster"]["leader"] == after != before
+    finally:
+        await clients.aclose()
+
+
+async def test_the_leader_node_going_down_is_an_error_then_recovers(
+    nats_cluster: NatsCluster,
+) -> None:
+    url = nats_cluster.url()
+    await jetstream.prepare_replicated(url, "JOBS", "jobs", ["workers"])
+    await jetstream.publish(url, "jobs.x", 9)
+    s, clients = scaler(nats_cluster), Clients(timeout=2)
+    try:
+        assert await wait_for_value(s, clients, 9.0) == 9.0
+        leader = await jetstream.consumer_leader(url, "JOBS", "workers")
+        down = nats_cluster.host_of(leader)
+        nats_cluster.stop_node(down)
+        # While the node is gone its /jsz cannot be read: an error, never a zero.
+        with pytest.raises(ScalerError):
+            s.measure(await s.query.run(clients))
+        nats_cluster.start_node(down)
+        assert await wait_for_value(s, clients, 9.0, within=30) == 9.0
+    finally:
+        await clients.aclose()
+
+
+async def test_requests_per_poll_do_not_grow_with_consumers(nats_cluster: NatsCluster) -> None:
+    url = nats_cluster.url()
+    consumers = [f"c{i}" for i in range(12)]
+    await jetstream.prepare_replicated(url, "JOBS", "jobs", consumers)
+    await jetstream.publish(url, "jobs.x", 4)
+    scalers = [scaler(nats_cluster, c) for c in consumers]
+    assert len({s.query for s in scalers}) == 1
+    clients = Clients(timeout=3)
+    try:
+        answer = await scalers[0].query.run(clients)  # learns the node names once
+        before = served(nats_cluster)
+        answer = await scalers[0].query.run(clients)
+        after = served(nats_cluster)
+        assert [s.measure(answer) for s in scalers] == [4.0] * 12
+        # One /jsz per node and the endpoint's /varz for membership: 4 for 3 nodes.
+        assert after["/jsz"] - before["/jsz"] == 3
+        own_reads = len(nats_cluster.hosts)  # served() reading each node's /varz counts too
+        assert after["/varz"] - before["/varz"] - own_reads == 1
+    finally:
+        await clients.aclose()
+
+
+def served(cluster: NatsCluster) -> dict[str, int]:
+    import json
+    import urllib.request
+
+    totals = {"/jsz": 0, "/varz": 0}
+    for host in cluster.hosts:
+        with urllib.request.urlopen(f"http://{host}:{cluster.monitor_port}/varz") as r:
+            stats = json.loads(r.read()).get("http_req_stats", {})
+        for path in totals:
+            totals[path] += int(stats.get(path, 0))
+    return totals
+
+
+async def wait_for_value(
+    s: nats_jetstream.NatsJetStreamScaler, clients: Clients, expected: float, within: float = 15
+) -> float:
+    """Replicas converge asynchronously: poll until the leader reports ``expected``."""
+    deadline = time.monotonic() + within
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = s.measure(await s.query.run(clients))
+            if last == expected:
+                return expected
+        except ScalerError as exc:
+            last = exc
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"expected {expected}, last saw {last!r}")
+
+
+async def wait_for_new_leader(url: str, old: str, within: float = 15) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            leader = await jetstream.consumer_leader(url, "JOBS", "workers")
+            if leader != old:
+                return leader
+        except Exception:  # no leader during the election
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"leader stayed {old}")

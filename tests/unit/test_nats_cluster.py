@@ -1,0 +1,72 @@
+"""Finding a consumer's leader in a cluster, without a server: peers and the leader's view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scalers import nats_jetstream
+from scalers.errors import Problems, SourceResponseError
+from scalers.nats_jetstream import JszAnswer, _peer_hosts
+from scalers.params import TriggerInputs
+
+
+def test_peers_from_connect_urls_keep_the_monitoring_port() -> None:
+    varz = {"connect_urls": ["nats-0.nats:4222", "nats-1.nats:4222", "nats-2.nats:4222"]}
+    assert _peer_hosts(varz, "nats-0.nats:8222") == ["nats-1.nats:8222", "nats-2.nats:8222"]
+
+
+def test_peers_from_routes_behind_a_headless_service() -> None:
+    varz = {
+        "connect_urls": [],
+        "cluster": {"urls": ["nats-1.nats.messaging.svc:6222", "nats-2.nats.messaging.svc:6222"]},
+    }
+    assert _peer_hosts(varz, "nats-headless.messaging:8222") == [
+        "nats-1.nats-headless.messaging:8222",
+        "nats-2.nats-headless.messaging:8222",
+    ]
+
+
+def test_garbage_varz_is_an_error() -> None:
+    with pytest.raises(SourceResponseError, match="/varz"):
+        _peer_hosts(["not", "an", "object"], "n:8222")
+
+
+def doc(pending: int, leader: str) -> dict[str, Any]:
+    consumer = {
+        "name": "c",
+        "num_pending": pending,
+        "num_ack_pending": 1,
+        "cluster": {"leader": leader},
+    }
+    stream = {"name": "S", "consumer_detail": [consumer]}
+    return {"account_details": [{"id": "$G", "name": "$G", "stream_detail": [stream]}]}
+
+
+def scaler() -> nats_jetstream.NatsJetStreamScaler:
+    problems = Problems()
+    built = nats_jetstream.KIND.create(
+        TriggerInputs(
+            {
+                "natsServerMonitoringEndpoint": "n:8222",
+                "account": "$G",
+                "stream": "S",
+                "consumer": "c",
+            }
+        ),
+        problems,
+    )
+    assert isinstance(built, nats_jetstream.NatsJetStreamScaler)
+    return built
+
+
+def test_the_leaders_numbers_win_over_stale_followers() -> None:
+    answer = JszAnswer({"a": doc(90, "b"), "b": doc(10, "b"), "c": doc(55, "b")}, clustered=True)
+    assert scaler().measure(answer) == 11
+
+
+def test_a_leader_that_did_not_answer_is_an_error_not_a_follower_value() -> None:
+    answer = JszAnswer({"a": doc(90, "c"), "b": doc(10, "c")}, clustered=True)
+    with pytest.raises(SourceResponseError, match='leader node "c" not found for consumer "c"'):
+        scaler().measure(answer)
