@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scalers import cron, metrics_api, nats_jetstream, resource
+from scalers import aws_sqs_queue, cron, metrics_api, nats_jetstream, resource
 from scalers.base import ScalerKind
 
 KINDS: Mapping[str, ScalerKind[Any]] = {
     kind.type_name: kind
     for kind in (
+        aws_sqs_queue.KIND,
         cron.KIND,
         metrics_api.KIND,
         nats_jetstream.KIND,

@@ -11,6 +11,7 @@ from metrics_adapter.standalone import Inventory
 from metrics_adapter.triggers import BoundTrigger, bind
 from scalers.clients import JsonGet
 from scalers.errors import ConfigError
+from scalers.registry import KINDS
 
 NS = "apps"
 NATS_META = {
@@ -25,6 +26,8 @@ CRON_META = {
     "end": "0 20 * * 1-5",
     "desiredReplicas": "2",
 }
+
+SUPPORTED = ", ".join(sorted([*KINDS, "cpu", "memory"]))
 
 
 def so(*triggers: dict[str, Any], **spec: Any) -> ScaledObject:
@@ -118,8 +121,7 @@ def test_only_resource_triggers_bind_nothing() -> None:
 
 def test_unsupported_trigger_type_lists_the_supported_ones() -> None:
     assert problems_of(so({"type": "kafka", "metadata": {"topic": "t"}}), inventory()) == [
-        'triggers[0].type: "kafka" is not a supported trigger type '
-        "(cpu, cron, memory, metrics-api, nats-jetstream)"
+        f'triggers[0].type: "kafka" is not a supported trigger type ({SUPPORTED})'
     ]
 
 
@@ -250,8 +252,7 @@ def test_every_problem_of_the_object_at_once() -> None:
     )
     problems = problems_of(scaled, inventory())
     assert problems == [
-        'triggers[0].type: "kafka" is not a supported trigger type '
-        "(cpu, cron, memory, metrics-api, nats-jetstream)",
+        f'triggers[0].type: "kafka" is not a supported trigger type ({SUPPORTED})',
         'triggers[1].metadata.lagThreshold: "ten" is not a number',
         'triggers[2].metadata.timezone: "Nowhere" is not an IANA time zone',
         'triggers[3].authenticationRef: TriggerAuthentication "gone" not found in namespace apps',

@@ -1,0 +1,226 @@
+"""A real moto server (SQS and IAM over HTTP) on a free loopback port, in a temp dir.
+
+moto's request recorder is on from the start, so tests can count the requests the
+server received (``requests("GetQueueAttributes")``) rather than the ones a client sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+SETUP_KEYS = {"aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
+"""moto accepts any keys unless auth is enforced (``enforce_auth``)."""
+
+
+def available() -> bool:
+    return importlib.util.find_spec("moto.server") is not None
+
+
+def require_in_ci() -> None:
+    """In CI a missing moto server is a failure, never a skip."""
+    if os.environ.get("CI") and not available():
+        raise RuntimeError(
+            "CI needs moto[server] in the virtualenv (pip install 'moto[server]>=5')"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class MotoServer:
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="moto-")))
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """What a trigger's ``awsEndpoint`` holds."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def recording(self) -> Path:
+        return self.workdir / "requests.jsonl"
+
+    def queue_url(self, name: str) -> str:
+        """moto's queue URLs carry no region: ``http://127.0.0.1:<port>/<account>/<name>``."""
+        return f"{self.endpoint}/{ACCOUNT}/{name}"
+
+    def start(self, timeout: float = 20.0) -> MotoServer:
+        for _ in range(3):  # a free port can be taken between the probe and moto's bind
+            self.port = free_port()
+            if self._spawn(timeout):
+                return self
+        raise RuntimeError(f"moto did not start: {self.log()[-2000:]}")
+
+    def _spawn(self, timeout: float) -> bool:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("AWS_") and "PROXY" not in key.upper()
+        }
+        env |= {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.recording)}
+        with open(self.workdir / "moto.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.process = None
+                return False
+            if self._ready():
+                return True
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"moto was not ready within {timeout}s: {self.log()[-2000:]}")
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def _post(self, path: str, body: bytes = b"") -> Any:
+        request = urllib.request.Request(
+            f"{self.endpoint}{path}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read() or b"null")
+
+    def enforce_auth(self) -> None:
+        """From now on, moto checks every request's keys and policies like IAM would."""
+        self._post("/moto-api/reset-auth", b"0")
+
+    def requests(self, action: str, queue_url: str | None = None) -> int:
+        """How many ``AmazonSQS.<action>`` requests the server received (for one queue)."""
+        if not self.recording.exists():
+            return 0
+        count = 0
+        for line in self.recording.read_text().splitlines():
+            entry = json.loads(line)
+            headers = {k.lower(): v for k, v in entry["headers"].items()}
+            if headers.get("x-amz-target") != f"AmazonSQS.{action}":
+                continue
+            body = entry["body"] or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            if queue_url is None or json.loads(body or "{}").get("QueueUrl") == queue_url:
+                count += 1
+        return count
+
+    def pause(self) -> None:
+        """Freeze the server: connections are still accepted by the kernel, never answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def log(self) -> str:
+        path = self.workdir / "moto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused process would not handle TERM
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@asynccontextmanager
+async def sqs_client(server: MotoServer, region: str = REGION, **keys: str) -> AsyncIterator[Any]:
+    async with aioboto3.Session().client(
+        "sqs", region_name=region, endpoint_url=server.endpoint, **(keys or SETUP_KEYS)
+    ) as client:
+        yield client
+
+
+async def make_queue(
+    server: MotoServer,
+    name: str,
+    *,
+    visible: int = 0,
+    in_flight: int = 0,
+    delayed: int = 0,
+    fifo: bool = False,
+    region: str = REGION,
+) -> str:
+    """A queue holding ``visible`` messages, ``in_flight`` received and not deleted (hidden
+    for 15 min), and ``delayed`` not yet delivered (for 15 min): no clock can change them
+    during a test."""
+    async with sqs_client(server, region) as sqs:
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+        url: str = (await sqs.create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
+        group = {"MessageGroupId": "g"} if fifo else {}
+        for i in range(visible + in_flight):
+            await sqs.send_message(QueueUrl=url, MessageBody=f"job {i}", **group)
+        received = 0
+        while received < in_flight:
+            wanted = min(10, in_flight - received)
+            answer = await sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=wanted, VisibilityTimeout=900
+            )
+            got = len(answer.get("Messages", []))
+            assert got, f"moto returned no message to receive from {url}"
+            received += got
+        for i in range(delayed):
+            await sqs.send_message(QueueUrl=url, MessageBody=f"later {i}", DelaySeconds=900)
+        return url
+
+
+async def iam_keys(server: MotoServer, user: str, actions: list[str]) -> dict[str, str]:
+    """Keys of a new IAM user allowed ``actions`` on every resource, as authParams hold them
+    (they matter once ``enforce_auth`` is on)."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+    }
+    async with aioboto3.Session().client(
+        "iam", region_name=REGION, endpoint_url=server.endpoint, **SETUP_KEYS
+    ) as iam:
+        await iam.create_user(UserName=user)
+        await iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+        key = (await iam.create_access_key(UserName=user))["AccessKey"]
+    return {"awsAccessKeyID": key["AccessKeyId"], "awsSecretAccessKey": key["SecretAccessKey"]}
