@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scalers import aws_sqs_queue, cron, metrics_api, nats_jetstream, resource
+from scalers import aws_sqs_queue, cron, metrics_api, nats_jetstream, prometheus, redis, resource
 from scalers.base import ScalerKind
 
 KINDS: Mapping[str, ScalerKind[Any]] = {
@@ -15,6 +15,8 @@ KINDS: Mapping[str, ScalerKind[Any]] = {
         cron.KIND,
         metrics_api.KIND,
         nats_jetstream.KIND,
+        prometheus.KIND,
+        redis.KIND,
     )
 }
 
