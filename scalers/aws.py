@@ -12,7 +12,6 @@ Role assumption (``awsRoleArn``) and ``podIdentity`` are not implemented.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from scalers.params import Source, param
 
 log = logging.getLogger(__name__)
 
-_SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 _AUTH_FAILURES = frozenset({401, 403})
 
 
@@ -58,12 +56,11 @@ class AwsIdentity:
         return f"{self.endpoint or 'AWS'} ({self.region})"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class AwsAuth:
     """The authentication parameters of an AWS trigger; subclass it with the trigger's own.
 
-    Subclasses must be declared ``repr=False`` so that this ``__repr__``, which hides the
-    secret key and the session token, is kept.
+    The secret key and the session token are ``secret`` parameters: never in a ``repr``.
     """
 
     identity_owner: str = param(
@@ -86,8 +83,11 @@ class AwsAuth:
         order=(Source.AUTH, Source.ENV),
         optional=True,
         doc="required unless identityOwner is operator; never read from plain metadata",
+        secret=True,
     )
-    session_token: str | None = param("awsSessionToken", order=(Source.AUTH,), optional=True)
+    session_token: str | None = param(
+        "awsSessionToken", order=(Source.AUTH,), optional=True, secret=True
+    )
     role_arn: str | None = param(
         "awsRoleArn", order=(Source.AUTH,), optional=True, doc="not supported (no STS)"
     )
@@ -118,15 +118,6 @@ class AwsAuth:
                 "awsSecretAccessKey",
                 "is required " + where.format("awsSecretAccessKey") + _OR_OPERATOR,
             )
-
-    def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{f.name}=<hidden>"
-            if f.name in _SECRET_FIELDS and getattr(self, f.name)
-            else f"{f.name}={getattr(self, f.name)!r}"
-            for f in dataclasses.fields(self)
-        )
-        return f"{type(self).__name__}({shown})"
 
 
 _OR_OPERATOR = " (or set identityOwner: operator to use the adapter's own AWS identity)"

@@ -50,7 +50,7 @@ def queue_name(url: str) -> str | None:
     return parts[2]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class Metadata(aws.AwsAuth):
     queue_url: str = param(
         "queueURL",

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -28,7 +29,7 @@ class HttpIdentity:
     verify: bool = True
     ca_pem: str | None = None
     cert_pem: str | None = None
-    key_pem: str | None = None
+    key_pem: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +37,36 @@ class JsonGet:
     """A ``GET`` whose answer is a JSON document: the query of most HTTP scalers."""
 
     url: str
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     identity: HttpIdentity = field(default_factory=HttpIdentity)
+    secret_params: tuple[str, ...] = ()
+    """Query parameters whose values (API keys) never appear in messages."""
 
     async def run(self, clients: Clients) -> Any:
-        return await clients.get_json(self.url, headers=dict(self.headers), identity=self.identity)
+        return await clients.get_json(
+            self.url, headers=dict(self.headers), identity=self.identity, shown=self.shown_url
+        )
+
+    @property
+    def shown_url(self) -> str:
+        return redact_query(self.url, self.secret_params)
 
     def describe(self) -> str:
-        return f"GET {self.url}"
+        return f"GET {self.shown_url}"
+
+    def __repr__(self) -> str:
+        return f"JsonGet({self.shown_url!r})"
+
+
+def redact_query(url: str, names: tuple[str, ...]) -> str:
+    """``url`` with the values of the query parameters ``names`` replaced by ``***``."""
+    if not names:
+        return url
+    parts = urlsplit(url)
+    pairs = [
+        (k, "***" if k in names else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(pairs, safe="*")))
 
 
 class Clients:
@@ -95,28 +118,32 @@ class Clients:
             self._http[identity] = client
         return client
 
-    async def get_json(self, url: str, *, headers: dict[str, str], identity: HttpIdentity) -> Any:
-        """GET ``url`` and decode JSON, mapping every failure onto the ScalerError tree."""
+    async def get_json(
+        self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
+    ) -> Any:
+        """GET ``url`` and decode JSON, mapping every failure onto the ScalerError tree.
+        Messages name ``shown`` (the URL with its secrets redacted) when given."""
         client = self.http(identity)
+        what = f"GET {shown or url}"
         try:
             response = await client.get(url, headers=headers)
         except httpx.TimeoutException as exc:
-            raise SourceTimeout(f"GET {url}: no answer within {self.timeout:g}s") from exc
+            raise SourceTimeout(f"{what}: no answer within {self.timeout:g}s") from exc
         except httpx.HTTPError as exc:
-            raise SourceUnreachable(f"GET {url}: {_reason(exc)}") from exc
+            raise SourceUnreachable(f"{what}: {_reason(exc)}") from exc
         except ssl.SSLError as exc:  # a TLS 1.3 alert after the handshake escapes httpx unwrapped
-            raise SourceUnreachable(f"GET {url}: TLS: {exc}") from exc
+            raise SourceUnreachable(f"{what}: TLS: {exc}") from exc
         if response.status_code != 200:
             raise SourceResponseError(
-                f"GET {url}: HTTP {response.status_code}: {response.text[:200]!r}"
+                f"{what}: HTTP {response.status_code}: {response.text[:200]!r}"
             )
         if len(response.content) > MAX_BODY_BYTES:
-            raise SourceResponseError(f"GET {url}: answer larger than {MAX_BODY_BYTES} bytes")
+            raise SourceResponseError(f"{what}: answer larger than {MAX_BODY_BYTES} bytes")
         try:
             return json.loads(response.content)
         except ValueError as exc:
             raise SourceResponseError(
-                f"GET {url}: answer is not JSON: {response.text[:80]!r}"
+                f"{what}: answer is not JSON: {response.text[:80]!r}"
             ) from exc
 
     async def aclose(self) -> None:

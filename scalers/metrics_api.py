@@ -41,13 +41,13 @@ class Metadata:
     )
     method: str = param("method", default="header", enum=("header", "query"))
     key_param_name: str | None = param("keyParamName", optional=True)
-    api_key: str | None = param("apiKey", order=_AUTH, optional=True)
+    api_key: str | None = param("apiKey", order=_AUTH, optional=True, secret=True)
     username: str | None = param("username", order=_AUTH, optional=True)
-    password: str | None = param("password", order=_AUTH, optional=True)
-    token: str | None = param("token", order=_AUTH, optional=True)
+    password: str | None = param("password", order=_AUTH, optional=True, secret=True)
+    token: str | None = param("token", order=_AUTH, optional=True, secret=True)
     ca: str | None = param("ca", order=_AUTH, optional=True)
     cert: str | None = param("cert", order=_AUTH, optional=True)
-    key: str | None = param("key", order=_AUTH, optional=True)
+    key: str | None = param("key", order=_AUTH, optional=True, secret=True)
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.url.startswith(("http://", "https://")):
@@ -124,7 +124,8 @@ def build(meta: Metadata) -> MetricsApiScaler:
         cert_pem=meta.cert if meta.auth_mode == "tls" else None,
         key_pem=meta.key if meta.auth_mode == "tls" else None,
     )
-    return MetricsApiScaler(meta, JsonGet(url, tuple(sorted(headers.items())), identity))
+    secret = (meta.key_param_name or "api_key",) if meta.method == "query" else ()
+    return MetricsApiScaler(meta, JsonGet(url, tuple(sorted(headers.items())), identity, secret))
 
 
 KIND = ScalerKind(

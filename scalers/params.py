@@ -48,6 +48,8 @@ class Param:
     ge: float | None = None
     gt: float | None = None
     doc: str = ""
+    secret: bool = False
+    """Kept out of ``repr``, so no log line or error built from the object can show it."""
 
     @property
     def required(self) -> bool:
@@ -64,10 +66,11 @@ def param(
     ge: float | None = None,
     gt: float | None = None,
     doc: str = "",
+    secret: bool = False,
 ) -> Any:
     """Declare a metadata field; see the module docstring."""
-    spec = Param(name, order, default, optional, enum, ge, gt, doc)
-    return field(metadata={"param": spec})
+    spec = Param(name, order, default, optional, enum, ge, gt, doc, secret)
+    return field(metadata={"param": spec}, repr=not secret)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,13 +50,15 @@ class Metadata:
     auth_mode: tuple[str, ...] | None = param(
         "authMode", order=_TRIGGER_THEN_AUTH, optional=True, doc="KEDA's alias of authModes"
     )
-    bearer_token: str | None = param("bearerToken", order=_AUTH, optional=True)
-    token: str | None = param("token", order=_AUTH, optional=True, doc="alias of bearerToken")
+    bearer_token: str | None = param("bearerToken", order=_AUTH, optional=True, secret=True)
+    token: str | None = param(
+        "token", order=_AUTH, optional=True, doc="alias of bearerToken", secret=True
+    )
     username: str | None = param("username", order=_AUTH, optional=True)
-    password: str | None = param("password", order=_AUTH, optional=True)
+    password: str | None = param("password", order=_AUTH, optional=True, secret=True)
     ca: str | None = param("ca", order=_AUTH, optional=True, doc="PEM; trusted in any auth mode")
     cert: str | None = param("cert", order=_AUTH, optional=True)
-    key: str | None = param("key", order=_AUTH, optional=True)
+    key: str | None = param("key", order=_AUTH, optional=True, secret=True)
     custom_auth_header: str | None = param("customAuthHeader", order=_AUTH, optional=True)
     custom_auth_value: str | None = param("customAuthValue", order=_AUTH, optional=True)
 

@@ -52,14 +52,16 @@ class Metadata:
         "databaseIndex", order=(Source.TRIGGER, Source.ENV), default="0", ge=0
     )
     username: str | None = param("username", order=_ANYWHERE, optional=True)
-    password: str | None = param("password", order=(Source.AUTH, Source.ENV), optional=True)
+    password: str | None = param(
+        "password", order=(Source.AUTH, Source.ENV), optional=True, secret=True
+    )
     enable_tls: bool = param("enableTLS", default="false")
     unsafe_ssl: bool = param("unsafeSsl", default="false", doc="with TLS: skip verification")
     tls: str | None = param("tls", order=_AUTH, optional=True, enum=("enable", "disable"))
     ca: str | None = param("ca", order=_AUTH, optional=True, doc="PEM")
     cert: str | None = param("cert", order=_AUTH, optional=True, doc="PEM, with key")
-    key: str | None = param("key", order=_AUTH, optional=True, doc="PEM, with cert")
-    key_password: str | None = param("keyPassword", order=_AUTH, optional=True)
+    key: str | None = param("key", order=_AUTH, optional=True, doc="PEM, with cert", secret=True)
+    key_password: str | None = param("keyPassword", order=_AUTH, optional=True, secret=True)
 
     @property
     def uses_tls(self) -> bool:

@@ -295,7 +295,8 @@ def test_secrets_never_show() -> None:
     for text in (repr(s), repr(s.query), s.query.describe(), repr(s.meta), str(s.query)):
         assert "very-secret-key" not in text
         assert "session-token-value" not in text
-    assert "secret_access_key=<hidden>" in repr(s.meta)
+    assert "secret_access_key" not in repr(s.meta)
+    assert "session_token" not in repr(s.meta)
     assert s.query.describe() == f"SQS GetQueueAttributes {URL} at AWS (eu-west-1)"
 
 

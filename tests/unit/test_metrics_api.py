@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from scalers import metrics_api
+from scalers.clients import Clients
 from scalers.errors import Problems, ScalerError, SourceResponseError
 from scalers.jsonpath import PathNotFound, lookup, split_path
 from scalers.params import TriggerInputs
@@ -235,3 +236,28 @@ def test_required_parameters() -> None:
 def test_non_finite_numbers_are_errors_not_zero(number: float) -> None:
     with pytest.raises(SourceResponseError, match="not a number"):
         built({"valueLocation": "v"}).measure({"v": number})
+
+
+def test_an_api_key_in_the_query_is_redacted_from_every_message() -> None:
+    s = built(
+        {"authMode": "apiKey", "method": "query", "keyParamName": "token"},
+        auth={"apiKey": "s3cr3t-key"},
+    )
+    assert "token=s3cr3t-key" in s.query.url  # sent to the source...
+    for text in (s.query.describe(), repr(s.query), repr(s), repr(s.meta)):
+        assert "s3cr3t-key" not in text  # ...but never logged or served in an error
+    assert "token=***" in s.query.describe()
+
+
+async def test_errors_of_a_redacted_query_do_not_show_the_key() -> None:
+    s = built(
+        {"url": "http://127.0.0.1:9/x", "authMode": "apiKey", "method": "query"},
+        auth={"apiKey": "s3cr3t-key"},
+    )
+    clients = Clients(timeout=1)
+    try:
+        with pytest.raises(ScalerError) as info:
+            await s.query.run(clients)
+    finally:
+        await clients.aclose()
+    assert "s3cr3t-key" not in str(info.value) and "api_key=***" in str(info.value)

@@ -242,3 +242,16 @@ def test_problems_of_one_trigger_add_to_those_already_collected() -> None:
     ok = parse_params(Window, TriggerInputs({"low": "1", "high": "2"}, path=PATH), problems)
     assert ok == Window(low=1, high=2)
     assert len(problems) == 1
+
+
+def test_secret_parameters_never_appear_in_a_repr() -> None:
+    @dataclass(frozen=True)
+    class Auth:
+        user: str = param("user", order=(Source.AUTH,))
+        password: str = param("password", order=(Source.AUTH,), secret=True)
+
+    parsed = parse_params(
+        Auth, TriggerInputs({}, {}, {"user": "u", "password": "hunter2"}), Problems()
+    )
+    assert parsed is not None and parsed.password == "hunter2"
+    assert "hunter2" not in repr(parsed) and "user='u'" in repr(parsed)
