@@ -34,8 +34,9 @@ class TriggerState:
         if r.value is None:
             return f"{self.bound.metric_name} has no value yet"
         sign = ">" if r.active else "<="
+        compared = r.value if r.activity is None else r.activity  # what activation compared
         return (
-            f"{self.bound.metric_name} {s.value_label} {r.value:g} {sign} {s.activation_target:g}"
+            f"{self.bound.metric_name} {s.value_label} {compared:g} {sign} {s.activation_target:g}"
         )
 
 

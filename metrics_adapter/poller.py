@@ -23,7 +23,7 @@ from metrics_adapter.resources import ObjectRef
 from metrics_adapter.store import MetricStore, Reading
 from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.triggers import BoundTrigger
-from scalers.base import Query, is_active
+from scalers.base import Query, is_active, split
 from scalers.clients import Clients
 from scalers.errors import ScalerError, SourceTimeout
 
@@ -204,7 +204,7 @@ class Poller:
 
     def _measure(self, bound: BoundTrigger, answer: Any, latency: float) -> None:
         try:
-            value = bound.scaler.measure(answer)
+            value, activity = split(bound.scaler.measure(answer))
         except ScalerError as exc:
             self._fail(bound, str(exc))
             return
@@ -212,9 +212,11 @@ class Poller:
             log.exception("measure failed unexpectedly", extra=_fields(bound))
             self._fail(bound, f"internal error: {type(exc).__name__}: {exc}")
             return
-        active = is_active(value, bound.scaler.activation_target)
+        active = is_active(activity, bound.scaler.activation_target)
         before = self.store.readings(bound.so).get(bound.metric_name.lower())
-        reading = self.store.record_value(bound.so, bound.metric_name, value, active, self._now())
+        reading = self.store.record_value(
+            bound.so, bound.metric_name, value, active, self._now(), activity=activity
+        )
         if reading is None:
             return
         if before is not None and before.error is not None:

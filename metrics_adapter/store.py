@@ -21,6 +21,8 @@ class Reading:
     value: float | None = None
     """The last good value; kept through failures for `explain` and telemetry, never served."""
     measured_at: datetime | None = None
+    activity: float | None = None
+    """What activation compared (the value, except where KEDA uses another number)."""
     active: bool = False
     error: str | None = None
     """Why the latest poll failed; ``None`` once a poll succeeds."""
@@ -60,7 +62,13 @@ class MetricStore:
         self._objects.pop(so, None)
 
     def record_value(
-        self, so: ObjectRef, metric: str, value: float, active: bool, measured_at: datetime
+        self,
+        so: ObjectRef,
+        metric: str,
+        value: float,
+        active: bool,
+        measured_at: datetime,
+        activity: float | None = None,
     ) -> Reading | None:
         obj = self._objects.get(so)
         key = metric.lower()
@@ -70,6 +78,7 @@ class MetricStore:
             metric_name=metric,
             value=value,
             measured_at=measured_at,
+            activity=value if activity is None else activity,
             active=active,
             body=kube.external_metric_value_list(metric, value, measured_at),
         )

@@ -40,6 +40,22 @@ class Query(Protocol[A_co]):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """The HPA's value, and the number KEDA compares with the activation threshold where
+    that differs (Kafka: total lag, persistent lag included, before any cap)."""
+
+    value: float
+    activity: float
+
+
+def split(result: float | Measurement) -> tuple[float, float]:
+    """``(value, activity)`` of what :meth:`Scaler.measure` returned."""
+    if isinstance(result, Measurement):
+        return result.value, result.activity
+    return result, result
+
+
 class Scaler(Protocol[A_contra]):
     """One trigger of one ScaledObject, with its parameters parsed."""
 
@@ -66,7 +82,7 @@ class Scaler(Protocol[A_contra]):
         """What the value is, in words, for logs: ``lag``, ``value``, ``replicas``."""
         ...
 
-    def measure(self, answer: A_contra) -> float:
+    def measure(self, answer: A_contra) -> float | Measurement:
         """This trigger's value in the query's answer; raise ScalerError if it is not there."""
         ...
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scalers import aws_sqs_queue, cron, metrics_api, nats_jetstream, prometheus, redis, resource
+from scalers import (
+    aws_sqs_queue,
+    cron,
+    kafka,
+    metrics_api,
+    nats_jetstream,
+    prometheus,
+    redis,
+    resource,
+)
 from scalers.base import ScalerKind
 
 KINDS: Mapping[str, ScalerKind[Any]] = {
@@ -13,6 +22,7 @@ KINDS: Mapping[str, ScalerKind[Any]] = {
     for kind in (
         aws_sqs_queue.KIND,
         cron.KIND,
+        kafka.KIND,
         metrics_api.KIND,
         nats_jetstream.KIND,
         prometheus.KIND,
