@@ -16,7 +16,7 @@ from metrics_adapter.resources import ObjectRef, parse_scaled_object
 from metrics_adapter.store import MetricStore
 from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.triggers import BoundTrigger
-from scalers.base import ScalerKind
+from scalers.base import Measurement, ScalerKind
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError
 
@@ -56,7 +56,7 @@ class FakeScaler:
     activation_target: float = 0.0
     value_label: str = "value"
 
-    def measure(self, answer: float) -> float:
+    def measure(self, answer: float) -> float | Measurement:
         return answer + self.offset
 
 
@@ -262,3 +262,24 @@ async def test_shared_clients_open_once_per_identity_and_can_be_discarded() -> N
     assert sorted(opened) == ["0", "0", "1"]
     await clients.aclose()
     assert sorted(closed) == ["client-0", "client-0", "client-1"]
+
+
+@dataclass(frozen=True)
+class TotalLagScaler(FakeScaler):
+    """Like Kafka with excludePersistentLag: the metric is 0, the lag that activates is not."""
+
+    def measure(self, answer: float) -> Measurement:
+        return Measurement(value=0.0, activity=answer)
+
+
+async def test_activity_comes_from_the_measurements_activity_number(poller: Poller) -> None:
+    up = Upstream(value=5)
+    base = bound("k", FakeQuery("q", up))
+    b = BoundTrigger(
+        base.so, base.trigger, KIND, TotalLagScaler(FakeQuery("q", up)), "s0-fake", 0.2
+    )
+    poller.set_triggers(b.so, [b])
+    await poller.poll(b.scaler.query)
+    reading = poller.store.readings(b.so)["s0-fake"]
+    assert reading.value == 0 and reading.activity == 5 and reading.active
+    assert b'"value":"0"' in poller.store.answer("default", "k", "s0-fake")
