@@ -15,10 +15,10 @@ from starlette.routing import Route
 
 from metrics_adapter.tls import self_signed_pair
 from scalers import metrics_api
-from scalers.clients import Clients
-from scalers.errors import Problems, SourceResponseError, SourceTimeout, SourceUnreachable
-from scalers.params import TriggerInputs
+from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from tests.support.serving import serving
+from tests.support.triggers import build
+from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
 
@@ -68,19 +68,7 @@ def make(
     url: str, auth: dict[str, str] | None = None, **metadata: str
 ) -> metrics_api.MetricsApiScaler:
     fields = {"url": url, "valueLocation": "queue.depth", "targetValue": "10", **metadata}
-    problems = Problems()
-    built = metrics_api.KIND.create(TriggerInputs(fields, auth_params=auth or {}), problems)
-    assert not problems, [str(p) for p in problems]
-    assert isinstance(built, metrics_api.MetricsApiScaler)
-    return built
-
-
-async def measure(scaler: metrics_api.MetricsApiScaler, within: float = 2) -> float:
-    clients = Clients(within)
-    try:
-        return scaler.measure(await scaler.query.run(clients))
-    finally:
-        await clients.aclose()
+    return build(metrics_api.KIND, metrics_api.MetricsApiScaler, fields, auth)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +112,7 @@ async def test_garbage_and_missing_paths_are_errors(http_url: str) -> None:
 
 async def test_slow_server_times_out(http_url: str) -> None:
     with pytest.raises(SourceTimeout, match=r"no answer within 0\.3s"):
-        await measure(make(f"{http_url}/slow"), within=0.3)
+        await measure(make(f"{http_url}/slow"), client_timeout=0.3)
 
 
 async def test_tls_verified_with_ca_or_skipped_with_unsafe_ssl(tmp_path: Path) -> None:

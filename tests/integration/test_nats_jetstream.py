@@ -15,10 +15,11 @@ from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.triggers import bind
 from scalers import nats_jetstream
 from scalers.clients import Clients
-from scalers.errors import Problems, SourceResponseError, SourceUnreachable
-from scalers.params import TriggerInputs
-from tests.support import jetstream
+from scalers.errors import SourceResponseError, SourceUnreachable
+from tests.support import jetstream, triggers
 from tests.support.nats import NatsServer
+from tests.support.triggers import build
+from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +32,7 @@ def scaler(server: NatsServer, **metadata: str) -> nats_jetstream.NatsJetStreamS
         "consumer": "workers",
         **metadata,
     }
-    problems = Problems()
-    built = nats_jetstream.KIND.create(TriggerInputs(fields), problems)
-    assert not problems, list(problems)
-    assert isinstance(built, nats_jetstream.NatsJetStreamScaler)
-    return built
-
-
-async def measure(s: nats_jetstream.NatsJetStreamScaler) -> float:
-    clients = Clients(timeout=2)
-    try:
-        return s.measure(await s.query.run(clients))
-    finally:
-        await clients.aclose()
+    return build(nats_jetstream.KIND, nats_jetstream.NatsJetStreamScaler, fields)
 
 
 async def test_lag_is_pending_plus_ack_pending(nats_server: NatsServer) -> None:
@@ -89,28 +78,15 @@ async def test_https_against_plain_monitoring_fails_clearly(nats_server: NatsSer
         await measure(scaler(nats_server, useHttps="true"))
 
 
-def so_doc(name: str, endpoint: str, consumer: str, interval: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "pollingInterval": interval,
-            "triggers": [
-                {
-                    "type": "nats-jetstream",
-                    "metadata": {
-                        "natsServerMonitoringEndpoint": endpoint,
-                        "account": "$G",
-                        "stream": "JOBS",
-                        "consumer": consumer,
-                        "lagThreshold": "10",
-                    },
-                }
-            ],
-        },
+def so_doc(name: str, endpoint: str, consumer: str) -> dict[str, Any]:
+    metadata = {
+        "natsServerMonitoringEndpoint": endpoint,
+        "account": "$G",
+        "stream": "JOBS",
+        "consumer": consumer,
+        "lagThreshold": "10",
     }
+    return triggers.so_doc(name, metadata, "nats-jetstream")
 
 
 async def test_one_jsz_request_per_poll_serves_every_consumer(nats_server: NatsServer) -> None:

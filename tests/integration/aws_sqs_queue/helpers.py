@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalers import aws_sqs_queue
-from scalers.clients import Clients
-from scalers.errors import Problems
-from scalers.params import TriggerInputs
 from tests.support.moto import REGION, MotoServer
+from tests.support.triggers import build
 
 KEYS = {"awsAccessKeyID": "AKIAMOTOTESTKEY00001", "awsSecretAccessKey": "s3cr3t-never-shown"}
 
@@ -26,20 +24,8 @@ def endpoint_metadata(endpoint: str, queue_url: str, **more: str) -> dict[str, s
 def scaler(
     meta: dict[str, str], auth: dict[str, str] | None = None, env: dict[str, str] | None = None
 ) -> aws_sqs_queue.AwsSqsQueueScaler:
-    problems = Problems()
-    inputs = TriggerInputs(meta, env or {}, KEYS if auth is None else auth)
-    built = aws_sqs_queue.KIND.create(inputs, problems)
-    assert not problems, [str(p) for p in problems]
-    assert isinstance(built, aws_sqs_queue.AwsSqsQueueScaler)
-    return built
-
-
-async def measure(s: aws_sqs_queue.AwsSqsQueueScaler, client_timeout: float = 3) -> float:
-    clients = Clients(timeout=client_timeout)
-    try:
-        return s.measure(await s.query.run(clients))
-    finally:
-        await clients.aclose()
+    credentials = KEYS if auth is None else auth
+    return build(aws_sqs_queue.KIND, aws_sqs_queue.AwsSqsQueueScaler, meta, credentials, env)
 
 
 def scaled_object(

@@ -19,12 +19,12 @@ from tests.integration.aws_sqs_queue.helpers import (
     CannedEndpoint,
     endpoint_metadata,
     keys_authentication,
-    measure,
     metadata,
     scaled_object,
     scaler,
 )
 from tests.support.moto import MotoServer, free_port, iam_keys, make_queue
+from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,9 @@ import pytest
 
 from scalers.base import is_active, normalize
 from scalers.errors import SourceResponseError
-from tests.integration.aws_sqs_queue.helpers import measure, metadata, scaler
+from tests.integration.aws_sqs_queue.helpers import metadata, scaler
 from tests.support.moto import MotoServer, make_queue
+from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -24,54 +24,23 @@ from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.triggers import BoundTrigger, bind
 from scalers import prometheus as prometheus_scaler
 from scalers.clients import Clients
-from scalers.errors import Problems, SourceResponseError, SourceTimeout, SourceUnreachable
-from scalers.params import TriggerInputs
+from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
+from tests.support import triggers
 from tests.support.pki import Pki
 from tests.support.prometheus import PASSWORD, USERNAME, Exposition, PrometheusServer
 from tests.support.serving import serving
+from tests.support.triggers import build, reading
+from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
+bound_trigger = functools.partial(triggers.bound_trigger, trigger_type="prometheus")
 
 
 def scaler(
     server_address: str, metadata: dict[str, str], auth: dict[str, str] | None = None
 ) -> prometheus_scaler.PrometheusScaler:
-    problems = Problems()
     fields = {"serverAddress": server_address, "query": "vector(5)", "threshold": "10", **metadata}
-    built = prometheus_scaler.KIND.create(TriggerInputs(fields, {}, auth or {}), problems)
-    assert not problems, list(problems)
-    assert isinstance(built, prometheus_scaler.PrometheusScaler)
-    return built
-
-
-async def measure(s: prometheus_scaler.PrometheusScaler, client_timeout: float = 2) -> float:
-    clients = Clients(timeout=client_timeout)
-    try:
-        return s.measure(await s.query.run(clients))
-    finally:
-        await clients.aclose()
-
-
-def so_doc(name: str, metadata: dict[str, str], interval: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "pollingInterval": interval,
-            "triggers": [{"type": "prometheus", "metadata": metadata}],
-        },
-    }
-
-
-def bound_trigger(name: str, metadata: dict[str, str]) -> BoundTrigger:
-    (bound,) = bind(parse_scaled_object(so_doc(name, metadata)), Inventory())
-    return bound
-
-
-def reading(store: MetricStore, bound: BoundTrigger) -> Reading:
-    return store.readings(bound.so)[bound.metric_name.lower()]
+    return build(prometheus_scaler.KIND, prometheus_scaler.PrometheusScaler, fields, auth)
 
 
 async def poll_once(metadata: dict[str, str], client_timeout: float = 2) -> Reading:
@@ -367,7 +336,7 @@ async def test_one_request_per_distinct_query(prometheus: PrometheusServer) -> N
             "activationThreshold": str(40 + i % 10),
             "ignoreNullValues": "true" if i % 3 else "false",
         }
-        so = parse_scaled_object(so_doc(f"so{i}", metadata))
+        so = parse_scaled_object(triggers.so_doc(f"so{i}", metadata, "prometheus"))
         bound += bind(so, Inventory())
         poller.set_triggers(so.ref, bound[-1:])
     assert poller.query_count == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 import uuid
@@ -15,65 +16,33 @@ import redis
 from metrics_adapter.poller import Poller
 from metrics_adapter.resources import parse_scaled_object
 from metrics_adapter.standalone import Inventory
-from metrics_adapter.store import MetricStore, Reading
+from metrics_adapter.store import MetricStore
 from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.triggers import BoundTrigger, bind
 from scalers import redis as redis_scaler
 from scalers.clients import Clients
 from scalers.errors import (
-    Problems,
     ScalerError,
     SourceResponseError,
     SourceTimeout,
     SourceUnreachable,
 )
-from scalers.params import TriggerInputs
 from tests.integration.redis_lists.conftest import ALICE, PASSWORD
+from tests.support import triggers
 from tests.support.pki import KEY_PASSWORD, Pki
 from tests.support.redis_server import RedisServer
+from tests.support.triggers import build, reading
+from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
+bound_trigger = functools.partial(triggers.bound_trigger, trigger_type="redis")
 
 
 def scaler(
     server: RedisServer, metadata: dict[str, str], auth: dict[str, str] | None = None
 ) -> redis_scaler.RedisScaler:
-    problems = Problems()
     fields = {"address": server.address, "listName": "jobs", **metadata}
-    built = redis_scaler.KIND.create(TriggerInputs(fields, {}, auth or {}), problems)
-    assert not problems, list(problems)
-    assert isinstance(built, redis_scaler.RedisScaler)
-    return built
-
-
-async def measure(s: redis_scaler.RedisScaler, client_timeout: float = 2) -> float:
-    clients = Clients(timeout=client_timeout)
-    try:
-        return s.measure(await s.query.run(clients))
-    finally:
-        await clients.aclose()
-
-
-def so_doc(name: str, metadata: dict[str, str], interval: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "pollingInterval": interval,
-            "triggers": [{"type": "redis", "metadata": metadata}],
-        },
-    }
-
-
-def bound_trigger(name: str, metadata: dict[str, str]) -> BoundTrigger:
-    (bound,) = bind(parse_scaled_object(so_doc(name, metadata)), Inventory())
-    return bound
-
-
-def reading(store: MetricStore, bound: BoundTrigger) -> Reading:
-    return store.readings(bound.so)[bound.metric_name.lower()]
+    return build(redis_scaler.KIND, redis_scaler.RedisScaler, fields, auth)
 
 
 # Fidelity: server state → (metric value, active, HPA replicas), through the real poller.
@@ -368,7 +337,7 @@ async def test_one_client_and_one_request_per_key_per_poll(redis_server: RedisSe
             "listLength": str(i + 1),
             "activationListLength": str(i),
         }
-        so = parse_scaled_object(so_doc(f"so{i}", metadata))
+        so = parse_scaled_object(triggers.so_doc(f"so{i}", metadata, "redis"))
         bound += bind(so, Inventory())
         poller.set_triggers(so.ref, bound[-1:])
     assert poller.query_count == 4

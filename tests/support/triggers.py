@@ -1,0 +1,69 @@
+"""Helpers every scaler's integration tests share: build a trigger, measure it once, bind a
+ScaledObject through the real parser and binder, read what the store holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from metrics_adapter.resources import parse_scaled_object
+from metrics_adapter.standalone import Inventory
+from metrics_adapter.store import MetricStore, Reading
+from metrics_adapter.triggers import BoundTrigger, bind
+from scalers.base import Scaler, ScalerKind, split
+from scalers.clients import Clients
+from scalers.errors import Problems
+from scalers.params import TriggerInputs
+
+S = TypeVar("S")
+
+
+def build(
+    kind: ScalerKind[Any],
+    expected: type[S],
+    metadata: Mapping[str, str],
+    auth: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> S:
+    """A scaler of ``kind`` from trigger metadata (and auth params), which must be valid."""
+    problems = Problems()
+    built = kind.create(TriggerInputs(dict(metadata), env or {}, auth or {}), problems)
+    assert not problems, [str(p) for p in problems]
+    assert isinstance(built, expected)
+    return built
+
+
+async def measure_once(scaler: Scaler[Any], client_timeout: float = 2.0) -> float:
+    """Run the scaler's query once with fresh clients and return its value."""
+    clients = Clients(timeout=client_timeout)
+    try:
+        value, _ = split(scaler.measure(await scaler.query.run(clients)))
+        return value
+    finally:
+        await clients.aclose()
+
+
+def so_doc(
+    name: str, metadata: Mapping[str, str], trigger_type: str, interval: int = 1
+) -> dict[str, Any]:
+    """A ScaledObject in namespace ``default`` with one trigger, as a user writes it."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "pollingInterval": interval,
+            "triggers": [{"type": trigger_type, "metadata": dict(metadata)}],
+        },
+    }
+
+
+def bound_trigger(name: str, metadata: Mapping[str, str], trigger_type: str) -> BoundTrigger:
+    """The one trigger of :func:`so_doc`, parsed and bound as the service binds it."""
+    (bound,) = bind(parse_scaled_object(so_doc(name, metadata, trigger_type)), Inventory())
+    return bound
+
+
+def reading(store: MetricStore, bound: BoundTrigger) -> Reading:
+    return store.readings(bound.so)[bound.metric_name.lower()]
