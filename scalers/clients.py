@@ -180,6 +180,3 @@ def tls_context(identity: HttpIdentity) -> ssl.SSLContext:
                     fh.write(pem)
             ctx.load_cert_chain(cert, key)
     return ctx
-
-
-_ssl_context = tls_context  # the name rabbitmq_queries still imports; remove with its update

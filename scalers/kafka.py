@@ -62,8 +62,8 @@ class Metadata:
     unsafe_ssl: bool = param("unsafeSsl", default="false")
     ca: str | None = param("ca", order=_AUTH, optional=True)
     cert: str | None = param("cert", order=_AUTH, optional=True)
-    key: str | None = param("key", order=_AUTH, optional=True)
-    key_password: str | None = param("keyPassword", order=_AUTH, optional=True)
+    key: str | None = param("key", order=_AUTH, optional=True, secret=True)
+    key_password: str | None = param("keyPassword", order=_AUTH, optional=True, secret=True)
     sasl: str = param(
         "sasl",
         order=_FROM_AUTH,
@@ -71,7 +71,7 @@ class Metadata:
         enum=(*_SASL_SUPPORTED, "oauthbearer", "gssapi"),
     )
     username: str | None = param("username", order=_AUTH, optional=True)
-    password: str | None = param("password", order=_AUTH, optional=True)
+    password: str | None = param("password", order=_AUTH, optional=True, secret=True)
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.bootstrap_servers:

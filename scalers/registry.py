@@ -12,6 +12,7 @@ from scalers import (
     metrics_api,
     nats_jetstream,
     prometheus,
+    rabbitmq,
     redis,
     resource,
 )
@@ -26,6 +27,7 @@ KINDS: Mapping[str, ScalerKind[Any]] = {
         metrics_api.KIND,
         nats_jetstream.KIND,
         prometheus.KIND,
+        rabbitmq.KIND,
         redis.KIND,
     )
 }
