@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -41,6 +40,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.process import ServerProcess
 
 KAFKA_VERSION = "4.2.0"
 LOG4J_VERSION = "2.25.3"
@@ -218,7 +219,10 @@ LISTENERS = ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL", "CONTROLLER")
 
 
 @dataclass
-class KafkaBroker:
+class KafkaBroker(ServerProcess):
+    log_files = ("stdout.log", "server.log")
+    stop_timeout = 30
+
     lib: Path
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kafka-")))
     ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in LISTENERS})
@@ -405,38 +409,6 @@ class KafkaBroker:
                 "",
             ]
         )
-
-    def pause(self) -> None:
-        """Freeze the JVM (SIGSTOP): connections stay open, nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def log(self) -> str:
-        parts = []
-        for name in ("stdout.log", "server.log"):
-            path = self.workdir / name
-            if path.exists():
-                parts.append(path.read_text(errors="replace"))
-        return "\n".join(parts)
 
     # The request log.
 

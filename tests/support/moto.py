@@ -10,8 +10,6 @@ import base64
 import importlib.util
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
+
+from tests.support.process import ServerProcess
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -51,7 +51,9 @@ def free_port() -> int:
 
 
 @dataclass
-class MotoServer:
+class MotoServer(ServerProcess):
+    log_files = ("moto.log",)
+
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="moto-")))
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -139,34 +141,6 @@ class MotoServer:
             if queue_url is None or json.loads(body or "{}").get("QueueUrl") == queue_url:
                 count += 1
         return count
-
-    def pause(self) -> None:
-        """Freeze the server: connections are still accepted by the kernel, never answered."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def log(self) -> str:
-        path = self.workdir / "moto.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # a paused process would not handle TERM
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @asynccontextmanager

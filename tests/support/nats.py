@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.process import ServerProcess
+
 DEBIAN_BINARY = Path("/usr/sbin/nats-server")
 
 
@@ -33,7 +35,9 @@ def binaries() -> dict[str, Path]:
 
 
 @dataclass
-class NatsServer:
+class NatsServer(ServerProcess):
+    log_files = ("nats.log",)
+
     binary: Path
     name: str = "test-nats"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nats-")))
@@ -117,28 +121,10 @@ class NatsServer:
         stats = self.get("/varz").get("http_req_stats", {})
         return int(stats.get(path, 0))
 
-    def log(self) -> str:
-        path = self.workdir / "nats.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
     def restart(self) -> NatsServer:
         """Stop and start again on the same ports, keeping the JetStream store."""
         self.stop()
         return self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def version(self) -> str:
         out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True)

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.pki import Pki
+from tests.support.process import ServerProcess
 from tests.support.redis_server import free_port
 
 DEBIAN_BINARY = Path("/usr/bin/prometheus")
@@ -99,7 +99,10 @@ def _go_float(value: float) -> str:
 
 
 @dataclass
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
+    log_files = ("prometheus.log",)
+    stop_timeout = 15
+
     binary: Path
     target: str | None = None
     """host:port of a scrape target, scraped every second as job ``app``."""
@@ -218,30 +221,3 @@ class PrometheusServer:
 
     def connections_accepted(self) -> int:
         return int(self.counter("net_conntrack_listener_conn_accepted_total", listener_name="http"))
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def log(self) -> str:
-        path = self.workdir / "prometheus.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)

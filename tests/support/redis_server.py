@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,6 +15,7 @@ from typing import Any
 import redis
 
 from tests.support.pki import Pki
+from tests.support.process import ServerProcess
 
 DEBIAN_BINARY = Path("/usr/bin/redis-server")
 
@@ -40,7 +40,9 @@ def free_port() -> int:
 
 
 @dataclass
-class RedisServer:
+class RedisServer(ServerProcess):
+    log_files = ("redis.log",)
+
     binary: Path
     password: str | None = None
     users: tuple[str, ...] = ()
@@ -128,34 +130,7 @@ class RedisServer:
         with self.client() as client:
             return int(client.info("stats")["total_connections_received"])
 
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def log(self) -> str:
-        path = self.workdir / "redis.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
     def restart(self) -> RedisServer:
         """Stop and start again on the same port (the data is gone: nothing is saved)."""
         self.stop()
         return self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
