@@ -1,4 +1,4 @@
-.PHONY: install lint test demo clean
+.PHONY: install lint test demo clean cluster-up cluster-down
 
 install:
 	@.ci/bootstrap
@@ -17,3 +17,11 @@ demo: install
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+
+# A real kube-apiserver + kube-controller-manager + etcd on loopback, with the adapter
+# registered as v1beta1.external.metrics.k8s.io; prints KUBECONFIG=... and ADAPTER_URL=...
+cluster-up: install
+	@.venv/bin/python -m tests.support.controlplane up
+
+cluster-down: install
+	@.venv/bin/python -m tests.support.controlplane down
