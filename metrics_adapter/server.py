@@ -16,6 +16,7 @@ from prometheus_client import make_asgi_app
 from metrics_adapter.activator import DryRunActivator, TriggerState
 from metrics_adapter.app import Health, create_app
 from metrics_adapter.poller import Poller
+from metrics_adapter.resources import ObjectRef
 from metrics_adapter.settings import Settings
 from metrics_adapter.standalone import Inventory, load_directory
 from metrics_adapter.store import MetricStore, Reading
@@ -57,16 +58,19 @@ def build(settings: Settings) -> Adapter:
         store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
     )
     inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
-    for ref, error in inventory.broken.items():
+
+    def not_ready(ref: ObjectRef, error: ConfigError) -> None:
         store.mark_broken(ref, "; ".join(str(p) for p in error.problems))
         telemetry.object_error(ref.namespace, ref.name)
+
+    for ref, error in inventory.broken.items():
+        not_ready(ref, error)  # already logged by the loader, with its file
     for so in inventory.scaled_objects.values():
         try:
             poller.set_triggers(so.ref, bind(so, inventory))
         except ConfigError as exc:
             log.error("%s", exc)
-            store.mark_broken(so.ref, "; ".join(str(p) for p in exc.problems))
-            telemetry.object_error(so.ref.namespace, so.ref.name)
+            not_ready(so.ref, exc)
     namespaces: dict[str, int] = {}
     for so in inventory.scaled_objects.values():
         namespaces[so.ref.namespace] = namespaces.get(so.ref.namespace, 0) + 1
