@@ -181,9 +181,8 @@ class TriggerAuthentication:
         return "ClusterTriggerAuthentication" if self.cluster else "TriggerAuthentication"
 
 
-def parse_meta(
-    raw: Mapping[str, Any], kind: str, problems: Problems, *, namespaced: bool = True
-) -> Meta:
+def parse_meta(raw: Mapping[str, Any], problems: Problems, *, namespaced: bool = True) -> Meta:
+    """The parts of ``metadata`` the adapter uses; a cluster-scoped object has no namespace."""
     f = Fields(raw.get("metadata"), "metadata", problems, [])
     name = f.string("name", "", required=True) or ""
     namespace = (f.string("namespace", "default") or "default") if namespaced else ""
@@ -214,7 +213,7 @@ def _subject(kind: str, raw: Mapping[str, Any], namespaced: bool = True) -> str:
 def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
     """Parse a ScaledObject; raise ConfigError listing every problem with its field path."""
     problems, warnings = Problems(), list[str]()
-    meta = parse_meta(raw, "ScaledObject", problems)
+    meta = parse_meta(raw, problems)
     spec = _spec(raw, problems, warnings)
     spec.warn_unknown(SPEC_FIELDS)
     target = spec.child("scaleTargetRef")
@@ -358,7 +357,7 @@ def parse_trigger_authentication(raw: Mapping[str, Any]) -> TriggerAuthenticatio
     cluster = raw.get("kind") == "ClusterTriggerAuthentication"
     kind = "ClusterTriggerAuthentication" if cluster else "TriggerAuthentication"
     problems, warnings = Problems(), list[str]()
-    meta = parse_meta(raw, kind, problems, namespaced=not cluster)
+    meta = parse_meta(raw, problems, namespaced=not cluster)
     spec = _spec(raw, problems, warnings)
 
     def refs(key: str) -> tuple[SecretTargetRef, ...]:
