@@ -1,11 +1,20 @@
-"""A throwaway certificate authority: a server pair for 127.0.0.1 and a client pair, on disk."""
+"""Throwaway certificate authorities: server and client certificates, keys, TLS contexts.
+
+:class:`CertificateAuthority` issues :class:`KeyPair` s (P-256, valid a week) for any host or
+client identity; :func:`make_pki` is the common case on disk: one server pair for 127.0.0.1 and
+one client pair.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -14,6 +23,128 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_PASSWORD = "k3y-pa55"
 """The password of :attr:`Pki.client_key_encrypted_pem`."""
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate and its private key (PKCS#8), both PEM."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """Write ``<stem>.crt`` and ``<stem>.key`` (mode 0600) into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert.write_bytes(self.cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(self.key_pem)
+        return cert, key
+
+    @classmethod
+    def read(cls, directory: Path, stem: str) -> KeyPair:
+        """The pair :meth:`write` wrote."""
+        return cls(
+            (directory / f"{stem}.crt").read_bytes(), (directory / f"{stem}.key").read_bytes()
+        )
+
+    def encrypted_key_pem(self, password: str) -> bytes:
+        """The private key, encrypted with ``password``."""
+        key = serialization.load_pem_private_key(self.key_pem, password=None)
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password.encode()),
+        )
+
+
+class CertificateAuthority:
+    """A throwaway CA (P-256, valid a week) that issues server and client certificates."""
+
+    def __init__(self, common_name: str) -> None:
+        self._key = _new_key()
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        self.cert = (
+            self._builder(self.name, self._key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_usage(cert_sign=True), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def _builder(
+        self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey
+    ) -> x509.CertificateBuilder:
+        now = dt.datetime.now(dt.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=7))
+        )
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        organizations: Sequence[str] = (),
+        hosts: Sequence[str] = (),
+        usage: Literal["server", "client"] = "client",
+    ) -> KeyPair:
+        """A certificate for ``hosts`` (DNS names or IPs) or a client identity (CN, O)."""
+        key = _new_key()
+        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        eku = (
+            ExtendedKeyUsageOID.SERVER_AUTH
+            if usage == "server"
+            else ExtendedKeyUsageOID.CLIENT_AUTH
+        )
+        ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = (
+            self._builder(x509.Name(attributes), key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+            )
+        )
+        if hosts:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False
+            )
+        cert = builder.sign(self._key, hashes.SHA256())
+        return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def signing_keys() -> tuple[bytes, bytes]:
+    """A bare P-256 key pair as (private PKCS#8, public SubjectPublicKeyInfo) PEM, such as
+    kube-apiserver's ServiceAccount token signing key."""
+    key = _new_key()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return _key_pem(key), public
+
+
+def client_context(ca_pem: bytes, pair: KeyPair | None = None) -> ssl.SSLContext:
+    """TLS that trusts ``ca_pem`` and presents ``pair`` as the client certificate."""
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    if pair is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = pair.write(Path(tmp), "client")
+            context.load_cert_chain(cert, key)
+    return context
 
 
 @dataclass(frozen=True)
@@ -40,98 +171,49 @@ class Pki:
 
 def make_pki(directory: Path) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate it signed."""
+    ca = CertificateAuthority("metrics-adapter test CA")
+    server = ca.issue("127.0.0.1", hosts=["127.0.0.1", "localhost"], usage="server")
+    client = ca.issue("scaler")
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("metrics-adapter test CA")
-    ca_cert = (
-        _builder(ca_name, ca_name, ca_key)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = (
-        _builder(_name("127.0.0.1"), ca_name, server_key)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(_authority(ca_cert), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client_cert = (
-        _builder(_name("scaler"), ca_name, client_key)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(_authority(ca_cert), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {
-        "ca": directory / "ca.crt",
-        "server_cert": directory / "server.crt",
-        "server_key": directory / "server.key",
-        "client_cert": directory / "client.crt",
-        "client_key": directory / "client.key",
-    }
-    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths["server_cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    paths["server_key"].write_bytes(_key_pem(server_key))
-    paths["client_cert"].write_bytes(client_cert.public_bytes(serialization.Encoding.PEM))
-    paths["client_key"].write_bytes(_key_pem(client_key))
-    encrypted = client_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
-    )
-    return Pki(**paths, client_key_encrypted_pem=encrypted.decode())
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
-) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+    (directory / "ca.crt").write_bytes(ca.pem)
+    server_cert, server_key = server.write(directory, "server")
+    client_cert, client_key = client.write(directory, "client")
+    return Pki(
+        ca=directory / "ca.crt",
+        server_cert=server_cert,
+        server_key=server_key,
+        client_cert=client_cert,
+        client_key=client_key,
+        client_key_encrypted_pem=client.encrypted_key_pem(KEY_PASSWORD).decode(),
     )
 
 
-def _authority(ca: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def _usage(*, cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)

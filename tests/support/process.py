@@ -1,12 +1,38 @@
-"""The lifecycle every test server shares: freeze, thaw, stop for sure, clean up, read logs."""
+"""The lifecycle every test server shares: start, freeze, thaw, stop for sure, clean up, logs."""
 
 from __future__ import annotations
 
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
+
+# util-linux's setpriv sets the parent-death signal and then execs the command, so nothing but
+# exec runs between fork and exec (preexec_fn is unsafe with threads).
+_SETPRIV = shutil.which("setpriv")
+
+
+def spawn(argv: Sequence[str], log: Path, *, detach: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with stdout and stderr appended to ``log``.
+
+    Attached (the default), the process gets SIGTERM when the test process dies, even when it
+    is killed before its fixtures could stop anything. Detached, it runs in a session of its
+    own and survives the terminal that started it.
+    """
+    command = list(argv)
+    if not detach and _SETPRIV:
+        command = [_SETPRIV, "--pdeathsig", "TERM", "--", *command]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
+        )
 
 
 class ServerProcess:

@@ -1,0 +1,53 @@
+"""A real Kubernetes control plane on loopback, for the e2e tests and ``make cluster-up``.
+
+etcd, kube-apiserver and kube-controller-manager (built by ``hack/build-control-plane.sh``)
+run on free 127.0.0.1 ports with generated certificates, and the adapter is registered as
+``v1beta1.external.metrics.k8s.io``; nothing dials beyond loopback.
+
+- :mod:`.binaries`: where the Kubernetes binaries are cached, building them when missing;
+- :mod:`.pki`: the cluster's certificates and kubeconfigs (on :mod:`tests.support.pki`);
+- :mod:`.processes`: one component as a process with a pid file, logs, bounded waits;
+- :mod:`.api`: discovery, server-side apply, get, delete and condition waits;
+- :mod:`.cluster`: :class:`ControlPlane`, which starts and stops the three components;
+- :mod:`.adapter`: the adapter standalone, and its registration behind the aggregator;
+- :mod:`.__main__`: the command line behind ``make cluster-up`` / ``make cluster-down``::
+
+    python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=
+    python -m tests.support.controlplane down [--state DIR]
+"""
+
+from tests.support.controlplane.adapter import (
+    ADAPTER_NAMESPACE,
+    ADAPTER_SERVICE,
+    APISERVICE,
+    DEPLOY,
+    Adapter,
+    register_adapter,
+)
+from tests.support.controlplane.api import condition, load_manifests
+from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
+from tests.support.controlplane.cluster import ControlPlane
+from tests.support.controlplane.errors import ControlPlaneError, KubeError
+from tests.support.controlplane.pki import serving_pair
+from tests.support.controlplane.processes import wait_for
+from tests.support.pki import client_context
+
+__all__ = [
+    "ADAPTER_NAMESPACE",
+    "ADAPTER_SERVICE",
+    "APISERVICE",
+    "BIN_DIR",
+    "DEPLOY",
+    "REPO",
+    "Adapter",
+    "ControlPlane",
+    "ControlPlaneError",
+    "KubeError",
+    "client_context",
+    "condition",
+    "load_manifests",
+    "missing_binaries",
+    "register_adapter",
+    "serving_pair",
+    "wait_for",
+]

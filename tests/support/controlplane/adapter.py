@@ -1,0 +1,108 @@
+"""The adapter, run standalone and registered as the external metrics API.
+
+The aggregator reaches it through a Service of type ExternalName ``localhost`` and the
+APIService's real caBundle (shared/reference/control-plane.md §4).
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.controlplane.api import load_manifests
+from tests.support.controlplane.binaries import REPO
+from tests.support.controlplane.cluster import ControlPlane
+from tests.support.controlplane.processes import Process, log_path, tail, wait_for
+from tests.support.pki import KeyPair, client_context
+from tests.support.serving import free_port
+
+DEPLOY = REPO / "deploy"
+ADAPTER_NAMESPACE, ADAPTER_SERVICE = "keda", "metrics-adapter"
+APISERVICE = "v1beta1.external.metrics.k8s.io"
+
+
+@dataclass
+class Adapter:
+    """``metrics-adapter serve`` standalone on a fixed free port, restartable in place."""
+
+    objects: Path
+    state: Path
+    pair: KeyPair
+    ca_pem: bytes
+    port: int = field(default_factory=free_port)
+    detach: bool = False
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> Adapter:
+        cert, key = self.pair.write(self.state / "pki", ADAPTER_SERVICE)
+        self.objects.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "metrics_adapter", "serve", f"--scaledobjects={self.objects}"]
+        argv += [f"--secure-port={self.port}", f"--tls-cert-file={cert}"]
+        argv += [f"--tls-private-key-file={key}", "--metrics-port=0"]
+        self.process = Process(ADAPTER_SERVICE, argv, self.state).start(detach=self.detach)
+        context = client_context(self.ca_pem)
+
+        def ready() -> bool:
+            assert self.process is not None
+            self.process.check()
+            with httpx.Client(verify=context, timeout=2) as client:
+                return client.get(f"{self.url}/readyz").status_code == 200
+
+        try:
+            wait_for(f"the adapter on {self.url}", ready, timeout, 0.1)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def tail(self, lines: int = 30) -> str:
+        return tail(log_path(self.state, ADAPTER_SERVICE), lines)
+
+    def restart(self) -> Adapter:
+        """Stop and start again on the same port, re-reading ``objects``."""
+        self.stop()
+        return self.start()
+
+
+def register_adapter(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
+    """Install deploy/ (RBAC, CRDs, APIService with the real caBundle) and route the APIService
+    to ``adapter`` through ExternalName ``localhost``; return the APIService once Available."""
+    for doc in load_manifests(DEPLOY / "rbac.yaml"):
+        cp.apply(doc)
+    for crd in load_manifests(DEPLOY / "crds"):
+        cp.apply(crd)
+    for crd in load_manifests(DEPLOY / "crds"):
+        name = crd["metadata"]["name"]
+        cp.wait_condition(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", name, "Established"
+        )
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": ADAPTER_SERVICE, "namespace": ADAPTER_NAMESPACE},
+            # The aggregator dials https://<externalName>:<APIService port> (§4).
+            "spec": {"type": "ExternalName", "externalName": "localhost"},
+        }
+    )
+    [apiservice] = load_manifests(DEPLOY / "apiservice.yaml")
+    apiservice["spec"]["caBundle"] = base64.b64encode(adapter.ca_pem).decode()
+    apiservice["spec"]["service"]["port"] = adapter.port
+    cp.apply(apiservice)
+    return cp.wait_condition(
+        "apiregistration.k8s.io/v1", "APIService", APISERVICE, "Available", timeout=timeout
+    )

@@ -1,0 +1,152 @@
+"""The Kubernetes API as the tests use it: discovery, server-side apply, get, delete, waits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.controlplane.errors import raise_for
+from tests.support.controlplane.processes import wait_for
+
+FIELD_MANAGER = "metrics-adapter-harness"
+
+
+def condition(obj: Mapping[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    """The status condition of type ``kind`` of ``obj``."""
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return None
+
+
+def load_manifests(path: Path) -> list[dict[str, Any]]:
+    """Every document of a YAML file, or of each ``*.yaml`` under a directory, in name order."""
+    files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+    return [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+class KubeApi:
+    """Mixed into the control plane, which provides an authenticated ``client`` and an empty
+    ``_resources`` cache."""
+
+    _resources: dict[tuple[str, str], tuple[str, bool]]
+    """(apiVersion, kind) -> (plural, namespaced), filled by discovery."""
+
+    @property
+    def client(self) -> httpx.Client:
+        raise NotImplementedError
+
+    def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(plural, namespaced) of ``kind``, from discovery; waits briefly for new CRDs."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            prefix = "/api" if "/" not in api_version else "/apis"
+
+            def discover() -> bool:
+                response = self.client.get(f"{prefix}/{api_version}")
+                if response.status_code == 404:
+                    return False
+                raise_for(response)
+                for r in response.json()["resources"]:
+                    if "/" not in r["name"]:
+                        self._resources[(api_version, r["kind"])] = (r["name"], r["namespaced"])
+                return key in self._resources
+
+            wait_for(f"discovery of {kind} in {api_version}", discover, 15)
+        return self._resources[key]
+
+    def path(
+        self, api_version: str, kind: str, namespace: str | None = None, name: str | None = None
+    ) -> str:
+        plural, namespaced = self.resource(api_version, kind)
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        if namespaced:
+            base += f"/namespaces/{namespace or 'default'}"
+        return f"{base}/{plural}" + (f"/{name}" if name else "")
+
+    def _object_path(self, obj: Mapping[str, Any], *, named: bool = True) -> str:
+        meta = obj.get("metadata") or {}
+        name = meta.get("name") if named else None
+        return self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"), name)
+
+    def apply(
+        self,
+        obj: Mapping[str, Any] | str,
+        *,
+        dry_run: bool = False,
+        field_validation: str = "Strict",
+        field_manager: str = FIELD_MANAGER,
+    ) -> dict[str, Any]:
+        """Server-side apply of ``obj`` (a dict or one YAML document), forcing conflicts;
+        returns the object as stored (as it would be, with ``dry_run``)."""
+        if isinstance(obj, str):
+            obj = yaml.safe_load(obj)
+            assert isinstance(obj, Mapping), "apply takes one YAML mapping"
+        params = {
+            "fieldManager": field_manager,
+            "force": "true",
+            "fieldValidation": field_validation,
+        }
+        if dry_run:
+            params["dryRun"] = "All"
+        response = self.client.patch(
+            self._object_path(obj),
+            params=params,
+            content=json.dumps(obj),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        raise_for(response)
+        return dict(response.json())
+
+    def create(
+        self, obj: Mapping[str, Any], *, field_validation: str | None = None
+    ) -> httpx.Response:
+        """POST ``obj`` and return the raw response (status, body and Warning headers)."""
+        params = {"fieldValidation": field_validation} if field_validation else {}
+        return self.client.post(self._object_path(obj, named=False), params=params, json=obj)
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        response = self.client.get(self.path(api_version, kind, namespace, name))
+        if response.status_code == 404:
+            return None
+        raise_for(response)
+        return dict(response.json())
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        response = self.client.delete(self.path(api_version, kind, namespace, name))
+        if response.status_code != 404:
+            raise_for(response)
+
+    def ensure_namespace(self, name: str) -> None:
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def wait_condition(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        condition_type: str,
+        *,
+        namespace: str | None = None,
+        status: str = "True",
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        """Wait until condition ``condition_type`` of the object has ``status``; return it."""
+
+        def probe() -> dict[str, Any] | None:
+            obj = self.get(api_version, kind, name, namespace)
+            c = condition(obj, condition_type)
+            return obj if c is not None and c.get("status") == status else None
+
+        try:
+            return wait_for(f"{kind} {name} {condition_type}={status}", probe, timeout)
+        except TimeoutError as exc:
+            last = condition(self.get(api_version, kind, name, namespace), condition_type)
+            raise TimeoutError(f"{exc}; last {condition_type}: {last}") from None
