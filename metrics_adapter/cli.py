@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     triggers = commands.add_parser("triggers", help="list trigger types and their parameters")
     triggers.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
 
+    explain = commands.add_parser(
+        "explain", help="each trigger's value, target, activity and the replicas it asks for"
+    )
+    explain.add_argument("path", type=Path, metavar="PATH", help="a --scaledobjects directory")
+    explain.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    explain.add_argument("--scaler-timeout", type=float, default=3.0, metavar="SECONDS")
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -158,6 +165,19 @@ def _print_triggers(output: str) -> None:
         print()
 
 
+def _explain(path: Path, output: str, scaler_timeout: float) -> int:
+    from metrics_adapter.explain import as_dicts, explain, render
+
+    configure_logging("error", "text")
+    try:
+        reports = asyncio.run(explain(path, scaler_timeout))
+    except ConfigError as exc:
+        print(f"metrics-adapter explain: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(as_dicts(reports), indent=2) if output == "json" else render(reports))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "version":
@@ -166,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "triggers":
         _print_triggers(args.output)
         return 0
+    if args.command == "explain":
+        return _explain(args.path, args.output, args.scaler_timeout)
     configure_logging(args.log_level, args.log_format)
     if args.scaledobjects is None:
         print(

@@ -144,6 +144,10 @@ class Poller:
             due = max(due + loop.interval, time.monotonic())
             await asyncio.sleep(due - time.monotonic())
 
+    async def poll_all(self) -> None:
+        """Ask every distinct query once, concurrently, outside the schedule (``explain``)."""
+        await asyncio.gather(*(self._poll_guarded(query) for query in list(self._loops)))
+
     async def _poll_guarded(self, query: Query[Any]) -> None:
         try:
             await self.poll(query)

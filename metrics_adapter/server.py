@@ -49,8 +49,9 @@ class Adapter:
     inventory: Inventory
 
 
-def build(settings: Settings) -> Adapter:
-    """Load the objects of standalone mode and bind their triggers to the poller."""
+def build(settings: Settings, *, dry_run: bool = True) -> Adapter:
+    """Load the objects of standalone mode and bind their triggers to the poller; with
+    ``dry_run`` the activator logs what it would do after each poll."""
     assert settings.scaledobjects is not None, "cluster mode is not built yet"
     telemetry = Telemetry()
     store = MetricStore()
@@ -79,7 +80,8 @@ def build(settings: Settings) -> Adapter:
     for ns, count in namespaces.items():
         telemetry.resources.labels("scaled_object", ns).set(count)
     health = Health(loaded=True, poller_running=lambda: poller.running)
-    _attach_dry_run(poller, inventory)
+    if dry_run:
+        _attach_dry_run(poller, inventory)
     broken = sum(1 for ref in store.objects() if store.broken_reason(ref) is not None)
     log.info(
         "loaded %d ScaledObjects (%d not ready), %d distinct queries",
