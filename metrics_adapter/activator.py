@@ -8,7 +8,7 @@ An error is never read as inactive: a failing trigger blocks scale-to-zero.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,6 +48,20 @@ class Decision:
     """``None`` when unknown: a trigger is failing or has no value yet."""
     reason: str
     last_active: datetime | None
+    cooldown_left: float | None = None
+    """Seconds until an inactive object may go to zero, when it is waiting for that."""
+
+
+PAUSED = "autoscaling.keda.sh/paused"
+PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+
+
+def paused(annotations: Mapping[str, str]) -> bool:
+    """KEDA's pause: ``paused`` set to anything but a false boolean, or ``paused-replicas``."""
+    if PAUSED_REPLICAS in annotations:
+        return True
+    value = annotations.get(PAUSED)
+    return value is not None and value.strip().lower() not in ("false", "0", "f")
 
 
 def decide(
@@ -94,7 +108,7 @@ def decide(
         if now >= due:
             return Decision(floor, False, reason, last_active)
         left = (due - now).total_seconds()
-        return Decision(None, False, f"{reason}; cooldown: {left:.0f}s left", last_active)
+        return Decision(None, False, f"{reason}; cooldown: {left:.0f}s left", last_active, left)
     if idle is None and current < min_r:
         return Decision(min_r, False, f"below minReplicaCount {min_r}", last_active)
     return Decision(None, False, reason, last_active)

@@ -120,7 +120,7 @@ def test_inactive_within_cooldown_waits() -> None:
     so = scaled_object(cooldownPeriod=300)
     last = NOW - timedelta(seconds=200)
     assert decide(so, 3, [state(so, 0)], last, NOW) == Decision(
-        None, False, f"{METRIC} lag 0 <= 0; cooldown: 100s left", last
+        None, False, f"{METRIC} lag 0 <= 0; cooldown: 100s left", last, cooldown_left=100.0
     )
 
 
