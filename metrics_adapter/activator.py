@@ -8,18 +8,17 @@ An error is never read as inactive: a failing trigger blocks scale-to-zero.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from metrics_adapter import hpa
+from metrics_adapter.annotations import FORCE_ACTIVATION, forced
 from metrics_adapter.resources import ObjectRef, ScaledObject
 from metrics_adapter.store import Reading
 from metrics_adapter.triggers import BoundTrigger
 
 log = logging.getLogger(__name__)
-
-FORCE_ACTIVATION = "autoscaling.keda.sh/force-activation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +51,6 @@ class Decision:
     """Seconds until an inactive object may go to zero, when it is waiting for that."""
 
 
-PAUSED = "autoscaling.keda.sh/paused"
-PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
-
-
-def paused(annotations: Mapping[str, str]) -> bool:
-    """KEDA's pause: ``paused`` set to anything but a false boolean, or ``paused-replicas``."""
-    if PAUSED_REPLICAS in annotations:
-        return True
-    value = annotations.get(PAUSED)
-    return value is not None and value.strip().lower() not in ("false", "0", "f")
-
-
 def decide(
     so: ScaledObject,
     current: int,
@@ -71,15 +58,15 @@ def decide(
     last_active: datetime | None,
     now: datetime,
 ) -> Decision:
-    forced = so.meta.annotations.get(FORCE_ACTIVATION, "").lower() == "true"
+    is_forced = forced(so.meta.annotations)
     active = [s for s in states if s.reading.active and s.reading.error is None]
     unknown = [s for s in states if s.reading.error is not None or s.reading.value is None]
     min_r, idle = so.min_replica_count, so.idle_replica_count
 
-    if forced or active or not states:
+    if is_forced or active or not states:
         reason = (
             f"{FORCE_ACTIVATION} is set"
-            if forced
+            if is_forced
             else active[0].why()
             if active
             else "only cpu/memory triggers: always active"

@@ -1,4 +1,7 @@
-"""What the HPA controller would compute from our values (keda-semantics §2)."""
+"""What the HPA controller would compute from our values (keda-semantics §2).
+
+The HPA object itself, as KEDA builds it, is :mod:`metrics_adapter.hpa_spec`.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,11 @@ def metric_replicas(metric_type: str, value: float, target: float, current: int)
     return Proposal(wanted, f"ceil({value:g} / {target:g}) = {wanted}")
 
 
-def clamp(replicas: int, min_replicas: int, max_replicas: int) -> int:
-    """The HPA's bounds: KEDA sets ``minReplicas = max(minReplicaCount, 1)``."""
-    return max(max(min_replicas, 1), min(replicas, max_replicas))
+def min_replicas(min_replica_count: int) -> int:
+    """The HPA's ``minReplicas``: KEDA takes the 0 <-> 1 step itself, the HPA never sees 0."""
+    return max(min_replica_count, 1)
+
+
+def clamp(replicas: int, min_replica_count: int, max_replicas: int) -> int:
+    """The HPA's bounds for a ScaledObject's ``minReplicaCount`` and ``maxReplicaCount``."""
+    return max(min_replicas(min_replica_count), min(replicas, max_replicas))

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from metrics_adapter import kube
-from metrics_adapter.activator import Decision, TriggerState, paused
+from metrics_adapter.activator import Decision, TriggerState
+from metrics_adapter.annotations import paused
 from metrics_adapter.resources import ScaledObject
 
 READY_MESSAGE = "ScaledObject is defined correctly and is ready for scaling"

@@ -10,6 +10,7 @@ import pytest
 
 from metrics_adapter import activator, hpa
 from metrics_adapter.activator import Decision, TriggerState, decide, hpa_proposal
+from metrics_adapter.annotations import FORCE_ACTIVATION
 from metrics_adapter.resources import ScaledObject, parse_scaled_object
 from metrics_adapter.store import Reading
 from metrics_adapter.triggers import BoundTrigger
@@ -184,11 +185,11 @@ def test_inactive_at_floor_does_nothing() -> None:
 
 
 def test_force_activation_annotation() -> None:
-    so = scaled_object({activator.FORCE_ACTIVATION: "true"})
+    so = scaled_object({FORCE_ACTIVATION: "true"})
     assert decide(so, 0, [state(so, 0)], None, NOW) == Decision(
         1, True, "autoscaling.keda.sh/force-activation is set", NOW
     )
-    off = scaled_object({activator.FORCE_ACTIVATION: "false"})
+    off = scaled_object({FORCE_ACTIVATION: "false"})
     assert decide(off, 0, [state(off, 0)], None, NOW).replicas is None
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.activator import Decision, TriggerState, paused
+from metrics_adapter.activator import Decision, TriggerState
+from metrics_adapter.annotations import paused
 from metrics_adapter.resources import ScaledObject, parse_scaled_object
 from metrics_adapter.standalone import Inventory
 from metrics_adapter.status import READY_MESSAGE, active, ready, status_patch
