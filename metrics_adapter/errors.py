@@ -1,5 +1,15 @@
-"""API errors: the branch of the exception tree (rooted in :mod:`scalers.errors`) that
-becomes a Kubernetes ``Status`` at the one HTTP boundary, :mod:`metrics_adapter.app`."""
+"""The service's branches of the exception tree (rooted in :mod:`scalers.errors`).
+
+``APIError``: answers to our clients, each becoming a Kubernetes ``Status`` at the one HTTP
+boundary, :mod:`metrics_adapter.app`. ``KubeError``: calls the adapter makes to the Kubernetes
+API that failed, raised by :mod:`metrics_adapter.kube_client`::
+
+    KubeError               code and reason from the server's Status; code 0: no answer
+    ├── KubeUnreachable     connection refused, TLS, or no answer within the timeout
+    ├── KubeNotFound        404
+    ├── KubeConflict        409: stale resourceVersion, or already exists
+    └── KubeGone            410: resourceVersion expired; re-list
+"""
 
 from __future__ import annotations
 
@@ -33,3 +43,31 @@ class NotFound(APIError):
 
 class ServiceUnavailable(APIError):
     code, reason = 503, "ServiceUnavailable"
+
+
+class KubeError(MetricsAdapterError):
+    """A call to the Kubernetes API failed; the message names the object and the call."""
+
+    def __init__(self, subject: str, code: int, reason: str, message: str) -> None:
+        self.subject = subject
+        self.code = code
+        self.reason = reason
+        self.message = message
+        status = f"{code} {reason}" if code else reason
+        super().__init__(f"{subject}: {status}: {message}" if message else f"{subject}: {status}")
+
+
+class KubeUnreachable(KubeError):
+    """No HTTP answer at all: connection refused, TLS failure, or the call timed out."""
+
+
+class KubeNotFound(KubeError):
+    pass
+
+
+class KubeConflict(KubeError):
+    pass
+
+
+class KubeGone(KubeError):
+    pass

@@ -21,6 +21,7 @@ from metrics_adapter.resources import (
     parse_scaled_object,
     parse_trigger_authentication,
 )
+from metrics_adapter.workload_env import container_env, dig, pod_containers
 from scalers.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
@@ -59,17 +60,10 @@ class Inventory:
         return self.config_maps.get(ObjectRef(namespace, name), {}).get(key)
 
     def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
-        workload = self.workload(so)
-        if workload is None:
-            return {}
-        containers = _dig(workload, "spec", "template", "spec", "containers")
-        if not isinstance(containers, list) or not containers:
-            return {}
-        chosen = next(
-            (c for c in containers if isinstance(c, dict) and c.get("name") == container),
-            containers[0] if container is None else None,
+        containers = pod_containers(self.workload(so))
+        return container_env(
+            containers, container, so.ref.namespace, self.secrets.get, self.config_maps.get
         )
-        return self._resolve_env(so.ref.namespace, chosen) if isinstance(chosen, dict) else {}
 
     def workload(self, so: ScaledObject) -> Mapping[str, Any] | None:
         target = so.scale_target_ref
@@ -80,35 +74,8 @@ class Inventory:
         workload = self.workload(so)
         if workload is None:
             return so.min_replica_count
-        value = _dig(workload, "spec", "replicas")
+        value = dig(workload, "spec", "replicas")
         return value if isinstance(value, int) else 1
-
-    def _resolve_env(self, namespace: str, container: Mapping[str, Any]) -> dict[str, str]:
-        env: dict[str, str] = {}
-        for source in container.get("envFrom") or []:
-            for kind, store in (("secretRef", self.secrets), ("configMapRef", self.config_maps)):
-                ref = source.get(kind) if isinstance(source, dict) else None
-                if isinstance(ref, dict):
-                    values = store.get(ObjectRef(namespace, str(ref.get("name"))), {})
-                    prefix = str(source.get("prefix") or "")
-                    env.update({prefix + k: v for k, v in values.items()})
-        for var in container.get("env") or []:
-            if not isinstance(var, dict) or "name" not in var:
-                continue
-            if "value" in var:
-                env[str(var["name"])] = str(var["value"])
-                continue
-            value_from = var.get("valueFrom") or {}
-            for kind, store in (
-                ("secretKeyRef", self.secrets),
-                ("configMapKeyRef", self.config_maps),
-            ):
-                ref = value_from.get(kind)
-                if isinstance(ref, dict):
-                    found = store.get(ObjectRef(namespace, str(ref.get("name"))), {})
-                    if str(ref.get("key")) in found:
-                        env[str(var["name"])] = found[str(ref.get("key"))]
-        return env
 
     # Loading
 
@@ -153,12 +120,6 @@ def _secret_data(doc: Mapping[str, Any], ref: ObjectRef) -> dict[str, str]:
                 f"Secret {ref}", [Problem(f"data.{key}", "is not base64-encoded UTF-8")]
             ) from exc
     return values
-
-
-def _dig(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
 
 
 def _documents(directory: Path) -> Iterator[tuple[str, Any]]:

@@ -8,7 +8,8 @@ It is rooted here, in the lowest layer, so that scalers and the service share it
     │   ├── SourceUnreachable    connection refused, DNS, TLS
     │   │   └── SourceTimeout    no answer within the timeout
     │   └── SourceResponseError  the source answered, but not with what the trigger needs
-    └── APIError                 (metrics_adapter.errors) mapped to a Kubernetes Status
+    ├── APIError                 (metrics_adapter.errors) mapped to a Kubernetes Status
+    └── KubeError                (metrics_adapter.errors) a call to kube-apiserver failed
 """
 
 from __future__ import annotations
