@@ -189,13 +189,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "explain":
         return _explain(args.path, args.output, args.scaler_timeout)
     configure_logging(args.log_level, args.log_format)
-    if args.scaledobjects is None:
-        print(
-            "metrics-adapter serve: cluster mode (--kubeconfig/--in-cluster) is not "
-            "available yet; use --scaledobjects DIR",
-            file=sys.stderr,
-        )
-        return 2
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         print(
             "metrics-adapter serve: --tls-cert-file and --tls-private-key-file go together",

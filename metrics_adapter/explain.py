@@ -55,6 +55,7 @@ async def explain(directory: Path, scaler_timeout: float = 3.0) -> list[ObjectRe
 
 
 def _report(adapter: Adapter, ref: ObjectRef) -> ObjectReport:
+    assert adapter.inventory is not None, "explain reads a directory"
     so = adapter.inventory.scaled_objects.get(ref)
     problem = adapter.store.broken_reason(ref)
     if so is None or problem is not None:

