@@ -209,3 +209,78 @@ def test_a_malformed_object_is_not_ready_and_names_the_field(cluster: Cluster) -
     assert ready["reason"] == "ScaledObjectCheckFailed"
     assert ready["message"] == 'triggers[0].metadata.lagThreshold: "ten" is not a number'
     assert cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-typo", NS) is None
+
+
+def lag_object(cluster: Cluster, name: str, **spec: Any) -> dict[str, Any]:
+    """A ScaledObject on its own stream and consumer (named after it), polled every second."""
+    doc = echo_worker(cluster.nats.monitoring_endpoint, name=name, pollingInterval=1, **spec)
+    doc["spec"]["triggers"][0]["metadata"] |= {"stream": name.upper(), "consumer": name}
+    asyncio.run(jetstream.prepare(cluster.nats.url, name.upper(), name, [name], workqueue=True))
+    return doc
+
+
+def test_restarting_the_adapter_loses_no_activity(cluster: Cluster) -> None:
+    cp = cluster.cp
+    cp.apply(deployment("steady", 0))
+    cp.apply(lag_object(cluster, "steady", cooldownPeriod=600))
+    asyncio.run(jetstream.publish(cluster.nats.url, "steady.job", 3))
+    wait("scaled to 1", lambda: replicas(cp, "steady") == 1, 30)
+    wait("lastActiveTime", lambda: bool(so_status(cp, "steady").get("lastActiveTime")), 30)
+    before = so_status(cp, "steady")["lastActiveTime"]
+    # Drained: inactive now, but within the cooldown; a restart must not forget that.
+    asyncio.run(jetstream.consume(cluster.nats.url, "STEADY", "steady", fetch=3, ack=3))
+    cluster.adapter.restart()
+    time.sleep(5)  # several polls of the new process
+    assert replicas(cp, "steady") == 1
+    assert so_status(cp, "steady")["lastActiveTime"] >= before
+
+
+def test_a_source_down_never_scales_to_zero(cluster: Cluster) -> None:
+    cp, nats = cluster.cp, cluster.nats
+    cp.apply(deployment("fragile", 0))
+    cp.apply(lag_object(cluster, "fragile", cooldownPeriod=1))
+    asyncio.run(jetstream.publish(nats.url, "fragile.job", 2))
+    wait("scaled to 1", lambda: replicas(cp, "fragile") == 1, 30)
+    nats.stop()
+    try:
+        wait(
+            "Ready not True",
+            lambda: (
+                (condition({"status": so_status(cp, "fragile")}, "Ready") or {}).get("status")
+                != "True"
+            ),
+            30,
+        )
+        time.sleep(4)  # far past the 1 s cooldown
+        assert replicas(cp, "fragile") == 1  # an error is not a zero
+        ready = condition({"status": so_status(cp, "fragile")}, "Ready") or {}
+        assert ready["reason"] == "TriggerError" and "GET http://" in ready["message"]
+    finally:
+        nats.restart()
+
+
+def test_deleting_restores_the_original_replica_count(cluster: Cluster) -> None:
+    cp = cluster.cp
+    cp.apply(deployment("restored", 3))
+    fast_down = {"scaleDown": {"stabilizationWindowSeconds": 0}}  # default: 300 s
+    doc = lag_object(
+        cluster,
+        "restored",
+        minReplicaCount=1,
+        advanced={
+            "restoreToOriginalReplicaCount": True,
+            "horizontalPodAutoscalerConfig": {"behavior": fast_down},
+        },
+    )
+    cp.apply(doc)
+    wait(
+        "original captured", lambda: so_status(cp, "restored").get("originalReplicaCount") == 3, 30
+    )
+    wait("HPA to 1", lambda: replicas(cp, "restored") == 1, 60)  # no lag: the HPA's minimum
+    cp.delete("keda.sh/v1alpha1", "ScaledObject", "restored", NS)
+    wait(
+        "ScaledObject gone",
+        lambda: cp.get("keda.sh/v1alpha1", "ScaledObject", "restored", NS) is None,
+        30,
+    )
+    assert replicas(cp, "restored") == 3

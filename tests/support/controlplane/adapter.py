@@ -53,7 +53,11 @@ class Adapter:
             else f"--scaledobjects={self.objects}"
         )
         argv = [sys.executable, "-m", "metrics_adapter", "serve", source]
-        argv += [f"--secure-port={self.port}", f"--tls-cert-file={cert}"]
+        argv += [
+            f"--secure-port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--tls-cert-file={cert}",
+        ]
         argv += [f"--tls-private-key-file={key}", "--metrics-port=0"]
         self.process = Process(ADAPTER_SERVICE, argv, self.state).start(detach=self.detach)
         context = client_context(self.ca_pem)
