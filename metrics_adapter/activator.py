@@ -7,13 +7,20 @@ An error is never read as inactive: a failing trigger blocks scale-to-zero.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from metrics_adapter import hpa
-from metrics_adapter.annotations import FORCE_ACTIVATION, forced
+from metrics_adapter.annotations import (
+    FORCE_ACTIVATION,
+    PAUSED_SCALE_IN,
+    PAUSED_SCALE_OUT,
+    flag,
+    forced,
+)
 from metrics_adapter.resources import ObjectRef, ScaledObject
 from metrics_adapter.store import Reading
 from metrics_adapter.triggers import BoundTrigger
@@ -52,6 +59,26 @@ class Decision:
 
 
 def decide(
+    so: ScaledObject,
+    current: int,
+    states: Sequence[TriggerState],
+    last_active: datetime | None,
+    now: datetime,
+) -> Decision:
+    """What the activator does now (keda-semantics §4), held back by the pause-scale-in/out
+    annotations, which block the 0 -> 1 and N -> 0 steps as they block the HPA's."""
+    decision = _decide(so, current, states, last_active, now)
+    if decision.replicas is None or decision.replicas == current:
+        return decision
+    blocked = PAUSED_SCALE_OUT if decision.replicas > current else PAUSED_SCALE_IN
+    if flag(so.meta.annotations, blocked):
+        return dataclasses.replace(
+            decision, replicas=None, reason=f"{decision.reason}; held at {current} by {blocked}"
+        )
+    return decision
+
+
+def _decide(
     so: ScaledObject,
     current: int,
     states: Sequence[TriggerState],

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from metrics_adapter.activator import Decision, TriggerState, decide
-from metrics_adapter.annotations import paused
+from metrics_adapter.annotations import PAUSED_REPLICAS, paused
 from metrics_adapter.cluster_objects import ClusterObjects, ObjectKey
 from metrics_adapter.errors import KubeError, KubeNotFound
 from metrics_adapter.hpa_spec import build_hpa, needs_update, resource_targets
@@ -30,7 +30,7 @@ from metrics_adapter.status import status_patch
 from metrics_adapter.store import MetricStore, Reading
 from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.triggers import BoundTrigger, bind
-from scalers.errors import ConfigError
+from scalers.errors import ConfigError, Problem, quote
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class _Tracked:
     raw: Mapping[str, Any]
     so: ScaledObject | None = None
     problem: str | None = None
-    generation: int = -1
+    version: tuple[object, ...] = ()
+    """Generation, annotations and labels: what a reconcile depends on (metadata changes
+    such as pausing do not bump the generation)."""
     last_active: datetime | None = None
     original_replicas: int | None = None
     written: dict[str, Any] = field(default_factory=dict)
@@ -104,14 +106,18 @@ class Controller:
         if meta.get("deletionTimestamp"):
             await self._finalize(raw, tracked)
             return
-        generation = int(meta.get("generation") or 0)
-        if tracked is not None and tracked.generation == generation and not force:
+        version = (
+            meta.get("generation"),
+            _frozen(meta.get("annotations")),
+            _frozen(meta.get("labels")),
+        )
+        if tracked is not None and tracked.version == version and not force:
             tracked.raw = raw  # a status-only update, often our own
             return
         status = raw.get("status") or {}
         tracked = self._tracked[ref] = _Tracked(
             raw,
-            generation=generation,
+            version=version,
             last_active=_time(status.get("lastActiveTime")),
             original_replicas=status.get("originalReplicaCount"),
             written=tracked.written if tracked else {},
@@ -134,6 +140,7 @@ class Controller:
             tracked.original_replicas = scale.replicas
         if paused(so.meta.annotations):  # KEDA deletes the HPA while paused
             await self.kube.delete_hpa(ref.namespace, so.hpa_name)
+            await self._pin(tracked, so)
         else:
             desired = build_hpa(so, bound, resources, uid=so.meta.uid)
             existing = await self.kube.get_hpa(ref.namespace, so.hpa_name)
@@ -147,6 +154,37 @@ class Controller:
                 )
         await self._write_status(tracked, self._states(ref), None, [r.name for r in resources])
         self._queue(ref)
+
+    async def _pin(self, tracked: _Tracked, so: ScaledObject) -> None:
+        """``paused-replicas: N``: scale the target to N once, then leave it alone."""
+        pinned = so.meta.annotations.get(PAUSED_REPLICAS)
+        if pinned is None:
+            return
+        if not pinned.strip().isdigit():
+            where = f"metadata.annotations.{PAUSED_REPLICAS}"
+            await self._not_ready(
+                tracked,
+                ConfigError(
+                    so.subject, [Problem(where, f"{quote(pinned)} is not a replica count")]
+                ),
+            )
+            return
+        target, ref = so.scale_target_ref, tracked.ref
+        scale = await self.kube.get_scale(
+            target.api_version, target.kind, ref.namespace, target.name
+        )
+        if scale.replicas != int(pinned):
+            await self.kube.patch_scale(
+                target.api_version, target.kind, ref.namespace, target.name, int(pinned)
+            )
+            message = (
+                f"Scaled {target.kind} {ref.namespace}/{target.name} from "
+                f"{scale.replicas} to {pinned}: {PAUSED_REPLICAS}"
+            )
+            log.info("%s", message, extra={"scaledObject": str(ref)})
+            await self.kube.create_event(
+                ObjectReference.of(tracked.raw), "ScaledObjectPaused", message, component=COMPONENT
+            )
 
     async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
         ref = tracked.ref
@@ -313,6 +351,10 @@ def _same(status: Mapping[str, Any], written: Mapping[str, Any], cooldown: int) 
     if new is None or old is None:
         return new == old
     return (new - old).total_seconds() < max(1.0, min(30.0, cooldown / 10))
+
+
+def _frozen(mapping: object) -> frozenset[tuple[str, str]]:
+    return frozenset(mapping.items()) if isinstance(mapping, Mapping) else frozenset()
 
 
 def _ref(obj: Mapping[str, Any]) -> ObjectRef:

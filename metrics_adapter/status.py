@@ -11,7 +11,7 @@ from typing import Any
 
 from metrics_adapter import kube
 from metrics_adapter.activator import Decision, TriggerState
-from metrics_adapter.annotations import paused
+from metrics_adapter.annotations import PAUSED_SCALE_IN, PAUSED_SCALE_OUT, flag, paused
 from metrics_adapter.resources import ScaledObject
 
 READY_MESSAGE = "ScaledObject is defined correctly and is ready for scaling"
@@ -70,8 +70,19 @@ def active(decision: Decision | None) -> Condition:
 
 
 def paused_condition(so: ScaledObject) -> Condition:
-    if paused(so.meta.annotations):
+    annotations = so.meta.annotations
+    if paused(annotations):
         return Condition("Paused", "True", "ScaledObjectPaused", "ScaledObject is paused")
+    directions = [
+        d for d, a in (("in", PAUSED_SCALE_IN), ("out", PAUSED_SCALE_OUT)) if flag(annotations, a)
+    ]
+    if directions:
+        return Condition(
+            "Paused",
+            "True",
+            "ScaledObjectPaused",
+            f"ScaledObject is paused for scale {' and '.join(directions)}",
+        )
     return Condition("Paused", "False", "ScaledObjectUnpaused", "ScaledObject is not paused")
 
 

@@ -284,3 +284,36 @@ def test_deleting_restores_the_original_replica_count(cluster: Cluster) -> None:
         30,
     )
     assert replicas(cp, "restored") == 3
+
+
+def annotate(cp: ControlPlane, name: str, annotations: dict[str, str | None]) -> None:
+    response = cp.client.patch(
+        f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects/{name}",
+        json={"metadata": {"annotations": annotations}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    response.raise_for_status()
+
+
+def hpa_exists(cp: ControlPlane, name: str) -> bool:
+    return cp.get("autoscaling/v2", "HorizontalPodAutoscaler", f"keda-hpa-{name}", NS) is not None
+
+
+def test_pause_pins_replicas_and_unpause_resumes(cluster: Cluster) -> None:
+    cp = cluster.cp
+    cp.apply(deployment("pausable", 0))
+    doc = lag_object(cluster, "pausable")
+    doc["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": "2"}
+    cp.apply(doc)
+    wait("pinned at 2", lambda: replicas(cp, "pausable") == 2, 30)
+    paused = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
+    assert (paused.get("status"), paused.get("reason")) == ("True", "ScaledObjectPaused")
+    asyncio.run(jetstream.publish(cluster.nats.url, "pausable.job", 40))
+    time.sleep(3)  # polls see lag 40, but a paused object is neither scaled nor given an HPA
+    assert replicas(cp, "pausable") == 2 and not hpa_exists(cp, "pausable")
+
+    annotate(cp, "pausable", {"autoscaling.keda.sh/paused-replicas": None})
+    wait("HPA recreated", lambda: hpa_exists(cp, "pausable"), 30)
+    wait("the HPA follows the lag", lambda: replicas(cp, "pausable") == 4, 60)
+    unpaused = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
+    assert unpaused.get("status") == "False"

@@ -263,3 +263,22 @@ def test_dry_run_applies_activation_then_the_hpa() -> None:
     dry.evaluate(so, [state(so, 50)], NOW)
     assert dry.replicas[so.ref] == 5
     assert dry.last_active[so.ref] == NOW
+
+
+@pytest.mark.parametrize(
+    ("annotation", "current", "lag", "expected"),
+    [
+        ("autoscaling.keda.sh/paused-scale-out", 0, 50, None),  # 0 -> 1 held
+        ("autoscaling.keda.sh/paused-scale-in", 3, 0, None),  # N -> 0 held
+        ("autoscaling.keda.sh/paused-scale-in", 0, 50, 1),  # scaling out still allowed
+        ("autoscaling.keda.sh/paused-scale-out", 3, 0, 0),  # scaling in still allowed
+    ],
+)
+def test_pause_scale_in_and_out_hold_the_activator(
+    annotation: str, current: int, lag: float, expected: int | None
+) -> None:
+    so = scaled_object({annotation: "true"}, cooldownPeriod=0)
+    decision = decide(so, current, [state(so, lag)], NOW - timedelta(seconds=60), NOW)
+    assert decision.replicas == expected
+    if expected is None:
+        assert f"held at {current} by {annotation}" in decision.reason
