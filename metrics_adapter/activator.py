@@ -22,7 +22,7 @@ from metrics_adapter.annotations import (
     forced,
 )
 from metrics_adapter.resources import ObjectRef, ScaledObject
-from metrics_adapter.store import Reading
+from metrics_adapter.store import Fallback, MetricStore, Reading
 from metrics_adapter.triggers import BoundTrigger
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ class TriggerState:
 
     def why(self) -> str:
         s, r = self.bound.scaler, self.reading
+        if r.in_fallback:
+            return f"{self.bound.metric_name} failing {r.failures} times: in fallback"
         if r.error is not None:
             return f"{self.bound.metric_name} failing: {r.error}"
         if r.value is None:
@@ -86,8 +88,15 @@ def _decide(
     now: datetime,
 ) -> Decision:
     is_forced = forced(so.meta.annotations)
-    active = [s for s in states if s.reading.active and s.reading.error is None]
-    unknown = [s for s in states if s.reading.error is not None or s.reading.value is None]
+    # A trigger in fallback counts as active (KEDA >= 2.19), so a fallback scales from zero.
+    active = [
+        s for s in states if s.reading.in_fallback or (s.reading.active and s.reading.error is None)
+    ]
+    unknown = [
+        s
+        for s in states
+        if not s.reading.in_fallback and (s.reading.error is not None or s.reading.value is None)
+    ]
     min_r, idle = so.min_replica_count, so.idle_replica_count
 
     if is_forced or active or not states:
@@ -126,6 +135,35 @@ def _decide(
     if idle is None and current < min_r:
         return Decision(min_r, False, f"below minReplicaCount {min_r}", last_active)
     return Decision(None, False, reason, last_active)
+
+
+def fallback_value(so: ScaledObject, bound: BoundTrigger, current: int) -> float | None:
+    """The value that makes the HPA compute ``fallback.replicas`` (or the current count, per
+    ``fallback.behavior``): target x R for AverageValue, target x R / current for Value."""
+    fallback = so.fallback
+    if fallback is None or fallback.behavior == "scalingModifiers":
+        return None
+    replicas = {
+        "currentReplicas": current,
+        "currentReplicasIfHigher": max(current, fallback.replicas),
+        "currentReplicasIfLower": min(current, fallback.replicas),
+    }.get(fallback.behavior, fallback.replicas)
+    target = bound.scaler.target
+    if bound.trigger.metric_type == "Value":
+        return target * replicas / current if current > 0 else None  # KEDA fails at 0 too
+    return target * replicas
+
+
+def set_fallbacks(
+    store: MetricStore, so: ScaledObject, triggers: Sequence[BoundTrigger], current: int
+) -> None:
+    """Give each trigger of ``so`` the fallback the store serves once it fails enough."""
+    assert so.fallback is not None
+    threshold = so.fallback.failure_threshold
+    for bound in triggers:
+        value = fallback_value(so, bound, current)
+        rule = None if value is None else Fallback(threshold, value)
+        store.set_fallback(bound.so, bound.metric_name, rule)
 
 
 def hpa_proposal(

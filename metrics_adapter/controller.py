@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from metrics_adapter.activator import Decision, TriggerState, decide
+from metrics_adapter.activator import Decision, TriggerState, decide, set_fallbacks
 from metrics_adapter.annotations import PAUSED_REPLICAS, paused
 from metrics_adapter.cluster_objects import ClusterObjects, ObjectKey
 from metrics_adapter.errors import KubeError, KubeNotFound
@@ -286,6 +286,9 @@ class Controller:
         scale = await self.kube.get_scale(
             target.api_version, target.kind, ref.namespace, target.name
         )
+        if so.fallback is not None:
+            set_fallbacks(self.store, so, self.poller.triggers(ref), scale.replicas)
+            states = self._states(ref)  # a failing reading may be in fallback now
         decision = decide(so, scale.replicas, states, tracked.last_active, datetime.now(UTC))
         tracked.last_active = decision.last_active
         if decision.replicas is not None and decision.replicas != scale.replicas:

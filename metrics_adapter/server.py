@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import uvicorn
 from prometheus_client import make_asgi_app
 
-from metrics_adapter.activator import DryRunActivator, TriggerState
+from metrics_adapter.activator import DryRunActivator, TriggerState, set_fallbacks
 from metrics_adapter.app import Health, create_app
 from metrics_adapter.cluster_objects import ClusterObjects
 from metrics_adapter.controller import Controller
@@ -72,10 +72,14 @@ def build(settings: Settings, *, dry_run: bool = True) -> Adapter:
         not_ready(ref, error)  # already logged by the loader, with its file
     for so in inventory.scaled_objects.values():
         try:
-            poller.set_triggers(so.ref, bind(so, inventory))
+            bound = bind(so, inventory)
         except ConfigError as exc:
             log.error("%s", exc)
             not_ready(so.ref, exc)
+            continue
+        poller.set_triggers(so.ref, bound)
+        if so.fallback is not None:
+            set_fallbacks(store, so, bound, inventory.replicas(so))
     namespaces: dict[str, int] = {}
     for so in inventory.scaled_objects.values():
         namespaces[so.ref.namespace] = namespaces.get(so.ref.namespace, 0) + 1

@@ -86,7 +86,14 @@ def paused_condition(so: ScaledObject) -> Condition:
     return Condition("Paused", "False", "ScaledObjectUnpaused", "ScaledObject is not paused")
 
 
-def no_fallback() -> Condition:
+def fallback(states: Sequence[TriggerState]) -> Condition:
+    if any(s.reading.in_fallback for s in states):
+        return Condition(
+            "Fallback",
+            "True",
+            "FallbackExists",
+            "At least one trigger is falling back on this scaled object",
+        )
     return Condition(
         "Fallback", "False", "NoFallbackFound", "No fallbacks are active on this scaled object"
     )
@@ -102,7 +109,7 @@ def status_patch(
     resource_metric_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The merge patch of ``status``; ``lastActiveTime`` only once the object was active."""
-    conditions = [ready(problem, states), active(decision), no_fallback(), paused_condition(so)]
+    conditions = [ready(problem, states), active(decision), fallback(states), paused_condition(so)]
     target = so.scale_target_ref
     status: dict[str, Any] = {
         "conditions": [c.as_dict() for c in conditions],
@@ -116,6 +123,14 @@ def status_patch(
             if s.reading.error is None and s.reading.value is not None
         },
     }
+    if so.fallback is not None:  # KEDA keeps health only with a fallback
+        status["health"] = {
+            s.bound.metric_name: {
+                "numberOfFailures": s.reading.failures,
+                "status": "Failing" if s.reading.error else "Happy",
+            }
+            for s in states
+        }
     if original_replicas is not None:
         status["originalReplicaCount"] = original_replicas
     last_active: datetime | None = decision.last_active if decision else None

@@ -7,8 +7,8 @@ count of consecutive failures; the serialised answer is built once per poll, not
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from metrics_adapter import kube
 from metrics_adapter.errors import NotFound, ServiceUnavailable
@@ -28,16 +28,31 @@ class Reading:
     """Why the latest poll failed; ``None`` once a poll succeeds."""
     failures: int = 0
     body: bytes | None = None
+    fallback_body: bytes | None = None
+    """The synthetic answer served while the trigger fails past ``fallback.failureThreshold``."""
 
     @property
     def healthy(self) -> bool:
         return self.error is None and self.value is not None
+
+    @property
+    def in_fallback(self) -> bool:
+        return self.error is not None and self.fallback_body is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Serve ``value`` once a metric has failed more than ``threshold`` times in a row."""
+
+    threshold: int
+    value: float
 
 
 @dataclass(slots=True)
 class _Object:
     readings: dict[str, Reading]
     broken: str | None = None
+    fallbacks: dict[str, Fallback] = field(default_factory=dict)
 
 
 class MetricStore:
@@ -47,11 +62,13 @@ class MetricStore:
     # Writers: the poller and the object loader.
 
     def register(self, so: ObjectRef, metric_names: Iterable[str]) -> None:
-        """Declare an object's metrics, keeping readings of names it already had."""
+        """Declare an object's metrics, keeping readings (and fallbacks) of names it had."""
         old = self._objects.get(so)
         previous = old.readings if old else {}
+        keys = {name.lower(): name for name in metric_names}
         self._objects[so] = _Object(
-            {name.lower(): previous.get(name.lower(), Reading(name)) for name in metric_names}
+            {key: previous.get(key, Reading(name)) for key, name in keys.items()},
+            fallbacks={k: v for k, v in (old.fallbacks if old else {}).items() if k in keys},
         )
 
     def mark_broken(self, so: ObjectRef, reason: str) -> None:
@@ -92,8 +109,31 @@ class MetricStore:
             return None
         old = obj.readings[key]
         reading = replace(old, error=error, failures=old.failures + 1, active=False)
-        obj.readings[key] = reading
+        obj.readings[key] = reading = self._with_fallback(obj, key, reading)
         return reading
+
+    def set_fallback(self, so: ObjectRef, metric: str, fallback: Fallback | None) -> None:
+        """Configure (or, with ``None``, remove) a metric's fallback; applies at once to a
+        reading already failing past the threshold."""
+        obj = self._objects.get(so)
+        key = metric.lower()
+        if obj is None or key not in obj.readings:
+            return
+        if fallback is None:
+            obj.fallbacks.pop(key, None)
+        else:
+            obj.fallbacks[key] = fallback
+        obj.readings[key] = self._with_fallback(obj, key, obj.readings[key])
+
+    @staticmethod
+    def _with_fallback(obj: _Object, key: str, reading: Reading) -> Reading:
+        fallback = obj.fallbacks.get(key)
+        if reading.error is None or fallback is None or reading.failures <= fallback.threshold:
+            return replace(reading, fallback_body=None) if reading.fallback_body else reading
+        body = kube.external_metric_value_list(
+            reading.metric_name, fallback.value, datetime.now(UTC)
+        )
+        return replace(reading, fallback_body=body)
 
     # Readers.
 
@@ -124,6 +164,8 @@ class MetricStore:
                 f"no matching metrics found for {metric} in ScaledObject "
                 f"{namespace}/{so_name} (its metrics: {known})"
             )
+        if reading.fallback_body is not None and reading.error is not None:
+            return reading.fallback_body
         if reading.error is not None:
             raise ServiceUnavailable(
                 f"metric:{reading.metric_name} encountered error: {reading.error}"

@@ -317,3 +317,25 @@ def test_pause_pins_replicas_and_unpause_resumes(cluster: Cluster) -> None:
     wait("the HPA follows the lag", lambda: replicas(cp, "pausable") == 4, 60)
     unpaused = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
     assert unpaused.get("status") == "False"
+
+
+def test_with_a_fallback_a_dead_source_drives_the_hpa_to_fallback_replicas(
+    cluster: Cluster,
+) -> None:
+    cp, nats = cluster.cp, cluster.nats
+    cp.apply(deployment("guarded", 0))
+    doc = lag_object(cluster, "guarded", fallback={"failureThreshold": 2, "replicas": 3})
+    cp.apply(doc)
+    asyncio.run(jetstream.publish(nats.url, "guarded.job", 5))
+    wait("scaled to 1", lambda: replicas(cp, "guarded") == 1, 30)
+    nats.stop()
+    try:
+        # After more than 2 failed polls the HPA is served 10 x 3 and computes exactly 3.
+        wait("fallback replicas", lambda: replicas(cp, "guarded") == 3, 60)
+        status = so_status(cp, "guarded")
+        fallback = condition({"status": status}, "Fallback") or {}
+        assert (fallback.get("status"), fallback.get("reason")) == ("True", "FallbackExists")
+        health = status["health"]["s0-nats-jetstream-GUARDED"]
+        assert health["status"] == "Failing" and health["numberOfFailures"] > 2
+    finally:
+        nats.restart()
