@@ -284,6 +284,7 @@ def test_deleting_restores_the_original_replica_count(cluster: Cluster) -> None:
         30,
     )
     assert replicas(cp, "restored") == 3
+    wait("HPA garbage-collected", lambda: not hpa_exists(cp, "restored"), 30)
 
 
 def annotate(cp: ControlPlane, name: str, annotations: dict[str, str | None]) -> None:

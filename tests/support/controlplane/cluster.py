@@ -34,6 +34,7 @@ CONTROLLERS = (
     "replicaset-controller",
     "horizontal-pod-autoscaler-controller",
     "serviceaccount-controller",
+    "garbage-collector-controller",  # deleting a ScaledObject deletes its HPA (ownerReference)
 )
 
 
