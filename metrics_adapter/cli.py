@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-port", type=int, default=8080, help="plain HTTP /metrics")
     serve.add_argument("--scaler-timeout", type=float, default=3.0, metavar="SECONDS")
     serve.add_argument("--cluster-object-namespace", default="keda")
+    serve.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cluster mode: only the Lease holder writes (default on)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=["text", "json"])
 

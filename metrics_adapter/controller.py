@@ -24,6 +24,7 @@ from metrics_adapter.errors import KubeError, KubeNotFound
 from metrics_adapter.hpa_spec import build_hpa, needs_update, resource_targets
 from metrics_adapter.kube_client import SCALED_OBJECTS, KubeClient, ObjectReference
 from metrics_adapter.kube_watch import watch
+from metrics_adapter.leader import LeaderElector
 from metrics_adapter.poller import Poller
 from metrics_adapter.resources import ObjectRef, ScaledObject, parse_scaled_object
 from metrics_adapter.status import status_patch
@@ -65,9 +66,14 @@ class Controller:
         poller: Poller,
         store: MetricStore,
         telemetry: Telemetry,
+        elector: LeaderElector | None = None,
     ) -> None:
         self.kube, self.objects, self.poller = kube, objects, poller
         self.store, self.telemetry = store, telemetry
+        self.elector = elector
+        self._took_lead = asyncio.Event()
+        if elector is not None:
+            elector.listeners.append(lambda leading: self._took_lead.set() if leading else None)
         self.synced = asyncio.Event()
         self._tracked: dict[ObjectRef, _Tracked] = {}
         self._due: asyncio.Queue[ObjectRef] = asyncio.Queue()
@@ -82,6 +88,7 @@ class Controller:
             await self.objects.synced.wait()
             group.create_task(self._activate_forever())
             group.create_task(self._rebind_forever())
+            group.create_task(self._lead_forever())
             async with contextlib.aclosing(watch(self.kube, SCALED_OBJECTS)) as events:
                 async for event in events:
                     if event.type == "SYNCED":
@@ -90,6 +97,22 @@ class Controller:
                         self._forget(_ref(event.object))
                     else:
                         await self._guarded(self.reconcile(event.object))
+
+    @property
+    def writing(self) -> bool:
+        """Only the leader writes (HPA, status, /scale, Events, finalizers); every replica
+        watches, binds, polls and serves, since the aggregator may route to any of them."""
+        return self.elector is None or self.elector.is_leader
+
+    async def _lead_forever(self) -> None:
+        """On taking the lead, reconcile everything again from the status the previous
+        leader wrote (lastActiveTime, originalReplicaCount), and evaluate every object."""
+        while True:
+            await self._took_lead.wait()
+            self._took_lead.clear()
+            for tracked in list(self._tracked.values()):
+                tracked.written = {}
+                await self._guarded(self.reconcile(tracked.raw, force=True))
 
     async def _guarded(self, work: Any) -> None:
         try:
@@ -130,8 +153,10 @@ class Controller:
             await self._not_ready(tracked, exc)
             return
         tracked.so = so
-        await self._ensure_finalizer(raw)
         self.poller.set_triggers(ref, bound)
+        if not self.writing:
+            return
+        await self._ensure_finalizer(raw)
         if tracked.original_replicas is None:
             target = so.scale_target_ref
             scale = await self.kube.get_scale(
@@ -194,6 +219,8 @@ class Controller:
         self.store.mark_broken(ref, problem)
         self.telemetry.object_error(ref.namespace, ref.name)
         tracked.problem = problem
+        if not self.writing:
+            return
         patch = {
             "conditions": [
                 {
@@ -229,7 +256,8 @@ class Controller:
     async def _finalize(self, raw: Mapping[str, Any], tracked: _Tracked | None) -> None:
         ref = _ref(raw)
         finalizers = list((raw.get("metadata") or {}).get("finalizers") or [])
-        if FINALIZER not in finalizers:
+        if FINALIZER not in finalizers or not self.writing:
+            self._forget(ref)  # the leader restores and removes the finalizer
             return
         so, original = (tracked.so, tracked.original_replicas) if tracked else (None, None)
         if so and so.advanced.restore_to_original_replica_count and original is not None:
@@ -277,7 +305,7 @@ class Controller:
 
     async def activate(self, ref: ObjectRef) -> None:
         tracked = self._tracked.get(ref)
-        if tracked is None or tracked.so is None:
+        if tracked is None or tracked.so is None or not self.writing:
             return
         so, states = tracked.so, self._states(ref)
         if paused(so.meta.annotations) or (not states and so.triggers):

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import make_asgi_app
@@ -18,6 +19,7 @@ from metrics_adapter.app import Health, create_app
 from metrics_adapter.cluster_objects import ClusterObjects
 from metrics_adapter.controller import Controller
 from metrics_adapter.kube_client import KubeClient
+from metrics_adapter.leader import LeaderElector
 from metrics_adapter.poller import Poller
 from metrics_adapter.resources import ObjectRef
 from metrics_adapter.settings import Settings
@@ -158,11 +160,26 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     poller = Poller(
         store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
     )
+    elector = LeaderElector(kube, _leader_namespace(settings)) if settings.leader_elect else None
     controller = Controller(
-        kube, ClusterObjects(settings.cluster_object_namespace), poller, store, telemetry
+        kube,
+        ClusterObjects(settings.cluster_object_namespace),
+        poller,
+        store,
+        telemetry,
+        elector,
     )
     health = Health(loaded=False, poller_running=lambda: poller.running)
     return Adapter(settings, telemetry, store, poller, health, None), kube, controller
+
+
+def _leader_namespace(settings: Settings) -> str:
+    """The Pod's own namespace in a cluster (where the Role for Leases is), else the
+    cluster object namespace."""
+    own = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    if settings.in_cluster and own.is_file():
+        return own.read_text().strip()
+    return settings.cluster_object_namespace
 
 
 async def _ready_when_synced(controller: Controller, health: Health) -> None:
@@ -194,6 +211,8 @@ async def serve(settings: Settings) -> None:
             background = [group.create_task(adapter.poller.run())]
             if controller is not None:
                 background.append(group.create_task(controller.run()))
+                if controller.elector is not None:  # last: it releases after writes stop
+                    background.append(group.create_task(controller.elector.run()))
                 background.append(group.create_task(_ready_when_synced(controller, adapter.health)))
             serving = [group.create_task(server.serve()) for server in servers]
             stopping = group.create_task(stop.wait())
@@ -202,8 +221,9 @@ async def serve(settings: Settings) -> None:
                 server.should_exit = True
             stopping.cancel()
             await asyncio.wait(serving)
-            for task in background:
+            for task in background:  # in order, so the Lease is released after the writers stop
                 task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

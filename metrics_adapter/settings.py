@@ -28,6 +28,8 @@ class Settings:
     log_format: str = "text"
     scaler_timeout: float = 3.0
     """Seconds every upstream request may take (KEDA_HTTP_DEFAULT_TIMEOUT)."""
+    leader_elect: bool = True
+    """Cluster mode: only the holder of the Lease writes; every replica serves."""
     cluster_object_namespace: str = "keda"
     """Where ClusterTriggerAuthentication refs resolve (KEDA_CLUSTER_OBJECT_NAMESPACE)."""
 

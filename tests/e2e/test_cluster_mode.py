@@ -19,14 +19,13 @@ from tests.support import jetstream
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
-    DEPLOY,
     Adapter,
     ControlPlane,
     condition,
-    load_manifests,
     register_adapter,
     serving_pair,
 )
+from tests.support.controlplane.adapter import install_manifests
 from tests.support.nats import NatsServer, binaries
 
 pytestmark = pytest.mark.e2e
@@ -49,14 +48,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         cp.start()
         nats.start()
-        for crd in load_manifests(DEPLOY / "crds"):  # the adapter watches them from the start
-            cp.apply(crd)
-            cp.wait_condition(
-                "apiextensions.k8s.io/v1",
-                "CustomResourceDefinition",
-                crd["metadata"]["name"],
-                "Established",
-            )
+        install_manifests(cp)  # CRDs it watches and the Lease's namespace, before it starts
         cp.ensure_namespace(NS)
         adapter = Adapter(
             objects=cp.state / "objects",
@@ -340,3 +332,36 @@ def test_with_a_fallback_a_dead_source_drives_the_hpa_to_fallback_replicas(
         assert health["status"] == "Failing" and health["numberOfFailures"] > 2
     finally:
         nats.restart()
+
+
+def lease_holder(cp: ControlPlane) -> str:
+    lease = cp.get("coordination.k8s.io/v1", "Lease", "metrics-adapter", ADAPTER_NAMESPACE) or {}
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+def test_two_replicas_one_writer_then_a_takeover(cluster: Cluster) -> None:
+    """Last in this module: it stops the first adapter."""
+    cp = cluster.cp
+    first = lease_holder(cp)
+    assert first, "the running adapter holds the Lease"
+    state = cp.state / "replica-2"
+    state.mkdir(exist_ok=True)
+    second = Adapter(
+        objects=state / "objects",
+        state=state,
+        pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
+        ca_pem=cp.ca.pem,
+        kubeconfig=cp.kubeconfig,
+    )
+    second.start()  # ready: it has listed every ScaledObject and serves their metrics
+    try:
+        time.sleep(3)
+        assert lease_holder(cp) == first  # one writer
+        cluster.adapter.stop()  # SIGTERM: the first steps down and releases the Lease
+        wait("takeover", lambda: lease_holder(cp) not in ("", first), 30)
+        cp.apply(deployment("after", 0))
+        cp.apply(lag_object(cluster, "after"))
+        asyncio.run(jetstream.publish(cluster.nats.url, "after.job", 3))
+        wait("the new leader scales", lambda: replicas(cp, "after") == 1, 30)
+    finally:
+        second.stop()

@@ -9,7 +9,7 @@ run on free 127.0.0.1 ports with generated certificates, and the adapter is regi
 - :mod:`.processes`: one component as a process with a pid file, logs, bounded waits;
 - :mod:`.api`: discovery, server-side apply, get, delete and condition waits;
 - :mod:`.cluster`: :class:`ControlPlane`, which starts and stops the three components;
-- :mod:`.adapter`: the adapter standalone, and its registration behind the aggregator;
+- :mod:`.adapter`: the adapter (cluster mode for ``make cluster-up``) and its registration;
 - :mod:`.__main__`: the command line behind ``make cluster-up`` / ``make cluster-down``::
 
     python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=

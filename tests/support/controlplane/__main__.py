@@ -1,7 +1,12 @@
-"""``make cluster-up`` / ``make cluster-down``: a detached control plane with the adapter.
+"""``make cluster-up`` / ``make cluster-down``: a detached control plane with the adapter in
+cluster mode, as users run it outside a cluster: ``serve --kubeconfig`` (the admin kubeconfig),
+watching ScaledObjects and owning their HPAs, registered as the external metrics API.
 
 python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=
 python -m tests.support.controlplane down [--state DIR]
+
+After ``up``, ``kubectl --kubeconfig <KUBECONFIG> apply -f <a ScaledObject>`` (and its
+Deployment) is all it takes: the adapter creates ``keda-hpa-<name>`` and sets ``Ready``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from tests.support.controlplane.adapter import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
     Adapter,
-    register_adapter,
+    install_manifests,
+    route_apiservice,
 )
 from tests.support.controlplane.binaries import BINARIES, CACHE
 from tests.support.controlplane.cluster import ControlPlane
@@ -33,8 +39,8 @@ from tests.support.controlplane.processes import (
 DEFAULT_STATE = CACHE / "cluster"
 # Stopped in this order: the reverse of the start order.
 ORDER = (ADAPTER_SERVICE, *reversed(BINARIES))
-# What `up` writes into the state directory; `down` removes exactly these, and keeps objects/
-# (the user's ScaledObjects) and logs/ for a look after the fact.
+# What `up` writes into the state directory; `down` removes exactly these (etcd holds the
+# cluster's objects) and keeps logs/ for a look after the fact.
 GENERATED = (
     "pki",
     "pids",
@@ -55,15 +61,19 @@ def _start_detached(state: Path) -> str:
     cp.start()
     began = time.monotonic()
     try:
+        install_manifests(cp)  # the adapter watches the CRDs from the start
         pair = serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca)
-        adapter = Adapter(state / "objects", state, pair, cp.ca.pem, detach=True).start()
-        register_adapter(cp, adapter)
+        adapter = Adapter(
+            state / "objects", state, pair, cp.ca.pem, detach=True, kubeconfig=cp.kubeconfig
+        ).start()
+        route_apiservice(cp, adapter)
     finally:
         cp.close()
     phases = ", ".join(f"{k} {v}s" for k, v in cp.timings.items())
     print(
-        f"control plane up in {cp.timings['total']}s ({phases}), adapter registered in "
-        f"{time.monotonic() - began:.2f}s; logs in {log_dir(state)}",
+        f"control plane up in {cp.timings['total']}s ({phases}), adapter (cluster mode, "
+        f"--kubeconfig {cp.kubeconfig}) registered in {time.monotonic() - began:.2f}s; "
+        f"logs in {log_dir(state)}",
         file=sys.stderr,
     )
     return adapter.url

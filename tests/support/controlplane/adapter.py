@@ -1,4 +1,4 @@
-"""The adapter, run standalone and registered as the external metrics API.
+"""The adapter, run standalone or in cluster mode, and registered as the external metrics API.
 
 The aggregator reaches it through a Service of type ExternalName ``localhost`` and the
 APIService's real caBundle (shared/reference/control-plane.md §4).
@@ -28,7 +28,8 @@ APISERVICE = "v1beta1.external.metrics.k8s.io"
 
 @dataclass
 class Adapter:
-    """``metrics-adapter serve`` standalone on a fixed free port, restartable in place."""
+    """``metrics-adapter serve`` on a fixed free port, restartable in place: standalone on
+    ``objects``, or in cluster mode with ``kubeconfig``."""
 
     objects: Path
     state: Path
@@ -89,9 +90,9 @@ class Adapter:
         return self.start()
 
 
-def register_adapter(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
-    """Install deploy/ (RBAC, CRDs, APIService with the real caBundle) and route the APIService
-    to ``adapter`` through ExternalName ``localhost``; return the APIService once Available."""
+def install_manifests(cp: ControlPlane) -> None:
+    """Apply deploy/ but the APIService: the RBAC (with Namespace ``keda``) and the CRDs,
+    waiting until the CRDs are Established, as a cluster-mode adapter needs before it starts."""
     for doc in load_manifests(DEPLOY / "rbac.yaml"):
         cp.apply(doc)
     for crd in load_manifests(DEPLOY / "crds"):
@@ -101,6 +102,18 @@ def register_adapter(cp: ControlPlane, adapter: Adapter, timeout: float = 90) ->
         cp.wait_condition(
             "apiextensions.k8s.io/v1", "CustomResourceDefinition", name, "Established"
         )
+
+
+def register_adapter(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
+    """Install deploy/ (RBAC, CRDs, APIService with the real caBundle) and route the APIService
+    to ``adapter`` through ExternalName ``localhost``; return the APIService once Available."""
+    install_manifests(cp)
+    return route_apiservice(cp, adapter, timeout)
+
+
+def route_apiservice(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
+    """The APIService, with the real caBundle, routed to ``adapter`` through ExternalName
+    ``localhost``; returned once Available."""
     cp.apply(
         {
             "apiVersion": "v1",

@@ -1,0 +1,363 @@
+"""Leader election on a real kube-apiserver: two electors, one Lease, never two leaders.
+
+The electors run as the adapter's ServiceAccount (a client certificate with its name), so
+deploy/rbac.yaml is what lets them near the Lease. Timings are shortened (lease 3 s, renew
+deadline 2 s, retry 0.5 s); a sampler reads both ``is_leader`` every few milliseconds and
+every change of leadership is checked against the other elector as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metrics_adapter.kube_client import KubeClient
+from metrics_adapter.leader import LEASES, LeaderElector
+from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
+from tests.support.controlplane.pki import write_kubeconfig
+
+pytestmark = pytest.mark.e2e
+
+NS = "keda"  # where deploy/rbac.yaml lets the adapter's ServiceAccount hold Leases
+SERVICE_ACCOUNT = "system:serviceaccount:keda:metrics-adapter"
+LEASE, DEADLINE, RETRY = 3, 2.0, 0.5
+
+
+@dataclass
+class Cluster:
+    cp: ControlPlane
+    kubeconfig: Path
+    """The adapter's ServiceAccount."""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cp = ControlPlane()
+    try:
+        cp.start()
+        for doc in load_manifests(DEPLOY / "rbac.yaml"):
+            cp.apply(doc)
+        user = cp.ca.issue(SERVICE_ACCOUNT, organizations=["system:serviceaccounts"])
+        kubeconfig = tmp_path_factory.mktemp("leader") / "kubeconfig"
+        write_kubeconfig(kubeconfig, cp.url, cp.ca.pem, user)
+        yield Cluster(cp, kubeconfig)
+    except BaseException:
+        print(cp.logs())
+        raise
+    finally:
+        cp.cleanup()
+
+
+@pytest.fixture
+async def kube(cluster: Cluster) -> AsyncIterator[KubeClient]:
+    """An admin client, to read the Lease as a user would."""
+    async with await KubeClient.connect(cluster.cp.kubeconfig, timeout=5.0) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def elector(
+    kubeconfig: Path, lease: str, identity: str, **kwargs: Any
+) -> AsyncIterator[LeaderElector]:
+    async with await KubeClient.connect(kubeconfig, timeout=5.0) as client:
+        yield LeaderElector(
+            client,
+            NS,
+            lease,
+            identity=identity,
+            lease_duration=LEASE,
+            renew_deadline=DEADLINE,
+            retry_period=RETRY,
+            **kwargs,
+        )
+
+
+@dataclass
+class Referee:
+    """Runs electors and watches them: every sample, and every change of leadership at the
+    moment it happens, must show at most one leader."""
+
+    electors: list[LeaderElector]
+    samples: int = 0
+    changes: list[tuple[float, str, bool]] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def start(self, e: LeaderElector) -> None:
+        def changed(leading: bool) -> None:
+            self.changes.append((time.monotonic(), e.identity, leading))
+            self._check(f"{e.identity} took the lead" if leading else "")
+
+        e.listeners.append(changed)
+        self.tasks[e.identity] = asyncio.create_task(e.run(), name=f"elector {e.identity}")
+
+    async def stop(self, e: LeaderElector) -> None:
+        task = self.tasks.pop(e.identity)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    def _check(self, when: str) -> None:
+        leaders = [e.identity for e in self.electors if e.is_leader]
+        if len(leaders) > 1:
+            self.overlaps.append(f"{when or 'sampled'} at {time.monotonic():.3f}: {leaders}")
+
+    async def sample(self) -> None:
+        while True:
+            self._check("")
+            self.samples += 1
+            await asyncio.sleep(0.005)
+
+    def leader(self) -> LeaderElector | None:
+        leaders = [e for e in self.electors if e.is_leader]
+        assert len(leaders) <= 1, leaders
+        return leaders[0] if leaders else None
+
+    def took_lead(self, identity: str) -> float | None:
+        """When ``identity`` last took the lead."""
+        times = [t for t, who, leading in self.changes if who == identity and leading]
+        return times[-1] if times else None
+
+
+@contextlib.asynccontextmanager
+async def refereed(*electors: LeaderElector) -> AsyncIterator[Referee]:
+    referee = Referee(list(electors))
+    sampler = asyncio.create_task(referee.sample(), name="sampler")
+    try:
+        yield referee
+    finally:
+        for identity in list(referee.tasks):
+            await referee.stop(next(e for e in electors if e.identity == identity))
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+    assert referee.samples > 100
+    assert not referee.overlaps, referee.overlaps
+
+
+async def until(what: str, probe: Callable[[], Awaitable[bool] | bool], within: float) -> float:
+    """Poll ``probe`` until true; return the time it became so."""
+    deadline = time.monotonic() + within
+    while True:
+        result = probe()
+        if result if isinstance(result, bool) else await result:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within}s")
+        await asyncio.sleep(0.02)
+
+
+async def spec(kube: KubeClient, lease: str) -> dict[str, Any]:
+    return dict((await kube.get(LEASES, lease, NS)).get("spec") or {})
+
+
+def stamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_two_electors_one_leader_and_the_lease_says_who(
+    cluster: Cluster, kube: KubeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="metrics_adapter.leader")
+    async with (
+        elector(cluster.kubeconfig, "one-leader", "replica-a") as a,
+        elector(cluster.kubeconfig, "one-leader", "replica-b") as b,
+        refereed(a, b) as referee,
+    ):
+        referee.start(a)
+        referee.start(b)
+        await until("a leader", lambda: referee.leader() is not None, 10)
+        leader = referee.leader()
+        assert leader is not None and leader.leading.is_set() and not leader.following.is_set()
+        first = await spec(kube, "one-leader")
+        await asyncio.sleep(LEASE + RETRY)  # past a lease duration: renewed all along
+        assert referee.leader() is leader  # renewed, never lost
+        follower = b if leader is a else a
+        assert follower.following.is_set() and not follower.leading.is_set()
+        lease = await spec(kube, "one-leader")
+        changes = [(who, leading) for _, who, leading in referee.changes]
+    assert lease["holderIdentity"] == leader.identity
+    assert lease["leaseDurationSeconds"] == LEASE
+    assert lease["leaseTransitions"] == 0
+    assert lease["acquireTime"] == first["acquireTime"]  # one term
+    assert stamp(lease["renewTime"]) > stamp(first["renewTime"])
+    assert changes == [(leader.identity, True)]
+    assert f"Lease keda/one-leader: {leader.identity} became leader" in caplog.text
+    assert f"Lease keda/one-leader: {leader.identity} stopped leading: stopped" in caplog.text
+
+
+async def test_a_leader_that_stops_releases_the_lease_to_the_other_at_once(
+    cluster: Cluster, kube: KubeClient
+) -> None:
+    async with (
+        elector(cluster.kubeconfig, "handover", "first") as first,
+        elector(cluster.kubeconfig, "handover", "second") as second,
+        refereed(first, second) as referee,
+    ):
+        referee.start(first)
+        await until("first leads", lambda: first.is_leader, 10)
+        referee.start(second)
+        await asyncio.sleep(2 * RETRY)
+        assert not second.is_leader
+        stopped = time.monotonic()
+        await referee.stop(first)
+        assert not first.is_leader and first.following.is_set()
+        took = await until("second leads", lambda: second.is_leader, LEASE)
+        # The release, not expiry: a candidate retries within 2.2 retry periods.
+        assert took - stopped < 2.2 * RETRY + 0.5 < LEASE
+        lease = await spec(kube, "handover")
+    assert lease["holderIdentity"] == "second"
+    assert lease["leaseTransitions"] == 1
+    assert lease["leaseDurationSeconds"] == LEASE
+
+
+async def test_a_crashed_leader_is_replaced_only_after_the_lease_expires(
+    cluster: Cluster, kube: KubeClient
+) -> None:
+    async with (
+        elector(cluster.kubeconfig, "crash", "doomed", release_on_cancel=False) as doomed,
+        elector(cluster.kubeconfig, "crash", "heir") as heir,
+        refereed(doomed, heir) as referee,
+    ):
+        referee.start(doomed)
+        await until("doomed leads", lambda: doomed.is_leader, 10)
+        referee.start(heir)
+        await asyncio.sleep(2 * RETRY)
+        crashed = time.monotonic()
+        await referee.stop(doomed)  # no release: the Lease still names it
+        last = await spec(kube, "crash")
+        assert last["holderIdentity"] == "doomed"
+        took = await until("heir leads", lambda: heir.is_leader, LEASE + 3)
+        taken = await spec(kube, "crash")
+    # Not before the lease duration since the last renewal, and not much after it.
+    assert stamp(taken["acquireTime"]) - stamp(last["renewTime"]) >= timedelta(seconds=LEASE)
+    assert took - crashed < LEASE + 2 * 2.2 * RETRY + 0.5  # seen late, retried late
+    assert taken["holderIdentity"] == "heir" and taken["leaseTransitions"] == 1
+    assert taken["renewTime"] >= taken["acquireTime"]
+
+
+class Partition:
+    """A loopback TCP relay to kube-apiserver that can stop passing bytes (a network
+    partition): requests hang, none fails fast."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self._server: asyncio.Server | None = None
+        self._relays: set[asyncio.Task[Any]] = set()
+        self._sockets: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> Partition:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close every connection, so each relay ends by itself (Python 3.11 logs an error
+        for a connection handler that ends cancelled)."""
+        assert self._server is not None
+        self._server.close()
+        self.flowing.set()
+        for sock in self._sockets:
+            sock.close()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*self._relays)
+            await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relays.add(task)
+        self._sockets.add(writer)
+        try:
+            up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            upstream = None
+        try:
+            if upstream is not None:
+                self._sockets.add(upstream)
+                await asyncio.gather(self._pipe(reader, upstream), self._pipe(up_reader, writer))
+        finally:
+            for sock in (writer, upstream):
+                if sock is not None:
+                    sock.close()
+                    self._sockets.discard(sock)
+            self._relays.discard(task)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                await self.flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+async def test_a_partitioned_leader_steps_down_before_anyone_takes_over(
+    cluster: Cluster, kube: KubeClient, tmp_path: Path
+) -> None:
+    port = int(cluster.cp.url.rsplit(":", 1)[1])
+    terms: list[tuple[str, str, float]] = []
+
+    def work(identity: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def write_while_leading() -> None:
+            terms.append(("start", identity, time.monotonic()))
+            try:
+                await asyncio.Event().wait()
+            finally:
+                terms.append(("stop", identity, time.monotonic()))
+
+        return write_while_leading
+
+    async with Partition(port) as partition:
+        cut_off = tmp_path / "partitioned.kubeconfig"
+        user = cluster.cp.ca.issue(SERVICE_ACCOUNT, organizations=["system:serviceaccounts"])
+        write_kubeconfig(cut_off, partition.url, cluster.cp.ca.pem, user)
+        async with (
+            elector(cut_off, "partition", "island") as island,
+            elector(cluster.kubeconfig, "partition", "mainland") as mainland,
+            refereed(island, mainland) as referee,
+        ):
+            gated = [
+                asyncio.create_task(e.while_leading(work(e.identity))) for e in (island, mainland)
+            ]
+            try:
+                referee.start(island)
+                await until("island leads", lambda: island.is_leader, 10)
+                referee.start(mainland)
+                await asyncio.sleep(2 * RETRY)
+                partition.flowing.clear()
+                cut = time.monotonic()
+                stepped = await until("island steps down", lambda: not island.leading.is_set(), 5)
+                took = await until("mainland leads", lambda: mainland.is_leader, LEASE + 3)
+                assert stepped - cut <= DEADLINE + 0.25  # its last renewal was before the cut
+                assert took - stepped >= LEASE - DEADLINE - 0.1  # the margin for writes in flight
+                partition.flowing.set()  # what it sent meanwhile arrives, on an old resourceVersion
+                await asyncio.sleep(4 * RETRY)
+                assert referee.leader() is mainland
+                assert (await spec(kube, "partition"))["holderIdentity"] == "mainland"
+            finally:
+                for task in gated:
+                    task.cancel()
+                await asyncio.gather(*gated, return_exceptions=True)
+    assert [(what, who) for what, who, _ in terms] == [
+        ("start", "island"),
+        ("stop", "island"),
+        ("start", "mainland"),
+        ("stop", "mainland"),
+    ]
+    assert terms[1][2] < terms[2][2]  # the island's work ended before the mainland's began
