@@ -22,6 +22,7 @@ from metrics_adapter.annotations import PAUSED_REPLICAS, paused
 from metrics_adapter.cluster_objects import ClusterObjects, ObjectKey
 from metrics_adapter.errors import KubeError, KubeNotFound
 from metrics_adapter.hpa_spec import build_hpa, needs_update, resource_targets
+from metrics_adapter.kube import parse_time
 from metrics_adapter.kube_client import SCALED_OBJECTS, KubeClient, ObjectReference
 from metrics_adapter.kube_watch import watch
 from metrics_adapter.leader import LeaderElector
@@ -141,7 +142,7 @@ class Controller:
         tracked = self._tracked[ref] = _Tracked(
             raw,
             version=version,
-            last_active=_time(status.get("lastActiveTime")),
+            last_active=parse_time(status.get("lastActiveTime")),
             original_replicas=status.get("originalReplicaCount"),
             written=tracked.written if tracked else {},
         )
@@ -378,7 +379,7 @@ def _same(status: Mapping[str, Any], written: Mapping[str, Any], cooldown: int) 
         k: v for k, v in written.items() if k != "lastActiveTime"
     }:
         return False
-    new, old = _time(status.get("lastActiveTime")), _time(written.get("lastActiveTime"))
+    new, old = parse_time(status.get("lastActiveTime")), parse_time(written.get("lastActiveTime"))
     if new is None or old is None:
         return new == old
     return (new - old).total_seconds() < max(1.0, min(30.0, cooldown / 10))
@@ -391,12 +392,3 @@ def _frozen(mapping: object) -> frozenset[tuple[str, str]]:
 def _ref(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj.get("metadata") or {}
     return ObjectRef(str(meta.get("namespace") or "default"), str(meta.get("name")))
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

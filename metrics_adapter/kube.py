@@ -25,6 +25,16 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: object) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, ``Z`` or an offset); ``None`` when absent or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 API_RESOURCE_LIST = _dump(
     {
         "kind": "APIResourceList",

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeNotFound
+from metrics_adapter.kube import parse_time
 from metrics_adapter.kube_client import KubeClient, Obj, Resource
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,6 @@ def _micro_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class LeaseRecord:
     """The ``spec`` of a Lease: who holds it, for how long, since when."""
@@ -77,8 +69,8 @@ class LeaseRecord:
         return cls(
             holder=str(spec.get("holderIdentity") or ""),
             duration=int(spec.get("leaseDurationSeconds") or 0),
-            acquire_time=_parse_time(spec.get("acquireTime")),
-            renew_time=_parse_time(spec.get("renewTime")),
+            acquire_time=parse_time(spec.get("acquireTime")),
+            renew_time=parse_time(spec.get("renewTime")),
             transitions=int(spec.get("leaseTransitions") or 0),
         )
 
