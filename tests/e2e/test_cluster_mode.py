@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import jetstream
+from tests.support import controlplane, jetstream
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
@@ -71,22 +71,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{"name": "worker", "image": "registry.invalid/worker:e2e"}]
-                },
-            },
-        },
-    }
+    return controlplane.deployment(name, NS, replicas)
 
 
 def echo_worker(endpoint: str, name: str = "echo-worker", **spec: Any) -> dict[str, Any]:

@@ -14,30 +14,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import NAMESPACE, Registered, cron_object, metric_name
+from tests.support import controlplane
 from tests.support.controlplane import ControlPlane, condition, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            # At 0 the HPA does nothing (ScalingDisabled); KEDA takes the 0 -> 1 step itself.
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                # Never pulled: there is no kubelet.
-                "spec": {
-                    "containers": [{"name": "worker", "image": "registry.invalid/worker:e2e"}]
-                },
-            },
-        },
-    }
+    return controlplane.deployment(name, NAMESPACE)
 
 
 def hpa(name: str, scaled_object: dict[str, Any], average: str) -> dict[str, Any]:

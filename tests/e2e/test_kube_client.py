@@ -32,6 +32,7 @@ from metrics_adapter.kube_watch import WatchEvent, watch
 from metrics_adapter.resources import parse_scaled_object
 from metrics_adapter.triggers import bind
 from scalers.clients import JsonGet
+from tests.support import controlplane
 from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
 from tests.support.controlplane.pki import write_kubeconfig
 from tests.support.serving import free_port
@@ -102,24 +103,7 @@ def scaled_object(name: str, target: str = "worker", **spec: Any) -> dict[str, A
 
 
 def deployment(name: str, *containers: dict[str, Any]) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                # Never pulled: there is no kubelet.
-                "spec": {
-                    "containers": list(containers)
-                    or [{"name": "worker", "image": "registry.invalid/worker:e2e"}]
-                },
-            },
-        },
-    }
+    return controlplane.deployment(name, NS, containers=list(containers) or None)
 
 
 def secret(name: str, namespace: str = NS, **values: str) -> dict[str, Any]:

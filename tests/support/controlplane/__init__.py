@@ -24,7 +24,7 @@ from tests.support.controlplane.adapter import (
     Adapter,
     register_adapter,
 )
-from tests.support.controlplane.api import condition, load_manifests
+from tests.support.controlplane.api import condition, deployment, load_manifests
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
 from tests.support.controlplane.cluster import ControlPlane
 from tests.support.controlplane.errors import ControlPlaneError, KubeError
@@ -45,6 +45,7 @@ __all__ = [
     "KubeError",
     "client_context",
     "condition",
+    "deployment",
     "load_manifests",
     "missing_binaries",
     "register_adapter",

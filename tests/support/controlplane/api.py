@@ -16,6 +16,28 @@ from tests.support.controlplane.processes import wait_for
 FIELD_MANAGER = "metrics-adapter-harness"
 
 
+def deployment(
+    name: str, namespace: str, replicas: int = 1, containers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A Deployment whose pods are never pulled (there is no kubelet), for scaling tests.
+    At 0 replicas the HPA does nothing (ScalingDisabled): the adapter takes the 0 -> 1 step."""
+    labels = {"app": name}
+    worker = {"name": "worker", "image": "registry.invalid/worker:e2e"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": containers or [worker]},
+            },
+        },
+    }
+
+
 def condition(obj: Mapping[str, Any] | None, kind: str) -> dict[str, Any] | None:
     """The status condition of type ``kind`` of ``obj``."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
