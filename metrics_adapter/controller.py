@@ -214,7 +214,7 @@ class Controller:
 
     async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
         ref = tracked.ref
-        problem = "; ".join(str(p) for p in error.problems)
+        problem = error.reasons
         log.error("%s", error)
         self.poller.remove(ref)
         self.store.mark_broken(ref, problem)

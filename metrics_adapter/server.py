@@ -67,7 +67,7 @@ def build(settings: Settings, *, dry_run: bool = True) -> Adapter:
     inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
 
     def not_ready(ref: ObjectRef, error: ConfigError) -> None:
-        store.mark_broken(ref, "; ".join(str(p) for p in error.problems))
+        store.mark_broken(ref, error.reasons)
         telemetry.object_error(ref.namespace, ref.name)
 
     for ref, error in inventory.broken.items():

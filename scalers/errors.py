@@ -40,7 +40,12 @@ class ConfigError(MetricsAdapterError):
     def __init__(self, subject: str, problems: Iterable[Problem]) -> None:
         self.subject = subject
         self.problems = tuple(problems)
-        super().__init__(f"{subject}: " + "; ".join(str(p) for p in self.problems))
+        super().__init__(f"{subject}: {self.reasons}")
+
+    @property
+    def reasons(self) -> str:
+        """Every problem in one line, without the subject: ``a.b: ...; c: ...``."""
+        return "; ".join(str(p) for p in self.problems)
 
 
 class Problems:
