@@ -48,6 +48,19 @@ class TriggerState:
         )
 
 
+def trigger_states(
+    store: MetricStore, so: ObjectRef, triggers: Sequence[BoundTrigger]
+) -> list[TriggerState]:
+    """Each of ``so``'s triggers with its latest reading (one the store no longer holds is
+    left out)."""
+    readings = store.readings(so)
+    return [
+        TriggerState(b, readings[b.metric_name.lower()])
+        for b in triggers
+        if b.metric_name.lower() in readings
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     replicas: int | None

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from metrics_adapter.activator import Decision, TriggerState, decide, set_fallbacks
+from metrics_adapter.activator import (
+    Decision,
+    TriggerState,
+    decide,
+    set_fallbacks,
+    trigger_states,
+)
 from metrics_adapter.annotations import PAUSED_REPLICAS, paused
 from metrics_adapter.cluster_objects import ClusterObjects, ObjectKey
 from metrics_adapter.errors import KubeError, KubeNotFound
@@ -338,12 +344,7 @@ class Controller:
         await self._write_status(tracked, states, decision, resources)
 
     def _states(self, ref: ObjectRef) -> list[TriggerState]:
-        readings = self.store.readings(ref)
-        return [
-            TriggerState(b, readings[b.metric_name.lower()])
-            for b in self.poller.triggers(ref)
-            if b.metric_name.lower() in readings
-        ]
+        return trigger_states(self.store, ref, self.poller.triggers(ref))
 
     async def _write_status(
         self,

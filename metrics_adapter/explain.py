@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from metrics_adapter import hpa
-from metrics_adapter.activator import TriggerState, decide, hpa_proposal
+from metrics_adapter.activator import TriggerState, decide, hpa_proposal, trigger_states
 from metrics_adapter.resources import ObjectRef
 from metrics_adapter.server import Adapter, build
 from metrics_adapter.settings import Settings
@@ -61,10 +61,7 @@ def _report(adapter: Adapter, ref: ObjectRef) -> ObjectReport:
     if so is None or problem is not None:
         return ObjectReport(str(ref), "", 0, 0, 0, problem or "not loaded", (), "", None)
     current = adapter.inventory.replicas(so)
-    readings = adapter.store.readings(ref)
-    states = [
-        TriggerState(b, readings[b.metric_name.lower()]) for b in adapter.poller.triggers(ref)
-    ]
+    states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
     rows = []
     for state in states:
         bound, reading, scaler = state.bound, state.reading, state.bound.scaler

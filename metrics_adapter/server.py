@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import make_asgi_app
 
-from metrics_adapter.activator import DryRunActivator, TriggerState, set_fallbacks
+from metrics_adapter.activator import DryRunActivator, set_fallbacks, trigger_states
 from metrics_adapter.app import Health, create_app
 from metrics_adapter.cluster_objects import ClusterObjects
 from metrics_adapter.controller import Controller
@@ -109,12 +109,7 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
 
     def on_reading(bound: BoundTrigger, _: Reading) -> None:
         so = inventory.scaled_objects[bound.so]
-        readings = poller.store.readings(bound.so)
-        states = [
-            TriggerState(t, readings[t.metric_name.lower()])
-            for t in poller.triggers(bound.so)
-            if t.metric_name.lower() in readings
-        ]
+        states = trigger_states(poller.store, bound.so, poller.triggers(bound.so))
         activator.evaluate(so, states, datetime.now(UTC))
 
     poller.listeners.append(on_reading)
