@@ -61,8 +61,7 @@ class _Tracked:
 
     @property
     def ref(self) -> ObjectRef:
-        meta = self.raw.get("metadata") or {}
-        return ObjectRef(str(meta.get("namespace") or "default"), str(meta.get("name")))
+        return _ref(self.raw)
 
 
 class Controller:
@@ -184,7 +183,7 @@ class Controller:
                     so.hpa_name,
                     extra={"scaledObject": str(ref)},
                 )
-        await self._write_status(tracked, self._states(ref), None, [r.name for r in resources])
+        await self._write_status(tracked, self._states(ref), None)
         self._queue(ref)
 
     async def _pin(self, tracked: _Tracked, so: ScaledObject) -> None:
@@ -340,8 +339,7 @@ class Controller:
             await self.kube.create_event(
                 ObjectReference.of(tracked.raw), reason, message, component=COMPONENT
             )
-        resources = [t.type for t in so.triggers if t.is_resource]
-        await self._write_status(tracked, states, decision, resources)
+        await self._write_status(tracked, states, decision)
 
     def _states(self, ref: ObjectRef) -> list[TriggerState]:
         return trigger_states(self.store, ref, self.poller.triggers(ref))
@@ -351,7 +349,6 @@ class Controller:
         tracked: _Tracked,
         states: list[TriggerState],
         decision: Decision | None,
-        resource_names: list[str],
     ) -> None:
         assert tracked.so is not None
         if decision is None and tracked.last_active is not None:
@@ -362,7 +359,6 @@ class Controller:
             states=states,
             decision=decision,
             original_replicas=tracked.original_replicas,
-            resource_metric_names=resource_names,
         )["status"]
         if decision is None:
             status["conditions"] = [c for c in status["conditions"] if c["type"] != "Active"]

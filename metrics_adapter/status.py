@@ -106,7 +106,6 @@ def status_patch(
     states: Sequence[TriggerState],
     decision: Decision | None,
     original_replicas: int | None,
-    resource_metric_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The merge patch of ``status``; ``lastActiveTime`` only once the object was active."""
     conditions = [ready(problem, states), active(decision), fallback(states), paused_condition(so)]
@@ -116,7 +115,7 @@ def status_patch(
         "scaleTargetKind": f"{target.api_version}.{target.kind}",
         "hpaName": so.hpa_name,
         "externalMetricNames": [s.bound.metric_name for s in states],
-        "resourceMetricNames": list(resource_metric_names),
+        "resourceMetricNames": [t.type for t in so.triggers if t.is_resource],
         "triggersActivity": {
             s.bound.metric_name: {"isActive": s.reading.active}
             for s in states

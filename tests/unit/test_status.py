@@ -19,7 +19,10 @@ NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 NATS = {"natsServerMonitoringEndpoint": "n:8222", "account": "$G", "stream": "S", "consumer": "c"}
 
 
-def so(annotations: dict[str, str] | None = None, triggers: int = 2) -> ScaledObject:
+def so(
+    annotations: dict[str, str] | None = None, triggers: int = 2, cpu: bool = False
+) -> ScaledObject:
+    resource = [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}]
     return parse_scaled_object(
         {
             "metadata": {"name": "w", "namespace": "apps", "annotations": annotations or {}},
@@ -28,7 +31,8 @@ def so(annotations: dict[str, str] | None = None, triggers: int = 2) -> ScaledOb
                 "triggers": [
                     {"type": "nats-jetstream", "metadata": {**NATS, "stream": f"S{i}"}}
                     for i in range(triggers)
-                ],
+                ]
+                + (resource if cpu else []),
             },
         }
     )
@@ -93,14 +97,13 @@ def test_pause_annotations(annotations: dict[str, str], expected: bool) -> None:
 
 
 def test_status_patch() -> None:
-    obj = so({"autoscaling.keda.sh/paused": "true"})
+    obj = so({"autoscaling.keda.sh/paused": "true"}, cpu=True)
     patch: dict[str, Any] = status_patch(
         obj,
         problem=None,
         states=states(obj, value(5, True), value(0, False)),
         decision=Decision(1, True, "lag 5 > 0", NOW),
         original_replicas=0,
-        resource_metric_names=["cpu"],
     )["status"]
     assert [c["type"] for c in patch["conditions"]] == ["Ready", "Active", "Fallback", "Paused"]
     assert patch["conditions"][3]["reason"] == "ScaledObjectPaused"
