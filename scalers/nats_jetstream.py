@@ -75,7 +75,15 @@ class NatsJetStreamScaler:
                 f"leader node {quote(leader)} not found for consumer {quote(self.meta.consumer)}"
                 f" (nodes answering: {', '.join(sorted(answer.docs))})"
             )
-        return _find_consumer(answer.docs[leader], self.meta)
+        view = _find_consumer(answer.docs[leader], self.meta)
+        # During a handover a follower may already name the new leader while the new
+        # leader's own state is not settled: only a leader that agrees it leads is read.
+        if (view.get("cluster") or {}).get("leader") != leader:
+            raise SourceResponseError(
+                f"leadership of consumer {quote(self.meta.consumer)} is moving to "
+                f"{quote(leader)}, which does not lead it yet"
+            )
+        return view
 
 
 def _find_consumer(doc: Any, meta: Metadata) -> dict[str, Any]:

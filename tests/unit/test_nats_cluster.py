@@ -70,3 +70,10 @@ def test_a_leader_that_did_not_answer_is_an_error_not_a_follower_value() -> None
     answer = JszAnswer({"a": doc(90, "c"), "b": doc(10, "c")}, clustered=True)
     with pytest.raises(SourceResponseError, match='leader node "c" not found for consumer "c"'):
         scaler().measure(answer)
+
+
+def test_a_leader_that_does_not_yet_agree_it_leads_is_an_error() -> None:
+    # b is named leader by a, but b's own view still names a: a handover in progress.
+    answer = JszAnswer({"a": doc(90, "b"), "b": doc(0, "a")}, clustered=True)
+    with pytest.raises(SourceResponseError, match='is moving to "b", which does not lead it'):
+        scaler().measure(answer)
