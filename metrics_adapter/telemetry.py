@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from metrics_adapter import __version__
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from metrics_adapter.triggers import BoundTrigger
 
 SCALER_LABELS = ("namespace", "metric", "scaledObject", "scaler", "triggerIndex", "type")
+REQUEST_LABELS = ("verb", "group", "version", "resource")
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+"""From half a millisecond (a read answered from memory) to 10 s (the aggregator gives up)."""
 
 
 class Telemetry:
@@ -63,6 +66,21 @@ class Telemetry:
             "keda_trigger_registered_total",
             "Triggers registered, per trigger type.",
             ("type",),
+            registry=r,
+        )
+        # The metrics API's own requests, named as k8s.io/apiserver names them (KEDA's metrics
+        # server exposes these), so apiserver dashboards and alerts work on this adapter too.
+        self.requests = Counter(
+            "apiserver_request_total",
+            "Requests to the metrics API, by verb, group, version, resource and HTTP code.",
+            (*REQUEST_LABELS, "code"),
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "apiserver_request_duration_seconds",
+            "Time to answer a request to the metrics API, by verb, group, version and resource.",
+            REQUEST_LABELS,
+            buckets=REQUEST_BUCKETS,
             registry=r,
         )
         build = Gauge(
