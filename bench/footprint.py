@@ -1,0 +1,206 @@
+"""Memory and CPU of the adapter (standalone) at 1,000 and 10,000 ScaledObjects, each with a
+metrics-api trigger against a local HTTP server.
+
+    .venv/bin/python -m bench.footprint [--objects 1000 10000] [--urls own shared]
+                                        [--interval 30] [--seconds 60]
+
+``own``: each ScaledObject polls its own URL (``/value/<i>``), so N distinct queries, N
+requests per interval; ``shared``: all poll one URL, one query. After every object has a
+value and a settling pause, RSS is VmRSS of /proc/PID/status at the end of the window and
+CPU is utime + stime of /proc/PID/stat over the window, per minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.adapter import Bench, cpu_seconds, metric_url, pid, rss_mb, scaled_object
+from bench.report import Cell, main, note, print_table, summary
+
+NAMESPACE = "footprint"
+BODY = b'{"value": 3}'
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(BODY),
+    BODY,
+)
+
+
+class ValueServer:
+    """A loopback HTTP/1.1 server with keep-alive answering every GET with ``BODY``, on an
+    event loop of its own thread: a few microseconds a request, never the bottleneck."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):  # GETs have no body
+                self.requests += 1
+                writer.write(RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def __enter__(self) -> ValueServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def objects(count: int, url: str, own: bool, interval: int) -> Iterator[dict[str, object]]:
+    for i in range(count):
+        metadata = {
+            "url": f"{url}/value/{i}" if own else f"{url}/value",
+            "valueLocation": "value",
+            "targetValue": "10",
+        }
+        trigger = {"type": "metrics-api", "metadata": metadata}
+        yield scaled_object(f"so-{i}", NAMESPACE, trigger, interval)
+
+
+@contextmanager
+def timed(what: str) -> Iterator[None]:
+    began = time.monotonic()
+    yield
+    note(f"footprint: {what} in {time.monotonic() - began:.1f}s")
+
+
+@dataclass(frozen=True)
+class Row:
+    objects: int
+    own: bool
+    interval: int
+    ready_s: float
+    valued_s: float
+    rss_mb: float
+    cpu_s_per_min: float
+    requests_per_interval: float
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [
+            self.objects,
+            "own URL each" if self.own else "one shared URL",
+            self.objects if self.own else 1,
+            self.interval,
+            round(self.ready_s, 1),
+            round(self.valued_s, 1),
+            round(self.rss_mb, 1),
+            self.cpu_s_per_min,
+            round(self.requests_per_interval, 1),
+        ]
+
+
+def measure(
+    bench: Bench, count: int, own: bool, interval: int, seconds: float, settle: float
+) -> Row:
+    with ValueServer() as source:
+        docs = objects(count, source.url, own, interval)
+        began = time.monotonic()
+        with bench.adapter(f"{count}-{'own' if own else 'shared'}", docs) as adapter:
+            ready = time.monotonic() - began
+            url = metric_url(adapter.url, NAMESPACE, "s0-metric-api-value", f"so-{count - 1}")
+            bench.wait_value(url)
+            valued = time.monotonic() - began
+            process = pid(adapter)
+            time.sleep(settle)
+            cpu, polls, start = cpu_seconds(process), source.requests, time.monotonic()
+            time.sleep(seconds)
+            window = time.monotonic() - start
+            cpu = cpu_seconds(process) - cpu
+            polls = source.requests - polls
+            rss = rss_mb(process)
+    return Row(
+        count, own, interval, ready, valued, rss, cpu / window * 60, polls / window * interval
+    )
+
+
+HEADERS = (
+    "objects",
+    "URLs",
+    "distinct queries",
+    "interval s",
+    "ready s",
+    "all valued s",
+    "RSS MiB",
+    "CPU s / min",
+    "requests / interval",
+)
+
+
+def run(argv: Sequence[str] | None) -> list[str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--urls", nargs="+", choices=["own", "shared"], default=["own", "shared"])
+    parser.add_argument("--interval", type=int, default=30, help="pollingInterval (KEDA's default)")
+    parser.add_argument("--seconds", type=float, default=60, help="the measured window")
+    parser.add_argument("--settle", type=float, default=10, help="pause after every value")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
+        bench = Bench(Path(tmp))
+        for count in args.objects:
+            for urls in args.urls:
+                with timed(f"{count} objects, {urls} URLs"):
+                    rows.append(
+                        measure(
+                            bench, count, urls == "own", args.interval, args.seconds, args.settle
+                        )
+                    )
+    print_table(
+        f"Adapter footprint, standalone, metrics-api triggers, window {args.seconds:g}s "
+        f"after every object has a value (+{args.settle:g}s)",
+        HEADERS,
+        [r.cells for r in rows],
+    )
+    # The summary: the most objects, each on its own URL when that was measured.
+    last = max(rows, key=lambda r: (r.objects, r.own))
+    return [
+        summary(
+            "footprint",
+            objects=last.objects,
+            urls="own" if last.own else "shared",
+            rss_mb=round(last.rss_mb, 1),
+            cpu_s_per_min=last.cpu_s_per_min,
+        )
+    ]
+
+
+if __name__ == "__main__":
+    main(run)
