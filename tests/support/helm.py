@@ -1,0 +1,88 @@
+"""The real ``helm`` binary and prometheus-operator's ServiceMonitor CRD, built or fetched
+into the cache on first use by the hack/ scripts (as the control-plane binaries are)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.controlplane.api import KubeApi
+from tests.support.controlplane.binaries import CACHE, REPO
+
+HELM_VERSION = "3.21.4"
+HELM = CACHE / f"helm-v{HELM_VERSION}" / "bin" / "helm"
+BUILD_HELM = REPO / "hack" / "build-helm.sh"
+PROMETHEUS_OPERATOR_VERSION = "0.85.0"
+SERVICEMONITOR_CRD = (
+    CACHE
+    / f"prometheus-operator-v{PROMETHEUS_OPERATOR_VERSION}"
+    / "monitoring.coreos.com_servicemonitors.yaml"
+)
+FETCH_CRD = REPO / "hack" / "fetch-servicemonitor-crd.sh"
+CHART = REPO / "deploy" / "helm" / "metrics-adapter"
+
+
+class HelmError(Exception):
+    """helm exited non-zero; the message carries its command and stderr."""
+
+
+def ensure_helm(timeout: float = 1800) -> Path:
+    """The cached helm, built from its Go module first when missing (a minute or more)."""
+    if not os.access(HELM, os.X_OK):
+        subprocess.run([str(BUILD_HELM)], check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+    if not os.access(HELM, os.X_OK):
+        raise HelmError(f"{BUILD_HELM} did not produce {HELM}")
+    return HELM
+
+
+def servicemonitor_crd(timeout: float = 600) -> dict[str, Any]:
+    """prometheus-operator's ServiceMonitor CRD, fetched through the Go module proxy once."""
+    if not SERVICEMONITOR_CRD.is_file():
+        subprocess.run([str(FETCH_CRD)], check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+    crd = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
+    assert crd["metadata"]["name"] == "servicemonitors.monitoring.coreos.com", SERVICEMONITOR_CRD
+    return dict(crd)
+
+
+def helm(*args: str, timeout: float = 120) -> str:
+    """Run ``helm ARGS`` with a throwaway home (no repositories, no plugins) and return stdout."""
+    home = CACHE / f"helm-v{HELM_VERSION}" / "home"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    done = subprocess.run(
+        [str(ensure_helm()), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if done.returncode != 0:
+        raise HelmError(f"helm {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def template(*values: str, namespace: str = "keda", release: str = "metrics-adapter") -> str:
+    """``helm template`` of the chart with ``--set`` VALUES (``key=value``)."""
+    sets = [arg for value in values for arg in ("--set", value)]
+    return helm("template", release, str(CHART), "--namespace", namespace, "--include-crds", *sets)
+
+
+def rendered(*values: str, namespace: str = "keda") -> list[dict[str, Any]]:
+    """The documents of :func:`template`, empty ones dropped."""
+    return [doc for doc in yaml.safe_load_all(template(*values, namespace=namespace)) if doc]
+
+
+def install_servicemonitor_crd(cp: KubeApi) -> None:
+    """Install (for real: a dry-run CRD serves nothing) the ServiceMonitor CRD, once Established."""
+    crd = servicemonitor_crd()
+    cp.apply(crd)
+    cp.wait_condition(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        crd["metadata"]["name"],
+        "Established",
+    )
