@@ -1,8 +1,9 @@
 """The service's branches of the exception tree (rooted in :mod:`scalers.errors`).
 
 ``APIError``: answers to our clients, each becoming a Kubernetes ``Status`` at the one HTTP
-boundary, :mod:`metrics_adapter.app`. ``KubeError``: calls the adapter makes to the Kubernetes
-API that failed, raised by :mod:`metrics_adapter.kube_client`::
+boundary, :mod:`metrics_adapter.app` (or the auth middleware). ``StartupError``: settings the
+process cannot serve with. ``KubeError``: calls the adapter makes to the Kubernetes API that
+failed, raised by :mod:`metrics_adapter.kube_client`::
 
     KubeError               code and reason from the server's Status; code 0: no answer
     ├── KubeUnreachable     connection refused, TLS, or no answer within the timeout
@@ -41,8 +42,17 @@ class NotFound(APIError):
     code, reason = 404, "NotFound"
 
 
+class RequestEntityTooLarge(APIError):
+    code, reason = 413, "RequestEntityTooLarge"
+
+
 class ServiceUnavailable(APIError):
     code, reason = 503, "ServiceUnavailable"
+
+
+class StartupError(MetricsAdapterError):
+    """The process cannot serve as configured: a certificate or CA file that does not load,
+    a flag that needs a cluster without one. The message names the file or flag."""
 
 
 class KubeError(MetricsAdapterError):

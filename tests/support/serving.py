@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,15 @@ class _Server(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: Any, *, cert: Path | None = None, key: Path | None = None
+    app: Any,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    context: ssl.SSLContext | None = None,
+    http: Any = "auto",
 ) -> AsyncIterator[str]:
-    """Yield the base URL of ``app`` served on a free loopback port (HTTPS with cert/key)."""
+    """Yield the base URL of ``app`` served on a free loopback port: HTTPS with cert/key, or
+    with a ready ``context`` (the adapter's live one), on uvicorn's ``http`` protocol."""
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say TCP, and
     # without it every keep-alive response waits ~40 ms on Nagle and delayed ACKs.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -36,7 +43,11 @@ async def serving(
         lifespan="off",
         ssl_certfile=str(cert) if cert else None,
         ssl_keyfile=str(key) if key else None,
+        http=http,
     )
+    if context is not None:
+        config.load()
+        config.ssl = context
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -44,7 +55,7 @@ async def serving(
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        yield f"{'https' if cert else 'http'}://127.0.0.1:{port}"
+        yield f"{'https' if cert or context else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

@@ -1,0 +1,109 @@
+"""The gate in front of every route but the health checks: size, then who, then may they."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from metrics_adapter import kube
+from metrics_adapter.auth.authn import Authenticator
+from metrics_adapter.auth.authz import Authorizer
+from metrics_adapter.auth.identity import Attributes
+from metrics_adapter.errors import APIError, BadRequest, RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+MAX_BODY = 64 * 1024
+"""Every route is a GET: a larger body is refused before anyone reads it."""
+
+_RESOURCE_VERBS = {
+    "GET": ("get", "list"),
+    "HEAD": ("get", "list"),
+    "POST": ("create", "create"),
+    "PUT": ("update", "update"),
+    "PATCH": ("patch", "patch"),
+    "DELETE": ("delete", "deletecollection"),
+}
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, authorizer: Authorizer) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            _refuse_large(scope["headers"])
+            if scope["path"] not in OPEN_PATHS:
+                user = await self.authenticator.authenticate(_chain(scope), scope["headers"])
+                await self.authorizer.authorize(user, attributes(scope["method"], scope["path"]))
+        except APIError as error:
+            log.debug("refused %s %s: %s", scope["method"], scope["path"], error)
+            await _answer(send, error)
+            return
+        await self.app(scope, receive, send)
+
+
+def attributes(method: str, path: str) -> Attributes:
+    """What a request does, as kube-apiserver's RequestInfo would say: a resource under
+    ``/apis/<group>/<version>/`` or else a non-resource path."""
+    parts = path.strip("/").split("/")
+    if len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        resource, name = rest[0], "/".join(rest[1:])
+        one, many = _RESOURCE_VERBS.get(method, (method.lower(), method.lower()))
+        return Attributes(
+            one if name else many,
+            path,
+            group,
+            version,
+            namespace,
+            resource,
+            name,
+        )
+    return Attributes("get" if method == "HEAD" else method.lower(), path)
+
+
+def _chain(scope: Scope) -> list[str]:
+    tls: dict[str, Any] = (scope.get("extensions") or {}).get("tls") or {}
+    return tls.get("client_cert_chain") or []
+
+
+def _refuse_large(headers: list[tuple[bytes, bytes]]) -> None:
+    for key, value in headers:
+        if key == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                raise BadRequest(f"malformed Content-Length {value!r}") from None
+            if size > MAX_BODY:
+                raise RequestEntityTooLarge(
+                    f"a request body may have at most {MAX_BODY} bytes, not {size}"
+                )
+        elif key == b"transfer-encoding":
+            raise RequestEntityTooLarge("chunked request bodies are not accepted")
+
+
+async def _answer(send: Send, error: APIError) -> None:
+    body = kube.status(error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

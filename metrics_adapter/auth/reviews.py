@@ -1,0 +1,70 @@
+"""Answers that cost a round trip to kube-apiserver, remembered: each question is asked once
+at a time, and its answer kept for a time that depends on the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, Protocol, TypeVar
+
+from cachetools import TLRUCache
+
+from metrics_adapter.auth.identity import Attributes, User
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Reviewer(Protocol):
+    """kube-apiserver's TokenReview and SubjectAccessReview; a failure raises KubeError."""
+
+    async def review_token(self, token: str) -> User | None:
+        """The user a bearer token belongs to; ``None`` when it is not valid."""
+
+    async def review_access(self, user: User, attributes: Attributes) -> tuple[bool, str]:
+        """Whether ``user`` may do what ``attributes`` say, and kube-apiserver's reason."""
+
+
+class RememberedAnswers(Generic[K, V]):
+    """A bounded cache where ``ttl(answer)`` says how long each answer lives, and concurrent
+    askers of one question share a single call; failures are never remembered."""
+
+    def __init__(self, ttl: Callable[[V], float], maxsize: int = 10_000) -> None:
+        self._ttl = ttl
+        self._answers: TLRUCache[K, V] = TLRUCache(
+            maxsize, ttu=lambda _k, v, now: now + ttl(v), timer=time.monotonic
+        )
+        self._asking: dict[K, asyncio.Future[V]] = {}
+        self.calls = 0
+        """How many questions went out, for tests and telemetry."""
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    async def get(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
+        try:
+            return self._answers[key]
+        except KeyError:
+            pass
+        if (pending := self._asking.get(key)) is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._asking[key] = future
+        self.calls += 1
+        try:
+            answer = await ask()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(answer)
+            if self._ttl(answer) > 0:
+                self._answers[key] = answer
+            return answer
+        finally:
+            del self._asking[key]
+
+    def clear(self) -> None:
+        self._answers.clear()
