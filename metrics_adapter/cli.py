@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from metrics_adapter import __version__
+from metrics_adapter.errors import StartupError
 from metrics_adapter.settings import DEFAULT_CERT_DIR, Settings
 from metrics_adapter.telemetry import configure_logging
 from scalers import resource
@@ -48,6 +49,39 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_CERT_DIR,
         help="where a self-signed pair is generated without --tls-* files",
     )
+    serve.add_argument(
+        "--cert-secret",
+        metavar="NAME",
+        help="self-managed certificates: keep a CA and serving pair in this Secret",
+    )
+    serve.add_argument("--service", default="metrics-adapter", help="our Service's name")
+    serve.add_argument(
+        "--apiservice",
+        default="v1beta1.external.metrics.k8s.io",
+        help="with --cert-secret: the APIService whose caBundle gets our CA ('' for none)",
+    )
+    serve.add_argument("--cert-reload-interval", type=float, default=10.0, metavar="SECONDS")
+    serve.add_argument("--client-ca-file", type=Path, help="authenticate client certificates")
+    serve.add_argument(
+        "--requestheader-client-ca-file",
+        type=Path,
+        help="the front proxy's CA, allowed to assert X-Remote-User",
+    )
+    serve.add_argument(
+        "--requestheader-allowed-names",
+        type=_names,
+        default=(),
+        metavar="CN,...",
+        help="common names the front proxy's certificate may have (default any)",
+    )
+    serve.add_argument(
+        "--authentication-kubeconfig",
+        type=Path,
+        help="standalone: the cluster that reviews tokens and access",
+    )
+    serve.add_argument("--authorization-allow-ttl", type=float, default=300.0, metavar="SECONDS")
+    serve.add_argument("--authorization-deny-ttl", type=float, default=30.0, metavar="SECONDS")
+    serve.add_argument("--token-cache-ttl", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument("--metrics-port", type=int, default=8080, help="plain HTTP /metrics")
     serve.add_argument("--scaler-timeout", type=float, default=3.0, metavar="SECONDS")
     serve.add_argument("--cluster-object-namespace", default="keda")
@@ -72,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def _parameters(metadata: type[Any]) -> list[dict[str, Any]]:
@@ -207,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         asyncio.run(serve(settings))
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         print(f"metrics-adapter serve: {exc}", file=sys.stderr)
         return 2
     return 0

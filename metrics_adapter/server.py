@@ -16,17 +16,21 @@ from prometheus_client import make_asgi_app
 
 from metrics_adapter.activator import DryRunActivator, set_fallbacks, trigger_states
 from metrics_adapter.app import Health, create_app
+from metrics_adapter.auth.gate import Gate, build_gate
+from metrics_adapter.certs.serving import Task, serving_tls
 from metrics_adapter.cluster_objects import ClusterObjects
 from metrics_adapter.controller import Controller
+from metrics_adapter.errors import StartupError
 from metrics_adapter.kube_client import KubeClient
 from metrics_adapter.leader import LeaderElector
 from metrics_adapter.poller import Poller
+from metrics_adapter.request_metrics import RequestMetrics
 from metrics_adapter.resources import ObjectRef
 from metrics_adapter.settings import Settings
 from metrics_adapter.standalone import Inventory, load_directory
 from metrics_adapter.store import MetricStore, Reading
 from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.tls import self_signed_pair
+from metrics_adapter.tls import ClientCertProtocol, ServingTLS
 from metrics_adapter.triggers import BoundTrigger, bind
 from scalers.clients import Clients
 from scalers.errors import ConfigError
@@ -115,18 +119,15 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
     poller.listeners.append(on_reading)
 
 
-def uvicorn_servers(adapter: Adapter) -> list[uvicorn.Server]:
+def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvicorn.Server]:
+    """The API on ``tls``, behind ``gate``; and ``/metrics`` in plain HTTP on its own port."""
     s = adapter.settings
-    if s.tls_cert_file and s.tls_private_key_file:
-        cert, key = s.tls_cert_file, s.tls_private_key_file
-    else:
-        cert, key = self_signed_pair(s.cert_dir)
+    app = RequestMetrics(gate.wrap(create_app(adapter.store, adapter.health)), adapter.telemetry)
     api = uvicorn.Config(
-        create_app(adapter.store, adapter.health),
+        app,
         host=s.listen_address,
         port=s.secure_port,
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
+        http=ClientCertProtocol,
         log_config=None,
         access_log=False,
         lifespan="off",
@@ -134,6 +135,8 @@ def uvicorn_servers(adapter: Adapter) -> list[uvicorn.Server]:
         timeout_keep_alive=90,
         h11_max_incomplete_event_size=65536,
     )
+    api.load()
+    api.ssl = tls.context  # ours, live: certificates and client CAs change in place
     servers: list[uvicorn.Server] = [_Server(api)]
     if s.metrics_port:
         metrics = uvicorn.Config(
@@ -155,7 +158,7 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     poller = Poller(
         store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
     )
-    elector = LeaderElector(kube, _leader_namespace(settings)) if settings.leader_elect else None
+    elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None
     controller = Controller(
         kube,
         ClusterObjects(settings.cluster_object_namespace),
@@ -168,9 +171,9 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     return Adapter(settings, telemetry, store, poller, health, None), kube, controller
 
 
-def _leader_namespace(settings: Settings) -> str:
-    """The Pod's own namespace in a cluster (where the Role for Leases is), else the
-    cluster object namespace."""
+def own_namespace(settings: Settings) -> str:
+    """The Pod's own namespace in a cluster (where its Lease and certificate Secret are),
+    else the cluster object namespace."""
     own = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     if settings.in_cluster and own.is_file():
         return own.read_text().strip()
@@ -183,15 +186,44 @@ async def _ready_when_synced(controller: Controller, health: Health) -> None:
     log.info("every ScaledObject listed: ready")
 
 
+async def _secure(
+    settings: Settings, kube: KubeClient | None
+) -> tuple[ServingTLS, Gate, list[Task]]:
+    """The serving certificate and the gate in front of the API, and what keeps them current."""
+    try:
+        tls, tasks = await serving_tls(settings, kube, own_namespace(settings))
+        gate = await build_gate(settings, kube, tls)
+    except (ValueError, OSError) as exc:
+        raise StartupError(str(exc)) from exc
+    return tls, gate, [*tasks, gate.run]
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM."""
     kube: KubeClient | None = None
     controller: Controller | None = None
     if settings.standalone:
         adapter = build(settings)
+        if settings.authentication_kubeconfig:
+            kube = await KubeClient.connect(settings.authentication_kubeconfig)
     else:
         adapter, kube, controller = await _cluster(settings)
-    servers = uvicorn_servers(adapter)
+    try:
+        tls, gate, upkeep = await _secure(settings, kube)
+        await _run(adapter, controller, uvicorn_servers(adapter, tls, gate), upkeep)
+    finally:
+        await adapter.poller.clients.aclose()
+        if kube is not None:
+            await kube.close()
+
+
+async def _run(
+    adapter: Adapter,
+    controller: Controller | None,
+    servers: list[uvicorn.Server],
+    upkeep: list[Task],
+) -> None:
+    settings = adapter.settings
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -204,6 +236,7 @@ async def serve(settings: Settings) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             background = [group.create_task(adapter.poller.run())]
+            background += [group.create_task(task()) for task in upkeep]
             if controller is not None:
                 background.append(group.create_task(controller.run()))
                 if controller.elector is not None:  # last: it releases after writes stop
@@ -222,6 +255,3 @@ async def serve(settings: Settings) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await adapter.poller.clients.aclose()
-        if kube is not None:
-            await kube.close()

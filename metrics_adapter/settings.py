@@ -21,7 +21,30 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_private_key_file: Path | None = None
     cert_dir: Path = field(default_factory=lambda: DEFAULT_CERT_DIR)
-    """Where a self-signed pair is kept when no certificate files are given."""
+    """Where a self-signed pair is kept when no certificate is given; scratch space always."""
+    cert_secret: str | None = None
+    """Self-managed certificates: a CA and serving pair kept in this Secret of our namespace."""
+    service: str = "metrics-adapter"
+    """The Service in front of us: the serving certificate is for <service>.<namespace>.svc."""
+    apiservice: str = "v1beta1.external.metrics.k8s.io"
+    """Self-managed certificates: the APIService whose caBundle gets our CA; empty: none."""
+    cert_reload_interval: float = 10.0
+    """Seconds between checks of given certificate and CA files for changes."""
+    client_ca_file: Path | None = None
+    """Client certificates signed by these CAs authenticate as their CN (groups: O)."""
+    requestheader_client_ca_file: Path | None = None
+    """The front proxy's CA: only its client certificates may assert X-Remote-User."""
+    requestheader_allowed_names: tuple[str, ...] = ()
+    """Common names the front proxy's certificate may have; empty: any."""
+    authentication_kubeconfig: Path | None = None
+    """Standalone: the cluster to ask TokenReview, SubjectAccessReview and the
+    extension-apiserver-authentication ConfigMap (cluster mode uses its own connection)."""
+    authorization_allow_ttl: float = 300.0
+    """Seconds an allowing SubjectAccessReview is remembered (the HPA asks every 15 s)."""
+    authorization_deny_ttl: float = 30.0
+    """Seconds a denying SubjectAccessReview is remembered."""
+    token_cache_ttl: float = 60.0
+    """Seconds an accepted bearer token's TokenReview is remembered."""
     metrics_port: int = 8080
     """Plain-HTTP port of ``/metrics``; 0 turns it off."""
     log_level: str = "info"
