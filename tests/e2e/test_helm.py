@@ -1,0 +1,356 @@
+"""The Helm chart, rendered by the real ``helm`` (hack/build-helm.sh) and applied to the e2e
+kube-apiserver with server-side dry-run and strict field validation.
+
+cert-manager's CRDs are not in the test cluster, so the certManager mode is checked on the
+rendering only; the default mode (selfManaged) and the ServiceMonitor (with
+prometheus-operator's real CRD installed) are applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+import pytest
+import yaml
+
+from metrics_adapter import __version__
+from tests.e2e.conftest import Registered
+from tests.support.controlplane import DEPLOY, KubeError, load_manifests
+from tests.support.helm import (
+    CHART,
+    HELM,
+    HelmError,
+    ensure_helm,
+    helm,
+    install_servicemonitor_crd,
+    rendered,
+)
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "helm-e2e"
+"""Where the chart is rendered for the apply tests: apart from keda/, which the e2e adapter's
+ExternalName Service occupies."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helm_binary(request: pytest.FixtureRequest) -> None:
+    if not os.access(HELM, os.X_OK):
+        # In CI a missing helm is built (and a failed build fails the tests), never skipped.
+        if not os.environ.get("CI") and shutil.which("go") is None:
+            pytest.skip(f"{HELM} missing and no Go to build it")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"building helm into {HELM}: a minute or more when cold")
+    ensure_helm()
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [doc] = of_kind(docs, kind)
+    return doc
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    [found] = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(found)
+
+
+def canonical(rules: list[dict[str, Any]]) -> list[str]:
+    """Rules as comparable strings: order of rules and of list items does not matter."""
+    return sorted(
+        json.dumps({k: sorted(v) for k, v in rule.items()}, sort_keys=True) for rule in rules
+    )
+
+
+def rules(docs: list[dict[str, Any]], kind: str) -> list[str]:
+    return canonical([rule for doc in of_kind(docs, kind) for rule in doc.get("rules", [])])
+
+
+# -- lint and rendering (helm only) ------------------------------------------------------------
+
+LINT_VALUES = [
+    {},
+    {"certificates": {"mode": "certManager"}},
+    {"certificates": {"mode": "secret", "secret": {"caBundle": "Y2E="}}},
+    {"prometheus": {"serviceMonitor": {"enabled": True, "additionalLabels": {"release": "p"}}}},
+]
+
+
+@pytest.mark.parametrize("values", LINT_VALUES, ids=["default", "certManager", "secret", "sm"])
+def test_helm_lint_is_clean(values: dict[str, Any]) -> None:
+    sets = [f"--set-json={key}={json.dumps(value)}" for key, value in values.items()]
+    output = helm("lint", str(CHART), "--strict", *sets)
+    assert "1 chart(s) linted, 0 chart(s) failed" in output
+    assert not re.search(r"\[(WARNING|ERROR)\]", output), output
+
+
+def test_chart_metadata_follows_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == __version__.split("+")[0]
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == sorted(
+        p.name for p in (DEPLOY / "crds").glob("*.yaml")
+    )
+
+
+def test_default_rendering_self_manages_certificates() -> None:
+    docs = rendered()
+    args = container(docs)["args"]
+    assert args[:7] == [
+        "serve",
+        "--in-cluster",
+        "--secure-port=6443",
+        "--metrics-port=8080",
+        "--cert-dir=/tmp/certs",
+        "--log-format=json",
+        "--log-level=info",
+    ]
+    assert "--cert-secret=metrics-adapter-certs" in args
+    assert "--service=metrics-adapter" in args
+    assert "--apiservice=v1beta1.external.metrics.k8s.io" in args
+    assert not [a for a in args if a.startswith("--tls-")]
+    apiservice = one(docs, "APIService")
+    assert "caBundle" not in apiservice["spec"], "the adapter writes it"
+    assert "annotations" not in apiservice["metadata"]
+    assert apiservice["spec"]["service"] == {
+        "namespace": "keda",
+        "name": "metrics-adapter",
+        "port": 443,
+    }
+    assert not of_kind(docs, "Certificate") and not of_kind(docs, "ServiceMonitor")
+    assert len(of_kind(docs, "CustomResourceDefinition")) == 3
+
+
+def test_the_deployment_is_hardened() -> None:
+    docs = rendered()
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(docs)
+    assert deployment["spec"]["replicas"] == 2
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert main["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert main["livenessProbe"]["httpGet"] == {
+        "path": "/livez",
+        "port": "https",
+        "scheme": "HTTPS",
+    }
+    assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert main["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+    assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_the_values_a_keda_user_looks_for_reach_the_pod() -> None:
+    docs = rendered(
+        {
+            "image": {"repository": "registry.example/metrics-adapter", "tag": "9.9.9"},
+            "imagePullSecrets": [{"name": "regcred"}],
+            "replicaCount": 3,
+            "logging": {"level": "debug", "format": "text"},
+            "clusterObjectNamespace": "shared",
+            "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {}},
+            "resources": {"requests": {"cpu": "1"}},
+            "extraArgs": ["--scaler-timeout=5"],
+            "podDisruptionBudget": {"minAvailable": 2},
+        }
+    )
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(docs)
+    assert main["image"] == "registry.example/metrics-adapter:9.9.9"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert deployment["spec"]["replicas"] == 3
+    assert {"--log-level=debug", "--log-format=text", "--scaler-timeout=5"} <= set(main["args"])
+    assert "--cluster-object-namespace=shared" in main["args"]
+    assert main["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"][0]["key"] == "dedicated"
+    assert pod["affinity"] == {"nodeAffinity": {}}
+    assert main["resources"]["requests"] == {"cpu": "1", "memory": "128Mi"}  # Helm merges maps
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+
+
+def test_the_cluster_object_namespace_defaults_to_the_release_namespace() -> None:
+    assert (
+        "--cluster-object-namespace=autoscaling"
+        in container(rendered(namespace="autoscaling"))["args"]
+    )
+
+
+def test_cert_manager_mode_issues_a_certificate_and_injects_its_ca() -> None:
+    docs = rendered({"certificates": {"mode": "certManager"}}, namespace="autoscaling")
+    certificate = one(docs, "Certificate")
+    assert certificate["spec"]["secretName"] == "metrics-adapter-certs"
+    assert "metrics-adapter.autoscaling.svc" in certificate["spec"]["dnsNames"]
+    issuer = one(docs, "Issuer")
+    assert issuer["spec"] == {"selfSigned": {}}
+    assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    annotations = one(docs, "APIService")["metadata"]["annotations"]
+    name = certificate["metadata"]["name"]
+    assert annotations == {"cert-manager.io/inject-ca-from": f"autoscaling/{name}"}
+    assert_mounts_certificate_files(docs)
+    assert not [r for r in rules(docs, "Role") + rules(docs, "ClusterRole") if certificate_rule(r)]
+
+
+def test_cert_manager_mode_uses_a_given_issuer() -> None:
+    issuer = {"kind": "ClusterIssuer", "name": "corporate-ca"}
+    docs = rendered({"certificates": {"mode": "certManager", "certManager": {"issuerRef": issuer}}})
+    assert not of_kind(docs, "Issuer")
+    assert one(docs, "Certificate")["spec"]["issuerRef"] == {"group": "cert-manager.io", **issuer}
+
+
+def test_secret_mode_mounts_your_secret_and_sets_your_ca_bundle() -> None:
+    values = {"mode": "secret", "secretName": "my-tls", "secret": {"caBundle": "Y2E="}}
+    docs = rendered({"certificates": values})
+    assert one(docs, "APIService")["spec"]["caBundle"] == "Y2E="
+    assert not of_kind(docs, "Certificate")
+    assert_mounts_certificate_files(docs, secret="my-tls")
+
+
+def assert_mounts_certificate_files(
+    docs: list[dict[str, Any]], secret: str = "metrics-adapter-certs"
+) -> None:
+    main = container(docs)
+    assert "--tls-cert-file=/certs/tls.crt" in main["args"]
+    assert "--tls-private-key-file=/certs/tls.key" in main["args"]
+    assert not [a for a in main["args"] if a.startswith("--cert-secret")]
+    assert {"name": "certs", "mountPath": "/certs", "readOnly": True} in main["volumeMounts"]
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "certs", "secret": {"secretName": secret}} in volumes
+
+
+def test_a_misspelled_certificate_mode_fails_the_render() -> None:
+    with pytest.raises(HelmError, match=r'certificates.mode: "selfmanaged" is not one of'):
+        rendered({"certificates": {"mode": "selfmanaged"}})
+
+
+def test_the_servicemonitor_carries_additional_labels() -> None:
+    values = {
+        "enabled": True,
+        "additionalLabels": {"release": "kube-prometheus"},
+        "interval": "15s",
+    }
+    docs = rendered({"prometheus": {"serviceMonitor": values}})
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "15s"}
+    ]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= one(docs, "Service")["metadata"]["labels"].items()
+
+
+# -- RBAC drift ----------------------------------------------------------------------------------
+
+
+def test_the_chart_rbac_rules_equal_deploy_rbac() -> None:
+    """deploy/rbac.yaml and the chart grant the same, rule for rule, so they never drift."""
+    chart = rendered()
+    deploy = load_manifests(DEPLOY / "rbac.yaml")
+    for kind in ("ClusterRole", "Role"):
+        assert rules(chart, kind) == rules(deploy, kind), kind
+
+
+def certificate_rule(rule: str) -> bool:
+    """A rule that only self-managed certificates need: our APIService, or writing Secrets."""
+    parsed = json.loads(rule)
+    writes_secrets = parsed["resources"] == ["secrets"] and set(parsed["verbs"]) - {"list", "watch"}
+    return parsed["resources"] == ["apiservices"] or bool(writes_secrets)
+
+
+def test_only_self_managed_certificates_add_secret_and_apiservice_rules() -> None:
+    self_managed, by_files = rendered(), rendered({"certificates": {"mode": "secret"}})
+    for kind in ("ClusterRole", "Role"):
+        added = [r for r in rules(self_managed, kind) if certificate_rule(r)]
+        assert rules(by_files, kind) == [r for r in rules(self_managed, kind) if r not in added]
+    assert [r for r in rules(self_managed, "ClusterRole") if certificate_rule(r)]
+    assert [r for r in rules(self_managed, "Role") if certificate_rule(r)]
+
+
+def test_every_role_is_bound_to_the_service_account() -> None:
+    docs = rendered(namespace="autoscaling")
+    roles = {
+        (d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role", "ClusterRole")
+    }
+    bound = set()
+    for binding in of_kind(docs, "RoleBinding") + of_kind(docs, "ClusterRoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "metrics-adapter", "namespace": "autoscaling"}
+        ]
+        bound.add((binding["roleRef"]["kind"], binding["roleRef"]["name"]))
+    assert roles <= bound
+    assert {
+        ("ClusterRole", "system:auth-delegator"),
+        ("Role", "extension-apiserver-authentication-reader"),
+    } <= bound
+
+
+# -- applied to the e2e kube-apiserver -------------------------------------------------------------
+
+
+def apply_all(registered: Registered, docs: list[dict[str, Any]]) -> None:
+    cp = registered.cp
+    cp.ensure_namespace(NAMESPACE)
+    for doc in docs:
+        applied = cp.apply(doc, dry_run=True, field_manager="e2e-helm-dry-run")
+        assert (applied["kind"], applied["metadata"]["name"]) == (
+            doc["kind"],
+            doc["metadata"]["name"],
+        )
+
+
+def test_the_default_rendering_applies_strictly(registered: Registered) -> None:
+    docs = rendered(namespace=NAMESPACE)
+    assert {d["kind"] for d in docs} >= {
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "Role",
+        "APIService",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+    }
+    apply_all(registered, docs)
+
+
+def test_the_servicemonitor_rendering_applies_with_prometheus_operators_crd(
+    registered: Registered,
+) -> None:
+    install_servicemonitor_crd(registered.cp)
+    values = {"prometheus": {"serviceMonitor": {"enabled": True, "additionalLabels": {"a": "b"}}}}
+    docs = rendered(values, namespace=NAMESPACE)
+    assert of_kind(docs, "ServiceMonitor")
+    apply_all(registered, docs)
+
+
+def test_a_misspelled_value_in_a_rendering_is_rejected(registered: Registered) -> None:
+    """The apply tests can fail: an unknown field passed through values is an error."""
+    docs = rendered({"podSecurityContext": {"runAsNonRot": True}}, namespace=NAMESPACE)
+    registered.cp.ensure_namespace(NAMESPACE)
+    with pytest.raises(KubeError, match="runAsNonRot"):
+        registered.cp.apply(one(docs, "Deployment"), dry_run=True)
