@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 PINNED = re.compile(r"^[\w.\-/]+:\d+\.\d+\.\d+[\w.\-]*@sha256:[0-9a-f]{64}$")
@@ -106,7 +108,13 @@ def test_runs_as_a_numeric_non_root_user() -> None:
     uid, _, gid = user[-1].partition(":")
     assert uid.isdigit() and int(uid) != 0, f"USER {user[-1]}: runAsNonRoot needs a numeric uid"
     assert not gid or (gid.isdigit() and int(gid) != 0)
-    assert uid == "65532"  # the runAsUser of deploy/deployment.yaml and the chart
+    deployment = yaml.safe_load((REPO / "deploy" / "deployment.yaml").read_text())
+    values = REPO / "deploy" / "helm" / "metrics-adapter" / "values.yaml"
+    chart = yaml.safe_load(values.read_text())
+    # The manifests name the same user, so runAsNonRoot and file ownership agree with the image.
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == int(uid)
+    assert chart["securityContext"]["runAsUser"] == int(uid)
+    assert chart["podSecurityContext"]["runAsUser"] == int(uid)
 
 
 def test_entrypoint_is_the_console_script_serving_in_cluster() -> None:
