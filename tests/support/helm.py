@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +67,31 @@ def helm(*args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def template(*values: str, namespace: str = "keda", release: str = "metrics-adapter") -> str:
-    """``helm template`` of the chart with ``--set`` VALUES (``key=value``)."""
-    sets = [arg for value in values for arg in ("--set", value)]
-    return helm("template", release, str(CHART), "--namespace", namespace, "--include-crds", *sets)
+def template(
+    values: Mapping[str, Any] | None = None,
+    *,
+    namespace: str = "keda",
+    release: str = "metrics-adapter",
+) -> str:
+    """``helm template`` of the chart, CRDs included, with ``values`` as a values file."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as file:
+        yaml.safe_dump(dict(values or {}), file)
+        file.flush()
+        return helm(
+            "template",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--include-crds",
+            "--values",
+            file.name,
+        )
 
 
-def rendered(*values: str, namespace: str = "keda") -> list[dict[str, Any]]:
+def rendered(values: Mapping[str, Any] | None = None, **options: str) -> list[dict[str, Any]]:
     """The documents of :func:`template`, empty ones dropped."""
-    return [doc for doc in yaml.safe_load_all(template(*values, namespace=namespace)) if doc]
+    return [doc for doc in yaml.safe_load_all(template(values, **options)) if doc]
 
 
 def install_servicemonitor_crd(cp: KubeApi) -> None:
