@@ -1,14 +1,16 @@
 """The adapter as the benchmarks run it: ``metrics-adapter serve --scaledobjects DIR`` as a real
-process on a free loopback port, started and stopped by the e2e harness's
-:class:`~tests.support.controlplane.Adapter`, with ScaledObjects the benchmark generates."""
+process on a free loopback port, with ScaledObjects the benchmark generates and the flags it
+needs (the e2e harness's Adapter takes none), stopped for sure by the harness's process code."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,13 @@ import httpx
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
-    Adapter,
     client_context,
     serving_pair,
     wait_for,
 )
+from tests.support.controlplane.processes import Process
 from tests.support.pki import CertificateAuthority, KeyPair
+from tests.support.serving import free_port
 
 METRICS_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces"
 
@@ -78,28 +81,58 @@ class Bench:
 
     @contextmanager
     def adapter(
-        self, name: str, docs: Iterable[Mapping[str, Any]], timeout: float = 300
-    ) -> Iterator[Adapter]:
-        """The adapter serving ``docs`` (its own directory ``name``), ready (/readyz)."""
+        self,
+        name: str,
+        docs: Iterable[Mapping[str, Any]],
+        flags: Sequence[str] = (),
+        timeout: float = 300,
+    ) -> Iterator[Running]:
+        """The adapter serving ``docs`` (in its own directory ``name``), ready (/readyz)."""
         state = self.work / name
         write_objects(state / "objects", docs)
-        adapter = Adapter(
-            objects=state / "objects", state=state, pair=self.pair, ca_pem=self.ca.pem
-        )
-        adapter.start(timeout=timeout)
+        cert, key = self.files()
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "metrics_adapter",
+            "serve",
+            f"--scaledobjects={state / 'objects'}",
+        ]
+        argv += [f"--secure-port={port}", "--metrics-port=0", f"--tls-cert-file={cert}"]
+        argv += [f"--tls-private-key-file={key}", "--log-level=warning", *flags]
+        process = Process("adapter", argv, state).start()
+        running = Running(f"https://127.0.0.1:{port}", process)
         try:
-            yield adapter
+            self.wait_ready(running, timeout)
+            yield running
         finally:
-            adapter.stop()
+            process.stop()
+
+    def wait_ready(self, running: Running, timeout: float) -> None:
+        def ready() -> bool:
+            running.process.check()
+            return self.get(f"{running.url}/readyz").status_code == 200
+
+        wait_for(f"the adapter on {running.url}", ready, timeout, 0.1)
 
     def wait_value(self, url: str, timeout: float = 300) -> None:
         """Until ``url`` answers 200: the object's trigger has been polled at least once."""
         wait_for(url, lambda: self.get(url).status_code == 200, timeout, 0.2)
 
 
-def pid(adapter: Adapter) -> int:
-    assert adapter.process is not None and adapter.process.process is not None
-    return adapter.process.process.pid
+@dataclass(frozen=True)
+class Running:
+    url: str
+    process: Process
+
+    @property
+    def pid(self) -> int:
+        assert self.process.process is not None
+        return self.process.process.pid
+
+    def tail(self, lines: int = 30) -> str:
+        return self.process.tail(lines)
 
 
 def cpu_seconds(process_id: int) -> float:

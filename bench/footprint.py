@@ -22,10 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.adapter import Bench, cpu_seconds, metric_url, pid, rss_mb, scaled_object
+import httpx
+
+from bench.adapter import Bench, cpu_seconds, metric_url, rss_mb, scaled_object
 from bench.report import Cell, main, note, print_table, summary
+from tests.support.controlplane import client_context
 
 NAMESPACE = "footprint"
+METRIC = "s0-metric-api-value"
 BODY = b'{"value": 3}'
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
     len(BODY),
@@ -111,6 +115,7 @@ class Row:
     rss_mb: float
     cpu_s_per_min: float
     requests_per_interval: float
+    failing: int
 
     @property
     def cells(self) -> list[Cell]:
@@ -124,21 +129,31 @@ class Row:
             round(self.rss_mb, 1),
             self.cpu_s_per_min,
             round(self.requests_per_interval, 1),
+            self.failing,
         ]
 
 
-def measure(
-    bench: Bench, count: int, own: bool, interval: int, seconds: float, settle: float
-) -> Row:
+def failing(bench: Bench, base: str, count: int) -> int:
+    """How many of the objects the API answers with an error rather than a value."""
+    with httpx.Client(verify=client_context(bench.ca.pem), timeout=5) as client:
+        return sum(
+            client.get(metric_url(base, NAMESPACE, METRIC, f"so-{i}")).status_code != 200
+            for i in range(count)
+        )
+
+
+def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Row:
+    interval, seconds, settle = args.interval, args.seconds, args.settle
+    flags = [f"--scaler-timeout={args.scaler_timeout}"] if args.scaler_timeout else []
     with ValueServer() as source:
         docs = objects(count, source.url, own, interval)
         began = time.monotonic()
-        with bench.adapter(f"{count}-{'own' if own else 'shared'}", docs) as adapter:
+        name = f"{count}-{'own' if own else 'shared'}-{args.scaler_timeout or 'default'}"
+        with bench.adapter(name, docs, flags) as adapter:
             ready = time.monotonic() - began
-            url = metric_url(adapter.url, NAMESPACE, "s0-metric-api-value", f"so-{count - 1}")
-            bench.wait_value(url)
+            bench.wait_value(metric_url(adapter.url, NAMESPACE, METRIC, f"so-{count - 1}"))
             valued = time.monotonic() - began
-            process = pid(adapter)
+            process = adapter.pid
             time.sleep(settle)
             cpu, polls, start = cpu_seconds(process), source.requests, time.monotonic()
             time.sleep(seconds)
@@ -146,9 +161,9 @@ def measure(
             cpu = cpu_seconds(process) - cpu
             polls = source.requests - polls
             rss = rss_mb(process)
-    return Row(
-        count, own, interval, ready, valued, rss, cpu / window * 60, polls / window * interval
-    )
+            broken = failing(bench, adapter.url, count)
+    per_minute, per_interval = cpu / window * 60, polls / window * interval
+    return Row(count, own, interval, ready, valued, rss, per_minute, per_interval, broken)
 
 
 HEADERS = (
@@ -161,6 +176,7 @@ HEADERS = (
     "RSS MiB",
     "CPU s / min",
     "requests / interval",
+    "failing objects",
 )
 
 
@@ -171,6 +187,9 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--interval", type=int, default=30, help="pollingInterval (KEDA's default)")
     parser.add_argument("--seconds", type=float, default=60, help="the measured window")
     parser.add_argument("--settle", type=float, default=10, help="pause after every value")
+    parser.add_argument(
+        "--scaler-timeout", type=float, help="the adapter's --scaler-timeout (default: its own)"
+    )
     args = parser.parse_args(argv)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
@@ -178,11 +197,7 @@ def run(argv: Sequence[str] | None) -> list[str]:
         for count in args.objects:
             for urls in args.urls:
                 with timed(f"{count} objects, {urls} URLs"):
-                    rows.append(
-                        measure(
-                            bench, count, urls == "own", args.interval, args.seconds, args.settle
-                        )
-                    )
+                    rows.append(measure(bench, count, urls == "own", args))
     print_table(
         f"Adapter footprint, standalone, metrics-api triggers, window {args.seconds:g}s "
         f"after every object has a value (+{args.settle:g}s)",
