@@ -17,7 +17,7 @@ import yaml
 
 from metrics_adapter.resources import SPEC_FIELDS
 from tests.e2e.conftest import Registered, cron_object
-from tests.support.controlplane import DEPLOY, REPO, KubeError, load_manifests
+from tests.support.controlplane import ADAPTER_USER, DEPLOY, REPO, KubeError, load_manifests
 from tests.support.helm import install_servicemonitor_crd
 from tests.unit.test_seeds import SEED_OBJECTS
 
@@ -222,18 +222,20 @@ def test_the_schema_rejects_bad_values(
     assert named[-1] in response.json()["message"]
 
 
-ADAPTER_USER = "system:serviceaccount:keda:metrics-adapter"
 # (verb, group, resource, subresource, namespace, allowed)
 ADAPTER_ACCESS = [
     ("watch", "keda.sh", "scaledobjects", "", "", True),
     ("patch", "keda.sh", "scaledobjects", "status", "apps", True),
     ("list", "keda.sh", "clustertriggerauthentications", "", "", True),
-    ("get", "", "secrets", "", "apps", True),
+    ("list", "", "secrets", "", "apps", True),
+    ("get", "", "secrets", "", "apps", False),
     ("create", "autoscaling", "horizontalpodautoscalers", "", "apps", True),
     ("patch", "apps", "deployments", "scale", "apps", True),
-    ("update", "apps", "statefulsets", "scale", "apps", True),
+    ("patch", "apps", "statefulsets", "scale", "apps", True),
+    ("update", "apps", "statefulsets", "scale", "apps", False),
     ("create", "", "events", "", "apps", True),
-    ("get", "", "configmaps", "", "kube-system", True),
+    ("list", "", "configmaps", "", "kube-system", True),
+    ("get", "", "configmaps", "", "kube-system", False),
     ("create", "authentication.k8s.io", "tokenreviews", "", "", True),
     ("create", "authorization.k8s.io", "subjectaccessreviews", "", "", True),
     ("update", "coordination.k8s.io", "leases", "", "keda", True),
