@@ -36,8 +36,10 @@ from tests.support.controlplane import (
     Adapter,
     ControlPlane,
     ControlPlaneError,
+    adapter_kubeconfig,
+    install_manifests,
     missing_binaries,
-    register_adapter,
+    route_apiservice,
     serving_pair,
     wait_for,
 )
@@ -196,6 +198,8 @@ def registered(control_plane: ControlPlane) -> Iterator[Registered]:
         ca_pem=cp.ca.pem,
     )
     registration = Registered(cp, adapter, source, worker, queue)
+    install_manifests(cp)  # the RBAC the adapter's identity reviews callers with, first
+    adapter.auth_kubeconfig = adapter_kubeconfig(cp)
     for doc in (worker, queue):
         registration.write(doc)
     try:
@@ -203,7 +207,7 @@ def registered(control_plane: ControlPlane) -> Iterator[Registered]:
         try:
             adapter.start()
             cp.ensure_namespace(NAMESPACE)
-            register_adapter(cp, adapter)
+            route_apiservice(cp, adapter)
             for doc in (worker, queue):
                 registration.wait_served(doc)
         except (TimeoutError, ControlPlaneError) as exc:

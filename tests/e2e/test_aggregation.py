@@ -153,7 +153,6 @@ def test_the_hpa_controller_may_read_external_metrics_without_our_rbac(
     assert "system:controller:horizontal-pod-autoscaler" in status.get("reason", "")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5: the adapter does not authenticate callers yet")
 def test_a_forged_remote_user_without_the_front_proxy_certificate_is_rejected(
     registered: Registered,
 ) -> None:
@@ -163,4 +162,5 @@ def test_a_forged_remote_user_without_the_front_proxy_certificate_is_rejected(
         response = direct.get(
             registered.adapter.url + registered.metric_path(registered.worker), headers=forged
         )
-    assert response.status_code in (401, 403), response.text
+    assert response.status_code == 401, response.text
+    assert response.json()["reason"] == "Unauthorized"

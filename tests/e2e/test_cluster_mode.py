@@ -25,7 +25,7 @@ from tests.support.controlplane import (
     register_adapter,
     serving_pair,
 )
-from tests.support.controlplane.adapter import install_manifests
+from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
 from tests.support.nats import NatsServer, binaries
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +55,7 @@ def cluster() -> Iterator[Cluster]:
             state=cp.state,
             pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
             ca_pem=cp.ca.pem,
-            kubeconfig=cp.kubeconfig,
+            kubeconfig=adapter_kubeconfig(cp),
         )
         adapter.start()
         register_adapter(cp, adapter)
@@ -336,7 +336,7 @@ def test_two_replicas_one_writer_then_a_takeover(cluster: Cluster) -> None:
         state=state,
         pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
         ca_pem=cp.ca.pem,
-        kubeconfig=cp.kubeconfig,
+        kubeconfig=adapter_kubeconfig(cp),
     )
     second.start()  # ready: it has listed every ScaledObject and serves their metrics
     try:

@@ -33,8 +33,13 @@ from metrics_adapter.resources import parse_scaled_object
 from metrics_adapter.triggers import bind
 from scalers.clients import JsonGet
 from tests.support import controlplane
-from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
-from tests.support.controlplane.pki import write_kubeconfig
+from tests.support.controlplane import (
+    ADAPTER_USER,
+    DEPLOY,
+    ControlPlane,
+    adapter_kubeconfig,
+    load_manifests,
+)
 from tests.support.serving import free_port
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +47,6 @@ pytestmark = pytest.mark.e2e
 NS = "kube-client"
 CLUSTER_NS = "kube-client-keda"  # not "keda": its Namespace belongs to deploy/rbac.yaml
 WAIT = 30.0
-SERVICE_ACCOUNT = "system:serviceaccount:keda:metrics-adapter"
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +67,11 @@ def cluster(control_plane: ControlPlane) -> ControlPlane:
     return cp
 
 
-@pytest.fixture(scope="module")
-def adapter_kubeconfig(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kubeconfig for the adapter's ServiceAccount keda/metrics-adapter, through a client
-    certificate with its user name: every call under test gets only what deploy/rbac.yaml
-    grants."""
-    user = cluster.ca.issue(SERVICE_ACCOUNT, organizations=["system:serviceaccounts"])
-    path = tmp_path_factory.mktemp("adapter") / "kubeconfig"
-    write_kubeconfig(path, cluster.url, cluster.ca.pem, user)
-    return path
-
-
 @pytest.fixture
-async def client(adapter_kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    """The client under test, as the adapter."""
-    async with await KubeClient.connect(adapter_kubeconfig, timeout=10.0) as kube:
+async def client(cluster: ControlPlane) -> AsyncIterator[KubeClient]:
+    """The client under test, as the adapter's ServiceAccount: every call gets only what
+    deploy/rbac.yaml grants."""
+    async with await KubeClient.connect(adapter_kubeconfig(cluster), timeout=10.0) as kube:
         yield kube
 
 
@@ -148,7 +142,7 @@ async def test_the_client_under_test_has_only_the_adapters_rights(client: KubeCl
     assert (info.value.code, info.value.reason) == (403, "Forbidden")
     assert str(info.value).startswith(
         f'Secret kube-client/not-ours (apply): 403 Forbidden: secrets "not-ours" is forbidden: '
-        f'User "{SERVICE_ACCOUNT}" cannot patch resource "secrets"'
+        f'User "{ADAPTER_USER}" cannot patch resource "secrets"'
     )
 
 
@@ -228,7 +222,7 @@ async def test_scale_of_a_real_deployment(client: KubeClient, admin: KubeClient)
         assert (scale.replicas, scale.selector) == (1, "app=scaled")
         patched = await client.patch_scale("apps/v1", "Deployment", NS, "scaled", 3)
         assert patched.replicas == 3
-        stored = await client.get(DEPLOYMENTS, "scaled", NS)
+        stored = await admin.get(DEPLOYMENTS, "scaled", NS)
         assert stored["spec"]["replicas"] == 3
         # Through discovery, as for any kind with /scale; the Deployment's own ReplicaSet.
         replica_sets = await client.resource_for("apps/v1", "ReplicaSet")
@@ -255,7 +249,7 @@ async def test_status_patch_of_a_real_scaled_object(client: KubeClient, admin: K
         assert patched["status"]["hpaName"] == "keda-hpa-status"
         # A second merge patch keeps what it does not name.
         await client.patch_scaled_object_status(NS, "status", {"lastActiveTime": None})
-        stored = await client.get(SCALED_OBJECTS, "status", NS)
+        stored = await admin.get(SCALED_OBJECTS, "status", NS)
         assert stored["status"]["conditions"] == [ready]
         assert stored["status"]["originalReplicaCount"] == 2
         assert stored["spec"]["scaleTargetRef"] == {"name": "worker"}

@@ -19,10 +19,14 @@ run on free 127.0.0.1 ports with generated certificates, and the adapter is regi
 from tests.support.controlplane.adapter import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
+    ADAPTER_USER,
     APISERVICE,
     DEPLOY,
     Adapter,
+    adapter_kubeconfig,
+    install_manifests,
     register_adapter,
+    route_apiservice,
 )
 from tests.support.controlplane.api import condition, deployment, load_manifests
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
@@ -35,6 +39,7 @@ from tests.support.pki import client_context
 __all__ = [
     "ADAPTER_NAMESPACE",
     "ADAPTER_SERVICE",
+    "ADAPTER_USER",
     "APISERVICE",
     "BIN_DIR",
     "DEPLOY",
@@ -43,12 +48,15 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "KubeError",
+    "adapter_kubeconfig",
     "client_context",
     "condition",
     "deployment",
+    "install_manifests",
     "load_manifests",
     "missing_binaries",
     "register_adapter",
+    "route_apiservice",
     "serving_pair",
     "wait_for",
 ]

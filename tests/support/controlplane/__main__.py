@@ -22,6 +22,7 @@ from tests.support.controlplane.adapter import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
     Adapter,
+    adapter_kubeconfig,
     install_manifests,
     route_apiservice,
 )
@@ -64,15 +65,21 @@ def _start_detached(state: Path) -> str:
         install_manifests(cp)  # the adapter watches the CRDs from the start
         pair = serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca)
         adapter = Adapter(
-            state / "objects", state, pair, cp.ca.pem, detach=True, kubeconfig=cp.kubeconfig
+            state / "objects",
+            state,
+            pair,
+            cp.ca.pem,
+            detach=True,
+            kubeconfig=adapter_kubeconfig(cp),
         ).start()
         route_apiservice(cp, adapter)
     finally:
         cp.close()
     phases = ", ".join(f"{k} {v}s" for k, v in cp.timings.items())
     print(
-        f"control plane up in {cp.timings['total']}s ({phases}), adapter (cluster mode, "
-        f"--kubeconfig {cp.kubeconfig}) registered in {time.monotonic() - began:.2f}s; "
+        f"control plane up in {cp.timings['total']}s ({phases}), adapter (cluster mode, as "
+        f"its ServiceAccount: --kubeconfig {adapter_kubeconfig(cp)}) registered in "
+        f"{time.monotonic() - began:.2f}s; "
         f"logs in {log_dir(state)}",
         file=sys.stderr,
     )

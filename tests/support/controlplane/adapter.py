@@ -7,6 +7,7 @@ APIService's real caBundle (shared/reference/control-plane.md §4).
 from __future__ import annotations
 
 import base64
+import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import httpx
 from tests.support.controlplane.api import load_manifests
 from tests.support.controlplane.binaries import REPO
 from tests.support.controlplane.cluster import ControlPlane
+from tests.support.controlplane.pki import write_kubeconfig
 from tests.support.controlplane.processes import Process, log_path, tail, wait_for
 from tests.support.pki import KeyPair, client_context
 from tests.support.serving import free_port
@@ -24,6 +26,8 @@ from tests.support.serving import free_port
 DEPLOY = REPO / "deploy"
 ADAPTER_NAMESPACE, ADAPTER_SERVICE = "keda", "metrics-adapter"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
+ADAPTER_USER = f"system:serviceaccount:{ADAPTER_NAMESPACE}:{ADAPTER_SERVICE}"
+"""Who the adapter is to kube-apiserver: its ServiceAccount, so deploy/rbac.yaml is what it has."""
 
 
 @dataclass
@@ -40,6 +44,12 @@ class Adapter:
     process: Process | None = None
     kubeconfig: Path | None = None
     """Cluster mode: watch ScaledObjects through this kubeconfig instead of reading files."""
+    auth_kubeconfig: Path | None = None
+    """Standalone: ask this cluster who callers are and what they may read."""
+    args: list[str] = field(default_factory=list)
+    """More ``serve`` flags."""
+    self_managed: bool = False
+    """Serve a certificate of its own making (``--cert-secret`` in ``args``), not ``pair``."""
 
     @property
     def url(self) -> str:
@@ -54,14 +64,16 @@ class Adapter:
             else f"--scaledobjects={self.objects}"
         )
         argv = [sys.executable, "-m", "metrics_adapter", "serve", source]
-        argv += [
-            f"--secure-port={self.port}",
-            "--bind-address=127.0.0.1",
-            f"--tls-cert-file={cert}",
-        ]
-        argv += [f"--tls-private-key-file={key}", "--metrics-port=0"]
+        argv += [f"--secure-port={self.port}", "--bind-address=127.0.0.1", "--metrics-port=0"]
+        if not self.self_managed:
+            argv += [f"--tls-cert-file={cert}", f"--tls-private-key-file={key}"]
+        if self.auth_kubeconfig and not self.kubeconfig:
+            argv.append(f"--authentication-kubeconfig={self.auth_kubeconfig}")
+        # Denials are remembered 30 s by default; tests that grant RBAC should not wait that.
+        argv += ["--authorization-deny-ttl=1", "--cert-reload-interval=0.2", *self.args]
         self.process = Process(ADAPTER_SERVICE, argv, self.state).start(detach=self.detach)
-        context = client_context(self.ca_pem)
+        # Our own process on loopback: a self-managed certificate's CA is not known yet.
+        context: ssl.SSLContext | bool = not self.self_managed and client_context(self.ca_pem)
 
         def ready() -> bool:
             assert self.process is not None
@@ -88,6 +100,17 @@ class Adapter:
         """Stop and start again on the same port, re-reading ``objects``."""
         self.stop()
         return self.start()
+
+
+def adapter_kubeconfig(cp: ControlPlane) -> Path:
+    """A kubeconfig for the adapter's ServiceAccount (a client certificate with its name), so
+    the adapter has exactly the permissions of deploy/rbac.yaml."""
+    path = cp.state / "metrics-adapter.kubeconfig"
+    if not path.exists():
+        groups = ["system:serviceaccounts", f"system:serviceaccounts:{ADAPTER_NAMESPACE}"]
+        pair = cp.ca.issue(ADAPTER_USER, organizations=groups)
+        write_kubeconfig(path, cp.url, cp.ca.pem, pair)
+    return path
 
 
 def install_manifests(cp: ControlPlane) -> None:

@@ -1,0 +1,154 @@
+"""Who may read the adapter, decided as kube-apiserver would: the adapter follows the
+cluster's published authentication settings and asks it TokenReview and SubjectAccessReview,
+as its own ServiceAccount with deploy/rbac.yaml's permissions."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+from cryptography import x509
+
+from tests.e2e.conftest import NAMESPACE, Registered
+from tests.support.controlplane import (
+    ADAPTER_NAMESPACE,
+    ADAPTER_SERVICE,
+    client_context,
+    serving_pair,
+    wait_for,
+)
+from tests.support.pki import CertificateAuthority, KeyPair
+
+pytestmark = pytest.mark.e2e
+
+MASTERS = {"X-Remote-User": "admin", "X-Remote-Group": "system:masters"}
+
+
+def direct(registered: Registered, pair: KeyPair | None = None) -> httpx.Client:
+    """A client that calls the adapter itself, not through kube-apiserver."""
+    return httpx.Client(
+        base_url=registered.adapter.url,
+        verify=client_context(registered.cp.ca.pem, pair),
+        timeout=10,
+    )
+
+
+def test_the_front_proxy_ca_comes_from_the_published_config_map(registered: Registered) -> None:
+    """The harness gives no --requestheader-client-ca-file: the adapter read it from
+    kube-system/extension-apiserver-authentication, and the front proxy's cert is trusted."""
+    proxy = KeyPair.read(registered.cp.pki, "front-proxy-client")
+    with direct(registered, proxy) as client:
+        response = client.get(registered.metric_path(registered.worker), headers=MASTERS)
+    assert response.status_code == 200, response.text
+
+
+def test_a_cluster_client_certificate_is_authorized_by_subject_access_review(
+    registered: Registered,
+) -> None:
+    cp = registered.cp
+    path = registered.metric_path(registered.worker)
+    with direct(registered, cp.ca.issue("mallory", organizations=["interns"])) as client:
+        refused = client.get(path)
+    assert refused.status_code == 403, refused.text
+    assert 'User "mallory" cannot list resource "s0-cron' in refused.json()["message"]
+    with direct(registered, KeyPair.read(cp.pki, "admin")) as admin:  # system:masters
+        assert admin.get(path).status_code == 200
+
+
+def test_a_service_account_token_is_reviewed_then_authorized(registered: Registered) -> None:
+    cp = registered.cp
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "reader", "namespace": NAMESPACE},
+        }
+    )
+    answer = cp.client.post(
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/reader/token",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )
+    assert answer.status_code == 201, answer.text
+    token = answer.json()["status"]["token"]
+    path = registered.metric_path(registered.worker)
+    bearer = {"Authorization": f"Bearer {token}"}
+    with direct(registered) as client:
+        assert client.get(path, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+        refused = client.get(path, headers=bearer)
+        assert refused.status_code == 403, refused.text
+        assert f"system:serviceaccount:{NAMESPACE}:reader" in refused.json()["message"]
+        cp.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "reader-reads-metrics", "namespace": NAMESPACE},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:controller:horizontal-pod-autoscaler",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": NAMESPACE}],
+            }
+        )
+        try:
+            # The denial is remembered --authorization-deny-ttl (1 s in the harness).
+            wait_for("the grant", lambda: client.get(path, headers=bearer).status_code == 200, 15)
+        finally:
+            cp.delete(
+                "rbac.authorization.k8s.io/v1", "RoleBinding", "reader-reads-metrics", NAMESPACE
+            )
+
+
+def test_anonymous_callers_get_401_but_health_is_open(registered: Registered) -> None:
+    with direct(registered) as client:
+        assert client.get("/apis/external.metrics.k8s.io/v1beta1").status_code == 401
+        assert client.get(registered.metric_path(registered.worker)).status_code == 401
+        for path in ("/healthz", "/livez", "/readyz"):
+            assert client.get(path).status_code == 200, path
+
+
+def test_a_certificate_from_another_ca_is_refused(registered: Registered) -> None:
+    stranger = CertificateAuthority("front-proxy-ca").issue("front-proxy-client")
+    with direct(registered, stranger) as client, pytest.raises(httpx.TransportError):
+        client.get(registered.metric_path(registered.worker), headers=MASTERS)
+
+
+def served_serial(registered: Registered) -> int:
+    with direct(registered) as client:
+        response = client.get("/livez")
+        stream = response.extensions["network_stream"]
+        der = stream.get_extra_info("ssl_object").getpeercert(True)
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+def test_a_rotated_serving_certificate_is_picked_up_while_the_aggregator_reads(
+    registered: Registered,
+) -> None:
+    """The aggregator (the HPA's path) keeps reading while the files change under it."""
+    cp, adapter = registered.cp, registered.adapter
+    path = registered.metric_path(registered.worker)
+    before = served_serial(registered)
+    codes: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with cp.client_for(KeyPair.read(cp.pki, "admin")) as reader:
+            while not done.is_set():
+                codes.append(reader.get(path).status_code)
+                time.sleep(0.02)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        time.sleep(0.5)
+        serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca).write(
+            adapter.state / "pki", ADAPTER_SERVICE
+        )
+        wait_for("the new certificate", lambda: served_serial(registered) != before, 10)
+        time.sleep(0.5)
+    finally:
+        done.set()
+        reader.join()
+    assert len(codes) > 10 and set(codes) == {200}, codes
