@@ -222,6 +222,16 @@ def _explain(path: Path, output: str, scaler_timeout: float) -> int:
     return 0
 
 
+def settings_from(serve_args: Sequence[str]) -> Settings:
+    """The Settings ``metrics-adapter <serve_args>`` runs with (``serve`` first)."""
+    return _settings(_parser().parse_args(serve_args))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    # Every serve flag is named after its Settings field.
+    return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "version":
@@ -239,8 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # Every serve flag is named after its Settings field.
-    settings = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+    settings = _settings(args)
     from metrics_adapter.server import serve
 
     try:

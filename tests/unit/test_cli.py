@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from metrics_adapter import __version__
-from metrics_adapter.cli import main, trigger_markdown, trigger_reference
+from metrics_adapter.cli import main, settings_from, trigger_markdown, trigger_reference
 
 
 @pytest.fixture(autouse=True)
@@ -93,4 +94,44 @@ def test_docs_trigger_reference_is_generated_and_current() -> None:
     assert docs.read_text() == trigger_markdown(), (
         "docs/triggers.md is stale: run `.venv/bin/metrics-adapter triggers -o markdown "
         "> docs/triggers.md`"
+    )
+
+
+def test_the_deployments_arguments_are_serve_flags() -> None:
+    """deploy/deployment.yaml starts the adapter with flags this CLI has, as the Settings the
+    manifest means: self-managed certificates for metrics-adapter.keda.svc."""
+    deployment = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "deploy" / "deployment.yaml").read_text()
+    )
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    settings = settings_from(container["args"])
+    assert settings.in_cluster and settings.cert_secret == "metrics-adapter-certs"
+    assert (settings.service, settings.apiservice) == (
+        "metrics-adapter",
+        "v1beta1.external.metrics.k8s.io",
+    )
+    assert settings.cert_dir == Path("/tmp/certs")
+
+
+def test_a_certificate_file_that_does_not_load_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("not a key")
+    code = main(
+        [
+            "serve",
+            f"--scaledobjects={tmp_path / 'objects'}",
+            f"--tls-cert-file={tmp_path / 'tls.crt'}",
+            f"--tls-private-key-file={tmp_path / 'tls.key'}",
+            f"--cert-dir={tmp_path / 'scratch'}",
+            "--metrics-port=0",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err == (
+        f"metrics-adapter serve: {tmp_path / 'tls.crt'} and {tmp_path / 'tls.key'}: "
+        "the certificate is not PEM (-----BEGIN CERTIFICATE-----)"
     )
