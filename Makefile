@@ -1,4 +1,4 @@
-.PHONY: install lint test demo clean cluster-up cluster-down
+.PHONY: install lint test demo clean cluster-up cluster-down bench
 
 install:
 	@.ci/bootstrap
@@ -14,6 +14,12 @@ test: lint
 
 demo: install
 	.venv/bin/python -m demo
+
+# Every benchmark in sequence (bench/README.md); wrk comes from Debian's packages.
+bench: install
+	@command -v wrk >/dev/null || { s=; [ "$$(id -u)" = 0 ] || s=sudo; \
+		$$s apt-get update -qq && $$s apt-get install -y -qq --no-install-recommends wrk; }
+	.venv/bin/python -m bench
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

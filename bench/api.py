@@ -12,34 +12,33 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from metrics_adapter.tls import self_signed_pair
+from bench.adapter import METRICS_PATH, Bench, metric_url, scaled_object
+from bench.report import main, median, note, print_table, summary
+from tests.support.controlplane import wait_for
+from tests.support.controlplane.processes import Process
 from tests.support.serving import free_port
 
+NAMESPACE = "bench"
+METRIC = "s0-cron-UTC-0011x-xxxxx"
 # Always inside the window: the next end (each minute) comes before the next start (Jan 1).
-CRON_SO = """\
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: so-{i}, namespace: bench}}
-spec:
-  scaleTargetRef: {{name: w-{i}}}
-  minReplicaCount: 1
-  triggers:
-  - type: cron
-    metadata: {{timezone: UTC, start: "0 0 1 1 *", end: "* * * * *", desiredReplicas: "5"}}
-"""
-PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/bench/s0-cron-UTC-0011x-xxxxx"
+CRON = {
+    "type": "cron",
+    "metadata": {
+        "timezone": "UTC",
+        "start": "0 0 1 1 *",
+        "end": "* * * * *",
+        "desiredReplicas": "5",
+    },
+}
+PATH = f"{METRICS_PATH}/{NAMESPACE}/{METRIC}"
 LUA = """
 local n = {objects}
 request = function()
@@ -47,6 +46,7 @@ request = function()
   return wrk.format("GET", "{path}?labelSelector=scaledobject.keda.sh%2Fname%3Dso-" .. i)
 end
 """
+WRK_INSTALL = "apt-get install -y wrk (Debian's package)"
 
 
 @dataclass
@@ -63,8 +63,8 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
         text=True,
         check=True,
     ).stdout
-    if "Non-2xx" in out:
-        raise SystemExit(f"wrk saw errors:\n{out}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"wrk saw errors against {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return Result(rps, _latency(out, "50%"), _latency(out, "99%"))
 
@@ -75,109 +75,93 @@ def _latency(out: str, pct: str) -> float:
 
 
 @contextmanager
-def process(args: list[str], ready_url: str, log: Path) -> Iterator[None]:
-    with log.open("w") as fh:
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT)
+def bare_app(bench: Bench) -> Iterator[str]:
+    """bench/bare_app.py on the adapter's serving pair, ready."""
+    cert, key = bench.files()
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.bare_app", str(port), str(cert), str(key)]
+    process = Process("bare-app", argv, bench.work / "bare").start()
+    url = f"https://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        process.check()
+        return bench.get(f"{url}{PATH}").status_code == 200
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(ready_url, verify=False, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{args[:4]} did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield
+        wait_for(url, ready, 60)
+        yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        process.stop()
 
 
-def run(objects: int, rounds: int, seconds: int, connections: int, work: Path) -> str:
-    directory = work / f"objects-{objects}"
-    directory.mkdir()
-    (directory / "objects.yaml").write_text(
-        "---\n".join(CRON_SO.format(i=i) for i in range(objects))
-    )
-    cert, key = self_signed_pair(work / "certs")
-    script = work / f"load-{objects}.lua"
+def measure(
+    bench: Bench, objects: int, rounds: int, seconds: int, connections: int
+) -> tuple[int, Result, Result, float]:
+    docs = (scaled_object(f"so-{i}", NAMESPACE, CRON) for i in range(objects))
+    script = bench.work / f"load-{objects}.lua"
     script.write_text(LUA.format(objects=objects, path=PATH))
-    ours_port, bare_port = free_port(), free_port()
-    ours_url, bare_url = f"https://127.0.0.1:{ours_port}", f"https://127.0.0.1:{bare_port}"
-    ours = [
-        sys.executable,
-        "-m",
-        "metrics_adapter",
-        "serve",
-        "--scaledobjects",
-        str(directory),
-        "--secure-port",
-        str(ours_port),
-        "--metrics-port",
-        "0",
-        "--tls-cert-file",
-        str(cert),
-        "--tls-private-key-file",
-        str(key),
-        "--log-level",
-        "warning",
-    ]
-    bare = [sys.executable, "-m", "bench.bare_app", str(bare_port), str(cert), str(key)]
-    last = f"{PATH}?labelSelector=scaledobject.keda.sh%2Fname%3Dso-{objects - 1}"
     results: list[tuple[Result, Result]] = []
-    with (
-        process(ours, f"{ours_url}{last}", work / "ours.log"),
-        process(bare, f"{bare_url}{PATH}", work / "bare.log"),
-    ):
-        wrk(ours_url, script, 2, connections)  # warm both
-        wrk(bare_url, script, 2, connections)
-        for _ in range(rounds):
+    with bench.adapter(f"objects-{objects}", docs) as ours, bare_app(bench) as bare:
+        bench.wait_value(metric_url(ours.url, NAMESPACE, METRIC, f"so-{objects - 1}"))
+        wrk(ours.url, script, 2, connections)  # warm both
+        wrk(bare, script, 2, connections)
+        for i in range(rounds):
+            note(f"api: {objects} objects, round {i + 1}/{rounds}")
             results.append(
                 (
-                    wrk(ours_url, script, seconds, connections),
-                    wrk(bare_url, script, seconds, connections),
+                    wrk(ours.url, script, seconds, connections),
+                    wrk(bare, script, seconds, connections),
                 )
             )
-    med = statistics.median
     fields = ("rps", "p50_ms", "p99_ms")
-    mine = Result(*(med(getattr(r[0], f) for r in results) for f in fields))
-    ceiling = Result(*(med(getattr(r[1], f) for r in results) for f in fields))
-    ratio = med(r[0].rps / r[1].rps for r in results)
-    print(
-        f"objects={objects:>6}  ours: {mine.rps:8.0f} req/s p50 {mine.p50_ms:.2f} ms "
-        f"p99 {mine.p99_ms:.2f} ms   bare: {ceiling.rps:8.0f} req/s p50 {ceiling.p50_ms:.2f} ms "
-        f"p99 {ceiling.p99_ms:.2f} ms   ratio {ratio:.2f}",
-        flush=True,
-    )
-    return (
-        f"api: objects={objects} rps={mine.rps:.0f} p99_ms={mine.p99_ms:.2f} "
-        f"ratio_vs_bare={ratio:.2f}"
-    )
+    mine = Result(*(median(getattr(r[0], f) for r in results) for f in fields))
+    ceiling = Result(*(median(getattr(r[1], f) for r in results) for f in fields))
+    return objects, mine, ceiling, median(r[0].rps / r[1].rps for r in results)
 
 
-def main() -> None:
+def run(argv: Sequence[str] | None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--objects", type=int, nargs="+", default=[10, 10000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not shutil.which("wrk"):
-        raise SystemExit("bench.api needs wrk: apt-get install wrk")
-    print(
-        f"wrk -t1 -c{args.connections}, HTTPS keep-alive, {args.rounds} rounds of "
-        f"{args.seconds}s, medians",
-        flush=True,
-    )
+        raise SystemExit(f"bench.api needs wrk: {WRK_INSTALL}")
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        summaries = [
-            run(n, args.rounds, args.seconds, args.connections, Path(tmp)) for n in args.objects
+        bench = Bench(Path(tmp))
+        found = [
+            measure(bench, n, args.rounds, args.seconds, args.connections) for n in args.objects
         ]
-    for line in summaries:
-        print(line)
+    print_table(
+        f"API load: wrk -t1 -c{args.connections}, HTTPS keep-alive, {args.rounds} rounds of "
+        f"{args.seconds}s, medians; ratio taken within each round",
+        (
+            "objects",
+            "ours req/s",
+            "ours p50 ms",
+            "ours p99 ms",
+            "bare req/s",
+            "bare p50 ms",
+            "bare p99 ms",
+            "ours/bare",
+        ),
+        [
+            [n, round(a.rps), a.p50_ms, a.p99_ms, round(b.rps), b.p50_ms, b.p99_ms, ratio]
+            for n, a, b, ratio in found
+        ],
+    )
+    return [
+        summary(
+            "api",
+            objects=n,
+            rps=round(a.rps),
+            p99_ms=a.p99_ms,
+            ratio_vs_bare=ratio,
+        )
+        for n, a, _, ratio in found
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    main(run)

@@ -1,0 +1,40 @@
+"""Every benchmark in sequence, the summary lines of all of them at the end: ``make bench``.
+
+.venv/bin/python -m bench [api upstream activation footprint]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from bench import activation, api, footprint, upstream
+from bench.report import note
+
+BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
+    "api": api.run,
+    "upstream": upstream.run,
+    "activation": activation.run,
+    "footprint": footprint.run,
+}
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or list(BENCHMARKS)
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark {unknown[0]!r}: one of {', '.join(BENCHMARKS)}")
+    lines: list[str] = []
+    for name in chosen:
+        began = time.monotonic()
+        note(f"=== bench.{name}")
+        lines += BENCHMARKS[name]([])
+        note(f"=== bench.{name}: {time.monotonic() - began:.0f}s")
+    print()
+    for line in lines:
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
