@@ -35,7 +35,7 @@ from tests.support.controlplane import (
     serving_pair,
     wait_for,
 )
-from tests.support.controlplane.adapter import install_manifests
+from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
 from tests.support.nats import NatsServer, binaries
 
 NS = "bench-activation"
@@ -61,7 +61,7 @@ def cluster() -> Iterator[tuple[ControlPlane, NatsServer]]:
             state=cp.state,
             pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
             ca_pem=cp.ca.pem,
-            kubeconfig=cp.kubeconfig,
+            kubeconfig=adapter_kubeconfig(cp),  # its ServiceAccount, as deployed
         )
         stack.callback(adapter.stop)
         adapter.start()
