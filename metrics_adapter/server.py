@@ -187,12 +187,12 @@ async def _ready_when_synced(controller: Controller, health: Health) -> None:
 
 
 async def _secure(
-    settings: Settings, kube: KubeClient | None
+    settings: Settings, kube: KubeClient | None, telemetry: Telemetry
 ) -> tuple[ServingTLS, Gate, list[Task]]:
     """The serving certificate and the gate in front of the API, and what keeps them current."""
     try:
         tls, tasks = await serving_tls(settings, kube, own_namespace(settings))
-        gate = await build_gate(settings, kube, tls)
+        gate = await build_gate(settings, kube, tls, telemetry)
     except (ValueError, OSError) as exc:
         raise StartupError(str(exc)) from exc
     return tls, gate, [*tasks, gate.run]
@@ -209,7 +209,7 @@ async def serve(settings: Settings) -> None:
     else:
         adapter, kube, controller = await _cluster(settings)
     try:
-        tls, gate, upkeep = await _secure(settings, kube)
+        tls, gate, upkeep = await _secure(settings, kube, adapter.telemetry)
         await _run(adapter, controller, uvicorn_servers(adapter, tls, gate), upkeep)
     finally:
         await adapter.poller.clients.aclose()

@@ -83,6 +83,20 @@ class Telemetry:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
+        # k8s.io/apiserver's names for the reviews a delegating server asks of kube-apiserver:
+        # cache misses only, so they show what authentication costs the control plane.
+        self.authn_reviews = Counter(
+            "apiserver_delegated_authn_request_total",
+            "TokenReviews asked of kube-apiserver, by HTTP code (0: no answer).",
+            ("code",),
+            registry=r,
+        )
+        self.authz_reviews = Counter(
+            "apiserver_delegated_authz_request_total",
+            "SubjectAccessReviews asked of kube-apiserver, by HTTP code (0: no answer).",
+            ("code",),
+            registry=r,
+        )
         build = Gauge(
             "keda_build_info",
             "Build information of metrics-adapter.",

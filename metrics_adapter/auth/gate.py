@@ -16,6 +16,7 @@ from metrics_adapter.auth.middleware import AuthMiddleware
 from metrics_adapter.auth.sources import AuthSources
 from metrics_adapter.kube_client import KubeClient
 from metrics_adapter.settings import Settings
+from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.tls import ServingTLS
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ class Gate:
                 group.create_task(self.sources.follow())
 
 
-async def build_gate(settings: Settings, kube: KubeClient | None, tls: ServingTLS) -> Gate:
+async def build_gate(
+    settings: Settings, kube: KubeClient | None, tls: ServingTLS, telemetry: Telemetry
+) -> Gate:
     sources = AuthSources(
         settings.client_ca_file,
         settings.requestheader_client_ca_file,
@@ -62,7 +65,9 @@ async def build_gate(settings: Settings, kube: KubeClient | None, tls: ServingTL
                 where,
             )
         return Gate(sources, None, AnyAuthenticated())
-    reviewer = KubeReviewer(kube) if kube is not None else None
+    reviewer = None
+    if kube is not None:
+        reviewer = KubeReviewer(kube, telemetry.authn_reviews, telemetry.authz_reviews)
     authenticator = Authenticator(AuthConfig(), reviewer, token_ttl=settings.token_cache_ttl)
     authorizer: Authorizer = AnyAuthenticated()
     if reviewer is not None:

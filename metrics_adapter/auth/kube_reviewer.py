@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import Counter
+
 from metrics_adapter.auth.identity import Attributes, User
-from metrics_adapter.kube_client import KubeClient
+from metrics_adapter.errors import KubeError
+from metrics_adapter.kube_client import KubeClient, Obj
 
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 
 class KubeReviewer:
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(self, kube: KubeClient, tokens: Counter, access: Counter) -> None:
         self.kube = kube
+        self.tokens = tokens
+        """Counts TokenReviews by code: ``apiserver_delegated_authn_request_total``."""
+        self.access = access
+        """Counts SubjectAccessReviews by code: ``apiserver_delegated_authz_request_total``."""
 
     async def review_token(self, token: str) -> User | None:
         review = {
@@ -21,7 +28,7 @@ class KubeReviewer:
             "kind": "TokenReview",
             "spec": {"token": token},
         }
-        answer = await self.kube.request("POST", TOKEN_REVIEWS, "TokenReview (create)", body=review)
+        answer = await self._create(TOKEN_REVIEWS, "TokenReview", review, self.tokens)
         status = answer.get("status") or {}
         if not status.get("authenticated"):
             return None
@@ -55,10 +62,17 @@ class KubeReviewer:
             "kind": "SubjectAccessReview",
             "spec": spec,
         }
-        answer = await self.kube.request(
-            "POST", ACCESS_REVIEWS, "SubjectAccessReview (create)", body=review
-        )
+        answer = await self._create(ACCESS_REVIEWS, "SubjectAccessReview", review, self.access)
         status = answer.get("status") or {}
         return bool(status.get("allowed")) and not status.get("denied"), str(
             status.get("reason") or status.get("evaluationError") or ""
         )
+
+    async def _create(self, path: str, kind: str, review: Obj, counter: Counter) -> Obj:
+        try:
+            answer = await self.kube.request("POST", path, f"{kind} (create)", body=review)
+        except KubeError as exc:
+            counter.labels(str(exc.code)).inc()
+            raise
+        counter.labels("201").inc()
+        return answer

@@ -21,6 +21,7 @@ from metrics_adapter.certs.serving import serving_tls
 from metrics_adapter.resources import ObjectRef
 from metrics_adapter.settings import Settings
 from metrics_adapter.store import MetricStore
+from metrics_adapter.telemetry import Telemetry
 from metrics_adapter.tls import ClientCertProtocol, ServingTLS
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
 from tests.support.serving import serving
@@ -79,7 +80,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
     store.register(ref, ["s0-cron"])
     store.record_value(ref, "s0-cron", 7, True, datetime.now(UTC))
     tls, upkeep = await serving_tls(settings, None, "keda")
-    gate = await build_gate(settings, None, tls)
+    gate = await build_gate(settings, None, tls, Telemetry())
     app = gate.wrap(create_app(store, Health(loaded=True, poller_running=lambda: True)))
     tasks = [asyncio.create_task(task()) for task in [*upkeep, gate.run]]
     try:
