@@ -98,9 +98,36 @@ def _parser() -> argparse.ArgumentParser:
     triggers.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
 
     explain = commands.add_parser(
-        "explain", help="each trigger's value, target, activity and the replicas it asks for"
+        "explain",
+        help="each trigger's value, target, activity and the replicas it asks for",
+        description="For each ScaledObject: every trigger's metric, value, target and "
+        "activation, the replicas the HPA would compute (the formula in numbers) and what the "
+        "activator would do. PATH: a standalone directory, its sources polled from here. "
+        "--namespace: the objects of a cluster namespace, each value read as the HPA reads it "
+        "(through external.metrics.k8s.io), with the target's /scale and the HPA's status.",
     )
-    explain.add_argument("path", type=Path, metavar="PATH", help="a --scaledobjects directory")
+    where = explain.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "path", type=Path, nargs="?", metavar="PATH", help="a --scaledobjects directory"
+    )
+    where.add_argument("-n", "--namespace", metavar="NS", help="the ScaledObjects of a cluster")
+    explain.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help="with --namespace (default $KUBECONFIG, else ~/.kube/config)",
+    )
+    explain.add_argument(
+        "--cluster-object-namespace",
+        default="keda",
+        metavar="NS",
+        help="with --namespace: where ClusterTriggerAuthentication refs resolve",
+    )
+    explain.add_argument(
+        "--poll",
+        action="store_true",
+        help="with --namespace: poll the sources from here, not through the cluster's adapter",
+    )
     explain.add_argument("-o", "--output", choices=["text", "json"], default="text")
     explain.add_argument("--scaler-timeout", type=float, default=3.0, metavar="SECONDS")
 
@@ -209,16 +236,40 @@ def _print_triggers(output: str) -> None:
         print()
 
 
-def _explain(path: Path, output: str, scaler_timeout: float) -> int:
+def _explain(args: argparse.Namespace) -> int:
+    from metrics_adapter.errors import KubeError
     from metrics_adapter.explain import as_dicts, explain, render
+    from metrics_adapter.explain_cluster import explain_namespace
 
+    if args.namespace is None and (args.kubeconfig or args.poll):
+        print("metrics-adapter explain: --kubeconfig and --poll need --namespace", file=sys.stderr)
+        return 2
     configure_logging("error", "text")
+    warnings: list[str] = []
     try:
-        reports = asyncio.run(explain(path, scaler_timeout))
-    except ConfigError as exc:
+        if args.namespace is None:
+            reports = asyncio.run(explain(args.path, args.scaler_timeout))
+        else:
+            reports, warnings = asyncio.run(
+                explain_namespace(
+                    args.namespace,
+                    args.kubeconfig,
+                    cluster_object_namespace=args.cluster_object_namespace,
+                    poll_sources=args.poll,
+                    scaler_timeout=args.scaler_timeout,
+                )
+            )
+    except (ConfigError, KubeError) as exc:
         print(f"metrics-adapter explain: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(as_dicts(reports), indent=2) if output == "json" else render(reports))
+    for warning in warnings:
+        print(f"metrics-adapter explain: warning: {warning}", file=sys.stderr)
+    if args.output == "json":
+        print(json.dumps(as_dicts(reports), indent=2))
+    elif not reports:
+        print(f"no ScaledObjects in {args.path or f'namespace {args.namespace}'}")
+    else:
+        print(render(reports))
     return 0
 
 
@@ -241,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_triggers(args.output)
         return 0
     if args.command == "explain":
-        return _explain(args.path, args.output, args.scaler_timeout)
+        return _explain(args)
     configure_logging(args.log_level, args.log_format)
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         print(

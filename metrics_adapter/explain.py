@@ -1,10 +1,21 @@
-"""``metrics-adapter explain PATH``: for each ScaledObject, every trigger's metric, value,
-target and activity, the replicas the HPA would compute and why, and what the activator
-would do. Every distinct query is asked once."""
+"""``metrics-adapter explain``: for each ScaledObject, every trigger's metric, value, target
+and activity, the replicas the HPA would compute and why, and what the activator would do.
+
+Both forms bind triggers with :func:`metrics_adapter.server.build` and report from its
+MetricStore; they differ in where the objects and the values come from (a
+:data:`Readings`):
+
+- ``explain PATH``: a standalone directory; every distinct query is asked once
+  (:func:`poll`), from this machine.
+- ``explain --namespace NS`` (:mod:`metrics_adapter.explain_cluster`): objects listed from
+  the cluster, each value read as the HPA reads it, through the aggregated API, with the
+  target's replicas from ``/scale`` and the status of the HPA (an :class:`Observed`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +25,26 @@ from metrics_adapter.activator import TriggerState, decide, hpa_proposal, trigge
 from metrics_adapter.resources import ObjectRef
 from metrics_adapter.server import Adapter, build
 from metrics_adapter.settings import Settings
+
+Readings = Callable[[Adapter], Awaitable[None]]
+"""Fills the adapter's MetricStore with one reading per trigger."""
+
+
+async def poll(adapter: Adapter) -> None:
+    """Ask every distinct query once, from this machine."""
+    await adapter.poller.poll_all()
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What a cluster says about a ScaledObject beyond its spec; a directory says nothing."""
+
+    replicas: int | None = None
+    """The target's replicas now; ``None``: from its manifest, else ``minReplicaCount``."""
+    replicas_from: str = ""
+    last_active: datetime | None = None
+    """The status's ``lastActiveTime``, which the cooldown counts from."""
+    hpa_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,24 +74,42 @@ class ObjectReport:
     triggers: tuple[TriggerReport, ...]
     decision: str
     hpa: str | None
+    """What the HPA would compute from these values, and why."""
+    replicas_from: str = ""
+    """Where ``current_replicas`` was read in a cluster (``/scale``)."""
+    hpa_status: str | None = None
+    """The HPA's own status in a cluster: its replicas and conditions."""
 
 
 async def explain(directory: Path, scaler_timeout: float = 3.0) -> list[ObjectReport]:
     adapter = build(Settings(scaledobjects=directory, scaler_timeout=scaler_timeout), dry_run=False)
+    await read(adapter, poll)
+    return reports(adapter)
+
+
+async def read(adapter: Adapter, readings: Readings) -> None:
+    """Fill the store once with ``readings``; then the scalers' clients are closed."""
     try:
-        await adapter.poller.poll_all()
+        await readings(adapter)
     finally:
         await adapter.poller.clients.aclose()
-    return [_report(adapter, ref) for ref in adapter.store.objects()]
 
 
-def _report(adapter: Adapter, ref: ObjectRef) -> ObjectReport:
-    assert adapter.inventory is not None, "explain reads a directory"
+def reports(
+    adapter: Adapter, observed: Mapping[ObjectRef, Observed] | None = None
+) -> list[ObjectReport]:
+    """One report per ScaledObject, from the readings in the store."""
+    seen = observed or {}
+    return [_report(adapter, ref, seen.get(ref, Observed())) for ref in adapter.store.objects()]
+
+
+def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectReport:
+    assert adapter.inventory is not None, "explain is built from an Inventory"
     so = adapter.inventory.scaled_objects.get(ref)
     problem = adapter.store.broken_reason(ref)
     if so is None or problem is not None:
         return ObjectReport(str(ref), "", 0, 0, 0, problem or "not loaded", (), "", None)
-    current = adapter.inventory.replicas(so)
+    current = adapter.inventory.replicas(so) if observed.replicas is None else observed.replicas
     states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
     rows = []
     for state in states:
@@ -86,7 +135,7 @@ def _report(adapter: Adapter, ref: ObjectRef) -> ObjectReport:
                 formula=formula,
             )
         )
-    decision = decide(so, current, states, None, datetime.now(UTC))
+    decision = decide(so, current, states, observed.last_active, datetime.now(UTC))
     if decision.replicas is not None and decision.replicas != current:
         what = f"would scale from {current} to {decision.replicas}: {decision.reason}"
     else:
@@ -107,6 +156,8 @@ def _report(adapter: Adapter, ref: ObjectRef) -> ObjectReport:
         None
         if computed is None
         else f"{so.hpa_name} would compute {computed.replicas}: {computed.why}",
+        observed.replicas_from,
+        observed.hpa_status,
     )
 
 
@@ -131,9 +182,10 @@ def render(reports: list[ObjectReport]) -> str:
         if r.problem is not None:
             out += [f"{r.scaled_object}: not ready: {r.problem}", ""]
             continue
+        source = f" from {r.replicas_from}" if r.replicas_from else ""
         out.append(
             f"{r.scaled_object} -> {r.scale_target} (min {r.min_replicas}, "
-            f"max {r.max_replicas}, now {r.current_replicas})"
+            f"max {r.max_replicas}, now {r.current_replicas}{source})"
         )
         header = ("TRIGGER", "METRIC", "VALUE", "TARGET", "ACTIVATION", "HPA")
         table = [header] + [
@@ -161,5 +213,7 @@ def render(reports: list[ObjectReport]) -> str:
                 "  HPA: holds its replicas while a metric cannot be read "
                 "(it may still scale up on the others)"
             )
+        if r.hpa_status:
+            out.append(f"  HPA status: {r.hpa_status}")
         out.append("")
     return "\n".join(out)

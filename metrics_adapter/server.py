@@ -59,16 +59,21 @@ class Adapter:
     """The objects of standalone mode; ``None`` in a cluster."""
 
 
-def build(settings: Settings, *, dry_run: bool = True) -> Adapter:
-    """Load the objects of standalone mode and bind their triggers to the poller; with
-    ``dry_run`` the activator logs what it would do after each poll."""
-    assert settings.scaledobjects is not None, "cluster mode is not built yet"
+def build(
+    settings: Settings, *, dry_run: bool = True, inventory: Inventory | None = None
+) -> Adapter:
+    """Bind the triggers of ``inventory`` (default: the objects of standalone mode, loaded
+    from ``settings.scaledobjects``) to the poller; with ``dry_run`` the activator logs what
+    it would do after each poll. ``explain --namespace`` hands in objects listed from a
+    cluster."""
+    if inventory is None:
+        assert settings.scaledobjects is not None, "standalone mode reads a directory"
+        inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
     telemetry = Telemetry()
     store = MetricStore()
     poller = Poller(
         store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
     )
-    inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
 
     def not_ready(ref: ObjectRef, error: ConfigError) -> None:
         store.mark_broken(ref, error.reasons)

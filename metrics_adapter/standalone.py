@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,8 +138,16 @@ def load_directory(directory: Path, cluster_object_namespace: str = "keda") -> I
     """Read every YAML document under ``directory``; bad ones are logged and skipped."""
     if not directory.is_dir():
         raise ConfigError(f"--scaledobjects {directory}", [Problem("", "is not a directory")])
+    return load_documents(_documents(directory), cluster_object_namespace)
+
+
+def load_documents(
+    documents: Iterable[tuple[str, Any]], cluster_object_namespace: str = "keda"
+) -> Inventory:
+    """An Inventory of ``(origin, document)`` pairs, from files or listed from a cluster; a
+    document that is an exception is an unreadable source, kept in ``errors``."""
     inventory = Inventory(cluster_object_namespace)
-    for origin, doc in _documents(directory):
+    for origin, doc in documents:
         if isinstance(doc, Exception):
             inventory.errors.append(f"{origin}: {doc}")
         elif isinstance(doc, dict):
