@@ -206,7 +206,7 @@ async def _observe(kube: KubeClient, listing: Listing, so: ScaledObject) -> Obse
 
 def hpa_status(hpa: Mapping[str, Any]) -> str:
     """``keda-hpa-q: current 1, desired 4; ScalingActive=False FailedGetExternalMetric: ...``;
-    a condition's message only when it is not True (True messages restate the reason)."""
+    a condition's message only when it reports trouble (otherwise it restates the reason)."""
     name = (hpa.get("metadata") or {}).get("name")
     status = hpa.get("status") or {}
     parts = [
@@ -215,7 +215,8 @@ def hpa_status(hpa: Mapping[str, Any]) -> str:
     conditions: Sequence[Mapping[str, Any]] = status.get("conditions") or []
     for c in conditions:
         text = f"{c.get('type')}={c.get('status')} {c.get('reason')}"
-        if c.get("status") != "True" and c.get("message"):
+        healthy = "False" if c.get("type") == "ScalingLimited" else "True"
+        if c.get("status") != healthy and c.get("message"):
             text += f": {c['message']}"
         parts.append(text)
     return f"{name}: " + "; ".join(parts)

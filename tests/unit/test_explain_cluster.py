@@ -1,0 +1,240 @@
+"""`explain --namespace` without a cluster: what is listed and tolerated, how an aggregator
+answer becomes a reading (activity as the scaler decides it), and the HPA status in words.
+The Kubernetes API is faked at KubeClient.request, so the real list paging is exercised."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from metrics_adapter.errors import KubeError, KubeUnreachable
+from metrics_adapter.explain import Observed, read, render, reports
+from metrics_adapter.explain_cluster import (
+    explain_namespace,
+    hpa_status,
+    list_namespace,
+    metric_value,
+    status_text,
+    through_aggregator,
+)
+from metrics_adapter.kube_client import KubeClient, status_error
+from metrics_adapter.resources import ObjectRef
+from metrics_adapter.server import build
+from metrics_adapter.settings import Settings
+from metrics_adapter.standalone import load_documents
+from scalers.errors import ConfigError
+
+NS = "shop"
+METRICS = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}"
+
+
+def scaled_object(name: str, trigger: dict[str, Any], **status: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"scaleTargetRef": {"name": name}, "triggers": [trigger]},
+        "status": status,
+    }
+
+
+METRICS_API: dict[str, Any] = {
+    "type": "metrics-api",
+    "metadata": {"url": "http://127.0.0.1:1/v", "valueLocation": "v", "targetValue": "10"},
+}
+WITH_SECRET: dict[str, Any] = {**METRICS_API, "authenticationRef": {"name": "creds"}}
+CREDS = {
+    "metadata": {"name": "creds", "namespace": NS},
+    "spec": {"secretTargetRef": [{"parameter": "username", "name": "api", "key": "user"}]},
+}
+
+
+def forbidden(what: str) -> KubeError:
+    return status_error(what, {"code": 403, "reason": "Forbidden", "message": "no"})
+
+
+class FakeKube(KubeClient):
+    """Answers by path (and ``?labelSelector`` where one is asked): a dict is the JSON
+    answer, a KubeError is raised; any other path lists nothing."""
+
+    def __init__(self, answers: Mapping[str, dict[str, Any] | KubeError]) -> None:
+        super().__init__(cast(ApiClient, None))
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        subject: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        selector = dict(query).get("labelSelector")
+        key = f"{path}?{selector}" if selector else path
+        self.asked.append(key)
+        answer = self.answers.get(key, {"items": []})
+        if isinstance(answer, KubeError):
+            raise answer
+        return answer
+
+
+def listed(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": "7"}, "items": list(items)}
+
+
+def value_list(value: str) -> dict[str, Any]:
+    item = {"metricName": "m", "value": value, "timestamp": "2030-01-02T03:04:05Z"}
+    return {"kind": "ExternalMetricValueList", "items": [item]}
+
+
+async def test_a_forbidden_secret_list_is_one_warning_and_binding_says_what_is_missing() -> None:
+    kube = FakeKube(
+        {
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects": listed(
+                scaled_object("plain", METRICS_API, lastActiveTime="2030-01-02T03:04:05Z"),
+                scaled_object("secret", WITH_SECRET),
+            ),
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/triggerauthentications": listed(CREDS),
+            f"/api/v1/namespaces/{NS}/secrets": forbidden(f"list Secrets in {NS}"),
+        }
+    )
+    listing = await list_namespace(kube, NS, "keda")
+    assert listing.warnings == [
+        f"list Secrets in {NS}: 403 Forbidden: no; "
+        "continuing without them: triggers that need them say so"
+    ]
+    inventory = listing.inventory
+    assert set(inventory.scaled_objects) == {ObjectRef(NS, "plain"), ObjectRef(NS, "secret")}
+    assert inventory.cluster_object_namespace == "keda"
+    assert listing.last_active == {
+        ObjectRef(NS, "plain"): datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+        ObjectRef(NS, "secret"): None,
+    }
+    assert "/api/v1/namespaces/keda/secrets" in kube.asked  # ClusterTriggerAuthentication refs
+
+    adapter = build(Settings(), dry_run=False, inventory=inventory)
+    await read(adapter, functools.partial(through_aggregator, kube))
+    assert (
+        adapter.store.broken_reason(ObjectRef(NS, "secret"))
+        == f"triggers[0].authenticationRef (TriggerAuthentication creds): Secret {NS}/api has no "
+        'key "user" (for parameter username)'
+    )
+
+
+async def test_only_scaled_objects_are_required() -> None:
+    kube = FakeKube({f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects": forbidden("so")})
+    with pytest.raises(KubeError, match="403 Forbidden"):
+        await list_namespace(kube, NS, NS)
+    unreachable = KubeUnreachable("list Secrets", 0, "Timeout", "no answer within 10s")
+    with pytest.raises(KubeUnreachable):  # only a 403 is a missing right; anything else fails
+        await list_namespace(FakeKube({f"/api/v1/namespaces/{NS}/secrets": unreachable}), NS, NS)
+
+
+async def test_aggregator_values_become_readings_with_the_scalers_activity() -> None:
+    quiet = {**METRICS_API["metadata"], "activationTargetValue": "5"}
+    objects = listed(
+        scaled_object("busy", METRICS_API),
+        scaled_object("idle", {**METRICS_API, "metadata": quiet}),
+        scaled_object("down", METRICS_API),
+    )
+    metric = f"{METRICS}/s0-metric-api-v?scaledobject.keda.sh/name="
+    unavailable = {"code": 503, "reason": "ServiceUnavailable", "message": "metric:m failing"}
+    kube = FakeKube(
+        {
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects": objects,
+            f"{metric}busy": value_list("25"),
+            f"{metric}idle": value_list("4500m"),
+            f"{metric}down": status_error("m", unavailable),
+        }
+    )
+    listing = await list_namespace(kube, NS, NS)
+    adapter = build(Settings(), dry_run=False, inventory=listing.inventory)
+    await read(adapter, functools.partial(through_aggregator, kube))
+
+    observed = {ObjectRef(NS, "busy"): Observed(3, "/scale", None, "keda-hpa-busy: not found")}
+    found = {r.scaled_object: r for r in reports(adapter, observed)}
+    (busy,) = found[f"{NS}/busy"].triggers
+    assert (busy.value, busy.active, busy.activation) == (25, True, "value 25 > 0")
+    assert (busy.replicas, busy.formula) == (3, "ceil(25 / 10) = 3")
+    (idle,) = found[f"{NS}/idle"].triggers
+    assert (idle.value, idle.active, idle.activation) == (4.5, False, "value 4.5 <= 5")
+    (down,) = found[f"{NS}/down"].triggers
+    assert (down.error, down.active) == ("503 ServiceUnavailable: metric:m failing", None)
+
+    text = render([found[f"{NS}/busy"]])
+    assert f"{NS}/busy -> Deployment/busy (min 0, max 100, now 3 from /scale)" in text
+    assert "  HPA status: keda-hpa-busy: not found" in text
+
+
+def test_metric_value_reads_the_quantity_and_timestamp() -> None:
+    assert metric_value(value_list("1500m")) == (1.5, datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+    with pytest.raises(ValueError, match="no item"):
+        metric_value({"kind": "ExternalMetricValueList", "items": []})
+    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+        metric_value(value_list("lots"))
+
+
+def test_status_text_is_the_status_or_the_whole_error() -> None:
+    assert status_text(status_error("x", {"code": 404, "reason": "NotFound"})) == "404 NotFound"
+    gone = KubeUnreachable("GET m", 0, "Unreachable", "connection refused")
+    assert status_text(gone) == "GET m: Unreachable: connection refused"
+
+
+def test_hpa_status_names_replicas_and_conditions_with_trouble_explained() -> None:
+    hpa = {
+        "metadata": {"name": "keda-hpa-q"},
+        "status": {
+            "currentReplicas": 1,
+            "desiredReplicas": 4,
+            "conditions": [
+                {
+                    "type": "AbleToScale",
+                    "status": "True",
+                    "reason": "SucceededGetScale",
+                    "message": "the HPA controller was able to get the target's current scale",
+                },
+                {
+                    "type": "ScalingActive",
+                    "status": "False",
+                    "reason": "FailedGetExternalMetric",
+                    "message": "unable to get external metric",
+                },
+                {
+                    "type": "ScalingLimited",
+                    "status": "True",
+                    "reason": "TooManyReplicas",
+                    "message": "the desired replica count is more than the maximum",
+                },
+            ],
+        },
+    }
+    assert hpa_status(hpa) == (
+        "keda-hpa-q: current 1, desired 4; AbleToScale=True SucceededGetScale; "
+        "ScalingActive=False FailedGetExternalMetric: unable to get external metric; "
+        "ScalingLimited=True TooManyReplicas: the desired replica count is more than the maximum"
+    )
+    assert hpa_status({"metadata": {"name": "new"}}) == "new: current 0, desired 0"
+
+
+async def test_an_unreadable_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not a file"):
+        await explain_namespace(NS, tmp_path / "nope")
+
+
+def test_secret_data_from_a_cluster_is_decoded() -> None:
+    """Listed Secrets carry base64 ``data``, as files may: the loader decodes both."""
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "api", "namespace": NS},
+        "data": {"user": base64.b64encode(b"bob").decode()},
+    }
+    inventory = load_documents([("cluster:Secret shop/api", secret)])
+    assert inventory.secret_value(NS, "api", "user") == "bob"
