@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cluster-object-namespace",
         default="keda",
         metavar="NS",
-        help="with --namespace: where ClusterTriggerAuthentication refs resolve",
+        help="where ClusterTriggerAuthentication refs resolve",
     )
     explain.add_argument(
         "--poll",
@@ -248,7 +248,9 @@ def _explain(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     try:
         if args.namespace is None:
-            reports = asyncio.run(explain(args.path, args.scaler_timeout))
+            reports = asyncio.run(
+                explain(args.path, args.scaler_timeout, args.cluster_object_namespace)
+            )
         else:
             reports, warnings = asyncio.run(
                 explain_namespace(

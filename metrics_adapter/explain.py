@@ -81,8 +81,15 @@ class ObjectReport:
     """The HPA's own status in a cluster: its replicas and conditions."""
 
 
-async def explain(directory: Path, scaler_timeout: float = 3.0) -> list[ObjectReport]:
-    adapter = build(Settings(scaledobjects=directory, scaler_timeout=scaler_timeout), dry_run=False)
+async def explain(
+    directory: Path, scaler_timeout: float = 3.0, cluster_object_namespace: str = "keda"
+) -> list[ObjectReport]:
+    settings = Settings(
+        scaledobjects=directory,
+        scaler_timeout=scaler_timeout,
+        cluster_object_namespace=cluster_object_namespace,
+    )
+    adapter = build(settings, dry_run=False)
     await read(adapter, poll)
     return reports(adapter)
 

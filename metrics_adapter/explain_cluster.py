@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from kubernetes_asyncio.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
@@ -45,6 +45,11 @@ from metrics_adapter.store import MetricStore
 from metrics_adapter.triggers import BoundTrigger
 from scalers.base import is_active
 from scalers.quantity import parse_quantity
+
+CONCURRENCY = 16
+"""Requests in flight at once: a namespace of thousands of objects must not queue so many
+on the connection pool that the last ones time out waiting."""
+T = TypeVar("T")
 
 
 def default_kubeconfig() -> Path:
@@ -139,7 +144,13 @@ def _origin(obj: Mapping[str, Any]) -> str:
 async def through_aggregator(kube: KubeClient, adapter: Adapter) -> None:
     """Ask the aggregated API for every trigger's value, as the HPA does."""
     bound = [b for ref in adapter.store.objects() for b in adapter.poller.triggers(ref)]
-    await asyncio.gather(*(_read_metric(kube, adapter.store, b) for b in bound))
+    limit = asyncio.Semaphore(CONCURRENCY)
+    await asyncio.gather(*(_limited(limit, _read_metric(kube, adapter.store, b)) for b in bound))
+
+
+async def _limited(limit: asyncio.Semaphore, call: Awaitable[T]) -> T:
+    async with limit:
+        return await call
 
 
 async def _read_metric(kube: KubeClient, store: MetricStore, bound: BoundTrigger) -> None:
@@ -183,7 +194,8 @@ def status_text(exc: KubeError) -> str:
 
 async def observe(kube: KubeClient, listing: Listing) -> dict[ObjectRef, Observed]:
     scaled = list(listing.inventory.scaled_objects.values())
-    found = await asyncio.gather(*(_observe(kube, listing, so) for so in scaled))
+    limit = asyncio.Semaphore(CONCURRENCY)
+    found = await asyncio.gather(*(_limited(limit, _observe(kube, listing, so)) for so in scaled))
     return {so.ref: seen for so, seen in zip(scaled, found, strict=True)}
 
 

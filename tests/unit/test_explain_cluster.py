@@ -14,6 +14,7 @@ from typing import Any, cast
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
+from metrics_adapter.cli import main
 from metrics_adapter.errors import KubeError, KubeUnreachable
 from metrics_adapter.explain import Observed, read, render, reports
 from metrics_adapter.explain_cluster import (
@@ -238,3 +239,15 @@ def test_secret_data_from_a_cluster_is_decoded() -> None:
     }
     inventory = load_documents([("cluster:Secret shop/api", secret)])
     assert inventory.secret_value(NS, "api", "user") == "bob"
+
+
+def test_the_command_takes_a_path_or_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as both:
+        main(["explain", "objects/", "--namespace", NS])
+    assert both.value.code == 2
+    with pytest.raises(SystemExit) as neither:
+        main(["explain"])
+    assert neither.value.code == 2
+    capsys.readouterr()
+    assert main(["explain", "objects/", "--poll"]) == 2
+    assert "--kubeconfig and --poll need --namespace" in capsys.readouterr().err
