@@ -461,7 +461,7 @@ def test_a_malformed_document_of_any_kind_is_reported(tmp_path: Path, text: str)
     "the OSError ZoneInfo raises for a region name (IsADirectoryError) or a long name "
     "(ENAMETOOLONG): bind raises instead of reporting triggers[0].metadata.timezone",
 )
-@pytest.mark.parametrize("zone", ["America", "9" * 300])
+@pytest.mark.parametrize("zone", ["America", "9" * 300], ids=["region", "too-long"])
 def test_a_time_zone_that_is_a_directory_or_too_long_is_a_config_error(zone: str) -> None:
     doc = copy.deepcopy(SEED_OBJECTS[0][1])
     doc["spec"]["triggers"] = [
