@@ -107,7 +107,16 @@ async def list_namespace(
     if cluster_object_namespace != namespace:
         wanted += [(SECRETS, cluster_object_namespace), (CONFIG_MAPS, cluster_object_namespace)]
     warnings: list[str] = []
-    lists = await asyncio.gather(*(_list(kube, r, ns, warnings) for r, ns in wanted))
+    # Every list ends (each call has a timeout) before a failure is raised: none is left
+    # running on a client that is about to close.
+    answers = await asyncio.gather(
+        *(_list(kube, r, ns, warnings) for r, ns in wanted), return_exceptions=True
+    )
+    lists: list[list[dict[str, Any]]] = []
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+        lists.append(answer)
     items = [item for found in lists for item in found]
     inventory = load_documents(((_origin(i), i) for i in items), cluster_object_namespace)
     last_active = {
