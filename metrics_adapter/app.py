@@ -38,7 +38,14 @@ def _status(error: APIError) -> Response:
 
 
 def create_app(store: MetricStore, health: Health) -> FastAPI:
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="metrics-adapter")
+    # No slash redirects: a Location built from the client's Host header is not ours to send.
+    app = FastAPI(
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        title="metrics-adapter",
+        redirect_slashes=False,
+    )
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> Response:

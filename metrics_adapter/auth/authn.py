@@ -84,6 +84,9 @@ class Authenticator:
                 return user
             elif cert.user is not None:
                 return cert.user
+            elif cert.proxy:
+                names = ", ".join(self.config.requestheader.username_headers)
+                refusal = f"the front proxy's request names no user ({names})"
             else:
                 refusal = cert.refusal
         token = _bearer(headers)

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 MAX_BODY = 64 * 1024
 """Every route is a GET: a larger body is refused before anyone reads it."""
+MAX_NAMESPACE, MAX_NAME, MAX_PATH = 63, 253, 1024
+"""A DNS label, a DNS subdomain (metric names included), and any other path."""
 
 _RESOURCE_VERBS = {
     "GET": ("get", "list"),
@@ -53,7 +55,11 @@ class AuthMiddleware:
 
 def attributes(method: str, path: str) -> Attributes:
     """What a request does, as kube-apiserver's RequestInfo would say: a resource under
-    ``/apis/<group>/<version>/`` or else a non-resource path."""
+    ``/apis/<group>/<version>/`` or else a non-resource path.
+
+    Decisions are remembered by these attributes, so their size is bounded here: names longer
+    than Kubernetes allows are refused before anyone is asked, and a resource request does
+    not keep its path (the review does not send it)."""
     parts = path.strip("/").split("/")
     if len(parts) >= 4 and parts[0] == "apis":
         group, version, rest = parts[1], parts[2], parts[3:]
@@ -61,16 +67,19 @@ def attributes(method: str, path: str) -> Attributes:
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
         resource, name = rest[0], "/".join(rest[1:])
+        for what, value, limit in (
+            ("namespace", namespace, MAX_NAMESPACE),
+            ("resource", resource, MAX_NAME),
+            ("name", name, MAX_NAME),
+            ("group", group, MAX_NAME),
+            ("version", version, MAX_NAMESPACE),
+        ):
+            if len(value) > limit:
+                raise BadRequest(f"the {what} in the path is longer than {limit} characters")
         one, many = _RESOURCE_VERBS.get(method, (method.lower(), method.lower()))
-        return Attributes(
-            one if name else many,
-            path,
-            group,
-            version,
-            namespace,
-            resource,
-            name,
-        )
+        return Attributes(one if name else many, "", group, version, namespace, resource, name)
+    if len(path) > MAX_PATH:
+        raise BadRequest(f"the path is longer than {MAX_PATH} characters")
     return Attributes("get" if method == "HEAD" else method.lower(), path)
 
 

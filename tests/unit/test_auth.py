@@ -21,6 +21,7 @@ from metrics_adapter.auth.middleware import attributes
 from metrics_adapter.auth.reviews import RememberedAnswers
 from metrics_adapter.auth.sources import from_config_map
 from metrics_adapter.errors import (
+    BadRequest,
     Forbidden,
     KubeUnreachable,
     ServiceUnavailable,
@@ -243,7 +244,7 @@ async def test_remembered_answers_share_one_failure_among_concurrent_askers() ->
             "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron",
             Attributes(
                 "list",
-                "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron",
+                "",
                 "external.metrics.k8s.io",
                 "v1beta1",
                 "ns",
@@ -255,7 +256,7 @@ async def test_remembered_answers_share_one_failure_among_concurrent_askers() ->
             "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/m/x",
             Attributes(
                 "get",
-                "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/m/x",
+                "",
                 "external.metrics.k8s.io",
                 "v1beta1",
                 "ns",
@@ -276,6 +277,25 @@ def test_request_attributes_as_kube_apiserver_names_them(
     method: str, path: str, expected: Attributes
 ) -> None:
     assert attributes(method, path) == expected
+
+
+def test_names_longer_than_kubernetes_allows_are_refused_before_any_review() -> None:
+    base = "/apis/external.metrics.k8s.io/v1beta1/namespaces"
+    with pytest.raises(BadRequest, match="namespace in the path is longer than 63"):
+        attributes("GET", f"{base}/{'n' * 64}/m")
+    with pytest.raises(BadRequest, match="resource in the path is longer than 253"):
+        attributes("GET", f"{base}/ns/{'m' * 254}")
+    with pytest.raises(BadRequest, match="path is longer than 1024"):
+        attributes("GET", "/" + "p" * 1024)
+    assert attributes("GET", f"{base}/{'n' * 63}/{'m' * 253}").resource == "m" * 253
+
+
+async def test_the_front_proxy_without_a_user_is_told_so() -> None:
+    proxy = FRONT_PROXY.issue("front-proxy-client")
+    with pytest.raises(
+        Unauthorized, match=r"front proxy's request names no user \(X-Remote-User\)"
+    ):
+        await Authenticator(config()).authenticate(chain(proxy, FRONT_PROXY), [])
 
 
 def test_the_published_authentication_config_map_is_read() -> None:
