@@ -7,6 +7,8 @@ from typing import Any
 
 from scalers.errors import Problems, quote
 
+INT32_MAX = 2**31 - 1
+
 
 class Fields:
     """Typed reads from one JSON object at ``path``; problems go to the shared collector."""
@@ -56,7 +58,10 @@ class Fields:
             self.problems.add(self.at(key), f"{quote(value)} is not an integer")
             return default
         if minimum is not None and value < minimum:
-            self.problems.add(self.at(key), f"{value} must be at least {minimum}")
+            self.problems.add(self.at(key), f"{quote(value)} must be at least {minimum}")
+            return default
+        if value > INT32_MAX:  # every integer field of the CRDs is an int32
+            self.problems.add(self.at(key), f"{quote(value)} must be at most {INT32_MAX}")
             return default
         return value
 

@@ -22,7 +22,7 @@ from metrics_adapter.resources import (
     parse_trigger_authentication,
 )
 from metrics_adapter.workload_env import container_env, dig, pod_containers
-from scalers.errors import ConfigError, Problem
+from scalers.errors import ConfigError, Problem, quote
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ class Inventory:
 
     def add(self, doc: Mapping[str, Any], origin: str) -> None:
         kind = doc.get("kind")
+        if not isinstance(kind, str):
+            problem = f"{origin}: kind {quote(kind)} is not a string"
+            self.errors.append(problem)
+            log.error("%s", problem)
+            return
         metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         assert isinstance(metadata, dict)
         ref = ObjectRef(str(metadata.get("namespace") or "default"), str(metadata.get("name")))
@@ -99,7 +104,7 @@ class Inventory:
             elif kind == "Secret":
                 self.secrets[ref] = _secret_data(doc, ref)
             elif kind == "ConfigMap":
-                data = doc.get("data") or {}
+                data = _mapping(doc, "data", f"ConfigMap {ref}")
                 self.config_maps[ref] = {str(k): str(v) for k, v in data.items()}
             elif kind in WORKLOAD_KINDS:
                 self.workloads[(ref.namespace, str(kind), ref.name)] = doc
@@ -110,9 +115,17 @@ class Inventory:
             log.error("%s (in %s)", exc, origin)
 
 
+def _mapping(doc: Mapping[str, Any], key: str, subject: str) -> Mapping[str, Any]:
+    value = doc.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(subject, [Problem(key, f"must be an object, not {quote(value)}")])
+    return value
+
+
 def _secret_data(doc: Mapping[str, Any], ref: ObjectRef) -> dict[str, str]:
-    values = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
-    for key, encoded in (doc.get("data") or {}).items():
+    subject = f"Secret {ref}"
+    values = {str(k): str(v) for k, v in _mapping(doc, "stringData", subject).items()}
+    for key, encoded in _mapping(doc, "data", subject).items():
         try:
             values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError) as exc:
@@ -129,7 +142,9 @@ def _documents(directory: Path) -> Iterator[tuple[str, Any]]:
             for i, doc in enumerate(yaml.load_all(path.read_text(), Loader=_LOADER)):
                 if doc is not None:
                     yield f"{path}#{i}", doc
-        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        # PyYAML raises ValueError for some scalars (an integer of over 4,300 digits, a
+        # 13th month), RecursionError for very deep nesting.
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             log.error("cannot read %s: %s", path, exc)
             yield str(path), exc
 
@@ -152,7 +167,12 @@ def load_documents(
             inventory.errors.append(f"{origin}: {doc}")
         elif isinstance(doc, dict):
             if doc.get("kind") == "List":
-                for item in doc.get("items") or []:
+                items = doc.get("items") or []
+                if not isinstance(items, list):
+                    inventory.errors.append(f"{origin}: a List's items must be a list")
+                    log.error("%s: a List's items must be a list", origin)
+                    continue
+                for item in items:
                     if isinstance(item, dict):
                         inventory.add(item, origin)
             else:

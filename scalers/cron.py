@@ -26,7 +26,7 @@ class Metadata:
     def check(self) -> Iterator[tuple[str, str]]:
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", a directory
             yield "timezone", f"{quote(self.timezone)} is not an IANA time zone"
         for name, expr in (("start", self.start), ("end", self.end)):
             if not _valid(expr):

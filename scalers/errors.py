@@ -15,8 +15,9 @@ It is rooted here, in the lowest layer, so that scalers and the service share it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class MetricsAdapterError(Exception):
@@ -87,6 +88,56 @@ class SourceResponseError(ScalerError):
     """The source answered, but the answer does not hold what the trigger asks for."""
 
 
+QUOTE_LIMIT = 120
+"""Characters of a value a message shows; a hostile value must not make a huge message."""
+
+
 def quote(value: object) -> str:
-    """A user's value as it appears in messages: ``"ten"``, with escapes, never Python's repr."""
-    return json.dumps(value, ensure_ascii=False, default=str)
+    """A user's value as it appears in messages: ``"ten"``, with escapes, never Python's repr;
+    JSON-like, cut with ``…`` after about :data:`QUOTE_LIMIT` characters or 8 levels deep, so
+    that self-referencing or enormous values still quote quickly."""
+    out: list[str] = []
+    _render(value, out, [QUOTE_LIMIT], 0)
+    return "".join(out)
+
+
+def _render(value: object, out: list[str], budget: list[int], depth: int) -> None:
+    if budget[0] <= 0:
+        return
+    if depth > 8:
+        piece = "…"
+    elif isinstance(value, Mapping):
+        _render_items(list(value.items()), "{", "}", out, budget, depth)
+        return
+    elif isinstance(value, list | tuple | set | frozenset):
+        _render_items(list(value), "[", "]", out, budget, depth)
+        return
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        piece = f"<a {value.bit_length()}-bit integer>"  # str() of it may even raise
+    else:
+        try:
+            piece = json.dumps(value, ensure_ascii=False, default=str)
+        except (ValueError, TypeError):
+            piece = f"<{type(value).__name__}>"
+    if len(piece) > budget[0]:
+        piece = piece[: budget[0]] + "…"
+    budget[0] -= len(piece)
+    out.append(piece)
+
+
+def _render_items(
+    items: list[Any], opening: str, closing: str, out: list[str], budget: list[int], depth: int
+) -> None:
+    out.append(opening)
+    for i, item in enumerate(items):
+        if budget[0] <= 0:
+            out.append("…")
+            break
+        if i:
+            out.append(", ")
+        if opening == "{":
+            key, item = item
+            _render(str(key), out, budget, depth + 1)
+            out.append(": ")
+        _render(item, out, budget, depth + 1)
+    out.append(closing)
