@@ -1,4 +1,4 @@
-"""The ``metrics-adapter`` command: ``serve``, ``triggers``, ``version``."""
+"""The ``metrics-adapter`` command: ``serve``, ``triggers``, ``explain``, ``version``."""
 
 from __future__ import annotations
 

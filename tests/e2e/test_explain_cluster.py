@@ -23,7 +23,6 @@ from metrics_adapter.resources import parse_scaled_object
 from metrics_adapter.standalone import Inventory
 from metrics_adapter.triggers import bind
 from tests.e2e.conftest import NAMESPACE, Registered, cron_object, metric_name
-from tests.integration.test_explain import restore_logging  # noqa: F401 (autouse fixture)
 from tests.support import controlplane
 from tests.support.controlplane import ControlPlane
 from tests.support.controlplane.pki import write_kubeconfig
