@@ -111,11 +111,12 @@ class Row:
     own: bool
     interval: int
     ready_s: float
-    valued_s: float
+    valued_s: float | None
+    """None: the last object had no value within --value-timeout."""
     rss_mb: float
     cpu_s_per_min: float
     requests_per_interval: float
-    failing: int
+    failing: int | None
 
     @property
     def cells(self) -> list[Cell]:
@@ -125,21 +126,37 @@ class Row:
             self.objects if self.own else 1,
             self.interval,
             round(self.ready_s, 1),
-            round(self.valued_s, 1),
+            round(self.valued_s, 1) if self.valued_s is not None else "never",
             round(self.rss_mb, 1),
             self.cpu_s_per_min,
             round(self.requests_per_interval, 1),
-            self.failing,
+            self.failing if self.failing is not None else "API down",
         ]
 
 
-def failing(bench: Bench, base: str, count: int) -> int:
-    """How many of the objects the API answers with an error rather than a value."""
+def failing(bench: Bench, base: str, count: int) -> int | None:
+    """How many of the objects the API answers with an error rather than a value; None when
+    the API itself does not answer."""
+    broken = 0
     with httpx.Client(verify=client_context(bench.ca.pem), timeout=5) as client:
-        return sum(
-            client.get(metric_url(base, NAMESPACE, METRIC, f"so-{i}")).status_code != 200
-            for i in range(count)
-        )
+        for i in range(count):
+            try:
+                response = client.get(metric_url(base, NAMESPACE, METRIC, f"so-{i}"))
+            except httpx.HTTPError as exc:
+                note(f"footprint: the API does not answer so-{i}: {exc}")
+                return None
+            broken += response.status_code != 200
+    return broken
+
+
+def valued(bench: Bench, url: str, timeout: float) -> bool:
+    """Whether ``url`` gets a value within ``timeout``: the last object has been polled."""
+    try:
+        bench.wait_value(url, timeout)
+    except TimeoutError as exc:
+        note(f"footprint: {exc}")
+        return False
+    return True
 
 
 def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Row:
@@ -151,8 +168,9 @@ def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Ro
         name = f"{count}-{'own' if own else 'shared'}-{args.scaler_timeout or 'default'}"
         with bench.adapter(name, docs, flags) as adapter:
             ready = time.monotonic() - began
-            bench.wait_value(metric_url(adapter.url, NAMESPACE, METRIC, f"so-{count - 1}"))
-            valued = time.monotonic() - began
+            last = metric_url(adapter.url, NAMESPACE, METRIC, f"so-{count - 1}")
+            done = valued(bench, last, args.value_timeout)
+            all_valued = time.monotonic() - began if done else None
             process = adapter.pid
             time.sleep(settle)
             cpu, polls, start = cpu_seconds(process), source.requests, time.monotonic()
@@ -163,7 +181,7 @@ def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Ro
             rss = rss_mb(process)
             broken = failing(bench, adapter.url, count)
     per_minute, per_interval = cpu / window * 60, polls / window * interval
-    return Row(count, own, interval, ready, valued, rss, per_minute, per_interval, broken)
+    return Row(count, own, interval, ready, all_valued, rss, per_minute, per_interval, broken)
 
 
 HEADERS = (
@@ -187,6 +205,7 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--interval", type=int, default=30, help="pollingInterval (KEDA's default)")
     parser.add_argument("--seconds", type=float, default=60, help="the measured window")
     parser.add_argument("--settle", type=float, default=10, help="pause after every value")
+    parser.add_argument("--value-timeout", type=float, default=120, help="for the last object")
     parser.add_argument(
         "--scaler-timeout", type=float, help="the adapter's --scaler-timeout (default: its own)"
     )
