@@ -169,7 +169,7 @@ def test_flag_uses_finds_serve_flags_in_every_form() -> None:
     found = {(sub, flag) for page in PAGES for sub, flag, _ in flag_uses(page)}
     assert ("serve", "--scaledobjects") in found  # after metrics-adapter serve
     assert ("serve", "--scaler-timeout") in found  # a container argument
-    assert ("*", "--leader-elect") in found  # a code span of its own
+    assert ("*", "--no-leader-elect") in found  # a code span of its own
     assert ("explain", "--namespace") in found
 
 
