@@ -144,6 +144,8 @@ class Controller:
             tracked.raw = raw  # a status-only update, often our own
             return
         status = raw.get("status") or {}
+        if tracked is not None and tracked.so is not None:
+            self.telemetry.register(tracked.so, -1)
         tracked = self._tracked[ref] = _Tracked(
             raw,
             version=version,
@@ -159,6 +161,7 @@ class Controller:
             await self._not_ready(tracked, exc)
             return
         tracked.so = so
+        self.telemetry.register(so)
         self.poller.set_triggers(ref, bound)
         if not self.writing:
             return
@@ -281,7 +284,9 @@ class Controller:
             )
 
     def _forget(self, ref: ObjectRef) -> None:
-        self._tracked.pop(ref, None)
+        tracked = self._tracked.pop(ref, None)
+        if tracked is not None and tracked.so is not None:
+            self.telemetry.register(tracked.so, -1)
         self.poller.remove(ref)
 
     async def _rebind_forever(self) -> None:

@@ -91,13 +91,8 @@ def build(
         poller.set_triggers(so.ref, bound)
         if so.fallback is not None:
             set_fallbacks(store, so, bound, inventory.replicas(so))
-    namespaces: dict[str, int] = {}
     for so in inventory.scaled_objects.values():
-        namespaces[so.ref.namespace] = namespaces.get(so.ref.namespace, 0) + 1
-        for trigger in so.triggers:
-            telemetry.triggers.labels(trigger.type).inc()
-    for ns, count in namespaces.items():
-        telemetry.resources.labels("scaled_object", ns).set(count)
+        telemetry.register(so)
     health = Health(loaded=True, poller_running=lambda: poller.running)
     if dry_run:
         _attach_dry_run(poller, inventory)

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from metrics_adapter import __version__
 
 if TYPE_CHECKING:
+    from metrics_adapter.resources import ScaledObject
     from metrics_adapter.triggers import BoundTrigger
 
 SCALER_LABELS = ("namespace", "metric", "scaledObject", "scaler", "triggerIndex", "type")
@@ -128,6 +129,12 @@ class Telemetry:
         self.detail_errors.labels(*self._labels(bound)).inc()
         self.active.labels(*self._labels(bound)).set(0)
         self.object_errors.labels(bound.so.namespace, bound.so.name).inc()
+
+    def register(self, so: ScaledObject, count: int = 1) -> None:
+        """Count ``so`` and its triggers in the registered gauges (``count=-1``: uncount)."""
+        self.resources.labels("scaled_object", so.ref.namespace).inc(count)
+        for trigger in so.triggers:
+            self.triggers.labels(trigger.type).inc(count)
 
     def object_error(self, namespace: str, name: str) -> None:
         self.object_errors.labels(namespace, name).inc()

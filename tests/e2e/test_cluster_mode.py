@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support import controlplane, jetstream
@@ -27,6 +28,7 @@ from tests.support.controlplane import (
 )
 from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
 from tests.support.nats import NatsServer, binaries
+from tests.support.serving import free_port
 
 pytestmark = pytest.mark.e2e
 NS = "event-demo"
@@ -37,6 +39,7 @@ class Cluster:
     cp: ControlPlane
     adapter: Adapter
     nats: NatsServer
+    metrics_port: int
     timeline: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -50,16 +53,18 @@ def cluster() -> Iterator[Cluster]:
         nats.start()
         install_manifests(cp)  # CRDs it watches and the Lease's namespace, before it starts
         cp.ensure_namespace(NS)
+        metrics_port = free_port()
         adapter = Adapter(
             objects=cp.state / "objects",
             state=cp.state,
             pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
             ca_pem=cp.ca.pem,
             kubeconfig=adapter_kubeconfig(cp),
+            args=[f"--metrics-port={metrics_port}"],
         )
         adapter.start()
         register_adapter(cp, adapter)
-        yield Cluster(cp, adapter, nats)
+        yield Cluster(cp, adapter, nats, metrics_port)
     except BaseException:
         print(cp.logs(), adapter.tail(60) if adapter else "")
         raise
@@ -138,6 +143,9 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
     )
     hpa = cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-echo-worker", NS)
     assert hpa is not None and hpa["spec"]["minReplicas"] == 1
+    series = httpx.get(f"http://127.0.0.1:{cluster.metrics_port}/metrics").text
+    assert f'keda_resource_registered_total{{namespace="{NS}",type="scaled_object"}} 1.0' in series
+    assert 'keda_trigger_registered_total{type="nats-jetstream"} 1.0' in series
     assert replicas(cp, "echo-worker") == 0
 
     t0 = time.monotonic()

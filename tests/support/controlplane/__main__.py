@@ -48,6 +48,7 @@ GENERATED = (
     "etcd",
     "kube-apiserver",
     "admin.kubeconfig",
+    "metrics-adapter.kubeconfig",
     "kube-controller-manager.kubeconfig",
     "adapter.url",
 )
