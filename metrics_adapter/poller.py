@@ -233,8 +233,10 @@ class Poller:
         reading = self.store.record_error(bound.so, bound.metric_name, error)
         if reading is None:
             return
-        if before is None or before.error != error:  # log once per change of state
+        if before is None or before.error is None:  # log once per change of state
             log.warning("trigger failing: %s", error, extra=_fields(bound, error=error))
+        elif before.error != error:  # still failing, for another reason: say it, quieter
+            log.info("trigger error now: %s", error, extra=_fields(bound, error=error))
         self.telemetry.error(bound)
         self._notify(bound, reading)
 
