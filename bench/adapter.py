@@ -86,8 +86,10 @@ class Bench:
         docs: Iterable[Mapping[str, Any]],
         flags: Sequence[str] = (),
         timeout: float = 300,
+        require_ready: bool = True,
     ) -> Iterator[Running]:
-        """The adapter serving ``docs`` (in its own directory ``name``), ready (/readyz)."""
+        """The adapter serving ``docs`` (in its own directory ``name``), ready (/readyz): or,
+        without ``require_ready``, however far it got within ``timeout`` (``ready_s`` None)."""
         state = self.work / name
         write_objects(state / "objects", docs)
         cert, key = self.files()
@@ -101,20 +103,27 @@ class Bench:
         ]
         argv += [f"--secure-port={port}", "--metrics-port=0", f"--tls-cert-file={cert}"]
         argv += [f"--tls-private-key-file={key}", "--log-level=warning", *flags]
+        began = time.monotonic()
         process = Process("adapter", argv, state).start()
-        running = Running(f"https://127.0.0.1:{port}", process)
+        url = f"https://127.0.0.1:{port}"
         try:
-            self.wait_ready(running, timeout)
-            yield running
+            try:
+                self.wait_ready(url, process, timeout)
+                ready: float | None = time.monotonic() - began
+            except TimeoutError:
+                if require_ready:
+                    raise
+                ready = None
+            yield Running(url, process, ready)
         finally:
             process.stop()
 
-    def wait_ready(self, running: Running, timeout: float) -> None:
+    def wait_ready(self, url: str, process: Process, timeout: float) -> None:
         def ready() -> bool:
-            running.process.check()
-            return self.get(f"{running.url}/readyz").status_code == 200
+            process.check()
+            return self.get(f"{url}/readyz").status_code == 200
 
-        wait_for(f"the adapter on {running.url}", ready, timeout, 0.1)
+        wait_for(f"the adapter on {url}", ready, timeout, 0.1)
 
     def wait_value(self, url: str, timeout: float = 300) -> None:
         """Until ``url`` answers 200: the object's trigger has been polled at least once."""
@@ -125,6 +134,8 @@ class Bench:
 class Running:
     url: str
     process: Process
+    ready_s: float | None
+    """From start to /readyz answering 200; None when it did not within the timeout."""
 
     @property
     def pid(self) -> int:

@@ -110,7 +110,7 @@ class Row:
     objects: int
     own: bool
     interval: int
-    ready_s: float
+    ready_s: float | None
     valued_s: float | None
     """None: the last object had no value within --value-timeout."""
     rss_mb: float
@@ -125,7 +125,7 @@ class Row:
             "own URL each" if self.own else "one shared URL",
             self.objects if self.own else 1,
             self.interval,
-            round(self.ready_s, 1),
+            round(self.ready_s, 1) if self.ready_s is not None else "never",
             round(self.valued_s, 1) if self.valued_s is not None else "never",
             round(self.rss_mb, 1),
             self.cpu_s_per_min,
@@ -162,26 +162,31 @@ def valued(bench: Bench, url: str, timeout: float) -> bool:
 def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Row:
     interval, seconds, settle = args.interval, args.seconds, args.settle
     flags = [f"--scaler-timeout={args.scaler_timeout}"] if args.scaler_timeout else []
+    name = f"{count}-{'own' if own else 'shared'}-{args.scaler_timeout or 'default'}"
     with ValueServer() as source:
         docs = objects(count, source.url, own, interval)
         began = time.monotonic()
-        name = f"{count}-{'own' if own else 'shared'}-{args.scaler_timeout or 'default'}"
-        with bench.adapter(name, docs, flags) as adapter:
-            ready = time.monotonic() - began
-            last = metric_url(adapter.url, NAMESPACE, METRIC, f"so-{count - 1}")
-            done = valued(bench, last, args.value_timeout)
-            all_valued = time.monotonic() - began if done else None
-            process = adapter.pid
+        wait = args.value_timeout
+        with bench.adapter(name, docs, flags, wait, require_ready=False) as adapter:
+            all_valued = None
+            if adapter.ready_s is None:
+                note(f"footprint: {name}: /readyz did not answer within {wait:g}s")
+            else:
+                last = metric_url(adapter.url, NAMESPACE, METRIC, f"so-{count - 1}")
+                if valued(bench, last, max(1.0, wait - adapter.ready_s)):
+                    all_valued = time.monotonic() - began
             time.sleep(settle)
-            cpu, polls, start = cpu_seconds(process), source.requests, time.monotonic()
+            cpu, polls, start = cpu_seconds(adapter.pid), source.requests, time.monotonic()
             time.sleep(seconds)
             window = time.monotonic() - start
-            cpu = cpu_seconds(process) - cpu
+            cpu = cpu_seconds(adapter.pid) - cpu
             polls = source.requests - polls
-            rss = rss_mb(process)
+            rss = rss_mb(adapter.pid)
             broken = failing(bench, adapter.url, count)
     per_minute, per_interval = cpu / window * 60, polls / window * interval
-    return Row(count, own, interval, ready, all_valued, rss, per_minute, per_interval, broken)
+    return Row(
+        count, own, interval, adapter.ready_s, all_valued, rss, per_minute, per_interval, broken
+    )
 
 
 HEADERS = (
@@ -205,7 +210,9 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--interval", type=int, default=30, help="pollingInterval (KEDA's default)")
     parser.add_argument("--seconds", type=float, default=60, help="the measured window")
     parser.add_argument("--settle", type=float, default=10, help="pause after every value")
-    parser.add_argument("--value-timeout", type=float, default=120, help="for the last object")
+    parser.add_argument(
+        "--value-timeout", type=float, default=120, help="for /readyz and the last object's value"
+    )
     parser.add_argument(
         "--scaler-timeout", type=float, help="the adapter's --scaler-timeout (default: its own)"
     )

@@ -123,12 +123,18 @@ def api(bench: Bench, count: int, seconds: float, top: int) -> None:
 def polling(bench: Bench, count: int, seconds: float, top: int) -> None:
     with footprint.ValueServer() as source:
         docs = footprint.objects(count, source.url, own=True, interval=30)
-        with bench.adapter("polling", docs) as adapter:
+        # Attached as soon as the process runs (1 s), to see the first polls of every loop.
+        with bench.adapter("polling", docs, timeout=1, require_ready=False) as adapter:
             burst = record(adapter.pid, seconds, bench.work / "burst.txt")
-            bench.wait_value(metric_url(adapter.url, footprint.NAMESPACE, footprint.METRIC, "so-0"))
+            first = metric_url(adapter.url, footprint.NAMESPACE, footprint.METRIC, "so-0")
+            footprint.valued(bench, first, 60)
             time.sleep(10)
             steady = record(adapter.pid, seconds, bench.work / "steady.txt")
-    report(f"Polling, {count:,} metrics-api objects (own URL each), first {seconds:g}s", burst, top)
+    report(
+        f"Polling, {count:,} metrics-api objects (own URL each), first {seconds:g}s after start",
+        burst,
+        top,
+    )
     report(f"Polling, {count:,} metrics-api objects, steady state (interval 30s)", steady, top)
 
 
