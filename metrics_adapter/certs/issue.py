@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -69,23 +70,41 @@ def issue_serving(
     ca: Pair, hosts: Sequence[str], validity: dt.timedelta = SERVING_VALIDITY
 ) -> Pair:
     """A serving certificate for ``hosts`` (DNS names or IP addresses) signed by ``ca``."""
+    return issue(ca, hosts[0], hosts=hosts, usage="server", validity=validity)
+
+
+def issue(
+    ca: Pair,
+    common_name: str,
+    *,
+    hosts: Sequence[str] = (),
+    organizations: Sequence[str] = (),
+    usage: Literal["server", "client"] = "client",
+    validity: dt.timedelta = SERVING_VALIDITY,
+) -> Pair:
+    """A certificate signed by ``ca``: a server's for ``hosts``, or a client identity whose CN
+    is the user and whose O values are the groups (as kube-apiserver reads them)."""
     key = ec.generate_private_key(ec.SECP256R1())
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    cert = (
+    names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    purpose = (
+        ExtendedKeyUsageOID.SERVER_AUTH if usage == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    builder = (
         _builder(subject, ca.cert.subject, key.public_key(), validity)
-        .add_extension(x509.SubjectAlternativeName(_names(hosts)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
     )
-    return Pair(_pem(cert), _key_pem(key))
+    if hosts:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_names(hosts)), critical=False)
+    return Pair(_pem(builder.sign(ca_key, hashes.SHA256())), _key_pem(key))
 
 
 def self_signed(hosts: Sequence[str], validity: dt.timedelta = SERVING_VALIDITY) -> Pair:
@@ -134,7 +153,7 @@ def _usage(*, cert_sign: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        key_encipherment=not cert_sign,
+        key_encipherment=False,  # EC keys sign; they never encipher
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=cert_sign,

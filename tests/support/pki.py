@@ -8,7 +8,6 @@ one client pair.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -16,21 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from metrics_adapter.certs.issue import Pair, issue, new_ca
+
+VALIDITY = dt.timedelta(days=7)
 KEY_PASSWORD = "k3y-pa55"
 """The password of :attr:`Pki.client_key_encrypted_pem`."""
 
 
 @dataclass(frozen=True)
-class KeyPair:
-    """A certificate and its private key (PKCS#8), both PEM."""
-
-    cert_pem: bytes
-    key_pem: bytes
+class KeyPair(Pair):
+    """A certificate and its private key (PKCS#8), both PEM, with file helpers for tests."""
 
     def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
         """Write ``<stem>.crt`` and ``<stem>.key`` (mode 0600) into ``directory``."""
@@ -59,38 +56,17 @@ class KeyPair:
 
 
 class CertificateAuthority:
-    """A throwaway CA (P-256, valid a week) that issues server and client certificates."""
+    """A throwaway CA (P-256, valid a week) that issues server and client certificates, with
+    the adapter's own issuing code (:mod:`metrics_adapter.certs.issue`)."""
 
     def __init__(self, common_name: str) -> None:
-        self._key = _new_key()
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        self.cert = (
-            self._builder(self.name, self._key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_usage(cert_sign=True), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-            )
-            .sign(self._key, hashes.SHA256())
-        )
+        self.pair = new_ca(common_name, validity=VALIDITY)
+        self.cert = self.pair.cert
+        self.name = self.cert.subject
 
     @property
     def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    def _builder(
-        self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey
-    ) -> x509.CertificateBuilder:
-        now = dt.datetime.now(dt.UTC)
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.name)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=7))
-        )
+        return self.pair.cert_pem
 
     def issue(
         self,
@@ -101,30 +77,15 @@ class CertificateAuthority:
         usage: Literal["server", "client"] = "client",
     ) -> KeyPair:
         """A certificate for ``hosts`` (DNS names or IPs) or a client identity (CN, O)."""
-        key = _new_key()
-        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-        eku = (
-            ExtendedKeyUsageOID.SERVER_AUTH
-            if usage == "server"
-            else ExtendedKeyUsageOID.CLIENT_AUTH
+        pair = issue(
+            self.pair,
+            common_name,
+            hosts=hosts,
+            organizations=organizations,
+            usage=usage,
+            validity=VALIDITY,
         )
-        ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = (
-            self._builder(x509.Name(attributes), key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-            )
-        )
-        if hosts:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False
-            )
-        cert = builder.sign(self._key, hashes.SHA256())
-        return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+        return KeyPair(pair.cert_pem, pair.key_pem)
 
 
 def signing_keys() -> tuple[bytes, bytes]:
@@ -196,24 +157,3 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _usage(*, cert_sign: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _general_name(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
