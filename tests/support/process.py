@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -48,6 +49,14 @@ class ServerProcess:
         """Freeze the server (SIGSTOP): the kernel still accepts connections, nothing answers."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        # Delivery is asynchronous: on a busy machine every thread may take a moment to stop,
+        # and a request sent meanwhile would still be answered.
+        tasks = Path(f"/proc/{self.process.pid}/task")
+        deadline = time.monotonic() + 5
+        while not all(_state(task / "stat") == "T" for task in tasks.iterdir()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pid {self.process.pid} did not stop within 5 s")
+            time.sleep(0.01)
 
     def resume(self) -> None:
         assert self.process is not None
@@ -71,3 +80,11 @@ class ServerProcess:
     def log(self) -> str:
         paths = (self.workdir / name for name in self.log_files)
         return "\n".join(p.read_text(errors="replace") for p in paths if p.exists())
+
+
+def _state(stat: Path) -> str:
+    """A thread's state letter from /proc (``T``: stopped); ``T`` for one that has exited."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "T"
