@@ -239,6 +239,8 @@ def run(argv: Sequence[str] | None) -> list[str]:
             urls="own" if last.own else "shared",
             rss_mb=round(last.rss_mb, 1),
             cpu_s_per_min=last.cpu_s_per_min,
+            # Figures of an adapter whose objects fail are not its footprint: say so.
+            failing=last.failing if last.failing is not None else "api-down",
         )
     ]
 

@@ -33,7 +33,8 @@ FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 def record(pid: int, seconds: float, out: Path) -> Path:
     """``py-spy record`` of ``pid`` for ``seconds`` into a collapsed-stacks file."""
     spy = shutil.which("py-spy") or str(Path(__file__).parents[1] / ".venv" / "bin" / "py-spy")
-    options = ["--duration", str(int(seconds)), "--rate", "200", "--nonblocking", "--format", "raw"]
+    options = ["--duration", str(int(seconds)), "--rate", "200", "--nonblocking", "--threads"]
+    options += ["--full-filenames", "--format", "raw"]
     subprocess.run(
         [spy, "record", "--pid", str(pid), *options, "--output", str(out)],
         check=True,
@@ -44,6 +45,8 @@ def record(pid: int, seconds: float, out: Path) -> Path:
 
 
 def stacks(path: Path) -> Counter[tuple[str, ...]]:
+    """Stack (outermost first, after the thread) -> samples; threads other than the event
+    loop's (the default executor's) are kept, under their own thread frame."""
     found: Counter[tuple[str, ...]] = Counter()
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -82,7 +85,9 @@ def report(title: str, path: Path, top: int) -> None:
         leaf, package = where(stack[-1])
         own[leaf] += count
         packages[package] += count
-        for frame in {where(f)[0] for f in stack}:
+        # Inclusive time for libraries and our code only: the event loop and runpy frames
+        # under everything say nothing.
+        for frame in {f for f, p in map(where, stack) if not p.startswith(("stdlib", "?"))}:
             inclusive[frame] += count
     pct = 100 / total
     print_table(
@@ -96,7 +101,7 @@ def report(title: str, path: Path, top: int) -> None:
         [[f, round(n * pct, 1)] for f, n in own.most_common(top)],
     )
     print_table(
-        f"{title}: top frames by inclusive time",
+        f"{title}: top library and adapter frames by inclusive time",
         ("frame", "% incl."),
         [[f, round(n * pct, 1)] for f, n in inclusive.most_common(top)],
     )
