@@ -69,12 +69,27 @@ def redact_query(url: str, names: tuple[str, ...]) -> str:
     return urlunsplit(parts._replace(query=urlencode(pairs, safe="*")))
 
 
+HTTP_IN_FLIGHT = 64
+"""Requests in flight per HTTP client (one backend identity). More wait their turn on a
+semaphore here, never in httpx's pool: its queue is rescanned on every request (10,000
+distinct URLs starved the event loop) and a waiter cancelled by a timeout can leak a
+connection slot for good (httpcore issue 1093), after which every trigger fails."""
+
+
+class _Http:
+    """One HTTP client and the turns of its requests."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.turns = asyncio.Semaphore(HTTP_IN_FLIGHT)
+
+
 class Clients:
     """The backend clients of one process, created on first use and closed together."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
-        self._http: dict[HttpIdentity, httpx.AsyncClient] = {}
+        self._http: dict[HttpIdentity, _Http] = {}
         self._shared: dict[Hashable, tuple[Any, Callable[[Any], Awaitable[None]]]] = {}
         self._opening: dict[Hashable, asyncio.Lock] = {}
 
@@ -106,27 +121,32 @@ class Clients:
             with contextlib.suppress(Exception):
                 await close_client(client)
 
-    def http(self, identity: HttpIdentity) -> httpx.AsyncClient:
-        client = self._http.get(identity)
-        if client is None:
+    def _http_for(self, identity: HttpIdentity) -> _Http:
+        http = self._http.get(identity)
+        if http is None:
+            limits = httpx.Limits(
+                max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT
+            )
             client = httpx.AsyncClient(
                 verify=tls_context(identity),
                 timeout=httpx.Timeout(self.timeout),
+                limits=limits,
                 follow_redirects=False,
                 trust_env=False,
             )
-            self._http[identity] = client
-        return client
+            http = self._http[identity] = _Http(client)
+        return http
 
     async def get_json(
         self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
     ) -> Any:
         """GET ``url`` and decode JSON, mapping every failure onto the ScalerError tree.
         Messages name ``shown`` (the URL with its secrets redacted) when given."""
-        client = self.http(identity)
+        http = self._http_for(identity)
         what = f"GET {shown or url}"
         try:
-            response = await client.get(url, headers=headers)
+            async with http.turns:
+                response = await http.client.get(url, headers=headers)
         except httpx.TimeoutException as exc:
             raise SourceTimeout(f"{what}: no answer within {self.timeout:g}s") from exc
         except httpx.HTTPError as exc:
@@ -148,8 +168,8 @@ class Clients:
 
     async def aclose(self) -> None:
         clients, self._http = list(self._http.values()), {}
-        for client in clients:
-            await client.aclose()
+        for http in clients:
+            await http.client.aclose()
         for key in list(self._shared):
             await self.discard(key)
 
