@@ -70,6 +70,8 @@ class AuthSources:
     kube: KubeClient | None = None
     reload_interval: float = 10.0
     listeners: list[Callable[[AuthConfig], None]] = field(default_factory=list)
+    config_map: tuple[str, str] = (NAMESPACE, NAME)
+    """Where kube-apiserver publishes its settings (another place only in tests)."""
     cluster: AuthConfig = field(default_factory=AuthConfig)
     files: dict[str, CaBundle] = field(default_factory=dict)
     current: AuthConfig = field(default_factory=AuthConfig)
@@ -91,8 +93,9 @@ class AuthSources:
         if (files := self.watched_files()) is not None:
             files.load()
         if self.kube is not None:
+            namespace, name = self.config_map
             try:
-                obj = await self.kube.get(CONFIG_MAPS, NAME, NAMESPACE)
+                obj = await self.kube.get(CONFIG_MAPS, name, namespace)
             except KubeNotFound:
                 log.warning("%s does not exist: no front proxy or client CA from it", ORIGIN)
             except KubeError as exc:
@@ -105,8 +108,9 @@ class AuthSources:
     async def follow(self) -> None:
         """Apply every change of the ConfigMap until cancelled."""
         assert self.kube is not None
-        selector = f"metadata.name={NAME}"
-        events = watch(self.kube, CONFIG_MAPS, NAMESPACE, field_selector=selector)
+        namespace, name = self.config_map
+        selector = f"metadata.name={name}"
+        events = watch(self.kube, CONFIG_MAPS, namespace, field_selector=selector)
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
                 if event.type in ("ADDED", "MODIFIED"):

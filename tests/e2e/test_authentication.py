@@ -4,13 +4,19 @@ as its own ServiceAccount with deploy/rbac.yaml's permissions."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
 from cryptography import x509
 
+from metrics_adapter.auth.identity import AuthConfig
+from metrics_adapter.auth.sources import AuthSources
+from metrics_adapter.kube_client import KubeClient
 from tests.e2e.conftest import NAMESPACE, Registered
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
@@ -152,3 +158,52 @@ def test_a_rotated_serving_certificate_is_picked_up_while_the_aggregator_reads(
         done.set()
         reader.join()
     assert len(codes) > 10 and set(codes) == {200}, codes
+
+
+async def test_a_rotated_ca_in_the_published_config_map_is_followed(
+    registered: Registered,
+) -> None:
+    """The watch behind kube-system/extension-apiserver-authentication, on a copy of it in a
+    namespace of its own (kube-apiserver rewrites the real one, and every test relies on it)."""
+    cp = registered.cp
+    cp.ensure_namespace("auth-config")
+    first, second = CertificateAuthority("client-ca-1"), CertificateAuthority("client-ca-2")
+    published: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "published", "namespace": "auth-config"},
+        "data": {
+            "client-ca-file": first.pem.decode(),
+            "requestheader-allowed-names": '["front-proxy-client"]',
+        },
+    }
+    cp.apply(published)
+    seen: list[AuthConfig] = []
+    alice = first.issue("alice")
+    async with await KubeClient.connect(cp.kubeconfig) as kube:
+        sources = AuthSources(kube=kube, config_map=("auth-config", "published"))
+        rotated = asyncio.Event()
+
+        def listen(config: AuthConfig) -> None:
+            seen.append(config)
+            if config.client_ca.anchors([der(second.pem)]):
+                rotated.set()
+
+        sources.listeners.append(listen)
+        await sources.load()
+        assert seen[-1].client_ca.anchors([der(alice.cert_pem), der(first.pem)])
+        assert seen[-1].requestheader.allowed_names == ("front-proxy-client",)
+        following = asyncio.create_task(sources.follow())
+        try:
+            published["data"]["client-ca-file"] = second.pem.decode()
+            await asyncio.to_thread(cp.apply, published)
+            async with asyncio.timeout(15):
+                await rotated.wait()
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+    assert not seen[-1].client_ca.anchors([der(alice.cert_pem), der(first.pem)])
+
+
+def der(pem: bytes) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem.decode())
