@@ -1,6 +1,6 @@
 """Every benchmark in sequence, the summary lines of all of them at the end: ``make bench``.
 
-.venv/bin/python -m bench [api upstream activation footprint]
+.venv/bin/python -m bench [api gate upstream activation footprint]
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import activation, api, footprint, upstream
+from bench import activation, api, footprint, gate, upstream
 from bench.report import note
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
     "api": api.run,
+    "gate": gate.run,
     "upstream": upstream.run,
     "activation": activation.run,
     "footprint": footprint.run,

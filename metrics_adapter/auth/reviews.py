@@ -8,8 +8,6 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-from cachetools import TLRUCache
-
 from metrics_adapter.auth.identity import Attributes, User
 
 K = TypeVar("K", bound=Hashable)
@@ -32,9 +30,10 @@ class RememberedAnswers(Generic[K, V]):
 
     def __init__(self, ttl: Callable[[V], float], maxsize: int = 10_000) -> None:
         self._ttl = ttl
-        self._answers: TLRUCache[K, V] = TLRUCache(
-            maxsize, ttu=lambda _k, v, now: now + ttl(v), timer=time.monotonic
-        )
+        self.maxsize = maxsize
+        self._answers: dict[K, tuple[float, V]] = {}
+        """``key -> (expires at, answer)``, oldest first (a plain dict: the HPA's every
+        request reads it, and this is a dict lookup and a comparison)."""
         self._asking: dict[K, asyncio.Future[V]] = {}
         self.calls = 0
         """How many questions went out, for tests and telemetry."""
@@ -43,10 +42,9 @@ class RememberedAnswers(Generic[K, V]):
         return len(self._answers)
 
     async def get(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
-        try:
-            return self._answers[key]
-        except KeyError:
-            pass
+        known = self._answers.get(key)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
         if (pending := self._asking.get(key)) is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
@@ -60,11 +58,21 @@ class RememberedAnswers(Generic[K, V]):
             raise
         else:
             future.set_result(answer)
-            if self._ttl(answer) > 0:
-                self._answers[key] = answer
+            if (ttl := self._ttl(answer)) > 0:
+                self._remember(key, answer, ttl)
             return answer
         finally:
             del self._asking[key]
+
+    def _remember(self, key: K, answer: V, ttl: float) -> None:
+        now = time.monotonic()
+        self._answers.pop(key, None)  # re-inserted last: the order stays oldest first
+        if len(self._answers) >= self.maxsize:
+            self._answers = {k: e for k, e in self._answers.items() if e[0] > now}
+            if len(self._answers) >= self.maxsize:  # still full: forget the oldest quarter
+                keep = list(self._answers.items())[self.maxsize // 4 + 1 :]
+                self._answers = dict(keep)
+        self._answers[key] = (now + ttl, answer)
 
     def clear(self) -> None:
         self._answers.clear()

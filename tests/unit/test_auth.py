@@ -318,3 +318,20 @@ def test_a_malformed_config_map_names_the_key_and_value() -> None:
     with pytest.raises(ValueError, match="client-ca-file: not a PEM certificate bundle"):
         from_config_map({"client-ca-file": "garbage"})
     assert json.loads('["a"]') == ["a"]
+
+
+async def test_remembered_answers_expire_and_stay_bounded() -> None:
+    answers: RememberedAnswers[int, int] = RememberedAnswers(lambda v: 0.05 if v else 60, 8)
+
+    async def ask(value: int) -> int:
+        return value
+
+    assert await answers.get(1, lambda: ask(1)) == 1
+    assert await answers.get(1, lambda: ask(2)) == 1  # remembered
+    await asyncio.sleep(0.06)
+    assert await answers.get(1, lambda: ask(3)) == 3  # expired, asked again
+    for key in range(2, 40):
+        await answers.get(key, lambda: ask(0))
+    assert len(answers) <= 8
+    assert answers.calls == 40
+    assert await answers.get(39, lambda: ask(5)) == 0  # the newest are kept
