@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -45,7 +43,7 @@ class ServingTLS:
     def set_pair(self, pair: Pair, origin: str) -> None:
         """Serve ``pair`` to every new connection; ValueError naming ``origin`` if it is not a
         usable certificate and key, in which case nothing changes."""
-        if problem := _mismatch(pair):
+        if problem := pair.problem():
             raise ValueError(f"{origin}: {problem}")
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, name = tempfile.mkstemp(dir=self.scratch, prefix=".serving-", suffix=".pem")
@@ -74,23 +72,6 @@ class ServingTLS:
         self.context.load_verify_locations(cadata=b"".join(sorted(new)).decode())
         self.context.verify_mode = ssl.CERT_OPTIONAL
         self._trusted |= new
-
-
-def _mismatch(pair: Pair) -> str:
-    """Why ``pair`` cannot serve, in words a user can act on; empty when it can."""
-    try:
-        cert = x509.load_pem_x509_certificates(pair.cert_pem)[0]
-    except ValueError:
-        return "the certificate is not PEM (-----BEGIN CERTIFICATE-----)"
-    try:
-        key = serialization.load_pem_private_key(pair.key_pem, password=None)
-    except (ValueError, TypeError):
-        return "the private key is not an unencrypted PEM key (-----BEGIN PRIVATE KEY-----)"
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if cert.public_key().public_bytes(der, public) != key.public_key().public_bytes(der, public):
-        return "the private key is not the certificate's"
-    return ""
 
 
 def _context() -> ssl.SSLContext:

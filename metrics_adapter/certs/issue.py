@@ -44,6 +44,24 @@ class Pair:
         """Two thirds into its life, as kubelet and cert-manager renew."""
         return self.not_before + (self.not_after - self.not_before) * 2 / 3
 
+    def problem(self) -> str:
+        """Why this pair cannot serve, in words a user can act on; empty when it can."""
+        try:
+            cert = x509.load_pem_x509_certificates(self.cert_pem)[0]
+        except ValueError:
+            return "the certificate is not PEM (-----BEGIN CERTIFICATE-----)"
+        try:
+            key = serialization.load_pem_private_key(self.key_pem, password=None)
+        except (ValueError, TypeError):
+            return "the private key is not an unencrypted PEM key (-----BEGIN PRIVATE KEY-----)"
+        public = serialization.PublicFormat.SubjectPublicKeyInfo
+        der = serialization.Encoding.DER
+        if cert.public_key().public_bytes(der, public) != key.public_key().public_bytes(
+            der, public
+        ):
+            return "the private key is not the certificate's"
+        return ""
+
     def signed_by(self, ca: Pair) -> bool:
         try:
             self.cert.verify_directly_issued_by(ca.cert)
@@ -86,7 +104,10 @@ def issue(
     is the user and whose O values are the groups (as kube-apiserver reads them)."""
     key = ec.generate_private_key(ec.SECP256R1())
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(
+            f"the CA key is {type(ca_key).__name__}, not an EC key this code signs with"
+        )
     names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
     subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     purpose = (

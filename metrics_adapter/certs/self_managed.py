@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from metrics_adapter.certs.issue import Pair, issue_serving, new_ca
 from metrics_adapter.errors import KubeConflict, KubeError, KubeNotFound
-from metrics_adapter.kube_client import SECRETS, KubeClient, Resource
+from metrics_adapter.kube_client import SECRETS, KubeClient, Obj, Resource
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ APISERVICES = Resource("apiregistration.k8s.io/v1", "APIService", "apiservices",
 CHECK_EVERY = 300.0
 """How often the Secret is re-read, to pick up a renewal made by another replica."""
 RETRY_AFTER = 10.0
+CA_NAME_PREFIX = "metrics-adapter-ca@"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Stored:
 
     @classmethod
     def parse(cls, secret: Mapping[str, Any], origin: str) -> Stored:
+        """What a Secret holds, checked whole; ValueError naming what is wrong, so that a
+        damaged or tampered Secret is replaced rather than served or signed with."""
         data = secret.get("data") or {}
         try:
             raw = {k: base64.b64decode(data[k]) for k in ("ca.crt", "ca.key", "tls.crt", "tls.key")}
@@ -69,12 +72,44 @@ class Stored:
             ) from exc
         pems = [c.public_bytes(serialization.Encoding.PEM) for c in cas]
         version = str((secret.get("metadata") or {}).get("resourceVersion") or "")
-        return cls(
+        stored = cls(
             Pair(pems[0], raw["ca.key"]),
             tuple(pems[1:]),
             Pair(raw["tls.crt"], raw["tls.key"]),
             version,
         )
+        for what, pair in (("ca.crt/ca.key", stored.ca), ("tls.crt/tls.key", stored.serving)):
+            if problem := pair.problem():
+                raise ValueError(f"{origin}: {what}: {problem}")
+        if not all(_is_ca(c) for c in cas):
+            raise ValueError(f"{origin}: ca.crt holds a certificate that is not a CA")
+        return stored
+
+
+def _still_ours(published: str, stored: Stored) -> bytes:
+    """CAs of ours in the published caBundle that ``stored`` does not list and that are
+    still valid: a replica that read the Secret before another renewed it must not take the
+    new CA out of the bundle while that one serves a certificate from it."""
+    try:
+        certs = x509.load_pem_x509_certificates(base64.b64decode(published))
+    except ValueError:
+        return b""
+    now = dt.datetime.now(dt.UTC)
+    keep = []
+    for cert in certs:
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        name = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        ours = bool(name) and str(name[0].value).startswith(CA_NAME_PREFIX)
+        if ours and cert.not_valid_after_utc > now and pem not in stored.ca_bundle:
+            keep.append(pem)
+    return b"".join(keep)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 class SelfManaged:
@@ -113,12 +148,12 @@ class SelfManaged:
         """The certificates to serve now, creating or renewing them as needed."""
         now = dt.datetime.now(dt.UTC)
         for _ in range(5):
-            stored, version = await self._read()
+            stored, found = await self._read()
             wanted = self._renewed(stored, now)
             if wanted is stored:
                 break
             try:
-                stored = await self._write(wanted, version)
+                stored = await self._write(wanted, found)
             except KubeConflict:
                 log.info("%s changed under us (another replica); reading it again", self.origin)
                 continue
@@ -126,10 +161,11 @@ class SelfManaged:
         else:
             raise KubeConflict(self.origin, 409, "Conflict", "kept changing while we renewed it")
         assert stored is not None
+        # The CA first: a certificate from a new CA is served only once the caBundle has it.
+        await self._publish_ca(stored)
         if self.current is None or stored.serving != self.current.serving:
             self.serve(stored.serving)
         self.current = stored
-        await self._publish_ca(stored)
         return stored
 
     async def run(self) -> None:
@@ -151,7 +187,7 @@ class SelfManaged:
                 return stored
             log.info("renewing the serving certificate in %s", self.origin)
             return Stored(stored.ca, stored.older_cas, issue_serving(stored.ca, self.hosts))
-        ca = new_ca(f"metrics-adapter-ca@{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}")
+        ca = new_ca(f"{CA_NAME_PREFIX}{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}")
         older: tuple[bytes, ...] = ()
         if stored is not None:
             log.info(
@@ -164,39 +200,52 @@ class SelfManaged:
             )
         return Stored(ca, older, issue_serving(ca, self.hosts))
 
-    async def _read(self) -> tuple[Stored | None, str]:
-        """What the Secret holds (``None``: nothing usable) and its resourceVersion (empty:
-        there is no Secret)."""
+    async def _read(self) -> tuple[Stored | None, Obj | None]:
+        """What the Secret holds (``None``: nothing usable yet), and the Secret itself
+        (``None``: there is none)."""
         try:
             secret = await self.kube.get(SECRETS, self.secret, self.namespace)
         except KubeNotFound:
-            return None, ""
-        version = str((secret.get("metadata") or {}).get("resourceVersion") or "")
+            return None, None
+        if not secret.get("data"):
+            return None, secret  # as deploy/ ships it: ours to fill in
         try:
-            return Stored.parse(secret, self.origin), version
+            return Stored.parse(secret, self.origin), secret
         except ValueError as exc:
             log.warning("%s; replacing it", exc)
-            return None, version
+            return None, secret
 
-    async def _write(self, stored: Stored, version: str) -> Stored:
-        """Create the Secret (no ``version``) or replace the one at ``version``."""
+    async def _write(self, stored: Stored, found: Obj | None) -> Stored:
+        """Replace the Secret ``found`` (at its resourceVersion), or create it when there is
+        none, which deploy/'s RBAC does not allow: deploy/ ships it."""
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "type": "kubernetes.io/tls",
+            "type": (found or {}).get("type") or "Opaque",  # immutable: keep what is there
             "metadata": {
                 "name": self.secret,
                 "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/managed-by": "metrics-adapter"},
+                "labels": {
+                    **((found or {}).get("metadata") or {}).get("labels", {}),
+                    "app.kubernetes.io/managed-by": "metrics-adapter",
+                },
             },
             "data": stored.data(),
         }
-        if not version:
-            answer = await self.kube.request(
-                "POST", SECRETS.path(self.namespace), f"{self.origin} (create)", body=body
-            )
+        if found is None:
+            try:
+                answer = await self.kube.request(
+                    "POST", SECRETS.path(self.namespace), f"{self.origin} (create)", body=body
+                )
+            except KubeError as exc:
+                hint = "apply deploy/ (or the Helm chart), which ships it empty for us to fill"
+                raise KubeError(
+                    exc.subject, exc.code, exc.reason, f"{exc.message}; {hint}"
+                ) from exc
         else:
-            body["metadata"]["resourceVersion"] = version
+            body["metadata"]["resourceVersion"] = (found.get("metadata") or {}).get(
+                "resourceVersion"
+            )
             answer = await self.kube.request(
                 "PUT",
                 SECRETS.path(self.namespace, self.secret),
@@ -209,7 +258,6 @@ class SelfManaged:
     async def _publish_ca(self, stored: Stored) -> None:
         if self.apiservice is None:
             return
-        bundle = base64.b64encode(stored.ca_bundle).decode()
         try:
             current = await self.kube.get(APISERVICES, self.apiservice)
         except KubeNotFound:
@@ -218,7 +266,9 @@ class SelfManaged:
                 self.apiservice,
             )
             return
-        if (current.get("spec") or {}).get("caBundle") == bundle:
+        published = (current.get("spec") or {}).get("caBundle") or ""
+        bundle = base64.b64encode(stored.ca_bundle + _still_ours(published, stored)).decode()
+        if published == bundle:
             return
         # caBundle and insecureSkipTLSVerify exclude each other: the CA replaces the skip.
         patch = {"spec": {"caBundle": bundle, "insecureSkipTLSVerify": None}}

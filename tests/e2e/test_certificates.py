@@ -13,13 +13,15 @@ from cryptography import x509
 
 from metrics_adapter.certs.issue import Pair, issue_serving, new_ca
 from metrics_adapter.certs.self_managed import SelfManaged, Stored
-from metrics_adapter.kube_client import KubeClient
+from metrics_adapter.errors import KubeError
+from metrics_adapter.kube_client import SECRETS, KubeClient
 from tests.e2e.conftest import Registered
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
     APISERVICE,
     Adapter,
+    ControlPlane,
     adapter_kubeconfig,
     load_manifests,
     route_apiservice,
@@ -33,12 +35,20 @@ pytestmark = pytest.mark.e2e
 SECRET = "metrics-adapter-certs"  # the one name deploy/rbac.yaml lets the adapter update
 
 
+def ship_empty_secret(cp: ControlPlane) -> None:
+    """The Secret as deploy/ ships it, empty: the adapter may update it, never create one."""
+    cp.delete("v1", "Secret", SECRET, ADAPTER_NAMESPACE)
+    [shipped] = [d for d in load_manifests(DEPLOY / "rbac.yaml") if d["kind"] == "Secret"]
+    assert shipped["metadata"]["name"] == SECRET
+    cp.apply(shipped)
+
+
 @pytest.fixture
 async def kube(registered: Registered) -> AsyncIterator[KubeClient]:
-    registered.cp.delete("v1", "Secret", SECRET, ADAPTER_NAMESPACE)
+    ship_empty_secret(registered.cp)
     async with await KubeClient.connect(adapter_kubeconfig(registered.cp)) as client:
         yield client
-    registered.cp.delete("v1", "Secret", SECRET, ADAPTER_NAMESPACE)
+    ship_empty_secret(registered.cp)
 
 
 def manager(kube: KubeClient, served: list[Pair]) -> SelfManaged:
@@ -69,7 +79,7 @@ async def test_a_serving_certificate_due_for_renewal_is_renewed_under_the_same_c
     # Two thirds of a 6-minute life (backdated 5 minutes) have passed: due now.
     due = issue_serving(made.ca, keeper.hosts, validity=dt.timedelta(minutes=1))
     stale = Stored(made.ca, made.older_cas, due)
-    await keeper._write(stale, made.resource_version)
+    await keeper._write(stale, await kube.get(SECRETS, SECRET, ADAPTER_NAMESPACE))
     renewed = await manager(kube, []).ensure()
     assert renewed.ca == made.ca and renewed.serving not in (made.serving, due)
     assert renewed.serving.not_after - dt.datetime.now(dt.UTC) > dt.timedelta(days=300)
@@ -77,21 +87,43 @@ async def test_a_serving_certificate_due_for_renewal_is_renewed_under_the_same_c
 
 async def test_a_ca_due_for_renewal_keeps_the_old_one_trusted(kube: KubeClient) -> None:
     keeper = manager(kube, [])
-    made = await keeper.ensure()
+    await keeper.ensure()
     old_ca = new_ca("old", validity=dt.timedelta(minutes=1))
     await keeper._write(
-        Stored(old_ca, (), issue_serving(old_ca, keeper.hosts)), made.resource_version
+        Stored(old_ca, (), issue_serving(old_ca, keeper.hosts)),
+        await kube.get(SECRETS, SECRET, ADAPTER_NAMESPACE),
     )
     renewed = await keeper.ensure()
     assert renewed.ca != old_ca and renewed.serving.signed_by(renewed.ca)
     assert renewed.older_cas == (old_ca.cert_pem,)  # still valid: trusted until it expires
 
 
+async def test_a_damaged_secret_is_replaced_not_served(kube: KubeClient) -> None:
+    keeper = manager(kube, [])
+    made = await keeper.ensure()
+    found = await kube.get(SECRETS, SECRET, ADAPTER_NAMESPACE)
+    other = issue_serving(new_ca("elsewhere"), keeper.hosts)
+    found["data"]["tls.key"] = base64.b64encode(other.key_pem).decode()  # not tls.crt's key
+    await kube.request("PUT", SECRETS.path(ADAPTER_NAMESPACE, SECRET), "tamper", body=found)
+    served: list[Pair] = []
+    repaired = await manager(kube, served).ensure()
+    assert repaired.serving != made.serving and served == [repaired.serving]
+    assert repaired.serving.problem() == ""
+
+
+async def test_without_the_shipped_secret_the_error_says_to_apply_deploy(
+    registered: Registered, kube: KubeClient
+) -> None:
+    registered.cp.delete("v1", "Secret", SECRET, ADAPTER_NAMESPACE)
+    with pytest.raises(KubeError, match=r"403 Forbidden: .*; apply deploy/ \(or the Helm chart\)"):
+        await manager(kube, []).ensure()
+
+
 def test_the_aggregator_trusts_a_self_managed_adapter(registered: Registered) -> None:
     """A second adapter with --cert-secret takes over the APIService, writes its CA into the
     caBundle itself, and the aggregator reads values from it; then the first is restored."""
     cp = registered.cp
-    cp.delete("v1", "Secret", SECRET, ADAPTER_NAMESPACE)
+    ship_empty_secret(cp)
     managed = Adapter(
         objects=registered.adapter.objects,
         state=cp.state / "self-managed",
@@ -126,4 +158,4 @@ def test_the_aggregator_trusts_a_self_managed_adapter(registered: Registered) ->
     finally:
         managed.stop()
         route_apiservice(cp, registered.adapter)
-        cp.delete("v1", "Secret", SECRET, ADAPTER_NAMESPACE)
+        ship_empty_secret(cp)

@@ -228,6 +228,7 @@ ADAPTER_ACCESS = [
     ("patch", "keda.sh", "scaledobjects", "status", "apps", True),
     ("list", "keda.sh", "clustertriggerauthentications", "", "", True),
     ("list", "", "secrets", "", "apps", True),
+    ("create", "", "secrets", "", "keda", False),
     ("get", "", "secrets", "", "apps", False),
     ("create", "autoscaling", "horizontalpodautoscalers", "", "apps", True),
     ("patch", "apps", "deployments", "scale", "apps", True),
