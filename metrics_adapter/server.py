@@ -128,6 +128,7 @@ def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvico
         host=s.listen_address,
         port=s.secure_port,
         http=ClientCertProtocol,
+        ws="none",  # no WebSocket route: an upgrade must never pass the gate as non-HTTP
         log_config=None,
         access_log=False,
         lifespan="off",

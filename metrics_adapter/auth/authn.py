@@ -70,7 +70,8 @@ class Authenticator:
         self._user_headers = tuple(h.lower().encode() for h in rh.username_headers)
         self._group_headers = tuple(h.lower().encode() for h in rh.group_headers)
         self._uid_headers = tuple(h.lower().encode() for h in rh.uid_headers)
-        self._extra_prefixes = tuple(p.lower().encode() for p in rh.extra_prefixes)
+        self._extra_prefixes = tuple(p.lower().encode() for p in rh.extra_prefixes if p)
+        self._wanted = frozenset((*self._user_headers, *self._group_headers, *self._uid_headers))
         self._certificates = {}
 
     async def authenticate(self, chain: Sequence[str], headers: Headers) -> User:
@@ -79,7 +80,7 @@ class Authenticator:
         if chain:
             cert = self._certificate(tuple(chain))
             if cert.not_after < time.time():
-                refusal = "the client certificate has expired"
+                refusal = "the client certificate or its CA has expired"
             elif cert.proxy and (user := self._from_headers(headers)) is not None:
                 return user
             elif cert.user is not None:
@@ -107,8 +108,9 @@ class Authenticator:
 
     def _classify(self, chain: tuple[str, ...]) -> _Certificate:
         ders = [_der(pem) for pem in chain]
-        name, orgs, expires = common_name_and_organizations(ders[0])
-        not_after = expires.timestamp()
+        name, orgs, _ = common_name_and_organizations(ders[0])
+        # The whole chain's validity, as a per-request verification would see it.
+        not_after = min(common_name_and_organizations(d)[2] for d in ders).timestamp()
         rh = self.config.requestheader
         refusal = "the client certificate is not signed by a trusted authority"
         proxy = False
@@ -126,24 +128,28 @@ class Authenticator:
         return _Certificate(proxy, user, not_after, refusal)
 
     def _from_headers(self, headers: Headers) -> User | None:
-        name, uid = "", ""
-        groups: list[str] = []
+        """The user the front proxy names, reading the configured headers in their order
+        (the first with a value wins, as kube-apiserver's requestheader authenticator does);
+        empty values are skipped."""
+        values: dict[bytes, list[str]] = {}
         extra: dict[str, list[str]] = {}
         for key, value in headers:
-            if key in self._user_headers:
-                name = name or value.decode("latin-1")
-            elif key in self._group_headers:
-                groups.append(value.decode("latin-1"))
-            elif key in self._uid_headers:
-                uid = uid or value.decode("latin-1")
-            else:
-                for prefix in self._extra_prefixes:
-                    if key.startswith(prefix) and len(key) > len(prefix):
-                        extra_key = urllib.parse.unquote(key[len(prefix) :].decode("latin-1"))
-                        extra.setdefault(extra_key, []).append(value.decode("latin-1"))
-                        break
+            if not value:
+                continue
+            text = value.decode("latin-1")
+            if key in self._wanted:
+                values.setdefault(key, []).append(text)
+                continue
+            for prefix in self._extra_prefixes:
+                if key.startswith(prefix) and len(key) > len(prefix):
+                    extra_key = urllib.parse.unquote(key[len(prefix) :].decode("latin-1"))
+                    extra.setdefault(extra_key, []).append(text)
+                    break
+        name = next((values[h][0] for h in self._user_headers if h in values), "")
         if not name:
             return None
+        uid = next((values[h][0] for h in self._uid_headers if h in values), "")
+        groups = [g for h in self._group_headers for g in values.get(h, ())]
         return User.of(name, groups, uid, extra)
 
     async def _review(self, token: str) -> User | None:

@@ -80,8 +80,9 @@ class CaBundle:
         return bool(self.ders)
 
     def anchors(self, chain: list[bytes]) -> bool:
-        """Whether a verified chain (leaf first, DER) ends in one of these authorities."""
-        return bool(chain) and chain[-1] in self.ders
+        """Whether a verified chain (leaf first, DER) goes through one of these authorities
+        (OpenSSL stops at the first trusted one: an intermediate CA may be the anchor)."""
+        return any(der in self.ders for der in chain[1:])
 
 
 @dataclass(frozen=True, slots=True)

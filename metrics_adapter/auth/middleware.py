@@ -11,7 +11,13 @@ from metrics_adapter import kube
 from metrics_adapter.auth.authn import Authenticator
 from metrics_adapter.auth.authz import Authorizer
 from metrics_adapter.auth.identity import Attributes
-from metrics_adapter.errors import APIError, BadRequest, RequestEntityTooLarge
+from metrics_adapter.errors import (
+    APIError,
+    BadRequest,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +27,12 @@ MAX_BODY = 64 * 1024
 MAX_NAMESPACE, MAX_NAME, MAX_PATH = 63, 253, 1024
 """A DNS label, a DNS subdomain (metric names included), and any other path."""
 
+PUBLIC: dict[type[APIError], APIError] = {
+    Unauthorized: Unauthorized("Unauthorized"),
+    ServiceUnavailable: ServiceUnavailable(
+        "the request cannot be authenticated or authorized now; the adapter's log says why"
+    ),
+}
 _RESOURCE_VERBS = {
     "GET": ("get", "list"),
     "HEAD": ("get", "list"),
@@ -46,6 +58,13 @@ class AuthMiddleware:
             if scope["path"] not in OPEN_PATHS:
                 user = await self.authenticator.authenticate(_chain(scope), scope["headers"])
                 await self.authorizer.authorize(user, attributes(scope["method"], scope["path"]))
+        except (Unauthorized, ServiceUnavailable) as error:
+            # The reason stays in our log: an unauthenticated caller learns no more than
+            # kube-apiserver would tell it (no CA names, no API server address).
+            level = logging.INFO if isinstance(error, Unauthorized) else logging.WARNING
+            log.log(level, "refused %s %s: %s", scope["method"], scope["path"], error)
+            await _answer(send, PUBLIC[type(error)])
+            return
         except APIError as error:
             log.debug("refused %s %s: %s", scope["method"], scope["path"], error)
             await _answer(send, error)
@@ -80,7 +99,7 @@ def attributes(method: str, path: str) -> Attributes:
         return Attributes(one if name else many, "", group, version, namespace, resource, name)
     if len(path) > MAX_PATH:
         raise BadRequest(f"the path is longer than {MAX_PATH} characters")
-    return Attributes("get" if method == "HEAD" else method.lower(), path)
+    return Attributes(method.lower(), path)
 
 
 def _chain(scope: Scope) -> list[str]:

@@ -35,6 +35,7 @@ class RememberedAnswers(Generic[K, V]):
         """``key -> (expires at, answer)``, oldest first (a plain dict: the HPA's every
         request reads it, and this is a dict lookup and a comparison)."""
         self._asking: dict[K, asyncio.Future[V]] = {}
+        """Questions out now, each a task of its own that every asker awaits."""
         self.calls = 0
         """How many questions went out, for tests and telemetry."""
 
@@ -45,24 +46,22 @@ class RememberedAnswers(Generic[K, V]):
         known = self._answers.get(key)
         if known is not None and known[0] > time.monotonic():
             return known[1]
-        if (pending := self._asking.get(key)) is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._asking[key] = future
-        self.calls += 1
-        try:
-            answer = await ask()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(answer)
-            if (ttl := self._ttl(answer)) > 0:
-                self._remember(key, answer, ttl)
-            return answer
-        finally:
-            del self._asking[key]
+        asking = self._asking.get(key)
+        if asking is None:
+            # Its own task: a caller cancelled (its client went away) must not cancel the
+            # question for the others waiting on it.
+            self.calls += 1
+            asking = self._asking[key] = asyncio.ensure_future(ask())
+            asking.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(asking)
+
+    def _settle(self, key: K, done: asyncio.Future[V]) -> None:
+        del self._asking[key]
+        if done.cancelled() or done.exception() is not None:
+            return  # failures are never remembered; every waiter got the exception
+        answer = done.result()
+        if (ttl := self._ttl(answer)) > 0:
+            self._remember(key, answer, ttl)
 
     def _remember(self, key: K, answer: V, ttl: float) -> None:
         now = time.monotonic()

@@ -108,6 +108,7 @@ async def test_forged_identity_headers_without_the_proxy_certificate_get_401(
         response = await client.get(METRIC, params=SELECTOR, headers=forged)
     assert response.status_code == 401
     assert (response.json()["kind"], response.json()["reason"]) == ("Status", "Unauthorized")
+    assert response.json()["message"] == "Unauthorized"  # the reason is in our log only
 
 
 async def test_the_proxy_certificate_without_a_user_header_gets_401(secured: Secured) -> None:

@@ -335,3 +335,47 @@ async def test_remembered_answers_expire_and_stay_bounded() -> None:
     assert len(answers) <= 8
     assert answers.calls == 40
     assert await answers.get(39, lambda: ask(5)) == 0  # the newest are kept
+
+
+async def test_a_cancelled_asker_does_not_cancel_the_question_for_the_others() -> None:
+    answers: RememberedAnswers[str, int] = RememberedAnswers(lambda _: 60)
+    release = asyncio.Event()
+
+    async def slow() -> int:
+        await release.wait()
+        return 7
+
+    first = asyncio.create_task(answers.get("k", slow))
+    second = asyncio.create_task(answers.get("k", slow))
+    await asyncio.sleep(0)
+    first.cancel()  # the HPA's connection went away
+    await asyncio.sleep(0)
+    release.set()
+    assert await second == 7
+    assert first.cancelled() and answers.calls == 1
+    assert await answers.get("k", slow) == 7  # and it was remembered
+
+
+async def test_identity_headers_follow_the_configured_order_and_skip_empty_values() -> None:
+    rh = RequestHeaderConfig(
+        CaBundle.parse(FRONT_PROXY.pem, "front-proxy CA"),
+        (),
+        ("X-Remote-User", "X-Other-User"),
+        ("X-Remote-Group",),
+    )
+    proxy = FRONT_PROXY.issue("front-proxy-client")
+    sent = [
+        (b"x-other-user", b"second"),
+        (b"x-remote-user", b""),
+        (b"x-remote-user", b"first"),
+        (b"x-remote-group", b""),
+        (b"x-remote-group", b"g"),
+    ]
+    user = await Authenticator(AuthConfig(requestheader=rh)).authenticate(
+        chain(proxy, FRONT_PROXY), sent
+    )
+    assert (user.name, user.groups) == ("first", ("g",))
+
+
+def test_a_non_resource_head_is_reviewed_as_head() -> None:
+    assert attributes("HEAD", "/apis").verb == "head"
