@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_CERT_DIR = Path(tempfile.gettempdir()) / "metrics-adapter" / "certs"
+DEFAULT_CERT_DIR = Path(tempfile.gettempdir()) / f"metrics-adapter-{os.getuid()}" / "certs"
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ class ServingTLS:
         usable certificate and key, in which case nothing changes."""
         if problem := pair.problem():
             raise ValueError(f"{origin}: {problem}")
-        self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.scratch)
         fd, name = tempfile.mkstemp(dir=self.scratch, prefix=".serving-", suffix=".pem")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -121,16 +121,32 @@ def _with_tls(app: ASGIApp, tls: dict[str, Any]) -> ASGIApp:
     return with_tls
 
 
+def private_dir(path: Path) -> Path:
+    """``path``, a directory of ours that no one else may write: keys are read from it.
+    Created with mode 0700; one of ours with a looser mode is tightened; anyone else's is
+    refused (a shared /tmp must not let another user plant a certificate)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise ValueError(
+            f"{path}: owned by uid {info.st_uid}, not by us ({os.getuid()}): "
+            "choose another --cert-dir"
+        )
+    if info.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 def self_signed_pair(cert_dir: Path, hosts: list[str] | None = None) -> tuple[Path, Path]:
     """Reuse the pair in ``cert_dir`` while it is not due for renewal; else make one."""
-    cert_path, key_path = cert_dir / CERT_NAME, cert_dir / KEY_NAME
+    cert_path, key_path = private_dir(cert_dir) / CERT_NAME, cert_dir / KEY_NAME
     if cert_path.exists() and key_path.exists():
         kept = Pair(cert_path.read_bytes(), key_path.read_bytes())
         if kept.renew_at > dt.datetime.now(dt.UTC):
             return cert_path, key_path
-    cert_dir.mkdir(parents=True, exist_ok=True)
     pair = self_signed(hosts or ["localhost", "127.0.0.1", "::1", socket.gethostname()])
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    key_path.unlink(missing_ok=True)  # a new file: no mode or link inherited from an old one
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pair.key_pem)
     cert_path.write_bytes(pair.cert_pem)

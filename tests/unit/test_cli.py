@@ -123,3 +123,17 @@ def test_a_certificate_file_that_does_not_load_is_one_line_and_exit_2(
         f"metrics-adapter serve: {tmp_path / 'tls.crt'} and {tmp_path / 'tls.key'}: "
         "the certificate is not PEM (-----BEGIN CERTIFICATE-----)"
     )
+
+
+def test_the_certificate_directory_must_be_ours_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metrics_adapter.tls import private_dir
+
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o777)
+    assert private_dir(loose).stat().st_mode & 0o777 == 0o700  # ours: tightened
+    monkeypatch.setattr("os.getuid", lambda: loose.stat().st_uid + 4242)
+    with pytest.raises(ValueError, match="not by us .*choose another --cert-dir"):
+        private_dir(loose)  # someone else's: refused, never used
