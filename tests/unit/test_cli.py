@@ -135,5 +135,5 @@ def test_the_certificate_directory_must_be_ours_and_private(
     loose.chmod(0o777)
     assert private_dir(loose).stat().st_mode & 0o777 == 0o700  # ours: tightened
     monkeypatch.setattr("os.getuid", lambda: loose.stat().st_uid + 4242)
-    with pytest.raises(ValueError, match="not by us .*choose another --cert-dir"):
+    with pytest.raises(ValueError, match=r"not by us .*choose another --cert-dir"):
         private_dir(loose)  # someone else's: refused, never used
