@@ -37,6 +37,7 @@ from tests.support.controlplane import (
 )
 from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
 from tests.support.nats import NatsServer, binaries
+from tests.support.triggers import echo_worker
 
 NS = "bench-activation"
 MESSAGES = 50
@@ -76,36 +77,13 @@ def cluster() -> Iterator[tuple[ControlPlane, NatsServer]]:
 
 def scaled_object(name: str, endpoint: str, interval: int) -> dict[str, Any]:
     """The seed's echo-worker, on its own stream and consumer."""
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "minReplicaCount": 0,
-            "maxReplicaCount": 5,
-            "pollingInterval": interval,
-            "cooldownPeriod": 10,
-            "triggers": [
-                {
-                    "type": "nats-jetstream",
-                    "metadata": {
-                        "natsServerMonitoringEndpoint": endpoint,
-                        "account": "$G",
-                        "stream": name.upper(),
-                        "consumer": name,
-                        "lagThreshold": "10",
-                        "activationLagThreshold": "0",
-                    },
-                }
-            ],
-        },
-    }
+    return echo_worker(
+        endpoint, NS, name, stream=name.upper(), consumer=name, pollingInterval=interval
+    )
 
 
 def replicas(cp: ControlPlane, name: str) -> int:
-    found = cp.get("apps/v1", "Deployment", name, NS) or {}
-    return int((found.get("spec") or {}).get("replicas") or 0)
+    return cp.replicas(name, NS)
 
 
 def until(what: str, probe: Callable[[], bool], timeout: float) -> float:

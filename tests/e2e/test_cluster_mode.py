@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import controlplane, jetstream
+from tests.support import controlplane, jetstream, triggers
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
@@ -80,38 +80,11 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
 
 
 def echo_worker(endpoint: str, name: str = "echo-worker", **spec: Any) -> dict[str, Any]:
-    """The seed's ScaledObject (001), with the local monitoring endpoint and a short cooldown."""
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "minReplicaCount": 0,
-            "maxReplicaCount": 5,
-            "pollingInterval": 5,
-            "cooldownPeriod": 10,
-            "triggers": [
-                {
-                    "type": "nats-jetstream",
-                    "metadata": {
-                        "natsServerMonitoringEndpoint": endpoint,
-                        "account": "$G",
-                        "stream": "JOBS",
-                        "consumer": "echo-workers",
-                        "lagThreshold": "10",
-                        "activationLagThreshold": "0",
-                    },
-                }
-            ],
-            **spec,
-        },
-    }
+    return triggers.echo_worker(endpoint, NS, name, **spec)
 
 
 def replicas(cp: ControlPlane, name: str) -> int:
-    found = cp.get("apps/v1", "Deployment", name, NS) or {}
-    return int(found["spec"].get("replicas") or 0)
+    return cp.replicas(name, NS)
 
 
 def wait(what: str, probe: Any, within: float) -> float:

@@ -67,3 +67,42 @@ def bound_trigger(name: str, metadata: Mapping[str, str], trigger_type: str) -> 
 
 def reading(store: MetricStore, bound: BoundTrigger) -> Reading:
     return store.readings(bound.so)[bound.metric_name.lower()]
+
+
+def echo_worker(
+    endpoint: str,
+    namespace: str,
+    name: str = "echo-worker",
+    *,
+    stream: str = "JOBS",
+    consumer: str = "echo-workers",
+    **spec: Any,
+) -> dict[str, Any]:
+    """The seed's ScaledObject (001): a nats-jetstream trigger at ``endpoint``, 0 to 5
+    replicas, pollingInterval 5 and a 10 s cooldown unless ``spec`` says otherwise."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "minReplicaCount": 0,
+            "maxReplicaCount": 5,
+            "pollingInterval": 5,
+            "cooldownPeriod": 10,
+            "triggers": [
+                {
+                    "type": "nats-jetstream",
+                    "metadata": {
+                        "natsServerMonitoringEndpoint": endpoint,
+                        "account": "$G",
+                        "stream": stream,
+                        "consumer": consumer,
+                        "lagThreshold": "10",
+                        "activationLagThreshold": "0",
+                    },
+                }
+            ],
+            **spec,
+        },
+    }

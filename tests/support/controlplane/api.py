@@ -141,6 +141,11 @@ class KubeApi:
         raise_for(response)
         return dict(response.json())
 
+    def replicas(self, name: str, namespace: str) -> int:
+        """A Deployment's ``spec.replicas`` (0 when it is missing)."""
+        found = self.get("apps/v1", "Deployment", name, namespace) or {}
+        return int((found.get("spec") or {}).get("replicas") or 0)
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
         response = self.client.delete(self.path(api_version, kind, namespace, name))
         if response.status_code != 404:
