@@ -179,14 +179,14 @@ async def test_a_rotated_ca_in_the_published_config_map_is_followed(
     }
     cp.apply(published)
     seen: list[AuthConfig] = []
-    alice = first.issue("alice")
+    alice, bob = first.issue("alice"), second.issue("bob")
     async with await KubeClient.connect(cp.kubeconfig) as kube:
         sources = AuthSources(kube=kube, config_map=("auth-config", "published"))
         rotated = asyncio.Event()
 
         def listen(config: AuthConfig) -> None:
             seen.append(config)
-            if config.client_ca.anchors([der(second.pem)]):
+            if config.client_ca.anchors([der(bob.cert_pem), der(second.pem)]):
                 rotated.set()
 
         sources.listeners.append(listen)
