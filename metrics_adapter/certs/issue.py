@@ -70,18 +70,36 @@ class Pair:
         return True
 
 
-def new_ca(common_name: str, validity: dt.timedelta = CA_VALIDITY) -> Pair:
+def new_ca(
+    common_name: str,
+    validity: dt.timedelta = CA_VALIDITY,
+    *,
+    parent: Pair | None = None,
+    path_length: int = 0,
+) -> Pair:
+    """A CA, self-signed or an intermediate under ``parent``; ``path_length`` CAs may
+    follow it (0: it signs leaves only)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    usage = _usage(cert_sign=True)
+    signer: ec.EllipticCurvePrivateKey = key
+    issuer = name
+    if parent is not None:
+        signer, issuer = _ca_key(parent), parent.cert.subject
     cert = (
-        _builder(name, name, key.public_key(), validity)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
+        _builder(name, issuer, key.public_key(), validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(_usage(cert_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(signer, hashes.SHA256())
     )
     return Pair(_pem(cert), _key_pem(key))
+
+
+def _ca_key(ca: Pair) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"the CA key is {type(key).__name__}, not an EC key this code signs with")
+    return key
 
 
 def issue_serving(
@@ -103,11 +121,7 @@ def issue(
     """A certificate signed by ``ca``: a server's for ``hosts``, or a client identity whose CN
     is the user and whose O values are the groups (as kube-apiserver reads them)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ValueError(
-            f"the CA key is {type(ca_key).__name__}, not an EC key this code signs with"
-        )
+    ca_key = _ca_key(ca)
     names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
     subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     purpose = (

@@ -199,3 +199,16 @@ async def test_a_rotated_front_proxy_ca_is_followed_without_a_restart(secured: S
         await asyncio.sleep(0.05)
     assert await secured.status(old_proxy, HPA) == 401
     assert await secured.status(new_proxy, HPA) == 200
+
+
+async def test_an_intermediate_client_ca_is_an_anchor_of_its_own(secured: Secured) -> None:
+    """As in Go's verification: trusting an intermediate CA, not its root, is enough."""
+    root = CertificateAuthority("corporate-root", depth=1)
+    issuing = CertificateAuthority("corporate-issuing", parent=root)
+    (secured.state / "client-ca.crt").write_bytes(issuing.pem)  # the root is in no bundle
+    bob = issuing.issue("bob", organizations=["ops"])
+    for _ in range(100):
+        if await secured.status(secured.clients.issue("alice")) == 401:
+            break  # the old client CA is gone: the new file was read
+        await asyncio.sleep(0.05)
+    assert await secured.status(bob) == 200

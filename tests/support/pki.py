@@ -59,8 +59,16 @@ class CertificateAuthority:
     """A throwaway CA (P-256, valid a week) that issues server and client certificates, with
     the adapter's own issuing code (:mod:`metrics_adapter.certs.issue`)."""
 
-    def __init__(self, common_name: str) -> None:
-        self.pair = new_ca(common_name, validity=VALIDITY)
+    def __init__(
+        self, common_name: str, *, parent: CertificateAuthority | None = None, depth: int = 0
+    ) -> None:
+        """A root, or an intermediate under ``parent``; ``depth`` CAs may follow it."""
+        self.pair: Pair = new_ca(
+            common_name,
+            validity=VALIDITY,
+            parent=parent.pair if parent else None,
+            path_length=depth,
+        )
         self.cert = self.pair.cert
         self.name = self.cert.subject
 
