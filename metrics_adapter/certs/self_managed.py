@@ -14,6 +14,7 @@ import asyncio
 import base64
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ APISERVICES = Resource("apiregistration.k8s.io/v1", "APIService", "apiservices",
 CHECK_EVERY = 300.0
 """How often the Secret is re-read, to pick up a renewal made by another replica."""
 RETRY_AFTER = 10.0
+TRUST_DELAY = 60.0
+"""Seconds a new CA is in the caBundle before a certificate from it is served."""
 CA_NAME_PREFIX = "metrics-adapter-ca@"
 
 
@@ -125,6 +128,7 @@ class SelfManaged:
         serve: Callable[[Pair], None],
         *,
         check_every: float = CHECK_EVERY,
+        trust_delay: float = TRUST_DELAY,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -133,7 +137,11 @@ class SelfManaged:
         self.apiservice = apiservice
         self.serve = serve
         self.check_every = check_every
+        self.trust_delay = trust_delay
         self.current: Stored | None = None
+        """What is served now."""
+        self._new_ca_since: dict[bytes, float] = {}
+        """A CA first met in the Secret, while a pair from another CA was served: when."""
 
     @property
     def origin(self) -> str:
@@ -163,16 +171,42 @@ class SelfManaged:
         assert stored is not None
         # The CA first: a certificate from a new CA is served only once the caBundle has it.
         await self._publish_ca(stored)
+        if self._too_soon(stored, now):
+            return stored
         if self.current is None or stored.serving != self.current.serving:
             self.serve(stored.serving)
         self.current = stored
+        self._new_ca_since.clear()
         return stored
+
+    def _too_soon(self, stored: Stored, now: dt.datetime) -> bool:
+        """Whether to keep serving the current pair a little longer: ``stored`` comes from a
+        CA the aggregator may not have loaded yet (it reloads the caBundle some time after
+        the patch), and the current pair is still good."""
+        current = self.current
+        if current is None or stored.ca.cert_pem == current.ca.cert_pem:
+            return False
+        if current.serving.not_after <= now + dt.timedelta(seconds=self.trust_delay):
+            return False
+        since = self._new_ca_since.setdefault(stored.ca.cert_pem, time.monotonic())
+        left = self.trust_delay - (time.monotonic() - since)
+        if left <= 0:
+            return False
+        log.info(
+            "a new CA is in %s; serving the current certificate %.0fs more, until the "
+            "aggregator trusts the new one",
+            self.origin,
+            left,
+        )
+        return True
 
     async def run(self) -> None:
         while True:
             assert self.current is not None
             due = min(self.current.serving.renew_at, self.current.ca.renew_at)
             wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
+            if self._new_ca_since:  # a new CA waits to be trusted: look again when it is
+                wait = min(wait, self.trust_delay)
             await asyncio.sleep(max(1.0, min(self.check_every, wait)))
             try:
                 await self.ensure()

@@ -4,6 +4,7 @@ APIService's caBundle, and the aggregator trusts what the adapter serves."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from metrics_adapter.certs.issue import Pair, issue_serving, new_ca
-from metrics_adapter.certs.self_managed import SelfManaged, Stored
+from metrics_adapter.certs.self_managed import CA_NAME_PREFIX, SelfManaged, Stored
 from metrics_adapter.errors import KubeError
 from metrics_adapter.kube_client import SECRETS, KubeClient
 from tests.e2e.conftest import Registered
@@ -96,6 +97,24 @@ async def test_a_ca_due_for_renewal_keeps_the_old_one_trusted(kube: KubeClient) 
     renewed = await keeper.ensure()
     assert renewed.ca != old_ca and renewed.serving.signed_by(renewed.ca)
     assert renewed.older_cas == (old_ca.cert_pem,)  # still valid: trusted until it expires
+
+
+async def test_a_new_ca_is_served_only_after_the_aggregator_had_time_to_trust_it(
+    kube: KubeClient,
+) -> None:
+    served: list[Pair] = []
+    keeper = SelfManaged(
+        kube, ADAPTER_NAMESPACE, SECRET, ADAPTER_SERVICE, None, served.append, trust_delay=1.0
+    )
+    first = await keeper.ensure()
+    ca2 = new_ca(f"{CA_NAME_PREFIX}next")
+    renewed = Stored(ca2, (first.ca.cert_pem,), issue_serving(ca2, keeper.hosts))
+    await keeper._write(renewed, await kube.get(SECRETS, SECRET, ADAPTER_NAMESPACE))
+    await keeper.ensure()
+    assert served == [first.serving]  # the new CA is published, not yet relied on
+    await asyncio.sleep(1.1)
+    await keeper.ensure()
+    assert served == [first.serving, renewed.serving]
 
 
 async def test_a_damaged_secret_is_replaced_not_served(kube: KubeClient) -> None:
