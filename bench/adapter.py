@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.support import triggers
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
@@ -34,17 +35,9 @@ def scaled_object(
     name: str, namespace: str, trigger: Mapping[str, Any], polling_interval: int = 30
 ) -> dict[str, Any]:
     """A ScaledObject with one trigger, as a user writes it."""
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "minReplicaCount": 1,
-            "pollingInterval": polling_interval,
-            "triggers": [dict(trigger)],
-        },
-    }
+    return triggers.scaled_object(
+        name, namespace, trigger, minReplicaCount=1, pollingInterval=polling_interval
+    )
 
 
 def write_objects(directory: Path, docs: Iterable[Mapping[str, Any]]) -> int:

@@ -29,6 +29,7 @@ import yaml
 from metrics_adapter.resources import parse_scaled_object
 from metrics_adapter.standalone import Inventory
 from metrics_adapter.triggers import bind
+from tests.support import triggers
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
@@ -61,18 +62,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def scaled_object(name: str, trigger: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "minReplicaCount": 1,
-            "maxReplicaCount": 10,
-            "pollingInterval": 1,
-            "triggers": [trigger],
-        },
-    }
+    return triggers.scaled_object(
+        name, NAMESPACE, trigger, minReplicaCount=1, maxReplicaCount=10, pollingInterval=1
+    )
 
 
 def cron_object(name: str, desired: int) -> dict[str, Any]:

@@ -43,20 +43,25 @@ async def measure_once(scaler: Scaler[Any], client_timeout: float = 2.0) -> floa
         await clients.aclose()
 
 
+def scaled_object(
+    name: str, namespace: str, trigger: Mapping[str, Any], **spec: Any
+) -> dict[str, Any]:
+    """A ScaledObject with one trigger, as a user writes it, scaling the workload of its
+    own name; ``spec`` adds (or overrides) fields of its spec."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"scaleTargetRef": {"name": name}, "triggers": [dict(trigger)], **spec},
+    }
+
+
 def so_doc(
     name: str, metadata: Mapping[str, str], trigger_type: str, interval: int = 1
 ) -> dict[str, Any]:
     """A ScaledObject in namespace ``default`` with one trigger, as a user writes it."""
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "pollingInterval": interval,
-            "triggers": [{"type": trigger_type, "metadata": dict(metadata)}],
-        },
-    }
+    trigger = {"type": trigger_type, "metadata": dict(metadata)}
+    return scaled_object(name, "default", trigger, pollingInterval=interval)
 
 
 def bound_trigger(name: str, metadata: Mapping[str, str], trigger_type: str) -> BoundTrigger:
@@ -80,29 +85,26 @@ def echo_worker(
 ) -> dict[str, Any]:
     """The seed's ScaledObject (001): a nats-jetstream trigger at ``endpoint``, 0 to 5
     replicas, pollingInterval 5 and a 10 s cooldown unless ``spec`` says otherwise."""
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "scaleTargetRef": {"name": name},
+    trigger = {
+        "type": "nats-jetstream",
+        "metadata": {
+            "natsServerMonitoringEndpoint": endpoint,
+            "account": "$G",
+            "stream": stream,
+            "consumer": consumer,
+            "lagThreshold": "10",
+            "activationLagThreshold": "0",
+        },
+    }
+    return scaled_object(
+        name,
+        namespace,
+        trigger,
+        **{
             "minReplicaCount": 0,
             "maxReplicaCount": 5,
             "pollingInterval": 5,
             "cooldownPeriod": 10,
-            "triggers": [
-                {
-                    "type": "nats-jetstream",
-                    "metadata": {
-                        "natsServerMonitoringEndpoint": endpoint,
-                        "account": "$G",
-                        "stream": stream,
-                        "consumer": consumer,
-                        "lagThreshold": "10",
-                        "activationLagThreshold": "0",
-                    },
-                }
-            ],
             **spec,
         },
-    }
+    )

@@ -15,6 +15,7 @@ from metrics_adapter.standalone import Inventory
 from metrics_adapter.triggers import bind
 from scalers import kafka
 from tests.support.kafka import USERS, KafkaBroker, commit, create_topic, produce
+from tests.support.triggers import scaled_object
 
 from .helpers import read, scaler
 
@@ -82,27 +83,18 @@ async def test_each_way_in_reads_the_same_lag(
 
 
 def so_doc(bootstrap: str, topic: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": "consumer", "namespace": "shop"},
-        "spec": {
-            "scaleTargetRef": {"name": "consumer"},
-            "triggers": [
-                {
-                    "type": "kafka",
-                    "metadata": {
-                        "bootstrapServers": bootstrap,
-                        "consumerGroup": f"{topic}-g",
-                        "topic": topic,
-                        "sasl": "scram_sha256",
-                        "lagThreshold": "4",
-                    },
-                    "authenticationRef": {"name": "kafka-credentials"},
-                }
-            ],
+    trigger = {
+        "type": "kafka",
+        "metadata": {
+            "bootstrapServers": bootstrap,
+            "consumerGroup": f"{topic}-g",
+            "topic": topic,
+            "sasl": "scram_sha256",
+            "lagThreshold": "4",
         },
+        "authenticationRef": {"name": "kafka-credentials"},
     }
+    return scaled_object("consumer", "shop", trigger)
 
 
 async def test_credentials_from_a_trigger_authentication_secret(

@@ -18,6 +18,7 @@ from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.kafka_client import connect
 from tests.support.kafka import KafkaBroker, commit, create_topic, free_port, produce
+from tests.support.triggers import scaled_object
 
 from .helpers import read, scaler
 
@@ -127,25 +128,9 @@ async def test_a_stopped_broker_keeps_the_error_not_a_zero_then_recovers(
     await commit(bootstrap, "workers", {("jobs", 0): 1, ("jobs", 1): 1})
     store, clients = MetricStore(), Clients(timeout=3)
     poller = Poller(store, clients, Telemetry(), timeout=3)
+    metadata = {"bootstrapServers": bootstrap, "consumerGroup": "workers", "topic": "jobs"}
     so = parse_scaled_object(
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "ScaledObject",
-            "metadata": {"name": "consumer", "namespace": "default"},
-            "spec": {
-                "scaleTargetRef": {"name": "consumer"},
-                "triggers": [
-                    {
-                        "type": "kafka",
-                        "metadata": {
-                            "bootstrapServers": bootstrap,
-                            "consumerGroup": "workers",
-                            "topic": "jobs",
-                        },
-                    }
-                ],
-            },
-        }
+        scaled_object("consumer", "default", {"type": "kafka", "metadata": metadata})
     )
     [bound] = bind(so, Inventory())
     assert isinstance(bound.scaler, kafka.KafkaScaler)
