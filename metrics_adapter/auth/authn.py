@@ -108,9 +108,10 @@ class Authenticator:
 
     def _classify(self, chain: tuple[str, ...]) -> _Certificate:
         ders = [_der(pem) for pem in chain]
-        name, orgs, _ = common_name_and_organizations(ders[0])
+        parsed = [common_name_and_organizations(der) for der in ders]
+        name, orgs, _ = parsed[0]
         # The whole chain's validity, as a per-request verification would see it.
-        not_after = min(common_name_and_organizations(d)[2] for d in ders).timestamp()
+        not_after = min(expires for _, _, expires in parsed).timestamp()
         rh = self.config.requestheader
         refusal = "the client certificate is not signed by a trusted authority"
         proxy = False

@@ -39,9 +39,8 @@ class Gate:
     async def run(self) -> None:
         """Follow the sources of trust until cancelled."""
         async with asyncio.TaskGroup() as group:
-            if (files := self.sources.watched_files()) is not None:
-                files.load()  # re-read now: the task is new, the files may have moved on
-                group.create_task(files.run())
+            if self.sources.watched is not None:  # loaded by build_gate; changes from now
+                group.create_task(self.sources.watched.run())
             if self.sources.kube is not None:
                 group.create_task(self.sources.follow())
 

@@ -81,17 +81,18 @@ class AuthSources:
         """Whether anything says whom to trust (else the API is open: standalone only)."""
         return self.kube is not None or bool(self.client_ca_file or self.requestheader_ca_file)
 
-    def watched_files(self) -> WatchedFiles | None:
+    def __post_init__(self) -> None:
         paths = [p for p in (self.client_ca_file, self.requestheader_ca_file) if p]
-        if not paths:
-            return None
-        return WatchedFiles(paths, self._files_changed, self.reload_interval)
+        self.watched: WatchedFiles | None = None
+        """The flags' CA files, re-read by ``watched.run()`` (see :meth:`load`)."""
+        if paths:
+            self.watched = WatchedFiles(paths, self._files_changed, self.reload_interval)
 
     async def load(self) -> AuthConfig:
         """Read every source once. Flag files must read; the ConfigMap may be missing or the
         API down for now, and is followed by :meth:`follow`."""
-        if (files := self.watched_files()) is not None:
-            files.load()
+        if self.watched is not None:
+            self.watched.load()
         if self.kube is not None:
             namespace, name = self.config_map
             try:
@@ -126,9 +127,9 @@ class AuthSources:
             raise
 
     def _files_changed(self, contents: list[bytes]) -> None:
-        paths = [p for p in (self.client_ca_file, self.requestheader_ca_file) if p]
+        assert self.watched is not None
         files = {}
-        for path, pem in zip(paths, contents, strict=True):
+        for path, pem in zip(self.watched.paths, contents, strict=True):
             files[str(path)] = CaBundle.parse(pem, str(path))
         self.files = files
         self._publish()
