@@ -44,17 +44,21 @@ def test_cluster_trigger_authentication_is_trigger_authentication_plus_file_path
     assert CRDS["clustertriggerauthentications.keda.sh"]["spec"]["scope"] == "Cluster"
 
 
+KEDA_COLUMNS = [
+    "ScaleTargetKind",
+    "ScaleTargetName",
+    "Min",
+    "Max",
+    "Ready",
+    "Active",
+    "Fallback",
+    "Paused",
+    "Age",
+]
+"""`kubectl get scaledobjects` columns, as KEDA prints them (after Name)."""
+
+
 def test_printer_columns_follow_keda() -> None:
     [version] = CRDS["scaledobjects.keda.sh"]["spec"]["versions"]
     columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert columns == [
-        "ScaleTargetKind",
-        "ScaleTargetName",
-        "Min",
-        "Max",
-        "Ready",
-        "Active",
-        "Fallback",
-        "Paused",
-        "Age",
-    ]
+    assert columns == KEDA_COLUMNS

@@ -17,6 +17,7 @@ import yaml
 
 from metrics_adapter.resources import SPEC_FIELDS
 from tests.e2e.conftest import Registered, cron_object
+from tests.e2e.test_crd_schemas import KEDA_COLUMNS
 from tests.support.controlplane import ADAPTER_USER, DEPLOY, REPO, KubeError, load_manifests
 from tests.support.helm import install_servicemonitor_crd
 from tests.unit.test_seeds import SEED_OBJECTS
@@ -131,18 +132,7 @@ def test_kubectl_get_so_shows_keda_columns(registered: Registered) -> None:
         headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
     ).json()
     names = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
-    assert names == [
-        "Name",
-        "ScaleTargetKind",
-        "ScaleTargetName",
-        "Min",
-        "Max",
-        "Ready",
-        "Active",
-        "Fallback",
-        "Paused",
-        "Age",
-    ]
+    assert names == ["Name", *KEDA_COLUMNS]
     [row] = [r for r in table["rows"] if r["cells"][0] == "columns"]
     assert row["cells"][1:5] == [None, "echo-worker", 0, 5]  # no status yet
 
