@@ -41,6 +41,8 @@ LEASES = Resource("coordination.k8s.io/v1", "Lease", "leases")
 DEFAULT_LEASE = "metrics-adapter"
 JITTER = 1.2
 """A candidate waits ``retry_period * (1 + random() * JITTER)``, as client-go's does."""
+RELEASE_ATTEMPTS = 3
+"""Writes a release may try: each 409 re-reads the Lease first."""
 
 
 def default_identity() -> str:
@@ -317,19 +319,46 @@ class LeaderElector:
         )
 
     async def _release(self) -> None:
-        """Clear the holder, on the version we last wrote: if anyone wrote since, it is not
-        ours any more and the 409 leaves it alone."""
-        record = self.election.release(self._wall())
-        if record is None or self._lease is None:
+        """Clear the holder so that a successor takes the Lease at once.
+
+        The write carries the version we last wrote. A 409 says the Lease changed since:
+        most often by our own renew, applied by the server while a cancellation lost its
+        answer. So a refused release reads the Lease again and releases that version while
+        it still names us, and leaves it alone once somebody else holds it."""
+        lease = self._lease
+        if lease is None or not self.election.ours():
             return
         try:
             async with asyncio.timeout(self.kube.timeout):
-                await self._write(self._lease, record)
+                for _ in range(RELEASE_ATTEMPTS):
+                    record = self.election.release(self._wall())
+                    if record is None:
+                        log.info(
+                            "%s: now held by another replica: not ours to release", self.subject
+                        )
+                        return
+                    try:
+                        await self._write(lease, record)
+                    except KubeConflict:
+                        lease = await self._read_again()
+                        if lease is None:
+                            return
+                        continue
+                    self.election.observe(record, self._clock())
+                    log.info("%s: released by %s", self.subject, self.identity)
+                    return
+                raise KubeConflict(self.subject, 409, "Conflict", "kept changing")
         except (KubeError, TimeoutError) as exc:
             log.warning("%s: not released, it expires instead: %s", self.subject, exc)
-            return
-        self.election.observe(record, self._clock())
-        log.info("%s: released by %s", self.subject, self.identity)
+
+    async def _read_again(self) -> Obj | None:
+        """The Lease as it is now, observed; ``None`` when it is gone."""
+        try:
+            lease: Obj = await self.kube.get(LEASES, self.name, self.namespace)
+        except KubeNotFound:
+            return None
+        self.election.observe(LeaseRecord.from_lease(lease), self._clock())
+        return lease
 
     def _pause(self) -> float:
         left = self.election.time_left(self._clock())

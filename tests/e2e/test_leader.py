@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.kube_client import KubeClient
-from metrics_adapter.leader import LEASES, LeaderElector
+from metrics_adapter.kube_client import KubeClient, Obj, api_client
+from metrics_adapter.leader import JITTER, LEASES, LeaderElector
 from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
 from tests.support.controlplane.pki import write_kubeconfig
 
@@ -218,6 +218,96 @@ async def test_a_leader_that_stops_releases_the_lease_to_the_other_at_once(
     assert lease["holderIdentity"] == "second"
     assert lease["leaseTransitions"] == 1
     assert lease["leaseDurationSeconds"] == LEASE
+
+
+class LostAnswers(KubeClient):
+    """A client whose next Lease update reaches the server, which applies it, while its
+    answer never comes back: the renew a cancellation catches on its way back."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.losing = False
+        self.applied = asyncio.Event()
+
+    async def request(self, method: str, path: str, subject: str, **kwargs: Any) -> Obj:
+        answer = await super().request(method, path, subject, **kwargs)
+        if method == "PUT" and self.losing:
+            self.losing = False
+            self.applied.set()
+            await asyncio.Event().wait()  # the answer is lost; only a cancel ends this
+        return answer
+
+
+async def test_a_leader_stopped_while_a_renew_answer_is_lost_still_releases_at_once(
+    cluster: Cluster, kube: KubeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The renew was applied, so the Lease's version is newer than the one the leader
+    remembers: its release gets 409, reads the Lease again, finds it still its own and
+    releases that version, so the successor takes over at once rather than after expiry."""
+    caplog.set_level(logging.INFO, logger="metrics_adapter.leader")
+    client = LostAnswers(await api_client(cluster.kubeconfig), timeout=5.0)
+    async with (
+        client,
+        elector(cluster.kubeconfig, "lost-answer", "heir") as heir,
+    ):
+        first = LeaderElector(
+            client,
+            NS,
+            "lost-answer",
+            identity="first",
+            lease_duration=LEASE,
+            renew_deadline=DEADLINE,
+            retry_period=RETRY,
+        )
+        async with refereed(first, heir) as referee:
+            referee.start(first)
+            await until("first leads", lambda: first.is_leader, 10)
+            referee.start(heir)
+            client.losing = True
+            async with asyncio.timeout(3 * RETRY * (1 + JITTER)):
+                await client.applied.wait()  # the next renew, applied, its answer lost
+            stopped = time.monotonic()
+            await referee.stop(first)
+            took = await until("heir leads", lambda: heir.is_leader, LEASE)
+            assert took - stopped < 2.2 * RETRY + 0.5 < LEASE  # released, not expired
+            lease = await spec(kube, "lost-answer")
+    assert lease["holderIdentity"] == "heir" and lease["leaseTransitions"] == 1
+    assert "not released" not in caplog.text
+    assert "Lease keda/lost-answer: released by first" in caplog.text
+
+
+async def test_a_refused_release_leaves_alone_a_lease_another_holder_took(
+    cluster: Cluster, kube: KubeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While a renew's answer is lost, the Lease passes to somebody else (as after a
+    partition longer than the lease); the release's 409 re-reads it and clears nothing."""
+    caplog.set_level(logging.INFO, logger="metrics_adapter.leader")
+    client = LostAnswers(await api_client(cluster.kubeconfig), timeout=5.0)
+    async with client:
+        old = LeaderElector(
+            client,
+            NS,
+            "taken",
+            identity="old",
+            lease_duration=LEASE,
+            renew_deadline=DEADLINE,
+            retry_period=RETRY,
+        )
+        task = asyncio.create_task(old.run())
+        try:
+            await until("old leads", lambda: old.is_leader, 10)
+            client.losing = True
+            async with asyncio.timeout(3 * RETRY * (1 + JITTER)):
+                await client.applied.wait()
+            lease = await kube.get(LEASES, "taken", NS)
+            lease["spec"].update(holderIdentity="usurper", leaseDurationSeconds=30)
+            await kube.request("PUT", LEASES.path(NS, "taken"), "Lease (take)", body=lease)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert (await spec(kube, "taken"))["holderIdentity"] == "usurper"
+    assert "Lease keda/taken: now held by another replica: not ours to release" in caplog.text
 
 
 async def test_a_crashed_leader_is_replaced_only_after_the_lease_expires(
