@@ -20,21 +20,21 @@ from typing import Any
 from starlette.types import ASGIApp, Message
 
 from bench.report import main, median, note, print_table, summary
-from metrics_adapter.app import Health, create_app
-from metrics_adapter.auth.authn import Authenticator
-from metrics_adapter.auth.authz import DelegatingAuthorizer
-from metrics_adapter.auth.identity import (
+from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.auth.authn import Authenticator
+from metrics_adapter.api.auth.authz import DelegatingAuthorizer
+from metrics_adapter.api.auth.identity import (
     Attributes,
     AuthConfig,
     CaBundle,
     RequestHeaderConfig,
     User,
 )
-from metrics_adapter.auth.middleware import AuthMiddleware
-from metrics_adapter.request_metrics import RequestMetrics
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.api.auth.middleware import AuthMiddleware
+from metrics_adapter.api.request_metrics import RequestMetrics
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef
 from tests.support.pki import CertificateAuthority
 
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/bench/s0-cron"

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from metrics_adapter import __version__
+from metrics_adapter.config.settings import DEFAULT_CERT_DIR, Settings
 from metrics_adapter.errors import StartupError
-from metrics_adapter.settings import DEFAULT_CERT_DIR, Settings
-from metrics_adapter.telemetry import configure_logging
+from metrics_adapter.metrics.telemetry import configure_logging
 from scalers import resource
 from scalers.errors import ConfigError
 from scalers.params import declared_params, type_name
@@ -238,8 +238,8 @@ def _print_triggers(output: str) -> None:
 
 def _explain(args: argparse.Namespace) -> int:
     from metrics_adapter.errors import KubeError
-    from metrics_adapter.explain import as_dicts, explain, render
-    from metrics_adapter.explain_cluster import explain_namespace
+    from metrics_adapter.explain.cluster import explain_namespace
+    from metrics_adapter.explain.local import as_dicts, explain, render
 
     if args.namespace is None and (args.kubeconfig or args.poll):
         print("metrics-adapter explain: --kubeconfig and --poll need --namespace", file=sys.stderr)

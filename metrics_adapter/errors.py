@@ -1,9 +1,9 @@
 """The service's branches of the exception tree (rooted in :mod:`scalers.errors`).
 
 ``APIError``: answers to our clients, each becoming a Kubernetes ``Status`` at the one HTTP
-boundary, :mod:`metrics_adapter.app` (or the auth middleware). ``StartupError``: settings the
+boundary, :mod:`metrics_adapter.api.app` (or the auth middleware). ``StartupError``: settings the
 process cannot serve with. ``KubeError``: calls the adapter makes to the Kubernetes API that
-failed, raised by :mod:`metrics_adapter.kube_client`::
+failed, raised by :mod:`metrics_adapter.kube.client`::
 
     KubeError               code and reason from the server's Status; code 0: no answer
     ├── KubeUnreachable     connection refused, TLS, or no answer within the timeout

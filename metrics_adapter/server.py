@@ -14,24 +14,24 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import make_asgi_app
 
-from metrics_adapter.activator import DryRunActivator, set_fallbacks, trigger_states
-from metrics_adapter.app import Health, create_app
-from metrics_adapter.auth.gate import Gate, build_gate
-from metrics_adapter.certs.serving import Task, serving_tls
-from metrics_adapter.cluster_objects import ClusterObjects
-from metrics_adapter.controller import Controller
+from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.auth.gate import Gate, build_gate
+from metrics_adapter.api.certificate import Task, serving_tls
+from metrics_adapter.api.request_metrics import RequestMetrics
+from metrics_adapter.api.tls import ClientCertProtocol, ServingTLS
+from metrics_adapter.binding.cluster import ClusterObjects
+from metrics_adapter.binding.files import Inventory, load_directory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.config.settings import Settings
+from metrics_adapter.control.activator import DryRunActivator, set_fallbacks, trigger_states
+from metrics_adapter.control.controller import Controller
+from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.errors import StartupError
-from metrics_adapter.kube_client import KubeClient
-from metrics_adapter.leader import LeaderElector
-from metrics_adapter.poller import Poller
-from metrics_adapter.request_metrics import RequestMetrics
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.settings import Settings
-from metrics_adapter.standalone import Inventory, load_directory
-from metrics_adapter.store import MetricStore, Reading
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.tls import ClientCertProtocol, ServingTLS
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.kube.client import KubeClient
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore, Reading
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef
 from scalers.clients import Clients
 from scalers.errors import ConfigError
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 from metrics_adapter.certs.issue import Pair, issue_serving, new_ca
 from metrics_adapter.errors import KubeConflict, KubeError, KubeNotFound
-from metrics_adapter.kube_client import SECRETS, KubeClient, Obj, Resource
+from metrics_adapter.kube.client import SECRETS, KubeClient, Obj, Resource
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from metrics_adapter.app import Health, create_app
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.store import MetricStore
-from metrics_adapter.tls import self_signed_pair
+from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.tls import self_signed_pair
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.model.keda import ObjectRef
 from tests.support.serving import serving
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"

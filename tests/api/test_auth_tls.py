@@ -15,14 +15,14 @@ import httpx
 import pytest
 from cryptography import x509
 
-from metrics_adapter.app import Health, create_app
-from metrics_adapter.auth.gate import Gate, build_gate
-from metrics_adapter.certs.serving import serving_tls
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.settings import Settings
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.tls import ClientCertProtocol, ServingTLS
+from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.auth.gate import Gate, build_gate
+from metrics_adapter.api.certificate import serving_tls
+from metrics_adapter.api.tls import ClientCertProtocol, ServingTLS
+from metrics_adapter.config.settings import Settings
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
 from tests.support.serving import serving
 

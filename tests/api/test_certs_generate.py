@@ -8,8 +8,8 @@ import ssl
 import subprocess
 from pathlib import Path
 
+from metrics_adapter.api.tls import ServingTLS
 from metrics_adapter.certs.issue import Pair
-from metrics_adapter.tls import ServingTLS
 from tests.support.controlplane import REPO
 
 

@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from starlette.types import ASGIApp, Message
 
-from metrics_adapter.app import Health, create_app
-from metrics_adapter.auth.authn import Authenticator
-from metrics_adapter.auth.authz import ALLOW_TTL, DENY_TTL, DelegatingAuthorizer
-from metrics_adapter.auth.identity import (
+from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.auth.authn import Authenticator
+from metrics_adapter.api.auth.authz import ALLOW_TTL, DENY_TTL, DelegatingAuthorizer
+from metrics_adapter.api.auth.identity import (
     MASTERS,
     Attributes,
     AuthConfig,
@@ -43,14 +43,14 @@ from metrics_adapter.auth.identity import (
     RequestHeaderConfig,
     User,
 )
-from metrics_adapter.auth.middleware import AuthMiddleware
-from metrics_adapter.auth.reviews import RememberedAnswers
+from metrics_adapter.api.auth.middleware import AuthMiddleware
+from metrics_adapter.api.auth.reviews import RememberedAnswers
+from metrics_adapter.api.request_metrics import RequestMetrics
 from metrics_adapter.errors import APIError, BadRequest
-from metrics_adapter.kube import SCALED_OBJECT_LABEL, scaled_object_name
-from metrics_adapter.request_metrics import RequestMetrics
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.kube.wire import SCALED_OBJECT_LABEL, scaled_object_name
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef
 from tests.support.pki import CertificateAuthority, KeyPair
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"

@@ -20,16 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from metrics_adapter.app import Health
-from metrics_adapter.auth.gate import build_gate
-from metrics_adapter.certs.serving import serving_tls
-from metrics_adapter.poller import Poller
-from metrics_adapter.resources import ObjectRef
+from metrics_adapter.api.app import Health
+from metrics_adapter.api.auth.gate import build_gate
+from metrics_adapter.api.certificate import serving_tls
+from metrics_adapter.api.tls import ClientCertProtocol, self_signed_pair
+from metrics_adapter.config.settings import Settings
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import Adapter, uvicorn_servers
-from metrics_adapter.settings import Settings
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.tls import ClientCertProtocol, self_signed_pair
 from scalers.clients import Clients
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
 from tests.support.serving import free_port

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.model.keda import parse_scaled_object
 from tests.support import triggers
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from cryptography import x509
 
-from metrics_adapter.auth.identity import AuthConfig
-from metrics_adapter.auth.sources import AuthSources
-from metrics_adapter.kube_client import KubeClient
+from metrics_adapter.api.auth.identity import AuthConfig
+from metrics_adapter.api.auth.sources import AuthSources
+from metrics_adapter.kube.client import KubeClient
 from tests.e2e.conftest import NAMESPACE, Registered
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,

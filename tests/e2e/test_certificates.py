@@ -15,7 +15,7 @@ from cryptography import x509
 from metrics_adapter.certs.issue import Pair, issue_serving, new_ca
 from metrics_adapter.certs.self_managed import CA_NAME_PREFIX, SelfManaged, Stored
 from metrics_adapter.errors import KubeError
-from metrics_adapter.kube_client import SECRETS, KubeClient
+from metrics_adapter.kube.client import SECRETS, KubeClient
 from tests.e2e.conftest import Registered
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metrics_adapter.resources import SPEC_FIELDS, TRIGGER_FIELDS
+from metrics_adapter.model.keda import SPEC_FIELDS, TRIGGER_FIELDS
 from tests.support.controlplane import DEPLOY, load_manifests
 
 CRDS = {d["metadata"]["name"]: d for d in load_manifests(DEPLOY / "crds")}

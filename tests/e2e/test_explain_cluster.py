@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
 from metrics_adapter.cli import main
-from metrics_adapter.hpa_spec import build_hpa
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.control.hpa import build_hpa
+from metrics_adapter.model.keda import parse_scaled_object
 from tests.e2e.conftest import NAMESPACE, Registered, cron_object, metric_name
 from tests.support import controlplane
 from tests.support.controlplane import ControlPlane

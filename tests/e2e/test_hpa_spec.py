@@ -1,4 +1,4 @@
-"""The HPA :func:`~metrics_adapter.hpa_spec.build_hpa` makes, on a real kube-apiserver and the
+"""The HPA :func:`~metrics_adapter.control.hpa.build_hpa` makes, on a real kube-apiserver and the
 real HPA controller.
 
 Each ScaledObject is first created through the CRD, and the HPA is built from the object the
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.hpa_spec import build_hpa, differences, resource_targets
-from metrics_adapter.resources import ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.control.hpa import build_hpa, differences, resource_targets
+from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 from tests.e2e.conftest import NAMESPACE, Registered, scaled_object
 from tests.e2e.test_hpa import deployment, wait_replicas
 from tests.support.controlplane import ControlPlane, condition

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from metrics_adapter.cluster_objects import ClusterObjects, ObjectKey
+from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
+from metrics_adapter.binding.triggers import bind
 from metrics_adapter.errors import KubeError, KubeNotFound, KubeUnreachable
-from metrics_adapter.kube_client import (
+from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
     DEPLOYMENTS,
@@ -28,9 +29,8 @@ from metrics_adapter.kube_client import (
     KubeClient,
     ObjectReference,
 )
-from metrics_adapter.kube_watch import WatchEvent, watch
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.triggers import bind
+from metrics_adapter.kube.watch import WatchEvent, watch
+from metrics_adapter.model.keda import parse_scaled_object
 from scalers.clients import JsonGet
 from tests.support import controlplane
 from tests.support.controlplane import (
@@ -168,7 +168,7 @@ async def test_a_watch_from_an_expired_resource_version_relists(
 ) -> None:
     """kube-apiserver answers 200 and one ERROR event, 410 Expired, "too old resource
     version: 1 (N)": the watch lists again and goes on from the list's version."""
-    caplog.set_level(logging.DEBUG, logger="metrics_adapter.kube_watch")
+    caplog.set_level(logging.DEBUG, logger="metrics_adapter.kube.watch")
     await admin.apply(SCALED_OBJECTS, scaled_object("old"))
     try:
         stream = watch(client, SCALED_OBJECTS, NS, resource_version="1")
@@ -194,7 +194,7 @@ async def test_a_dropped_watch_resumes_where_it_was(
 ) -> None:
     """Watches the server ends (here after ~1 s) resume from the last version: nothing lost,
     nothing listed again."""
-    caplog.set_level(logging.DEBUG, logger="metrics_adapter.kube_watch")
+    caplog.set_level(logging.DEBUG, logger="metrics_adapter.kube.watch")
     short = KubeClient(client.api, timeout=10.0, watch_timeout=1.0)
     async with watching(watch(short, CONFIG_MAPS, NS)) as events:
         await next_event(events)
@@ -460,7 +460,7 @@ async def test_no_server_and_a_silent_server_are_kube_errors_naming_the_object(
 async def test_a_watch_backs_off_while_the_server_is_down(
     cluster: ControlPlane, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="metrics_adapter.kube_watch")
+    caplog.set_level(logging.INFO, logger="metrics_adapter.kube.watch")
     refused = kubeconfig_for(cluster, f"https://127.0.0.1:{free_port()}", tmp_path)
     async with (
         await KubeClient.connect(refused, timeout=2.0) as client,

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.kube_client import KubeClient, Obj, api_client
-from metrics_adapter.leader import JITTER, LEASES, LeaderElector
+from metrics_adapter.control.leader import JITTER, LEASES, LeaderElector
+from metrics_adapter.kube.client import KubeClient, Obj, api_client
 from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
 from tests.support.controlplane.pki import write_kubeconfig
 
@@ -167,7 +167,7 @@ def stamp(value: str) -> datetime:
 async def test_two_electors_one_leader_and_the_lease_says_who(
     cluster: Cluster, kube: KubeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="metrics_adapter.leader")
+    caplog.set_level(logging.INFO, logger="metrics_adapter.control.leader")
     async with (
         elector(cluster.kubeconfig, "one-leader", "replica-a") as a,
         elector(cluster.kubeconfig, "one-leader", "replica-b") as b,
@@ -244,7 +244,7 @@ async def test_a_leader_stopped_while_a_renew_answer_is_lost_still_releases_at_o
     """The renew was applied, so the Lease's version is newer than the one the leader
     remembers: its release gets 409, reads the Lease again, finds it still its own and
     releases that version, so the successor takes over at once rather than after expiry."""
-    caplog.set_level(logging.INFO, logger="metrics_adapter.leader")
+    caplog.set_level(logging.INFO, logger="metrics_adapter.control.leader")
     client = LostAnswers(await api_client(cluster.kubeconfig), timeout=5.0)
     async with (
         client,
@@ -281,7 +281,7 @@ async def test_a_refused_release_leaves_alone_a_lease_another_holder_took(
 ) -> None:
     """While a renew's answer is lost, the Lease passes to somebody else (as after a
     partition longer than the lease); the release's 409 re-reads it and clears nothing."""
-    caplog.set_level(logging.INFO, logger="metrics_adapter.leader")
+    caplog.set_level(logging.INFO, logger="metrics_adapter.control.leader")
     client = LostAnswers(await api_client(cluster.kubeconfig), timeout=5.0)
     async with client:
         old = LeaderElector(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from metrics_adapter.resources import SPEC_FIELDS
+from metrics_adapter.model.keda import SPEC_FIELDS
 from tests.e2e.conftest import Registered, cron_object
 from tests.e2e.test_crd_schemas import KEDA_COLUMNS
 from tests.support.controlplane import ADAPTER_USER, DEPLOY, REPO, KubeError, load_manifests

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from metrics_adapter.tls import self_signed_pair
+from metrics_adapter.api.tls import self_signed_pair
 from scalers import metrics_api
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from tests.support.serving import serving

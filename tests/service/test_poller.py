@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.poller import Poller
-from metrics_adapter.resources import ObjectRef, parse_scaled_object
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.triggers import BoundTrigger
+from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
 from scalers.base import Measurement, ScalerKind
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError

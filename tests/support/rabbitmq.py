@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import aiormq
 
-from metrics_adapter.tls import CERT_NAME, self_signed_pair
+from metrics_adapter.api.tls import CERT_NAME, self_signed_pair
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 GUEST = "Basic " + base64.b64encode(b"guest:guest").decode()

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.store import MetricStore, Reading
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.metrics.store import MetricStore, Reading
+from metrics_adapter.model.keda import parse_scaled_object
 from scalers.base import Scaler, ScalerKind, split
 from scalers.clients import Clients
 from scalers.errors import Problems

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter import activator, hpa
-from metrics_adapter.activator import Decision, TriggerState, decide, hpa_proposal
-from metrics_adapter.annotations import FORCE_ACTIVATION
-from metrics_adapter.resources import ScaledObject, parse_scaled_object
-from metrics_adapter.store import Reading
-from metrics_adapter.triggers import BoundTrigger
+from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.control import activator, hpa
+from metrics_adapter.control.activator import Decision, TriggerState, decide, hpa_proposal
+from metrics_adapter.metrics.store import Reading
+from metrics_adapter.model.annotations import FORCE_ACTIVATION
+from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 from scalers.errors import Problems
 from scalers.params import TriggerInputs
 from scalers.registry import KINDS

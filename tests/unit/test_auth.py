@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from metrics_adapter.auth.authn import Authenticator
-from metrics_adapter.auth.authz import DelegatingAuthorizer
-from metrics_adapter.auth.identity import (
+from metrics_adapter.api.auth.authn import Authenticator
+from metrics_adapter.api.auth.authz import DelegatingAuthorizer
+from metrics_adapter.api.auth.identity import (
     AUTHENTICATED,
     Attributes,
     AuthConfig,
@@ -17,9 +17,9 @@ from metrics_adapter.auth.identity import (
     RequestHeaderConfig,
     User,
 )
-from metrics_adapter.auth.middleware import attributes
-from metrics_adapter.auth.reviews import RememberedAnswers
-from metrics_adapter.auth.sources import from_config_map
+from metrics_adapter.api.auth.middleware import attributes
+from metrics_adapter.api.auth.reviews import RememberedAnswers
+from metrics_adapter.api.auth.sources import from_config_map
 from metrics_adapter.errors import (
     BadRequest,
     Forbidden,

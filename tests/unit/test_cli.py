@@ -128,7 +128,7 @@ def test_a_certificate_file_that_does_not_load_is_one_line_and_exit_2(
 def test_the_certificate_directory_must_be_ours_and_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from metrics_adapter.tls import private_dir
+    from metrics_adapter.api.tls import private_dir
 
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)

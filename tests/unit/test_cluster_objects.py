@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.cluster_objects import ClusterObjects, ObjectKey
-from metrics_adapter.kube_client import SECRETS
-from metrics_adapter.kube_watch import relist_events
-from metrics_adapter.resources import ObjectRef, ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.kube.client import SECRETS
+from metrics_adapter.kube.watch import relist_events
+from metrics_adapter.model.keda import ObjectRef, ScaledObject, parse_scaled_object
 from scalers.clients import JsonGet
 from scalers.errors import ConfigError
 

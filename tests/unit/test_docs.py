@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from metrics_adapter.cli import _parser
-from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.metrics.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

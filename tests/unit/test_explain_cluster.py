@@ -14,10 +14,11 @@ from typing import Any, cast
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
+from metrics_adapter.binding.files import load_documents
 from metrics_adapter.cli import main
+from metrics_adapter.config.settings import Settings
 from metrics_adapter.errors import KubeError, KubeUnreachable
-from metrics_adapter.explain import Observed, read, render, reports
-from metrics_adapter.explain_cluster import (
+from metrics_adapter.explain.cluster import (
     explain_namespace,
     hpa_status,
     list_namespace,
@@ -25,11 +26,10 @@ from metrics_adapter.explain_cluster import (
     status_text,
     through_aggregator,
 )
-from metrics_adapter.kube_client import KubeClient, status_error
-from metrics_adapter.resources import ObjectRef
+from metrics_adapter.explain.local import Observed, read, render, reports
+from metrics_adapter.kube.client import KubeClient, status_error
+from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import build
-from metrics_adapter.settings import Settings
-from metrics_adapter.standalone import load_documents
 from scalers.errors import ConfigError
 
 NS = "shop"

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.activator import TriggerState, decide, fallback_value, set_fallbacks
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.control.activator import TriggerState, decide, fallback_value, set_fallbacks
+from metrics_adapter.control.status import status_patch
 from metrics_adapter.errors import ServiceUnavailable
-from metrics_adapter.resources import ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.status import status_patch
-from metrics_adapter.store import Fallback, MetricStore
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.metrics.store import Fallback, MetricStore
+from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 NATS = {

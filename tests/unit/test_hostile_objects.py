@@ -22,9 +22,9 @@ import yaml
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from metrics_adapter.resources import SPEC_FIELDS, ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory, load_directory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory, load_directory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.model.keda import SPEC_FIELDS, ScaledObject, parse_scaled_object
 from scalers.errors import ConfigError
 from scalers.params import declared_params
 from scalers.registry import KINDS, RESOURCE_TYPES
@@ -287,7 +287,7 @@ def test_load_directory_reports_broken_objects_and_never_raises(
         directory = Path(tmp)
         (directory / "objects.yaml").write_text(text, encoding="utf-8")
         caplog.clear()
-        with caplog.at_level(logging.ERROR, logger="metrics_adapter.standalone"):
+        with caplog.at_level(logging.ERROR, logger="metrics_adapter.binding.files"):
             inventory = load_directory(directory)
     logged = [r.getMessage() for r in caplog.records]
     if docs is None:

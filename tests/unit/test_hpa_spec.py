@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from metrics_adapter import __version__
-from metrics_adapter.hpa_spec import build_hpa, differences, needs_update, resource_targets
-from metrics_adapter.resources import ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.control.hpa import build_hpa, differences, needs_update, resource_targets
+from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 from scalers.errors import ConfigError
 
 UID = "0f6c1b7e-4a7e-4c55-9a57-3b1d9a1f0c11"

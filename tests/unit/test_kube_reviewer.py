@@ -6,11 +6,11 @@ from typing import Any, cast
 
 import pytest
 
-from metrics_adapter.auth.identity import Attributes, User
-from metrics_adapter.auth.kube_reviewer import ACCESS_REVIEWS, TOKEN_REVIEWS, KubeReviewer
+from metrics_adapter.api.auth.identity import Attributes, User
+from metrics_adapter.api.auth.kube_reviewer import ACCESS_REVIEWS, TOKEN_REVIEWS, KubeReviewer
 from metrics_adapter.errors import KubeUnreachable
-from metrics_adapter.kube_client import KubeClient
-from metrics_adapter.telemetry import Telemetry
+from metrics_adapter.kube.client import KubeClient
+from metrics_adapter.metrics.telemetry import Telemetry
 
 
 class FakeKube:

@@ -1,5 +1,5 @@
 """The election's decisions, on an injected clock: when a Lease may be taken, what a claim
-writes, and when a leader must step down (metrics_adapter.leader.Election)."""
+writes, and when a leader must step down (metrics_adapter.control.leader.Election)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics_adapter.kube_client import KubeClient
-from metrics_adapter.leader import Election, LeaderElector, LeaseRecord, default_identity
+from metrics_adapter.control.leader import Election, LeaderElector, LeaseRecord, default_identity
+from metrics_adapter.kube.client import KubeClient
 
 ME, OTHER = "me_1", "other_2"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

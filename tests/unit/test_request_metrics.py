@@ -8,11 +8,11 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from metrics_adapter.app import Health, create_app
-from metrics_adapter.request_metrics import RequestMetrics, request_labels
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import REQUEST_BUCKETS, Telemetry
+from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.request_metrics import RequestMetrics, request_labels
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import REQUEST_BUCKETS, Telemetry
+from metrics_adapter.model.keda import ObjectRef
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 READ = f"{BASE}/namespaces/apps/s0-queue?labelSelector=scaledobject.keda.sh%2Fname%3Dworker"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.model.keda import parse_scaled_object
 from scalers import resource
 from scalers.errors import ConfigError, Problems
 from scalers.params import TriggerInputs

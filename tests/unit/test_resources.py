@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.resources import (
+from metrics_adapter.model.keda import (
     AuthenticationRef,
     EnvRef,
     ObjectRef,

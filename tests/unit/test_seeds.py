@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from metrics_adapter.resources import SPEC_FIELDS, ObjectRef, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.model.keda import SPEC_FIELDS, ObjectRef, parse_scaled_object
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 SEEDS = SHARED / "seeds"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.activator import Decision, TriggerState
-from metrics_adapter.annotations import paused
-from metrics_adapter.resources import ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.status import READY_MESSAGE, active, ready, status_patch
-from metrics_adapter.store import Reading
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.control.activator import Decision, TriggerState
+from metrics_adapter.control.status import READY_MESSAGE, active, ready, status_patch
+from metrics_adapter.metrics.store import Reading
+from metrics_adapter.model.annotations import paused
+from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 NATS = {"natsServerMonitoringEndpoint": "n:8222", "account": "$G", "stream": "S", "consumer": "c"}

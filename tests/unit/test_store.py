@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from metrics_adapter.errors import NotFound, ServiceUnavailable
-from metrics_adapter.resources import ObjectRef
-from metrics_adapter.store import MetricStore
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.model.keda import ObjectRef
 
 SO = ObjectRef("apps", "echo")
 NATS = "s0-nats-jetstream-JOBS"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.resources import ObjectRef, ScaledObject, parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.model.keda import ObjectRef, ScaledObject, parse_scaled_object
 from scalers.clients import JsonGet
 from scalers.errors import ConfigError
 from scalers.registry import KINDS

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.resources import ObjectRef, parse_scaled_object, parse_trigger_authentication
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.triggers import bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import bind
+from metrics_adapter.model.keda import ObjectRef, parse_scaled_object, parse_trigger_authentication
 from scalers import kafka
 from tests.support.kafka import USERS, KafkaBroker, commit, create_topic, produce
 from tests.support.triggers import scaled_object

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from aiokafka.protocol.admin import ApiVersionRequest
 
-from metrics_adapter.poller import Poller
-from metrics_adapter.resources import ObjectRef, parse_scaled_object, parse_trigger_authentication
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef, parse_scaled_object, parse_trigger_authentication
 from scalers import kafka
 from scalers.clients import Clients
 from scalers.kafka_client import CLIENT_ID, KafkaBackend, connect

@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from metrics_adapter.poller import Poller
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.store import MetricStore, Reading
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore, Reading
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import parse_scaled_object
 from scalers import prometheus as prometheus_scaler
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable

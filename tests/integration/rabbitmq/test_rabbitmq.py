@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from metrics_adapter.poller import Poller
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.triggers import BoundTrigger
+from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
 from scalers import rabbitmq
 from scalers.base import is_active, split
 from scalers.clients import Clients

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import redis
 
-from metrics_adapter.poller import Poller
-from metrics_adapter.resources import parse_scaled_object
-from metrics_adapter.standalone import Inventory
-from metrics_adapter.store import MetricStore
-from metrics_adapter.telemetry import Telemetry
-from metrics_adapter.triggers import BoundTrigger, bind
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import parse_scaled_object
 from scalers import redis as redis_scaler
 from scalers.clients import Clients
 from scalers.errors import (

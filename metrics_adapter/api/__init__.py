@@ -1,0 +1,1 @@
+"""Serving: the routes, TLS, authentication and authorization, request metrics."""

@@ -1,0 +1,99 @@
+"""The HTTP face: ``external.metrics.k8s.io/v1beta1`` answered from the MetricStore alone.
+
+Routes are thin; every error becomes a Kubernetes ``Status`` here, at the one boundary.
+Answers are JSON whatever the client's ``Accept`` says (client-go asks for protobuf first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from metrics_adapter.errors import APIError, BadRequest, NotFound
+from metrics_adapter.kube import wire
+from metrics_adapter.metrics.store import MetricStore
+
+JSON = "application/json"
+BASE = f"/apis/{wire.GROUP_VERSION}"
+
+
+@dataclass
+class Health:
+    """What ``/readyz`` reports: objects loaded and the poller running."""
+
+    loaded: bool = False
+    poller_running: Callable[[], bool] = field(default=lambda: False)
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and self.poller_running()
+
+
+def _status(error: APIError) -> Response:
+    return Response(wire.status(error), status_code=error.code, media_type=JSON)
+
+
+def create_app(store: MetricStore, health: Health) -> FastAPI:
+    # No slash redirects: a Location built from the client's Host header is not ours to send.
+    app = FastAPI(
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        title="metrics-adapter",
+        redirect_slashes=False,
+    )
+
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> Response:
+        return _status(exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            return _status(
+                NotFound(f"the server could not find the requested resource ({request.url.path})")
+            )
+        error = APIError(str(exc.detail))
+        error.code, error.reason = exc.status_code, "MethodNotAllowed"  # type: ignore[misc]
+        return _status(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> Response:
+        return _status(BadRequest(f"malformed request: {exc.errors()[0].get('msg', exc)}"))
+
+    @app.get(f"{BASE}/namespaces/{{namespace}}/{{metric}}")
+    async def external_metric(
+        namespace: str, metric: str, labelSelector: str | None = None
+    ) -> Response:
+        scaled_object = wire.scaled_object_name(labelSelector)
+        return Response(store.answer(namespace, scaled_object, metric), media_type=JSON)
+
+    @app.get(BASE)
+    async def resources() -> Response:
+        return Response(wire.API_RESOURCE_LIST, media_type=JSON)
+
+    @app.get(f"/apis/{wire.GROUP}")
+    async def group() -> Response:
+        return Response(wire.API_GROUP, media_type=JSON)
+
+    @app.get("/apis")
+    async def groups() -> Response:
+        return Response(wire.API_GROUP_LIST, media_type=JSON)
+
+    @app.get("/healthz")
+    @app.get("/livez")
+    async def alive() -> Response:
+        return Response(b"ok", media_type="text/plain")
+
+    @app.get("/readyz")
+    async def ready() -> Response:
+        if health.ready:
+            return Response(b"ok", media_type="text/plain")
+        why = "objects not loaded" if not health.loaded else "poller not running"
+        return Response(f"not ready: {why}".encode(), status_code=503, media_type="text/plain")
+
+    return app

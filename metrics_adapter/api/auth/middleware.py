@@ -1,0 +1,137 @@
+"""The gate in front of every route but the health checks: size, then who, then may they."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from metrics_adapter.api.auth.authn import Authenticator
+from metrics_adapter.api.auth.authz import Authorizer
+from metrics_adapter.api.auth.identity import Attributes
+from metrics_adapter.errors import (
+    APIError,
+    BadRequest,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from metrics_adapter.kube import wire
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+MAX_BODY = 64 * 1024
+"""Every route is a GET: a larger body is refused before anyone reads it."""
+MAX_NAMESPACE, MAX_NAME, MAX_PATH = 63, 253, 1024
+"""A DNS label, a DNS subdomain (metric names included), and any other path."""
+
+PUBLIC: dict[type[APIError], APIError] = {
+    Unauthorized: Unauthorized("Unauthorized"),
+    ServiceUnavailable: ServiceUnavailable(
+        "the request cannot be authenticated or authorized now; the adapter's log says why"
+    ),
+}
+_RESOURCE_VERBS = {
+    "GET": ("get", "list"),
+    "HEAD": ("get", "list"),
+    "POST": ("create", "create"),
+    "PUT": ("update", "update"),
+    "PATCH": ("patch", "patch"),
+    "DELETE": ("delete", "deletecollection"),
+}
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, authorizer: Authorizer) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            _refuse_large(scope["headers"])
+            if scope["path"] not in OPEN_PATHS:
+                user = await self.authenticator.authenticate(_chain(scope), scope["headers"])
+                await self.authorizer.authorize(user, attributes(scope["method"], scope["path"]))
+        except (Unauthorized, ServiceUnavailable) as error:
+            # The reason stays in our log: an unauthenticated caller learns no more than
+            # kube-apiserver would tell it (no CA names, no API server address).
+            level = logging.INFO if isinstance(error, Unauthorized) else logging.WARNING
+            log.log(level, "refused %s %s: %s", scope["method"], scope["path"], error)
+            await _answer(send, PUBLIC[type(error)])
+            return
+        except APIError as error:
+            log.debug("refused %s %s: %s", scope["method"], scope["path"], error)
+            await _answer(send, error)
+            return
+        await self.app(scope, receive, send)
+
+
+def attributes(method: str, path: str) -> Attributes:
+    """What a request does, as kube-apiserver's RequestInfo would say: a resource under
+    ``/apis/<group>/<version>/`` or else a non-resource path.
+
+    Decisions are remembered by these attributes, so their size is bounded here: names longer
+    than Kubernetes allows are refused before anyone is asked, and a resource request does
+    not keep its path (the review does not send it)."""
+    parts = path.strip("/").split("/")
+    if len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        resource, name = rest[0], "/".join(rest[1:])
+        for what, value, limit in (
+            ("namespace", namespace, MAX_NAMESPACE),
+            ("resource", resource, MAX_NAME),
+            ("name", name, MAX_NAME),
+            ("group", group, MAX_NAME),
+            ("version", version, MAX_NAMESPACE),
+        ):
+            if len(value) > limit:
+                raise BadRequest(f"the {what} in the path is longer than {limit} characters")
+        one, many = _RESOURCE_VERBS.get(method, (method.lower(), method.lower()))
+        return Attributes(one if name else many, "", group, version, namespace, resource, name)
+    if len(path) > MAX_PATH:
+        raise BadRequest(f"the path is longer than {MAX_PATH} characters")
+    return Attributes(method.lower(), path)
+
+
+def _chain(scope: Scope) -> list[str]:
+    tls: dict[str, Any] = (scope.get("extensions") or {}).get("tls") or {}
+    return tls.get("client_cert_chain") or []
+
+
+def _refuse_large(headers: list[tuple[bytes, bytes]]) -> None:
+    for key, value in headers:
+        if key == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                raise BadRequest(f"malformed Content-Length {value!r}") from None
+            if size > MAX_BODY:
+                raise RequestEntityTooLarge(
+                    f"a request body may have at most {MAX_BODY} bytes, not {size}"
+                )
+        elif key == b"transfer-encoding":
+            raise RequestEntityTooLarge("chunked request bodies are not accepted")
+
+
+async def _answer(send: Send, error: APIError) -> None:
+    body = wire.status(error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

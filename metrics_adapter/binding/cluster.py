@@ -1,0 +1,235 @@
+"""The ObjectSource of cluster mode: TriggerAuthentications, ClusterTriggerAuthentications,
+Secrets, ConfigMaps and the scale targets' pod templates, from watches, in memory.
+
+Each kind is watched once, cluster-wide and without a label selector, rather than per
+namespace that has ScaledObjects:
+
+- it needs nothing from the controller: per-namespace watches would start and stop as
+  ScaledObjects come and go, and a new ScaledObject's first bind would race its namespace's
+  first list and report a Secret "not found" that exists;
+- six connections in all, whatever the number of namespaces; deploy/rbac.yaml already
+  grants list/watch on these kinds cluster-wide;
+- a label selector cannot work: users do not label the Secrets their triggers read.
+
+The cost is memory for objects no trigger reads, kept small by storing only what binding
+reads: a Secret's or ConfigMap's decoded ``data``, a workload's containers cut to ``name``,
+``env`` and ``envFrom``. Helm release Secrets (``helm.sh/release.v1``), often the largest
+Secrets in a cluster and never a trigger's, are left out by a field selector.
+
+Bindings go stale when what they read changes: ``on_change`` receives the key of each
+object whose stored value changed (a Deployment's status update is not a change), and
+:meth:`ClusterObjects.referencing` says which ScaledObjects read it, so the controller can
+re-bind exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metrics_adapter.binding.env import container_env, env_sources, pod_containers
+from metrics_adapter.kube.client import (
+    CLUSTER_TRIGGER_AUTHENTICATIONS,
+    CONFIG_MAPS,
+    DEPLOYMENTS,
+    SECRETS,
+    STATEFULSETS,
+    TRIGGER_AUTHENTICATIONS,
+    KubeClient,
+    Resource,
+)
+from metrics_adapter.kube.watch import watch
+from metrics_adapter.model.keda import (
+    ObjectRef,
+    ScaledObject,
+    TriggerAuthentication,
+    parse_trigger_authentication,
+)
+from scalers.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+WATCHED = (
+    TRIGGER_AUTHENTICATIONS,
+    CLUSTER_TRIGGER_AUTHENTICATIONS,
+    SECRETS,
+    CONFIG_MAPS,
+    DEPLOYMENTS,
+    STATEFULSETS,
+)
+SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1"
+WORKLOADS = {("apps/v1", r.kind) for r in (DEPLOYMENTS, STATEFULSETS)}
+TA, CTA = TRIGGER_AUTHENTICATIONS.kind, CLUSTER_TRIGGER_AUTHENTICATIONS.kind
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectKey:
+    """One watched object; ``namespace`` is empty for a ClusterTriggerAuthentication."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+class ClusterObjects:
+    """What the trigger binder reads, kept current by :meth:`run` (or fed to :meth:`handle`)."""
+
+    def __init__(
+        self,
+        cluster_object_namespace: str = "keda",
+        on_change: Callable[[ObjectKey], None] | None = None,
+    ) -> None:
+        self.cluster_object_namespace = cluster_object_namespace
+        """Where a ClusterTriggerAuthentication's Secrets and ConfigMaps live (KEDA's
+        ``KEDA_CLUSTER_OBJECT_NAMESPACE``)."""
+        self.on_change = on_change
+        """Called on the event loop with each changed object's key; must not block."""
+        self.synced = asyncio.Event()
+        """Set once every kind has been listed: bind before it and objects seem missing."""
+        self._objects: dict[ObjectKey, object] = {}
+        self._unsynced = {r.kind for r in WATCHED}
+
+    # ObjectSource
+
+    def trigger_authentication(self, ref: ObjectRef) -> TriggerAuthentication | None:
+        found = self._objects.get(ObjectKey(TA, ref.namespace, ref.name))
+        return found if isinstance(found, TriggerAuthentication) else None
+
+    def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None:
+        found = self._objects.get(ObjectKey(CTA, "", name))
+        return found if isinstance(found, TriggerAuthentication) else None
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        return (self._data(SECRETS.kind, ObjectRef(namespace, name)) or {}).get(key)
+
+    def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
+        return (self._data(CONFIG_MAPS.kind, ObjectRef(namespace, name)) or {}).get(key)
+
+    def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
+        return container_env(
+            self._containers(so),
+            container,
+            so.ref.namespace,
+            lambda ref: self._data(SECRETS.kind, ref),
+            lambda ref: self._data(CONFIG_MAPS.kind, ref),
+        )
+
+    def _data(self, kind: str, ref: ObjectRef) -> Mapping[str, str] | None:
+        found = self._objects.get(ObjectKey(kind, ref.namespace, ref.name))
+        return found if isinstance(found, dict) else None
+
+    def _containers(self, so: ScaledObject) -> list[dict[str, Any]]:
+        target = _target(so)
+        found = self._objects.get(target) if target else None
+        return found if isinstance(found, list) else []
+
+    # What a binding reads.
+
+    def dependencies(self, so: ScaledObject) -> frozenset[ObjectKey]:
+        """Every watched object whose change can change what :func:`bind` makes of ``so``."""
+        namespace = so.ref.namespace
+        keys: set[ObjectKey] = set()
+        if target := _target(so):
+            keys.add(target)
+            found = env_sources(self._containers(so))
+            keys.update(ObjectKey(kind, namespace, name) for kind, name in found)
+        for trigger in so.triggers:
+            ref = trigger.authentication_ref
+            if ref is None:
+                continue
+            cluster = ref.kind == CTA
+            key = ObjectKey(ref.kind, "" if cluster else namespace, ref.name)
+            keys.add(key)
+            auth = self._objects.get(key)
+            if isinstance(auth, TriggerAuthentication):
+                where = self.cluster_object_namespace if cluster else namespace
+                keys.update(ObjectKey(SECRETS.kind, where, r.name) for r in auth.secret_target_refs)
+                keys.update(
+                    ObjectKey(CONFIG_MAPS.kind, where, r.name) for r in auth.config_map_target_refs
+                )
+        return frozenset(keys)
+
+    def referencing(
+        self, key: ObjectKey, scaled_objects: Iterable[ScaledObject]
+    ) -> list[ScaledObject]:
+        """The ScaledObjects to re-bind after ``key`` changed."""
+        return [so for so in scaled_objects if key in self.dependencies(so)]
+
+    # Filling the caches.
+
+    async def run(self, client: KubeClient) -> None:
+        """Watch every kind until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for resource in WATCHED:
+                group.create_task(self._follow(client, resource), name=f"watch {resource.plural}")
+
+    async def _follow(self, client: KubeClient, resource: Resource) -> None:
+        selector = SECRET_FIELD_SELECTOR if resource == SECRETS else ""
+        async with contextlib.aclosing(watch(client, resource, field_selector=selector)) as events:
+            async for event in events:
+                self.handle(resource.kind, event.type, event.object)
+
+    def handle(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+        """Apply one watch event (``ADDED``, ``MODIFIED``, ``DELETED``, ``SYNCED``) of ``kind``."""
+        if event == "SYNCED":
+            self._unsynced.discard(kind)
+            if not self._unsynced and not self.synced.is_set():
+                log.info("cluster objects synced: %d objects", len(self._objects))
+                self.synced.set()
+            return
+        meta = obj.get("metadata") or {}
+        namespaced = kind != CTA
+        key = ObjectKey(kind, str(meta.get("namespace") or "") if namespaced else "", meta["name"])
+        old = self._objects.get(key)
+        new = None if event == "DELETED" else _stored(kind, obj)
+        if new is None:
+            self._objects.pop(key, None)
+        else:
+            self._objects[key] = new
+        if new != old:
+            log.debug("%s %s", key, event.lower())
+            if self.on_change is not None:
+                self.on_change(key)
+
+
+def _target(so: ScaledObject) -> ObjectKey | None:
+    """The scale target, if it is a kind whose pod template is watched."""
+    target = so.scale_target_ref
+    if (target.api_version, target.kind) not in WORKLOADS:
+        return None
+    return ObjectKey(target.kind, so.ref.namespace, target.name)
+
+
+def _stored(kind: str, obj: Mapping[str, Any]) -> object:
+    """What is kept of ``obj``: only what binding reads; ``None`` for an unusable object."""
+    if kind in (TA, CTA):
+        try:
+            return parse_trigger_authentication({**obj, "kind": kind})
+        except ConfigError as exc:  # the CRD schema lets few through; bind reports it missing
+            log.error("%s", exc)
+            return None
+    if kind == SECRETS.kind:
+        return _decoded(obj)
+    if kind == CONFIG_MAPS.kind:
+        return {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
+    return pod_containers(obj)
+
+
+def _decoded(secret: Mapping[str, Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, encoded in (secret.get("data") or {}).items():
+        try:
+            values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue  # binary (a keystore): no trigger parameter is binary
+    return values

@@ -1,0 +1,121 @@
+"""Bind a ScaledObject's triggers to scalers: resolve authentication and env, parse metadata,
+name the metrics. Every problem of the object is reported at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger, TriggerAuthentication
+from scalers import resource
+from scalers.base import Scaler, ScalerKind, indexed_metric_name
+from scalers.errors import Problems, quote
+from scalers.params import TriggerInputs
+from scalers.registry import KINDS
+
+
+class ObjectSource(Protocol):
+    """Where referenced objects are read from: YAML files standalone, informers in a cluster."""
+
+    cluster_object_namespace: str
+
+    def trigger_authentication(self, ref: ObjectRef) -> TriggerAuthentication | None: ...
+
+    def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None: ...
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
+
+    def config_map_value(self, namespace: str, name: str, key: str) -> str | None: ...
+
+    def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
+        """The resolved env of the scale target's container (first one when ``None``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTrigger:
+    """One pollable trigger of one ScaledObject."""
+
+    so: ObjectRef
+    trigger: Trigger
+    kind: ScalerKind[Any]
+    scaler: Scaler[Any]
+    metric_name: str
+    polling_interval: float
+
+    @property
+    def scaler_label(self) -> str:
+        """The ``scaler`` label of KEDA's series: the trigger's name, else KEDA's type name."""
+        return self.trigger.name or self.kind.keda_name
+
+
+def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
+    """Build every non-resource trigger's scaler; raise ConfigError naming each bad field."""
+    problems = Problems()
+    bound: list[BoundTrigger] = []
+    env = objects.container_env(so, so.scale_target_ref.env_source_container_name)
+    for trigger in so.triggers:
+        path = f"triggers[{trigger.index}]"
+        if trigger.is_resource:
+            inputs = TriggerInputs(trigger.metadata, env, {}, path=f"{path}.metadata")
+            resource.parse(trigger.type, trigger.metric_type, inputs, problems)
+            continue
+        kind = KINDS.get(trigger.type)
+        if kind is None:
+            supported = ", ".join(sorted([*KINDS, "cpu", "memory"]))
+            problems.add(
+                f"{path}.type",
+                f"{quote(trigger.type)} is not a supported trigger type ({supported})",
+            )
+            continue
+        auth = _auth_params(so, trigger, objects, problems, path)
+        inputs = TriggerInputs(trigger.metadata, env, auth, path=f"{path}.metadata")
+        scaler = kind.create(inputs, problems)
+        if scaler is None:
+            continue
+        name = indexed_metric_name(trigger.index, scaler.metric_name)
+        bound.append(BoundTrigger(so.ref, trigger, kind, scaler, name, float(so.polling_interval)))
+    problems.raise_for(so.subject)
+    return tuple(bound)
+
+
+def _auth_params(
+    so: ScaledObject, trigger: Trigger, objects: ObjectSource, problems: Problems, path: str
+) -> dict[str, str]:
+    ref = trigger.authentication_ref
+    if ref is None:
+        return {}
+    if ref.kind == "ClusterTriggerAuthentication":
+        auth = objects.cluster_trigger_authentication(ref.name)
+        namespace = objects.cluster_object_namespace
+    else:
+        auth = objects.trigger_authentication(ObjectRef(so.ref.namespace, ref.name))
+        namespace = so.ref.namespace
+    if auth is None:
+        problems.add(
+            f"{path}.authenticationRef",
+            f"{ref.kind} {quote(ref.name)} not found in namespace {namespace}",
+        )
+        return {}
+    params: dict[str, str] = {}
+    where = f"{path}.authenticationRef ({auth.kind} {ref.name})"
+    for env_ref in auth.env:  # KEDA's order: env, configMap, secret; later ones win
+        container = env_ref.container_name or so.scale_target_ref.env_source_container_name
+        env = objects.container_env(so, container)
+        params[env_ref.parameter] = env.get(env_ref.name, "")
+    for lookup, refs, what in (
+        (objects.config_map_value, auth.config_map_target_refs, "ConfigMap"),
+        (objects.secret_value, auth.secret_target_refs, "Secret"),
+    ):
+        for r in refs:
+            value = lookup(namespace, r.name, r.key)
+            if value is None:
+                problems.add(
+                    where,
+                    f"{what} {namespace}/{r.name} has no key {quote(r.key)} "
+                    f"(for parameter {r.parameter})",
+                )
+            else:
+                params[r.parameter] = value
+    return params

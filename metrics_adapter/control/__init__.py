@@ -1,0 +1,1 @@
+"""Decisions and cluster writes: activator, HPA, status, Lease election, the controller."""

@@ -1,0 +1,243 @@
+"""The activator: the 0 ↔ 1 decisions the HPA cannot make (keda-semantics §4).
+
+:func:`decide` is pure; a target applies its decision. Standalone, the target is a dry
+run that logs what it would do; in a cluster it patches the workload's ``/scale``.
+An error is never read as inactive: a failing trigger blocks scale-to-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.control import hpa
+from metrics_adapter.metrics.store import Fallback, MetricStore, Reading
+from metrics_adapter.model.annotations import (
+    FORCE_ACTIVATION,
+    PAUSED_SCALE_IN,
+    PAUSED_SCALE_OUT,
+    flag,
+    forced,
+)
+from metrics_adapter.model.keda import ObjectRef, ScaledObject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerState:
+    bound: BoundTrigger
+    reading: Reading
+
+    def why(self) -> str:
+        s, r = self.bound.scaler, self.reading
+        if r.in_fallback:
+            return f"{self.bound.metric_name} failing {r.failures} times: in fallback"
+        if r.error is not None:
+            return f"{self.bound.metric_name} failing: {r.error}"
+        if r.value is None:
+            return f"{self.bound.metric_name} has no value yet"
+        sign = ">" if r.active else "<="
+        compared = r.value if r.activity is None else r.activity  # what activation compared
+        return (
+            f"{self.bound.metric_name} {s.value_label} {compared:g} {sign} {s.activation_target:g}"
+        )
+
+
+def trigger_states(
+    store: MetricStore, so: ObjectRef, triggers: Sequence[BoundTrigger]
+) -> list[TriggerState]:
+    """Each of ``so``'s triggers with its latest reading (one the store no longer holds is
+    left out)."""
+    readings = store.readings(so)
+    return [
+        TriggerState(b, readings[b.metric_name.lower()])
+        for b in triggers
+        if b.metric_name.lower() in readings
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    replicas: int | None
+    """Scale the target to this; ``None`` leaves it alone."""
+    active: bool | None
+    """``None`` when unknown: a trigger is failing or has no value yet."""
+    reason: str
+    last_active: datetime | None
+    cooldown_left: float | None = None
+    """Seconds until an inactive object may go to zero, when it is waiting for that."""
+
+
+def decide(
+    so: ScaledObject,
+    current: int,
+    states: Sequence[TriggerState],
+    last_active: datetime | None,
+    now: datetime,
+) -> Decision:
+    """What the activator does now (keda-semantics §4), held back by the pause-scale-in/out
+    annotations, which block the 0 -> 1 and N -> 0 steps as they block the HPA's."""
+    decision = _decide(so, current, states, last_active, now)
+    if decision.replicas is None or decision.replicas == current:
+        return decision
+    blocked = PAUSED_SCALE_OUT if decision.replicas > current else PAUSED_SCALE_IN
+    if flag(so.meta.annotations, blocked):
+        return dataclasses.replace(
+            decision, replicas=None, reason=f"{decision.reason}; held at {current} by {blocked}"
+        )
+    return decision
+
+
+def _decide(
+    so: ScaledObject,
+    current: int,
+    states: Sequence[TriggerState],
+    last_active: datetime | None,
+    now: datetime,
+) -> Decision:
+    is_forced = forced(so.meta.annotations)
+    # A trigger in fallback counts as active (KEDA >= 2.19), so a fallback scales from zero.
+    active = [
+        s for s in states if s.reading.in_fallback or (s.reading.active and s.reading.error is None)
+    ]
+    unknown = [
+        s
+        for s in states
+        if not s.reading.in_fallback and (s.reading.error is not None or s.reading.value is None)
+    ]
+    min_r, idle = so.min_replica_count, so.idle_replica_count
+
+    if is_forced or active or not states:
+        reason = (
+            f"{FORCE_ACTIVATION} is set"
+            if is_forced
+            else active[0].why()
+            if active
+            else "only cpu/memory triggers: always active"
+        )
+        if current == 0 or (idle is not None and current < min_r):
+            return Decision(max(min_r, 1), True, reason, now)
+        # KEDA leaves lastActiveTime alone while another trigger fails (PartialTriggerError).
+        return Decision(None, True, reason, last_active if unknown else now)
+
+    if unknown:
+        return Decision(
+            None,
+            None,
+            "; ".join(s.why() for s in unknown) + ": not scaling down while a trigger is unknown",
+            last_active,
+        )
+
+    reason = "; ".join(s.why() for s in states)
+    floor = idle if idle is not None else min_r
+    if (idle is not None and current > idle) or (current > 0 and min_r == 0):
+        if last_active is None:
+            created = so.meta.creation_timestamp or now
+            due = created + timedelta(seconds=so.initial_cooldown_period)
+        else:
+            due = last_active + timedelta(seconds=so.cooldown_period)
+        if now >= due:
+            return Decision(floor, False, reason, last_active)
+        left = (due - now).total_seconds()
+        return Decision(None, False, f"{reason}; cooldown: {left:.0f}s left", last_active, left)
+    if idle is None and current < min_r:
+        return Decision(min_r, False, f"below minReplicaCount {min_r}", last_active)
+    return Decision(None, False, reason, last_active)
+
+
+def fallback_value(so: ScaledObject, bound: BoundTrigger, current: int) -> float | None:
+    """The value that makes the HPA compute ``fallback.replicas`` (or the current count, per
+    ``fallback.behavior``): target x R for AverageValue, target x R / current for Value."""
+    fallback = so.fallback
+    if fallback is None or fallback.behavior == "scalingModifiers":
+        return None
+    replicas = {
+        "currentReplicas": current,
+        "currentReplicasIfHigher": max(current, fallback.replicas),
+        "currentReplicasIfLower": min(current, fallback.replicas),
+    }.get(fallback.behavior, fallback.replicas)
+    target = bound.scaler.target
+    if bound.trigger.metric_type == "Value":
+        return target * replicas / current if current > 0 else None  # KEDA fails at 0 too
+    return target * replicas
+
+
+def set_fallbacks(
+    store: MetricStore, so: ScaledObject, triggers: Sequence[BoundTrigger], current: int
+) -> None:
+    """Give each trigger of ``so`` the fallback the store serves once it fails enough."""
+    assert so.fallback is not None
+    threshold = so.fallback.failure_threshold
+    for bound in triggers:
+        value = fallback_value(so, bound, current)
+        rule = None if value is None else Fallback(threshold, value)
+        store.set_fallback(bound.so, bound.metric_name, rule)
+
+
+def hpa_proposal(
+    so: ScaledObject, current: int, states: Sequence[TriggerState]
+) -> hpa.Proposal | None:
+    """The replicas the HPA would compute now, or ``None`` when it would not act."""
+    if current == 0 or any(s.reading.value is None or s.reading.error for s in states):
+        return None
+    best: hpa.Proposal | None = None
+    for s in states:
+        assert s.reading.value is not None
+        p = hpa.metric_replicas(
+            s.bound.trigger.metric_type, s.reading.value, s.bound.scaler.target, current
+        )
+        if best is None or p.replicas > best.replicas:
+            best = hpa.Proposal(p.replicas, f"{s.bound.metric_name}: {p.why}")
+    if best is None:
+        return None
+    bounded = hpa.clamp(best.replicas, so.min_replica_count, so.max_replica_count)
+    return hpa.Proposal(
+        bounded, best.why if bounded == best.replicas else f"{best.why}, bounded to {bounded}"
+    )
+
+
+class DryRunActivator:
+    """Standalone: applies decisions to simulated replica counts and logs what it would do."""
+
+    def __init__(self, initial: dict[ObjectRef, int] | None = None) -> None:
+        self.replicas: dict[ObjectRef, int] = dict(initial or {})
+        self.last_active: dict[ObjectRef, datetime | None] = {}
+        self.activity: dict[ObjectRef, bool | None] = {}
+
+    def evaluate(self, so: ScaledObject, states: Sequence[TriggerState], now: datetime) -> None:
+        ref = so.ref
+        current = self.replicas.setdefault(ref, so.min_replica_count)
+        decision = decide(so, current, states, self.last_active.get(ref), now)
+        self.last_active[ref] = decision.last_active
+        if self.activity.get(ref, False) != decision.active:
+            state = {True: "active", False: "inactive", None: "unknown"}[decision.active]
+            log.info("%s is %s: %s", ref, state, decision.reason, extra={"scaledObject": str(ref)})
+            self.activity[ref] = decision.active
+        if decision.replicas is not None and decision.replicas != current:
+            log.info(
+                "would scale %s from %d to %d: %s",
+                ref,
+                current,
+                decision.replicas,
+                decision.reason,
+                extra={"scaledObject": str(ref)},
+            )
+            self.replicas[ref] = current = decision.replicas
+        if decision.active:
+            proposal = hpa_proposal(so, current, states)
+            if proposal is not None and proposal.replicas != current:
+                log.info(
+                    "HPA %s would scale %s from %d to %d: %s",
+                    so.hpa_name,
+                    ref,
+                    current,
+                    proposal.replicas,
+                    proposal.why,
+                    extra={"scaledObject": str(ref)},
+                )
+                self.replicas[ref] = proposal.replicas

@@ -1,0 +1,1 @@
+"""`metrics-adapter explain`: value, target, activity and replicas, and why."""

@@ -1,0 +1,243 @@
+"""``metrics-adapter explain --namespace NS``: the report of ``explain PATH`` for the objects
+of a cluster namespace.
+
+The objects are listed with the caller's own credentials and bound by the same code as a
+directory's. Each value is read where the HPA reads it, through the aggregated API, so the
+report shows what the adapter in the cluster serves (an error Status from it is the
+trigger's error) even when this machine cannot reach the event sources; ``--poll`` asks the
+sources from here instead. A list the caller may not read (403: Secrets, often) is a
+warning, not a failure: the triggers that needed it show the binding error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from kubernetes_asyncio.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
+
+from metrics_adapter.binding.files import Inventory, load_documents
+from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.config.settings import Settings
+from metrics_adapter.errors import KubeError
+from metrics_adapter.explain.local import ObjectReport, Observed, poll, read, reports
+from metrics_adapter.kube.client import (
+    CLUSTER_TRIGGER_AUTHENTICATIONS,
+    CONFIG_MAPS,
+    DEPLOYMENTS,
+    SCALED_OBJECTS,
+    SECRETS,
+    STATEFULSETS,
+    TRIGGER_AUTHENTICATIONS,
+    KubeClient,
+    Resource,
+)
+from metrics_adapter.kube.wire import GROUP_VERSION, SCALED_OBJECT_LABEL, parse_time
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.model.keda import ObjectRef, ScaledObject
+from metrics_adapter.server import Adapter, build
+from scalers.base import is_active
+from scalers.quantity import parse_quantity
+
+CONCURRENCY = 16
+"""Requests in flight at once: a namespace of thousands of objects must not queue so many
+on the connection pool that the last ones time out waiting."""
+T = TypeVar("T")
+
+
+def default_kubeconfig() -> Path:
+    """``$KUBECONFIG`` (its first existing file when it lists several), else
+    ``~/.kube/config``: the file kubernetes-asyncio would load."""
+    paths = [Path(p).expanduser() for p in KUBE_CONFIG_DEFAULT_LOCATION.split(os.pathsep) if p]
+    return next((p for p in paths if p.is_file()), paths[0] if paths else Path())
+
+
+@dataclass
+class Listing:
+    """What was listed from the cluster, as the binder reads it."""
+
+    inventory: Inventory
+    last_active: dict[ObjectRef, datetime | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+async def explain_namespace(
+    namespace: str,
+    kubeconfig: Path | None = None,
+    *,
+    cluster_object_namespace: str = "keda",
+    poll_sources: bool = False,
+    scaler_timeout: float = 3.0,
+) -> tuple[list[ObjectReport], list[str]]:
+    """The report of every ScaledObject in ``namespace``, and the warnings about lists that
+    could not be read. Raise ConfigError (the kubeconfig) or KubeError (listing ScaledObjects)."""
+    async with await KubeClient.connect(kubeconfig or default_kubeconfig()) as kube:
+        listing = await list_namespace(kube, namespace, cluster_object_namespace)
+        settings = Settings(
+            scaler_timeout=scaler_timeout, cluster_object_namespace=cluster_object_namespace
+        )
+        adapter = build(settings, dry_run=False, inventory=listing.inventory)
+        readings = poll if poll_sources else functools.partial(through_aggregator, kube)
+        observed, _ = await asyncio.gather(observe(kube, listing), read(adapter, readings))
+        return reports(adapter, observed), listing.warnings
+
+
+async def list_namespace(
+    kube: KubeClient, namespace: str, cluster_object_namespace: str
+) -> Listing:
+    """ScaledObjects, authentications, Secrets, ConfigMaps and workloads of ``namespace``
+    (Secrets and ConfigMaps of ``cluster_object_namespace`` too, where
+    ClusterTriggerAuthentication refs resolve). Only ScaledObjects are required."""
+    wanted: list[tuple[Resource, str | None]] = [
+        (SCALED_OBJECTS, namespace),
+        (TRIGGER_AUTHENTICATIONS, namespace),
+        (CLUSTER_TRIGGER_AUTHENTICATIONS, None),
+        (SECRETS, namespace),
+        (CONFIG_MAPS, namespace),
+        (DEPLOYMENTS, namespace),
+        (STATEFULSETS, namespace),
+    ]
+    if cluster_object_namespace != namespace:
+        wanted += [(SECRETS, cluster_object_namespace), (CONFIG_MAPS, cluster_object_namespace)]
+    warnings: list[str] = []
+    # Every list ends (each call has a timeout) before a failure is raised: none is left
+    # running on a client that is about to close.
+    answers = await asyncio.gather(
+        *(_list(kube, r, ns, warnings) for r, ns in wanted), return_exceptions=True
+    )
+    lists: list[list[dict[str, Any]]] = []
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+        lists.append(answer)
+    items = [item for found in lists for item in found]
+    inventory = load_documents(((_origin(i), i) for i in items), cluster_object_namespace)
+    last_active = {
+        ObjectRef(namespace, str(i["metadata"]["name"])): parse_time(
+            (i.get("status") or {}).get("lastActiveTime")
+        )
+        for i in lists[0]
+    }
+    return Listing(inventory, last_active, warnings)
+
+
+async def _list(
+    kube: KubeClient, resource: Resource, namespace: str | None, warnings: list[str]
+) -> list[dict[str, Any]]:
+    try:
+        items, _ = await kube.list_objects(resource, namespace)
+    except KubeError as exc:
+        if resource is SCALED_OBJECTS or exc.code != 403:
+            raise
+        warnings.append(f"{exc}; continuing without them: triggers that need them say so")
+        return []
+    return items
+
+
+def _origin(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"cluster:{obj.get('kind')} {where}{meta.get('name')}"
+
+
+# The values, as the HPA reads them.
+
+
+async def through_aggregator(kube: KubeClient, adapter: Adapter) -> None:
+    """Ask the aggregated API for every trigger's value, as the HPA does."""
+    bound = [b for ref in adapter.store.objects() for b in adapter.poller.triggers(ref)]
+    limit = asyncio.Semaphore(CONCURRENCY)
+    await asyncio.gather(*(_limited(limit, _read_metric(kube, adapter.store, b)) for b in bound))
+
+
+async def _limited(limit: asyncio.Semaphore, call: Awaitable[T]) -> T:
+    async with limit:
+        return await call
+
+
+async def _read_metric(kube: KubeClient, store: MetricStore, bound: BoundTrigger) -> None:
+    ref, metric = bound.so, bound.metric_name
+    path = f"/apis/{GROUP_VERSION}/namespaces/{ref.namespace}/{quote(metric, safe='')}"
+    selector = [("labelSelector", f"{SCALED_OBJECT_LABEL}={ref.name}")]
+    try:
+        answer = await kube.request("GET", path, f"{metric} of ScaledObject {ref}", query=selector)
+        value, measured_at = metric_value(answer)
+    except KubeError as exc:
+        store.record_error(ref, metric, status_text(exc))
+        return
+    except ValueError as exc:
+        store.record_error(ref, metric, f"the adapter's answer: {exc}")
+        return
+    # What the scaler itself does with its value (scalers that compare another number with
+    # the activation threshold, such as Kafka's total lag, serve only the value).
+    active = is_active(value, bound.scaler.activation_target)
+    store.record_value(ref, metric, value, active, measured_at)
+
+
+def metric_value(answer: Mapping[str, Any]) -> tuple[float, datetime]:
+    """The value and timestamp of the one item of an ``ExternalMetricValueList``."""
+    items = answer.get("items")
+    if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+        raise ValueError(f"no item in {str(dict(answer))[:200]}")
+    value = parse_quantity(str(items[0].get("value")))
+    return value, parse_time(items[0].get("timestamp")) or datetime.now(UTC)
+
+
+def status_text(exc: KubeError) -> str:
+    """``503 ServiceUnavailable: metric:... encountered error: ...``: the Status as the HPA
+    controller reports it; with no answer at all, the whole error."""
+    if not exc.code:
+        return str(exc)
+    return f"{exc.code} {exc.reason}: {exc.message}" if exc.message else f"{exc.code} {exc.reason}"
+
+
+# What the cluster says beside the values.
+
+
+async def observe(kube: KubeClient, listing: Listing) -> dict[ObjectRef, Observed]:
+    scaled = list(listing.inventory.scaled_objects.values())
+    limit = asyncio.Semaphore(CONCURRENCY)
+    found = await asyncio.gather(*(_limited(limit, _observe(kube, listing, so)) for so in scaled))
+    return {so.ref: seen for so, seen in zip(scaled, found, strict=True)}
+
+
+async def _observe(kube: KubeClient, listing: Listing, so: ScaledObject) -> Observed:
+    target, ns = so.scale_target_ref, so.ref.namespace
+    try:
+        scale = await kube.get_scale(target.api_version, target.kind, ns, target.name)
+        replicas, source = scale.replicas, "/scale"
+    except KubeError as exc:
+        replicas = listing.inventory.replicas(so)
+        fallback = "spec.replicas" if listing.inventory.workload(so) else "minReplicaCount"
+        source = f"{fallback} (no /scale: {status_text(exc)})"
+    try:
+        found = await kube.get_hpa(ns, so.hpa_name)
+        hpa = f"{so.hpa_name}: not found" if found is None else hpa_status(found)
+    except KubeError as exc:
+        hpa = f"{so.hpa_name}: unreadable: {status_text(exc)}"
+    return Observed(replicas, source, listing.last_active.get(so.ref), hpa)
+
+
+def hpa_status(hpa: Mapping[str, Any]) -> str:
+    """``keda-hpa-q: current 1, desired 4; ScalingActive=False FailedGetExternalMetric: ...``;
+    a condition's message only when it reports trouble (otherwise it restates the reason)."""
+    name = (hpa.get("metadata") or {}).get("name")
+    status = hpa.get("status") or {}
+    parts = [
+        f"current {status.get('currentReplicas', 0)}, desired {status.get('desiredReplicas', 0)}"
+    ]
+    conditions: Sequence[Mapping[str, Any]] = status.get("conditions") or []
+    for c in conditions:
+        text = f"{c.get('type')}={c.get('status')} {c.get('reason')}"
+        healthy = "False" if c.get("type") == "ScalingLimited" else "True"
+        if c.get("status") != healthy and c.get("message"):
+            text += f": {c['message']}"
+        parts.append(text)
+    return f"{name}: " + "; ".join(parts)

@@ -1,0 +1,226 @@
+"""``metrics-adapter explain``: for each ScaledObject, every trigger's metric, value, target
+and activity, the replicas the HPA would compute and why, and what the activator would do.
+
+Both forms bind triggers with :func:`metrics_adapter.server.build` and report from its
+MetricStore; they differ in where the objects and the values come from (a
+:data:`Readings`):
+
+- ``explain PATH``: a standalone directory; every distinct query is asked once
+  (:func:`poll`), from this machine.
+- ``explain --namespace NS`` (:mod:`metrics_adapter.explain.cluster`): objects listed from
+  the cluster, each value read as the HPA reads it, through the aggregated API, with the
+  target's replicas from ``/scale`` and the status of the HPA (an :class:`Observed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from metrics_adapter.config.settings import Settings
+from metrics_adapter.control import hpa
+from metrics_adapter.control.activator import TriggerState, decide, hpa_proposal, trigger_states
+from metrics_adapter.model.keda import ObjectRef
+from metrics_adapter.server import Adapter, build
+
+Readings = Callable[[Adapter], Awaitable[None]]
+"""Fills the adapter's MetricStore with one reading per trigger."""
+
+
+async def poll(adapter: Adapter) -> None:
+    """Ask every distinct query once, from this machine."""
+    await adapter.poller.poll_all()
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What a cluster says about a ScaledObject beyond its spec; a directory says nothing."""
+
+    replicas: int | None = None
+    """The target's replicas now; ``None``: from its manifest, else ``minReplicaCount``."""
+    replicas_from: str = ""
+    last_active: datetime | None = None
+    """The status's ``lastActiveTime``, which the cooldown counts from."""
+    hpa_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerReport:
+    index: int
+    type: str
+    metric: str
+    value: float | None
+    error: str | None
+    target: float
+    metric_type: str
+    activation: str
+    """``lag 50 > 0``: the number activation compared, and the threshold."""
+    active: bool | None
+    replicas: int | None
+    formula: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectReport:
+    scaled_object: str
+    scale_target: str
+    min_replicas: int
+    max_replicas: int
+    current_replicas: int
+    problem: str | None
+    triggers: tuple[TriggerReport, ...]
+    decision: str
+    hpa: str | None
+    """What the HPA would compute from these values, and why."""
+    replicas_from: str = ""
+    """Where ``current_replicas`` was read in a cluster (``/scale``)."""
+    hpa_status: str | None = None
+    """The HPA's own status in a cluster: its replicas and conditions."""
+
+
+async def explain(
+    directory: Path, scaler_timeout: float = 3.0, cluster_object_namespace: str = "keda"
+) -> list[ObjectReport]:
+    settings = Settings(
+        scaledobjects=directory,
+        scaler_timeout=scaler_timeout,
+        cluster_object_namespace=cluster_object_namespace,
+    )
+    adapter = build(settings, dry_run=False)
+    await read(adapter, poll)
+    return reports(adapter)
+
+
+async def read(adapter: Adapter, readings: Readings) -> None:
+    """Fill the store once with ``readings``; then the scalers' clients are closed."""
+    try:
+        await readings(adapter)
+    finally:
+        await adapter.poller.clients.aclose()
+
+
+def reports(
+    adapter: Adapter, observed: Mapping[ObjectRef, Observed] | None = None
+) -> list[ObjectReport]:
+    """One report per ScaledObject, from the readings in the store."""
+    seen = observed or {}
+    return [_report(adapter, ref, seen.get(ref, Observed())) for ref in adapter.store.objects()]
+
+
+def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectReport:
+    assert adapter.inventory is not None, "explain is built from an Inventory"
+    so = adapter.inventory.scaled_objects.get(ref)
+    problem = adapter.store.broken_reason(ref)
+    if so is None or problem is not None:
+        return ObjectReport(str(ref), "", 0, 0, 0, problem or "not loaded", (), "", None)
+    current = adapter.inventory.replicas(so) if observed.replicas is None else observed.replicas
+    states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
+    rows = []
+    for state in states:
+        bound, reading, scaler = state.bound, state.reading, state.bound.scaler
+        replicas, formula = None, ""
+        if reading.value is not None and reading.error is None:
+            asked = hpa.metric_replicas(
+                bound.trigger.metric_type, reading.value, scaler.target, max(current, 1)
+            )
+            replicas, formula = asked.replicas, asked.why
+        rows.append(
+            TriggerReport(
+                index=bound.trigger.index,
+                type=bound.trigger.type,
+                metric=bound.metric_name,
+                value=reading.value,
+                error=reading.error,
+                target=scaler.target,
+                metric_type=bound.trigger.metric_type,
+                activation=_activation(state),
+                active=None if reading.error or reading.value is None else reading.active,
+                replicas=replicas,
+                formula=formula,
+            )
+        )
+    decision = decide(so, current, states, observed.last_active, datetime.now(UTC))
+    if decision.replicas is not None and decision.replicas != current:
+        what = f"would scale from {current} to {decision.replicas}: {decision.reason}"
+    else:
+        activity = {True: "active", False: "inactive", None: "unknown"}[decision.active]
+        what = f"{activity}, stays at {current}: {decision.reason}"
+    after = decision.replicas if decision.replicas is not None else current
+    computed = hpa_proposal(so, after, states)
+    target = f"{so.scale_target_ref.kind}/{so.scale_target_ref.name}"
+    return ObjectReport(
+        str(ref),
+        target,
+        so.min_replica_count,
+        so.max_replica_count,
+        current,
+        None,
+        tuple(rows),
+        what,
+        None
+        if computed is None
+        else f"{so.hpa_name} would compute {computed.replicas}: {computed.why}",
+        observed.replicas_from,
+        observed.hpa_status,
+    )
+
+
+def _activation(state: TriggerState) -> str:
+    """``lag 50 > 0``; or why there is nothing to compare (the error is listed apart)."""
+    reading = state.reading
+    if reading.error is not None:
+        return "failing"
+    if reading.value is None:
+        return "no value yet"
+    return state.why().removeprefix(state.bound.metric_name).strip()
+
+
+def as_dicts(reports: list[ObjectReport]) -> list[dict[str, object]]:
+    return [dataclasses.asdict(r) for r in reports]
+
+
+def render(reports: list[ObjectReport]) -> str:
+    """A readable table per ScaledObject."""
+    out: list[str] = []
+    for r in reports:
+        if r.problem is not None:
+            out += [f"{r.scaled_object}: not ready: {r.problem}", ""]
+            continue
+        source = f" from {r.replicas_from}" if r.replicas_from else ""
+        out.append(
+            f"{r.scaled_object} -> {r.scale_target} (min {r.min_replicas}, "
+            f"max {r.max_replicas}, now {r.current_replicas}{source})"
+        )
+        header = ("TRIGGER", "METRIC", "VALUE", "TARGET", "ACTIVATION", "HPA")
+        table = [header] + [
+            (
+                f"{t.index}:{t.type}",
+                t.metric,
+                "error" if t.error else "-" if t.value is None else f"{t.value:g}",
+                f"{t.target:g} ({t.metric_type})",
+                t.activation,
+                t.formula or "-",
+            )
+            for t in r.triggers
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        out += [
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in table
+        ]
+        out += [f"  error: {t.metric}: {t.error}" for t in r.triggers if t.error]
+        out.append(f"  activator: {r.decision}")
+        if r.hpa:
+            out.append(f"  HPA: {r.hpa}")
+        elif any(t.error for t in r.triggers):
+            out.append(
+                "  HPA: holds its replicas while a metric cannot be read "
+                "(it may still scale up on the others)"
+            )
+        if r.hpa_status:
+            out.append(f"  HPA status: {r.hpa_status}")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Kubernetes: wire types (API answers, object shapes), the client, list+watch."""

@@ -1,0 +1,428 @@
+"""The Kubernetes API as the controller uses it, on kubernetes-asyncio's ``ApiClient``.
+
+Objects travel as plain dicts (the CRDs have no generated models, and one shape for every
+kind keeps the callers simple); every call has a timeout; every failure is a
+:class:`~metrics_adapter.errors.KubeError` naming the object and the call. List+watch with
+resume and re-list is :func:`metrics_adapter.kube.watch.watch`, on :meth:`KubeClient.open_watch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import yaml
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
+
+from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
+from scalers.errors import ConfigError, Problem
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "metrics-adapter"
+COMPONENT = "keda-operator"
+"""The Event source KEDA's users filter on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, sub: str | None = None
+    ) -> str:
+        base = f"/apis/{self.api_version}" if "/" in self.api_version else "/api/v1"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        return "/".join(p for p in (base, self.plural, name, sub) if p)
+
+    def subject(self, namespace: str | None = None, name: str | None = None) -> str:
+        """``Deployment e2e/web``; ``Secrets in e2e``; ``Secrets`` (all namespaces)."""
+        if name is None:
+            return f"{self.kind}s in {namespace}" if namespace else f"{self.kind}s"
+        return f"{self.kind} {namespace}/{name}" if self.namespaced else f"{self.kind} {name}"
+
+
+SCALED_OBJECTS = Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
+TRIGGER_AUTHENTICATIONS = Resource(
+    "keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"
+)
+CLUSTER_TRIGGER_AUTHENTICATIONS = Resource(
+    "keda.sh/v1alpha1", "ClusterTriggerAuthentication", "clustertriggerauthentications", False
+)
+SECRETS = Resource("v1", "Secret", "secrets")
+CONFIG_MAPS = Resource("v1", "ConfigMap", "configmaps")
+DEPLOYMENTS = Resource("apps/v1", "Deployment", "deployments")
+STATEFULSETS = Resource("apps/v1", "StatefulSet", "statefulsets")
+HPAS = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+EVENTS = Resource("v1", "Event", "events")
+_KNOWN = {(r.api_version, r.kind): r for r in (SCALED_OBJECTS, DEPLOYMENTS, STATEFULSETS, HPAS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """A ``/scale`` subresource (autoscaling/v1 Scale); absent counts are 0 on the wire."""
+
+    replicas: int
+    current_replicas: int
+    selector: str
+    resource_version: str
+
+    @classmethod
+    def from_response(cls, obj: Mapping[str, Any]) -> Scale:
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        return cls(
+            replicas=int(spec.get("replicas") or 0),
+            current_replicas=int(status.get("replicas") or 0),
+            selector=str(status.get("selector") or ""),
+            resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectReference:
+    """What an Event is about."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ObjectReference:
+        meta = obj.get("metadata") or {}
+        return cls(
+            str(obj.get("apiVersion")),
+            str(obj.get("kind")),
+            str(meta.get("namespace") or ""),
+            str(meta.get("name")),
+            str(meta.get("uid") or ""),
+        )
+
+
+async def api_client(kubeconfig: str | Path | None = None) -> ApiClient:
+    """An ApiClient from a kubeconfig file, else from the Pod's ServiceAccount (in-cluster);
+    it owns an HTTP session: close it. Raise ConfigError when neither can be read."""
+    configuration = Configuration()
+    subject = f"--kubeconfig {kubeconfig}" if kubeconfig else "in-cluster configuration"
+    try:
+        if kubeconfig is None:
+            load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        elif not await asyncio.to_thread(Path(kubeconfig).is_file):
+            raise ConfigException("is not a file")
+        else:
+            await load_kube_config(
+                str(kubeconfig), client_configuration=configuration, persist_config=False
+            )
+    except ConfigException as exc:
+        hint = " (outside a Pod, pass --kubeconfig)" if kubeconfig is None else ""
+        raise ConfigError(subject, [Problem("", f"{exc}{hint}")]) from exc
+    except (OSError, LookupError, TypeError, ValueError, yaml.YAMLError) as exc:  # the loader's
+        problem = Problem("", f"is not a valid kubeconfig ({exc or type(exc).__name__})")
+        raise ConfigError(subject, [problem]) from exc
+    return ApiClient(configuration)
+
+
+class KubeClient:
+    """A small typed facade over one ApiClient, which it closes."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        timeout: float = 10.0,
+        watch_timeout: float = 300.0,
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
+        self.api = api
+        self.timeout = timeout
+        self.watch_timeout = watch_timeout
+        """Server-side length of one watch, spread up to twice that so watches renew apart."""
+        self.field_manager = field_manager
+        self._resources: dict[tuple[str, str], Resource] = dict(_KNOWN)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
+        return cls(await api_client(kubeconfig), **kwargs)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # One request.
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        subject: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Obj:
+        """One call and its JSON answer; raise KubeError naming ``subject`` on any failure."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            async with asyncio.timeout(self.timeout):
+                answer = await self.api.call_api(
+                    path,
+                    method,
+                    query_params=list(query),
+                    header_params=headers,
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    response_types_map={200: "object", 201: "object", 202: "object"},
+                    _return_http_data_only=True,
+                    _request_timeout=self.timeout,
+                )
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            raise self._error(subject, exc) from exc
+        return answer if isinstance(answer, dict) else {}
+
+    def _error(self, subject: str, exc: BaseException) -> KubeError:
+        if isinstance(exc, TimeoutError):
+            return KubeUnreachable(subject, 0, "Timeout", f"no answer within {self.timeout:g}s")
+        if not isinstance(exc, ApiException):
+            return KubeUnreachable(subject, 0, "Unreachable", str(exc) or type(exc).__name__)
+        return status_error(subject, _status(exc.status, exc.reason, exc.body))
+
+    # Generic verbs.
+
+    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Obj:
+        subject = f"{resource.subject(namespace, name)} (get)"
+        return await self.request("GET", resource.path(namespace, name), subject)
+
+    async def list_objects(
+        self, resource: Resource, namespace: str | None = None, *, field_selector: str = ""
+    ) -> tuple[list[Obj], str]:
+        """Every object (in pages of 500) and the list's resourceVersion."""
+        items: list[Obj] = []
+        query = [("limit", "500")] + ([("fieldSelector", field_selector)] if field_selector else [])
+        token = ""
+        while True:
+            page = await self.request(
+                "GET",
+                resource.path(namespace),
+                f"list {resource.subject(namespace)}",
+                query=query + ([("continue", token)] if token else []),
+            )
+            for item in page.get("items") or []:  # listed items may lack apiVersion and kind
+                items.append({"apiVersion": resource.api_version, "kind": resource.kind, **item})
+            meta = page.get("metadata") or {}
+            token = str(meta.get("continue") or "")
+            if not token:
+                return items, str(meta.get("resourceVersion") or "")
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        body: Any,
+        *,
+        sub: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> Obj:
+        subject = f"{resource.subject(namespace, name)} (patch{' ' + sub if sub else ''})"
+        path = resource.path(namespace, name, sub)
+        return await self.request("PATCH", path, subject, body=body, content_type=content_type)
+
+    async def apply(self, resource: Resource, obj: Mapping[str, Any]) -> Obj:
+        """Server-side apply of ``obj`` as our field manager, taking over conflicting fields."""
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace"), str(meta.get("name"))
+        return await self.request(
+            "PATCH",
+            resource.path(namespace, name),
+            f"{resource.subject(namespace, name)} (apply)",
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+            body=dict(obj),
+            content_type=APPLY_PATCH,
+        )
+
+    async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> bool:
+        """Delete the object; ``False`` when it was already gone."""
+        subject = f"{resource.subject(namespace, name)} (delete)"
+        try:
+            await self.request("DELETE", resource.path(namespace, name), subject)
+        except KubeNotFound:
+            return False
+        return True
+
+    # The controller's calls.
+
+    async def resource_for(self, api_version: str, kind: str) -> Resource:
+        """The resource of a scale target's kind, from API discovery (cached)."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            group = Resource(api_version, kind, "").path()
+            found = await self.request("GET", group, f"discovery of {api_version}")
+            resources = found.get("resources") or []
+            names = {str(r.get("name")) for r in resources}
+            match = next(
+                (r for r in resources if r.get("kind") == kind and "/" not in str(r.get("name"))),
+                None,
+            )
+            if match is None or f"{match['name']}/scale" not in names:
+                why = "no such kind" if match is None else "no /scale subresource"
+                raise KubeNotFound(f"{kind} in {api_version}", 404, "NotFound", why)
+            plural, namespaced = str(match["name"]), bool(match.get("namespaced"))
+            self._resources[key] = Resource(api_version, kind, plural, namespaced)
+        return self._resources[key]
+
+    async def get_scale(self, api_version: str, kind: str, namespace: str, name: str) -> Scale:
+        resource = await self.resource_for(api_version, kind)
+        path = resource.path(namespace, name, "scale")
+        subject = f"{resource.subject(namespace, name)} (get scale)"
+        return Scale.from_response(await self.request("GET", path, subject))
+
+    async def patch_scale(
+        self, api_version: str, kind: str, namespace: str, name: str, replicas: int
+    ) -> Scale:
+        resource = await self.resource_for(api_version, kind)
+        body = {"spec": {"replicas": replicas}}
+        return Scale.from_response(await self.patch(resource, name, namespace, body, sub="scale"))
+
+    async def patch_scaled_object_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> Obj:
+        """Merge ``status`` into the ScaledObject's status (lists such as conditions are
+        replaced whole); returns the ScaledObject."""
+        body = {"status": dict(status)}
+        return await self.patch(SCALED_OBJECTS, name, namespace, body, sub="status")
+
+    async def create_event(
+        self,
+        regarding: ObjectReference,
+        reason: str,
+        message: str,
+        *,
+        type: Literal["Normal", "Warning"] = "Normal",
+        component: str = COMPONENT,
+    ) -> Obj:
+        """A core/v1 Event, as client-go's recorder writes it (``kubectl describe`` shows it)."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ns = regarding.namespace or "default"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{regarding.name}.{time.time_ns():x}", "namespace": ns},
+            "involvedObject": {
+                "apiVersion": regarding.api_version,
+                "kind": regarding.kind,
+                "namespace": regarding.namespace,
+                "name": regarding.name,
+                "uid": regarding.uid,
+            },
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        subject = f"Event {reason} on {regarding.kind} {ns}/{regarding.name} (create)"
+        return await self.request("POST", EVENTS.path(ns), subject, body=event)
+
+    async def apply_hpa(self, hpa: Mapping[str, Any]) -> Obj:
+        return await self.apply(HPAS, hpa)
+
+    async def get_hpa(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.get(HPAS, name, namespace)
+        except KubeNotFound:
+            return None
+
+    async def delete_hpa(self, namespace: str, name: str) -> bool:
+        return await self.delete(HPAS, name, namespace)
+
+    # Watch.
+
+    async def open_watch(
+        self, resource: Resource, namespace: str | None, field_selector: str, version: str
+    ) -> AsyncGenerator[tuple[str, Obj], None]:
+        """One watch from ``version``: each event's type and object, ``BOOKMARK`` included,
+        until the server ends it; an ``ERROR`` event is raised (410: KubeGone).
+        Close it (``contextlib.aclosing``) if you stop early."""
+        seconds = int(self.watch_timeout * (1 + random.random()))
+        query = [("watch", "1"), ("allowWatchBookmarks", "true")]
+        query += [("resourceVersion", version), ("timeoutSeconds", str(seconds))]
+        query += [("fieldSelector", field_selector)] if field_selector else []
+        subject = f"watch {resource.subject(namespace)}"
+        hung = seconds + 30  # the server ends the watch at ``seconds``
+        limits = aiohttp.ClientTimeout(total=hung, sock_connect=self.timeout)
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.api.call_api(
+                    resource.path(namespace),
+                    "GET",
+                    query_params=query,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _request_timeout=limits,
+                )
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            raise self._error(subject, exc) from exc
+        try:
+            if response.status != 200:  # the client library leaves a stream's status to us
+                body = await response.text()
+                raise status_error(subject, _status(response.status, response.reason, body))
+            while line := await response.content.readline():
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    raise status_error(subject, obj)
+                yield str(event.get("type")), obj
+        except TimeoutError as exc:
+            raise KubeUnreachable(subject, 0, "Timeout", f"still open after {hung}s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise KubeUnreachable(subject, 0, "Unreachable", str(exc) or repr(exc)) from exc
+        except ValueError as exc:  # not JSON, or a line beyond aiohttp's buffer
+            raise KubeError(subject, 0, "BadResponse", str(exc)) from exc
+        finally:
+            response.close()
+
+
+def status_error(subject: str, status: Mapping[str, Any]) -> KubeError:
+    """The KubeError for a Kubernetes ``Status`` (as the body of an answer or an ERROR event)."""
+    code = int(status.get("code") or 0)
+    cls = {404: KubeNotFound, 409: KubeConflict, 410: KubeGone}.get(code, KubeError)
+    return cls(subject, code, str(status.get("reason") or ""), str(status.get("message") or ""))
+
+
+def _status(code: int | None, reason: str | None, body: str | bytes | None) -> dict[str, Any]:
+    """The ``Status`` in an error answer's body, else one made of its status line and text."""
+    try:
+        status = json.loads(body or "{}")
+    except ValueError:
+        status = None
+    if not isinstance(status, dict) or "code" not in status:
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
+        status = {"message": text.strip()[:200]}
+    return {"code": code, "reason": reason, **status}

@@ -1,0 +1,1 @@
+"""The data path: the poller, the store the API answers from, KEDA-named series."""

@@ -1,0 +1,257 @@
+"""The poller: one refresh loop per distinct query, feeding the MetricStore.
+
+Triggers that ask the same upstream question (equal :class:`~scalers.base.Query`) share
+one loop, so the source sees one request per interval however many triggers and HPA
+requests there are. The first poll runs right away (spread over a second); the second
+lands at a random phase of the interval, and then the loop keeps a fixed period, so loops
+never tick in lockstep and requests per interval stay exact. Every request has a timeout,
+and one slow source only ever delays its own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.metrics.store import MetricStore, Reading
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import ObjectRef
+from scalers.base import Query, is_active, split
+from scalers.clients import Clients
+from scalers.errors import ScalerError, SourceTimeout
+
+log = logging.getLogger(__name__)
+
+STARTUP_SPREAD_SECONDS = 1.0
+_NO_ANSWER = object()
+TriggerKey = tuple[ObjectRef, str]
+
+
+@dataclass(eq=False)
+class _Loop:
+    query: Query[Any]
+    triggers: dict[TriggerKey, BoundTrigger] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+    last_answer: Any = _NO_ANSWER
+
+    @property
+    def interval(self) -> float:
+        return min(t.polling_interval for t in self.triggers.values())
+
+
+class Poller:
+    def __init__(
+        self,
+        store: MetricStore,
+        clients: Clients,
+        telemetry: Telemetry,
+        *,
+        timeout: float = 3.0,
+        rng: random.Random | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.clients = clients
+        self.telemetry = telemetry
+        self.timeout = timeout
+        self._rng = rng or random.Random()
+        self._now = now
+        self._loops: dict[Query[Any], _Loop] = {}
+        self._by_object: dict[ObjectRef, tuple[BoundTrigger, ...]] = {}
+        self._inflight: dict[Query[Any], asyncio.Future[Any]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self.listeners: list[Callable[[BoundTrigger, Reading], None]] = []
+
+    @property
+    def running(self) -> bool:
+        return self._group is not None
+
+    @property
+    def query_count(self) -> int:
+        return len(self._loops)
+
+    # Membership.
+
+    def set_triggers(self, so: ObjectRef, triggers: Sequence[BoundTrigger]) -> None:
+        """Make ``triggers`` the polled triggers of ``so``; unchanged queries keep their loop."""
+        old = self._by_object.get(so, ())
+        self._by_object[so] = tuple(triggers)
+        self.store.register(so, [t.metric_name for t in triggers])
+        for bound in triggers:
+            loop = self._loops.get(bound.scaler.query)
+            if loop is None:
+                loop = self._loops[bound.scaler.query] = _Loop(bound.scaler.query)
+            loop.triggers[(so, bound.metric_name)] = bound
+            if loop.last_answer is not _NO_ANSWER:
+                self._measure(bound, loop.last_answer, latency=0.0)
+            if loop.task is None and self._group is not None:
+                loop.task = self._group.create_task(self._run(loop))
+        kept = {(t.scaler.query, t.metric_name) for t in triggers}
+        for bound in old:
+            if (bound.scaler.query, bound.metric_name) not in kept:
+                self._detach(so, bound)
+
+    def remove(self, so: ObjectRef) -> None:
+        for bound in self._by_object.pop(so, ()):
+            self._detach(so, bound)
+        self.store.unregister(so)
+
+    def _detach(self, so: ObjectRef, bound: BoundTrigger) -> None:
+        self.telemetry.forget(bound)
+        loop = self._loops.get(bound.scaler.query)
+        if loop is None:
+            return
+        loop.triggers.pop((so, bound.metric_name), None)
+        if not loop.triggers:
+            del self._loops[loop.query]
+            if loop.task is not None:
+                loop.task.cancel()
+
+    def triggers(self, so: ObjectRef) -> tuple[BoundTrigger, ...]:
+        return self._by_object.get(so, ())
+
+    # Running.
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for loop in self._loops.values():
+                    loop.task = group.create_task(self._run(loop))
+                await asyncio.Event().wait()
+        finally:
+            self._group = None
+            for loop in self._loops.values():
+                loop.task = None
+
+    async def _run(self, loop: _Loop) -> None:
+        delay = self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
+        await asyncio.sleep(delay)
+        await self._poll_guarded(loop.query)
+        await asyncio.sleep(self._rng.uniform(0, loop.interval))
+        due = time.monotonic()
+        while True:
+            await self._poll_guarded(loop.query)
+            # Fixed period from the schedule, not from the end of the poll: no drift.
+            due = max(due + loop.interval, time.monotonic())
+            await asyncio.sleep(due - time.monotonic())
+
+    async def poll_all(self) -> None:
+        """Ask every distinct query once, concurrently, outside the schedule (``explain``)."""
+        await asyncio.gather(*(self._poll_guarded(query) for query in list(self._loops)))
+
+    async def _poll_guarded(self, query: Query[Any]) -> None:
+        try:
+            await self.poll(query)
+        except Exception:  # one bad poll must not end the TaskGroup, and every other loop
+            log.exception("poll failed unexpectedly", extra={"query": query.describe()})
+
+    async def poll(self, query: Query[Any]) -> None:
+        """Ask ``query`` once and record the result for every trigger that shares it."""
+        loop = self._loops.get(query)
+        if loop is None:
+            return
+        started = time.monotonic()
+        try:
+            answer = await self.fetch(query)
+        except ScalerError as exc:
+            for bound in list(loop.triggers.values()):
+                self._fail(bound, str(exc))
+            return
+        except Exception as exc:  # a scaler bug must not stop the loop, nor read as a zero
+            log.exception("query failed unexpectedly", extra={"query": query.describe()})
+            for bound in list(loop.triggers.values()):
+                self._fail(bound, f"internal error: {type(exc).__name__}: {exc}")
+            return
+        loop.last_answer = answer
+        latency = time.monotonic() - started
+        for bound in list(loop.triggers.values()):
+            self._measure(bound, answer, latency)
+
+    async def fetch(self, query: Query[Any]) -> Any:
+        """Run ``query`` with the timeout; concurrent callers of one query share one request."""
+        pending = self._inflight.get(query)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[query] = future
+        try:
+            async with asyncio.timeout(self.timeout):
+                answer = await query.run(self.clients)
+        except TimeoutError:
+            error = SourceTimeout(f"{query.describe()}: no answer within {self.timeout:g}s")
+            future.set_exception(error)
+            raise error from None
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+            else:
+                future.cancel()
+            raise
+        else:
+            future.set_result(answer)
+            return answer
+        finally:
+            del self._inflight[query]
+            if future.done() and not future.cancelled():
+                future.exception()  # mark retrieved: waiters, if any, got it already
+
+    # Recording.
+
+    def _measure(self, bound: BoundTrigger, answer: Any, latency: float) -> None:
+        try:
+            value, activity = split(bound.scaler.measure(answer))
+        except ScalerError as exc:
+            self._fail(bound, str(exc))
+            return
+        except Exception as exc:  # a scaler bug is an error of its trigger, never a value
+            log.exception("measure failed unexpectedly", extra=_fields(bound))
+            self._fail(bound, f"internal error: {type(exc).__name__}: {exc}")
+            return
+        active = is_active(activity, bound.scaler.activation_target)
+        before = self.store.readings(bound.so).get(bound.metric_name.lower())
+        reading = self.store.record_value(
+            bound.so, bound.metric_name, value, active, self._now(), activity=activity
+        )
+        if reading is None:
+            return
+        if before is not None and before.error is not None:
+            log.info("trigger recovered", extra=_fields(bound, value=value))
+        self.telemetry.observe(bound, value, active, latency)
+        self._notify(bound, reading)
+
+    def _fail(self, bound: BoundTrigger, error: str) -> None:
+        before = self.store.readings(bound.so).get(bound.metric_name.lower())
+        reading = self.store.record_error(bound.so, bound.metric_name, error)
+        if reading is None:
+            return
+        if before is None or before.error is None:  # log once per change of state
+            log.warning("trigger failing: %s", error, extra=_fields(bound, error=error))
+        elif before.error != error:  # still failing, for another reason: say it, quieter
+            log.info("trigger error now: %s", error, extra=_fields(bound, error=error))
+        self.telemetry.error(bound)
+        self._notify(bound, reading)
+
+    def _notify(self, bound: BoundTrigger, reading: Reading) -> None:
+        for listener in self.listeners:
+            try:
+                listener(bound, reading)
+            except Exception:
+                log.exception("listener failed", extra=_fields(bound))
+
+
+def _fields(bound: BoundTrigger, **more: object) -> dict[str, object]:
+    return {
+        "scaledObject": str(bound.so),
+        "metric": bound.metric_name,
+        "trigger": bound.trigger.type,
+        **more,
+    }

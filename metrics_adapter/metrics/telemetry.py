@@ -1,0 +1,192 @@
+"""Prometheus series named and labelled as KEDA's (keda-semantics §7), and structured logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import platform
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from metrics_adapter import __version__
+
+if TYPE_CHECKING:
+    from metrics_adapter.binding.triggers import BoundTrigger
+    from metrics_adapter.model.keda import ScaledObject
+
+SCALER_LABELS = ("namespace", "metric", "scaledObject", "scaler", "triggerIndex", "type")
+REQUEST_LABELS = ("verb", "group", "version", "resource")
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+"""From half a millisecond (a read answered from memory) to 10 s (the aggregator gives up)."""
+
+
+class Telemetry:
+    """The process's series, in a registry of its own so tests can read them in isolation."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.value = Gauge(
+            "keda_scaler_metrics_value",
+            "The current value of each scaler's metric (after fallback).",
+            SCALER_LABELS,
+            registry=r,
+        )
+        self.latency = Gauge(
+            "keda_scaler_metrics_latency_seconds",
+            "Latency of the last upstream request for each scaler's metric.",
+            SCALER_LABELS,
+            registry=r,
+        )
+        self.active = Gauge(
+            "keda_scaler_active", "1 when the scaler is active, else 0.", SCALER_LABELS, registry=r
+        )
+        self.detail_errors = Counter(
+            "keda_scaler_detail_errors",
+            "Errors reading each scaler's source.",
+            SCALER_LABELS,
+            registry=r,
+        )
+        self.object_errors = Counter(
+            "keda_scaled_object_errors",
+            "Errors of each ScaledObject (parse, bind or scaler).",
+            ("namespace", "scaledObject"),
+            registry=r,
+        )
+        self.resources = Gauge(
+            "keda_resource_registered_total",
+            "ScaledObjects registered, per namespace.",
+            ("type", "namespace"),
+            registry=r,
+        )
+        self.triggers = Gauge(
+            "keda_trigger_registered_total",
+            "Triggers registered, per trigger type.",
+            ("type",),
+            registry=r,
+        )
+        # The metrics API's own requests, named as k8s.io/apiserver names them (KEDA's metrics
+        # server exposes these), so apiserver dashboards and alerts work on this adapter too.
+        self.requests = Counter(
+            "apiserver_request_total",
+            "Requests to the metrics API, by verb, group, version, resource and HTTP code.",
+            (*REQUEST_LABELS, "code"),
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "apiserver_request_duration_seconds",
+            "Time to answer a request to the metrics API, by verb, group, version and resource.",
+            REQUEST_LABELS,
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        # k8s.io/apiserver's names for the reviews a delegating server asks of kube-apiserver:
+        # cache misses only, so they show what authentication costs the control plane.
+        self.authn_reviews = Counter(
+            "apiserver_delegated_authn_request_total",
+            "TokenReviews asked of kube-apiserver, by HTTP code (0: no answer).",
+            ("code",),
+            registry=r,
+        )
+        self.authz_reviews = Counter(
+            "apiserver_delegated_authz_request_total",
+            "SubjectAccessReviews asked of kube-apiserver, by HTTP code (0: no answer).",
+            ("code",),
+            registry=r,
+        )
+        build = Gauge(
+            "keda_build_info",
+            "Build information of metrics-adapter.",
+            ("version", "git_commit", "goversion", "goos", "goarch"),
+            registry=r,
+        )
+        build.labels(
+            __version__, "", f"python{platform.python_version()}", sys.platform, platform.machine()
+        ).set(1)
+
+    @staticmethod
+    def _labels(bound: BoundTrigger) -> tuple[str, ...]:
+        return (
+            bound.so.namespace,
+            bound.metric_name,
+            bound.so.name,
+            bound.scaler_label,
+            str(bound.trigger.index),
+            "scaledobject",
+        )
+
+    def observe(self, bound: BoundTrigger, value: float, active: bool, latency: float) -> None:
+        labels = self._labels(bound)
+        self.value.labels(*labels).set(value)
+        self.latency.labels(*labels).set(latency)
+        self.active.labels(*labels).set(1 if active else 0)
+
+    def error(self, bound: BoundTrigger) -> None:
+        self.detail_errors.labels(*self._labels(bound)).inc()
+        self.active.labels(*self._labels(bound)).set(0)
+        self.object_errors.labels(bound.so.namespace, bound.so.name).inc()
+
+    def register(self, so: ScaledObject, count: int = 1) -> None:
+        """Count ``so`` and its triggers in the registered gauges (``count=-1``: uncount)."""
+        self.resources.labels("scaled_object", so.ref.namespace).inc(count)
+        for trigger in so.triggers:
+            self.triggers.labels(trigger.type).inc(count)
+
+    def object_error(self, namespace: str, name: str) -> None:
+        self.object_errors.labels(namespace, name).inc()
+
+    def forget(self, bound: BoundTrigger) -> None:
+        labels = self._labels(bound)
+        for series in (self.value, self.latency, self.active, self.detail_errors):
+            with contextlib.suppress(KeyError):
+                series.remove(*labels)
+
+
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **_extras(record),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S.%f")[:-3]
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
+        line = f"{line}  {extras}" if extras else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(level: str = "info", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
