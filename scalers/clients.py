@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
+from scalers.flight import SingleFlight
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 3.0
@@ -91,7 +92,8 @@ class Clients:
         self.timeout = timeout
         self._http: dict[HttpIdentity, _Http] = {}
         self._shared: dict[Hashable, tuple[Any, Callable[[Any], Awaitable[None]]]] = {}
-        self._opening: dict[Hashable, asyncio.Lock] = {}
+        self._opening: SingleFlight[Hashable, Any] = SingleFlight(cancel_abandoned=True)
+        """Clients being opened; an opening nobody waits for any more is cancelled."""
 
     async def shared(
         self,
@@ -100,17 +102,18 @@ class Clients:
         close_client: Callable[[T], Awaitable[None]],
     ) -> T:
         """The client of one backend identity (``key``), opened once and shared by every
-        trigger that points at it; concurrent first callers wait for one opening."""
+        trigger that points at it; concurrent first callers share one opening, and its
+        failure (the next poll tries again)."""
         found = self._shared.get(key)
         if found is not None:
             return cast(T, found[0])
-        lock = self._opening.setdefault(key, asyncio.Lock())
-        async with lock:
-            found = self._shared.get(key)
-            if found is None:
-                client = await open_client()
-                found = self._shared[key] = (client, close_client)
-        return cast(T, found[0])
+
+        async def open_shared() -> T:
+            client = await open_client()
+            self._shared[key] = (client, close_client)
+            return client
+
+        return cast(T, await self._opening.do(key, open_shared))
 
     async def discard(self, key: Hashable) -> None:
         """Close and forget a broken client: the next use opens a fresh one."""

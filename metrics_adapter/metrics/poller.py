@@ -24,8 +24,9 @@ from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
 from scalers.base import Query, is_active, split
-from scalers.clients import Clients
+from scalers.clients import DEFAULT_TIMEOUT, Clients
 from scalers.errors import ScalerError, SourceTimeout
+from scalers.flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Poller:
         clients: Clients,
         telemetry: Telemetry,
         *,
-        timeout: float = 3.0,
+        timeout: float = DEFAULT_TIMEOUT,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -65,7 +66,8 @@ class Poller:
         self._now = now
         self._loops: dict[Query[Any], _Loop] = {}
         self._by_object: dict[ObjectRef, tuple[BoundTrigger, ...]] = {}
-        self._inflight: dict[Query[Any], asyncio.Future[Any]] = {}
+        self._inflight: SingleFlight[Query[Any], Any] = SingleFlight(cancel_abandoned=True)
+        """Queries being asked now: by their loop, and by ``poll_all`` or a test meanwhile."""
         self._group: asyncio.TaskGroup | None = None
         self.listeners: list[Callable[[BoundTrigger, Reading], None]] = []
 
@@ -177,32 +179,16 @@ class Poller:
             self._measure(bound, answer, latency)
 
     async def fetch(self, query: Query[Any]) -> Any:
-        """Run ``query`` with the timeout; concurrent callers of one query share one request."""
-        pending = self._inflight.get(query)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[query] = future
+        """Run ``query`` with the timeout; concurrent callers of one query share one request,
+        which ends (cancelled) only when the last of them leaves."""
+        return await self._inflight.do(query, lambda: self._ask(query))
+
+    async def _ask(self, query: Query[Any]) -> Any:
         try:
             async with asyncio.timeout(self.timeout):
-                answer = await query.run(self.clients)
+                return await query.run(self.clients)
         except TimeoutError:
-            error = SourceTimeout(f"{query.describe()}: no answer within {self.timeout:g}s")
-            future.set_exception(error)
-            raise error from None
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-            else:
-                future.cancel()
-            raise
-        else:
-            future.set_result(answer)
-            return answer
-        finally:
-            del self._inflight[query]
-            if future.done() and not future.cancelled():
-                future.exception()  # mark retrieved: waiters, if any, got it already
+            raise SourceTimeout(f"{query.describe()}: no answer within {self.timeout:g}s") from None
 
     # Recording.
 

@@ -3,12 +3,12 @@ at a time, and its answer kept for a time that depends on the answer."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 from metrics_adapter.api.auth.identity import Attributes, User
+from scalers.flight import SingleFlight
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -34,8 +34,9 @@ class RememberedAnswers(Generic[K, V]):
         self._answers: dict[K, tuple[float, V]] = {}
         """``key -> (expires at, answer)``, oldest first (a plain dict: the HPA's every
         request reads it, and this is a dict lookup and a comparison)."""
-        self._asking: dict[K, asyncio.Future[V]] = {}
-        """Questions out now, each a task of its own that every asker awaits."""
+        self._asking: SingleFlight[K, V] = SingleFlight()
+        """Questions out now. A caller cancelled (its client went away) does not cancel the
+        question for the others waiting on it, nor for the next asker if none is left."""
         self.calls = 0
         """How many questions went out, for tests and telemetry."""
 
@@ -46,22 +47,14 @@ class RememberedAnswers(Generic[K, V]):
         known = self._answers.get(key)
         if known is not None and known[0] > time.monotonic():
             return known[1]
-        asking = self._asking.get(key)
-        if asking is None:
-            # Its own task: a caller cancelled (its client went away) must not cancel the
-            # question for the others waiting on it.
-            self.calls += 1
-            asking = self._asking[key] = asyncio.ensure_future(ask())
-            asking.add_done_callback(lambda done: self._settle(key, done))
-        return await asyncio.shield(asking)
+        return await self._asking.do(key, lambda: self._ask(key, ask))
 
-    def _settle(self, key: K, done: asyncio.Future[V]) -> None:
-        del self._asking[key]
-        if done.cancelled() or done.exception() is not None:
-            return  # failures are never remembered; every waiter got the exception
-        answer = done.result()
+    async def _ask(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
+        self.calls += 1
+        answer = await ask()  # a failure is never remembered
         if (ttl := self._ttl(answer)) > 0:
             self._remember(key, answer, ttl)
+        return answer
 
     def _remember(self, key: K, answer: V, ttl: float) -> None:
         now = time.monotonic()
