@@ -4,7 +4,6 @@ triggers that share one query cost one request per polling interval, however man
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,13 @@ import pytest
 from bench.adapter import Bench, metric_url, scaled_object
 from bench.upstream import jsz_probe, sample
 from tests.support import jetstream
+from tests.support.controlplane import wait_for
 from tests.support.nats import NatsServer
 
 pytestmark = pytest.mark.integration
+
+INTERVAL = 1  # the objects' pollingInterval
+SCALER_TIMEOUT = 3.0  # serve's --scaler-timeout default: a poll ends within it
 
 
 def test_a_hundred_triggers_on_one_query_cost_one_jsz_request_per_interval(
@@ -36,7 +39,7 @@ def test_a_hundred_triggers_on_one_query_cost_one_jsz_request_per_interval(
                     "consumer": consumers[i % 10],
                 },
             },
-            polling_interval=1,
+            polling_interval=INTERVAL,
         )
         for i in range(100)
     ]
@@ -46,7 +49,10 @@ def test_a_hundred_triggers_on_one_query_cost_one_jsz_request_per_interval(
             url = metric_url(adapter.url, "load", "s0-nats-jetstream-JOBS", so)
             bench.wait_value(url, timeout=30)
             assert '"value":"5"' in bench.get(url).text
-        time.sleep(2.2)  # the first poll, then the second at a random phase: steady from here
+        # The first poll is done; the second lands at a random phase of the interval after it,
+        # and the period is steady from there.
+        served = nats_server.requests_served
+        wait_for("the second poll", lambda: served("/jsz") >= 2, INTERVAL + SCALER_TIMEOUT, 0.05)
         jsz = sample({"jsz": jsz_probe(nats_server)}, 4.0)["jsz"]
     # Every window one interval long holds one request (the median forgives a window that
     # ends just as a poll lands); one per trigger would be 100.

@@ -3,6 +3,7 @@ ScaledObject through the real parser and binder, read what the store holds."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -72,6 +73,45 @@ def bound_trigger(name: str, metadata: Mapping[str, str], trigger_type: str) -> 
 
 def reading(store: MetricStore, bound: BoundTrigger) -> Reading:
     return store.readings(bound.so)[bound.metric_name.lower()]
+
+
+async def run_until_polled(poller: Any, bound: list[BoundTrigger], polls: int) -> dict[Any, int]:
+    """Run ``poller`` (a Poller) on its own schedule until each query of ``bound`` has been
+    polled ``polls`` times, answered or failed; stop it and return the polls of each query.
+
+    Counted by the poller's listeners, not by a clock, so a loaded machine only makes it
+    slower. A loop polls first within its start-up spread (at most one interval), then at most
+    one interval after the previous poll, and each poll ends within the poller's timeout: one
+    poll more than that is the deadline. A poll may be in flight when the poller stops, one
+    per query at most: its request may have reached the source without being counted here.
+    """
+    first: dict[Any, BoundTrigger] = {}
+    for b in bound:
+        first.setdefault(b.scaler.query, b)
+    ended = dict.fromkeys(first, 0)
+    done = asyncio.Event()
+
+    def polled(trigger: BoundTrigger, _: Reading) -> None:
+        query = trigger.scaler.query
+        if first.get(query) is trigger:
+            ended[query] += 1
+            if min(ended.values()) >= polls:
+                done.set()
+
+    interval = max(b.polling_interval for b in bound)
+    within = (polls + 1) * (interval + poller.timeout)
+    poller.listeners.append(polled)
+    task = asyncio.create_task(poller.run())
+    try:
+        async with asyncio.timeout(within):
+            await done.wait()
+    except TimeoutError:
+        raise AssertionError(f"not {polls} polls of each query in {within:g}s: {ended}") from None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        poller.listeners.remove(polled)
+    return ended
 
 
 def echo_worker(

@@ -25,6 +25,7 @@ from scalers import kafka
 from scalers.clients import Clients
 from scalers.kafka_client import CLIENT_ID, KafkaBackend, connect
 from tests.support.kafka import USERS, KafkaBroker, commit, create_topic, produce
+from tests.support.triggers import run_until_polled
 
 pytestmark = pytest.mark.integration
 
@@ -186,23 +187,23 @@ async def test_200_triggers_share_one_client_per_backend_and_one_request_per_que
             want = 0 if own(b).meta.exclude_persistent_lag else expected(b, lags)
             assert store.readings(b.so)[b.metric_name.lower()].value == want, b.so
 
-        # On the poller's own schedule (1 s): requests follow queries, not triggers.
+        # On the poller's own schedule: requests follow queries, not triggers.
         since = len(kafka_broker.requests())
-        task = asyncio.create_task(poller.run())
-        try:
-            await asyncio.sleep(2.5)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        polled = await run_until_polled(poller, bound, 3)
         requests = await settle(kafka_broker, clients, backends, since)
-        polls = Counter(
+        fetches = Counter(
             (r["listener"], r["request"]["groupId"])
             for r in requests
             if r["requestHeader"]["requestApiKeyName"] == "OFFSET_FETCH"
         )
-        # First poll within 1 s, one more at a random phase, then every second: 1 to 4 per
-        # query in 2.5 s, where one request per trigger would be 200 or more.
-        assert len(polls) == len(queries)
-        assert all(1 <= n <= 4 for n in polls.values()), polls
+        # One OffsetFetch per poll of each query (plus at most the poll in flight when the
+        # poller stopped), where one per trigger would be forty per poll.
+        listener_group = {
+            own(b).query: (specs[i % len(specs)][0], own(b).meta.consumer_group)
+            for i, b in enumerate(bound)
+        }
+        assert len(fetches) == len(queries)
+        for query, polls in polled.items():
+            assert polls <= fetches[listener_group[query]] <= polls + 1, (polled, fetches)
     finally:
         await clients.aclose()
