@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 import typing
@@ -13,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from metrics_adapter import __version__
-from metrics_adapter.config.settings import DEFAULT_CERT_DIR, Settings
+from metrics_adapter.config.flags import add_flags, settings_from_arguments
+from metrics_adapter.config.settings import Settings
 from metrics_adapter.errors import StartupError
 from metrics_adapter.metrics.telemetry import configure_logging
 from scalers import resource
@@ -30,69 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve external.metrics.k8s.io")
-    source = serve.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--scaledobjects",
-        type=Path,
-        metavar="DIR",
-        help="standalone: ScaledObjects, authentications and Secrets from YAML",
-    )
-    source.add_argument("--kubeconfig", type=Path, help="run against the cluster of a kubeconfig")
-    source.add_argument("--in-cluster", action="store_true", help="run inside a pod")
-    serve.add_argument("--bind-address", help="default 127.0.0.1 standalone, else 0.0.0.0")
-    serve.add_argument("--secure-port", type=int, default=6443)
-    serve.add_argument("--tls-cert-file", type=Path)
-    serve.add_argument("--tls-private-key-file", type=Path)
-    serve.add_argument(
-        "--cert-dir",
-        type=Path,
-        default=DEFAULT_CERT_DIR,
-        help="where a self-signed pair is generated without --tls-* files",
-    )
-    serve.add_argument(
-        "--cert-secret",
-        metavar="NAME",
-        help="self-managed certificates: keep a CA and serving pair in this Secret",
-    )
-    serve.add_argument("--service", default="metrics-adapter", help="our Service's name")
-    serve.add_argument(
-        "--apiservice",
-        default="v1beta1.external.metrics.k8s.io",
-        help="with --cert-secret: the APIService whose caBundle gets our CA ('' for none)",
-    )
-    serve.add_argument("--cert-reload-interval", type=float, default=10.0, metavar="SECONDS")
-    serve.add_argument("--client-ca-file", type=Path, help="authenticate client certificates")
-    serve.add_argument(
-        "--requestheader-client-ca-file",
-        type=Path,
-        help="the front proxy's CA, allowed to assert X-Remote-User",
-    )
-    serve.add_argument(
-        "--requestheader-allowed-names",
-        type=_names,
-        default=(),
-        metavar="CN,...",
-        help="common names the front proxy's certificate may have (default any)",
-    )
-    serve.add_argument(
-        "--authentication-kubeconfig",
-        type=Path,
-        help="standalone: the cluster that reviews tokens and access",
-    )
-    serve.add_argument("--authorization-allow-ttl", type=float, default=300.0, metavar="SECONDS")
-    serve.add_argument("--authorization-deny-ttl", type=float, default=30.0, metavar="SECONDS")
-    serve.add_argument("--token-cache-ttl", type=float, default=60.0, metavar="SECONDS")
-    serve.add_argument("--metrics-port", type=int, default=8080, help="plain HTTP /metrics")
-    serve.add_argument("--scaler-timeout", type=float, default=3.0, metavar="SECONDS")
-    serve.add_argument("--cluster-object-namespace", default="keda")
-    serve.add_argument(
-        "--leader-elect",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="cluster mode: only the Lease holder writes (default on)",
-    )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", default="text", choices=["text", "json"])
+    add_flags(serve)
 
     triggers = commands.add_parser("triggers", help="list trigger types and their parameters")
     triggers.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
@@ -118,25 +56,15 @@ def _parser() -> argparse.ArgumentParser:
         help="with --namespace (default $KUBECONFIG, else ~/.kube/config)",
     )
     explain.add_argument(
-        "--cluster-object-namespace",
-        default="keda",
-        metavar="NS",
-        help="where ClusterTriggerAuthentication refs resolve",
-    )
-    explain.add_argument(
         "--poll",
         action="store_true",
         help="with --namespace: poll the sources from here, not through the cluster's adapter",
     )
     explain.add_argument("-o", "--output", choices=["text", "json"], default="text")
-    explain.add_argument("--scaler-timeout", type=float, default=3.0, metavar="SECONDS")
+    add_flags(explain, ("cluster_object_namespace", "scaler_timeout"))
 
     commands.add_parser("version", help="print the version")
     return parser
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def _parameters(metadata: type[Any]) -> list[dict[str, Any]]:
@@ -277,12 +205,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def settings_from(serve_args: Sequence[str]) -> Settings:
     """The Settings ``metrics-adapter <serve_args>`` runs with (``serve`` first)."""
-    return _settings(_parser().parse_args(serve_args))
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    # Every serve flag is named after its Settings field.
-    return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+    return settings_from_arguments(_parser().parse_args(serve_args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,14 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "explain":
         return _explain(args)
-    configure_logging(args.log_level, args.log_format)
-    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
-        print(
-            "metrics-adapter serve: --tls-cert-file and --tls-private-key-file go together",
-            file=sys.stderr,
-        )
+    try:
+        settings = settings_from_arguments(args)
+    except ValueError as exc:
+        print(f"metrics-adapter serve: {exc}", file=sys.stderr)
         return 2
-    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
     from metrics_adapter.server import serve
 
     try:

@@ -1,61 +1,265 @@
-"""Process settings, one frozen object built by the CLI."""
+"""Process settings, one frozen object built by the CLI.
+
+Every field declares itself once: its type, its default, and in its :func:`flag` metadata its
+help text and its group. ``serve``'s flags, their ``--help`` and the flag table of
+docs/operations.md are made from these declarations (:mod:`metrics_adapter.config.flags`), so
+a new setting is one field here. Each flag is the field's name with hyphens; the names are
+kube-apiserver's where it has the same setting (``--secure-port``, ``--bind-address``,
+``--tls-cert-file``, ``--cert-dir``, ``--client-ca-file``, ``--requestheader-*``,
+``--authentication-kubeconfig``), and ``--leader-elect`` as in kube-controller-manager and
+KEDA's operator. Where KEDA configures the same thing by an environment variable, the help
+names it."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+from scalers.clients import DEFAULT_TIMEOUT
 
 DEFAULT_CERT_DIR = Path(tempfile.gettempdir()) / f"metrics-adapter-{os.getuid()}" / "certs"
+DEFAULT_CLUSTER_OBJECT_NAMESPACE = "keda"
+"""KEDA's own namespace: where ClusterTriggerAuthentication refs resolve unless told."""
+LOOPBACK, ANY_ADDRESS = "127.0.0.1", "0.0.0.0"
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """Settings that belong together, as one section of ``--help`` and of the flag table."""
+
+    title: str
+    description: str
+    one_of: bool = False
+    """Exactly one of the group's flags must be given."""
+
+
+OBJECTS = Group("objects", "where ScaledObjects come from (exactly one)", one_of=True)
+SERVING = Group("serving", "the HTTPS API and /metrics")
+CERTIFICATES = Group(
+    "certificates",
+    "the serving certificate: files given, self-managed in a Secret, or else self-signed",
+)
+AUTHENTICATION = Group(
+    "authentication",
+    "who may call (client certificates, the front proxy, bearer tokens) and what they may read",
+)
+CLUSTER = Group("cluster", "the Kubernetes objects the adapter reads and writes")
+POLLING = Group("polling", "the event sources")
+LOGGING = Group("logging", "what is logged to stderr, and how")
+GROUPS = (OBJECTS, SERVING, CERTIFICATES, AUTHENTICATION, CLUSTER, POLLING, LOGGING)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a field tells its flag, beyond its name, type and default."""
+
+    help: str
+    group: Group
+    metavar: str | None = None
+    """The value's placeholder in ``--help``; by default one for its type."""
+    default_text: str | None = None
+    """The default in words, where the value alone would mislead (computed, or per mode)."""
+
+
+def flag(
+    help: str, group: Group, *, metavar: str | None = None, default_text: str | None = None
+) -> Mapping[str, Setting]:
+    """A Settings field's metadata: what its flag says about it."""
+    return {"setting": Setting(help, group, metavar, default_text)}
+
+
+def described(f: Field[Any]) -> Setting:
+    """The :class:`Setting` a field was declared with."""
+    meta = f.metadata.get("setting")
+    assert isinstance(meta, Setting), f"Settings.{f.name} has no flag() metadata"
+    return meta
+
+
+def option(name: str) -> str:
+    """The flag of the field ``name``."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    scaledobjects: Path | None = None
-    """Standalone mode: read ScaledObjects and their references from YAML files here."""
-    kubeconfig: Path | None = None
-    in_cluster: bool = False
-    bind_address: str | None = None
-    """Where to listen; standalone defaults to loopback, a cluster deployment to 0.0.0.0."""
-    secure_port: int = 6443
-    tls_cert_file: Path | None = None
-    tls_private_key_file: Path | None = None
-    cert_dir: Path = field(default_factory=lambda: DEFAULT_CERT_DIR)
-    """Where a self-signed pair is kept when no certificate is given; scratch space always."""
-    cert_secret: str | None = None
-    """Self-managed certificates: a CA and serving pair kept in this Secret of our namespace."""
-    service: str = "metrics-adapter"
-    """The Service in front of us: the serving certificate is for <service>.<namespace>.svc."""
-    apiservice: str = "v1beta1.external.metrics.k8s.io"
-    """Self-managed certificates: the APIService whose caBundle gets our CA; empty: none."""
-    cert_reload_interval: float = 10.0
-    """Seconds between checks of given certificate and CA files for changes."""
-    client_ca_file: Path | None = None
-    """Client certificates signed by these CAs authenticate as their CN (groups: O)."""
-    requestheader_client_ca_file: Path | None = None
-    """The front proxy's CA: only its client certificates may assert X-Remote-User."""
-    requestheader_allowed_names: tuple[str, ...] = ()
-    """Common names the front proxy's certificate may have; empty: any."""
-    authentication_kubeconfig: Path | None = None
-    """Standalone: the cluster to ask TokenReview, SubjectAccessReview and the
-    extension-apiserver-authentication ConfigMap (cluster mode uses its own connection)."""
-    authorization_allow_ttl: float = 300.0
-    """Seconds an allowing SubjectAccessReview is remembered (the HPA asks every 15 s)."""
-    authorization_deny_ttl: float = 30.0
-    """Seconds a denying SubjectAccessReview is remembered."""
-    token_cache_ttl: float = 60.0
-    """Seconds an accepted bearer token's TokenReview is remembered."""
-    metrics_port: int = 8080
-    """Plain-HTTP port of ``/metrics``; 0 turns it off."""
-    log_level: str = "info"
-    log_format: str = "text"
-    scaler_timeout: float = 3.0
-    """Seconds every upstream request may take (KEDA_HTTP_DEFAULT_TIMEOUT)."""
-    leader_elect: bool = True
-    """Cluster mode: only the holder of the Lease writes; every replica serves."""
-    cluster_object_namespace: str = "keda"
-    """Where ClusterTriggerAuthentication refs resolve (KEDA_CLUSTER_OBJECT_NAMESPACE)."""
+    """What the process runs with: built from ``serve``'s flags by the CLI, or directly by
+    ``explain`` and the tests. A combination no flags could mean is refused here, whoever
+    builds it."""
+
+    scaledobjects: Path | None = field(
+        default=None,
+        metadata=flag(
+            "standalone: ScaledObjects, ScaledJobs, authentications and Secrets from the YAML "
+            "files of DIR, no cluster; the activator logs what it would do",
+            OBJECTS,
+            metavar="DIR",
+        ),
+    )
+    kubeconfig: Path | None = field(
+        default=None, metadata=flag("run against the cluster of this kubeconfig", OBJECTS)
+    )
+    in_cluster: bool = field(
+        default=False, metadata=flag("run inside a pod, as its ServiceAccount", OBJECTS)
+    )
+
+    bind_address: str | None = field(
+        default=None,
+        metadata=flag(
+            "the address both ports listen on",
+            SERVING,
+            metavar="ADDRESS",
+            default_text=f"{LOOPBACK} standalone, else {ANY_ADDRESS}",
+        ),
+    )
+    secure_port: int = field(
+        default=6443,
+        metadata=flag("the HTTPS port of external.metrics.k8s.io", SERVING, metavar="PORT"),
+    )
+    metrics_port: int = field(
+        default=8080,
+        metadata=flag("the plain-HTTP port of /metrics; 0 turns it off", SERVING, metavar="PORT"),
+    )
+
+    tls_cert_file: Path | None = field(
+        default=None,
+        metadata=flag(
+            "the serving certificate (PEM, the chain after it), reloaded when it changes; "
+            "with --tls-private-key-file",
+            CERTIFICATES,
+        ),
+    )
+    tls_private_key_file: Path | None = field(
+        default=None, metadata=flag("the serving certificate's private key (PEM)", CERTIFICATES)
+    )
+    cert_dir: Path = field(
+        default=DEFAULT_CERT_DIR,
+        metadata=flag(
+            "where a self-signed pair is kept when no certificate is given; scratch space always",
+            CERTIFICATES,
+            metavar="DIR",
+            default_text="metrics-adapter-UID/certs in the system's temporary directory",
+        ),
+    )
+    cert_secret: str | None = field(
+        default=None,
+        metadata=flag(
+            "self-managed certificates: a CA and a serving pair kept in this Secret of the "
+            "adapter's namespace, renewed before they expire",
+            CERTIFICATES,
+        ),
+    )
+    service: str = field(
+        default="metrics-adapter",
+        metadata=flag(
+            "the Service in front of the adapter: a self-managed certificate is for "
+            "SERVICE.NAMESPACE.svc",
+            CERTIFICATES,
+        ),
+    )
+    apiservice: str = field(
+        default="v1beta1.external.metrics.k8s.io",
+        metadata=flag(
+            "with --cert-secret: the APIService whose caBundle gets the CA; '' for none",
+            CERTIFICATES,
+        ),
+    )
+    cert_reload_interval: float = field(
+        default=10.0,
+        metadata=flag(
+            "seconds between checks of the certificate and CA files for changes", CERTIFICATES
+        ),
+    )
+
+    client_ca_file: Path | None = field(
+        default=None,
+        metadata=flag(
+            "client certificates signed by these CAs authenticate as their CN (groups: O)",
+            AUTHENTICATION,
+        ),
+    )
+    requestheader_client_ca_file: Path | None = field(
+        default=None,
+        metadata=flag(
+            "the front proxy's CA: only its client certificates may assert X-Remote-User",
+            AUTHENTICATION,
+        ),
+    )
+    requestheader_allowed_names: tuple[str, ...] = field(
+        default=(),
+        metadata=flag(
+            "common names the front proxy's certificate may have, comma-separated; empty: any",
+            AUTHENTICATION,
+            metavar="CN,...",
+        ),
+    )
+    authentication_kubeconfig: Path | None = field(
+        default=None,
+        metadata=flag(
+            "standalone: the cluster to ask TokenReview, SubjectAccessReview and the "
+            "extension-apiserver-authentication ConfigMap (cluster mode uses its own connection)",
+            AUTHENTICATION,
+        ),
+    )
+    token_cache_ttl: float = field(
+        default=60.0,
+        metadata=flag(
+            "seconds an accepted bearer token's TokenReview is remembered", AUTHENTICATION
+        ),
+    )
+    authorization_allow_ttl: float = field(
+        default=300.0,
+        metadata=flag(
+            "seconds an allowing SubjectAccessReview is remembered; the HPA asks every 15 s",
+            AUTHENTICATION,
+        ),
+    )
+    authorization_deny_ttl: float = field(
+        default=30.0,
+        metadata=flag("seconds a denying SubjectAccessReview is remembered", AUTHENTICATION),
+    )
+
+    cluster_object_namespace: str = field(
+        default=DEFAULT_CLUSTER_OBJECT_NAMESPACE,
+        metadata=flag(
+            "where ClusterTriggerAuthentication refs resolve, as KEDA_CLUSTER_OBJECT_NAMESPACE; "
+            "standalone or outside a pod, also where the Lease and certificate Secret are",
+            CLUSTER,
+            metavar="NS",
+        ),
+    )
+    leader_elect: bool = field(
+        default=True,
+        metadata=flag(
+            "cluster mode: only the holder of the Lease writes; every replica serves", CLUSTER
+        ),
+    )
+
+    scaler_timeout: float = field(
+        default=DEFAULT_TIMEOUT,
+        metadata=flag(
+            "seconds every upstream request may take, as KEDA_HTTP_DEFAULT_TIMEOUT", POLLING
+        ),
+    )
+
+    log_level: LogLevel = field(
+        default="info", metadata=flag("the least severe level logged", LOGGING)
+    )
+    log_format: LogFormat = field(
+        default="text", metadata=flag("one line per event, as text or as a JSON object", LOGGING)
+    )
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_private_key_file is None):
+            raise ValueError(
+                f"{option('tls_cert_file')} and {option('tls_private_key_file')} go together"
+            )
 
     @property
     def standalone(self) -> bool:
@@ -65,4 +269,4 @@ class Settings:
     def listen_address(self) -> str:
         if self.bind_address:
             return self.bind_address
-        return "127.0.0.1" if self.standalone else "0.0.0.0"
+        return LOOPBACK if self.standalone else ANY_ADDRESS

@@ -13,12 +13,14 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from metrics_adapter.cli import _parser
+from metrics_adapter.config.flags import flag_table
 from metrics_adapter.metrics.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 OPERATIONS = REPO / "docs" / "operations.md"
 
+FLAG_TABLE = re.compile(r"<!-- BEGIN serve flags\b.*?-->\n(.*?)<!-- END serve flags -->", re.S)
 FENCE = re.compile(r"^\s*(```|~~~)")
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -171,6 +173,29 @@ def test_flag_uses_finds_serve_flags_in_every_form() -> None:
     assert ("serve", "--scaler-timeout") in found  # a container argument
     assert ("*", "--no-leader-elect") in found  # a code span of its own
     assert ("explain", "--namespace") in found
+
+
+def test_the_flag_table_is_the_one_the_settings_make() -> None:
+    """docs/operations.md's table of serve's flags is flag_table(), made from the Settings'
+    declarations as serve's flags are: a new setting is a new row."""
+    [written] = FLAG_TABLE.findall(OPERATIONS.read_text())
+    expected = flag_table().strip("\n")
+    assert written.strip("\n") == expected, (
+        "docs/operations.md: the serve flags differ from the settings; between its "
+        f"BEGIN/END serve flags markers it should read:\n\n{expected}\n"
+    )
+
+
+def test_the_flag_table_has_a_row_for_every_serve_flag() -> None:
+    """The table's flags are serve's: the generator dropped none and invented none."""
+    [written] = FLAG_TABLE.findall(OPERATIONS.read_text())
+    rows = {
+        flag
+        for line in written.splitlines()
+        if line.startswith("| `")
+        for flag in FLAG.findall(line.split("|")[1])
+    }
+    assert rows == subcommands()["serve"] - {"--help"}
 
 
 def exported() -> dict[str, frozenset[str]]:
