@@ -3,13 +3,22 @@
 ``APIError``: answers to our clients, each becoming a Kubernetes ``Status`` at the one HTTP
 boundary, :mod:`metrics_adapter.api.app` (or the auth middleware). ``StartupError``: settings the
 process cannot serve with. ``KubeError``: calls the adapter makes to the Kubernetes API that
-failed, raised by :mod:`metrics_adapter.kube.client`::
+failed, raised by :mod:`metrics_adapter.kube.client`. The classes::
 
-    KubeError               code and reason from the server's Status; code 0: no answer
-    ├── KubeUnreachable     connection refused, TLS, or no answer within the timeout
-    ├── KubeNotFound        404
-    ├── KubeConflict        409: stale resourceVersion, or already exists
-    └── KubeGone            410: resourceVersion expired; re-list
+    APIError                   500 InternalError; each class its own code and reason
+    ├── BadRequest             400
+    ├── Unauthorized           401
+    ├── Forbidden              403
+    ├── NotFound               404
+    ├── MethodNotAllowed       405
+    ├── RequestEntityTooLarge  413
+    └── ServiceUnavailable     503
+
+    KubeError                  code and reason from the server's Status; code 0: no answer
+    ├── KubeUnreachable        connection refused, TLS, or no answer within the timeout
+    ├── KubeNotFound           404
+    ├── KubeConflict           409: stale resourceVersion, or already exists
+    └── KubeGone               410: resourceVersion expired; re-list
 """
 
 from __future__ import annotations
@@ -42,12 +51,23 @@ class NotFound(APIError):
     code, reason = 404, "NotFound"
 
 
+class MethodNotAllowed(APIError):
+    code, reason = 405, "MethodNotAllowed"
+
+
 class RequestEntityTooLarge(APIError):
     code, reason = 413, "RequestEntityTooLarge"
 
 
 class ServiceUnavailable(APIError):
     code, reason = 503, "ServiceUnavailable"
+
+
+def api_error_for(code: int, message: str) -> APIError:
+    """The answer of HTTP status ``code``, as its class above; a status none of them has
+    (the framework answers only 400, 404 and 405 itself) is our fault: InternalError."""
+    by_code = {cls.code: cls for cls in APIError.__subclasses__()}
+    return by_code.get(code, APIError)(message)
 
 
 class StartupError(MetricsAdapterError):

@@ -6,19 +6,19 @@ Answers are JSON whatever the client's ``Accept`` says (client-go asks for proto
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from metrics_adapter.errors import APIError, BadRequest, NotFound
+from metrics_adapter.api import paths
+from metrics_adapter.errors import APIError, BadRequest, NotFound, api_error_for
 from metrics_adapter.kube import wire
 from metrics_adapter.metrics.store import MetricStore
 
 JSON = "application/json"
-BASE = f"/apis/{wire.GROUP_VERSION}"
 
 
 @dataclass
@@ -33,8 +33,8 @@ class Health:
         return self.loaded and self.poller_running()
 
 
-def _status(error: APIError) -> Response:
-    return Response(wire.status(error), status_code=error.code, media_type=JSON)
+def _status(error: APIError, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(wire.status(error), error.code, headers, media_type=JSON)
 
 
 def create_app(store: MetricStore, health: Health) -> FastAPI:
@@ -53,43 +53,42 @@ def create_app(store: MetricStore, health: Health) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404:
-            return _status(
-                NotFound(f"the server could not find the requested resource ({request.url.path})")
-            )
-        error = APIError(str(exc.detail))
-        error.code, error.reason = exc.status_code, "MethodNotAllowed"  # type: ignore[misc]
-        return _status(error)
+        """Routing's own answers: 404 for a path no route has, 405 (with its Allow header)
+        for a method the path's route does not take."""
+        if exc.status_code != NotFound.code:
+            return _status(api_error_for(exc.status_code, str(exc.detail)), exc.headers)
+        path = request.url.path
+        return _status(NotFound(f"the server could not find the requested resource ({path})"))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:
         return _status(BadRequest(f"malformed request: {exc.errors()[0].get('msg', exc)}"))
 
-    @app.get(f"{BASE}/namespaces/{{namespace}}/{{metric}}")
+    @app.get(f"{paths.NAMESPACES}{{namespace}}/{{metric}}")
     async def external_metric(
         namespace: str, metric: str, labelSelector: str | None = None
     ) -> Response:
         scaled_object = wire.scaled_object_name(labelSelector)
         return Response(store.answer(namespace, scaled_object, metric), media_type=JSON)
 
-    @app.get(BASE)
+    @app.get(paths.GROUP_VERSION)
     async def resources() -> Response:
         return Response(wire.API_RESOURCE_LIST, media_type=JSON)
 
-    @app.get(f"/apis/{wire.GROUP}")
+    @app.get(paths.GROUP)
     async def group() -> Response:
         return Response(wire.API_GROUP, media_type=JSON)
 
-    @app.get("/apis")
+    @app.get(paths.APIS)
     async def groups() -> Response:
         return Response(wire.API_GROUP_LIST, media_type=JSON)
 
-    @app.get("/healthz")
-    @app.get("/livez")
+    @app.get(paths.HEALTHZ)
+    @app.get(paths.LIVEZ)
     async def alive() -> Response:
         return Response(b"ok", media_type="text/plain")
 
-    @app.get("/readyz")
+    @app.get(paths.READYZ)
     async def ready() -> Response:
         if health.ready:
             return Response(b"ok", media_type="text/plain")

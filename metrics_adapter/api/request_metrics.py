@@ -15,17 +15,14 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from metrics_adapter.api import paths
 from metrics_adapter.kube import wire
 from metrics_adapter.metrics.telemetry import Telemetry
 
-PROBES = frozenset({"/livez", "/readyz", "/healthz"})
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT")
 
 Labels = tuple[str, str, str, str]
 """(verb, group, version, resource)"""
-
-_BASE = f"/apis/{wire.GROUP_VERSION}"
-_METRICS = f"{_BASE}/namespaces/"
 
 
 def _by_method(group: str, version: str, resource: str = "") -> dict[str, Labels]:
@@ -38,18 +35,20 @@ def _by_method(group: str, version: str, resource: str = "") -> dict[str, Labels
 
 _READS = _by_method(wire.GROUP, wire.VERSION, "externalmetrics")
 _DISCOVERY = {
-    "/apis": _by_method("", ""),
-    f"/apis/{wire.GROUP}": _by_method(wire.GROUP, ""),
-    _BASE: _by_method(wire.GROUP, wire.VERSION),
+    paths.APIS: _by_method("", ""),
+    paths.GROUP: _by_method(wire.GROUP, ""),
+    paths.GROUP_VERSION: _by_method(wire.GROUP, wire.VERSION),
 }
-_OTHER = _DISCOVERY["/apis"]
+_OTHER = _DISCOVERY[paths.APIS]
 
 
 def request_labels(method: str, path: str) -> Labels | None:
     """The labels of a request, or ``None`` for a probe."""
-    if path in PROBES:
+    if path in paths.PROBES:
         return None
-    table = _READS if path.startswith(_METRICS) else _DISCOVERY.get(path.rstrip("/"), _OTHER)
+    table = (
+        _READS if path.startswith(paths.NAMESPACES) else _DISCOVERY.get(path.rstrip("/"), _OTHER)
+    )
     return table.get(method) or table["other"]
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from metrics_adapter.api.app import Health, create_app
 from metrics_adapter.api.tls import self_signed_pair
+from metrics_adapter.errors import APIError, BadRequest, MethodNotAllowed, api_error_for
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.model.keda import ObjectRef
 from tests.support.serving import serving
@@ -165,6 +166,24 @@ async def test_unknown_paths_answer_status_json(api: Api) -> None:
     response = await api.client.post(BASE)
     assert response.status_code == 405
     assert response.json()["kind"] == "Status"
+
+
+async def test_routing_errors_carry_their_own_reason(api: Api) -> None:
+    """A method the route does not take is 405 MethodNotAllowed, with the methods it does."""
+    response = await api.client.delete(f"{BASE}/namespaces/event-demo/s0-nats-jetstream-JOBS")
+    assert response.status_code == 405
+    body = response.json()
+    assert (body["kind"], body["code"], body["reason"]) == ("Status", 405, "MethodNotAllowed")
+    assert response.headers["allow"] == "GET"
+    response = await api.client.get("/apis/custom.metrics.k8s.io/v1beta1")
+    assert (response.json()["code"], response.json()["reason"]) == (404, "NotFound")
+
+
+def test_each_status_has_its_class_and_an_unknown_one_is_ours_to_fix() -> None:
+    assert isinstance(api_error_for(405, "no"), MethodNotAllowed)
+    assert isinstance(api_error_for(400, "bad"), BadRequest)
+    unknown = api_error_for(418, "teapot")
+    assert (type(unknown), unknown.code, unknown.reason) == (APIError, 500, "InternalError")
 
 
 async def test_health_endpoints(api: Api) -> None:

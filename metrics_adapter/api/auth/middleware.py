@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from metrics_adapter.api import paths
 from metrics_adapter.api.auth.authn import Authenticator
 from metrics_adapter.api.auth.authz import Authorizer
 from metrics_adapter.api.auth.identity import Attributes
@@ -21,7 +22,7 @@ from metrics_adapter.kube import wire
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+OPEN_PATHS = paths.PROBES
 MAX_BODY = 64 * 1024
 """Every route is a GET: a larger body is refused before anyone reads it."""
 MAX_NAMESPACE, MAX_NAME, MAX_PATH = 63, 253, 1024
