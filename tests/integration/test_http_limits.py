@@ -16,6 +16,11 @@ import pytest
 from scalers.clients import HTTP_IN_FLIGHT, Clients, HttpIdentity
 from scalers.errors import ScalerError
 
+BATCH_WITHIN = 20.0
+"""The bound on each request of a batch. All are queued at once behind HTTP_IN_FLIGHT slots,
+so the last one waits for nearly the whole batch: a few seconds here, more on a loaded machine.
+A leaked slot hangs a request for good, which any bound shows."""
+
 
 @dataclass
 class SlowServer:
@@ -70,7 +75,7 @@ async def test_distinct_urls_are_bounded_in_flight_and_all_answered(slow: SlowSe
     slow.delay = 0.02
     clients = Clients(timeout=10)
     try:
-        answers = await asyncio.gather(*(fetch(clients, slow, i, 20) for i in range(400)))
+        answers = await asyncio.gather(*(fetch(clients, slow, i, BATCH_WITHIN) for i in range(400)))
     finally:
         await clients.aclose()
     assert answers == [{"value": 1}] * 400
@@ -86,7 +91,7 @@ async def test_requests_cancelled_by_timeouts_leave_the_client_usable(slow: Slow
         )
         assert all(isinstance(f, TimeoutError | ScalerError) for f in failed)
         slow.delay = 0.0
-        answers = await asyncio.gather(*(fetch(clients, slow, i, 5) for i in range(300)))
+        answers = await asyncio.gather(*(fetch(clients, slow, i, BATCH_WITHIN) for i in range(300)))
     finally:
         await clients.aclose()
     assert answers == [{"value": 1}] * 300

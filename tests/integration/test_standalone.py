@@ -42,6 +42,12 @@ spec:
       activationLagThreshold: "0"
 """
 
+INTERVAL = 1  # ECHO_WORKER's pollingInterval
+SCALER_TIMEOUT = 3.0  # serve's --scaler-timeout default: a poll ends within it
+SERVED_WITHIN = 4 * (INTERVAL + SCALER_TIMEOUT)
+"""A change at the source is served after the next poll, at most an interval away and ending
+within the scaler timeout; four polls' worth for a loaded machine."""
+
 BROKEN = ECHO_WORKER.replace("name: echo-worker", "name: broken").replace(
     'lagThreshold: "10"', 'lagThreshold: "ten"'
 )
@@ -111,7 +117,7 @@ def adapter(tmp_path: Path, nats_server: NatsServer) -> Iterator[Adapter]:
             running.stop()
 
 
-def wait_for(predicate: object, timeout: float = 15.0) -> None:
+def wait_for(predicate: object, timeout: float = SERVED_WITHIN) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
     while not predicate():
