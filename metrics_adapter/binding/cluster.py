@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metrics_adapter.binding.env import container_env, env_sources, pod_containers
+from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
 from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
@@ -86,7 +87,7 @@ class ClusterObjects:
 
     def __init__(
         self,
-        cluster_object_namespace: str = "keda",
+        cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
         on_change: Callable[[ObjectKey], None] | None = None,
     ) -> None:
         self.cluster_object_namespace = cluster_object_namespace

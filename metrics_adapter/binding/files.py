@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from metrics_adapter.binding.env import container_env, dig, pod_containers
+from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
 from metrics_adapter.model.keda import (
     ObjectRef,
     ScaledObject,
@@ -35,7 +36,7 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 class Inventory:
     """Every object found in the directory; also the ObjectSource the trigger binder reads."""
 
-    cluster_object_namespace: str = "keda"
+    cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE
     scaled_objects: dict[ObjectRef, ScaledObject] = field(default_factory=dict)
     broken: dict[ObjectRef, ConfigError] = field(default_factory=dict)
     auths: dict[ObjectRef, TriggerAuthentication] = field(default_factory=dict)
@@ -149,7 +150,9 @@ def _documents(directory: Path) -> Iterator[tuple[str, Any]]:
             yield str(path), exc
 
 
-def load_directory(directory: Path, cluster_object_namespace: str = "keda") -> Inventory:
+def load_directory(
+    directory: Path, cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE
+) -> Inventory:
     """Read every YAML document under ``directory``; bad ones are logged and skipped."""
     if not directory.is_dir():
         raise ConfigError(f"--scaledobjects {directory}", [Problem("", "is not a directory")])
@@ -157,7 +160,8 @@ def load_directory(directory: Path, cluster_object_namespace: str = "keda") -> I
 
 
 def load_documents(
-    documents: Iterable[tuple[str, Any]], cluster_object_namespace: str = "keda"
+    documents: Iterable[tuple[str, Any]],
+    cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
 ) -> Inventory:
     """An Inventory of ``(origin, document)`` pairs, from files or listed from a cluster; a
     document that is an exception is an unreadable source, kept in ``errors``."""

@@ -25,7 +25,7 @@ from kubernetes_asyncio.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
 
 from metrics_adapter.binding.files import Inventory, load_documents
 from metrics_adapter.binding.triggers import BoundTrigger
-from metrics_adapter.config.settings import Settings
+from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.errors import KubeError
 from metrics_adapter.explain.local import ObjectReport, Observed, poll, read, reports
 from metrics_adapter.kube.client import (
@@ -44,6 +44,7 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.model.keda import ObjectRef, ScaledObject
 from metrics_adapter.server import Adapter, build
 from scalers.base import is_active
+from scalers.clients import DEFAULT_TIMEOUT
 from scalers.quantity import parse_quantity
 
 CONCURRENCY = 16
@@ -72,9 +73,9 @@ async def explain_namespace(
     namespace: str,
     kubeconfig: Path | None = None,
     *,
-    cluster_object_namespace: str = "keda",
+    cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
     poll_sources: bool = False,
-    scaler_timeout: float = 3.0,
+    scaler_timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[list[ObjectReport], list[str]]:
     """The report of every ScaledObject in ``namespace``, and the warnings about lists that
     could not be read. Raise ConfigError (the kubeconfig) or KubeError (listing ScaledObjects)."""

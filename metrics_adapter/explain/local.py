@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from metrics_adapter.config.settings import Settings
+from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control import hpa
 from metrics_adapter.control.activator import TriggerState, decide, hpa_proposal, trigger_states
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import Adapter, build
+from scalers.clients import DEFAULT_TIMEOUT
 
 Readings = Callable[[Adapter], Awaitable[None]]
 """Fills the adapter's MetricStore with one reading per trigger."""
@@ -82,7 +83,9 @@ class ObjectReport:
 
 
 async def explain(
-    directory: Path, scaler_timeout: float = 3.0, cluster_object_namespace: str = "keda"
+    directory: Path,
+    scaler_timeout: float = DEFAULT_TIMEOUT,
+    cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
 ) -> list[ObjectReport]:
     settings = Settings(
         scaledobjects=directory,
