@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,13 @@ class Upstream:
     delay: float = 0.0
     fail: str | None = None
     calls: list[float] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)
+    """When each call ended, answered, failed or cancelled by a timeout."""
+
+    def pending_at(self, moment: float) -> bool:
+        """Whether one of its calls was waiting for an answer at ``moment``."""
+        ends = [*self.ended, math.inf]  # the last call may not have ended yet
+        return any(start <= moment <= end for start, end in zip(self.calls, ends, strict=False))
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,10 @@ class FakeQuery:
 
     async def run(self, clients: Clients) -> float:
         self.upstream.calls.append(time.monotonic())
-        await asyncio.sleep(self.upstream.delay)
+        try:
+            await asyncio.sleep(self.upstream.delay)
+        finally:
+            self.upstream.ended.append(time.monotonic())
         if self.upstream.fail:
             raise SourceResponseError(self.upstream.fail)
         return self.upstream.value
@@ -84,16 +95,36 @@ def value(store: MetricStore, so: str, metric: str = "s0-fake") -> float | None:
     return store.readings(ObjectRef("default", so))[metric].value
 
 
+TIMEOUT = 0.3  # the poller's
+
+
 @pytest.fixture
 def poller() -> Poller:
-    return Poller(MetricStore(), Clients(), Telemetry(), timeout=0.3, rng=random.Random(7))
+    return Poller(MetricStore(), Clients(), Telemetry(), timeout=TIMEOUT, rng=random.Random(7))
 
 
-async def run_for(poller: Poller, seconds: float) -> None:
+def polled_within(polls: int, interval: float) -> float:
+    """How long a loop takes to start ``polls`` polls: the first within its start-up spread (at
+    most one interval), each next at most an interval after the previous one, later only by as
+    much as that one lasts (the timeout at most); one poll more for a loaded machine."""
+    return (polls + 1) * (interval + TIMEOUT)
+
+
+async def until(what: str, done: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not within {within:g}s"
+        await asyncio.sleep(0.01)
+
+
+async def run_until(poller: Poller, what: str, done: Callable[[], bool], within: float) -> None:
+    """Run the poller on its schedule until ``done()``: counted, not timed."""
     task = asyncio.create_task(poller.run())
-    await asyncio.sleep(seconds)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    try:
+        await until(what, done, within)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_identical_queries_share_one_loop_and_one_request(poller: Poller) -> None:
@@ -120,12 +151,21 @@ async def test_a_slow_source_times_out_and_delays_no_other(poller: Poller) -> No
     slow, fast = Upstream(delay=5), Upstream(value=1)
     poller.set_triggers(ObjectRef("default", "slow"), [bound("slow", FakeQuery("slow", slow))])
     poller.set_triggers(ObjectRef("default", "fast"), [bound("fast", FakeQuery("fast", fast))])
-    await run_for(poller, 1.2)
+
+    # By order, not by a clock: the fast source is polled while the slow one is waited for
+    # (which, its poll timing out after longer than an interval, is nearly all the time).
+    def fast_polls_while_slow_waits() -> int:
+        return sum(slow.pending_at(moment) for moment in fast.calls)
+
+    await run_until(
+        poller,
+        "4 polls of the fast source while the slow one waits",
+        lambda: fast_polls_while_slow_waits() >= 4,
+        polled_within(1, 0.2) + polled_within(4, 0.2),  # the slow one's first, then 4 fast
+    )
     reading = poller.store.readings(ObjectRef("default", "slow"))["s0-fake"]
     assert reading.value is None and reading.error is not None
     assert "no answer within 0.3s" in reading.error
-    # 0.2 s interval for 1.2 s: the fast source kept its own schedule.
-    assert len(fast.calls) >= 4
     assert value(poller.store, "fast") == 1
 
 
@@ -148,7 +188,12 @@ async def test_loops_are_not_in_lockstep(poller: Poller) -> None:
         poller.set_triggers(
             ObjectRef("default", f"so{i}"), [bound(f"so{i}", FakeQuery(f"q{i}", up), interval=0.5)]
         )
-    await run_for(poller, 1.6)
+    await run_until(
+        poller,
+        "2 polls of each loop",
+        lambda: all(len(up.calls) >= 2 for up in ups),
+        polled_within(2, 0.5),
+    )
     # After the first poll each loop settles at its own random phase of the interval.
     later = sorted(up.calls[1] % 0.5 for up in ups if len(up.calls) > 1)
     assert len(later) == 6
@@ -159,7 +204,7 @@ async def test_period_is_kept_without_drift(poller: Poller) -> None:
     up = Upstream(delay=0.05)
     b = bound("w", FakeQuery("q", up), interval=0.2)
     poller.set_triggers(b.so, [b])
-    await run_for(poller, 2.5)
+    await run_until(poller, "12 polls", lambda: len(up.calls) >= 12, polled_within(12, 0.2))
     steady = up.calls[1:]
     # Each tick is due one interval after the previous *due time*, so the 50 ms a poll takes
     # (and any late wake-up) does not accumulate: the mean period stays at 0.2 s.
@@ -173,14 +218,14 @@ async def test_updates_keep_the_loop_and_removal_stops_it(poller: Poller) -> Non
     ref = ObjectRef("default", "w")
     poller.set_triggers(ref, [bound("w", FakeQuery("q", up))])
     task = asyncio.create_task(poller.run())
-    await asyncio.sleep(1.1)
+    await until("the loop's steady polls", lambda: len(up.calls) >= 3, polled_within(3, 0.2))
     calls = len(up.calls)
     poller.set_triggers(ref, [bound("w", FakeQuery("q", up))])  # same query: no new request
     assert len(up.calls) == calls and poller.query_count == 1
     poller.remove(ref)
     assert poller.query_count == 0 and poller.store.readings(ref) == {}
     stopped = len(up.calls)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(2 * 0.2 + TIMEOUT)  # a live loop would have polled twice meanwhile
     assert len(up.calls) == stopped
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -215,7 +260,7 @@ async def test_a_scaler_bug_fails_its_trigger_and_stops_nothing(poller: Poller) 
     )
     poller.set_triggers(good.so, [good])
     poller.set_triggers(buggy.so, [buggy])
-    await run_for(poller, 0.9)
+    await run_until(poller, "2 polls", lambda: len(up.calls) >= 2, polled_within(2, 0.2))
     bad = poller.store.readings(buggy.so)["s0-fake"]
     assert bad.value is None
     assert bad.error == "internal error: ZeroDivisionError: a bug in a scaler"
