@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 import yaml
 
 from metrics_adapter import __version__
-from metrics_adapter.cli import main, settings_from, trigger_markdown, trigger_reference
+from metrics_adapter.cli import _parser, main, settings_from, trigger_markdown, trigger_reference
+from metrics_adapter.config.settings import Settings
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,6 +101,17 @@ def test_the_deployments_arguments_are_serve_flags() -> None:
         "v1beta1.external.metrics.k8s.io",
     )
     assert settings.cert_dir == Path("/tmp/certs")
+
+
+def test_the_flags_defaults_are_the_settings_defaults() -> None:
+    """serve's flags, and the two explain shares, default to what Settings() holds."""
+    served = settings_from(["serve", "--in-cluster"])
+    assert dataclasses.replace(served, in_cluster=False) == Settings()
+    explained = _parser().parse_args(["explain", "objects"])
+    assert (explained.scaler_timeout, explained.cluster_object_namespace) == (
+        Settings().scaler_timeout,
+        Settings().cluster_object_namespace,
+    )
 
 
 def test_a_certificate_file_that_does_not_load_is_one_line_and_exit_2(
