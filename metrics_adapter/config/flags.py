@@ -24,7 +24,7 @@ _CODE = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*|\bKEDA_[A-Z_]+\b")
 """Flags and environment variables, written as code in the docs."""
 
 
-def names(text: str) -> tuple[str, ...]:
+def _names(text: str) -> tuple[str, ...]:
     """A comma-separated list, blanks dropped."""
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
@@ -33,7 +33,7 @@ _CONVERTERS: dict[object, Callable[[str], Any]] = {
     Path: Path,
     int: int,
     float: float,
-    tuple[str, ...]: names,
+    tuple[str, ...]: _names,
 }
 """How a flag's text becomes its field's type; ``str`` stays text."""
 
@@ -55,7 +55,7 @@ def _fields(only: Iterable[str] | None) -> list[dataclasses.Field[Any]]:
     return list(every.values()) if only is None else [every[name] for name in only]
 
 
-def shown_default(f: dataclasses.Field[Any]) -> str | None:
+def _shown_default(f: dataclasses.Field[Any]) -> str | None:
     """The default as ``--help`` and the docs say it; ``None`` when there is nothing to say."""
     meta = described(f)
     if meta.default_text is not None:
@@ -86,7 +86,7 @@ def _switches(f: dataclasses.Field[Any]) -> list[str]:
 
 def _arguments(f: dataclasses.Field[Any], kind: Any) -> dict[str, Any]:
     meta = described(f)
-    shown = shown_default(f)
+    shown = _shown_default(f)
     text = f"{meta.help} (default: {shown})" if shown else meta.help
     arguments: dict[str, Any] = {"dest": f.name, "help": text.replace("%", "%%")}
     if kind is bool:
@@ -152,7 +152,7 @@ def flag_table() -> str:
             kind = _kind(hints[f.name])
             value = _metavar(f, kind)
             flag = ", ".join(f"`{s} {value}`" if value else f"`{s}`" for s in _switches(f))
-            shown = shown_default(f)
+            shown = _shown_default(f)
             # A value as code; words (a default_text, a switch's "on") as prose.
             verbatim = shown is not None and described(f).default_text is None and kind is not bool
             default = f"`{shown}`" if verbatim else shown or ""
