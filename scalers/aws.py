@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from scalers.clients import Clients
 from scalers.errors import ScalerError, SourceResponseError, SourceTimeout, SourceUnreachable
-from scalers.params import Source, param
+from scalers.params import Source, TriggerMetadata, param
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class AwsIdentity:
 
 
 @dataclass(frozen=True)
-class AwsAuth:
+class AwsAuth(TriggerMetadata):
     """The authentication parameters of an AWS trigger; subclass it with the trigger's own.
 
     The secret key and the session token are ``secret`` parameters: never in a ``repr``.

@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote
 
 from scalers import aws
-from scalers.base import ScalerKind, normalize
+from scalers.base import Scaler, ScalerKind, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
 from scalers.params import Source, param
@@ -90,7 +89,9 @@ class QueueAttributes:
     identity: aws.AwsIdentity
     queue_url: str
 
-    async def run(self, clients: Clients) -> Mapping[str, Any]:
+    async def run(self, clients: Clients) -> Mapping[str, object]:
+        """The queue's attributes: the values AWS sent, which :meth:`AwsSqsQueueScaler.measure`
+        reads as integers (a trigger counts only those it adds up)."""
         what = self.describe()
         try:
             sqs = await aws.client(clients, "sqs", self.identity)
@@ -113,31 +114,15 @@ class QueueAttributes:
         return f"SQS GetQueueAttributes {self.queue_url} at {self.identity.describe()}"
 
 
-@dataclass(frozen=True)
-class AwsSqsQueueScaler:
+@dataclass(frozen=True, kw_only=True)
+class AwsSqsQueueScaler(Scaler[Mapping[str, object]]):
     meta: Metadata
     query: QueueAttributes
     queue_name: str
     counted: tuple[str, ...]
     """The attributes this trigger adds up, in KEDA's order."""
 
-    @property
-    def metric_name(self) -> str:
-        return normalize(f"aws-sqs-{self.queue_name}")
-
-    @property
-    def target(self) -> float:
-        return float(self.meta.queue_length)
-
-    @property
-    def activation_target(self) -> float:
-        return float(self.meta.activation_queue_length)
-
-    @property
-    def value_label(self) -> str:
-        return "messages"
-
-    def measure(self, answer: Mapping[str, Any]) -> float:
+    def measure(self, answer: Mapping[str, object]) -> float:
         total = 0
         for name in self.counted:
             raw = answer.get(name)
@@ -161,7 +146,16 @@ def build(meta: Metadata) -> AwsSqsQueueScaler:
         *((DELAYED,) if meta.scale_on_delayed else ()),
     )
     name = queue_name(meta.queue_url) or meta.queue_url  # check() has rejected None
-    return AwsSqsQueueScaler(meta, QueueAttributes(identity, meta.queue_url), name, counted)
+    return AwsSqsQueueScaler(
+        meta=meta,
+        query=QueueAttributes(identity, meta.queue_url),
+        queue_name=name,
+        counted=counted,
+        metric_name=normalize(f"aws-sqs-{name}"),
+        target=float(meta.queue_length),
+        activation_target=float(meta.activation_queue_length),
+        value_label="messages",
+    )
 
 
 KIND = ScalerKind(

@@ -2,26 +2,26 @@
 
 A trigger becomes a :class:`Scaler`: it names a :class:`Query` (the upstream request,
 hashable, so equal requests from many triggers are asked once per interval) and reads
-its own value out of the query's answer with :meth:`Scaler.measure`.
+its own value out of the query's answer with :meth:`Scaler.measure`. Its metadata is a
+:class:`~scalers.params.TriggerMetadata`, parsed by :class:`ScalerKind`.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from scalers.errors import Problems
-from scalers.params import TriggerInputs, parse_params
+from scalers.params import TriggerInputs, TriggerMetadata, parse_params
 
 if TYPE_CHECKING:
     from scalers.clients import Clients
 
 A = TypeVar("A")
 A_co = TypeVar("A_co", covariant=True)
-A_contra = TypeVar("A_contra", contravariant=True)
-M = TypeVar("M")
 
 
 class Query(Protocol[A_co]):
@@ -56,35 +56,31 @@ def split(result: float | Measurement) -> tuple[float, float]:
     return result, result
 
 
-class Scaler(Protocol[A_contra]):
-    """One trigger of one ScaledObject, with its parameters parsed."""
+@dataclass(frozen=True, kw_only=True)
+class Scaler(ABC, Generic[A]):
+    """One trigger of one ScaledObject, with its parameters parsed.
 
-    @property
-    def query(self) -> Query[Any]: ...
+    A trigger type subclasses ``Scaler[<its query's answer>]``, so that mypy holds its
+    :attr:`query` and its :meth:`measure` to one answer type; its ``build`` sets the
+    fields below once. Only the registry sees ``Scaler[Any]``.
+    """
 
-    @property
-    def metric_name(self) -> str:
-        """KEDA's name for the metric, without the ``s<index>-`` prefix, normalised."""
-        ...
+    query: Query[A]
+    metric_name: str
+    """KEDA's name for the metric, without the ``s<index>-`` prefix, normalised."""
+    target: float
+    """The HPA target (``lagThreshold``, ``targetValue``, ...)."""
+    activation_target: float
+    """The value must be strictly greater than this for the trigger to be active."""
+    value_label: str
+    """What the value is, in words, for logs: ``lag``, ``value``, ``replicas``."""
 
-    @property
-    def target(self) -> float:
-        """The HPA target (``lagThreshold``, ``targetValue``, ...)."""
-        ...
-
-    @property
-    def activation_target(self) -> float:
-        """The value must be strictly greater than this for the trigger to be active."""
-        ...
-
-    @property
-    def value_label(self) -> str:
-        """What the value is, in words, for logs: ``lag``, ``value``, ``replicas``."""
-        ...
-
-    def measure(self, answer: A_contra) -> float | Measurement:
+    @abstractmethod
+    def measure(self, answer: A) -> float | Measurement:
         """This trigger's value in the query's answer; raise ScalerError if it is not there."""
-        ...
+
+
+M = TypeVar("M", bound=TriggerMetadata)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ class JsonGet:
     secret_params: tuple[str, ...] = ()
     """Query parameters whose values (API keys) never appear in messages."""
 
-    async def run(self, clients: Clients) -> Any:
+    async def run(self, clients: Clients) -> object:
         return await clients.get_json(
             self.url, headers=dict(self.headers), identity=self.identity, shown=self.shown_url
         )
@@ -92,7 +92,7 @@ class Clients:
         self.timeout = timeout
         self._http: dict[HttpIdentity, _Http] = {}
         self._shared: dict[Hashable, tuple[Any, Callable[[Any], Awaitable[None]]]] = {}
-        self._opening: SingleFlight[Hashable, Any] = SingleFlight(cancel_abandoned=True)
+        self._opening: SingleFlight[Hashable, object] = SingleFlight(cancel_abandoned=True)
         """Clients being opened; an opening nobody waits for any more is cancelled."""
 
     async def shared(
@@ -142,9 +142,10 @@ class Clients:
 
     async def get_json(
         self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
-    ) -> Any:
+    ) -> object:
         """GET ``url`` and decode JSON, mapping every failure onto the ScalerError tree.
-        Messages name ``shown`` (the URL with its secrets redacted) when given."""
+        Messages name ``shown`` (the URL with its secrets redacted) when given. The document
+        is whatever the source sent: each caller decodes it into its own types."""
         http = self._http_for(identity)
         what = f"GET {shown or url}"
         try:
@@ -163,11 +164,12 @@ class Clients:
         if len(response.content) > MAX_BODY_BYTES:
             raise SourceResponseError(f"{what}: answer larger than {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(response.content)
+            document: object = json.loads(response.content)
         except ValueError as exc:
             raise SourceResponseError(
                 f"{what}: answer is not JSON: {response.text[:80]!r}"
             ) from exc
+        return document
 
     async def aclose(self) -> None:
         clients, self._http = list(self._http.values()), {}

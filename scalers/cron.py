@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from scalers.base import ScalerKind, normalize
+from scalers.base import Scaler, ScalerKind, normalize
 from scalers.clients import Clients
 from scalers.errors import quote
-from scalers.params import param
+from scalers.params import TriggerMetadata, param
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     timezone: str = param("timezone", doc="IANA name, e.g. Europe/Paris")
     start: str = param("start", doc="5-field cron expression")
     end: str = param("end", doc="5-field cron expression")
@@ -70,34 +70,26 @@ def _name_part(expr: str) -> str:
     return expr
 
 
-@dataclass(frozen=True)
-class CronScaler:
+@dataclass(frozen=True, kw_only=True)
+class CronScaler(Scaler[bool]):
     meta: Metadata
     query: CronWindow
-
-    @property
-    def metric_name(self) -> str:
-        m = self.meta
-        return normalize(f"cron-{m.timezone}-{_name_part(m.start)}-{_name_part(m.end)}")
-
-    @property
-    def target(self) -> float:
-        return 1.0
-
-    @property
-    def activation_target(self) -> float:
-        return 0.0
-
-    @property
-    def value_label(self) -> str:
-        return "replicas"
 
     def measure(self, answer: bool) -> float:
         return float(self.meta.desired_replicas) if answer else 0.0
 
 
 def build(meta: Metadata) -> CronScaler:
-    return CronScaler(meta, CronWindow(meta.timezone, meta.start, meta.end))
+    return CronScaler(
+        meta=meta,
+        query=CronWindow(meta.timezone, meta.start, meta.end),
+        metric_name=normalize(
+            f"cron-{meta.timezone}-{_name_part(meta.start)}-{_name_part(meta.end)}"
+        ),
+        target=1.0,
+        activation_target=0.0,
+        value_label="replicas",
+    )
 
 
 KIND = ScalerKind(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class PathNotFound(LookupError):
     """The path does not lead to a value in the document."""
@@ -26,8 +24,9 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
-def lookup(document: Any, path: str) -> Any:
-    """The value at ``path``; raise :class:`PathNotFound` naming the first missing step."""
+def lookup(document: object, path: str) -> object:
+    """The value at ``path`` of a decoded JSON document; raise :class:`PathNotFound`
+    naming the first missing step."""
     node = document
     walked: list[str] = []
     for part in split_path(path):

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from aiokafka.conn import get_ip_port_afi
 
-from scalers.base import Measurement, ScalerKind, normalize
+from scalers.base import Measurement, Scaler, ScalerKind, normalize
 from scalers.errors import SourceResponseError, quote
 from scalers.kafka_client import NO_OFFSET, GroupOffsets, KafkaBackend, OffsetsQuery, TopicOffsets
-from scalers.params import Source, param
+from scalers.params import Source, TriggerMetadata, param
 
 _FROM_ENV = (Source.TRIGGER, Source.ENV)
 _FROM_AUTH = (Source.TRIGGER, Source.AUTH)
@@ -32,7 +32,7 @@ _INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     bootstrap_servers: tuple[str, ...] = param(
         "bootstrapServers", order=_FROM_ENV, doc="comma-separated host:port list"
     )
@@ -104,8 +104,8 @@ class Metadata:
         if self.sasl not in _SASL_SUPPORTED:
             yield "sasl", f"{quote(self.sasl)} is not supported yet ({', '.join(_SASL_SUPPORTED)})"
         elif self.sasl != "none":
-            for name in ("username", "password"):
-                if not getattr(self, name):
+            for name, value in (("username", self.username), ("password", self.password)):
+                if not value:
                     yield name, f"is required by sasl {self.sasl} (from the authentication)"
 
 
@@ -166,35 +166,14 @@ class _Memory:
         self.lag: Lag | None = None
 
 
-@dataclass(frozen=True)
-class KafkaScaler:
+@dataclass(frozen=True, kw_only=True)
+class KafkaScaler(Scaler[GroupOffsets]):
     """One kafka trigger; it remembers the last poll's offsets, as KEDA's scaler object does."""
 
     meta: Metadata
     query: OffsetsQuery
     limitation: PartitionLimitation | None = None
     _memory: _Memory = field(default_factory=_Memory, init=False, compare=False, repr=False)
-
-    @property
-    def metric_name(self) -> str:
-        name = (
-            f"kafka-{self.meta.topic}"
-            if self.meta.topic
-            else f"kafka-{self.meta.consumer_group}-topics"
-        )
-        return normalize(name)
-
-    @property
-    def target(self) -> float:
-        return float(self.meta.lag_threshold)
-
-    @property
-    def activation_target(self) -> float:
-        return float(self.meta.activation_lag_threshold)
-
-    @property
-    def value_label(self) -> str:
-        return "lag"
 
     def measure(self, answer: GroupOffsets) -> Measurement:
         """The HPA's value, and the total lag KEDA decides activity on (see :meth:`is_active`):
@@ -212,7 +191,7 @@ class KafkaScaler:
         memory = self._memory
         if memory.lag is not None and answer is memory.answer:
             return memory.lag
-        if not isinstance(answer, GroupOffsets):
+        if not isinstance(answer, GroupOffsets):  # typed so, but a wrong one must not read 0
             raise SourceResponseError(f"kafka answer is a {type(answer).__name__}, not offsets")
         total = total_with_persistent = counted = with_lag = 0
         for topic, offsets in answer.topics.items():
@@ -326,7 +305,16 @@ def build(meta: Metadata) -> KafkaScaler:
         if meta.topic and meta.partition_limitation
         else None  # KEDA ignores partitionLimitation without a topic
     )
-    return KafkaScaler(meta, OffsetsQuery(backend, meta.consumer_group, meta.topic), limitation)
+    name = f"kafka-{meta.topic}" if meta.topic else f"kafka-{meta.consumer_group}-topics"
+    return KafkaScaler(
+        meta=meta,
+        query=OffsetsQuery(backend, meta.consumer_group, meta.topic),
+        limitation=limitation,
+        metric_name=normalize(name),
+        target=float(meta.lag_threshold),
+        activation_target=float(meta.activation_lag_threshold),
+        value_label="lag",
+    )
 
 
 KIND = ScalerKind(

@@ -6,27 +6,20 @@ import base64
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scalers.base import ScalerKind, normalize
+from scalers.base import Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity, JsonGet
 from scalers.errors import SourceResponseError, quote
 from scalers.jsonpath import PathNotFound, lookup
-from scalers.params import Source, param
+from scalers.params import Source, TriggerMetadata, param
 from scalers.quantity import parse_quantity
 
 _AUTH = (Source.AUTH,)
-_REQUIRED_AUTH = {
-    "apiKey": ("api_key", "apiKey"),
-    "basic": ("username", "username"),
-    "bearer": ("token", "token"),
-    "tls": ("cert", "cert"),
-}
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     url: str = param("url")
     value_location: str = param("valueLocation", doc="gjson path to the number")
     target_value: float = param("targetValue", gt=0)
@@ -52,36 +45,25 @@ class Metadata:
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.url.startswith(("http://", "https://")):
             yield "url", f"{quote(self.url)} must start with http:// or https://"
-        if self.auth_mode in _REQUIRED_AUTH:
-            attr, name = _REQUIRED_AUTH[self.auth_mode]
-            if not getattr(self, attr):
+        required = {
+            "apiKey": (("apiKey", self.api_key),),
+            "basic": (("username", self.username),),
+            "bearer": (("token", self.token),),
+            "tls": (("cert", self.cert), ("key", self.key)),
+        }
+        for name, value in required.get(self.auth_mode or "", ()):
+            if not value:
                 yield name, f"is required by authMode {self.auth_mode} (from the authentication)"
-        if self.auth_mode == "tls" and not self.key:
-            yield "key", "is required by authMode tls (from the authentication)"
 
 
-@dataclass(frozen=True)
-class MetricsApiScaler:
+@dataclass(frozen=True, kw_only=True)
+class MetricsApiScaler(Scaler[object]):
+    """Its answer is any JSON document: ``valueLocation`` walks it as gjson would."""
+
     meta: Metadata
     query: JsonGet
 
-    @property
-    def metric_name(self) -> str:
-        return normalize(f"metric-api-{self.meta.value_location}")
-
-    @property
-    def target(self) -> float:
-        return self.meta.target_value
-
-    @property
-    def activation_target(self) -> float:
-        return self.meta.activation_target_value
-
-    @property
-    def value_label(self) -> str:
-        return "value"
-
-    def measure(self, answer: Any) -> float:
+    def measure(self, answer: object) -> float:
         location = self.meta.value_location
         try:
             found = lookup(answer, location)
@@ -125,7 +107,14 @@ def build(meta: Metadata) -> MetricsApiScaler:
         key_pem=meta.key if meta.auth_mode == "tls" else None,
     )
     secret = (meta.key_param_name or "api_key",) if meta.method == "query" else ()
-    return MetricsApiScaler(meta, JsonGet(url, tuple(sorted(headers.items())), identity, secret))
+    return MetricsApiScaler(
+        meta=meta,
+        query=JsonGet(url, tuple(sorted(headers.items())), identity, secret),
+        metric_name=normalize(f"metric-api-{meta.value_location}"),
+        target=meta.target_value,
+        activation_target=meta.activation_target_value,
+        value_label="value",
+    )
 
 
 KIND = ScalerKind(

@@ -3,9 +3,12 @@
 A scaler declares its metadata like this::
 
     @dataclass(frozen=True)
-    class Metadata:
+    class Metadata(TriggerMetadata):
         stream: str = param("stream")
         lag_threshold: int = param("lagThreshold", default="10", gt=0)
+
+        def check(self) -> Iterator[tuple[str, str]]:  # optional: rules across fields
+            ...
 
 The parser looks each parameter up in the sources of its ``order`` (KEDA's
 ``triggerMetadata``, ``resolvedEnv`` via ``<name>FromEnv``, ``authParams``), applies the
@@ -90,7 +93,20 @@ class TriggerInputs:
         return f"{trigger}.authenticationRef" if trigger != self.path else "authParams"
 
 
-M = TypeVar("M")
+class TriggerMetadata:
+    """What every trigger's metadata class is: its fields declared with :func:`param`,
+    plus the checks that span fields, which :func:`parse_params` runs once every field
+    has parsed."""
+
+    __slots__ = ()
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        """Problems between fields, as ``(parameter name, message)``: ``account`` or
+        ``accountID`` is required. None by default."""
+        return iter(())
+
+
+M = TypeVar("M", bound=TriggerMetadata)
 
 
 def declared_params(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Param]]:
@@ -121,13 +137,9 @@ def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M |
     if len(problems) > before:
         return None
     instance = cls(**values)
-    check = getattr(instance, "check", None)
-    if check is not None:
-        for name, message in check():
-            problems.add(f"{inputs.path}.{name}", message)
-        if len(problems) > before:
-            return None
-    return instance
+    for name, message in instance.check():
+        problems.add(f"{inputs.path}.{name}", message)
+    return None if len(problems) > before else instance
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}

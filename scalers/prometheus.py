@@ -9,13 +9,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 
-from scalers.base import ScalerKind, normalize
+from scalers.base import Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity
 from scalers.errors import SourceResponseError, SourceTimeout, quote
-from scalers.params import Source, param
+from scalers.params import Source, TriggerMetadata, param
 
 _AUTH = (Source.AUTH,)
 _TRIGGER_THEN_AUTH = (Source.TRIGGER, Source.AUTH)
@@ -27,7 +26,7 @@ _EXCLUSIVE_MODES = ("bearer", "basic", "oauth")
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     server_address: str = param("serverAddress", doc="base URL; the query goes to /api/v1/query")
     query: str = param("query", doc="PromQL that returns one series")
     threshold: float = param("threshold", gt=0)
@@ -177,47 +176,30 @@ class InstantQuery:
         query = [("query", self.promql), ("time", now.strftime("%Y-%m-%dT%H:%M:%SZ"))]
         return f"{self.endpoint}?{urlencode([*query, *self.parameters])}"
 
-    async def run(self, clients: Clients) -> Any:
+    @property
+    def subject(self) -> str:
+        """What messages about the answer start with: the endpoint and the query."""
+        return f"{self.endpoint}: query {quote(self.promql)}"
+
+    async def run(self, clients: Clients) -> InstantValue:
         url, headers = self.url(datetime.now(UTC)), dict(self.headers)
         try:
             async with asyncio.timeout(self.timeout):
-                return await clients.get_json(url, headers=headers, identity=self.identity)
+                answer = await clients.get_json(url, headers=headers, identity=self.identity)
         except TimeoutError:
             if self.timeout is None:
                 raise
             raise SourceTimeout(
                 f"{self.describe()}: no answer within the trigger's timeout {self.timeout:g}s"
             ) from None
+        return self.read(answer)
 
-    def describe(self) -> str:
-        return f"GET {self.endpoint}?query={self.promql}"
-
-
-@dataclass(frozen=True)
-class PrometheusScaler:
-    meta: Metadata
-    query: InstantQuery
-
-    @property
-    def metric_name(self) -> str:
-        return normalize("prometheus")
-
-    @property
-    def target(self) -> float:
-        return self.meta.threshold
-
-    @property
-    def activation_target(self) -> float:
-        return self.meta.activation_threshold
-
-    @property
-    def value_label(self) -> str:
-        return "value"
-
-    def measure(self, answer: Any) -> float:
-        """``result[0].value[1]`` of a one-series vector, as KEDA reads it."""
-        data = answer.get("data") if isinstance(answer, dict) else None
-        if not isinstance(data, dict) or answer.get("status") == "error":
+    def read(self, answer: object) -> InstantValue:
+        """``result[0].value[1]`` of a one-series vector, as KEDA reads it; an answer with
+        anything else than one series, or a sample that is not a number, is an error."""
+        fields = answer if isinstance(answer, dict) else {}
+        data = fields.get("data")
+        if not isinstance(data, dict) or fields.get("status") == "error":
             raise self._error(f"answered without data: {str(answer)[:120]}")
         kind, result = data.get("resultType"), data.get("result")
         if kind in ("scalar", "string"):
@@ -226,13 +208,13 @@ class PrometheusScaler:
         if not isinstance(result, list):
             raise self._error(f"returned a result that is not a list: {str(result)[:120]}")
         if not result:
-            return self._null("returned no series")
+            return InstantValue(None, "returned no series")
         if len(result) > 1:
             raise self._error(f"returned {len(result)} series, expected one (aggregate it)")
         series = result[0]
         value = series.get("value") if isinstance(series, dict) else None
         if not value:  # a range vector has "values" and no "value": empty, as in KEDA
-            return self._null("returned a series without a value")
+            return InstantValue(None, "returned a series without a value")
         if not isinstance(value, list) or len(value) < 2 or not isinstance(value[1], str):
             raise self._error(f"returned a malformed sample: {str(value)[:120]}")
         try:
@@ -240,16 +222,40 @@ class PrometheusScaler:
         except ValueError:
             raise self._error(f"returned {quote(value[1])}, not a number") from None
         if not math.isfinite(number):
-            return self._null(f"returned {value[1]}")
-        return number
-
-    def _null(self, what: str) -> float:
-        if self.meta.ignore_null_values:
-            return 0.0
-        raise self._error(f"{what} (is the target lost?) and ignoreNullValues is false")
+            return InstantValue(None, f"returned {value[1]}")
+        return InstantValue(number)
 
     def _error(self, what: str) -> SourceResponseError:
-        return SourceResponseError(f"{self.query.endpoint}: query {quote(self.meta.query)} {what}")
+        return SourceResponseError(f"{self.subject} {what}")
+
+    def describe(self) -> str:
+        return f"GET {self.endpoint}?query={self.promql}"
+
+
+@dataclass(frozen=True, slots=True)
+class InstantValue:
+    """The one sample of an instant query's answer; or, when the answer holds none, what
+    it held instead, which each trigger reads as 0 or as an error (``ignoreNullValues``)."""
+
+    value: float | None
+    instead: str = ""
+    """Why there is no value: ``returned no series``, ``returned NaN``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrometheusScaler(Scaler[InstantValue]):
+    meta: Metadata
+    query: InstantQuery
+
+    def measure(self, answer: InstantValue) -> float:
+        if answer.value is not None:
+            return answer.value
+        if self.meta.ignore_null_values:
+            return 0.0
+        raise SourceResponseError(
+            f"{self.query.subject} {answer.instead} (is the target lost?) "
+            "and ignoreNullValues is false"
+        )
 
 
 def _headers(meta: Metadata) -> tuple[tuple[str, str], ...]:
@@ -289,7 +295,14 @@ def build(meta: Metadata) -> PrometheusScaler:
         identity=identity,
         timeout=parse_duration(meta.timeout),
     )
-    return PrometheusScaler(meta, query)
+    return PrometheusScaler(
+        meta=meta,
+        query=query,
+        metric_name=normalize("prometheus"),
+        target=meta.threshold,
+        activation_target=meta.activation_threshold,
+        value_label="value",
+    )
 
 
 KIND = ScalerKind(

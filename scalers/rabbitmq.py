@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from scalers.base import Measurement, ScalerKind, normalize
+from scalers.base import Measurement, Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity
 from scalers.errors import quote as q
-from scalers.params import Source, param
-from scalers.rabbitmq_queries import AmqpQuery, AmqpServer, Answer, ManagementQuery, QueueStats
+from scalers.params import Source, TriggerMetadata, param
+from scalers.rabbitmq_client import AmqpQuery, AmqpServer, Answer, ManagementQuery, QueueStats
 
 QUEUE_LENGTH = "QueueLength"
 MESSAGE_RATE = "MessageRate"
@@ -45,7 +45,7 @@ _AUTH = (Source.AUTH,)
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     queue_name: str = param("queueName", doc="the queue, or a regex with useRegex")
     host: str = param(
         "host",
@@ -190,31 +190,12 @@ def mask(url: str) -> str:
     return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
 
 
-@dataclass(frozen=True)
-class RabbitMQScaler:
+@dataclass(frozen=True, kw_only=True)
+class RabbitMQScaler(Scaler[Answer]):
     meta: Metadata
     query: ManagementQuery | AmqpQuery
-
-    @property
-    def mode(self) -> str:
-        return self.meta.trigger[0]
-
-    @property
-    def metric_name(self) -> str:
-        # KEDA: NormalizeString("rabbitmq-" + url.QueryEscape(queueName)).
-        return normalize(f"rabbitmq-{quote_plus(self.meta.queue_name, safe='')}")
-
-    @property
-    def target(self) -> float:
-        return self.meta.trigger[1]
-
-    @property
-    def activation_target(self) -> float:
-        return self.meta.activation_value
-
-    @property
-    def value_label(self) -> str:
-        return _LABELS[self.mode]
+    mode: str
+    """The mode KEDA settles on (``queueLength`` and the defaults included)."""
 
     def measure(self, answer: Answer) -> float | Measurement:
         """The mode's value; activation compares KEDA's rule for the mode, which for rates
@@ -283,6 +264,20 @@ def aggregate(queues: tuple[QueueStats, ...], operation: str) -> QueueStats:
 
 
 def build(meta: Metadata) -> RabbitMQScaler:
+    mode, target = meta.trigger
+    return RabbitMQScaler(
+        meta=meta,
+        query=_query(meta),
+        mode=mode,
+        # KEDA: NormalizeString("rabbitmq-" + url.QueryEscape(queueName)).
+        metric_name=normalize(f"rabbitmq-{quote_plus(meta.queue_name, safe='')}"),
+        target=target,
+        activation_target=meta.activation_value,
+        value_label=_LABELS[mode],
+    )
+
+
+def _query(meta: Metadata) -> ManagementQuery | AmqpQuery:
     parts = urlsplit(meta.host)
     username, password = _login(meta, parts.username, parts.password)
     netloc = parts.netloc.rpartition("@")[2]
@@ -302,14 +297,14 @@ def build(meta: Metadata) -> RabbitMQScaler:
             password if password is not None else "guest",
             tls if meta.tls == "enable" else None,
         )
-        return RabbitMQScaler(meta, AmqpQuery(server, meta.queue_name))
+        return AmqpQuery(server, meta.queue_name)
     prefix, vhost_segment = _http_path(parts.path, meta.vhost_name)
     authorization = None
     if username is not None:
         pair = f"{username}:{password or ''}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode()
     identity = tls if meta.tls == "enable" else HttpIdentity(verify=not meta.unsafe_ssl)
-    query = ManagementQuery(
+    return ManagementQuery(
         base_url=f"{parts.scheme.lower()}://{netloc}{prefix}",
         vhost=vhost_segment,
         queue=meta.queue_name,
@@ -319,7 +314,6 @@ def build(meta: Metadata) -> RabbitMQScaler:
         authorization=authorization,
         identity=identity,
     )
-    return RabbitMQScaler(meta, query)
 
 
 def _login(meta: Metadata, user: str | None, password: str | None) -> tuple[str | None, str | None]:

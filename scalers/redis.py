@@ -15,10 +15,10 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
-from scalers.base import ScalerKind, normalize
+from scalers.base import Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity, tls_context
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
-from scalers.params import Source, param
+from scalers.params import Source, TriggerMetadata, param
 
 _AUTH = (Source.AUTH,)
 _ANYWHERE = (Source.AUTH, Source.TRIGGER, Source.ENV)
@@ -41,7 +41,7 @@ into an error (KEDA returns -1 and reports it as the length)."""
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     list_name: str = param("listName", doc="the key: a list, set, sorted set or hash")
     list_length: int = param("listLength", default="5", gt=0)
     activation_list_length: int = param("activationListLength", default="0")
@@ -226,26 +226,10 @@ class LengthQuery:
         return f"EVALSHA length of {quote(self.key)} at {self.backend}"
 
 
-@dataclass(frozen=True)
-class RedisScaler:
+@dataclass(frozen=True, kw_only=True)
+class RedisScaler(Scaler[int]):
     meta: Metadata
     query: LengthQuery
-
-    @property
-    def metric_name(self) -> str:
-        return normalize(f"redis-{self.meta.list_name}")
-
-    @property
-    def target(self) -> float:
-        return float(self.meta.list_length)
-
-    @property
-    def activation_target(self) -> float:
-        return float(self.meta.activation_list_length)
-
-    @property
-    def value_label(self) -> str:
-        return "length"
 
     def measure(self, answer: int) -> float:
         return float(answer)
@@ -272,7 +256,14 @@ def build(meta: Metadata) -> RedisScaler:
         password=meta.password,
         tls=tls,
     )
-    return RedisScaler(meta, LengthQuery(backend, meta.list_name))
+    return RedisScaler(
+        meta=meta,
+        query=LengthQuery(backend, meta.list_name),
+        metric_name=normalize(f"redis-{meta.list_name}"),
+        target=float(meta.list_length),
+        activation_target=float(meta.activation_list_length),
+        value_label="length",
+    )
 
 
 KIND = ScalerKind(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scalers.errors import Problems, quote
-from scalers.params import TriggerInputs, param, parse_params
+from scalers.params import TriggerInputs, TriggerMetadata, param, parse_params
 from scalers.quantity import parse_quantity
 
 RESOURCE_TYPES = ("cpu", "memory")
@@ -18,7 +18,7 @@ METRIC_TYPES = ("Utilization", "AverageValue")
 
 
 @dataclass(frozen=True)
-class Metadata:
+class Metadata(TriggerMetadata):
     value: str = param("value", doc="percent for Utilization, a quantity for AverageValue")
     container_name: str | None = param(
         "containerName", optional=True, doc="scale on one container (a ContainerResource)"

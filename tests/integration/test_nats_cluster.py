@@ -79,7 +79,7 @@ async def test_a_moved_leader_is_followed(nats_cluster: NatsCluster) -> None:
         assert await wait_for_value(s, clients, 17.0) == 17.0
         answer, _ = await full_round(s.query, clients, nats_cluster)
         leaders_view = nats_jetstream._find_consumer(answer.docs[after], s.meta)
-        assert leaders_view["cluster"]["leader"] == after != before
+        assert leaders_view.leader == after != before
     finally:
         await clients.aclose()
 

@@ -17,7 +17,7 @@ from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
-from scalers.base import Measurement, ScalerKind
+from scalers.base import Measurement, Scaler, ScalerKind
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError
 
@@ -59,7 +59,7 @@ class FakeQuery:
 
 
 @dataclass(frozen=True)
-class FakeScaler:
+class FakeScaler(Scaler[float]):
     query: FakeQuery
     offset: float = 0.0
     metric_name: str = "fake"
@@ -87,7 +87,7 @@ def bound(
         }
     )
     return BoundTrigger(
-        obj.ref, obj.triggers[0], KIND, FakeScaler(query, offset), f"s{index}-fake", interval
+        obj.ref, obj.triggers[0], KIND, FakeScaler(query, offset=offset), f"s{index}-fake", interval
     )
 
 

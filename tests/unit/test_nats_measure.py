@@ -12,7 +12,7 @@ import pytest
 
 from scalers import nats_jetstream
 from scalers.errors import Problems, SourceResponseError
-from scalers.nats_jetstream import JszAnswer
+from scalers.nats_jetstream import JSInfo, JszAnswer
 from scalers.params import TriggerInputs
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "jsz-sample.json"
@@ -35,8 +35,8 @@ def url(scaler: nats_jetstream.NatsJetStreamScaler) -> str:
 
 
 def standalone(doc: Any) -> JszAnswer:
-    """A single server's /jsz, as JszQuery answers when the server is not clustered."""
-    return JszAnswer({"": doc}, clustered=False)
+    """A single server's /jsz, decoded as JszQuery answers when the server is not clustered."""
+    return JszAnswer({"": JSInfo.from_json(doc, "127.0.0.1:8222")}, clustered=False)
 
 
 def create(
@@ -175,3 +175,43 @@ def test_metadata_problems(change: dict[str, str], problem: str) -> None:
     scaler, problems = create({**BASE, **change})
     assert scaler is None
     assert problems == [problem]
+
+
+@pytest.mark.parametrize("version", sorted(CAPTURES))
+def test_the_sample_decodes_into_typed_objects(version: str) -> None:
+    info = JSInfo.from_json(CAPTURES[version], "127.0.0.1:8222")
+    assert info.server_id == CAPTURES[version]["server_id"]
+    assert info.cluster_size == 0
+    [account] = info.accounts
+    [stream] = account.streams
+    [consumer] = stream.consumers
+    assert (account.id, account.name, stream.name) == ("$G", "$G", "ORDERS")
+    assert (consumer.name, consumer.num_pending, consumer.num_ack_pending) == ("worker", 45, 2)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (None, "the answer is null, not a JSON object"),
+        ({"account_details": "x"}, 'account_details is "x", not a list'),
+        ({"account_details": [1]}, "account_details[0] is 1, not a JSON object"),
+        (
+            {"account_details": [{"id": "$G", "stream_detail": [{"name": 5}]}]},
+            "account_details[0].stream_detail[0].name is 5, not a string",
+        ),
+        (
+            {"account_details": [{"stream_detail": [{"consumer_detail": []}]}]},
+            "account_details[0].stream_detail[0].name is missing",
+        ),
+        (
+            {"meta_cluster": {"cluster_size": "3"}},
+            'meta_cluster.cluster_size is "3", not an integer',
+        ),
+    ],
+)
+def test_a_malformed_answer_names_the_server_the_field_and_the_value(
+    answer: Any, message: str
+) -> None:
+    with pytest.raises(SourceResponseError) as info:
+        JSInfo.from_json(answer, "nats-0:8222")
+    assert str(info.value) == f"/jsz at nats-0:8222: {message}"

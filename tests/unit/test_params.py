@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import pytest
 
 from scalers.errors import Problems
-from scalers.params import Source, TriggerInputs, param, parse_params
+from scalers.params import Source, TriggerInputs, TriggerMetadata, param, parse_params
 
 PATH = "triggers[1].metadata"
 
 
 @dataclass(frozen=True)
-class Meta:
+class Meta(TriggerMetadata):
     stream: str = param("stream")
     lag_threshold: int = param("lagThreshold", default="10", gt=0)
     ratio: float = param("ratio", default="0.5", ge=0)
@@ -26,7 +26,7 @@ class Meta:
 
 
 @dataclass(frozen=True)
-class Window:
+class Window(TriggerMetadata):
     low: int = param("low")
     high: int = param("high")
 
@@ -121,7 +121,7 @@ def test_empty_required_value_is_required() -> None:
 
 def test_empty_env_value_counts_as_missing() -> None:
     @dataclass(frozen=True)
-    class Lag:
+    class Lag(TriggerMetadata):
         lag: int = param("lag", order=(Source.TRIGGER, Source.ENV), default="10")
 
     problems = Problems()
@@ -192,7 +192,7 @@ def test_numbers_and_lists_are_converted(field: str, raw: str, attr: str, expect
 
 def test_bad_auth_param_value_names_the_trigger() -> None:
     @dataclass(frozen=True)
-    class AuthLag:
+    class AuthLag(TriggerMetadata):
         lag: int = param("lag", order=(Source.AUTH,))
 
     found = Problems()
@@ -246,7 +246,7 @@ def test_problems_of_one_trigger_add_to_those_already_collected() -> None:
 
 def test_secret_parameters_never_appear_in_a_repr() -> None:
     @dataclass(frozen=True)
-    class Auth:
+    class Auth(TriggerMetadata):
         user: str = param("user", order=(Source.AUTH,))
         password: str = param("password", order=(Source.AUTH,), secret=True)
 

@@ -13,7 +13,7 @@ from scalers.base import Measurement, is_active, split
 from scalers.errors import Problems, SourceResponseError
 from scalers.params import TriggerInputs
 from scalers.rabbitmq import RabbitMQScaler, aggregate, mask, parse_duration, reading
-from scalers.rabbitmq_queries import (
+from scalers.rabbitmq_client import (
     AmqpQuery,
     ManagementQuery,
     QueueStats,

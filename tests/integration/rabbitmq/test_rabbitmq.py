@@ -27,7 +27,7 @@ from scalers import rabbitmq
 from scalers.base import is_active, split
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
-from scalers.rabbitmq_queries import AmqpQuery
+from scalers.rabbitmq_client import AmqpQuery
 from tests.support.rabbitmq import RabbitMQServer, free_port, unacked, wait_until
 from tests.support.serving import serving
 from tests.support.triggers import bound_trigger, build, reading

@@ -1,4 +1,5 @@
-"""Asking RabbitMQ about queues: the management API over HTTP, or a passive declare over AMQP.
+"""The RabbitMQ side of the ``rabbitmq`` scaler: the management API over HTTP, or a passive
+declare over AMQP on one connection per server.
 
 Both queries answer :class:`QueueStats` (or a tuple of them for a regex), so one request
 serves every trigger on that queue whatever its mode. Credentials never appear in a repr,
@@ -12,8 +13,8 @@ import asyncio
 import contextlib
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import aiormq
@@ -109,12 +110,13 @@ class ManagementQuery:
         return f"{what} {q(self.queue)} in vhost {q(unquote(self.vhost))}"
 
 
-def matched_queues(document: Any, subject: str, page_size: int) -> tuple[QueueStats, ...]:
+def matched_queues(document: object, subject: str, page_size: int) -> tuple[QueueStats, ...]:
     """The one page of queues a ``use_regex`` request answers, checked."""
-    items = document.get("items") if isinstance(document, dict) else None
+    fields = document if isinstance(document, dict) else {}
+    items = fields.get("items")
     if not isinstance(items, list):
         raise SourceResponseError(f"{subject}: the answer has no list of queues (items)")
-    pages = document.get("page_count", 1)
+    pages = fields.get("page_count", 1)
     if not isinstance(pages, int) or isinstance(pages, bool):
         raise SourceResponseError(f"{subject}: page_count is {q(pages)}, not a number")
     if pages > 1:
@@ -126,7 +128,7 @@ def matched_queues(document: Any, subject: str, page_size: int) -> tuple[QueueSt
     return tuple(queue_stats(item, subject) for item in items)
 
 
-def queue_stats(document: Any, subject: str) -> QueueStats:
+def queue_stats(document: object, subject: str) -> QueueStats:
     """A queue object of the management API, checked: a non-RabbitMQ answer is an error."""
     if not isinstance(document, dict) or not isinstance(document.get("name"), str):
         raise SourceResponseError(f"{subject}: the answer is not a RabbitMQ queue object")
@@ -143,7 +145,7 @@ def queue_stats(document: Any, subject: str) -> QueueStats:
     )
 
 
-def _count(document: dict[str, Any], key: str, subject: str) -> int:
+def _count(document: Mapping[str, object], key: str, subject: str) -> int:
     value = document.get(key)
     value = 0 if value is None else value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -151,7 +153,7 @@ def _count(document: dict[str, Any], key: str, subject: str) -> int:
     return value
 
 
-def _rate(stats: dict[str, Any], key: str, subject: str) -> float:
+def _rate(stats: Mapping[str, object], key: str, subject: str) -> float:
     details = stats.get(key)
     details = {} if details is None else details
     rate = details.get("rate", 0.0) if isinstance(details, dict) else details
