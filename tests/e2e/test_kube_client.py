@@ -136,6 +136,14 @@ async def next_event(queue: asyncio.Queue[WatchEvent], name: str | None = None) 
                 return event
 
 
+async def logged(caplog: pytest.LogCaptureFixture, text: str, times: int, within: float) -> None:
+    """Until ``times`` captured messages contain ``text``, checked every 20 ms."""
+    deadline = time.monotonic() + within
+    while sum(text in r.message for r in caplog.records) < times:
+        assert time.monotonic() < deadline, f"{times} x {text!r}: not logged within {within:g}s"
+        await asyncio.sleep(0.02)
+
+
 async def test_the_client_under_test_has_only_the_adapters_rights(client: KubeClient) -> None:
     with pytest.raises(KubeError) as info:
         await client.apply(SECRETS, secret("not-ours"))
@@ -196,9 +204,13 @@ async def test_a_dropped_watch_resumes_where_it_was(
     nothing listed again."""
     caplog.set_level(logging.DEBUG, logger="metrics_adapter.kube.watch")
     short = KubeClient(client.api, timeout=10.0, watch_timeout=1.0)
+    ended = "ConfigMaps in kube-client: the server ended the watch"
     async with watching(watch(short, CONFIG_MAPS, NS)) as events:
         await next_event(events)
-        await asyncio.sleep(2.5)  # at least one reconnect
+        # At least one end: a watch asks the server to end it within one to two
+        # watch_timeouts, and its request is answered within the client's timeout.
+        within = short.timeout + 2 * short.watch_timeout
+        await logged(caplog, ended, 1, within)
         cm = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -211,7 +223,7 @@ async def test_a_dropped_watch_resumes_where_it_was(
         assert events.empty()
     assert (added.type, deleted.type) == ("ADDED", "DELETED")
     messages = [r.message for r in caplog.records]
-    assert any("ConfigMaps in kube-client: the server ended the watch" in m for m in messages)
+    assert any(ended in m for m in messages)
     assert not any("re-listing" in m for m in messages)
 
 
@@ -466,7 +478,10 @@ async def test_a_watch_backs_off_while_the_server_is_down(
         await KubeClient.connect(refused, timeout=2.0) as client,
         watching(watch(client, SCALED_OBJECTS, NS)),
     ):
-        await asyncio.sleep(2.2)
+        # Three attempts: each fails within the client's timeout (refused: at once), after the
+        # first two delays of the backoff, 0 and 0.5 s, jittered by up to 20 %.
+        within = 3 * 2.0 + (0 + 0.5) * 1.2
+        await logged(caplog, "watch ScaledObjects in kube-client: ", 3, within)
     lines = [r.message for r in caplog.records if r.levelno == logging.WARNING]
     assert lines
     assert lines[0].startswith("watch ScaledObjects in kube-client: list ScaledObjects in kube")
