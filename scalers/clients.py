@@ -20,6 +20,8 @@ from scalers.flight import SingleFlight
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 3.0
+"""Seconds a backend call may take unless ``--scaler-timeout`` says otherwise, as KEDA's
+``KEDA_HTTP_DEFAULT_TIMEOUT`` (3000 ms); every other default refers to this one."""
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 

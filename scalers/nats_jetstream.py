@@ -1,4 +1,8 @@
-"""``nats-jetstream``: consumer lag read from the server's ``/jsz`` monitoring endpoint."""
+"""``nats-jetstream``: consumer lag read from the server's ``/jsz`` monitoring endpoint.
+
+``/jsz`` (and in a cluster ``/varz``) is decoded where it arrives, into frozen types named
+as in nats-server; :meth:`NatsJetStreamScaler.measure` finds its consumer in them.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ class ConsumerInfo:
     """``cluster.leader``: the server that leads the consumer (in a cluster)."""
 
     @classmethod
-    def from_json(cls, doc: _Object) -> ConsumerInfo:
+    def read(cls, doc: _Object) -> ConsumerInfo:
         cluster = doc.optional_object("cluster")
         return cls(
             name=doc.text("name"),
@@ -63,8 +67,8 @@ class StreamDetail:
     consumers: tuple[ConsumerInfo, ...]
 
     @classmethod
-    def from_json(cls, doc: _Object) -> StreamDetail:
-        consumers = tuple(ConsumerInfo.from_json(c) for c in doc.objects("consumer_detail"))
+    def read(cls, doc: _Object) -> StreamDetail:
+        consumers = tuple(ConsumerInfo.read(c) for c in doc.objects("consumer_detail"))
         return cls(doc.text("name"), consumers)
 
 
@@ -75,8 +79,8 @@ class AccountDetail:
     streams: tuple[StreamDetail, ...]
 
     @classmethod
-    def from_json(cls, doc: _Object) -> AccountDetail:
-        streams = tuple(StreamDetail.from_json(s) for s in doc.objects("stream_detail"))
+    def read(cls, doc: _Object) -> AccountDetail:
+        streams = tuple(StreamDetail.read(s) for s in doc.objects("stream_detail"))
         return cls(doc.optional_text("id"), doc.optional_text("name"), streams)
 
 
@@ -99,7 +103,7 @@ class JSInfo:
         return cls(
             server_id=doc.optional_text("server_id"),
             cluster_size=meta_cluster.integer("cluster_size", 0) if meta_cluster else 0,
-            accounts=tuple(AccountDetail.from_json(a) for a in doc.objects("account_details")),
+            accounts=tuple(AccountDetail.read(a) for a in doc.objects("account_details")),
         )
 
 
