@@ -32,5 +32,6 @@ KINDS: Mapping[str, ScalerKind[Any]] = {
     )
 }
 
-RESOURCE_TYPES = frozenset(resource.RESOURCE_TYPES)
+RESOURCE_KINDS: Mapping[str, resource.ResourceKind] = {k.type_name: k for k in resource.KINDS}
 """Triggers the HPA reads itself (Resource metrics): nothing to poll, nothing to serve."""
+RESOURCE_TYPES = frozenset(RESOURCE_KINDS)

@@ -70,3 +70,28 @@ def _check(metric_type: str, value: str) -> Iterator[tuple[str, str]]:
                 yield "value", f"{quote(value)} must be above 0"
         except ValueError:
             yield "value", f"{quote(value)} is not a Kubernetes quantity"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceKind:
+    """A trigger type the HPA reads itself, as a Resource metric: parsed and checked like
+    any other trigger type, but never polled or served."""
+
+    type_name: str
+    summary: str
+    metadata: type[Metadata] = Metadata
+
+    def create(
+        self, metric_type: str, inputs: TriggerInputs, problems: Problems
+    ) -> ResourceTarget | None:
+        return parse(self.type_name, metric_type, inputs, problems)
+
+
+KINDS = tuple(
+    ResourceKind(
+        name,
+        f"{name} usage, read by the HPA itself as a Resource metric (trigger metricType "
+        "Utilization or AverageValue); nothing is polled.",
+    )
+    for name in RESOURCE_TYPES
+)

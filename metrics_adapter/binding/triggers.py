@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger, TriggerAuthentication
-from scalers import resource
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
 from scalers.errors import Problems, quote
 from scalers.params import TriggerInputs
-from scalers.registry import KINDS
+from scalers.registry import KINDS, RESOURCE_KINDS
+from scalers.resource import ResourceTarget
 
 
 class ObjectSource(Protocol):
@@ -50,20 +50,39 @@ class BoundTrigger:
         return self.trigger.name or self.kind.keda_name
 
 
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Every trigger of one ScaledObject, each parsed once: the ones polled and served, and
+    the cpu/memory targets the HPA reads itself."""
+
+    triggers: tuple[BoundTrigger, ...]
+    resources: tuple[ResourceTarget, ...]
+
+
 def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
-    """Build every non-resource trigger's scaler; raise ConfigError naming each bad field."""
+    """Build every non-resource trigger's scaler; raise ConfigError naming each bad field
+    (of the cpu and memory triggers too)."""
+    return bind_all(so, objects).triggers
+
+
+def bind_all(so: ScaledObject, objects: ObjectSource) -> Binding:
+    """:func:`bind`, with the cpu and memory triggers' targets for the HPA."""
     problems = Problems()
     bound: list[BoundTrigger] = []
+    resources: list[ResourceTarget] = []
     env = objects.container_env(so, so.scale_target_ref.env_source_container_name)
     for trigger in so.triggers:
         path = f"triggers[{trigger.index}]"
-        if trigger.is_resource:
+        resource_kind = RESOURCE_KINDS.get(trigger.type)
+        if resource_kind is not None:
             inputs = TriggerInputs(trigger.metadata, env, {}, path=f"{path}.metadata")
-            resource.parse(trigger.type, trigger.metric_type, inputs, problems)
+            target = resource_kind.create(trigger.metric_type, inputs, problems)
+            if target is not None:
+                resources.append(target)
             continue
         kind = KINDS.get(trigger.type)
         if kind is None:
-            supported = ", ".join(sorted([*KINDS, "cpu", "memory"]))
+            supported = ", ".join(sorted([*KINDS, *RESOURCE_KINDS]))
             problems.add(
                 f"{path}.type",
                 f"{quote(trigger.type)} is not a supported trigger type ({supported})",
@@ -77,7 +96,7 @@ def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
         name = indexed_metric_name(trigger.index, scaler.metric_name)
         bound.append(BoundTrigger(so.ref, trigger, kind, scaler, name, float(so.polling_interval)))
     problems.raise_for(so.subject)
-    return tuple(bound)
+    return Binding(tuple(bound), tuple(resources))
 
 
 def _auth_params(

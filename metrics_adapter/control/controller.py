@@ -12,56 +12,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
-from metrics_adapter.binding.triggers import BoundTrigger, bind
-from metrics_adapter.control.activator import (
-    Decision,
-    TriggerState,
-    decide,
-    set_fallbacks,
-    trigger_states,
-)
-from metrics_adapter.control.hpa import build_hpa, needs_update, resource_targets
+from metrics_adapter.binding.triggers import BoundTrigger, bind_all
+from metrics_adapter.control import status
+from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
+from metrics_adapter.control.hpa import build_hpa, needs_update
 from metrics_adapter.control.leader import LeaderElector
-from metrics_adapter.control.status import status_patch
 from metrics_adapter.errors import KubeError, KubeNotFound
-from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient, ObjectReference
+from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
+from metrics_adapter.kube.objects import Event, finalizers_patch
 from metrics_adapter.kube.watch import watch
-from metrics_adapter.kube.wire import parse_time
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.annotations import PAUSED_REPLICAS, paused
-from metrics_adapter.model.keda import ObjectRef, ScaledObject, parse_scaled_object
-from scalers.errors import ConfigError, Problem, quote
+from metrics_adapter.model.keda import (
+    ObjectRef,
+    ScaledObject,
+    ScaledObjectDocument,
+    ScaledObjectStatus,
+    read_scaled_object,
+)
+from scalers.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 FINALIZER = "finalizer.keda.sh"
-COMPONENT = "keda-operator"  # Events' source, as KEDA users filter them
 
 
 @dataclass
 class _Tracked:
-    raw: Mapping[str, Any]
-    so: ScaledObject | None = None
-    problem: str | None = None
+    """What the controller holds of one ScaledObject between events."""
+
+    document: ScaledObjectDocument
+    """As the watch delivered it last."""
     version: tuple[object, ...] = ()
     """Generation, annotations and labels: what a reconcile depends on (metadata changes
     such as pausing do not bump the generation)."""
+    so: ScaledObject | None = None
+    """While in force: bound, polled and counted. ``None`` when malformed or deleting."""
     last_active: datetime | None = None
     original_replicas: int | None = None
-    written: dict[str, Any] = field(default_factory=dict)
+    written: ScaledObjectStatus | None = None
     """The last status written, so unchanged status is never patched again."""
 
     @property
     def ref(self) -> ObjectRef:
-        return _ref(self.raw)
+        return self.document.ref
 
 
 class Controller:
@@ -99,10 +100,12 @@ class Controller:
                 async for event in events:
                     if event.type == "SYNCED":
                         self.synced.set()
-                    elif event.type == "DELETED":
-                        self._forget(_ref(event.object))
+                        continue
+                    document = read_scaled_object(event.object)  # the edge: typed from here
+                    if event.type == "DELETED":
+                        self._forget(document.ref)
                     else:
-                        await self._guarded(self.reconcile(event.object))
+                        await self._guarded(self.reconcile(document))
 
     @property
     def writing(self) -> bool:
@@ -112,15 +115,16 @@ class Controller:
 
     async def _lead_forever(self) -> None:
         """On taking the lead, reconcile everything again from the status the previous
-        leader wrote (lastActiveTime, originalReplicaCount), and evaluate every object."""
+        leader wrote (lastActiveTime, originalReplicaCount), evaluate every object, and
+        finish the deletions that were left to the previous leader."""
         while True:
             await self._took_lead.wait()
             self._took_lead.clear()
             for tracked in list(self._tracked.values()):
-                tracked.written = {}
-                await self._guarded(self.reconcile(tracked.raw, force=True))
+                tracked.written = None
+                await self._guarded(self.reconcile(tracked.document, force=True))
 
-    async def _guarded(self, work: Any) -> None:
+    async def _guarded(self, work: Awaitable[None]) -> None:
         try:
             await work
         except KubeError as exc:  # the next event or reading retries; other objects go on
@@ -128,44 +132,44 @@ class Controller:
 
     # Reconcile: spec -> triggers, HPA, status.
 
-    async def reconcile(self, raw: Mapping[str, Any], *, force: bool = False) -> None:
-        ref = _ref(raw)
-        meta = raw.get("metadata") or {}
+    async def reconcile(self, document: ScaledObjectDocument, *, force: bool = False) -> None:
+        ref, meta = document.ref, document.meta
         tracked = self._tracked.get(ref)
-        if meta.get("deletionTimestamp"):
-            await self._finalize(raw, tracked)
+        if meta.deletion_timestamp is not None:
+            await self._finalize(document, tracked)
             return
         version = (
-            meta.get("generation"),
-            _frozen(meta.get("annotations")),
-            _frozen(meta.get("labels")),
+            meta.generation,
+            frozenset(meta.annotations.items()),
+            frozenset(meta.labels.items()),
         )
         if tracked is not None and tracked.version == version and not force:
-            tracked.raw = raw  # a status-only update, often our own
+            tracked.document = document  # a status-only update, often our own
             return
-        status = raw.get("status") or {}
-        if tracked is not None and tracked.so is not None:
-            self.telemetry.register(tracked.so, -1)
+        if tracked is not None:
+            self._uncount(tracked)  # counted again below if it binds; its polling goes on
         tracked = self._tracked[ref] = _Tracked(
-            raw,
-            version=version,
-            last_active=parse_time(status.get("lastActiveTime")),
-            original_replicas=status.get("originalReplicaCount"),
-            written=tracked.written if tracked else {},
+            document,
+            version,
+            last_active=document.status.last_active_time,
+            original_replicas=document.status.original_replica_count,
+            written=tracked.written if tracked else None,
         )
         try:
-            so = parse_scaled_object(raw)
-            bound = bind(so, self.objects)
-            resources = resource_targets(so)
+            if document.error is not None:
+                raise document.error
+            assert document.scaled_object is not None
+            so = document.scaled_object
+            binding = bind_all(so, self.objects)
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
             return
         tracked.so = so
         self.telemetry.register(so)
-        self.poller.set_triggers(ref, bound)
+        self.poller.set_triggers(ref, binding.triggers)
         if not self.writing:
             return
-        await self._ensure_finalizer(raw)
+        await self._ensure_finalizer(document)
         if tracked.original_replicas is None:
             target = so.scale_target_ref
             scale = await self.kube.get_scale(
@@ -176,7 +180,7 @@ class Controller:
             await self.kube.delete_hpa(ref.namespace, so.hpa_name)
             await self._pin(tracked, so)
         else:
-            desired = build_hpa(so, bound, resources, uid=so.meta.uid)
+            desired = build_hpa(so, binding.triggers, binding.resources, uid=meta.uid)
             existing = await self.kube.get_hpa(ref.namespace, so.hpa_name)
             if existing is None or needs_update(existing, desired):
                 await self.kube.apply_hpa(desired)
@@ -186,39 +190,33 @@ class Controller:
                     so.hpa_name,
                     extra={"scaledObject": str(ref)},
                 )
-        await self._write_status(tracked, self._states(ref), None)
+        states = self._states(ref)
+        await self._write_status(
+            tracked,
+            status.reconciled(so, states, tracked.last_active, tracked.original_replicas),
+        )
         self._queue(ref)
 
     async def _pin(self, tracked: _Tracked, so: ScaledObject) -> None:
         """``paused-replicas: N``: scale the target to N once, then leave it alone."""
-        pinned = so.meta.annotations.get(PAUSED_REPLICAS)
+        pinned = so.paused_replicas
         if pinned is None:
-            return
-        if not pinned.strip().isdigit():
-            where = f"metadata.annotations.{PAUSED_REPLICAS}"
-            await self._not_ready(
-                tracked,
-                ConfigError(
-                    so.subject, [Problem(where, f"{quote(pinned)} is not a replica count")]
-                ),
-            )
             return
         target, ref = so.scale_target_ref, tracked.ref
         scale = await self.kube.get_scale(
             target.api_version, target.kind, ref.namespace, target.name
         )
-        if scale.replicas != int(pinned):
+        if scale.replicas != pinned:
             await self.kube.patch_scale(
-                target.api_version, target.kind, ref.namespace, target.name, int(pinned)
+                target.api_version, target.kind, ref.namespace, target.name, pinned
             )
             message = (
                 f"Scaled {target.kind} {ref.namespace}/{target.name} from "
                 f"{scale.replicas} to {pinned}: {PAUSED_REPLICAS}"
             )
             log.info("%s", message, extra={"scaledObject": str(ref)})
-            await self.kube.create_event(
-                ObjectReference.of(tracked.raw), "ScaledObjectPaused", message, component=COMPONENT
-            )
+            reference = tracked.document.reference
+            await self.kube.create_event(Event(reference, "ScaledObjectPaused", message))
 
     async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
         ref = tracked.ref
@@ -227,67 +225,94 @@ class Controller:
         self.poller.remove(ref)
         self.store.mark_broken(ref, problem)
         self.telemetry.object_error(ref.namespace, ref.name)
-        tracked.problem = problem
         if not self.writing:
             return
-        patch = {
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "False",
-                    "reason": "ScaledObjectCheckFailed",
-                    "message": problem,
-                }
-            ]
-        }
+        patch = status.not_ready(problem)
         if tracked.written != patch:
-            await self.kube.patch_scaled_object_status(ref.namespace, ref.name, patch)
+            await self.kube.patch_scaled_object_status(ref.namespace, ref.name, patch.to_json())
             tracked.written = patch
-            await self.kube.create_event(
-                ObjectReference.of(tracked.raw),
-                "ScaledObjectCheckFailed",
-                problem,
-                type="Warning",
-                component=COMPONENT,
+            event = Event(
+                tracked.document.reference, "ScaledObjectCheckFailed", problem, type="Warning"
             )
+            await self.kube.create_event(event)
 
-    async def _ensure_finalizer(self, raw: Mapping[str, Any]) -> None:
-        finalizers = list((raw.get("metadata") or {}).get("finalizers") or [])
+    async def _ensure_finalizer(self, document: ScaledObjectDocument) -> None:
+        finalizers = document.meta.finalizers
         if FINALIZER not in finalizers:
-            ref = _ref(raw)
-            await self.kube.patch(
-                SCALED_OBJECTS,
-                ref.name,
-                ref.namespace,
-                {"metadata": {"finalizers": [*finalizers, FINALIZER]}},
-            )
+            ref = document.ref
+            patch = finalizers_patch((*finalizers, FINALIZER))
+            await self.kube.patch(SCALED_OBJECTS, ref.name, ref.namespace, patch)
 
-    async def _finalize(self, raw: Mapping[str, Any], tracked: _Tracked | None) -> None:
-        ref = _ref(raw)
-        finalizers = list((raw.get("metadata") or {}).get("finalizers") or [])
-        if FINALIZER not in finalizers or not self.writing:
-            self._forget(ref)  # the leader restores and removes the finalizer
+    async def _finalize(self, document: ScaledObjectDocument, tracked: _Tracked | None) -> None:
+        """Restore the target when asked, then remove our finalizer.
+
+        What the restore needs is read from the object being deleted (its
+        ``restoreToOriginalReplicaCount``, its ``status.originalReplicaCount``), not from
+        memory: the leader that finalizes may never have tracked it (a restart, a new
+        leader, a leader stopped between the restore and the finalizer's removal). A
+        follower keeps the object, so that it finalizes it on taking the lead."""
+        ref = document.ref
+        if FINALIZER not in document.meta.finalizers:
+            self._forget(ref)
             return
-        so, original = (tracked.so, tracked.original_replicas) if tracked else (None, None)
-        if so and so.advanced.restore_to_original_replica_count and original is not None:
-            target = so.scale_target_ref
-            with contextlib.suppress(KubeNotFound):
-                await self.kube.patch_scale(
-                    target.api_version, target.kind, ref.namespace, target.name, original
-                )
-                log.info("restored %s/%s to %d replicas", ref.namespace, target.name, original)
-        self._forget(ref)
-        remaining = [f for f in finalizers if f != FINALIZER]
+        if tracked is None:
+            tracked = self._tracked[ref] = _Tracked(document)
+        tracked.document = document
+        self._retire(tracked)
+        if not self.writing:
+            return
+        so = document.scaled_object
+        original = document.status.original_replica_count
+        if original is None:  # captured, but the status write did not get through
+            original = tracked.original_replicas
+        if so is None:
+            log.warning(
+                "ScaledObject %s is deleted with a spec that cannot be read: its target is "
+                "left as it is (%s)",
+                ref,
+                document.error.reasons if document.error else "no spec",
+            )
+        elif so.advanced.restore_to_original_replica_count:
+            await self._restore(so, original)
+        remaining = tuple(f for f in document.meta.finalizers if f != FINALIZER)
         with contextlib.suppress(KubeNotFound):
             await self.kube.patch(
-                SCALED_OBJECTS, ref.name, ref.namespace, {"metadata": {"finalizers": remaining}}
+                SCALED_OBJECTS, ref.name, ref.namespace, finalizers_patch(remaining)
             )
+        self._forget(ref)
+
+    async def _restore(self, so: ScaledObject, original: int | None) -> None:
+        target, ref = so.scale_target_ref, so.ref
+        if original is None:
+            log.warning(
+                "%s is deleted before its original replica count was recorded: %s %s/%s is "
+                "left as it is",
+                so.subject,
+                target.kind,
+                ref.namespace,
+                target.name,
+            )
+            return
+        with contextlib.suppress(KubeNotFound):
+            await self.kube.patch_scale(
+                target.api_version, target.kind, ref.namespace, target.name, original
+            )
+            log.info("restored %s/%s to %d replicas", ref.namespace, target.name, original)
+
+    def _uncount(self, tracked: _Tracked) -> None:
+        if tracked.so is not None:
+            self.telemetry.register(tracked.so, -1)
+            tracked.so = None
+
+    def _retire(self, tracked: _Tracked) -> None:
+        """No longer in force: neither polled nor counted (a deleting one stays tracked)."""
+        self._uncount(tracked)
+        self.poller.remove(tracked.ref)
 
     def _forget(self, ref: ObjectRef) -> None:
         tracked = self._tracked.pop(ref, None)
-        if tracked is not None and tracked.so is not None:
-            self.telemetry.register(tracked.so, -1)
-        self.poller.remove(ref)
+        if tracked is not None:
+            self._retire(tracked)
 
     async def _rebind_forever(self) -> None:
         while True:
@@ -296,7 +321,7 @@ class Controller:
             for so in self.objects.referencing(key, sos):
                 tracked = self._tracked.get(so.ref)
                 if tracked is not None:
-                    await self._guarded(self.reconcile(tracked.raw, force=True))
+                    await self._guarded(self.reconcile(tracked.document, force=True))
 
     # Activate: readings -> /scale and status.
 
@@ -341,56 +366,25 @@ class Controller:
                 f"{scale.replicas} to {decision.replicas}: {decision.reason}"
             )
             log.info("%s", message, extra={"scaledObject": str(ref)})
-            await self.kube.create_event(
-                ObjectReference.of(tracked.raw), reason, message, component=COMPONENT
-            )
-        await self._write_status(tracked, states, decision)
+            await self.kube.create_event(Event(tracked.document.reference, reason, message))
+        await self._write_status(
+            tracked,
+            status.status_patch(
+                so,
+                problem=None,
+                states=states,
+                decision=decision,
+                original_replicas=tracked.original_replicas,
+            ),
+        )
 
     def _states(self, ref: ObjectRef) -> list[TriggerState]:
         return trigger_states(self.store, ref, self.poller.triggers(ref))
 
-    async def _write_status(
-        self,
-        tracked: _Tracked,
-        states: list[TriggerState],
-        decision: Decision | None,
-    ) -> None:
+    async def _write_status(self, tracked: _Tracked, new: ScaledObjectStatus) -> None:
         assert tracked.so is not None
-        if decision is None and tracked.last_active is not None:
-            decision = Decision(None, None, "not evaluated yet", tracked.last_active)
-        status = status_patch(
-            tracked.so,
-            problem=None,
-            states=states,
-            decision=decision,
-            original_replicas=tracked.original_replicas,
-        )["status"]
-        if decision is None:
-            status["conditions"] = [c for c in status["conditions"] if c["type"] != "Active"]
-        if _same(status, tracked.written, tracked.so.cooldown_period):
+        if status.unchanged(new, tracked.written, tracked.so.cooldown_period):
             return
         ref = tracked.ref
-        await self.kube.patch_scaled_object_status(ref.namespace, ref.name, status)
-        tracked.written = status
-
-
-def _same(status: Mapping[str, Any], written: Mapping[str, Any], cooldown: int) -> bool:
-    """Unchanged but for a ``lastActiveTime`` that moved less than a tenth of the cooldown
-    (at most 30 s): KEDA writes it every poll, which is what floods the API server."""
-    if {k: v for k, v in status.items() if k != "lastActiveTime"} != {
-        k: v for k, v in written.items() if k != "lastActiveTime"
-    }:
-        return False
-    new, old = parse_time(status.get("lastActiveTime")), parse_time(written.get("lastActiveTime"))
-    if new is None or old is None:
-        return new == old
-    return (new - old).total_seconds() < max(1.0, min(30.0, cooldown / 10))
-
-
-def _frozen(mapping: object) -> frozenset[tuple[str, str]]:
-    return frozenset(mapping.items()) if isinstance(mapping, Mapping) else frozenset()
-
-
-def _ref(obj: Mapping[str, Any]) -> ObjectRef:
-    meta = obj.get("metadata") or {}
-    return ObjectRef(str(meta.get("namespace") or "default"), str(meta.get("name")))
+        await self.kube.patch_scaled_object_status(ref.namespace, ref.name, new.to_json())
+        tracked.written = new

@@ -2,7 +2,8 @@
 (keda-semantics §2; kedacore/keda ``controllers/keda/hpa.go``), and whether one that exists
 must be rewritten.
 
-Both are pure: :func:`build_hpa` returns the ``autoscaling/v2`` object as a JSON-ready dict,
+Both are pure: :func:`build_hpa` returns the typed ``autoscaling/v2`` object (its JSON is
+:meth:`~metrics_adapter.kube.autoscaling.HorizontalPodAutoscaler.to_json`),
 :func:`differences` compares it with what the API server holds. Reading and writing the
 cluster is the controller's job.
 """
@@ -12,31 +13,41 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.kube.autoscaling import (
+    Behavior,
+    ExternalMetric,
+    HorizontalPodAutoscaler,
+    Metric,
+    MetricTarget,
+    ResourceMetric,
+    ScaleTargetRef,
+    ScalingRules,
+)
+from metrics_adapter.kube.objects import (
+    KEDA_OPERATOR,
+    JsonObject,
+    ObjectMeta,
+    OwnerReference,
+    frozen,
+)
 from metrics_adapter.kube.wire import SCALED_OBJECT_LABEL
 from metrics_adapter.model.annotations import (
     EXCLUDED_LABELS,
-    PAUSED_REPLICAS,
     PAUSED_SCALE_IN,
     PAUSED_SCALE_OUT,
     flag,
 )
 from metrics_adapter.model.keda import API_VERSION, ScaledObject
-from scalers import resource
-from scalers.errors import Problems, quote
-from scalers.params import TriggerInputs
 from scalers.quantity import format_quantity, parse_quantity
+from scalers.resource import ResourceTarget
 
-HPA_API_VERSION = "autoscaling/v2"
 COMPOSITE_METRIC = "composite-metric"
-MANAGED_BY = "keda-operator"
-"""KEDA's value, so that selectors KEDA users already have keep matching."""
 
-_GO_INT32 = re.compile(r"[+-]?\d+")
 _GO_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _LABEL_INVALID = re.compile(r"[^-A-Za-z0-9_.]")
 _QUANTITIES = frozenset({"value", "averageValue", "tolerance"})
@@ -44,7 +55,7 @@ _QUANTITIES = frozenset({"value", "averageValue", "tolerance"})
 
 # The API server fills every unset rule of a behavior that is present
 # (kubernetes pkg/apis/autoscaling/v2/defaults.go); scaleDown's window stays unset.
-_SCALE_UP_DEFAULTS: Mapping[str, Any] = {
+_SCALE_UP_DEFAULTS: JsonObject = {
     "stabilizationWindowSeconds": 0,
     "selectPolicy": "Max",
     "policies": [
@@ -52,92 +63,48 @@ _SCALE_UP_DEFAULTS: Mapping[str, Any] = {
         {"type": "Percent", "value": 100, "periodSeconds": 15},
     ],
 }
-_SCALE_DOWN_DEFAULTS: Mapping[str, Any] = {
+_SCALE_DOWN_DEFAULTS: JsonObject = {
     "selectPolicy": "Max",
     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
 }
 
 
-def resource_targets(so: ScaledObject) -> tuple[resource.ResourceTarget, ...]:
-    """The cpu and memory triggers as :func:`~metrics_adapter.binding.triggers.bind` parses them;
-    raise ConfigError naming every bad field."""
-    problems = Problems()
-    found = []
-    for trigger in so.triggers:
-        if trigger.is_resource:
-            inputs = TriggerInputs(trigger.metadata, path=f"triggers[{trigger.index}].metadata")
-            target = resource.parse(trigger.type, trigger.metric_type, inputs, problems)
-            if target is not None:
-                found.append(target)
-    problems.raise_for(so.subject)
-    return tuple(found)
-
-
 def build_hpa(
     so: ScaledObject,
     bound: Sequence[BoundTrigger],
-    resources: Sequence[resource.ResourceTarget],
+    resources: Sequence[ResourceTarget],
     *,
     uid: str,
-) -> dict[str, Any]:
-    """The HPA for ``so``, owned by it (``uid``), with one metric per trigger.
-
-    Raise ConfigError when ``autoscaling.keda.sh/paused-replicas`` is not an integer, where
-    KEDA's reconcile fails too.
-    """
+) -> HorizontalPodAutoscaler:
+    """The HPA for ``so``, owned by it (``uid``), with one metric per trigger: ``bound`` and
+    ``resources`` as :func:`~metrics_adapter.binding.triggers.bind_all` made them."""
     if not uid:
         raise ValueError(f"{so.subject}: an owner reference needs the ScaledObject's uid")
     min_replicas, max_replicas = _replica_bounds(so)
-    spec: dict[str, Any] = {
-        "scaleTargetRef": {
-            "apiVersion": so.scale_target_ref.api_version,
-            "kind": so.scale_target_ref.kind,
-            "name": so.scale_target_ref.name,
-        },
-        "minReplicas": min_replicas,
-        "maxReplicas": max_replicas,
-        "metrics": _metrics(so, bound, resources),
-    }
-    behavior = _behavior(so)
-    if behavior is not None:
-        spec["behavior"] = behavior
-    metadata: dict[str, Any] = {
-        "name": so.hpa_name,
-        "namespace": so.ref.namespace,
-        "labels": _labels(so),
-        "ownerReferences": [
-            {
-                "apiVersion": API_VERSION,
-                "kind": "ScaledObject",
-                "name": so.ref.name,
-                "uid": uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ],
-    }
-    if so.meta.annotations:
-        metadata["annotations"] = dict(so.meta.annotations)
-    return {
-        "apiVersion": HPA_API_VERSION,
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata,
-        "spec": spec,
-    }
+    target = so.scale_target_ref
+    owner = OwnerReference(API_VERSION, "ScaledObject", so.ref.name, uid)
+    return HorizontalPodAutoscaler(
+        meta=ObjectMeta(
+            name=so.hpa_name,
+            namespace=so.ref.namespace,
+            labels=frozen(_labels(so)),
+            annotations=so.meta.annotations,
+            owner_references=(owner,),
+        ),
+        scale_target_ref=ScaleTargetRef(target.api_version, target.kind, target.name),
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        metrics=_metrics(so, bound, resources),
+        behavior=_behavior(so),
+    )
 
 
 def _replica_bounds(so: ScaledObject) -> tuple[int, int]:
     """``(minReplicas, maxReplicas)``; ``paused-replicas`` pins both, as KEDA does until the
     target has reached that count and the HPA is deleted."""
-    paused = so.meta.annotations.get(PAUSED_REPLICAS)
-    if paused is None:
+    if so.paused_replicas is None:
         return min_replicas(so.min_replica_count), so.max_replica_count
-    if not _GO_INT32.fullmatch(paused) or not -(2**31) <= int(paused) < 2**31:
-        problems = Problems()
-        where = f"metadata.annotations.{PAUSED_REPLICAS}"
-        problems.add(where, f"{quote(paused)} is not an integer")
-        problems.raise_for(so.subject)
-    count = min_replicas(int(paused))
+    count = min_replicas(so.paused_replicas)
     return count, count
 
 
@@ -146,7 +113,7 @@ def _labels(so: ScaledObject) -> dict[str, str]:
         "app.kubernetes.io/name": _label_value(so.hpa_name),
         "app.kubernetes.io/version": _label_value(__version__),
         "app.kubernetes.io/part-of": so.ref.name,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/managed-by": KEDA_OPERATOR,
     }
     # KEDA splits on "," alone; label keys hold no spaces, so stripping only forgives them.
     excluded = {k.strip() for k in so.meta.annotations.get(EXCLUDED_LABELS, "").split(",")}
@@ -165,57 +132,46 @@ def _label_value(text: str) -> str:
 def _metrics(
     so: ScaledObject,
     bound: Sequence[BoundTrigger],
-    resources: Sequence[resource.ResourceTarget],
-) -> list[dict[str, Any]]:
-    selector = {"matchLabels": {SCALED_OBJECT_LABEL: so.ref.name}}
-    metrics = [
-        _external(b.metric_name, selector, b.trigger.metric_type, format_quantity(b.scaler.target))
+    resources: Sequence[ResourceTarget],
+) -> tuple[Metric, ...]:
+    selector = {SCALED_OBJECT_LABEL: so.ref.name}
+    metrics: list[Metric] = [
+        ExternalMetric(
+            b.metric_name,
+            selector,
+            _target(b.trigger.metric_type, format_quantity(b.scaler.target)),
+        )
         for b in sorted(bound, key=lambda b: b.trigger.index)
     ]
     metrics += [_resource_metric(r) for r in resources]
     # KEDA sorts by type string only (#1531): ContainerResource < External < Resource. Its
     # sort.Slice is an insertion sort up to 12 entries, so stable there; stable here always.
-    metrics.sort(key=lambda m: str(m["type"]))
+    metrics.sort(key=lambda m: m.type)
     composite = _composite(so, selector)
     if composite is not None:
         # hpa.go keeps the entries whose Resource is set (not ContainerResource), then
         # appends the composite metric, unsorted.
-        metrics = [m for m in metrics if m["type"] == "Resource"] + [composite]
-    return metrics
+        metrics = [m for m in metrics if m.type == "Resource"] + [composite]
+    return tuple(metrics)
 
 
-def _external(
-    name: str, selector: Mapping[str, Any], metric_type: str, quantity: str
-) -> dict[str, Any]:
-    return {
-        "type": "External",
-        "external": {
-            "metric": {"name": name, "selector": _plain(selector)},
-            "target": _target(metric_type, quantity),
-        },
-    }
+def _target(metric_type: str, quantity: str) -> MetricTarget:
+    if metric_type == "Value":
+        return MetricTarget(metric_type, value=quantity)
+    return MetricTarget(metric_type, average_value=quantity)
 
 
-def _target(metric_type: str, quantity: str) -> dict[str, Any]:
-    key = "value" if metric_type == "Value" else "averageValue"
-    return {"type": metric_type, key: quantity}
-
-
-def _resource_metric(r: resource.ResourceTarget) -> dict[str, Any]:
+def _resource_metric(r: ResourceTarget) -> ResourceMetric:
     """KEDA's cpu/memory scaler: Utilization as an integer percentage, AverageValue as the
     quantity the user wrote (the API server canonicalises it, as KEDA's MustParse does)."""
-    target: dict[str, Any]
     if r.metric_type == "Utilization":
-        target = {"type": "Utilization", "averageUtilization": int(r.value)}
+        target = MetricTarget("Utilization", average_utilization=int(r.value))
     else:
-        target = {"type": "AverageValue", "averageValue": r.value}
-    if r.container_name:
-        source = {"name": r.name, "container": r.container_name, "target": target}
-        return {"type": "ContainerResource", "containerResource": source}
-    return {"type": "Resource", "resource": {"name": r.name, "target": target}}
+        target = MetricTarget("AverageValue", average_value=r.value)
+    return ResourceMetric(r.name, target, r.container_name)
 
 
-def _composite(so: ScaledObject, selector: Mapping[str, Any]) -> dict[str, Any] | None:
+def _composite(so: ScaledObject, selector: Mapping[str, str]) -> ExternalMetric | None:
     """The single External metric that replaces the others under ``scalingModifiers``.
 
     Only the HPA's side: serving the composite value (the formula over the triggers'
@@ -223,36 +179,39 @@ def _composite(so: ScaledObject, selector: Mapping[str, Any]) -> dict[str, Any] 
     As in hpa.go, there is no composite metric unless ``target`` is a number above 0, and
     the target is cut (not rounded) to milli units.
     """
-    modifiers = so.advanced.scaling_modifiers or {}
-    keys = ("formula", "target", "activationTarget", "metricType")
-    if not any(modifiers.get(k) for k in keys):
+    modifiers = so.advanced.scaling_modifiers
+    if modifiers is None or not modifiers.in_use:
         return None
-    text = modifiers.get("target")
-    if not isinstance(text, str) or not _GO_FLOAT.fullmatch(text):
+    text = modifiers.target
+    if text is None or not _GO_FLOAT.fullmatch(text):
         return None
     target = float(text)
     if not math.isfinite(target) or target <= 0:
         return None
     milli = int(target * 1000)
-    metric_type = modifiers.get("metricType") or "AverageValue"
-    return _external(COMPOSITE_METRIC, selector, str(metric_type), format_quantity(milli / 1000))
+    metric_type = modifiers.metric_type or "AverageValue"
+    return ExternalMetric(
+        COMPOSITE_METRIC, selector, _target(metric_type, format_quantity(milli / 1000))
+    )
 
 
-def _behavior(so: ScaledObject) -> dict[str, Any] | None:
-    """``horizontalPodAutoscalerConfig.behavior`` copied, with the pause annotations'
-    ``selectPolicy: Disabled`` laid over the copy; the ScaledObject is left untouched."""
-    source = so.advanced.hpa_behavior
-    behavior: dict[str, Any] | None = None if source is None else _plain(source)
-    for annotation, direction in ((PAUSED_SCALE_IN, "scaleDown"), (PAUSED_SCALE_OUT, "scaleUp")):
-        if not flag(so.meta.annotations, annotation):
-            continue
-        if behavior is None:
-            behavior = {}
-        rules = behavior.get(direction)
-        if not isinstance(rules, dict):
-            rules = behavior[direction] = {}
-        rules["selectPolicy"] = "Disabled"
-    return behavior
+def _behavior(so: ScaledObject) -> Behavior | None:
+    """``horizontalPodAutoscalerConfig.behavior``, with the pause annotations'
+    ``selectPolicy: Disabled`` laid over it."""
+    behavior = so.advanced.hpa_behavior
+    scale_in = flag(so.meta.annotations, PAUSED_SCALE_IN)
+    scale_out = flag(so.meta.annotations, PAUSED_SCALE_OUT)
+    if not (scale_in or scale_out):
+        return behavior
+    behavior = behavior or Behavior()
+    return Behavior(
+        scale_up=_disabled(behavior.scale_up) if scale_out else behavior.scale_up,
+        scale_down=_disabled(behavior.scale_down) if scale_in else behavior.scale_down,
+    )
+
+
+def _disabled(rules: ScalingRules | None) -> ScalingRules:
+    return replace(rules or ScalingRules(), select_policy="Disabled")
 
 
 def _plain(value: Any) -> Any:
@@ -267,9 +226,10 @@ def _plain(value: Any) -> Any:
 # Whether an existing HPA must be rewritten.
 
 
-def differences(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+def differences(existing: Mapping[str, Any], desired: HorizontalPodAutoscaler) -> list[str]:
     """The paths of the fields we own that ``existing`` (as read from the API server) does
-    not hold as ``desired`` (from :func:`build_hpa`); empty when no write is needed.
+    not hold as ``desired`` (from :func:`build_hpa`, compared as its JSON); empty when no
+    write is needed.
 
     Compared: every spec field we set, lists entry by entry, with the server's defaults
     for ``behavior`` applied to both sides and quantities compared by value (``0.5Gi`` is
@@ -279,8 +239,9 @@ def differences(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> list
     annotation merely removed from the ScaledObject is not seen here; it goes with the next
     write (a server-side apply drops what our field manager no longer sets).
     """
+    want = desired.to_json()
     have_meta: Mapping[str, Any] = existing.get("metadata") or {}
-    want_meta: Mapping[str, Any] = desired["metadata"]
+    want_meta: Mapping[str, Any] = _plain(want["metadata"])
     found: list[str] = []
     for key in ("labels", "annotations"):
         have = have_meta.get(key) or {}
@@ -292,7 +253,7 @@ def differences(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> list
         if not any(not list(_drift(owner, o, "")) for o in owners):
             found.append("metadata.ownerReferences")
     have_spec = dict(existing.get("spec") or {})
-    want_spec = dict(desired["spec"])
+    want_spec: dict[str, Any] = _plain(want["spec"])
     # No behavior scales as the default one does: a stored default behavior (as a replace
     # that omits it may leave) is no difference.
     want_behavior, have_behavior = want_spec.pop("behavior", None), have_spec.get("behavior")
@@ -304,7 +265,7 @@ def differences(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> list
     return found
 
 
-def needs_update(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+def needs_update(existing: Mapping[str, Any], desired: HorizontalPodAutoscaler) -> bool:
     """Whether ``existing`` must be rewritten to ``desired``; see :func:`differences`."""
     return bool(differences(existing, desired))
 
@@ -321,7 +282,7 @@ def _defaulted(behavior: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _drift(want: Any, have: Any, path: str) -> Iterator[str]:
+def _drift(want: object, have: object, path: str) -> Iterator[str]:
     """Paths where ``have`` differs from ``want``; keys ``want`` does not set are ignored."""
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
@@ -339,7 +300,7 @@ def _drift(want: Any, have: Any, path: str) -> Iterator[str]:
         yield path
 
 
-def _same(want: Any, have: Any, key: str) -> bool:
+def _same(want: object, have: object, key: str) -> bool:
     if want == have and type(want) is type(have):
         return True
     if key in _QUANTITIES and _is_number_or_text(want) and _is_number_or_text(have):
@@ -351,7 +312,7 @@ def _same(want: Any, have: Any, key: str) -> bool:
     return False
 
 
-def _is_number_or_text(value: Any) -> bool:
+def _is_number_or_text(value: object) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 

@@ -26,18 +26,17 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeNotFound
-from metrics_adapter.kube.client import KubeClient, Obj, Resource
-from metrics_adapter.kube.wire import parse_time
+from metrics_adapter.kube.client import LEASES, KubeClient
+from metrics_adapter.kube.objects import Lease, LeaseSpec, ObjectMeta
 
 log = logging.getLogger(__name__)
 
-LEASES = Resource("coordination.k8s.io/v1", "Lease", "leases")
 DEFAULT_LEASE = "metrics-adapter"
 JITTER = 1.2
 """A candidate waits ``retry_period * (1 + random() * JITTER)``, as client-go's does."""
@@ -50,45 +49,6 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
-def _micro_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    """The ``spec`` of a Lease: who holds it, for how long, since when."""
-
-    holder: str
-    """``""`` when nobody holds it (never taken, or released)."""
-    duration: int
-    acquire_time: datetime | None = None
-    renew_time: datetime | None = None
-    transitions: int = 0
-
-    @classmethod
-    def from_lease(cls, lease: Mapping[str, Any]) -> LeaseRecord:
-        spec = lease.get("spec") or {}
-        return cls(
-            holder=str(spec.get("holderIdentity") or ""),
-            duration=int(spec.get("leaseDurationSeconds") or 0),
-            acquire_time=parse_time(spec.get("acquireTime")),
-            renew_time=parse_time(spec.get("renewTime")),
-            transitions=int(spec.get("leaseTransitions") or 0),
-        )
-
-    def to_spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "holderIdentity": self.holder,
-            "leaseDurationSeconds": self.duration,
-            "leaseTransitions": self.transitions,
-        }
-        if self.acquire_time is not None:
-            spec["acquireTime"] = _micro_time(self.acquire_time)
-        if self.renew_time is not None:
-            spec["renewTime"] = _micro_time(self.renew_time)
-        return spec
-
-
 @dataclass
 class Election:
     """What one candidate knows and decides; every time is passed in (monotonic seconds for
@@ -97,14 +57,14 @@ class Election:
     identity: str
     lease_duration: int
     renew_deadline: float
-    observed: LeaseRecord | None = None
+    observed: LeaseSpec | None = None
     """The Lease as last read or written; ``None``: absent, or not read yet."""
     observed_at: float = 0.0
     """When ``observed`` was first seen as it is: another holder's expiry counts from here."""
     renewed_at: float | None = None
     """Start of the last successful acquire or renew while leading; ``None``: not leading."""
 
-    def observe(self, record: LeaseRecord | None, now: float) -> bool:
+    def observe(self, record: LeaseSpec | None, now: float) -> bool:
         """Take in the Lease as read; True when it changed since the last observation."""
         if record == self.observed:
             return False
@@ -129,17 +89,17 @@ class Election:
     def ours(self) -> bool:
         return self.observed is not None and self.observed.holder == self.identity
 
-    def claim(self, wall: datetime) -> LeaseRecord:
+    def claim(self, wall: datetime) -> LeaseSpec:
         """The record that takes or renews the Lease: a renewal keeps ``acquireTime`` and the
         transition count; a takeover starts a new term."""
         old = self.observed
         if old is None:
-            return LeaseRecord(self.identity, self.lease_duration, wall, wall, 0)
+            return LeaseSpec(self.identity, self.lease_duration, wall, wall, 0)
         if old.holder == self.identity:
             return replace(old, duration=self.lease_duration, renew_time=wall)
-        return LeaseRecord(self.identity, self.lease_duration, wall, wall, old.transitions + 1)
+        return LeaseSpec(self.identity, self.lease_duration, wall, wall, old.transitions + 1)
 
-    def release(self, wall: datetime) -> LeaseRecord | None:
+    def release(self, wall: datetime) -> LeaseSpec | None:
         """The record that hands the Lease over at once (client-go's: no holder, 1 s), or
         ``None`` when it is not ours to release."""
         if not self.ours():
@@ -147,7 +107,7 @@ class Election:
         assert self.observed is not None
         return replace(self.observed, holder="", duration=1, acquire_time=wall, renew_time=wall)
 
-    def won(self, record: LeaseRecord, started: float, now: float) -> None:
+    def won(self, record: LeaseSpec, started: float, now: float) -> None:
         """Our write of ``record``, sent at ``started``, was accepted."""
         self.observe(record, now)
         self.renewed_at = started
@@ -208,7 +168,7 @@ class LeaderElector:
         self.following.set()
         self.listeners: list[Callable[[bool], None]] = []
         self._clock, self._wall = clock, wall_clock
-        self._lease: Obj | None = None
+        self._lease: Lease | None = None
         """The Lease as we last wrote it: a release replaces exactly that version."""
         self._failing = ""
 
@@ -273,12 +233,9 @@ class LeaderElector:
             self._lose(f"not renewed within {self.election.renew_deadline:g}s")
 
     async def _acquire_or_renew(self, started: float) -> None:
-        try:
-            lease: Obj | None = await self.kube.get(LEASES, self.name, self.namespace)
-        except KubeNotFound:
-            lease = None
+        lease = await self._read()
         now = self._clock()
-        record = LeaseRecord.from_lease(lease) if lease is not None else None
+        record = lease.spec if lease is not None else None
         before = self.election.observed
         self.election.observe(record, now)
         if record and record.holder not in (self.identity, before and before.holder):
@@ -291,32 +248,32 @@ class LeaderElector:
             return
         claim = self.election.claim(self._wall())
         written = await self._write(lease, claim)
-        self.election.won(LeaseRecord.from_lease(written), started, self._clock())
+        self.election.won(written.spec, started, self._clock())
         self._lease = written
         if not self.leading.is_set():
             self._win(claim)
 
-    async def _write(self, lease: Obj | None, record: LeaseRecord) -> Obj:
+    async def _read(self) -> Lease | None:
+        """The Lease as it is now; ``None`` when there is none."""
+        try:
+            found = await self.kube.get(LEASES, self.name, self.namespace)
+        except KubeNotFound:
+            return None
+        return Lease.from_response(found, f"{self.subject} (get)")
+
+    async def _write(self, lease: Lease | None, record: LeaseSpec) -> Lease:
         """Create the Lease, or replace it on the resourceVersion it was read at: a replica
         that read an older version gets 409 Conflict."""
         if lease is None:
-            body = {
-                "apiVersion": LEASES.api_version,
-                "kind": LEASES.kind,
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": record.to_spec(),
-            }
-            subject = f"{self.subject} (create)"
-            path = LEASES.path(self.namespace)
-            return await self.kube.request(
-                "POST", path, subject, body=body, content_type="application/json"
-            )
-        body = {**lease, "spec": {**(lease.get("spec") or {}), **record.to_spec()}}
-        subject = f"{self.subject} (update)"
-        path = LEASES.path(self.namespace, self.name)
-        return await self.kube.request(
-            "PUT", path, subject, body=body, content_type="application/json"
+            method, path, subject = "POST", LEASES.path(self.namespace), f"{self.subject} (create)"
+            body = Lease(ObjectMeta(self.name, self.namespace), record)
+        else:
+            method, path = "PUT", LEASES.path(self.namespace, self.name)
+            subject, body = f"{self.subject} (update)", replace(lease, spec=record)
+        answer = await self.kube.request(
+            method, path, subject, body=body.to_json(), content_type="application/json"
         )
+        return Lease.from_response(answer, subject)
 
     async def _release(self) -> None:
         """Clear the holder so that a successor takes the Lease at once.
@@ -351,13 +308,11 @@ class LeaderElector:
         except (KubeError, TimeoutError) as exc:
             log.warning("%s: not released, it expires instead: %s", self.subject, exc)
 
-    async def _read_again(self) -> Obj | None:
+    async def _read_again(self) -> Lease | None:
         """The Lease as it is now, observed; ``None`` when it is gone."""
-        try:
-            lease: Obj = await self.kube.get(LEASES, self.name, self.namespace)
-        except KubeNotFound:
-            return None
-        self.election.observe(LeaseRecord.from_lease(lease), self._clock())
+        lease = await self._read()
+        if lease is not None:
+            self.election.observe(lease.spec, self._clock())
         return lease
 
     def _pause(self) -> float:
@@ -368,7 +323,7 @@ class LeaderElector:
 
     # Transitions.
 
-    def _win(self, record: LeaseRecord) -> None:
+    def _win(self, record: LeaseSpec) -> None:
         log.info(
             "%s: %s became leader (term %d, lease %ds)",
             self.subject,

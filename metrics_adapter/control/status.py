@@ -1,36 +1,22 @@
-"""The ScaledObject ``status`` KEDA users read, built in one place as a merge patch:
-conditions with KEDA's types, reasons and messages (keda-semantics §1), the metric names,
-the HPA's name, ``originalReplicaCount``, ``lastActiveTime`` and per-trigger activity."""
+"""The ScaledObject ``status`` KEDA users read, built in one place: conditions with KEDA's
+types, reasons and messages (keda-semantics §1), the metric names, the HPA's name,
+``originalReplicaCount``, ``lastActiveTime`` and per-trigger activity, as a typed
+:class:`~metrics_adapter.model.keda.ScaledObjectStatus` whose ``to_json()`` is the merge
+patch; and whether a new one is worth writing.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from metrics_adapter.control.activator import Decision, TriggerState
-from metrics_adapter.kube import wire
+from metrics_adapter.kube.objects import Condition
 from metrics_adapter.model.annotations import PAUSED_SCALE_IN, PAUSED_SCALE_OUT, flag, paused
-from metrics_adapter.model.keda import ScaledObject
+from metrics_adapter.model.keda import ScaledObject, ScaledObjectStatus, TriggerHealth
 
 READY_MESSAGE = "ScaledObject is defined correctly and is ready for scaling"
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    type: str
-    status: str
-    reason: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "type": self.type,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message,
-        }
 
 
 def ready(problem: str | None, states: Sequence[TriggerState]) -> Condition:
@@ -106,33 +92,69 @@ def status_patch(
     states: Sequence[TriggerState],
     decision: Decision | None,
     original_replicas: int | None,
-) -> dict[str, Any]:
-    """The merge patch of ``status``; ``lastActiveTime`` only once the object was active."""
-    conditions = [ready(problem, states), active(decision), fallback(states), paused_condition(so)]
+) -> ScaledObjectStatus:
+    """The whole status; ``lastActiveTime`` only once the object was active."""
+    conditions = (ready(problem, states), active(decision), fallback(states), paused_condition(so))
     target = so.scale_target_ref
-    status: dict[str, Any] = {
-        "conditions": [c.as_dict() for c in conditions],
-        "scaleTargetKind": f"{target.api_version}.{target.kind}",
-        "hpaName": so.hpa_name,
-        "externalMetricNames": [s.bound.metric_name for s in states],
-        "resourceMetricNames": [t.type for t in so.triggers if t.is_resource],
-        "triggersActivity": {
-            s.bound.metric_name: {"isActive": s.reading.active}
+    return ScaledObjectStatus(
+        conditions=conditions,
+        scale_target_kind=f"{target.api_version}.{target.kind}",
+        hpa_name=so.hpa_name,
+        external_metric_names=tuple(s.bound.metric_name for s in states),
+        resource_metric_names=tuple(t.type for t in so.triggers if t.is_resource),
+        triggers_activity={
+            s.bound.metric_name: s.reading.active
             for s in states
             if s.reading.error is None and s.reading.value is not None
         },
-    }
-    if so.fallback is not None:  # KEDA keeps health only with a fallback
-        status["health"] = {
-            s.bound.metric_name: {
-                "numberOfFailures": s.reading.failures,
-                "status": "Failing" if s.reading.error else "Happy",
-            }
+        health=None
+        if so.fallback is None  # KEDA keeps health only with a fallback
+        else {
+            s.bound.metric_name: TriggerHealth(s.reading.failures, s.reading.error is not None)
             for s in states
-        }
-    if original_replicas is not None:
-        status["originalReplicaCount"] = original_replicas
-    last_active: datetime | None = decision.last_active if decision else None
+        },
+        original_replica_count=original_replicas,
+        last_active_time=decision.last_active if decision else None,
+    )
+
+
+def reconciled(
+    so: ScaledObject,
+    states: Sequence[TriggerState],
+    last_active: datetime | None,
+    original_replicas: int | None,
+) -> ScaledObjectStatus:
+    """The status after a reconcile, before the activator has decided anything: with no
+    ``Active`` condition, or ``Active=Unknown`` keeping a known ``lastActiveTime``."""
     if last_active is not None:
-        status["lastActiveTime"] = wire.rfc3339(last_active)
-    return {"status": status}
+        decision = Decision(None, None, "not evaluated yet", last_active)
+        return status_patch(
+            so, problem=None, states=states, decision=decision, original_replicas=original_replicas
+        )
+    status = status_patch(
+        so, problem=None, states=states, decision=None, original_replicas=original_replicas
+    )
+    conditions = tuple(c for c in status.conditions if c.type != "Active")
+    return dataclasses.replace(status, conditions=conditions)
+
+
+def not_ready(problem: str) -> ScaledObjectStatus:
+    """A malformed object's status: ``Ready=False`` naming every bad field, and nothing else
+    (a merge patch leaves what an earlier status said of the rest)."""
+    return ScaledObjectStatus(conditions=(ready(problem, ()),))
+
+
+def unchanged(
+    status: ScaledObjectStatus, written: ScaledObjectStatus | None, cooldown: int
+) -> bool:
+    """Whether writing ``status`` over ``written`` can be skipped: equal but for a
+    ``lastActiveTime`` that moved less than a tenth of the cooldown (at most 30 s). KEDA
+    writes it every poll, which is what floods the API server."""
+    if written is None:
+        return False
+    new, old = status.last_active_time, written.last_active_time
+    if dataclasses.replace(status, last_active_time=old) != written:
+        return False
+    if new is None or old is None:
+        return new == old
+    return (new - old).total_seconds() < max(1.0, min(30.0, cooldown / 10))

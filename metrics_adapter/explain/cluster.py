@@ -65,8 +65,14 @@ class Listing:
     """What was listed from the cluster, as the binder reads it."""
 
     inventory: Inventory
-    last_active: dict[ObjectRef, datetime | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def last_active(self) -> dict[ObjectRef, datetime | None]:
+        """Each ScaledObject's ``status.lastActiveTime``, as the controller left it."""
+        return {
+            ref: so.status.last_active_time for ref, so in self.inventory.scaled_objects.items()
+        }
 
 
 async def explain_namespace(
@@ -120,13 +126,7 @@ async def list_namespace(
         lists.append(answer)
     items = [item for found in lists for item in found]
     inventory = load_documents(((_origin(i), i) for i in items), cluster_object_namespace)
-    last_active = {
-        ObjectRef(namespace, str(i["metadata"]["name"])): parse_time(
-            (i.get("status") or {}).get("lastActiveTime")
-        )
-        for i in lists[0]
-    }
-    return Listing(inventory, last_active, warnings)
+    return Listing(inventory, warnings)
 
 
 async def _list(
@@ -223,7 +223,7 @@ async def _observe(kube: KubeClient, listing: Listing, so: ScaledObject) -> Obse
         hpa = f"{so.hpa_name}: not found" if found is None else hpa_status(found)
     except KubeError as exc:
         hpa = f"{so.hpa_name}: unreadable: {status_text(exc)}"
-    return Observed(replicas, source, listing.last_active.get(so.ref), hpa)
+    return Observed(replicas, source, so.status.last_active_time, hpa)
 
 
 def hpa_status(hpa: Mapping[str, Any]) -> str:

@@ -1,9 +1,11 @@
 """The Kubernetes API as the controller uses it, on kubernetes-asyncio's ``ApiClient``.
 
-Objects travel as plain dicts (the CRDs have no generated models, and one shape for every
-kind keeps the callers simple); every call has a timeout; every failure is a
-:class:`~metrics_adapter.errors.KubeError` naming the object and the call. List+watch with
-resume and re-list is :func:`metrics_adapter.kube.watch.watch`, on :meth:`KubeClient.open_watch`.
+Only the I/O is here: objects arrive as JSON, to be parsed by whoever reads them, and the
+typed shapes the controller writes (:mod:`metrics_adapter.kube.objects`,
+:mod:`metrics_adapter.kube.autoscaling`) make their own JSON. Every call has a timeout;
+every failure is a :class:`~metrics_adapter.errors.KubeError` naming the object and the
+call. List+watch with resume and re-list is :func:`metrics_adapter.kube.watch.watch`, on
+:meth:`KubeClient.open_watch`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ import asyncio
 import json
 import logging
 import random
-import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import yaml
@@ -26,6 +26,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
+from metrics_adapter.kube import autoscaling
+from metrics_adapter.kube.objects import Event, Lease, Scale
 from scalers.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,6 @@ Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "metrics-adapter"
-COMPONENT = "keda-operator"
-"""The Event source KEDA's users filter on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,51 +71,10 @@ SECRETS = Resource("v1", "Secret", "secrets")
 CONFIG_MAPS = Resource("v1", "ConfigMap", "configmaps")
 DEPLOYMENTS = Resource("apps/v1", "Deployment", "deployments")
 STATEFULSETS = Resource("apps/v1", "StatefulSet", "statefulsets")
-HPAS = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+HPAS = Resource(autoscaling.API_VERSION, autoscaling.KIND, "horizontalpodautoscalers")
 EVENTS = Resource("v1", "Event", "events")
+LEASES = Resource(Lease.API_VERSION, Lease.KIND, "leases")
 _KNOWN = {(r.api_version, r.kind): r for r in (SCALED_OBJECTS, DEPLOYMENTS, STATEFULSETS, HPAS)}
-
-
-@dataclass(frozen=True, slots=True)
-class Scale:
-    """A ``/scale`` subresource (autoscaling/v1 Scale); absent counts are 0 on the wire."""
-
-    replicas: int
-    current_replicas: int
-    selector: str
-    resource_version: str
-
-    @classmethod
-    def from_response(cls, obj: Mapping[str, Any]) -> Scale:
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        return cls(
-            replicas=int(spec.get("replicas") or 0),
-            current_replicas=int(status.get("replicas") or 0),
-            selector=str(status.get("selector") or ""),
-            resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectReference:
-    """What an Event is about."""
-
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-    uid: str = ""
-
-    @classmethod
-    def of(cls, obj: Mapping[str, Any]) -> ObjectReference:
-        meta = obj.get("metadata") or {}
-        return cls(
-            str(obj.get("apiVersion")),
-            str(obj.get("kind")),
-            str(meta.get("namespace") or ""),
-            str(meta.get("name")),
-            str(meta.get("uid") or ""),
-        )
 
 
 async def api_client(kubeconfig: str | Path | None = None) -> ApiClient:
@@ -298,14 +257,15 @@ class KubeClient:
         resource = await self.resource_for(api_version, kind)
         path = resource.path(namespace, name, "scale")
         subject = f"{resource.subject(namespace, name)} (get scale)"
-        return Scale.from_response(await self.request("GET", path, subject))
+        return Scale.from_response(await self.request("GET", path, subject), subject)
 
     async def patch_scale(
         self, api_version: str, kind: str, namespace: str, name: str, replicas: int
     ) -> Scale:
         resource = await self.resource_for(api_version, kind)
-        body = {"spec": {"replicas": replicas}}
-        return Scale.from_response(await self.patch(resource, name, namespace, body, sub="scale"))
+        body = Scale.patch(replicas)
+        answer = await self.patch(resource, name, namespace, body, sub="scale")
+        return Scale.from_response(answer, f"{resource.subject(namespace, name)} (patch scale)")
 
     async def patch_scaled_object_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
@@ -315,43 +275,12 @@ class KubeClient:
         body = {"status": dict(status)}
         return await self.patch(SCALED_OBJECTS, name, namespace, body, sub="status")
 
-    async def create_event(
-        self,
-        regarding: ObjectReference,
-        reason: str,
-        message: str,
-        *,
-        type: Literal["Normal", "Warning"] = "Normal",
-        component: str = COMPONENT,
-    ) -> Obj:
-        """A core/v1 Event, as client-go's recorder writes it (``kubectl describe`` shows it)."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ns = regarding.namespace or "default"
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{regarding.name}.{time.time_ns():x}", "namespace": ns},
-            "involvedObject": {
-                "apiVersion": regarding.api_version,
-                "kind": regarding.kind,
-                "namespace": regarding.namespace,
-                "name": regarding.name,
-                "uid": regarding.uid,
-            },
-            "reason": reason,
-            "message": message,
-            "type": type,
-            "source": {"component": component},
-            "reportingComponent": component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        subject = f"Event {reason} on {regarding.kind} {ns}/{regarding.name} (create)"
-        return await self.request("POST", EVENTS.path(ns), subject, body=event)
+    async def create_event(self, event: Event) -> Obj:
+        path = EVENTS.path(event.namespace)
+        return await self.request("POST", path, f"{event.subject} (create)", body=event.to_json())
 
-    async def apply_hpa(self, hpa: Mapping[str, Any]) -> Obj:
-        return await self.apply(HPAS, hpa)
+    async def apply_hpa(self, hpa: autoscaling.HorizontalPodAutoscaler) -> Obj:
+        return await self.apply(HPAS, hpa.to_json())
 
     async def get_hpa(self, namespace: str, name: str) -> Obj | None:
         try:

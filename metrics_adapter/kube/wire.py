@@ -21,8 +21,12 @@ def _dump(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339(moment: datetime, *, micro: bool = False) -> str:
+    """A Kubernetes timestamp in UTC: ``Time`` (whole seconds, as every status and Event
+    field), or ``MicroTime`` with ``micro`` (a Lease's acquire and renew times)."""
+    return moment.astimezone(UTC).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def parse_time(value: object) -> datetime | None:

@@ -6,14 +6,18 @@ problem of one object at once; unknown fields are kept as warnings, as ``kubectl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any
 
-from metrics_adapter.model.fields import Fields
-from scalers.errors import Problems, quote
+from metrics_adapter.kube.autoscaling import Behavior
+from metrics_adapter.kube.fields import INT32_MAX, Fields
+from metrics_adapter.kube.objects import Condition, JsonObject, ObjectMeta, ObjectReference, frozen
+from metrics_adapter.kube.objects import ObjectRef as ObjectRef  # the model's name for it too
+from metrics_adapter.kube.wire import rfc3339
+from metrics_adapter.model.annotations import PAUSED_REPLICAS
+from scalers.errors import ConfigError, Problems, quote
 from scalers.registry import RESOURCE_TYPES
 
 API_VERSION = "keda.sh/v1alpha1"
@@ -50,30 +54,8 @@ TRIGGER_FIELDS = frozenset(
     }
 )
 
-
-def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(mapping))
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ObjectRef:
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """The parts of ``metadata`` the adapter uses."""
-
-    ref: ObjectRef
-    uid: str = ""
-    generation: int = 0
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    creation_timestamp: datetime | None = None
+_GO_INT32 = re.compile(r"[+-]?\d+")
+"""What Go's ``strconv.ParseInt(s, 10, 32)`` reads, as KEDA reads ``paused-replicas``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,24 +89,98 @@ class Trigger:
 
 
 @dataclass(frozen=True, slots=True)
-class Fallback:
+class FallbackSpec:
+    """``spec.fallback`` as the user wrote it; the value the store serves from it is
+    :class:`metrics_adapter.metrics.store.Fallback`."""
+
     failure_threshold: int
     replicas: int
     behavior: str = "static"
 
 
 @dataclass(frozen=True, slots=True)
+class ScalingModifiers:
+    """``advanced.scalingModifiers``: one composite metric over the named triggers."""
+
+    formula: str | None = None
+    target: str | None = None
+    activation_target: str | None = None
+    metric_type: str | None = None
+
+    @property
+    def in_use(self) -> bool:
+        """KEDA's ``IsUsingModifiers``: anything but the zero value."""
+        return any((self.formula, self.target, self.activation_target, self.metric_type))
+
+
+@dataclass(frozen=True, slots=True)
 class Advanced:
     restore_to_original_replica_count: bool = False
     hpa_name: str | None = None
-    hpa_behavior: Mapping[str, Any] | None = None
-    """Copied verbatim into the HPA."""
-    scaling_modifiers: Mapping[str, Any] | None = None
+    hpa_behavior: Behavior | None = None
+    """Written into the HPA, under the pause annotations' overlay."""
+    scaling_modifiers: ScalingModifiers | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerHealth:
+    """One trigger's entry of ``status.health``."""
+
+    failures: int
+    failing: bool
+
+    def to_json(self) -> JsonObject:
+        return {"numberOfFailures": self.failures, "status": "Failing" if self.failing else "Happy"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledObjectStatus:
+    """``status``, read back and written as a merge patch: a field left ``None`` is not
+    written, so it stays as it is; ``conditions`` is always written, and replaces the list.
+
+    Read back are what a restart or a new leader must not forget (``originalReplicaCount``,
+    ``lastActiveTime``) and the conditions.
+    """
+
+    conditions: tuple[Condition, ...] = ()
+    scale_target_kind: str | None = None
+    hpa_name: str | None = None
+    external_metric_names: tuple[str, ...] | None = None
+    resource_metric_names: tuple[str, ...] | None = None
+    triggers_activity: Mapping[str, bool] | None = None
+    health: Mapping[str, TriggerHealth] | None = None
+    original_replica_count: int | None = None
+    last_active_time: datetime | None = None
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"conditions": [c.to_json() for c in self.conditions]}
+        if self.scale_target_kind is not None:
+            out["scaleTargetKind"] = self.scale_target_kind
+        if self.hpa_name is not None:
+            out["hpaName"] = self.hpa_name
+        if self.external_metric_names is not None:
+            out["externalMetricNames"] = list(self.external_metric_names)
+        if self.resource_metric_names is not None:
+            out["resourceMetricNames"] = list(self.resource_metric_names)
+        if self.triggers_activity is not None:
+            out["triggersActivity"] = {
+                name: {"isActive": active} for name, active in self.triggers_activity.items()
+            }
+        if self.health is not None:
+            out["health"] = {name: h.to_json() for name, h in self.health.items()}
+        if self.original_replica_count is not None:
+            out["originalReplicaCount"] = self.original_replica_count
+        if self.last_active_time is not None:
+            out["lastActiveTime"] = rfc3339(self.last_active_time)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class ScaledObject:
-    meta: Meta
+    meta: ObjectMeta
     scale_target_ref: ScaleTargetRef
     triggers: tuple[Trigger, ...]
     polling_interval: int = 30
@@ -133,8 +189,11 @@ class ScaledObject:
     idle_replica_count: int | None = None
     min_replica_count: int = 0
     max_replica_count: int = 100
-    fallback: Fallback | None = None
+    fallback: FallbackSpec | None = None
     advanced: Advanced = field(default_factory=Advanced)
+    paused_replicas: int | None = None
+    """``autoscaling.keda.sh/paused-replicas``: hold the target at this count."""
+    status: ScaledObjectStatus = field(default_factory=ScaledObjectStatus)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -148,6 +207,28 @@ class ScaledObject:
     @property
     def hpa_name(self) -> str:
         return self.advanced.hpa_name or f"keda-hpa-{self.ref.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledObjectDocument:
+    """A ScaledObject as the API server delivers it. Its metadata and status are read apart
+    from its spec, so that an object whose spec is malformed can still be reported
+    (``Ready=False``, an Event) and finalized: ``scaled_object`` is ``None`` exactly when
+    ``error`` names every problem."""
+
+    meta: ObjectMeta
+    status: ScaledObjectStatus
+    scaled_object: ScaledObject | None
+    error: ConfigError | None = None
+
+    @property
+    def ref(self) -> ObjectRef:
+        return self.meta.ref
+
+    @property
+    def reference(self) -> ObjectReference:
+        """The object, as the Events about it name it."""
+        return ObjectReference.to(API_VERSION, "ScaledObject", self.meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +249,7 @@ class EnvRef:
 class TriggerAuthentication:
     """A TriggerAuthentication, or a ClusterTriggerAuthentication when ``cluster`` is set."""
 
-    meta: Meta
+    meta: ObjectMeta
     cluster: bool = False
     secret_target_refs: tuple[SecretTargetRef, ...] = ()
     config_map_target_refs: tuple[SecretTargetRef, ...] = ()
@@ -181,39 +262,63 @@ class TriggerAuthentication:
         return "ClusterTriggerAuthentication" if self.cluster else "TriggerAuthentication"
 
 
-def parse_meta(raw: Mapping[str, Any], problems: Problems, *, namespaced: bool = True) -> Meta:
-    """The parts of ``metadata`` the adapter uses; a cluster-scoped object has no namespace."""
-    f = Fields(raw.get("metadata"), "metadata", problems, [])
-    name = f.string("name", "", required=True) or ""
-    namespace = (f.string("namespace", "default") or "default") if namespaced else ""
-    created = None
-    stamp = f.string("creationTimestamp")
-    if stamp:
-        try:
-            created = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            problems.add("metadata.creationTimestamp", f"{quote(stamp)} is not an RFC 3339 time")
-    return Meta(
-        ref=ObjectRef(namespace, name),
-        uid=f.string("uid", "") or "",
-        generation=f.integer("generation", 0) or 0,
-        labels=_frozen(f.string_map("labels")),
-        annotations=_frozen(f.string_map("annotations")),
-        creation_timestamp=created,
+def parse_meta(
+    raw: Mapping[str, object], problems: Problems, *, namespaced: bool = True
+) -> ObjectMeta:
+    """``metadata``; a cluster-scoped object has no namespace."""
+    return ObjectMeta.parse(raw.get("metadata"), problems, namespaced=namespaced)
+
+
+def parse_status(raw: Mapping[str, object], warnings: list[str]) -> ScaledObjectStatus:
+    """What is read back of ``status``. Controllers write it, not users: a field that cannot
+    be read is a warning and counts as absent, never a reason to stop scaling."""
+    problems = Problems()
+    f = Fields(raw.get("status"), "status", problems, warnings)
+    status = ScaledObjectStatus(
+        conditions=tuple(Condition.parse(c) for c in f.items("conditions")),
+        hpa_name=f.string("hpaName"),
+        original_replica_count=f.integer("originalReplicaCount", None, minimum=0),
+        last_active_time=f.time("lastActiveTime"),
     )
+    warnings.extend(f"{p}; ignored" for p in problems)
+    return status
 
 
-def _subject(kind: str, raw: Mapping[str, Any], namespaced: bool = True) -> str:
+def _subject(kind: str, raw: Mapping[str, object], namespaced: bool = True) -> str:
     md = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
     assert isinstance(md, Mapping)
     name = md.get("name") or "<unnamed>"
     return f"{kind} {md.get('namespace') or 'default'}/{name}" if namespaced else f"{kind} {name}"
 
 
-def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
+def parse_scaled_object(raw: Mapping[str, object]) -> ScaledObject:
     """Parse a ScaledObject; raise ConfigError listing every problem with its field path."""
+    document = read_scaled_object(raw)
+    if document.error is not None:
+        raise document.error
+    assert document.scaled_object is not None
+    return document.scaled_object
+
+
+def read_scaled_object(raw: Mapping[str, object]) -> ScaledObjectDocument:
+    """Read a ScaledObject: metadata and status always, the spec when it is well formed."""
     problems, warnings = Problems(), list[str]()
     meta = parse_meta(raw, problems)
+    status = parse_status(raw, warnings)
+    so = _parse_spec(raw, meta, status, problems, warnings)
+    if problems:
+        error = ConfigError(_subject("ScaledObject", raw), problems)
+        return ScaledObjectDocument(meta, status, None, error)
+    return ScaledObjectDocument(meta, status, so)
+
+
+def _parse_spec(
+    raw: Mapping[str, object],
+    meta: ObjectMeta,
+    status: ScaledObjectStatus,
+    problems: Problems,
+    warnings: list[str],
+) -> ScaledObject:
     spec = _spec(raw, problems, warnings)
     spec.warn_unknown(SPEC_FIELDS)
     target = spec.child("scaleTargetRef")
@@ -251,7 +356,7 @@ def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
     fallback = None
     if spec.has("fallback"):
         fb = spec.child("fallback")
-        fallback = Fallback(
+        fallback = FallbackSpec(
             failure_threshold=fb.integer("failureThreshold", 0, minimum=0, required=True) or 0,
             replicas=fb.integer("replicas", 0, minimum=0, required=True) or 0,
             behavior=fb.enum("behavior", FALLBACK_BEHAVIORS, "static"),
@@ -259,7 +364,7 @@ def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
         if triggers and all(t.is_resource for t in triggers):
             problems.add("fallback", "needs at least one trigger that is not cpu or memory")
 
-    so = ScaledObject(
+    return ScaledObject(
         meta=meta,
         scale_target_ref=scale_target,
         triggers=triggers,
@@ -271,13 +376,29 @@ def parse_scaled_object(raw: Mapping[str, Any]) -> ScaledObject:
         max_replica_count=max_r,
         fallback=fallback,
         advanced=_parse_advanced(spec.child("advanced")),
+        paused_replicas=_paused_replicas(meta, problems),
+        status=status,
         warnings=tuple(warnings),
     )
-    problems.raise_for(_subject("ScaledObject", raw))
-    return so
 
 
-def _spec(raw: Mapping[str, Any], problems: Problems, warnings: list[str]) -> Fields:
+def _paused_replicas(meta: ObjectMeta, problems: Problems) -> int | None:
+    """``paused-replicas`` as KEDA reads it (a Go int32), and a replica count: at least 0."""
+    text = meta.annotations.get(PAUSED_REPLICAS)
+    if text is None:
+        return None
+    where = f"metadata.annotations.{PAUSED_REPLICAS}"
+    digits = len(text.lstrip("+-"))
+    if digits > 10 or not _GO_INT32.fullmatch(text) or not -(2**31) <= int(text) <= INT32_MAX:
+        problems.add(where, f"{quote(text)} is not an integer")
+        return None
+    if int(text) < 0:
+        problems.add(where, f"{quote(text)} must be at least 0")
+        return None
+    return int(text)
+
+
+def _spec(raw: Mapping[str, object], problems: Problems, warnings: list[str]) -> Fields:
     """The spec, with paths relative to it (``triggers[0].metadata.x``) as users read them."""
     value = raw.get("spec")
     if not isinstance(value, Mapping):
@@ -312,7 +433,7 @@ def _parse_trigger(index: int, f: Fields) -> Trigger:
     return Trigger(
         index=index,
         type=type_,
-        metadata=_frozen(f.string_map("metadata")),
+        metadata=frozen(f.string_map("metadata")),
         name=f.string("name"),
         metric_type=metric_type,
         use_cached_metrics=cached,
@@ -335,24 +456,26 @@ def _check_trigger_names(triggers: tuple[Trigger, ...], problems: Problems) -> N
 
 def _parse_advanced(f: Fields) -> Advanced:
     hpa = f.child("horizontalPodAutoscalerConfig")
-    behavior = hpa.raw.get("behavior")
-    if behavior is not None and not isinstance(behavior, Mapping):
-        f.problems.add(hpa.at("behavior"), f"must be an object, not {quote(behavior)}")
-        behavior = None
-    modifiers = f.raw.get("scalingModifiers")
-    if modifiers is not None:
+    modifiers = None
+    if f.has("scalingModifiers"):
         m = f.child("scalingModifiers")
-        m.string("formula", required=True)
-        m.enum("metricType", ("AverageValue", "Value"), "AverageValue")
+        modifiers = ScalingModifiers(
+            formula=m.string("formula", required=True),
+            target=m.string("target"),
+            activation_target=m.string("activationTarget"),
+            metric_type=m.enum("metricType", ("AverageValue", "Value"), "AverageValue")
+            if m.has("metricType")
+            else None,
+        )
     return Advanced(
         restore_to_original_replica_count=f.boolean("restoreToOriginalReplicaCount", False),
         hpa_name=hpa.string("name"),
-        hpa_behavior=behavior,
-        scaling_modifiers=modifiers if isinstance(modifiers, Mapping) else None,
+        hpa_behavior=Behavior.parse(hpa.child("behavior")) if hpa.has("behavior") else None,
+        scaling_modifiers=modifiers,
     )
 
 
-def parse_trigger_authentication(raw: Mapping[str, Any]) -> TriggerAuthentication:
+def parse_trigger_authentication(raw: Mapping[str, object]) -> TriggerAuthentication:
     """Parse a TriggerAuthentication or ClusterTriggerAuthentication (by ``kind``)."""
     cluster = raw.get("kind") == "ClusterTriggerAuthentication"
     kind = "ClusterTriggerAuthentication" if cluster else "TriggerAuthentication"

@@ -47,7 +47,8 @@ def in_cluster(registered: Registered) -> Iterator[Registered]:
         stored = cp.get(*SO, "worker", NAMESPACE)
         assert stored is not None
         so = parse_scaled_object(stored)
-        cp.apply(build_hpa(so, bind(so, Inventory()), [], uid=stored["metadata"]["uid"]))
+        hpa = build_hpa(so, bind(so, Inventory()), [], uid=stored["metadata"]["uid"])
+        cp.apply(hpa.to_json())
         cp.wait_condition(*HPA, "keda-hpa-worker", "ScalingActive", namespace=NAMESPACE)
         yield registered
     finally:

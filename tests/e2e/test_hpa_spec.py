@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from metrics_adapter.binding.files import Inventory
-from metrics_adapter.binding.triggers import bind
-from metrics_adapter.control.hpa import build_hpa, differences, resource_targets
+from metrics_adapter.binding.triggers import bind, bind_all
+from metrics_adapter.control.hpa import build_hpa, differences
+from metrics_adapter.kube.autoscaling import HorizontalPodAutoscaler
 from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 from tests.e2e.conftest import NAMESPACE, Registered, scaled_object
 from tests.e2e.test_hpa import deployment, wait_replicas
@@ -97,17 +98,18 @@ def created(cp: ControlPlane, doc: dict[str, Any]) -> ScaledObject:
     return parse_scaled_object(cp.apply(doc))
 
 
-def built(so: ScaledObject) -> dict[str, Any]:
-    return build_hpa(so, bind(so, Inventory()), resource_targets(so), uid=so.meta.uid)
+def built(so: ScaledObject) -> HorizontalPodAutoscaler:
+    binding = bind_all(so, Inventory())
+    return build_hpa(so, binding.triggers, binding.resources, uid=so.meta.uid)
 
 
-def apply(cp: ControlPlane, hpa: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def apply(cp: ControlPlane, hpa: HorizontalPodAutoscaler) -> tuple[dict[str, Any], list[str]]:
     """Server-side apply of ``hpa`` with fieldValidation=Strict, as the controller will write
     it: the stored object, and the ``Warning`` headers of the answer."""
     response = cp.client.patch(
-        cp.path(*HPA, NAMESPACE, hpa["metadata"]["name"]),
+        cp.path(*HPA, NAMESPACE, hpa.meta.name),
         params={"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
-        content=json.dumps(hpa),
+        content=json.dumps(hpa.to_json()),
         headers={"Content-Type": "application/apply-patch+yaml"},
     )
     raise_for(response)
@@ -128,12 +130,13 @@ def test_the_built_hpa_is_accepted_as_is(registered: Registered, case: str) -> N
     cp, doc = registered.cp, CASES[case]
     so = created(cp, doc)
     hpa = built(so)
-    with cleanup(cp, (*HPA, hpa["metadata"]["name"]), (*SO, so.ref.name)):
+    with cleanup(cp, (*HPA, hpa.meta.name), (*SO, so.ref.name)):
         stored, warnings = apply(cp, hpa)
         assert warnings == []
         # The server's defaults and canonical quantities are no reason to write again.
         assert differences(stored, hpa) == []
-        assert stored["metadata"]["ownerReferences"] == hpa["metadata"]["ownerReferences"]
+        owners = [o.to_json() for o in hpa.meta.owner_references]
+        assert stored["metadata"]["ownerReferences"] == owners
         assert stored["metadata"]["labels"]["team"] == "shop"
         assert "internal" not in stored["metadata"]["labels"]
         metrics = stored["spec"]["metrics"]
@@ -160,13 +163,13 @@ def test_unpausing_scale_in_converges_after_one_server_side_apply(registered: Re
     )
     so = created(cp, doc)
     hpa = built(so)
-    with cleanup(cp, (*HPA, hpa["metadata"]["name"]), (*SO, so.ref.name)):
+    with cleanup(cp, (*HPA, hpa.meta.name), (*SO, so.ref.name)):
         stored, _ = apply(cp, hpa)
         assert stored["spec"]["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
 
         del doc["metadata"]["annotations"]["autoscaling.keda.sh/paused-scale-in"]
         unpaused = built(created(cp, doc))
-        assert "behavior" not in unpaused["spec"]
+        assert unpaused.behavior is None  # so the HPA written has none
         assert differences(stored, unpaused) != []
         stored, warnings = apply(cp, unpaused)
         assert warnings == []
@@ -183,7 +186,7 @@ def test_the_built_hpa_scales_on_the_adapter_values(registered: Registered) -> N
     doc["spec"]["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": FAST}}
     so = created(cp, doc)
     hpa = built(so)
-    name = hpa["metadata"]["name"]
+    name = hpa.meta.name
     assert name == "keda-hpa-worker"
     with cleanup(cp, (*HPA, name), ("apps/v1", "Deployment", "worker"), (*SO, "worker")):
         assert cp.apply(deployment("worker"))["spec"]["replicas"] == 1

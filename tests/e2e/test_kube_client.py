@@ -27,8 +27,14 @@ from metrics_adapter.kube.client import (
     SECRETS,
     TRIGGER_AUTHENTICATIONS,
     KubeClient,
-    ObjectReference,
 )
+from metrics_adapter.kube.autoscaling import (
+    ExternalMetric,
+    HorizontalPodAutoscaler,
+    MetricTarget,
+    ScaleTargetRef,
+)
+from metrics_adapter.kube.objects import Event, ObjectMeta, ObjectReference
 from metrics_adapter.kube.watch import WatchEvent, watch
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers.clients import JsonGet
@@ -275,8 +281,11 @@ async def test_an_event_about_a_scaled_object(client: KubeClient, admin: KubeCli
     so = await admin.apply(SCALED_OBJECTS, scaled_object("eventful"))
     try:
         message = "Scaled apps/v1.Deployment kube-client/worker from 0 to 1"
+        regarding = ObjectReference(
+            SCALED_OBJECTS.api_version, "ScaledObject", NS, "eventful", so["metadata"]["uid"]
+        )
         await client.create_event(
-            ObjectReference.of(so), "KEDAScaleTargetActivated", message, type="Normal"
+            Event(regarding, "KEDAScaleTargetActivated", message, type="Normal")
         )
         items, _ = await admin.list_objects(
             EVENTS, NS, field_selector="involvedObject.name=eventful"
@@ -294,27 +303,15 @@ async def test_an_event_about_a_scaled_object(client: KubeClient, admin: KubeCli
 
 
 async def test_hpa_server_side_apply_get_and_delete(client: KubeClient) -> None:
-    def hpa(max_replicas: int) -> dict[str, Any]:
-        metric = {"name": "s0-cron-UTC-08xxx-020xxx", "selector": {"matchLabels": {"a": "b"}}}
-        return {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "keda-hpa-applied", "namespace": NS},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
-                "minReplicas": 1,
-                "maxReplicas": max_replicas,
-                "metrics": [
-                    {
-                        "type": "External",
-                        "external": {
-                            "metric": metric,
-                            "target": {"type": "AverageValue", "averageValue": "1"},
-                        },
-                    }
-                ],
-            },
-        }
+    def hpa(max_replicas: int) -> HorizontalPodAutoscaler:
+        target = MetricTarget("AverageValue", average_value="1")
+        return HorizontalPodAutoscaler(
+            meta=ObjectMeta("keda-hpa-applied", NS),
+            scale_target_ref=ScaleTargetRef("apps/v1", "Deployment", "x"),
+            min_replicas=1,
+            max_replicas=max_replicas,
+            metrics=(ExternalMetric("s0-cron-UTC-08xxx-020xxx", {"a": "b"}, target),),
+        )
 
     created = await client.apply_hpa(hpa(5))
     updated = await client.apply_hpa(hpa(8))

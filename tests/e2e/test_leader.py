@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from metrics_adapter.control.leader import JITTER, LEASES, LeaderElector
-from metrics_adapter.kube.client import KubeClient, Obj, api_client
+from metrics_adapter.control.leader import JITTER, LeaderElector
+from metrics_adapter.kube.client import LEASES, KubeClient, Obj, api_client
 from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
 from tests.support.controlplane.pki import write_kubeconfig
 

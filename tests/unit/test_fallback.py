@@ -115,9 +115,9 @@ def test_a_trigger_in_fallback_is_active_and_reported() -> None:
     states = [TriggerState(b, reading)]
     decision = decide(obj, 0, states, None, NOW)
     assert (decision.replicas, decision.active) == (1, True)  # scales from zero
-    status = status_patch(obj, problem=None, states=states, decision=decision, original_replicas=0)[
-        "status"
-    ]
+    status: dict[str, Any] = status_patch(
+        obj, problem=None, states=states, decision=decision, original_replicas=0
+    ).to_json()
     fallback = next(c for c in status["conditions"] if c["type"] == "Fallback")
     assert (fallback["status"], fallback["reason"]) == ("True", "FallbackExists")
     assert status["health"] == {b.metric_name: {"numberOfFailures": 1, "status": "Failing"}}

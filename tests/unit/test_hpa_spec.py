@@ -11,9 +11,10 @@ import pytest
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.files import Inventory
-from metrics_adapter.binding.triggers import bind
-from metrics_adapter.control.hpa import build_hpa, differences, needs_update, resource_targets
-from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
+from metrics_adapter.binding.triggers import bind, bind_all
+from metrics_adapter.control.hpa import build_hpa, differences, needs_update
+from metrics_adapter.kube.autoscaling import HorizontalPodAutoscaler
+from metrics_adapter.model.keda import ScaledObject, ScalingModifiers, parse_scaled_object
 from scalers.errors import ConfigError
 
 UID = "0f6c1b7e-4a7e-4c55-9a57-3b1d9a1f0c11"
@@ -62,9 +63,14 @@ def document(
     }
 
 
-def build(doc: dict[str, Any]) -> dict[str, Any]:
+def built(doc: dict[str, Any]) -> HorizontalPodAutoscaler:
     so = parse_scaled_object(doc)
-    return build_hpa(so, bind(so, Inventory()), resource_targets(so), uid=UID)
+    binding = bind_all(so, Inventory())
+    return build_hpa(so, binding.triggers, binding.resources, uid=UID)
+
+
+def build(doc: dict[str, Any]) -> dict[str, Any]:
+    return built(doc).to_json()
 
 
 def external(name: str, target: dict[str, str]) -> dict[str, Any]:
@@ -277,14 +283,14 @@ def test_metrics_are_sorted_by_type_string_and_stay_in_trigger_order_within_a_ty
     ]
 
 
-def test_resource_targets_reports_bad_cpu_and_memory_triggers_as_bind_does() -> None:
+def test_the_hpas_resource_targets_report_bad_cpu_and_memory_triggers_as_bind_does() -> None:
     so = parse_scaled_object(
         document(api(), {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "x"}})
     )
     with pytest.raises(ConfigError) as from_bind:
         bind(so, Inventory())
     with pytest.raises(ConfigError) as here:
-        resource_targets(so)
+        bind_all(so, Inventory())
     assert str(here.value) == str(from_bind.value)
     assert "triggers[1].metadata.value" in str(here.value)
 
@@ -308,7 +314,8 @@ def with_behavior(
 
 
 def built_behavior(so: ScaledObject) -> Any:
-    return build_hpa(so, bind(so, Inventory()), (), uid=UID)["spec"].get("behavior")
+    hpa: dict[str, Any] = build_hpa(so, bind(so, Inventory()), (), uid=UID).to_json()
+    return hpa["spec"].get("behavior")
 
 
 @pytest.mark.parametrize(
@@ -379,7 +386,8 @@ def test_the_built_behavior_shares_nothing_with_the_scaled_object() -> None:
     built = built_behavior(so)
     built["scaleDown"]["policies"][0]["value"] = 99
     built["scaleUp"]["selectPolicy"] = "Min"
-    assert so.advanced.hpa_behavior == BEHAVIOR
+    assert so.advanced.hpa_behavior is not None
+    assert so.advanced.hpa_behavior.to_json() == BEHAVIOR
 
 
 @pytest.mark.parametrize(("paused", "bounds"), [("3", (3, 3)), ("0", (1, 1)), ("+7", (7, 7))])
@@ -443,8 +451,10 @@ def test_no_composite_metric_without_a_target_above_zero(target: str | None) -> 
 def test_empty_scaling_modifiers_are_no_scaling_modifiers() -> None:
     # KEDA's IsUsingModifiers: a ScalingModifiers equal to the zero value is not in use.
     so = parse_scaled_object(document(api()))
-    so = replace(so, advanced=replace(so.advanced, scaling_modifiers={"metricType": ""}))
-    metrics = build_hpa(so, bind(so, Inventory()), (), uid=UID)["spec"]["metrics"]
+    modifiers = ScalingModifiers(metric_type="")
+    so = replace(so, advanced=replace(so.advanced, scaling_modifiers=modifiers))
+    hpa: dict[str, Any] = build_hpa(so, bind(so, Inventory()), (), uid=UID).to_json()
+    metrics = hpa["spec"]["metrics"]
     assert metrics == [external(f"s0-{API_METRIC}", averaging("10"))]
 
 
@@ -500,7 +510,7 @@ def changed(hpa: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dic
     return out
 
 
-DESIRED = build(
+DESIRED_HPA = built(
     document(
         api("10"),
         CPU,
@@ -514,15 +524,16 @@ DESIRED = build(
         },
     )
 )
+DESIRED = DESIRED_HPA.to_json()
 STORED = as_stored(DESIRED)
 EXTERNAL_TARGET = ("spec", "metrics", 0, "external", "target")
 BEHAVIOR_DOWN = ("spec", "behavior", "scaleDown")
 
 
 def test_an_hpa_as_the_server_stores_it_needs_no_update() -> None:
-    assert differences(STORED, DESIRED) == []
-    assert not needs_update(STORED, DESIRED)
-    assert differences(DESIRED, DESIRED) == []
+    assert differences(STORED, DESIRED_HPA) == []
+    assert not needs_update(STORED, DESIRED_HPA)
+    assert differences(DESIRED, DESIRED_HPA) == []
 
 
 @pytest.mark.parametrize(
@@ -567,12 +578,13 @@ def test_an_hpa_as_the_server_stores_it_needs_no_update() -> None:
 def test_what_counts_as_a_difference(
     path: tuple[str | int, ...], value: Any, expected: str | None
 ) -> None:
-    assert differences(changed(STORED, path, value), DESIRED) == ([expected] if expected else [])
+    found = differences(changed(STORED, path, value), DESIRED_HPA)
+    assert found == ([expected] if expected else [])
 
 
 def test_no_behavior_is_the_default_behavior() -> None:
-    desired = build(document())
-    stored = as_stored(desired)
+    desired = built(document())
+    stored = as_stored(desired.to_json())
     assert differences(stored, desired) == []
     stored["spec"]["behavior"] = copy.deepcopy(SERVER_DEFAULTED_BEHAVIOR)
     assert differences(stored, desired) == []
@@ -581,10 +593,12 @@ def test_no_behavior_is_the_default_behavior() -> None:
 
 
 def test_removing_a_pause_annotation_is_a_difference() -> None:
-    paused = build(document(annotations={"autoscaling.keda.sh/paused-scale-in": "true"}))
-    unpaused = build(document())
-    assert differences(as_stored(paused), unpaused) == ["spec.behavior.scaleDown.selectPolicy"]
-    assert differences(as_stored(unpaused), paused) == [
+    paused = built(document(annotations={"autoscaling.keda.sh/paused-scale-in": "true"}))
+    unpaused = built(document())
+    assert differences(as_stored(paused.to_json()), unpaused) == [
+        "spec.behavior.scaleDown.selectPolicy"
+    ]
+    assert differences(as_stored(unpaused.to_json()), paused) == [
         "metadata.annotations.autoscaling.keda.sh/paused-scale-in",
         "spec.behavior",
     ]
@@ -592,8 +606,8 @@ def test_removing_a_pause_annotation_is_a_difference() -> None:
 
 def test_a_tolerance_written_as_a_number_is_the_quantity_the_server_stores() -> None:
     behavior = {"scaleUp": {"tolerance": 0}, "scaleDown": {"tolerance": 0.05}}
-    desired = build(document(advanced={"horizontalPodAutoscalerConfig": {"behavior": behavior}}))
-    stored = as_stored(desired)
+    desired = built(document(advanced={"horizontalPodAutoscalerConfig": {"behavior": behavior}}))
+    stored = as_stored(desired.to_json())
     stored["spec"]["behavior"]["scaleUp"]["tolerance"] = "0"
     stored["spec"]["behavior"]["scaleDown"]["tolerance"] = "50m"
     assert differences(stored, desired) == []

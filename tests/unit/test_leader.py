@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics_adapter.control.leader import Election, LeaderElector, LeaseRecord, default_identity
+from metrics_adapter.control.leader import Election, LeaderElector, default_identity
 from metrics_adapter.kube.client import KubeClient
+from metrics_adapter.kube.objects import Lease, LeaseSpec
 
 ME, OTHER = "me_1", "other_2"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -22,16 +23,16 @@ def election() -> Election:
     return Election(ME, lease_duration=15, renew_deadline=10.0)
 
 
-def held_by(holder: str, *, duration: int = 15, renewed: datetime = T0) -> LeaseRecord:
+def held_by(holder: str, *, duration: int = 15, renewed: datetime = T0) -> LeaseSpec:
     """A Lease in its fourth term (three transitions), taken five minutes before T0."""
-    return LeaseRecord(holder, duration, T0 - timedelta(minutes=5), renewed, 3)
+    return LeaseSpec(holder, duration, T0 - timedelta(minutes=5), renewed, 3)
 
 
 def test_an_absent_lease_is_taken_and_starts_the_count_at_zero() -> None:
     e = election()
     e.observe(None, 100.0)
     assert not e.held_by_other(100.0)
-    assert e.claim(T0) == LeaseRecord(ME, 15, T0, T0, 0)
+    assert e.claim(T0) == LeaseSpec(ME, 15, T0, T0, 0)
 
 
 def test_another_holder_expires_a_lease_duration_after_we_saw_it_change() -> None:
@@ -72,14 +73,14 @@ def test_a_released_lease_is_taken_at_once_as_a_new_term() -> None:
     e.observe(held_by("", duration=1), 100.0)
     assert not e.held_by_other(100.0)
     claim = e.claim(T0)
-    assert claim == LeaseRecord(ME, 15, T0, T0, 4)
+    assert claim == LeaseSpec(ME, 15, T0, T0, 4)
 
 
 def test_taking_over_an_expired_lease_counts_a_transition() -> None:
     e = election()
     e.observe(held_by(OTHER), 0.0)
     assert not e.held_by_other(20.0)
-    assert e.claim(T0) == LeaseRecord(ME, 15, T0, T0, 4)
+    assert e.claim(T0) == LeaseSpec(ME, 15, T0, T0, 4)
 
 
 def test_our_own_lease_is_renewed_keeping_its_term() -> None:
@@ -88,16 +89,16 @@ def test_our_own_lease_is_renewed_keeping_its_term() -> None:
     e.observe(mine, 100.0)
     assert not e.held_by_other(100.0) and e.ours()
     later = T0 + timedelta(seconds=2)
-    assert e.claim(later) == LeaseRecord(ME, 15, mine.acquire_time, later, 3)
+    assert e.claim(later) == LeaseSpec(ME, 15, mine.acquire_time, later, 3)
 
 
 def test_a_leader_steps_down_at_the_renew_deadline() -> None:
     e = election()
     assert not e.leading(0.0) and not e.must_step_down(0.0) and e.time_left(0.0) is None
-    e.won(LeaseRecord(ME, 15, T0, T0, 0), started=10.0, now=10.5)
+    e.won(LeaseSpec(ME, 15, T0, T0, 0), started=10.0, now=10.5)
     assert e.leading(19.99) and e.time_left(12.0) == 8.0
     assert not e.leading(20.0) and e.must_step_down(20.0) and e.time_left(25.0) == 0.0
-    e.won(LeaseRecord(ME, 15, T0, T0 + timedelta(seconds=2), 0), started=12.0, now=12.1)
+    e.won(LeaseSpec(ME, 15, T0, T0 + timedelta(seconds=2), 0), started=12.0, now=12.1)
     assert e.leading(21.0)
     e.step_down()
     assert not e.leading(13.0) and not e.must_step_down(30.0)
@@ -117,7 +118,7 @@ def test_a_leader_and_a_candidate_never_both_may_act(
     ``seen_after`` later (never before: it was not written yet)."""
     deadline = duration * margin
     leader = Election(ME, duration, deadline)
-    record = LeaseRecord(ME, duration, T0, T0, 0)
+    record = LeaseSpec(ME, duration, T0, T0, 0)
     leader.won(record, started=renewed, now=renewed)
     candidate = Election(OTHER, duration, deadline)
     candidate.observe(record, renewed + seen_after)
@@ -130,7 +131,7 @@ def test_only_our_own_lease_is_released_to_nobody_for_one_second() -> None:
     e.observe(held_by(OTHER), 0.0)
     assert e.release(T0) is None
     e.observe(held_by(ME), 1.0)
-    assert e.release(T0) == LeaseRecord("", 1, T0, T0, 3)
+    assert e.release(T0) == LeaseSpec("", 1, T0, T0, 3)
 
 
 def test_a_lease_reads_and_writes_as_kubernetes_spells_it() -> None:
@@ -144,11 +145,11 @@ def test_a_lease_reads_and_writes_as_kubernetes_spells_it() -> None:
             "leaseTransitions": 2,
         },
     }
-    record = LeaseRecord.from_lease(lease)
-    assert record == LeaseRecord(ME, 15, T0, T0.replace(second=7, microsecond=0), 2)
-    assert record.to_spec() == lease["spec"]
-    assert LeaseRecord.from_lease({"spec": {}}) == LeaseRecord("", 0)
-    assert LeaseRecord.from_lease({}).to_spec() == {
+    record = Lease.from_response(lease, "Lease").spec
+    assert record == LeaseSpec(ME, 15, T0, T0.replace(second=7, microsecond=0), 2)
+    assert record.to_json() == lease["spec"]
+    assert Lease.from_response({"metadata": {"name": "l"}, "spec": {}}, "").spec == LeaseSpec("", 0)
+    assert Lease.from_response({"metadata": {"name": "l"}}, "").spec.to_json() == {
         "holderIdentity": "",
         "leaseDurationSeconds": 0,
         "leaseTransitions": 0,

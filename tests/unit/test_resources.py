@@ -97,7 +97,8 @@ def test_given_fields_are_kept() -> None:
     assert so.fallback.behavior == "currentReplicas"
     assert so.hpa_name == "custom-hpa"
     assert so.advanced.restore_to_original_replica_count is True
-    assert so.advanced.hpa_behavior == {"scaleDown": {"stabilizationWindowSeconds": 10}}
+    assert so.advanced.hpa_behavior is not None
+    assert so.advanced.hpa_behavior.to_json() == {"scaleDown": {"stabilizationWindowSeconds": 10}}
     assert so.triggers[0].name == "jobs"
     assert so.triggers[0].metric_type == "Value"
     assert so.triggers[0].authentication_ref == AuthenticationRef("auth", "TriggerAuthentication")

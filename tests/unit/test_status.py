@@ -51,7 +51,7 @@ FAILING = Reading("m", error="GET http://n:8222/jsz: connection refused", failur
 
 def test_ready_reasons() -> None:
     obj = so()
-    assert ready(None, states(obj, value(1, True), value(0, False))).as_dict() == {
+    assert ready(None, states(obj, value(1, True), value(0, False))).to_json() == {
         "type": "Ready",
         "status": "True",
         "reason": "ScaledObjectReady",
@@ -104,7 +104,7 @@ def test_status_patch() -> None:
         states=states(obj, value(5, True), value(0, False)),
         decision=Decision(1, True, "lag 5 > 0", NOW),
         original_replicas=0,
-    )["status"]
+    ).to_json()
     assert [c["type"] for c in patch["conditions"]] == ["Ready", "Active", "Fallback", "Paused"]
     assert patch["conditions"][3]["reason"] == "ScaledObjectPaused"
     assert patch["conditions"][2] == {
@@ -133,5 +133,5 @@ def test_never_active_has_no_last_active_time() -> None:
         states=states(obj, value(0, False)),
         decision=Decision(None, False, "lag 0 <= 0", None),
         original_replicas=None,
-    )["status"]
+    ).to_json()
     assert "lastActiveTime" not in patch and "originalReplicaCount" not in patch

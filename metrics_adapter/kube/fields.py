@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from datetime import datetime
 
+from metrics_adapter.kube.wire import parse_time
 from scalers.errors import Problems, quote
 
 INT32_MAX = 2**31 - 1
@@ -13,7 +14,7 @@ INT32_MAX = 2**31 - 1
 class Fields:
     """Typed reads from one JSON object at ``path``; problems go to the shared collector."""
 
-    def __init__(self, raw: Any, path: str, problems: Problems, warnings: list[str]) -> None:
+    def __init__(self, raw: object, path: str, problems: Problems, warnings: list[str]) -> None:
         self.path = path
         self.problems = problems
         self.warnings = warnings
@@ -22,7 +23,7 @@ class Fields:
         if not isinstance(raw, Mapping):
             problems.add(path, f"must be an object, not {quote(raw)}")
             raw = {}
-        self.raw: Mapping[str, Any] = raw
+        self.raw: Mapping[str, object] = raw
 
     def at(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -98,6 +99,29 @@ class Fields:
             else:
                 result[str(k)] = v
         return result
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A ``[]string`` (finalizers): an item that is not a string is a problem."""
+        value = self.raw.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.problems.add(self.at(key), f"must be a list of strings, not {quote(value)}")
+            return ()
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.problems.add(f"{self.at(key)}[{i}]", f"{quote(item)} must be a string")
+        return tuple(item for item in value if isinstance(item, str))
+
+    def time(self, key: str) -> datetime | None:
+        """A Kubernetes timestamp (RFC 3339); ``None`` when absent."""
+        text = self.string(key)
+        if not text:
+            return None
+        moment = parse_time(text)
+        if moment is None:
+            self.problems.add(self.at(key), f"{quote(text)} is not an RFC 3339 time")
+        return moment
 
     def child(self, key: str) -> Fields:
         return Fields(self.raw.get(key), self.at(key), self.problems, self.warnings)
