@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.errors import KubeError
 from metrics_adapter.explain.local import ObjectReport, Observed, poll, read, reports
+from metrics_adapter.kube.autoscaling import HorizontalPodAutoscalerStatus
 from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
@@ -226,19 +227,16 @@ async def _observe(kube: KubeClient, listing: Listing, so: ScaledObject) -> Obse
     return Observed(replicas, source, so.status.last_active_time, hpa)
 
 
-def hpa_status(hpa: Mapping[str, Any]) -> str:
+def hpa_status(hpa: Mapping[str, object]) -> str:
     """``keda-hpa-q: current 1, desired 4; ScalingActive=False FailedGetExternalMetric: ...``;
-    a condition's message only when it reports trouble (otherwise it restates the reason)."""
-    name = (hpa.get("metadata") or {}).get("name")
-    status = hpa.get("status") or {}
-    parts = [
-        f"current {status.get('currentReplicas', 0)}, desired {status.get('desiredReplicas', 0)}"
-    ]
-    conditions: Sequence[Mapping[str, Any]] = status.get("conditions") or []
-    for c in conditions:
-        text = f"{c.get('type')}={c.get('status')} {c.get('reason')}"
-        healthy = "False" if c.get("type") == "ScalingLimited" else "True"
-        if c.get("status") != healthy and c.get("message"):
-            text += f": {c['message']}"
+    a condition's message only when it reports trouble (otherwise it restates the reason).
+    Raise KubeError when ``hpa`` is not shaped as an HPA."""
+    status = HorizontalPodAutoscalerStatus.from_response(hpa, "HorizontalPodAutoscaler (get)")
+    parts = [f"current {status.current_replicas}, desired {status.desired_replicas}"]
+    for c in status.conditions:
+        text = f"{c.type}={c.status} {c.reason}"
+        healthy = "False" if c.type == "ScalingLimited" else "True"
+        if c.status != healthy and c.message:
+            text += f": {c.message}"
         parts.append(text)
-    return f"{name}: " + "; ".join(parts)
+    return f"{status.name}: " + "; ".join(parts)

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from metrics_adapter.kube.fields import Fields
-from metrics_adapter.kube.objects import JsonObject, ObjectMeta
-from scalers.errors import quote
+from metrics_adapter.kube.objects import Condition, JsonObject, ObjectMeta, bad_response
+from scalers.errors import Problems, quote
 from scalers.quantity import parse_quantity
 
 API_VERSION = "autoscaling/v2"
@@ -45,6 +45,8 @@ class ScalingRules:
 
     @classmethod
     def parse(cls, f: Fields) -> ScalingRules:
+        window = f.integer("stabilizationWindowSeconds", minimum=0)
+        select = f.enum("selectPolicy", SELECT_POLICIES, "Max") if f.has("selectPolicy") else None
         policies = None
         if f.has("policies"):
             policies = tuple(
@@ -55,14 +57,7 @@ class ScalingRules:
                 )
                 for p in f.items("policies")
             )
-        return cls(
-            stabilization_window_seconds=f.integer("stabilizationWindowSeconds", minimum=0),
-            select_policy=f.enum("selectPolicy", SELECT_POLICIES, "Max")
-            if f.has("selectPolicy")
-            else None,
-            policies=policies,
-            tolerance=_tolerance(f),
-        )
+        return cls(window, select, policies, _tolerance(f))
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {}
@@ -223,3 +218,30 @@ class HorizontalPodAutoscaler:
             "metadata": self.meta.to_json(),
             "spec": spec,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class HorizontalPodAutoscalerStatus:
+    """What the HPA controller reports of an HPA: replica counts and conditions."""
+
+    name: str
+    current_replicas: int = 0
+    desired_replicas: int = 0
+    conditions: tuple[Condition, ...] = ()
+
+    @classmethod
+    def from_response(
+        cls, obj: Mapping[str, object], subject: str
+    ) -> HorizontalPodAutoscalerStatus:
+        problems = Problems()
+        f = Fields(obj, "", problems, [])
+        status = f.child("status")
+        found = cls(
+            name=f.child("metadata").string("name", "") or "",
+            current_replicas=status.integer("currentReplicas", 0) or 0,
+            desired_replicas=status.integer("desiredReplicas", 0) or 0,
+            conditions=tuple(Condition.parse(c) for c in status.items("conditions")),
+        )
+        if problems:
+            raise bad_response(subject, problems)
+        return found
