@@ -245,6 +245,43 @@ def test_deleting_restores_the_original_replica_count(cluster: Cluster) -> None:
     wait("HPA garbage-collected", lambda: not hpa_exists(cp, "restored"), 30)
 
 
+def test_a_deletion_while_no_adapter_runs_is_restored_when_one_starts(cluster: Cluster) -> None:
+    """Restart while deleting: the process that finalizes never saw the object alive, so
+    what the restore needs comes from the object itself (restoreToOriginalReplicaCount,
+    status.originalReplicaCount). Paused, so that no HPA moves the replicas meanwhile: the
+    count the target ends with is the restore's."""
+    cp = cluster.cp
+    cp.apply(deployment("orphaned", 3))
+    doc = lag_object(cluster, "orphaned", advanced={"restoreToOriginalReplicaCount": True})
+    doc["metadata"]["annotations"] = {"autoscaling.keda.sh/paused": "true"}
+    cp.apply(doc)
+    wait(
+        "original captured", lambda: so_status(cp, "orphaned").get("originalReplicaCount") == 3, 30
+    )
+    cluster.adapter.stop()  # SIGTERM: it releases the Lease, so the next one leads at once
+    try:
+        scaled = cp.client.patch(
+            f"/apis/apps/v1/namespaces/{NS}/deployments/orphaned/scale",
+            json={"spec": {"replicas": 1}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        scaled.raise_for_status()
+        cp.delete("keda.sh/v1alpha1", "ScaledObject", "orphaned", NS)
+        held = cp.get("keda.sh/v1alpha1", "ScaledObject", "orphaned", NS) or {}
+        assert held["metadata"]["deletionTimestamp"], "our finalizer holds it"
+        assert "finalizer.keda.sh" in held["metadata"]["finalizers"]
+    finally:
+        cluster.adapter.start()  # ready: it has listed every ScaledObject
+    # Then one attempt at the free Lease (at most a few seconds apart) and one reconcile;
+    # 30 s leaves a loaded machine its margin.
+    wait(
+        "ScaledObject gone",
+        lambda: cp.get("keda.sh/v1alpha1", "ScaledObject", "orphaned", NS) is None,
+        30,
+    )
+    assert replicas(cp, "orphaned") == 3
+
+
 def annotate(cp: ControlPlane, name: str, annotations: dict[str, str | None]) -> None:
     response = cp.client.patch(
         f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects/{name}",

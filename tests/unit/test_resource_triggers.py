@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metrics_adapter.binding.files import Inventory
-from metrics_adapter.binding.triggers import bind
+from metrics_adapter.binding.triggers import bind, bind_all
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers import resource
 from scalers.errors import ConfigError, Problems
@@ -104,6 +104,23 @@ def test_resource_triggers_are_checked_by_bind_but_not_polled() -> None:
     )
     with pytest.raises(ConfigError, match=r'triggers\[0\]\.metadata\.value: "lots"'):
         bind(bad, Inventory())
+
+
+def test_bind_all_gives_the_hpa_the_resource_targets_it_parsed() -> None:
+    parsed = parse_scaled_object(
+        so(
+            [
+                {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
+                {"type": "memory", "metadata": {"value": "512Mi", "containerName": "app"}},
+            ]
+        )
+    )
+    binding = bind_all(parsed, Inventory())
+    assert binding.triggers == ()
+    assert binding.resources == (
+        resource.ResourceTarget("cpu", "Utilization", "70"),
+        resource.ResourceTarget("memory", "AverageValue", "512Mi", "app"),
+    )
 
 
 def test_only_resource_triggers_cannot_scale_from_zero() -> None:

@@ -16,6 +16,7 @@ from metrics_adapter.model.keda import (
     SecretTargetRef,
     parse_scaled_object,
     parse_trigger_authentication,
+    read_scaled_object,
 )
 from scalers.errors import ConfigError
 
@@ -310,4 +311,84 @@ def test_trigger_authentication_problems(kind: str, subject: str) -> None:
         "secretTargetRef[0].key: is required",
         "env[0].parameter: is required",
         "env[0].name: is required",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("three", '"three" is not an integer'),
+        (" 3", '" 3" is not an integer'),
+        ("9" * 5000, "is not an integer"),
+        ("-1", '"-1" must be at least 0'),
+    ],
+)
+def test_paused_replicas_is_read_once_as_a_replica_count(value: str, problem: str) -> None:
+    raw = scaled_object()
+    raw["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": value}
+    [found] = problems_of(raw)
+    assert found.startswith("metadata.annotations.autoscaling.keda.sh/paused-replicas: ")
+    assert problem in found
+    raw["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": "+2"}
+    assert parse_scaled_object(raw).paused_replicas == 2
+
+
+def test_a_malformed_spec_keeps_its_metadata_and_status() -> None:
+    """What Ready=False and finalizing need, from an object whose spec cannot be used."""
+    raw = scaled_object(pollingInterval="often")
+    raw["metadata"] |= {
+        "uid": "u-1",
+        "resourceVersion": "41",
+        "generation": 3,
+        "finalizers": ["finalizer.keda.sh"],
+        "deletionTimestamp": "2026-01-02T03:04:05Z",
+    }
+    raw["status"] = {
+        "originalReplicaCount": 4,
+        "lastActiveTime": "2026-01-02T03:00:00Z",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ScaledObjectReady"}],
+    }
+    document = read_scaled_object(raw)
+    assert document.scaled_object is None and document.error is not None
+    assert (
+        str(document.error) == 'ScaledObject apps/echo: pollingInterval: "often" is not an integer'
+    )
+    assert document.ref == ObjectRef("apps", "echo")
+    assert (document.meta.uid, document.meta.resource_version, document.meta.generation) == (
+        "u-1",
+        "41",
+        3,
+    )
+    assert document.meta.finalizers == ("finalizer.keda.sh",)
+    assert document.meta.deletion_timestamp == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert document.status.original_replica_count == 4
+    assert document.status.last_active_time == datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+    ready = document.status.condition("Ready")
+    assert ready is not None and (ready.status, ready.reason) == ("True", "ScaledObjectReady")
+    assert document.reference.uid == "u-1" and document.reference.kind == "ScaledObject"
+
+
+def test_a_status_it_cannot_read_is_a_warning_not_a_reason_to_stop() -> None:
+    raw = scaled_object()
+    raw["status"] = {"originalReplicaCount": "three", "lastActiveTime": "soon"}
+    so = parse_scaled_object(raw)
+    assert so.status.original_replica_count is None and so.status.last_active_time is None
+    assert so.warnings == (
+        'status.originalReplicaCount: "three" is not an integer; ignored',
+        'status.lastActiveTime: "soon" is not an RFC 3339 time; ignored',
+    )
+
+
+def test_a_malformed_hpa_behavior_is_a_field_of_the_scaled_object() -> None:
+    behavior = {
+        "scaleDown": {"selectPolicy": "Sometimes", "policies": [{"type": "Pods", "value": "1"}]},
+        "scaleUp": {"tolerance": "lots"},
+    }
+    raw = scaled_object(advanced={"horizontalPodAutoscalerConfig": {"behavior": behavior}})
+    where = "advanced.horizontalPodAutoscalerConfig.behavior"
+    assert problems_of(raw) == [
+        f'{where}.scaleUp.tolerance: "lots" is not a Kubernetes quantity',
+        f'{where}.scaleDown.selectPolicy: "Sometimes" is not one of: Max, Min, Disabled',
+        f'{where}.scaleDown.policies[0].value: "1" is not an integer',
+        f"{where}.scaleDown.policies[0].periodSeconds: is required",
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,10 +10,18 @@ import pytest
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import bind
 from metrics_adapter.control.activator import Decision, TriggerState
-from metrics_adapter.control.status import READY_MESSAGE, active, ready, status_patch
+from metrics_adapter.control.status import (
+    READY_MESSAGE,
+    active,
+    not_ready,
+    ready,
+    reconciled,
+    status_patch,
+    unchanged,
+)
 from metrics_adapter.metrics.store import Reading
 from metrics_adapter.model.annotations import paused
-from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
+from metrics_adapter.model.keda import ScaledObject, ScaledObjectStatus, parse_scaled_object
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 NATS = {"natsServerMonitoringEndpoint": "n:8222", "account": "$G", "stream": "S", "consumer": "c"}
@@ -135,3 +143,49 @@ def test_never_active_has_no_last_active_time() -> None:
         original_replicas=None,
     ).to_json()
     assert "lastActiveTime" not in patch and "originalReplicaCount" not in patch
+
+
+def test_a_malformed_object_gets_ready_false_and_nothing_else() -> None:
+    problem = 'triggers[0].metadata.lagThreshold: "ten" is not a number'
+    assert not_ready(problem).to_json() == {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "ScaledObjectCheckFailed",
+                "message": problem,
+            }
+        ]
+    }
+
+
+def test_after_a_reconcile_active_is_left_out_until_there_was_activity() -> None:
+    obj = so(triggers=1)
+    never = reconciled(obj, states(obj, value(0, False)), None, 2)
+    assert [c.type for c in never.conditions] == ["Ready", "Fallback", "Paused"]
+    assert never.last_active_time is None and never.original_replica_count == 2
+    known = reconciled(obj, states(obj, value(0, False)), NOW, 2)
+    active_now = known.condition("Active")
+    assert active_now is not None and active_now.reason == "UnknownState"
+    assert known.last_active_time == NOW
+
+
+def test_a_status_that_only_moved_its_last_active_time_a_little_is_not_written_again() -> None:
+    obj = so(triggers=1)
+    readings = states(obj, value(5, True))
+
+    def at(moment: datetime) -> ScaledObjectStatus:
+        decision = Decision(None, True, "lag 5 > 0", moment)
+        return status_patch(
+            obj, problem=None, states=readings, decision=decision, original_replicas=0
+        )
+
+    written = at(NOW)
+    assert not unchanged(written, None, 300)
+    assert unchanged(at(NOW + timedelta(seconds=29)), written, 300)  # within min(30, 300/10)
+    assert not unchanged(at(NOW + timedelta(seconds=30)), written, 300)
+    assert not unchanged(at(NOW + timedelta(seconds=2)), written, 10)  # a tenth of 10 s is 1 s
+    other = status_patch(
+        obj, problem=None, states=states(obj, FAILING), decision=None, original_replicas=0
+    )
+    assert not unchanged(other, written, 300)
