@@ -156,10 +156,7 @@ class Controller:
             written=tracked.written if tracked else None,
         )
         try:
-            if document.error is not None:
-                raise document.error
-            assert document.scaled_object is not None
-            so = document.scaled_object
+            so = document.parsed()
             binding = bind_all(so, self.objects)
         except ConfigError as exc:
             await self._not_ready(tracked, exc)

@@ -230,6 +230,13 @@ class ScaledObjectDocument:
         """The object, as the Events about it name it."""
         return ObjectReference.to(API_VERSION, "ScaledObject", self.meta)
 
+    def parsed(self) -> ScaledObject:
+        """The ScaledObject; raise the ConfigError that names every bad field."""
+        if self.scaled_object is None:
+            assert self.error is not None
+            raise self.error
+        return self.scaled_object
+
 
 @dataclass(frozen=True, slots=True)
 class SecretTargetRef:
@@ -293,11 +300,7 @@ def _subject(kind: str, raw: Mapping[str, object], namespaced: bool = True) -> s
 
 def parse_scaled_object(raw: Mapping[str, object]) -> ScaledObject:
     """Parse a ScaledObject; raise ConfigError listing every problem with its field path."""
-    document = read_scaled_object(raw)
-    if document.error is not None:
-        raise document.error
-    assert document.scaled_object is not None
-    return document.scaled_object
+    return read_scaled_object(raw).parsed()
 
 
 def read_scaled_object(raw: Mapping[str, object]) -> ScaledObjectDocument:
