@@ -2,6 +2,9 @@
 
 Defaults and checks follow KEDA (reference/keda-semantics.md §1, §6). A parse reports every
 problem of one object at once; unknown fields are kept as warnings, as ``kubectl`` does.
+A ScaledObject's metadata and status are read apart from its spec
+(:func:`read_scaled_object`), so that the controller can report, and finalize, an object
+whose spec it cannot use.
 """
 
 from __future__ import annotations
