@@ -200,6 +200,9 @@ def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -
         except ValueError:
             problems.add(where, f"{quote(raw)} is not " + _int_or_number(text))
             return None
+        if not -(2**63) <= number < 2**63:  # KEDA reads integers as Go's int64
+            problems.add(where, f"{quote(raw)} is out of range for a 64-bit integer")
+            return None
     elif kind is float:
         try:
             number = float(text)

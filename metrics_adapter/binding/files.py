@@ -139,15 +139,17 @@ def _secret_data(doc: Mapping[str, Any], ref: ObjectRef) -> dict[str, str]:
 def _documents(directory: Path) -> Iterator[tuple[str, Any]]:
     files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
     for path in files:
+        # A file is read whole before any of it is used: one that does not parse is one
+        # error, never some of its objects loaded and the rest silently missing.
         try:
-            for i, doc in enumerate(yaml.load_all(path.read_text(), Loader=_LOADER)):
-                if doc is not None:
-                    yield f"{path}#{i}", doc
+            docs = list(yaml.load_all(path.read_text(), Loader=_LOADER))
         # PyYAML raises ValueError for some scalars (an integer of over 4,300 digits, a
         # 13th month), RecursionError for very deep nesting.
         except (yaml.YAMLError, OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             log.error("cannot read %s: %s", path, exc)
             yield str(path), exc
+            continue
+        yield from ((f"{path}#{i}", doc) for i, doc in enumerate(docs) if doc is not None)
 
 
 def load_directory(

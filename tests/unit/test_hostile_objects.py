@@ -404,3 +404,10 @@ def test_an_alias_bomb_is_reported_in_a_bounded_message(tmp_path: Path) -> None:
     reported_broken(inventory)
     assert "scaleTargetRef" in inventory.errors[0]
     assert len(inventory.errors[0]) < 100_000, f"{len(inventory.errors[0])} characters"
+
+
+def test_a_file_that_does_not_parse_loads_none_of_its_objects(tmp_path: Path) -> None:
+    """Found by the property above: a ScaledObject-free first document, then broken YAML."""
+    inventory = load_text(tmp_path, f"kind: null\n---\n{SO}---\n[unclosed\n")
+    assert len(inventory.errors) == 1 and "objects.yaml" in inventory.errors[0]
+    assert not inventory.scaled_objects and not inventory.broken

@@ -255,3 +255,12 @@ def test_secret_parameters_never_appear_in_a_repr() -> None:
     )
     assert parsed is not None and parsed.password == "hunter2"
     assert "hunter2" not in repr(parsed) and "user='u'" in repr(parsed)
+
+
+def test_an_integer_beyond_64_bits_is_out_of_range_as_in_keda() -> None:
+    """Found by test_hostile_objects: 1,000 nines overflowed the float of a target."""
+    meta, problems = parse({"stream": "JOBS", "lagThreshold": "9" * 1000})
+    assert meta is None
+    assert len(problems) == 1 and "lagThreshold" in problems[0]
+    assert "is out of range for a 64-bit integer" in problems[0]
+    assert parse_ok({"stream": "JOBS", "lagThreshold": str(2**63 - 1)}).lag_threshold == 2**63 - 1
