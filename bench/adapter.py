@@ -26,7 +26,7 @@ from tests.support.controlplane import (
 )
 from tests.support.controlplane.processes import Process
 from tests.support.pki import CertificateAuthority, KeyPair
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 METRICS_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces"
 

@@ -24,7 +24,7 @@ from bench.adapter import METRICS_PATH, Bench, metric_url, scaled_object
 from bench.report import main, median, note, print_table, summary
 from tests.support.controlplane import wait_for
 from tests.support.controlplane.processes import Process
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 NAMESPACE = "bench"
 METRIC = "s0-cron-UTC-0011x-xxxxx"

@@ -10,6 +10,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import make_asgi_app
@@ -38,12 +39,18 @@ from scalers.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to us: two servers share one process."""
+class Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its caller: two servers share one
+    process (and tests run theirs inside pytest's)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def server_config(app: Any, **options: Any) -> uvicorn.Config:
+    """What every server of ours shares: our logging, no access log, no lifespan."""
+    return uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **options)
 
 
 @dataclass
@@ -128,32 +135,24 @@ def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvico
     """The API on ``tls``, behind ``gate``; and ``/metrics`` in plain HTTP on its own port."""
     s = adapter.settings
     app = RequestMetrics(gate.wrap(create_app(adapter.store, adapter.health)), adapter.telemetry)
-    api = uvicorn.Config(
+    api = server_config(
         app,
         host=s.listen_address,
         port=s.secure_port,
         http=ClientCertProtocol,
         ws="none",  # no WebSocket route: an upgrade must never pass the gate as non-HTTP
-        log_config=None,
-        access_log=False,
-        lifespan="off",
         server_header=False,
         timeout_keep_alive=90,
         h11_max_incomplete_event_size=65536,
     )
     api.load()
     api.ssl = tls.context  # ours, live: certificates and client CAs change in place
-    servers: list[uvicorn.Server] = [_Server(api)]
+    servers: list[uvicorn.Server] = [Server(api)]
     if s.metrics_port:
-        metrics = uvicorn.Config(
-            make_asgi_app(adapter.telemetry.registry),
-            host=s.listen_address,
-            port=s.metrics_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
+        metrics = server_config(
+            make_asgi_app(adapter.telemetry.registry), host=s.listen_address, port=s.metrics_port
         )
-        servers.append(_Server(metrics))
+        servers.append(Server(metrics))
     return servers
 
 

@@ -17,7 +17,7 @@ from metrics_adapter.api.tls import self_signed_pair
 from metrics_adapter.errors import APIError, BadRequest, MethodNotAllowed, api_error_for
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.model.keda import ObjectRef
-from tests.support.serving import serving
+from tests.support.servers import serving
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 SELECTOR = {"labelSelector": "scaledobject.keda.sh/name=echo-worker"}

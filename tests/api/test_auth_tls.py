@@ -24,7 +24,7 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.serving import serving
+from tests.support.servers import serving
 
 METRIC = "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron"
 SELECTOR = {"labelSelector": "scaledobject.keda.sh/name=worker"}

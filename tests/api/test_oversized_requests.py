@@ -32,7 +32,7 @@ from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import Adapter, uvicorn_servers
 from scalers.clients import Clients
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 METRIC = "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron"
 QUERY = "labelSelector=scaledobject.keda.sh%2Fname%3Dworker"

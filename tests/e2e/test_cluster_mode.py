@@ -28,7 +28,7 @@ from tests.support.controlplane import (
 )
 from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
 from tests.support.nats import NatsServer, binaries
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 NS = "event-demo"

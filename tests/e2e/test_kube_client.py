@@ -18,12 +18,6 @@ import yaml
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import bind
 from metrics_adapter.errors import KubeError, KubeNotFound, KubeUnreachable
-from metrics_adapter.kube.autoscaling import (
-    ExternalMetric,
-    HorizontalPodAutoscaler,
-    MetricTarget,
-    ScaleTargetRef,
-)
 from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
@@ -33,6 +27,12 @@ from metrics_adapter.kube.client import (
     SECRETS,
     TRIGGER_AUTHENTICATIONS,
     KubeClient,
+)
+from metrics_adapter.kube.autoscaling import (
+    ExternalMetric,
+    HorizontalPodAutoscaler,
+    MetricTarget,
+    ScaleTargetRef,
 )
 from metrics_adapter.kube.objects import Event, ObjectMeta, ObjectReference
 from metrics_adapter.kube.watch import WatchEvent, watch
@@ -46,7 +46,7 @@ from tests.support.controlplane import (
     adapter_kubeconfig,
     load_manifests,
 )
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

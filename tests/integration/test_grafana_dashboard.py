@@ -22,7 +22,7 @@ import pytest
 
 from tests.integration.test_standalone import Adapter
 from tests.support.prometheus import PrometheusServer, binary, require_in_ci
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from metrics_adapter.api.tls import self_signed_pair
 from scalers import metrics_api
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
-from tests.support.serving import serving
+from tests.support.servers import serving
 from tests.support.triggers import build
 from tests.support.triggers import measure_once as measure
 

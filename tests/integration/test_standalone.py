@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import jetstream
 from tests.support.nats import NatsServer
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from tests.support import triggers
 from tests.support.pki import Pki
 from tests.support.prometheus import PASSWORD, USERNAME, Exposition, PrometheusServer
-from tests.support.serving import serving
+from tests.support.servers import serving
 from tests.support.triggers import build, reading
 from tests.support.triggers import measure_once as measure
 

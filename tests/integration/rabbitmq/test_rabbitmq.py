@@ -29,7 +29,7 @@ from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.rabbitmq_client import AmqpQuery
 from tests.support.rabbitmq import RabbitMQServer, free_port, unacked, wait_until
-from tests.support.serving import serving
+from tests.support.servers import serving
 from tests.support.triggers import bound_trigger, build, reading
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from tests.support.controlplane.cluster import ControlPlane
 from tests.support.controlplane.pki import write_kubeconfig
 from tests.support.controlplane.processes import Process, log_path, tail, wait_for
 from tests.support.pki import KeyPair, client_context
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 DEPLOY = REPO / "deploy"
 ADAPTER_NAMESPACE, ADAPTER_SERVICE = "keda", "metrics-adapter"

@@ -27,7 +27,7 @@ from tests.support.controlplane.binaries import ensure_binaries
 from tests.support.controlplane.pki import write_cluster_pki, write_kubeconfig
 from tests.support.controlplane.processes import Process, logs, wait_for
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 CONTROLLERS = (
     "deployment-controller",
