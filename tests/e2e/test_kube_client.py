@@ -18,6 +18,12 @@ import yaml
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import bind
 from metrics_adapter.errors import KubeError, KubeNotFound, KubeUnreachable
+from metrics_adapter.kube.autoscaling import (
+    ExternalMetric,
+    HorizontalPodAutoscaler,
+    MetricTarget,
+    ScaleTargetRef,
+)
 from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
@@ -27,12 +33,6 @@ from metrics_adapter.kube.client import (
     SECRETS,
     TRIGGER_AUTHENTICATIONS,
     KubeClient,
-)
-from metrics_adapter.kube.autoscaling import (
-    ExternalMetric,
-    HorizontalPodAutoscaler,
-    MetricTarget,
-    ScaleTargetRef,
 )
 from metrics_adapter.kube.objects import Event, ObjectMeta, ObjectReference
 from metrics_adapter.kube.watch import WatchEvent, watch
