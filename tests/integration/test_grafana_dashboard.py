@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 
 from tests.integration.test_standalone import Adapter
-from tests.support.prometheus import PrometheusServer, binary, require_in_ci
-from tests.support.servers import free_port
+from tests.support.prometheus import NEEDS, PrometheusServer, binary
+from tests.support.servers import free_port, require_in_ci
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_PATH = REPO / "deploy" / "grafana" / "metrics-adapter.json"
 PROMETHEUS_BINARY = binary()
-require_in_ci(PROMETHEUS_BINARY)
+require_in_ci(PROMETHEUS_BINARY is not None, NEEDS)
 
 NAMESPACE = "dashboard"
 VARIABLES = {

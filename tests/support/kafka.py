@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
 import fcntl
-import ipaddress
 import json
 import os
 import shutil
@@ -36,12 +34,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.coordination import FindCoordinatorRequest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.support.pki import Pki, make_pki
 from tests.support.process import ServerProcess
+from tests.support.servers import free_port
 
 KAFKA_VERSION = "4.2.0"
 LOG4J_VERSION = "2.25.3"
@@ -112,101 +108,6 @@ def ensure_jars(timeout: float = 900.0) -> Path:
     return lib
 
 
-def require_in_ci(error: Exception | None) -> None:
-    """In CI a broker we cannot run is a failure, never a skip."""
-    if os.environ.get("CI") and error is not None:
-        raise RuntimeError(f"CI needs a Kafka broker: {error}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Pki:
-    """A CA, a broker certificate for 127.0.0.1 and a client certificate, all PEM."""
-
-    ca: str
-    client_cert: str
-    client_key: str
-    client_key_encrypted: str
-    key_password: str = "client-key-password"
-
-    @classmethod
-    def create(cls, workdir: Path) -> Pki:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "metrics-adapter test CA")])
-        ca = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server = _certificate(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kafka")]),
-            ca_name,
-            server_key.public_key(),
-            ca_key,
-            san=x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-        )
-        client_key = ec.generate_private_key(ec.SECP256R1())
-        client = _certificate(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "metrics-adapter")]),
-            ca_name,
-            client_key.public_key(),
-            ca_key,
-        )
-        ca_pem = _pem(ca)
-        # Kafka's PEM keystore wants the PKCS#8 key and the chain in one file.
-        (workdir / "ca.pem").write_text(ca_pem)
-        (workdir / "server.pem").write_text(_key_pem(server_key) + _pem(server) + ca_pem)
-        password = cls.key_password
-        return cls(
-            ca=ca_pem,
-            client_cert=_pem(client),
-            client_key=_key_pem(client_key),
-            client_key_encrypted=_key_pem(client_key, password),
-        )
-
-
-def _certificate(
-    subject: x509.Name,
-    issuer: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
-    signer: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    san: x509.SubjectAlternativeName | None = None,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if san is not None:
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey, password: str | None = None) -> str:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    ).decode()
-
-
 def _cluster_id() -> str:
     """What ``kafka-storage.sh random-uuid`` prints: a URL-safe base64 UUID (saves a JVM)."""
     while True:
@@ -243,7 +144,10 @@ class KafkaBroker(ServerProcess):
     # Running.
 
     def start(self, timeout: float = 60.0) -> KafkaBroker:
-        self.pki = self.pki or Pki.create(self.workdir)
+        self.pki = self.pki or make_pki(self.workdir / "pki")
+        # Kafka's PEM keystore wants the PKCS#8 key and the chain in one file.
+        keystore = [self.pki.server_key, self.pki.server_cert, self.pki.ca]
+        (self.workdir / "server.pem").write_text("".join(path.read_text() for path in keystore))
         (self.workdir / "server.properties").write_text(self._server_properties())
         (self.workdir / "log4j2.properties").write_text(self._log4j())
         if not (self.workdir / "data" / "meta.properties").exists():
@@ -338,6 +242,7 @@ class KafkaBroker(ServerProcess):
 
     def _server_properties(self) -> str:
         p, d = self.ports, self.workdir
+        assert self.pki is not None, "start() makes the PKI first"
         jaas_plain = "org.apache.kafka.common.security.plain.PlainLoginModule required " + " ".join(
             f'user_{user}="{password}"' for user, password in USERS.items()
         )
@@ -374,7 +279,7 @@ class KafkaBroker(ServerProcess):
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(d / "server.pem"),
             "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": str(d / "ca.pem"),
+            "ssl.truststore.location": str(self.pki.ca),
             "listener.name.ssl.ssl.client.auth": "required",
             "listener.name.sasl_ssl.ssl.client.auth": "none",
         }

@@ -10,7 +10,6 @@ import base64
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 import aioboto3
 
 from tests.support.process import ServerProcess
+from tests.support.servers import free_port
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -36,18 +36,7 @@ def available() -> bool:
     return importlib.util.find_spec("moto.server") is not None
 
 
-def require_in_ci() -> None:
-    """In CI a missing moto server is a failure, never a skip."""
-    if os.environ.get("CI") and not available():
-        raise RuntimeError(
-            "CI needs moto[server] in the virtualenv (pip install 'moto[server]>=5')"
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+NEEDS = "moto[server] in the virtualenv (pip install 'moto[server]>=5')"
 
 
 @dataclass

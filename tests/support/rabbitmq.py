@@ -30,6 +30,7 @@ from urllib.parse import quote
 import aiormq
 
 from metrics_adapter.api.tls import CERT_NAME, self_signed_pair
+from tests.support.servers import free_port
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 GUEST = "Basic " + base64.b64encode(b"guest:guest").decode()
@@ -40,16 +41,7 @@ def available() -> bool:
     return SERVER.exists() and os.geteuid() == 0
 
 
-def require_in_ci() -> None:
-    """In CI a missing server is a failure, never a skip."""
-    if os.environ.get("CI") and not available():
-        raise RuntimeError(f"CI needs rabbitmq-server at {SERVER}, run as root")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+NEEDS = f"rabbitmq-server at {SERVER} (Debian package), run as root"
 
 
 class ManagementError(Exception):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,6 +14,7 @@ import redis
 
 from tests.support.pki import Pki
 from tests.support.process import ServerProcess
+from tests.support.servers import free_port
 
 DEBIAN_BINARY = Path("/usr/bin/redis-server")
 
@@ -27,16 +26,7 @@ def binary() -> Path | None:
     return Path(found) if found else None
 
 
-def require_in_ci(found: Path | None) -> None:
-    """In CI a missing server is a failure, never a skip."""
-    if os.environ.get("CI") and found is None:
-        raise RuntimeError("CI needs redis-server (Debian package redis-server)")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+NEEDS = "redis-server (Debian package redis-server)"
 
 
 @dataclass

@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.integration.aws_sqs_queue.helpers import CannedEndpoint
-from tests.support.moto import MotoServer, available, require_in_ci
+from tests.support.moto import NEEDS, MotoServer, available
+from tests.support.servers import require_in_ci
 
-require_in_ci()
+require_in_ci(available(), NEEDS)
 
 
 def _server() -> MotoServer:
     if not available():
-        pytest.skip("moto[server] is not installed (CI fails instead)")
+        pytest.skip(f"no {NEEDS} (CI fails instead)")
     return MotoServer().start()
 
 

@@ -23,7 +23,8 @@ from tests.integration.aws_sqs_queue.helpers import (
     scaled_object,
     scaler,
 )
-from tests.support.moto import MotoServer, free_port, iam_keys, make_queue
+from tests.support.moto import MotoServer, iam_keys, make_queue
+from tests.support.servers import free_port
 from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration

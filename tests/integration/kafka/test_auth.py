@@ -15,6 +15,7 @@ from metrics_adapter.binding.triggers import bind
 from metrics_adapter.model.keda import ObjectRef, parse_scaled_object, parse_trigger_authentication
 from scalers import kafka
 from tests.support.kafka import USERS, KafkaBroker, commit, create_topic, produce
+from tests.support.pki import KEY_PASSWORD
 from tests.support.triggers import scaled_object
 
 from .helpers import read, scaler
@@ -48,8 +49,8 @@ def ways(broker: KafkaBroker) -> dict[str, tuple[str, dict[str, str], dict[str, 
     assert broker.pki is not None
     pki = broker.pki
     alice = {"username": "alice", "password": USERS["alice"]}
-    client = {"ca": pki.ca, "cert": pki.client_cert, "key": pki.client_key}
-    encrypted = {**client, "key": pki.client_key_encrypted, "keyPassword": pki.key_password}
+    client = {"ca": pki.ca_pem, "cert": pki.client_cert_pem, "key": pki.client_key_pem}
+    encrypted = {**client, "key": pki.client_key_encrypted_pem, "keyPassword": KEY_PASSWORD}
     found = {
         "sasl plaintext": ("SASL_PLAINTEXT", {"sasl": "plaintext"}, alice),
         "sasl scram_sha256 from auth": ("SASL_PLAINTEXT", {}, {"sasl": "scram_sha256", **alice}),
@@ -59,7 +60,7 @@ def ways(broker: KafkaBroker) -> dict[str, tuple[str, dict[str, str], dict[str, 
         "sasl over tls": (
             "SASL_SSL",
             {"tls": "enable", "sasl": "scram_sha512"},
-            {"ca": pki.ca, **alice},
+            {"ca": pki.ca_pem, **alice},
         ),
         "sasl over tls, unsafeSsl": (
             "SASL_SSL",

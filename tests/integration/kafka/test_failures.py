@@ -17,7 +17,8 @@ from scalers import kafka
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.kafka_client import connect
-from tests.support.kafka import KafkaBroker, commit, create_topic, free_port, produce
+from tests.support.kafka import KafkaBroker, commit, create_topic, produce
+from tests.support.servers import free_port
 from tests.support.triggers import scaled_object
 
 from .helpers import read, scaler
@@ -92,7 +93,7 @@ async def test_a_wrong_password_is_unreachable_and_says_why(kafka_broker: KafkaB
 
 async def test_tls_without_the_required_client_certificate(kafka_broker: KafkaBroker) -> None:
     assert kafka_broker.pki is not None
-    s = scaler(kafka_broker.address("SSL"), "g", "t", {"ca": kafka_broker.pki.ca}, tls="enable")
+    s = scaler(kafka_broker.address("SSL"), "g", "t", {"ca": kafka_broker.pki.ca_pem}, tls="enable")
     with pytest.raises(SourceUnreachable, match=r"\(SSL\): cannot bootstrap"):
         await read(s)
 

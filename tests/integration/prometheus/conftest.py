@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.pki import Pki, make_pki
-from tests.support.prometheus import Exposition, PrometheusServer, binary, require_in_ci
+from tests.support.prometheus import NEEDS, Exposition, PrometheusServer, binary
+from tests.support.servers import require_in_ci
 
 PROMETHEUS_BINARY = binary()
-require_in_ci(PROMETHEUS_BINARY)
+require_in_ci(PROMETHEUS_BINARY is not None, NEEDS)
 
 SAMPLES = {
     'queue_depth{queue="jobs"}': 42.0,
@@ -26,7 +27,7 @@ SAMPLES = {
 
 def _binary() -> Path:
     if PROMETHEUS_BINARY is None:
-        pytest.skip("prometheus is not installed (Debian package prometheus)")
+        pytest.skip(f"no {NEEDS} (CI fails instead)")
     return PROMETHEUS_BINARY
 
 

@@ -7,16 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.rabbitmq import RabbitMQServer, available, require_in_ci
+from tests.support.rabbitmq import NEEDS, RabbitMQServer, available
+from tests.support.servers import require_in_ci
 
-require_in_ci()
+require_in_ci(available(), NEEDS)
 
 
 @pytest.fixture(scope="session")
 def rabbit() -> Iterator[RabbitMQServer]:
     """One node for the session; tests use queues and vhosts of their own."""
     if not available():
-        pytest.skip("rabbitmq-server is not installed (Debian package), or not root")
+        pytest.skip(f"no {NEEDS} (CI fails instead)")
     server = RabbitMQServer().start()
     try:
         yield server

@@ -28,8 +28,8 @@ from scalers.base import is_active, split
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.rabbitmq_client import AmqpQuery
-from tests.support.rabbitmq import RabbitMQServer, free_port, unacked, wait_until
-from tests.support.servers import serving
+from tests.support.rabbitmq import RabbitMQServer, unacked, wait_until
+from tests.support.servers import free_port, serving
 from tests.support.triggers import bound_trigger, build, reading
 
 pytestmark = pytest.mark.integration

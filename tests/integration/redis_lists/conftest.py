@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 
 from tests.support.pki import Pki, make_pki
-from tests.support.redis_server import RedisServer, binary, require_in_ci
+from tests.support.redis_server import NEEDS, RedisServer, binary
+from tests.support.servers import require_in_ci
 
 REDIS_BINARY = binary()
-require_in_ci(REDIS_BINARY)
+require_in_ci(REDIS_BINARY is not None, NEEDS)
 PASSWORD = "s3cret"
 ALICE = ("alice", "wonder")
 
 
 def _binary() -> Path:
     if REDIS_BINARY is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
+        pytest.skip(f"no {NEEDS} (CI fails instead)")
     return REDIS_BINARY
 
 
