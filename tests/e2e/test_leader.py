@@ -148,6 +148,9 @@ async def refereed(*electors: LeaderElector) -> AsyncIterator[Referee]:
     finally:
         for identity in list(referee.tasks):
             await referee.stop(next(e for e in electors if e.identity == identity))
+        # One more sample, of the state the stops left, before the sampler ends.
+        last = referee.samples
+        await until("a sample after the stops", lambda: referee.samples > last, 5)
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
