@@ -33,6 +33,24 @@ from tests.support.servers import free_port
 pytestmark = pytest.mark.e2e
 NS = "event-demo"
 
+SCALER_TIMEOUT = 3.0  # serve's --scaler-timeout default: a poll ends within it
+HPA_SYNC = 1.0  # the control plane's --horizontal-pod-autoscaler-sync-period
+ECHO_INTERVAL, ECHO_COOLDOWN = 5, 10  # triggers.echo_worker's pollingInterval, cooldownPeriod
+LAG_INTERVAL = 1  # lag_object's pollingInterval
+LEASE_DURATION, RETRY_PERIOD, JITTER = 15, 2.0, 1.2  # the adapter's leader election defaults
+SLACK = 30.0
+"""What a loaded 2-core machine adds to a wait for something that must happen: seconds of
+apiserver, controller-manager and adapter work each, late."""
+TAKEOVER_WITHIN = LEASE_DURATION + 2 * RETRY_PERIOD * (1 + JITTER) + SLACK
+"""A released Lease is taken at the candidate's next attempt; one whose release was lost,
+after the lease duration, seen up to a pause late and taken up to a pause late."""
+
+
+def poll(interval: float) -> float:
+    """The longest until an object's next poll has ended: at most an interval away (the first
+    one: within the start-up spread, at most an interval), ending within the scaler timeout."""
+    return interval + SCALER_TIMEOUT
+
 
 @dataclass
 class Cluster:
@@ -101,6 +119,16 @@ def so_status(cp: ControlPlane, name: str) -> dict[str, Any]:
     return dict(found.get("status") or {})
 
 
+def sample(cluster: Cluster, series: str, name: str) -> float | None:
+    """The adapter's own count or value of ``series`` for ScaledObject ``name``, from its
+    /metrics; ``None`` before it has one (a restarted adapter starts with none)."""
+    text = httpx.get(f"http://127.0.0.1:{cluster.metrics_port}/metrics").text
+    for line in text.splitlines():
+        if line.startswith(f"{series}{{") and f'scaledObject="{name}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
     cp, nats = cluster.cp, cluster.nats
     asyncio.run(jetstream.prepare(nats.url, "JOBS", "jobs", ["echo-workers"], workqueue=True))
@@ -112,7 +140,7 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
             (condition({"status": so_status(cp, "echo-worker")}, "Ready") or {}).get("status")
             == "True"
         ),
-        30,
+        poll(ECHO_INTERVAL) + SLACK,  # the first reading makes the status
     )
     hpa = cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-echo-worker", NS)
     assert hpa is not None and hpa["spec"]["minReplicas"] == 1
@@ -124,9 +152,10 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
     t0 = time.monotonic()
     asyncio.run(jetstream.publish(nats.url, "jobs.echo", 50))
     marks = [("50 messages published", time.monotonic() - t0)]
-    first = wait("first replica", lambda: replicas(cp, "echo-worker") >= 1, 30)
+    activated = poll(ECHO_INTERVAL) + SLACK  # the next poll sees the lag; the activator acts
+    first = wait("first replica", lambda: replicas(cp, "echo-worker") >= 1, activated)
     marks.append(("scaled to 1 (activator)", first - t0))
-    five = wait("5 replicas", lambda: replicas(cp, "echo-worker") == 5, 60)
+    five = wait("5 replicas", lambda: replicas(cp, "echo-worker") == 5, HPA_SYNC + SLACK)
     marks.append(("scaled to 5 (HPA)", five - t0))
     status = so_status(cp, "echo-worker")
     assert (condition({"status": status}, "Active") or {}).get("reason") == "ScalerActive"
@@ -136,7 +165,9 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
 
     asyncio.run(jetstream.consume(nats.url, "JOBS", "echo-workers", fetch=50, ack=50))
     marks.append(("queue drained", time.monotonic() - t0))
-    zero = wait("back to 0", lambda: replicas(cp, "echo-worker") == 0, 60)
+    # The next poll reads lag 0; the first poll after the cooldown scales to zero.
+    cooled = poll(ECHO_INTERVAL) + ECHO_COOLDOWN + poll(ECHO_INTERVAL) + SLACK
+    zero = wait("back to 0", lambda: replicas(cp, "echo-worker") == 0, cooled)
     marks.append(("back to 0 (cooldown 10s)", zero - t0))
     print("\n  burst timeline (pollingInterval 5 s, HPA sync 1 s)")
     for event, at in marks:
@@ -147,7 +178,7 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
         return {str(e.get("reason")) for e in events}
 
     wanted = {"KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated"}
-    wait(f"events {wanted}", lambda: wanted <= reasons(), 10)  # written just after /scale
+    wait(f"events {wanted}", lambda: wanted <= reasons(), SLACK)  # written just after /scale
 
 
 def test_a_malformed_object_is_not_ready_and_names_the_field(cluster: Cluster) -> None:
@@ -161,7 +192,7 @@ def test_a_malformed_object_is_not_ready_and_names_the_field(cluster: Cluster) -
         lambda: (
             (condition({"status": so_status(cp, "typo")}, "Ready") or {}).get("status") == "False"
         ),
-        30,
+        SLACK,  # at its reconcile, before any poll
     )
     ready = condition({"status": so_status(cp, "typo")}, "Ready") or {}
     assert ready["reason"] == "ScaledObjectCheckFailed"
@@ -182,13 +213,21 @@ def test_restarting_the_adapter_loses_no_activity(cluster: Cluster) -> None:
     cp.apply(deployment("steady", 0))
     cp.apply(lag_object(cluster, "steady", cooldownPeriod=600))
     asyncio.run(jetstream.publish(cluster.nats.url, "steady.job", 3))
-    wait("scaled to 1", lambda: replicas(cp, "steady") == 1, 30)
-    wait("lastActiveTime", lambda: bool(so_status(cp, "steady").get("lastActiveTime")), 30)
+    activated = poll(LAG_INTERVAL) + SLACK
+    wait("scaled to 1", lambda: replicas(cp, "steady") == 1, activated)
+    wait("lastActiveTime", lambda: bool(so_status(cp, "steady").get("lastActiveTime")), activated)
     before = so_status(cp, "steady")["lastActiveTime"]
     # Drained: inactive now, but within the cooldown; a restart must not forget that.
     asyncio.run(jetstream.consume(cluster.nats.url, "STEADY", "steady", fetch=3, ack=3))
+    holder = lease_holder(cp)
     cluster.adapter.restart()
-    time.sleep(5)  # several polls of the new process
+    # Only a leader decides: wait until the new process leads and has read the drained lag
+    # (a decision follows each reading), then one more poll, at its slowest, and its decision:
+    # each must keep the replica.
+    wait("the new process leads", lambda: lease_holder(cp) not in ("", holder), TAKEOVER_WITHIN)
+    read = poll(LAG_INTERVAL) + SLACK
+    wait("its reading", lambda: sample(cluster, "keda_scaler_metrics_value", "steady") == 0, read)
+    time.sleep(poll(LAG_INTERVAL))
     assert replicas(cp, "steady") == 1
     assert so_status(cp, "steady")["lastActiveTime"] >= before
 
@@ -198,7 +237,12 @@ def test_a_source_down_never_scales_to_zero(cluster: Cluster) -> None:
     cp.apply(deployment("fragile", 0))
     cp.apply(lag_object(cluster, "fragile", cooldownPeriod=1))
     asyncio.run(jetstream.publish(nats.url, "fragile.job", 2))
-    wait("scaled to 1", lambda: replicas(cp, "fragile") == 1, 30)
+    wait("scaled to 1", lambda: replicas(cp, "fragile") == 1, poll(LAG_INTERVAL) + SLACK)
+
+    def failed() -> float:
+        return sample(cluster, "keda_scaled_object_errors_total", "fragile") or 0
+
+    before = failed()
     nats.stop()
     try:
         wait(
@@ -207,9 +251,11 @@ def test_a_source_down_never_scales_to_zero(cluster: Cluster) -> None:
                 (condition({"status": so_status(cp, "fragile")}, "Ready") or {}).get("status")
                 != "True"
             ),
-            30,
+            poll(LAG_INTERVAL) + SLACK,
         )
-        time.sleep(4)  # far past the 1 s cooldown
+        # Far past the 1 s cooldown, counted in failed polls (the adapter's own counter): a
+        # second apart, the last three each decided after the cooldown, the fourth after them.
+        wait("4 failed polls", lambda: failed() >= before + 4, 4 * poll(LAG_INTERVAL) + SLACK)
         assert replicas(cp, "fragile") == 1  # an error is not a zero
         ready = condition({"status": so_status(cp, "fragile")}, "Ready") or {}
         assert ready["reason"] == "TriggerError" and "GET http://" in ready["message"]
@@ -231,18 +277,18 @@ def test_deleting_restores_the_original_replica_count(cluster: Cluster) -> None:
         },
     )
     cp.apply(doc)
-    wait(
-        "original captured", lambda: so_status(cp, "restored").get("originalReplicaCount") == 3, 30
-    )
-    wait("HPA to 1", lambda: replicas(cp, "restored") == 1, 60)  # no lag: the HPA's minimum
+    captured = lambda: so_status(cp, "restored").get("originalReplicaCount") == 3  # noqa: E731
+    wait("original captured", captured, SLACK)  # at its reconcile
+    # No lag: the HPA's minimum, at its next sync.
+    wait("HPA to 1", lambda: replicas(cp, "restored") == 1, HPA_SYNC + SLACK)
     cp.delete("keda.sh/v1alpha1", "ScaledObject", "restored", NS)
     wait(
         "ScaledObject gone",
         lambda: cp.get("keda.sh/v1alpha1", "ScaledObject", "restored", NS) is None,
-        30,
+        SLACK,  # the finalizer's reconcile
     )
     assert replicas(cp, "restored") == 3
-    wait("HPA garbage-collected", lambda: not hpa_exists(cp, "restored"), 30)
+    wait("HPA garbage-collected", lambda: not hpa_exists(cp, "restored"), SLACK)
 
 
 def test_a_deletion_while_no_adapter_runs_is_restored_when_one_starts(cluster: Cluster) -> None:
@@ -301,16 +347,23 @@ def test_pause_pins_replicas_and_unpause_resumes(cluster: Cluster) -> None:
     doc = lag_object(cluster, "pausable")
     doc["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": "2"}
     cp.apply(doc)
-    wait("pinned at 2", lambda: replicas(cp, "pausable") == 2, 30)
+    wait("pinned at 2", lambda: replicas(cp, "pausable") == 2, poll(LAG_INTERVAL) + SLACK)
     paused = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
     assert (paused.get("status"), paused.get("reason")) == ("True", "ScaledObjectPaused")
     asyncio.run(jetstream.publish(cluster.nats.url, "pausable.job", 40))
-    time.sleep(3)  # polls see lag 40, but a paused object is neither scaled nor given an HPA
+
+    # Polls see lag 40, but a paused object is neither scaled nor given an HPA: once the
+    # adapter has read 40 (a decision follows each reading), one more poll at its slowest.
+    def lag() -> float | None:
+        return sample(cluster, "keda_scaler_metrics_value", "pausable")
+
+    wait("a reading of lag 40", lambda: lag() == 40, poll(LAG_INTERVAL) + SLACK)
+    time.sleep(poll(LAG_INTERVAL))
     assert replicas(cp, "pausable") == 2 and not hpa_exists(cp, "pausable")
 
     annotate(cp, "pausable", {"autoscaling.keda.sh/paused-replicas": None})
-    wait("HPA recreated", lambda: hpa_exists(cp, "pausable"), 30)
-    wait("the HPA follows the lag", lambda: replicas(cp, "pausable") == 4, 60)
+    wait("HPA recreated", lambda: hpa_exists(cp, "pausable"), SLACK)  # at its reconcile
+    wait("the HPA follows the lag", lambda: replicas(cp, "pausable") == 4, HPA_SYNC + SLACK)
     unpaused = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
     assert unpaused.get("status") == "False"
 
@@ -323,11 +376,12 @@ def test_with_a_fallback_a_dead_source_drives_the_hpa_to_fallback_replicas(
     doc = lag_object(cluster, "guarded", fallback={"failureThreshold": 2, "replicas": 3})
     cp.apply(doc)
     asyncio.run(jetstream.publish(nats.url, "guarded.job", 5))
-    wait("scaled to 1", lambda: replicas(cp, "guarded") == 1, 30)
+    wait("scaled to 1", lambda: replicas(cp, "guarded") == 1, poll(LAG_INTERVAL) + SLACK)
     nats.stop()
     try:
         # After more than 2 failed polls the HPA is served 10 x 3 and computes exactly 3.
-        wait("fallback replicas", lambda: replicas(cp, "guarded") == 3, 60)
+        fallen_back = 3 * poll(LAG_INTERVAL) + HPA_SYNC + SLACK
+        wait("fallback replicas", lambda: replicas(cp, "guarded") == 3, fallen_back)
         status = so_status(cp, "guarded")
         fallback = condition({"status": status}, "Fallback") or {}
         assert (fallback.get("status"), fallback.get("reason")) == ("True", "FallbackExists")
@@ -358,13 +412,18 @@ def test_two_replicas_one_writer_then_a_takeover(cluster: Cluster) -> None:
     )
     second.start()  # ready: it has listed every ScaledObject and serves their metrics
     try:
-        time.sleep(3)
-        assert lease_holder(cp) == first  # one writer
+        # One writer: the second campaigns, finds the Lease held, and leaves it, also at its
+        # next attempt.
+        seen = f"Lease {ADAPTER_NAMESPACE}/metrics-adapter: held by {first}"
+        wait("the second finds the Lease held", lambda: seen in second.tail(1000), SLACK)
+        time.sleep(RETRY_PERIOD * (1 + JITTER))
+        assert lease_holder(cp) == first
         cluster.adapter.stop()  # SIGTERM: the first steps down and releases the Lease
-        wait("takeover", lambda: lease_holder(cp) not in ("", first), 30)
+        wait("takeover", lambda: lease_holder(cp) not in ("", first), TAKEOVER_WITHIN)
         cp.apply(deployment("after", 0))
         cp.apply(lag_object(cluster, "after"))
         asyncio.run(jetstream.publish(cluster.nats.url, "after.job", 3))
-        wait("the new leader scales", lambda: replicas(cp, "after") == 1, 30)
+        activated = poll(LAG_INTERVAL) + SLACK
+        wait("the new leader scales", lambda: replicas(cp, "after") == 1, activated)
     finally:
         second.stop()
