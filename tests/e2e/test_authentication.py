@@ -147,13 +147,18 @@ def test_a_rotated_serving_certificate_is_picked_up_while_the_aggregator_reads(
 
     reader = threading.Thread(target=read)
     reader.start()
+    # Reads before the rotation and after it, counted rather than given half a second each:
+    # each ends within the admin client's timeout (30 s), or ends the reader.
+    reads, within = 6, 6 * 30.0
     try:
-        time.sleep(0.5)
+        wait_for("reads before", lambda: len(codes) >= reads or not reader.is_alive(), within)
         serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca).write(
             adapter.state / "pki", ADAPTER_SERVICE
         )
         wait_for("the new certificate", lambda: served_serial(registered) != before, 10)
-        time.sleep(0.5)
+        rotated = len(codes)
+        after = lambda: len(codes) >= rotated + reads or not reader.is_alive()  # noqa: E731
+        wait_for("reads after", after, within)
     finally:
         done.set()
         reader.join()
