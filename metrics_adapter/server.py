@@ -66,7 +66,7 @@ class Adapter:
     """The objects of standalone mode; ``None`` in a cluster."""
 
 
-def _poller(settings: Settings, store: MetricStore, telemetry: Telemetry) -> Poller:
+def build_poller(settings: Settings, store: MetricStore, telemetry: Telemetry) -> Poller:
     """The poller of either mode: every upstream request within the scaler timeout."""
     return Poller(
         store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
@@ -85,7 +85,7 @@ def build(
         inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
     telemetry = Telemetry()
     store = MetricStore()
-    poller = _poller(settings, store, telemetry)
+    poller = build_poller(settings, store, telemetry)
 
     def not_ready(ref: ObjectRef, error: ConfigError) -> None:
         store.mark_broken(ref, error.reasons)
@@ -160,7 +160,7 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     """Cluster mode: the controller feeds the poller from watched ScaledObjects."""
     kube = await KubeClient.connect(None if settings.in_cluster else settings.kubeconfig)
     telemetry, store = Telemetry(), MetricStore()
-    poller = _poller(settings, store, telemetry)
+    poller = build_poller(settings, store, telemetry)
     elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None
     controller = Controller(
         kube,

@@ -25,14 +25,13 @@ from metrics_adapter.api.auth.gate import build_gate
 from metrics_adapter.api.certificate import serving_tls
 from metrics_adapter.api.tls import ClientCertProtocol, self_signed_pair
 from metrics_adapter.config.settings import Settings
-from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import Adapter, uvicorn_servers
-from scalers.clients import Clients
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.servers import free_port
+from tests.support.servers import running
+from tests.support.triggers import new_poller
 
 METRIC = "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron"
 QUERY = "labelSelector=scaledobject.keda.sh%2Fname%3Dworker"
@@ -91,7 +90,6 @@ async def served(tmp_path: Path, read: list[int]) -> AsyncIterator[Served]:
         cert_dir=tmp_path / "scratch",
         requestheader_client_ca_file=tmp_path / "front-proxy-ca.crt",
         requestheader_allowed_names=("front-proxy-client",),
-        secure_port=free_port(),
         metrics_port=0,
     )
     store, telemetry = MetricStore(), Telemetry()
@@ -99,22 +97,14 @@ async def served(tmp_path: Path, read: list[int]) -> AsyncIterator[Served]:
     store.register(ref, ["s0-cron"])
     store.record_value(ref, "s0-cron", 7, True, datetime.now(UTC))
     health = Health(loaded=True, poller_running=lambda: True)
-    poller = Poller(store, Clients(), telemetry)  # never run: the store is filled by hand
+    poller = new_poller(store=store, telemetry=telemetry)  # never run: the store is filled by hand
     adapter = Adapter(settings, telemetry, store, poller, health, inventory=None)
     tls, _ = await serving_tls(settings, None, "keda")
     gate = await build_gate(settings, None, tls, telemetry)
     [server] = uvicorn_servers(adapter, tls, gate)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+    async with running(server) as url:
         proxy = front_proxy.issue("front-proxy-client")
-        yield Served(settings.secure_port, cert.read_bytes(), proxy, read)
-    finally:
-        server.should_exit = True
-        await task
+        yield Served(int(url.rsplit(":", 1)[1]), cert.read_bytes(), proxy, read)
 
 
 @dataclass

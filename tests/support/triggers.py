@@ -1,22 +1,51 @@
-"""Helpers every scaler's integration tests share: build a trigger, measure it once, bind a
-ScaledObject through the real parser and binder, read what the store holds."""
+"""Helpers every scaler's tests share: build a trigger and poll it once, build the poller as
+``serve`` does, bind a ScaledObject through the real parser and binder, read the store.
+
+A new trigger type needs none of its own: ``poll_once("my-type", {...})`` builds it from
+its metadata as the registry does and asks its source once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.config.settings import Settings
+from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
+from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
-from scalers.base import Scaler, ScalerKind, split
-from scalers.clients import Clients
+from metrics_adapter.server import build_poller
+from scalers.base import Scaler, ScalerKind, is_active, split
+from scalers.clients import DEFAULT_TIMEOUT, Clients
 from scalers.errors import Problems
 from scalers.params import TriggerInputs
+from scalers.registry import KINDS
 
 S = TypeVar("S")
+
+POLL_TIMEOUT = 2.0
+"""Seconds the clients of a single poll give the source, unless a test says otherwise."""
+
+
+def trigger(
+    type_name: str,
+    metadata: Mapping[str, str],
+    auth: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Scaler[Any]:
+    """A trigger of the registered type ``type_name`` from its metadata (and auth params
+    and resolved env), as the binder builds it; a :class:`~scalers.errors.ConfigError`
+    names every problem."""
+    problems = Problems()
+    inputs = TriggerInputs(dict(metadata), env or {}, auth or {})
+    built = KINDS[type_name].create(inputs, problems)
+    problems.raise_for(f"trigger {type_name}")
+    assert built is not None, "create returns a scaler when there is no problem"
+    return built
 
 
 def build(
@@ -26,22 +55,64 @@ def build(
     auth: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> S:
-    """A scaler of ``kind`` from trigger metadata (and auth params), which must be valid."""
-    problems = Problems()
-    built = kind.create(TriggerInputs(dict(metadata), env or {}, auth or {}), problems)
-    assert not problems, [str(p) for p in problems]
+    """:func:`trigger` of ``kind``, typed as the scaler class the test reads fields of."""
+    built = trigger(kind.type_name, metadata, auth, env)
     assert isinstance(built, expected)
     return built
 
 
-async def measure_once(scaler: Scaler[Any], client_timeout: float = 2.0) -> float:
-    """Run the scaler's query once with fresh clients and return its value."""
-    clients = Clients(timeout=client_timeout)
+class Polled(NamedTuple):
+    """What one poll measured, as the poller records it."""
+
+    value: float
+    active: bool
+    """The activity (the value, or what the type compares instead) above the activation
+    target: KEDA's rule, :func:`scalers.base.is_active`."""
+
+
+async def poll(
+    scaler: Scaler[Any], clients: Clients | None = None, client_timeout: float = POLL_TIMEOUT
+) -> Polled:
+    """Run ``scaler``'s query once against ``clients`` (fresh ones, with ``client_timeout``,
+    closed after, when none are given) and measure the answer. A
+    :class:`~scalers.errors.ScalerError` of the source or of the measure propagates."""
+    own = clients is None
+    shared = Clients(timeout=client_timeout) if clients is None else clients
     try:
-        value, _ = split(scaler.measure(await scaler.query.run(clients)))
-        return value
+        value, activity = split(scaler.measure(await scaler.query.run(shared)))
     finally:
-        await clients.aclose()
+        if own:
+            await shared.aclose()
+    return Polled(value, is_active(activity, scaler.activation_target))
+
+
+async def poll_once(
+    type_name: str,
+    metadata: Mapping[str, str],
+    auth: Mapping[str, str] | None = None,
+    *,
+    clients: Clients | None = None,
+    client_timeout: float = POLL_TIMEOUT,
+) -> Polled:
+    """Build a ``type_name`` trigger (:func:`trigger`) and :func:`poll` it once."""
+    return await poll(trigger(type_name, metadata, auth), clients, client_timeout)
+
+
+async def measure_once(scaler: Scaler[Any], client_timeout: float = POLL_TIMEOUT) -> float:
+    """The value of one :func:`poll` of ``scaler`` with fresh clients."""
+    return (await poll(scaler, client_timeout=client_timeout)).value
+
+
+def new_poller(
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    store: MetricStore | None = None,
+    telemetry: Telemetry | None = None,
+) -> Poller:
+    """The poller as ``serve`` builds it (:func:`metrics_adapter.server.build_poller`) with
+    ``--scaler-timeout`` ``timeout``: its clients and each of its polls end within it."""
+    settings = Settings(scaler_timeout=timeout)
+    return build_poller(settings, store or MetricStore(), telemetry or Telemetry())
 
 
 def scaled_object(

@@ -26,6 +26,7 @@ from tests.integration.aws_sqs_queue.helpers import (
 from tests.support.moto import MotoServer, iam_keys, make_queue
 from tests.support.servers import free_port
 from tests.support.triggers import measure_once as measure
+from tests.support.triggers import new_poller
 
 pytestmark = pytest.mark.integration
 
@@ -158,8 +159,8 @@ async def test_a_stopped_server_keeps_the_error_and_not_a_zero(
     (bound,) = bind(so, inventory)
     # The adapter's default timeouts, not 1 s: the first poll builds the boto client, CPU-bound
     # work a loaded machine slows; a stopped server is refused at once whatever the timeout.
-    store, clients, telemetry = MetricStore(), Clients(), Telemetry()
-    poller = Poller(store, clients, telemetry)
+    poller = new_poller()
+    store, clients, telemetry = poller.store, poller.clients, poller.telemetry
     poller.set_triggers(so.ref, [bound])
     try:
         await poller.poll(bound.scaler.query)

@@ -9,17 +9,13 @@ import pytest
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import bind
-from metrics_adapter.metrics.poller import Poller
-from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers import kafka
-from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.kafka_client import connect
 from tests.support.kafka import KafkaBroker, commit, create_topic, produce
 from tests.support.servers import free_port
-from tests.support.triggers import scaled_object
+from tests.support.triggers import new_poller, scaled_object
 
 from .helpers import read, scaler
 
@@ -127,8 +123,8 @@ async def test_a_stopped_broker_keeps_the_error_not_a_zero_then_recovers(
     await create_topic(bootstrap, "jobs", 2)
     await produce(bootstrap, "jobs", {0: 4, 1: 4})
     await commit(bootstrap, "workers", {("jobs", 0): 1, ("jobs", 1): 1})
-    store, clients = MetricStore(), Clients(timeout=3)
-    poller = Poller(store, clients, Telemetry(), timeout=3)
+    poller = new_poller(3)
+    store, clients = poller.store, poller.clients
     metadata = {"bootstrapServers": bootstrap, "consumerGroup": "workers", "topic": "jobs"}
     so = parse_scaled_object(
         scaled_object("consumer", "default", {"type": "kafka", "metadata": metadata})
@@ -160,7 +156,8 @@ async def test_a_frozen_broker_times_out_then_recovers(own_broker: KafkaBroker) 
     await create_topic(bootstrap, "jobs", 1)
     await produce(bootstrap, "jobs", {0: 3})
     s = scaler(bootstrap, "workers", "jobs", offsetResetPolicy="earliest")
-    clients = Clients(timeout=1)
+    poller = new_poller(1)
+    clients = poller.clients
     try:
         assert (await read(s, clients)).metric == 3
         own_broker.pause()
@@ -168,7 +165,6 @@ async def test_a_frozen_broker_times_out_then_recovers(own_broker: KafkaBroker) 
             with pytest.raises(SourceTimeout) as info:
                 await read(s, clients)
             # Through the poller, whose own timeout cuts the query short: the same error.
-            poller = Poller(MetricStore(), clients, Telemetry(), timeout=1)
             with pytest.raises(SourceTimeout) as cut:
                 await poller.fetch(s.query)
         finally:

@@ -17,15 +17,12 @@ from aiokafka.protocol.admin import ApiVersionRequest
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
-from metrics_adapter.metrics.poller import Poller
-from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef, parse_scaled_object, parse_trigger_authentication
 from scalers import kafka
 from scalers.clients import Clients
 from scalers.kafka_client import CLIENT_ID, KafkaBackend, connect
 from tests.support.kafka import USERS, KafkaBroker, commit, create_topic, produce
-from tests.support.triggers import run_until_polled
+from tests.support.triggers import new_poller, run_until_polled
 
 pytestmark = pytest.mark.integration
 
@@ -146,8 +143,8 @@ async def test_200_triggers_share_one_client_per_backend_and_one_request_per_que
         ("SASL_PLAINTEXT", g1, t1),
     ]
 
-    store, clients = MetricStore(), Clients(timeout=5)
-    poller = Poller(store, clients, Telemetry(), timeout=5)
+    poller = new_poller(5)
+    store, clients = poller.store, poller.clients
     objects = inventory()
     bound: list[BoundTrigger] = []
     for i in range(TRIGGERS):

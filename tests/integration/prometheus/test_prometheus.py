@@ -17,18 +17,15 @@ from starlette.routing import Route
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
-from metrics_adapter.metrics.poller import Poller
-from metrics_adapter.metrics.store import MetricStore, Reading
-from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.metrics.store import Reading
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers import prometheus as prometheus_scaler
-from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from tests.support import triggers
 from tests.support.pki import Pki
 from tests.support.prometheus import PASSWORD, USERNAME, Exposition, PrometheusServer
 from tests.support.servers import serving
-from tests.support.triggers import build, reading
+from tests.support.triggers import build, new_poller, reading
 from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
@@ -43,8 +40,8 @@ def scaler(
 
 
 async def poll_once(metadata: dict[str, str], client_timeout: float = 2) -> Reading:
-    store, clients = MetricStore(), Clients(timeout=client_timeout)
-    poller = Poller(store, clients, Telemetry(), timeout=client_timeout)
+    poller = new_poller(client_timeout)
+    store, clients = poller.store, poller.clients
     bound = bound_trigger("w", metadata)
     poller.set_triggers(bound.so, [bound])
     try:
@@ -293,8 +290,8 @@ async def test_a_wrong_path_is_an_error(prometheus: PrometheusServer) -> None:
 
 
 async def test_an_outage_keeps_the_error_and_not_a_zero(fresh_prometheus: PrometheusServer) -> None:
-    store, clients = MetricStore(), Clients(timeout=0.5)
-    poller = Poller(store, clients, Telemetry(), timeout=0.5)
+    poller = new_poller(0.5)
+    store, clients = poller.store, poller.clients
     bound = bound_trigger(
         "w", {"serverAddress": fresh_prometheus.url, "query": "vector(12)", "threshold": "5"}
     )
@@ -323,8 +320,8 @@ async def test_an_outage_keeps_the_error_and_not_a_zero(fresh_prometheus: Promet
 
 
 async def test_one_request_per_distinct_query(prometheus: PrometheusServer) -> None:
-    store, clients = MetricStore(), Clients(timeout=2)
-    poller = Poller(store, clients, Telemetry())
+    poller = new_poller(2)
+    store, clients = poller.store, poller.clients
     bound: list[BoundTrigger] = []
     # 20 ScaledObjects on 2 queries, each with its own threshold, activation and null policy.
     for i in range(20):

@@ -22,15 +22,13 @@ from starlette.routing import Route
 from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
 from scalers import rabbitmq
-from scalers.base import is_active, split
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.rabbitmq_client import AmqpQuery
 from tests.support.rabbitmq import RabbitMQServer, unacked, wait_until
 from tests.support.servers import free_port, serving
-from tests.support.triggers import bound_trigger, build, reading
+from tests.support.triggers import bound_trigger, build, new_poller, poll, reading
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +44,6 @@ async def clients(within: float = 3.0) -> AsyncIterator[Clients]:
         yield shared
     finally:
         await shared.aclose()
-
-
-async def read(scaler: rabbitmq.RabbitMQScaler, shared: Clients) -> tuple[float, bool]:
-    """The value and the activity the poller records for one run of the scaler's query."""
-    value, activity = split(scaler.measure(await scaler.query.run(shared)))
-    return value, is_active(activity, scaler.activation_target)
 
 
 # The fidelity table: server state → KEDA's value, activity and HPA replicas.
@@ -156,7 +148,7 @@ async def test_fidelity(rabbit: RabbitMQServer, name: str, row: Row) -> None:
         }
         scaler = make({k: v.format(**fill) for k, v in metadata.items()})
         async with clients() as shared:
-            value, active = await read(scaler, shared)
+            value, active = await poll(scaler, shared)
     assert (value, active) == (row.value, row.active)
     assert math.ceil(value / scaler.target) == row.replicas
 
@@ -193,7 +185,7 @@ async def test_fidelity_message_rate_with_traffic(rabbit: RabbitMQServer, name: 
             name,
             lambda q: q.get("message_stats", {}).get("publish_details", {}).get("rate", 0) > 10,
         )
-        value, active = await read(scaler, shared)
+        value, active = await poll(scaler, shared)
     # The broker's own sampling of a 20/s publisher: not exact, but never 0 and never the count.
     assert value == pytest.approx(20, rel=0.5)
     assert active
@@ -225,13 +217,13 @@ async def test_missing_queue_is_an_error(rabbit: RabbitMQServer, name: str) -> N
         with pytest.raises(SourceResponseError, match=rf"{missing}: GET .* HTTP 404"):
             await http.query.run(shared)
         real = make({"host": rabbit.amqp_host(), "queueName": f"{name}-real"})
-        assert await read(real, shared) == (2, True)
+        assert await poll(real, shared) == (2, True)
         (before,) = wait_until(rabbit.connections, lambda c: len(c) == 1, 10, "a connection")
         amqp = make({"host": rabbit.amqp_host(), "queueName": f"{name}-nope"})
         with pytest.raises(SourceResponseError, match=rf"{missing}: not found at amqp://"):
             await amqp.query.run(shared)
         # NOT_FOUND closed the channel, not the connection: the next declare opens a channel.
-        assert await read(real, shared) == (2, True)
+        assert await poll(real, shared) == (2, True)
         (after,) = rabbit.connections()
         assert after["name"] == before["name"]
 
@@ -279,7 +271,7 @@ async def test_refused_logins_are_response_errors(rabbit: RabbitMQServer, name: 
         rabbit.add_user(f"{name}-user", "pw-1")
         fixed = {"username": f"{name}-user", "password": "pw-1"}
         for host in (rabbit.http_host(password="wrong"), rabbit.amqp_host(password="wrong")):
-            assert await read(make({"host": host, "queueName": name}, fixed), shared) == (0, False)
+            assert await poll(make({"host": host, "queueName": name}, fixed), shared) == (0, False)
 
 
 async def test_paused_server_times_out_then_recovers(rabbit: RabbitMQServer, name: str) -> None:
@@ -290,7 +282,7 @@ async def test_paused_server_times_out_then_recovers(rabbit: RabbitMQServer, nam
     own_timeout = make({"host": rabbit.http_host(), "queueName": name, "timeout": "300ms"})
     amqp = make({"host": rabbit.amqp_host(), "queueName": name})
     async with clients(within=1.0) as shared:
-        assert await read(amqp, shared) == (3, True)  # a live shared connection, then paused
+        assert await poll(amqp, shared) == (3, True)  # a live shared connection, then paused
         rabbit.pause()
         try:
             with pytest.raises(SourceTimeout, match=r"no answer within 1s"):
@@ -302,8 +294,8 @@ async def test_paused_server_times_out_then_recovers(rabbit: RabbitMQServer, nam
         finally:
             rabbit.resume()
         # The timed-out connection was discarded; the next poll opens a fresh one.
-        assert await read(amqp, shared) == (3, True)
-        assert await read(http, shared) == (3, True)
+        assert await poll(amqp, shared) == (3, True)
+        assert await poll(http, shared) == (3, True)
 
 
 # aiormq 6.9 leaves its socket open after the server's Connection.Close (the writer task ends
@@ -316,11 +308,11 @@ async def test_connection_closed_by_the_server_reconnects(
     rabbit.publish(name, 4)
     amqp = make({"host": rabbit.amqp_host(), "queueName": name})
     async with clients() as shared:
-        assert await read(amqp, shared) == (4, True)
+        assert await poll(amqp, shared) == (4, True)
         (first,) = wait_until(rabbit.connections, lambda c: len(c) == 1, 10, "a connection")
         assert rabbit.close_connections() == 1
         # Asked at once, before the client has even read the server's Connection.Close.
-        assert await read(amqp, shared) == (4, True)
+        assert await poll(amqp, shared) == (4, True)
         await asyncio.to_thread(
             wait_until,
             rabbit.connections,
@@ -340,11 +332,11 @@ async def test_tls_listeners(rabbit: RabbitMQServer, name: str) -> None:
     trusted = {"tls": "enable", "ca": rabbit.ca_pem}
     async with clients() as shared:
         for host in (rabbit.amqps_host(), rabbit.https_host()):
-            assert await read(make({"host": host, "queueName": name}, trusted), shared) == (2, True)
+            assert await poll(make({"host": host, "queueName": name}, trusted), shared) == (2, True)
             with pytest.raises(SourceUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
                 await make({"host": host, "queueName": name}).query.run(shared)
         unsafe = make({"host": rabbit.https_host(), "queueName": name, "unsafeSsl": "true"})
-        assert await read(unsafe, shared) == (2, True)
+        assert await poll(unsafe, shared) == (2, True)
 
 
 # Sharing: one client per server, one request per distinct query per poll.
@@ -354,12 +346,18 @@ async def test_tls_listeners(rabbit: RabbitMQServer, name: str) -> None:
 class Fleet:
     """ScaledObjects ``so<i>``, one trigger each, bound and polled as the service does it."""
 
-    clients: Clients
-    store: MetricStore = field(default_factory=MetricStore)
+    poller: Poller = field(default_factory=new_poller)
     bound: list[BoundTrigger] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.poller = Poller(self.store, self.clients, Telemetry())
+    @property
+    def store(self) -> MetricStore:
+        return self.poller.store
+
+    async def __aenter__(self) -> Fleet:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.poller.clients.aclose()
 
     def add(self, index: int, metadata: dict[str, str]) -> None:
         bound = bound_trigger(f"so{index}", metadata, "rabbitmq")
@@ -392,8 +390,7 @@ async def test_many_triggers_share_one_request_per_queue_http(
         {"excludeUnacknowledged": "true"},
         {"activationValue": "7"},
     ]
-    async with clients() as shared:
-        fleet = Fleet(shared)
+    async with Fleet() as fleet:
         # 16 ScaledObjects, each with one trigger: 2 queues x 4 variants x 2 copies.
         for i in range(16):
             trigger = {"host": rabbit.http_host(), "queueName": queues[i % 2], **variants[i // 4]}
@@ -444,8 +441,7 @@ async def test_many_triggers_share_one_connection_amqp(rabbit: RabbitMQServer, n
     for i, queue in enumerate(queues):
         rabbit.add_queue(queue)
         rabbit.publish(queue, i + 1)
-    async with clients() as shared:
-        fleet = Fleet(shared)
+    async with Fleet() as fleet:
         for i in range(10):
             activation = {"activationValue": str(i)} if i % 3 else {}
             fleet.add(i, {"host": rabbit.amqp_host(), "queueName": queues[i % 2], **activation})

@@ -15,9 +15,6 @@ import redis
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
-from metrics_adapter.metrics.poller import Poller
-from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers import redis as redis_scaler
 from scalers.clients import Clients
@@ -31,7 +28,7 @@ from tests.integration.redis_lists.conftest import ALICE, PASSWORD
 from tests.support import triggers
 from tests.support.pki import KEY_PASSWORD, Pki
 from tests.support.redis_server import RedisServer
-from tests.support.triggers import build, reading
+from tests.support.triggers import build, new_poller, reading
 from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
@@ -112,8 +109,8 @@ async def test_fidelity(
     key = f"q-{uuid.uuid4().hex}"
     with redis_server.client() as client:
         setup(client, key)
-    store, clients = MetricStore(), Clients(timeout=2)
-    poller = Poller(store, clients, Telemetry())
+    poller = new_poller(2)
+    store, clients = poller.store, poller.clients
     bound = bound_trigger("w", {"address": redis_server.address, "listName": key, **metadata})
     poller.set_triggers(bound.so, [bound])
     try:
@@ -140,8 +137,8 @@ async def test_fidelity_other_types_are_errors_not_zero(
     key = f"q-{uuid.uuid4().hex}"
     with redis_server.client() as client:
         setup(client, key)
-    store, clients = MetricStore(), Clients(timeout=2)
-    poller = Poller(store, clients, Telemetry())
+    poller = new_poller(2)
+    store, clients = poller.store, poller.clients
     bound = bound_trigger("w", {"address": redis_server.address, "listName": key})
     poller.set_triggers(bound.so, [bound])
     try:
@@ -270,8 +267,8 @@ async def test_a_database_the_server_lacks_is_an_error(redis_server: RedisServer
 async def test_failures_keep_the_error_and_the_client_reconnects(fresh_redis: RedisServer) -> None:
     with fresh_redis.client() as client:
         client.rpush("jobs", 1, 2, 3)
-    store, clients = MetricStore(), Clients(timeout=0.5)
-    poller = Poller(store, clients, Telemetry(), timeout=0.5)
+    poller = new_poller(0.5)
+    store, clients = poller.store, poller.clients
     bound = bound_trigger("w", {"address": fresh_redis.address, "listName": "jobs"})
     poller.set_triggers(bound.so, [bound])
     try:
@@ -326,8 +323,8 @@ async def test_one_client_and_one_request_per_key_per_poll(redis_server: RedisSe
         client.sadd(keys[1], *range(20))
         client.zadd(keys[2], {str(i): i for i in range(30)})
         client.hset(keys[3], mapping={str(i): i for i in range(40)})
-    store, clients = MetricStore(), Clients(timeout=2)
-    poller = Poller(store, clients, Telemetry())
+    poller = new_poller(2)
+    store, clients = poller.store, poller.clients
     bound: list[BoundTrigger] = []
     # 20 ScaledObjects, 5 per key, each with its own listLength: 20 triggers, 4 queries.
     for i in range(20):
