@@ -15,16 +15,16 @@ import httpx
 import pytest
 from cryptography import x509
 
-from metrics_adapter.api.app import Health, create_app
+from metrics_adapter.api.app import Health
 from metrics_adapter.api.auth.gate import Gate, build_gate
 from metrics_adapter.api.certificate import serving_tls
-from metrics_adapter.api.tls import ClientCertProtocol, ServingTLS
+from metrics_adapter.api.tls import ServingTLS
 from metrics_adapter.config.settings import Settings
-from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
+from metrics_adapter.server import Adapter, uvicorn_servers
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.servers import serving
+from tests.support.servers import running
+from tests.support.triggers import new_poller
 
 METRIC = "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron"
 SELECTOR = {"labelSelector": "scaledobject.keda.sh/name=worker"}
@@ -75,16 +75,18 @@ async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
         requestheader_client_ca_file=tmp_path / "front-proxy-ca.crt",
         requestheader_allowed_names=("front-proxy-client",),
     )
-    store = MetricStore()
+    poller = new_poller()  # never run: the store is filled by hand
     ref = ObjectRef("ns", "worker")
-    store.register(ref, ["s0-cron"])
-    store.record_value(ref, "s0-cron", 7, True, datetime.now(UTC))
+    poller.store.register(ref, ["s0-cron"])
+    poller.store.record_value(ref, "s0-cron", 7, True, datetime.now(UTC))
+    health = Health(loaded=True, poller_running=lambda: True)
+    adapter = Adapter(settings, poller.telemetry, poller.store, poller, health, inventory=None)
     tls, upkeep = await serving_tls(settings, None, "keda")
-    gate = await build_gate(settings, None, tls, Telemetry())
-    app = gate.wrap(create_app(store, Health(loaded=True, poller_running=lambda: True)))
+    gate = await build_gate(settings, None, tls, adapter.telemetry)
+    api, *_ = uvicorn_servers(adapter, tls, gate)  # the API as serve runs it, not /metrics
     tasks = [asyncio.create_task(task()) for task in [*upkeep, gate.run]]
     try:
-        async with serving(app, context=tls.context, http=ClientCertProtocol) as url:
+        async with running(api) as url:
             yield Secured(url, tmp_path, serving_ca, front_proxy, clients, tls, gate)
     finally:
         for task in tasks:
