@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from scalers import aws
-from scalers.base import Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
 from scalers.params import Source, param
@@ -164,4 +164,13 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="Messages in an AWS SQS queue: visible, plus in flight and delayed if asked.",
+    example=Example(
+        {
+            "queueURL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
+            "awsRegion": "eu-west-1",
+            "queueLength": "20",
+        },
+        {"awsAccessKeyID": "AKIAIOSFODNN7EXAMPLE", "awsSecretAccessKey": "aws-secret-key"},
+        source="awsEndpoint",
+    ),
 )

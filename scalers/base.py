@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from scalers.errors import Problems
@@ -83,6 +83,20 @@ class Scaler(ABC, Generic[A]):
 M = TypeVar("M", bound=TriggerMetadata)
 
 
+@dataclass(frozen=True, eq=False)
+class Example:
+    """One working trigger of a type, as a user writes it. The trigger reference shows it,
+    and the contract test over every registered type (``tests/unit/test_trigger_contract.py``)
+    builds it, takes each required parameter away, and points it at a closed port."""
+
+    metadata: Mapping[str, str]
+    auth: Mapping[str, str] = field(default_factory=dict)
+    """What the trigger's TriggerAuthentication provides (``authParams``)."""
+    source: str | None = None
+    """The parameter that says where the event source is (a URL or ``host:port``);
+    ``None`` when there is nothing to reach (``cron``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ScalerKind(Generic[M]):
     """A trigger type: its name, its declared metadata, and how to build a scaler from it."""
@@ -93,6 +107,7 @@ class ScalerKind(Generic[M]):
     metadata: type[M]
     build: Callable[[M], Scaler[Any]]
     summary: str
+    example: Example
 
     def create(self, inputs: TriggerInputs, problems: Problems) -> Scaler[Any] | None:
         meta = parse_params(self.metadata, inputs, problems)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from scalers.base import Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients
 from scalers.errors import quote
 from scalers.params import TriggerMetadata, param
@@ -98,4 +98,12 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="desiredReplicas between start and end (cron expressions in a time zone), else 0.",
+    example=Example(
+        {
+            "timezone": "Europe/Paris",
+            "start": "0 8 * * 1-5",
+            "end": "0 18 * * 1-5",
+            "desiredReplicas": "3",
+        }
+    ),
 )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.conn import get_ip_port_afi
 
-from scalers.base import Measurement, Scaler, ScalerKind, normalize
+from scalers.base import Example, Measurement, Scaler, ScalerKind, normalize
 from scalers.errors import SourceResponseError, quote
 from scalers.kafka_client import NO_OFFSET, GroupOffsets, KafkaBackend, OffsetsQuery, TopicOffsets
 from scalers.params import Source, TriggerMetadata, param
@@ -323,4 +323,14 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="Consumer-group lag (log end - committed offset) summed over a topic's partitions.",
+    example=Example(
+        {
+            "bootstrapServers": "kafka-0.kafka.svc:9092,kafka-1.kafka.svc:9092",
+            "consumerGroup": "workers",
+            "topic": "jobs",
+            "lagThreshold": "50",
+        },
+        {"sasl": "scram_sha512", "username": "workers", "password": "kafka-password"},
+        source="bootstrapServers",
+    ),
 )

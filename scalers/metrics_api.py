@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scalers.base import Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity, JsonGet
 from scalers.errors import SourceResponseError, quote
 from scalers.jsonpath import PathNotFound, lookup
@@ -123,4 +123,14 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="A number at valueLocation in the JSON answer of an HTTP GET.",
+    example=Example(
+        {
+            "url": "http://queue-stats.default.svc:8080/stats",
+            "valueLocation": "queue.depth",
+            "targetValue": "10",
+            "authMode": "bearer",
+        },
+        {"token": "api-token"},
+        source="url",
+    ),
 )

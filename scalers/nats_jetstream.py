@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from scalers.base import Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity
 from scalers.errors import SourceResponseError, quote
 from scalers.params import Source, TriggerMetadata, param
@@ -355,4 +355,14 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="Consumer lag (num_pending + num_ack_pending) of a NATS JetStream consumer.",
+    example=Example(
+        {
+            "natsServerMonitoringEndpoint": "nats.nats.svc:8222",
+            "account": "$G",
+            "stream": "JOBS",
+            "consumer": "workers",
+            "lagThreshold": "10",
+        },
+        source="natsServerMonitoringEndpoint",
+    ),
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from scalers.base import Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity
 from scalers.errors import SourceResponseError, SourceTimeout, quote
 from scalers.params import Source, TriggerMetadata, param
@@ -311,4 +311,14 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="The one value of an instant PromQL query against Prometheus' HTTP API.",
+    example=Example(
+        {
+            "serverAddress": "http://prometheus.monitoring.svc:9090",
+            "query": 'sum(rate(http_requests_total{app="web"}[2m]))',
+            "threshold": "100",
+            "authModes": "bearer",
+        },
+        {"bearerToken": "prometheus-token"},
+        source="serverAddress",
+    ),
 )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from scalers.base import Measurement, Scaler, ScalerKind, normalize
+from scalers.base import Example, Measurement, Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity
 from scalers.errors import quote as q
 from scalers.params import Source, TriggerMetadata, param
@@ -346,4 +346,9 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="Messages or message rates of a RabbitMQ queue (management API or AMQP).",
+    example=Example(
+        {"queueName": "jobs", "mode": "QueueLength", "value": "20"},
+        {"host": "amqp://workers:rabbit-password@rabbitmq.default.svc:5672/jobs"},
+        source="host",
+    ),
 )

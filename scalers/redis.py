@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
-from scalers.base import Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity, tls_context
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
 from scalers.params import Source, TriggerMetadata, param
@@ -272,4 +272,9 @@ KIND = ScalerKind(
     metadata=Metadata,
     build=build,
     summary="Length of a Redis list (or set, sorted set, hash): LLEN, SCARD, ZCARD or HLEN.",
+    example=Example(
+        {"address": "redis.default.svc:6379", "listName": "jobs", "listLength": "5"},
+        {"password": "redis-password"},
+        source="address",
+    ),
 )

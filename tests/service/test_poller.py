@@ -17,7 +17,7 @@ from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
-from scalers.base import Measurement, Scaler, ScalerKind
+from scalers.base import Example, Measurement, Scaler, ScalerKind
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError
 
@@ -71,7 +71,7 @@ class FakeScaler(Scaler[float]):
         return answer + self.offset
 
 
-KIND: ScalerKind[Any] = ScalerKind("fake", "fakeScaler", object, lambda m: m, "fake")
+KIND: ScalerKind[Any] = ScalerKind("fake", "fakeScaler", object, lambda m: m, "fake", Example({}))
 
 
 def bound(
