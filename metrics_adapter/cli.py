@@ -88,7 +88,15 @@ def trigger_reference() -> list[dict[str, Any]]:
     kinds: list[dict[str, Any]] = []
     for kind in KINDS.values():
         params = _parameters(kind.metadata)
-        kinds.append({"type": kind.type_name, "summary": kind.summary, "parameters": params})
+        example = {"metadata": dict(kind.example.metadata), "authParams": dict(kind.example.auth)}
+        kinds.append(
+            {
+                "type": kind.type_name,
+                "summary": kind.summary,
+                "parameters": params,
+                "example": example,
+            }
+        )
     for name in resource.RESOURCE_TYPES:
         kinds.append(
             {
@@ -139,7 +147,23 @@ def trigger_markdown() -> str:
             lines.append(
                 f"| `{p['name']}` | {p['type']} | {default} | {', '.join(p['sources'])} | {notes} |"
             )
+        if "example" in kind:
+            lines += ["", *_example_markdown(kind["type"], kind["example"])]
     return "\n".join(lines) + "\n"
+
+
+def _example_markdown(type_name: str, example: dict[str, dict[str, str]]) -> list[str]:
+    """The type's declared example: the trigger, and what its authentication provides."""
+    import yaml
+
+    trigger: dict[str, Any] = {"type": type_name, "metadata": example["metadata"]}
+    auth = example["authParams"]
+    if auth:
+        trigger["authenticationRef"] = {"name": f"{type_name}-auth"}
+    lines = ["Example trigger" + (", and the authParams of its authentication:" if auth else ":")]
+    for block in [trigger, auth] if auth else [trigger]:
+        lines += ["", "```yaml", *yaml.safe_dump(block, sort_keys=False).splitlines(), "```"]
+    return lines
 
 
 def _print_triggers(output: str) -> None:
