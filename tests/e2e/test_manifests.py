@@ -17,16 +17,14 @@ import yaml
 
 from metrics_adapter.model.keda import SPEC_FIELDS
 from tests.e2e.conftest import Registered, cron_object
-from tests.e2e.test_crd_schemas import KEDA_COLUMNS
 from tests.support.controlplane import ADAPTER_USER, DEPLOY, REPO, KubeError, load_manifests
 from tests.support.helm import install_servicemonitor_crd
+from tests.unit.test_crd_schemas import KEDA_COLUMNS
+from tests.unit.test_kustomization import KUSTOMIZATION
 from tests.unit.test_seeds import SEED_OBJECTS
 
 pytestmark = pytest.mark.e2e
 
-KUSTOMIZATION = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-OPTIONAL = {"servicemonitor.yaml"}
-"""Manifests outside the kustomization: they need CRDs a cluster may not have."""
 DEPLOY_DOCS = [
     (f"{resource}#{i}", doc)
     for resource in KUSTOMIZATION["resources"]
@@ -58,22 +56,6 @@ def test_every_deploy_manifest_applies_strictly(
 ) -> None:
     applied = registered.cp.apply(doc, dry_run=True, field_manager="e2e-dry-run")
     assert (applied["kind"], applied["metadata"]["name"]) == (doc["kind"], doc["metadata"]["name"])
-
-
-def test_the_kustomization_lists_every_manifest() -> None:
-    """Every YAML of deploy/ and deploy/crds/ is applied by `kubectl -k deploy/` (the chart,
-    the dashboard and the optional ones aside), each once."""
-    manifests = {
-        str(path.relative_to(DEPLOY))
-        for path in [*DEPLOY.glob("*.yaml"), *(DEPLOY / "crds").glob("*.yaml")]
-    }
-    resources = KUSTOMIZATION["resources"]
-    assert len(resources) == len(set(resources))
-    assert set(resources) == manifests - OPTIONAL - {"kustomization.yaml"}
-    assert (KUSTOMIZATION["apiVersion"], KUSTOMIZATION["kind"]) == (
-        "kustomize.config.k8s.io/v1beta1",
-        "Kustomization",
-    )
 
 
 def test_the_servicemonitor_applies_with_prometheus_operators_crd(
