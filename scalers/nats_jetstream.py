@@ -249,7 +249,14 @@ class JszQuery:
             return JszAnswer({"": own}, clustered=False)
         varz = await self._varz(clients, self.endpoint)
         peers = _peer_hosts(varz, self.endpoint)
-        found = await asyncio.gather(*(self._jsz(clients, host) for host in peers))
+        # A TaskGroup, not gather: when one peer fails, the others' requests end with the poll,
+        # whose error is that peer's.
+        try:
+            async with asyncio.TaskGroup() as group:
+                asks = [group.create_task(self._jsz(clients, host)) for host in peers]
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        found = [ask.result() for ask in asks]
         docs = {await self._name(clients, self.endpoint, own, varz): own}
         for host, info in zip(peers, found, strict=True):
             docs[await self._name(clients, host, info, None)] = info
@@ -306,7 +313,7 @@ class NatsJetStreamScaler(Scaler[JszAnswer]):
         if leader is None or leader not in answer.docs:
             raise SourceResponseError(
                 f"leader node {quote(leader)} not found for consumer {quote(self.meta.consumer)}"
-                f" (nodes answering: {', '.join(sorted(answer.docs))})"
+                f" (nodes the endpoint routes to: {', '.join(sorted(answer.docs))})"
             )
         view = _find_consumer(answer.docs[leader], self.meta)
         # During a handover a follower may already name the new leader while the new
