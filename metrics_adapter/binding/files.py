@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from metrics_adapter.binding.env import container_env, dig, pod_containers
+from metrics_adapter.binding.yaml_documents import load_all
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
 from metrics_adapter.model.keda import (
     ObjectRef,
@@ -27,8 +28,6 @@ from scalers.errors import ConfigError, Problem, quote
 
 log = logging.getLogger(__name__)
 
-# libyaml's loader is ~10x faster than the pure-Python one; same safe subset of YAML.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 
@@ -142,9 +141,9 @@ def _documents(directory: Path) -> Iterator[tuple[str, Any]]:
         # A file is read whole before any of it is used: one that does not parse is one
         # error, never some of its objects loaded and the rest silently missing.
         try:
-            docs = list(yaml.load_all(path.read_text(), Loader=_LOADER))
-        # PyYAML raises ValueError for some scalars (an integer of over 4,300 digits, a
-        # 13th month), RecursionError for very deep nesting.
+            docs = load_all(path.read_text())
+        # ValueError: a scalar Python cannot make (ScalarError names its field);
+        # RecursionError: nesting deeper than Python recurses.
         except (yaml.YAMLError, OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             log.error("cannot read %s: %s", path, exc)
             yield str(path), exc

@@ -324,29 +324,46 @@ def load_text(tmp_path: Path, text: str) -> Inventory:
     return load_directory(tmp_path)
 
 
-def reported_broken(inventory: Inventory) -> None:
+NOT_AN_OBJECT = (
+    "ScaledObject apps/worker: scaleTargetRef: must be an object, not [[[[[[[[[…]]]]]]]]]; "
+    "scaleTargetRef.name: is required"
+)
+"""A list nested past quoting depth where :data:`SO` has its scaleTargetRef, shown cut."""
+
+
+def reported_broken(inventory: Inventory) -> str:
+    """The one error of a directory whose only object is broken."""
     assert not inventory.scaled_objects
-    assert inventory.errors
+    [error] = inventory.errors
+    return error
 
 
 def test_an_integer_too_long_to_convert_is_reported(tmp_path: Path) -> None:
     text = SO.replace("scaleTargetRef:", f"minReplicaCount: {'9' * 5000}\n  scaleTargetRef:")
-    reported_broken(load_text(tmp_path, text))
+    error = reported_broken(load_text(tmp_path, text))
+    assert error.startswith(f"{tmp_path / 'objects.yaml'}: document 0: spec.minReplicaCount: ")
+    assert error.endswith("is out of range (5000 digits)")
 
 
 def test_an_impossible_timestamp_is_reported(tmp_path: Path) -> None:
     text = SO.replace("namespace: apps}", "namespace: apps, creationTimestamp: 2001-13-01}")
-    reported_broken(load_text(tmp_path, text))
+    error = reported_broken(load_text(tmp_path, text))
+    assert error == (
+        f"{tmp_path / 'objects.yaml'}: document 0: metadata.creationTimestamp: "
+        '"2001-13-01" is not a date (month must be in 1..12)'
+    )
 
 
 def test_a_self_referencing_alias_is_reported(tmp_path: Path) -> None:
     text = SO.replace("scaleTargetRef: {name: worker}", "scaleTargetRef: &loop [*loop]")
-    reported_broken(load_text(tmp_path, text))
+    error = reported_broken(load_text(tmp_path, text))
+    assert error == NOT_AN_OBJECT
 
 
 def test_deep_nesting_is_reported(tmp_path: Path) -> None:
     text = SO.replace("scaleTargetRef: {name: worker}", f"scaleTargetRef: {'[' * 3000}{']' * 3000}")
-    reported_broken(load_text(tmp_path, text))
+    error = reported_broken(load_text(tmp_path, text))
+    assert error == NOT_AN_OBJECT
 
 
 def test_a_huge_replica_count_in_a_parsed_document_is_a_config_error() -> None:
