@@ -1,4 +1,7 @@
-"""Fixtures shared by every layer: leaked-task detection and real servers on loopback."""
+"""Fixtures every layer shares: leaked-task detection, and the logging configuration back.
+
+The real servers a layer needs are started by that layer's conftest (tests/integration/ and
+each backend's folder in it, tests/e2e/), with tests/support/ modules."""
 
 from __future__ import annotations
 
@@ -7,14 +10,6 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-
-from tests.support.nats import BUILDS, NatsCluster, NatsServer, binaries
-from tests.support.servers import require_in_ci
-
-NATS_BINARIES = binaries()
-require_in_ci(
-    NATS_BINARIES.keys() >= BUILDS, f"both nats-server builds, found {sorted(NATS_BINARIES)}"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -39,25 +34,3 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-@pytest.fixture(params=sorted(NATS_BINARIES), ids=lambda k: f"nats-{k}")
-def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
-    """A fresh nats-server (JetStream + monitoring), once per build on this machine."""
-    if not NATS_BINARIES:
-        pytest.fail("no nats-server binary: run `make test`, which installs it")
-    server = NatsServer(NATS_BINARIES[request.param]).start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(params=sorted(NATS_BINARIES), ids=lambda k: f"nats-{k}")
-def nats_cluster(request: pytest.FixtureRequest) -> Iterator[NatsCluster]:
-    """A 3-node JetStream cluster on 127.0.0.2-4, once per nats-server build."""
-    cluster = NatsCluster(NATS_BINARIES[request.param]).start()
-    try:
-        yield cluster
-    finally:
-        cluster.cleanup()

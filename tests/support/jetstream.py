@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import nats
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
+from nats.js.errors import NoStreamResponseError
+
+INTEREST_WITHIN = 10.0
+"""Seconds until every node of a cluster routes a new stream's subjects to it: the server
+answers the stream's creation before the other nodes have heard of it, and a publish through
+one of them meanwhile finds no responders. A route carries it in milliseconds; the rest is
+the margin a loaded machine needs."""
+
+
+async def _publish(js: JetStreamContext, subject: str, payload: bytes) -> None:
+    """Publish and wait for the stream's ack, once the node knows where the stream is."""
+    deadline = time.monotonic() + INTEREST_WITHIN
+    while True:
+        try:
+            await js.publish(subject, payload)
+            return
+        except NoStreamResponseError:  # no responders: no route to the stream yet
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def prepare(
@@ -24,7 +48,7 @@ async def prepare(
                 stream, ConsumerConfig(durable_name=consumer, ack_policy=AckPolicy.EXPLICIT)
             )
         for i in range(publish):
-            await js.publish(f"{subject}.job", f"msg-{i}".encode())
+            await _publish(js, f"{subject}.job", f"msg-{i}".encode())
     finally:
         await nc.close()
 
@@ -34,7 +58,7 @@ async def publish(url: str, subject: str, count: int) -> None:
     try:
         js = nc.jetstream()
         for i in range(count):
-            await js.publish(subject, f"msg-{i}".encode())
+            await _publish(js, subject, f"msg-{i}".encode())
     finally:
         await nc.close()
 

@@ -8,16 +8,12 @@ import pytest
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import bind
-from metrics_adapter.metrics.poller import Poller
-from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers import nats_jetstream
-from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceUnreachable
 from tests.support import jetstream, triggers
 from tests.support.nats import NatsServer
-from tests.support.triggers import build
+from tests.support.triggers import build, new_poller
 from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
@@ -91,8 +87,8 @@ def so_doc(name: str, endpoint: str, consumer: str) -> dict[str, Any]:
 async def test_one_jsz_request_per_poll_serves_every_consumer(nats_server: NatsServer) -> None:
     consumers = [f"c{i}" for i in range(10)]
     await jetstream.prepare(nats_server.url, "JOBS", "jobs", consumers, publish=12)
-    store, clients = MetricStore(), Clients(timeout=2)
-    poller = Poller(store, clients, Telemetry())
+    poller = new_poller(2)
+    store, clients = poller.store, poller.clients
     inventory = Inventory()
     # 200 ScaledObjects, 20 per consumer: 200 triggers, 1 distinct query (endpoint + account).
     bound = []
@@ -126,9 +122,8 @@ async def test_one_jsz_request_per_poll_serves_every_consumer(nats_server: NatsS
 
 async def test_a_stopped_server_keeps_the_error_and_not_a_zero(nats_server: NatsServer) -> None:
     await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"], publish=7)
-    store, clients = MetricStore(), Clients(timeout=1)
-    telemetry = Telemetry()
-    poller = Poller(store, clients, telemetry, timeout=1)
+    poller = new_poller(1)
+    store, clients, telemetry = poller.store, poller.clients, poller.telemetry
     so = parse_scaled_object(so_doc("w", nats_server.monitoring_endpoint, "workers"))
     (bound,) = bind(so, Inventory())
     poller.set_triggers(so.ref, [bound])

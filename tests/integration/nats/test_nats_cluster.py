@@ -13,7 +13,7 @@ from scalers.clients import Clients
 from scalers.errors import ScalerError
 from tests.support import jetstream
 from tests.support.nats import NatsCluster
-from tests.support.triggers import build
+from tests.support.triggers import build, poll
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ async def test_losing_the_leader_node_gives_errors_or_the_truth_never_a_zero(
         deadline = time.monotonic() + TWO_OF_THREE_ELECTED_WITHIN
         while True:
             try:
-                value = s.measure(await s.query.run(clients))
+                value = (await poll(s, clients)).value
             except ScalerError:
                 assert time.monotonic() < deadline, "no new leader was followed"
                 await asyncio.sleep(0.2)
@@ -190,7 +190,7 @@ async def wait_for_value(
     last: object = None
     while time.monotonic() < deadline:
         try:
-            last = s.measure(await s.query.run(clients))
+            last = (await poll(s, clients)).value
             if last == expected:
                 return expected
         except ScalerError as exc:
