@@ -20,7 +20,7 @@ import httpx
 
 from tests.support import jetstream
 from tests.support.nats import NatsServer, binaries
-from tests.support.serving import free_port
+from tests.support.servers import free_port
 
 SCALED_OBJECT = Path(__file__).with_name("echo-worker.yaml")
 METRIC = (
