@@ -93,6 +93,15 @@ def cluster() -> Iterator[Cluster]:
         cp.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def adapter_alive(cluster: Cluster) -> None:
+    """Every test starts with the adapter running: one that exited shows its log here, not
+    as timeouts in the tests after it."""
+    process = cluster.adapter.process
+    assert process is not None, "the adapter is not running"
+    process.check()
+
+
 def deployment(name: str, replicas: int) -> dict[str, Any]:
     return controlplane.deployment(name, NS, replicas)
 
@@ -348,8 +357,14 @@ def test_pause_pins_replicas_and_unpause_resumes(cluster: Cluster) -> None:
     doc["metadata"]["annotations"] = {"autoscaling.keda.sh/paused-replicas": "2"}
     cp.apply(doc)
     wait("pinned at 2", lambda: replicas(cp, "pausable") == 2, poll(LAG_INTERVAL) + SLACK)
-    paused = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
-    assert (paused.get("status"), paused.get("reason")) == ("True", "ScaledObjectPaused")
+
+    def paused() -> tuple[object, object]:
+        found = condition({"status": so_status(cp, "pausable")}, "Paused") or {}
+        return found.get("status"), found.get("reason")
+
+    # The status is written after the pin, in the same reconcile.
+    wait("the Paused condition", lambda: paused()[0] is not None, SLACK)
+    assert paused() == ("True", "ScaledObjectPaused")
     asyncio.run(jetstream.publish(cluster.nats.url, "pausable.job", 40))
 
     # Polls see lag 40, but a paused object is neither scaled nor given an HPA: once the
