@@ -88,6 +88,7 @@ def cluster() -> Iterator[Cluster]:
         raise
     finally:
         if adapter is not None:
+            print(adapter.tail(200))  # shown when the module's last test fails
             adapter.stop()
         nats.cleanup()
         cp.cleanup()
