@@ -83,6 +83,7 @@ class Controller:
             elector.listeners.append(lambda leading: self._took_lead.set() if leading else None)
         self.synced = asyncio.Event()
         self._tracked: dict[ObjectRef, _Tracked] = {}
+        self._locks: dict[ObjectRef, asyncio.Lock] = {}
         self._due: asyncio.Queue[ObjectRef] = asyncio.Queue()
         self._pending: set[ObjectRef] = set()
         self._changed: asyncio.Queue[ObjectKey] = asyncio.Queue()
@@ -129,10 +130,24 @@ class Controller:
             await work
         except KubeError as exc:  # the next event or reading retries; other objects go on
             log.warning("%s", exc)
+        except Exception:  # a bug stays with its object: every other object goes on
+            log.exception("reconcile or activation failed unexpectedly")
 
     # Reconcile: spec -> triggers, HPA, status.
 
     async def reconcile(self, document: ScaledObjectDocument, *, force: bool = False) -> None:
+        async with self._lock(document.ref):
+            await self._reconcile(document, force=force)
+
+    def _lock(self, ref: ObjectRef) -> asyncio.Lock:
+        """One reconcile or activation of an object at a time: the watch, a new lead, a
+        changed Secret and a new reading may each start one while another awaits a write."""
+        lock = self._locks.get(ref)
+        if lock is None:
+            lock = self._locks[ref] = asyncio.Lock()
+        return lock
+
+    async def _reconcile(self, document: ScaledObjectDocument, *, force: bool) -> None:
         ref, meta = document.ref, document.meta
         tracked = self._tracked.get(ref)
         if meta.deletion_timestamp is not None:
@@ -190,6 +205,7 @@ class Controller:
         states = self._states(ref)
         await self._write_status(
             tracked,
+            so,
             status.reconciled(so, states, tracked.last_active, tracked.original_replicas),
         )
         self._queue(ref)
@@ -307,6 +323,7 @@ class Controller:
         self.poller.remove(tracked.ref)
 
     def _forget(self, ref: ObjectRef) -> None:
+        self._locks.pop(ref, None)
         tracked = self._tracked.pop(ref, None)
         if tracked is not None:
             self._retire(tracked)
@@ -337,6 +354,10 @@ class Controller:
             await self._guarded(self.activate(ref))
 
     async def activate(self, ref: ObjectRef) -> None:
+        async with self._lock(ref):
+            await self._activate(ref)
+
+    async def _activate(self, ref: ObjectRef) -> None:
         tracked = self._tracked.get(ref)
         if tracked is None or tracked.so is None or not self.writing:
             return
@@ -366,6 +387,7 @@ class Controller:
             await self.kube.create_event(Event(tracked.document.reference, reason, message))
         await self._write_status(
             tracked,
+            so,
             status.status_patch(
                 so,
                 problem=None,
@@ -378,9 +400,10 @@ class Controller:
     def _states(self, ref: ObjectRef) -> list[TriggerState]:
         return trigger_states(self.store, ref, self.poller.triggers(ref))
 
-    async def _write_status(self, tracked: _Tracked, new: ScaledObjectStatus) -> None:
-        assert tracked.so is not None
-        if status.unchanged(new, tracked.written, tracked.so.cooldown_period):
+    async def _write_status(
+        self, tracked: _Tracked, so: ScaledObject, new: ScaledObjectStatus
+    ) -> None:
+        if status.unchanged(new, tracked.written, so.cooldown_period):
             return
         ref = tracked.ref
         await self.kube.patch_scaled_object_status(ref.namespace, ref.name, new.to_json())
