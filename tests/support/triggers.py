@@ -146,8 +146,8 @@ def reading(store: MetricStore, bound: BoundTrigger) -> Reading:
     return store.readings(bound.so)[bound.metric_name.lower()]
 
 
-async def run_until_polled(poller: Any, bound: list[BoundTrigger], polls: int) -> dict[Any, int]:
-    """Run ``poller`` (a Poller) on its own schedule until each query of ``bound`` has been
+async def run_until_polled(poller: Poller, bound: list[BoundTrigger], polls: int) -> dict[Any, int]:
+    """Run ``poller`` on its own schedule until each query of ``bound`` has been
     polled ``polls`` times, answered or failed; stop it and return the polls of each query.
 
     Counted by the poller's listeners, not by a clock, so a loaded machine only makes it
