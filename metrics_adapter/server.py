@@ -89,7 +89,7 @@ def build(
 
     def not_ready(ref: ObjectRef, error: ConfigError) -> None:
         store.mark_broken(ref, error.reasons)
-        telemetry.object_error(ref.namespace, ref.name)
+        telemetry.object_error(ref)
 
     for ref, error in inventory.broken.items():
         not_ready(ref, error)  # already logged by the loader, with its file

@@ -29,9 +29,9 @@ import base64
 import binascii
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from metrics_adapter.binding.env import container_env, env_sources, pod_containers
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
@@ -52,6 +52,7 @@ from metrics_adapter.model.keda import (
     TriggerAuthentication,
     parse_trigger_authentication,
 )
+from metrics_adapter.model.scaled_job import Scalable, ScaledJob
 from scalers.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ WATCHED = (
 SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1"
 WORKLOADS = {("apps/v1", r.kind) for r in (DEPLOYMENTS, STATEFULSETS)}
 TA, CTA = TRIGGER_AUTHENTICATIONS.kind, CLUSTER_TRIGGER_AUTHENTICATIONS.kind
+_S = TypeVar("_S", ScaledObject, ScaledJob)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -116,7 +118,7 @@ class ClusterObjects:
     def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
         return (self._data(CONFIG_MAPS.kind, ObjectRef(namespace, name)) or {}).get(key)
 
-    def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
+    def container_env(self, so: Scalable, container: str | None) -> Mapping[str, str]:
         return container_env(
             self._containers(so),
             container,
@@ -129,21 +131,23 @@ class ClusterObjects:
         found = self._objects.get(ObjectKey(kind, ref.namespace, ref.name))
         return found if isinstance(found, dict) else None
 
-    def _containers(self, so: ScaledObject) -> list[dict[str, Any]]:
+    def _containers(self, so: Scalable) -> Sequence[Mapping[str, Any]]:
+        if isinstance(so, ScaledJob):
+            return so.containers
         target = _target(so)
         found = self._objects.get(target) if target else None
         return found if isinstance(found, list) else []
 
     # What a binding reads.
 
-    def dependencies(self, so: ScaledObject) -> frozenset[ObjectKey]:
+    def dependencies(self, so: Scalable) -> frozenset[ObjectKey]:
         """Every watched object whose change can change what :func:`bind` makes of ``so``."""
         namespace = so.ref.namespace
         keys: set[ObjectKey] = set()
-        if target := _target(so):
+        if isinstance(so, ScaledObject) and (target := _target(so)):
             keys.add(target)
-            found = env_sources(self._containers(so))
-            keys.update(ObjectKey(kind, namespace, name) for kind, name in found)
+        found = env_sources(self._containers(so))
+        keys.update(ObjectKey(kind, namespace, name) for kind, name in found)
         for trigger in so.triggers:
             ref = trigger.authentication_ref
             if ref is None:
@@ -160,10 +164,8 @@ class ClusterObjects:
                 )
         return frozenset(keys)
 
-    def referencing(
-        self, key: ObjectKey, scaled_objects: Iterable[ScaledObject]
-    ) -> list[ScaledObject]:
-        """The ScaledObjects to re-bind after ``key`` changed."""
+    def referencing(self, key: ObjectKey, scaled_objects: Iterable[_S]) -> list[_S]:
+        """The ScaledObjects (or ScaledJobs) to re-bind after ``key`` changed."""
         return [so for so in scaled_objects if key in self.dependencies(so)]
 
     # Filling the caches.

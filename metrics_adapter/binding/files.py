@@ -24,6 +24,7 @@ from metrics_adapter.model.keda import (
     parse_scaled_object,
     parse_trigger_authentication,
 )
+from metrics_adapter.model.scaled_job import Scalable, ScaledJob, ScaledJobRef, parse_scaled_job
 from scalers.errors import ConfigError, Problem, quote
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class Inventory:
 
     cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE
     scaled_objects: dict[ObjectRef, ScaledObject] = field(default_factory=dict)
+    scaled_jobs: dict[ScaledJobRef, ScaledJob] = field(default_factory=dict)
     broken: dict[ObjectRef, ConfigError] = field(default_factory=dict)
+    """ScaledObjects and ScaledJobs (keyed by :class:`ScaledJobRef`) that cannot be used."""
     auths: dict[ObjectRef, TriggerAuthentication] = field(default_factory=dict)
     cluster_auths: dict[str, TriggerAuthentication] = field(default_factory=dict)
     secrets: dict[ObjectRef, dict[str, str]] = field(default_factory=dict)
@@ -59,8 +62,10 @@ class Inventory:
     def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
         return self.config_maps.get(ObjectRef(namespace, name), {}).get(key)
 
-    def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
-        containers = pod_containers(self.workload(so))
+    def container_env(self, so: Scalable, container: str | None) -> Mapping[str, str]:
+        containers = (
+            so.containers if isinstance(so, ScaledJob) else pod_containers(self.workload(so))
+        )
         return container_env(
             containers, container, so.ref.namespace, self.secrets.get, self.config_maps.get
         )
@@ -95,6 +100,11 @@ class Inventory:
                 self.scaled_objects[so.ref] = so
                 for warning in so.warnings:
                     log.warning("%s: %s", so.subject, warning, extra={"file": origin})
+            elif kind == "ScaledJob":
+                sj = parse_scaled_job(doc)
+                self.scaled_jobs[sj.ref] = sj
+                for warning in sj.warnings:
+                    log.warning("%s: %s", sj.subject, warning, extra={"file": origin})
             elif kind in ("TriggerAuthentication", "ClusterTriggerAuthentication"):
                 auth = parse_trigger_authentication(doc)
                 if auth.cluster:
@@ -111,6 +121,8 @@ class Inventory:
         except ConfigError as exc:
             if kind == "ScaledObject":
                 self.broken[ref] = exc
+            elif kind == "ScaledJob":
+                self.broken[ScaledJobRef(ref.namespace, ref.name)] = exc
             self.errors.append(str(exc))
             log.error("%s (in %s)", exc, origin)
 

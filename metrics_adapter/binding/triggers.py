@@ -1,5 +1,5 @@
-"""Bind a ScaledObject's triggers to scalers: resolve authentication and env, parse metadata,
-name the metrics. Every problem of the object is reported at once."""
+"""Bind a ScaledObject's or a ScaledJob's triggers to scalers: resolve authentication and env,
+parse metadata, name the metrics. Every problem of the object is reported at once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger, TriggerAuthentication
+from metrics_adapter.model.keda import ObjectRef, Trigger, TriggerAuthentication
+from metrics_adapter.model.scaled_job import Scalable, env_container
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
 from scalers.errors import Problems, quote
 from scalers.params import TriggerInputs
@@ -28,16 +29,18 @@ class ObjectSource(Protocol):
 
     def config_map_value(self, namespace: str, name: str, key: str) -> str | None: ...
 
-    def container_env(self, so: ScaledObject, container: str | None) -> Mapping[str, str]:
-        """The resolved env of the scale target's container (first one when ``None``)."""
+    def container_env(self, obj: Scalable, container: str | None) -> Mapping[str, str]:
+        """The resolved env of a container (first one when ``None``) of the scale target's
+        pod template, or of a ScaledJob's Job template."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class BoundTrigger:
-    """One pollable trigger of one ScaledObject."""
+    """One pollable trigger of one ScaledObject or ScaledJob."""
 
     so: ObjectRef
+    """The owner: a :class:`~metrics_adapter.model.scaled_job.ScaledJobRef` for a ScaledJob."""
     trigger: Trigger
     kind: ScalerKind[Any]
     scaler: Scaler[Any]
@@ -52,25 +55,26 @@ class BoundTrigger:
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """Every trigger of one ScaledObject, each parsed once: the ones polled and served, and
-    the cpu/memory targets the HPA reads itself."""
+    """Every trigger of one object, each parsed once: the ones polled (and, for a
+    ScaledObject, served), and the cpu/memory targets the HPA reads itself."""
 
     triggers: tuple[BoundTrigger, ...]
     resources: tuple[ResourceTarget, ...]
 
 
-def bind(so: ScaledObject, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
+def bind(so: Scalable, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
     """Build every non-resource trigger's scaler; raise ConfigError naming each bad field
     (of the cpu and memory triggers too)."""
     return bind_all(so, objects).triggers
 
 
-def bind_all(so: ScaledObject, objects: ObjectSource) -> Binding:
-    """:func:`bind`, with the cpu and memory triggers' targets for the HPA."""
+def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
+    """:func:`bind`, with the cpu and memory triggers' targets for the HPA (a ScaledJob's
+    cpu and memory triggers are checked, and contribute nothing, as in KEDA)."""
     problems = Problems()
     bound: list[BoundTrigger] = []
     resources: list[ResourceTarget] = []
-    env = objects.container_env(so, so.scale_target_ref.env_source_container_name)
+    env = objects.container_env(so, env_container(so))
     for trigger in so.triggers:
         path = f"triggers[{trigger.index}]"
         resource_kind = RESOURCE_KINDS.get(trigger.type)
@@ -100,7 +104,7 @@ def bind_all(so: ScaledObject, objects: ObjectSource) -> Binding:
 
 
 def _auth_params(
-    so: ScaledObject, trigger: Trigger, objects: ObjectSource, problems: Problems, path: str
+    so: Scalable, trigger: Trigger, objects: ObjectSource, problems: Problems, path: str
 ) -> dict[str, str]:
     ref = trigger.authentication_ref
     if ref is None:
@@ -120,7 +124,7 @@ def _auth_params(
     params: dict[str, str] = {}
     where = f"{path}.authenticationRef ({auth.kind} {ref.name})"
     for env_ref in auth.env:  # KEDA's order: env, configMap, secret; later ones win
-        container = env_ref.container_name or so.scale_target_ref.env_source_container_name
+        container = env_ref.container_name or env_container(so)
         env = objects.container_env(so, container)
         params[env_ref.parameter] = env.get(env_ref.name, "")
     for lookup, refs, what in (

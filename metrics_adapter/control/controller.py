@@ -237,7 +237,7 @@ class Controller:
         log.error("%s", error)
         self.poller.remove(ref)
         self.store.mark_broken(ref, problem)
-        self.telemetry.object_error(ref.namespace, ref.name)
+        self.telemetry.object_error(ref)
         if not self.writing:
             return
         patch = status.not_ready(problem)

@@ -138,7 +138,8 @@ class MetricStore:
     # Readers.
 
     def objects(self) -> list[ObjectRef]:
-        return sorted(self._objects)
+        """ScaledObjects, then ScaledJobs (their refs are ScaledJobRefs), each by name."""
+        return sorted(self._objects, key=lambda r: (type(r) is not ObjectRef, r.namespace, r.name))
 
     def readings(self, so: ObjectRef) -> Mapping[str, Reading]:
         obj = self._objects.get(so)

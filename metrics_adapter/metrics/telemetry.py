@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from metrics_adapter import __version__
+from metrics_adapter.model.scaled_job import Scalable, ScaledJobRef
 
 if TYPE_CHECKING:
     from metrics_adapter.binding.triggers import BoundTrigger
-    from metrics_adapter.model.keda import ScaledObject
+    from metrics_adapter.kube.objects import ObjectRef
 
 SCALER_LABELS = ("namespace", "metric", "scaledObject", "scaler", "triggerIndex", "type")
 REQUEST_LABELS = ("verb", "group", "version", "resource")
@@ -57,9 +58,22 @@ class Telemetry:
             ("namespace", "scaledObject"),
             registry=r,
         )
+        self.job_errors = Counter(
+            "keda_scaled_job_errors",
+            "Errors of each ScaledJob (parse, bind, scaler or Job writes).",
+            ("namespace", "scaledJob"),
+            registry=r,
+        )
+        # Not a KEDA series (KEDA has none for it): what a ScaledJob did, for the dashboard.
+        self.jobs_created = Counter(
+            "metrics_adapter_scaled_job_jobs_created",
+            "Jobs created for each ScaledJob.",
+            ("namespace", "scaledJob"),
+            registry=r,
+        )
         self.resources = Gauge(
             "keda_resource_registered_total",
-            "ScaledObjects registered, per namespace.",
+            "ScaledObjects (scaled_object) and ScaledJobs (scaled_job) registered, per namespace.",
             ("type", "namespace"),
             registry=r,
         )
@@ -116,7 +130,7 @@ class Telemetry:
             bound.so.name,
             bound.scaler_label,
             str(bound.trigger.index),
-            "scaledobject",
+            "scaledjob" if isinstance(bound.so, ScaledJobRef) else "scaledobject",
         )
 
     def observe(self, bound: BoundTrigger, value: float, active: bool, latency: float) -> None:
@@ -128,16 +142,19 @@ class Telemetry:
     def error(self, bound: BoundTrigger) -> None:
         self.detail_errors.labels(*self._labels(bound)).inc()
         self.active.labels(*self._labels(bound)).set(0)
-        self.object_errors.labels(bound.so.namespace, bound.so.name).inc()
+        self.object_error(bound.so)
 
-    def register(self, so: ScaledObject, count: int = 1) -> None:
+    def register(self, so: Scalable, count: int = 1) -> None:
         """Count ``so`` and its triggers in the registered gauges (``count=-1``: uncount)."""
-        self.resources.labels("scaled_object", so.ref.namespace).inc(count)
+        kind = "scaled_job" if isinstance(so.ref, ScaledJobRef) else "scaled_object"
+        self.resources.labels(kind, so.ref.namespace).inc(count)
         for trigger in so.triggers:
             self.triggers.labels(trigger.type).inc(count)
 
-    def object_error(self, namespace: str, name: str) -> None:
-        self.object_errors.labels(namespace, name).inc()
+    def object_error(self, ref: ObjectRef) -> None:
+        """One more error of a ScaledObject, or of a ScaledJob (a :class:`ScaledJobRef`)."""
+        series = self.job_errors if isinstance(ref, ScaledJobRef) else self.object_errors
+        series.labels(ref.namespace, ref.name).inc()
 
     def forget(self, bound: BoundTrigger) -> None:
         labels = self._labels(bound)

@@ -294,7 +294,7 @@ def parse_status(raw: Mapping[str, object], warnings: list[str]) -> ScaledObject
     return status
 
 
-def _subject(kind: str, raw: Mapping[str, object], namespaced: bool = True) -> str:
+def subject_of(kind: str, raw: Mapping[str, object], namespaced: bool = True) -> str:
     md = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
     assert isinstance(md, Mapping)
     name = md.get("name") or "<unnamed>"
@@ -313,7 +313,7 @@ def read_scaled_object(raw: Mapping[str, object]) -> ScaledObjectDocument:
     status = parse_status(raw, warnings)
     so = _parse_spec(raw, meta, status, problems, warnings)
     if problems:
-        error = ConfigError(_subject("ScaledObject", raw), problems)
+        error = ConfigError(subject_of("ScaledObject", raw), problems)
         return ScaledObjectDocument(meta, status, None, error)
     return ScaledObjectDocument(meta, status, so)
 
@@ -325,7 +325,7 @@ def _parse_spec(
     problems: Problems,
     warnings: list[str],
 ) -> ScaledObject:
-    spec = _spec(raw, problems, warnings)
+    spec = spec_fields(raw, problems, warnings)
     spec.warn_unknown(SPEC_FIELDS)
     target = spec.child("scaleTargetRef")
     scale_target = ScaleTargetRef(
@@ -348,10 +348,10 @@ def _parse_spec(
             "idleReplicaCount", f"{idle} must be less than minReplicaCount (default {min_r})"
         )
 
-    triggers = tuple(_parse_trigger(i, t) for i, t in enumerate(spec.items("triggers")))
+    triggers = tuple(parse_trigger(i, t) for i, t in enumerate(spec.items("triggers")))
     if not triggers:
         problems.add("triggers", "at least one trigger is required")
-    _check_trigger_names(triggers, problems)
+    check_trigger_names(triggers, problems)
     if triggers and all(t.is_resource for t in triggers) and min_r == 0:
         problems.add(
             "minReplicaCount",
@@ -404,7 +404,7 @@ def _paused_replicas(meta: ObjectMeta, problems: Problems) -> int | None:
     return int(text)
 
 
-def _spec(raw: Mapping[str, object], problems: Problems, warnings: list[str]) -> Fields:
+def spec_fields(raw: Mapping[str, object], problems: Problems, warnings: list[str]) -> Fields:
     """The spec, with paths relative to it (``triggers[0].metadata.x``) as users read them."""
     value = raw.get("spec")
     if not isinstance(value, Mapping):
@@ -416,7 +416,7 @@ def _non_none(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def _parse_trigger(index: int, f: Fields) -> Trigger:
+def parse_trigger(index: int, f: Fields) -> Trigger:
     f.warn_unknown(TRIGGER_FIELDS)
     type_ = f.string("type", "", required=True) or ""
     metric_type = f.enum("metricType", METRIC_TYPES, "AverageValue")
@@ -447,7 +447,7 @@ def _parse_trigger(index: int, f: Fields) -> Trigger:
     )
 
 
-def _check_trigger_names(triggers: tuple[Trigger, ...], problems: Problems) -> None:
+def check_trigger_names(triggers: tuple[Trigger, ...], problems: Problems) -> None:
     seen: dict[str, int] = {}
     for t in triggers:
         if t.name is None:
@@ -487,7 +487,7 @@ def parse_trigger_authentication(raw: Mapping[str, object]) -> TriggerAuthentica
     kind = "ClusterTriggerAuthentication" if cluster else "TriggerAuthentication"
     problems, warnings = Problems(), list[str]()
     meta = parse_meta(raw, problems, namespaced=not cluster)
-    spec = _spec(raw, problems, warnings)
+    spec = spec_fields(raw, problems, warnings)
 
     def refs(key: str) -> tuple[SecretTargetRef, ...]:
         return tuple(
@@ -515,5 +515,5 @@ def parse_trigger_authentication(raw: Mapping[str, object]) -> TriggerAuthentica
         pod_identity_provider=spec.child("podIdentity").string("provider"),
         warnings=tuple(warnings),
     )
-    problems.raise_for(_subject(kind, raw, namespaced=not cluster))
+    problems.raise_for(subject_of(kind, raw, namespaced=not cluster))
     return auth
