@@ -61,6 +61,7 @@ class Resource:
 
 
 SCALED_OBJECTS = Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
+SCALED_JOBS = Resource("keda.sh/v1alpha1", "ScaledJob", "scaledjobs")
 TRIGGER_AUTHENTICATIONS = Resource(
     "keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"
 )
@@ -74,6 +75,8 @@ STATEFULSETS = Resource("apps/v1", "StatefulSet", "statefulsets")
 HPAS = Resource(autoscaling.API_VERSION, autoscaling.KIND, "horizontalpodautoscalers")
 EVENTS = Resource("v1", "Event", "events")
 LEASES = Resource(Lease.API_VERSION, Lease.KIND, "leases")
+JOBS = Resource("batch/v1", "Job", "jobs")
+PODS = Resource("v1", "Pod", "pods")
 _KNOWN = {(r.api_version, r.kind): r for r in (SCALED_OBJECTS, DEPLOYMENTS, STATEFULSETS, HPAS)}
 
 
@@ -176,11 +179,16 @@ class KubeClient:
         return await self.request("GET", resource.path(namespace, name), subject)
 
     async def list_objects(
-        self, resource: Resource, namespace: str | None = None, *, field_selector: str = ""
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        field_selector: str = "",
+        label_selector: str = "",
     ) -> tuple[list[Obj], str]:
         """Every object (in pages of 500) and the list's resourceVersion."""
         items: list[Obj] = []
-        query = [("limit", "500")] + ([("fieldSelector", field_selector)] if field_selector else [])
+        query = [("limit", "500"), *_selectors(field_selector, label_selector)]
         token = ""
         while True:
             page = await self.request(
@@ -223,11 +231,28 @@ class KubeClient:
             content_type=APPLY_PATCH,
         )
 
-    async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> bool:
-        """Delete the object; ``False`` when it was already gone."""
+    async def create(self, resource: Resource, namespace: str, obj: Mapping[str, Any]) -> Obj:
+        """Create ``obj`` (which may have a ``generateName``); returns it as stored."""
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        subject = f"{resource.subject(namespace, name or None)} (create)"
+        if not name:
+            subject = f"{resource.kind} in {namespace} (create)"
+        return await self.request("POST", resource.path(namespace), subject, body=dict(obj))
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str | None = None,
+    ) -> bool:
+        """Delete the object (its dependents per ``propagation``: ``Background``,
+        ``Foreground``, ``Orphan``); ``False`` when it was already gone."""
         subject = f"{resource.subject(namespace, name)} (delete)"
+        body = {"propagationPolicy": propagation} if propagation else None
         try:
-            await self.request("DELETE", resource.path(namespace, name), subject)
+            await self.request("DELETE", resource.path(namespace, name), subject, body=body)
         except KubeNotFound:
             return False
         return True
@@ -272,8 +297,14 @@ class KubeClient:
     ) -> Obj:
         """Merge ``status`` into the ScaledObject's status (lists such as conditions are
         replaced whole); returns the ScaledObject."""
+        return await self.patch_status(SCALED_OBJECTS, namespace, name, status)
+
+    async def patch_status(
+        self, resource: Resource, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> Obj:
+        """Merge ``status`` into the object's status subresource; returns the object."""
         body = {"status": dict(status)}
-        return await self.patch(SCALED_OBJECTS, name, namespace, body, sub="status")
+        return await self.patch(resource, name, namespace, body, sub="status")
 
     async def create_event(self, event: Event) -> Obj:
         path = EVENTS.path(event.namespace)
@@ -294,7 +325,12 @@ class KubeClient:
     # Watch.
 
     async def open_watch(
-        self, resource: Resource, namespace: str | None, field_selector: str, version: str
+        self,
+        resource: Resource,
+        namespace: str | None,
+        field_selector: str,
+        version: str,
+        label_selector: str = "",
     ) -> AsyncGenerator[tuple[str, Obj], None]:
         """One watch from ``version``: each event's type and object, ``BOOKMARK`` included,
         until the server ends it; an ``ERROR`` event is raised (410: KubeGone).
@@ -302,7 +338,7 @@ class KubeClient:
         seconds = int(self.watch_timeout * (1 + random.random()))
         query = [("watch", "1"), ("allowWatchBookmarks", "true")]
         query += [("resourceVersion", version), ("timeoutSeconds", str(seconds))]
-        query += [("fieldSelector", field_selector)] if field_selector else []
+        query += _selectors(field_selector, label_selector)
         subject = f"watch {resource.subject(namespace)}"
         hung = seconds + 30  # the server ends the watch at ``seconds``
         limits = aiohttp.ClientTimeout(total=hung, sock_connect=self.timeout)
@@ -336,6 +372,14 @@ class KubeClient:
             raise KubeError(subject, 0, "BadResponse", str(exc)) from exc
         finally:
             response.close()
+
+
+def _selectors(field_selector: str, label_selector: str) -> list[tuple[str, str]]:
+    return [
+        (key, value)
+        for key, value in (("fieldSelector", field_selector), ("labelSelector", label_selector))
+        if value
+    ]
 
 
 def status_error(subject: str, status: Mapping[str, Any]) -> KubeError:

@@ -48,6 +48,7 @@ async def watch(
     namespace: str | None = None,
     *,
     field_selector: str = "",
+    label_selector: str = "",
     resource_version: str | None = None,
 ) -> AsyncGenerator[WatchEvent, None]:
     """Events of ``resource`` (in ``namespace``, else everywhere) until cancelled.
@@ -65,12 +66,15 @@ async def watch(
         try:
             if version is None:
                 items, version = await client.list_objects(
-                    resource, namespace, field_selector=field_selector
+                    resource,
+                    namespace,
+                    field_selector=field_selector,
+                    label_selector=label_selector,
                 )
                 for event in relist_events(resource, known, items):
                     yield event
                 yield WatchEvent("SYNCED", {"metadata": {"resourceVersion": version}})
-            stream = client.open_watch(resource, namespace, field_selector, version)
+            stream = client.open_watch(resource, namespace, field_selector, version, label_selector)
             async with contextlib.aclosing(stream) as events:
                 async for kind, obj in events:
                     progressed = True
