@@ -3,12 +3,15 @@
 Every ScaledObject of the user documents (shared/seeds, extracted by tests/unit/test_seeds)
 and of demo/ is stored as written, minus fields KEDA does not have, which come back as
 warnings; with ``fieldValidation=Strict`` a misspelled field is an error, not a silent drop.
+The seed ScaledJob too, and its JobSpec schema is KEDA v2.20.2's (hack/fetch-keda-crd.sh).
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +22,15 @@ from metrics_adapter.model.keda import SPEC_FIELDS
 from tests.e2e.conftest import Registered, cron_object
 from tests.support.controlplane import ADAPTER_USER, DEPLOY, REPO, KubeError, load_manifests
 from tests.support.helm import install_servicemonitor_crd
-from tests.unit.test_crd_schemas import KEDA_COLUMNS
+from tests.unit.test_crd_schemas import (
+    BAD_JOB_VALUES,
+    KEDA_COLUMNS,
+    KEDA_JOB_COLUMNS,
+    bad_job,
+    good_job,
+    seed_job,
+    without_descriptions,
+)
 from tests.unit.test_kustomization import KUSTOMIZATION
 from tests.unit.test_seeds import SEED_OBJECTS
 
@@ -79,6 +90,8 @@ def test_the_crds_are_served_with_their_short_names(registered: Registered) -> N
     assert served == {
         "scaledobjects": (True, ["so"]),
         "scaledobjects/status": (True, None),
+        "scaledjobs": (True, ["sj"]),
+        "scaledjobs/status": (True, None),
         "triggerauthentications": (True, ["ta", "triggerauth"]),
         "triggerauthentications/status": (True, None),
         "clustertriggerauthentications": (False, ["cta", "clustertriggerauth"]),
@@ -117,6 +130,95 @@ def test_kubectl_get_so_shows_keda_columns(registered: Registered) -> None:
     assert names == ["Name", *KEDA_COLUMNS]
     [row] = [r for r in table["rows"] if r["cells"][0] == "columns"]
     assert row["cells"][1:5] == [None, "echo-worker", 0, 5]  # no status yet
+
+
+def test_job_target_ref_is_kedas_job_spec_schema() -> None:
+    """deploy/crds' ScaledJob embeds KEDA's own JobSpec schema, every keyword but the
+    descriptions (hack/sync-jobspec-schema.py writes it from the same file)."""
+    fetch = REPO / "hack" / "fetch-keda-crd.sh"
+    out = subprocess.run([str(fetch)], check=True, capture_output=True, text=True, timeout=600)
+    keda = yaml.safe_load(Path(out.stdout.strip()).read_text())
+    [ours] = [
+        d for d in load_manifests(DEPLOY / "crds") if d["metadata"]["name"] == "scaledjobs.keda.sh"
+    ]
+    [keda_version], [our_version] = keda["spec"]["versions"], ours["spec"]["versions"]
+
+    def job_spec(version: dict[str, Any]) -> Any:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        return without_descriptions(spec["properties"]["jobTargetRef"])
+
+    assert job_spec(our_version) == job_spec(keda_version)
+    keda_columns = keda_version["additionalPrinterColumns"]
+    assert [(c["name"], c["type"], c["jsonPath"]) for c in keda_columns] == KEDA_JOB_COLUMNS
+
+
+def _in_namespace(doc: dict[str, Any], namespace: str, name: str | None = None) -> dict[str, Any]:
+    obj = copy.deepcopy(doc)
+    obj["metadata"]["namespace"] = namespace
+    if name:
+        obj["metadata"]["name"] = name
+    return obj
+
+
+def test_the_seed_scaled_job_is_stored_without_its_misplaced_backoff_limit(
+    registered: Registered,
+) -> None:
+    """batch-processor puts backoffLimit in the pod template, where a JobSpec has no such
+    field: a strict create names it, a plain one drops it with a warning, as with KEDA's CRD;
+    with backoffLimit where it belongs, the strict create stores the ScaledJob as written."""
+    cp = registered.cp
+    namespace = namespace_for("seed-scaled-job")
+    cp.ensure_namespace(namespace)
+    seed = seed_job()
+    misplaced = 'unknown field "spec.jobTargetRef.template.backoffLimit"'
+    strict = cp.create(_in_namespace(seed, namespace), field_validation="Strict")
+    assert strict.status_code == 400, strict.text
+    assert misplaced in strict.json()["message"]
+    response = cp.create(_in_namespace(seed, namespace))
+    assert response.status_code == 201, response.text
+    assert warnings(response) == [misplaced]
+    stored = response.json()["spec"]
+    assert "backoffLimit" not in stored["jobTargetRef"]["template"]
+    assert (
+        stored["jobTargetRef"]["template"]["spec"]
+        == seed["spec"]["jobTargetRef"]["template"]["spec"]
+    )
+    fixed = good_job()
+    response = cp.create(_in_namespace(fixed, namespace, "fixed"), field_validation="Strict")
+    assert response.status_code == 201, response.text
+    assert warnings(response) == []
+    assert response.json()["spec"] == fixed["spec"]
+
+
+def test_kubectl_get_sj_shows_keda_columns(registered: Registered) -> None:
+    cp = registered.cp
+    namespace = namespace_for("scaled-job-columns")
+    cp.ensure_namespace(namespace)
+    assert cp.create(_in_namespace(good_job(), namespace, "columns")).status_code == 201
+    table = cp.client.get(
+        cp.path("keda.sh/v1alpha1", "ScaledJob", namespace),
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    ).json()
+    names = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
+    assert names == ["Name", *(name for name, _, _ in KEDA_JOB_COLUMNS)]
+    [row] = [r for r in table["rows"] if r["cells"][0] == "columns"]
+    assert row["cells"][1:3] == [0, 50]
+
+
+@pytest.mark.parametrize(
+    ("case", "where", "value"), BAD_JOB_VALUES, ids=[c for c, _, _ in BAD_JOB_VALUES]
+)
+def test_the_scaled_job_schema_rejects_bad_values(
+    registered: Registered, case: str, where: tuple[str | int, ...], value: Any
+) -> None:
+    """What tests/unit/test_crd_schemas.py's checker finds, kube-apiserver finds too."""
+    cp = registered.cp
+    cp.ensure_namespace("typos")
+    doc, path = bad_job(where, value)
+    name = "bad-" + re.sub(r"[^a-z0-9]+", "-", case.lower())
+    response = cp.create(_in_namespace(doc, "typos", name), field_validation="Strict")
+    assert response.status_code in (400, 422), response.text
+    assert path in response.json()["message"]
 
 
 def _typo() -> dict[str, Any]:

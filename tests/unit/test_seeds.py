@@ -94,18 +94,19 @@ def _reindent(block: list[str]) -> str:
     return "\n".join(out)
 
 
-def seed_scaled_objects() -> list[tuple[str, dict[str, Any]]]:
+def seed_documents(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every ``kind`` document of the seeds, as (origin, document)."""
     found: list[tuple[str, dict[str, Any]]] = []
     for path in sorted(SEEDS.glob("*.txt")):
         for n, block in enumerate(_blocks(path.read_text(encoding="utf-8"))):
             flattened = not any(line[:1].isspace() for line in block)
             doc = yaml.safe_load(_reindent(block) if flattened else "\n".join(block))
-            if isinstance(doc, dict) and doc.get("kind") == "ScaledObject":
+            if isinstance(doc, dict) and doc.get("kind") == kind:
                 found.append((f"{path.name}#{n}", doc))
     return found
 
 
-SEED_OBJECTS = seed_scaled_objects()
+SEED_OBJECTS = seed_documents("ScaledObject")
 
 
 def test_the_shared_directory_is_found() -> None:
