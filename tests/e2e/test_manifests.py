@@ -318,6 +318,20 @@ ADAPTER_ACCESS = [
     ("delete", "keda.sh", "scaledobjects", "", "apps", False),
     ("patch", "apps", "deployments", "", "apps", False),
     ("create", "", "pods", "", "apps", False),
+    ("watch", "keda.sh", "scaledjobs", "", "", True),
+    ("patch", "keda.sh", "scaledjobs", "status", "batch", True),
+    ("update", "keda.sh", "scaledjobs", "finalizers", "batch", True),
+    ("delete", "keda.sh", "scaledjobs", "", "batch", False),
+    ("update", "keda.sh", "scaledjobs", "", "batch", False),
+    ("create", "batch", "jobs", "", "batch", True),
+    ("watch", "batch", "jobs", "", "", True),
+    ("delete", "batch", "jobs", "", "batch", True),
+    ("patch", "batch", "jobs", "", "batch", False),
+    ("update", "batch", "jobs", "status", "batch", False),
+    ("create", "batch", "cronjobs", "", "batch", False),
+    ("watch", "", "pods", "", "", True),
+    ("get", "", "pods", "", "batch", False),
+    ("delete", "", "pods", "", "batch", False),
 ]
 
 
