@@ -126,7 +126,8 @@ def test_default_rendering_self_manages_certificates() -> None:
         "port": 443,
     }
     assert not of_kind(docs, "Certificate") and not of_kind(docs, "ServiceMonitor")
-    assert len(of_kind(docs, "CustomResourceDefinition")) == 3
+    crds = of_kind(docs, "CustomResourceDefinition")
+    assert crds == load_manifests(DEPLOY / "crds"), "the chart installs deploy/crds unchanged"
 
 
 def test_the_deployment_is_hardened() -> None:
