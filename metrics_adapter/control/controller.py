@@ -1,5 +1,7 @@
 """Cluster mode: ScaledObjects watched from kube-apiserver become polled triggers, an owned
-HPA, a status and Events; the activator takes the 0 <-> 1 step the HPA cannot.
+HPA, a status and Events; the activator takes the 0 <-> 1 step the HPA cannot. ScaledJobs
+are handled by :class:`~metrics_adapter.control.scaled_jobs.ScaledJobController`, which runs
+inside this one and shares its poller, its cluster objects and its lead.
 
 One watch feeds :meth:`Controller.reconcile` (parse, bind, HPA, status) on every spec
 change; every new reading queues the object for :meth:`Controller.activate` (read
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +23,9 @@ from metrics_adapter.control import status
 from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
 from metrics_adapter.control.hpa import build_hpa, needs_update
 from metrics_adapter.control.leader import LeaderElector
-from metrics_adapter.errors import KubeError, KubeNotFound
+from metrics_adapter.control.scaled_jobs import ScaledJobController
+from metrics_adapter.control.work import ObjectWork, guarded
+from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
 from metrics_adapter.kube.objects import Event, finalizers_patch
 from metrics_adapter.kube.watch import watch
@@ -83,19 +86,22 @@ class Controller:
             elector.listeners.append(lambda leading: self._took_lead.set() if leading else None)
         self.synced = asyncio.Event()
         self._tracked: dict[ObjectRef, _Tracked] = {}
-        self._locks: dict[ObjectRef, asyncio.Lock] = {}
-        self._due: asyncio.Queue[ObjectRef] = asyncio.Queue()
-        self._pending: set[ObjectRef] = set()
+        self._work = ObjectWork[ObjectRef]()
         self._changed: asyncio.Queue[ObjectKey] = asyncio.Queue()
         objects.on_change = self._changed.put_nowait
+        self.jobs = ScaledJobController(
+            kube, objects, poller, store, telemetry, writing=lambda: self.writing
+        )
+        """ScaledJobs: their own watch and loop, on the same poller, objects and leader."""
         poller.listeners.append(self._on_reading)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.objects.run(self.kube))
             await self.objects.synced.wait()
-            group.create_task(self._activate_forever())
+            group.create_task(self._work.drain_forever(self.activate))
             group.create_task(self._rebind_forever())
+            group.create_task(self.jobs.run())
             group.create_task(self._lead_forever())
             async with contextlib.aclosing(watch(self.kube, SCALED_OBJECTS)) as events:
                 async for event in events:
@@ -106,7 +112,7 @@ class Controller:
                     if event.type == "DELETED":
                         self._forget(document.ref)
                     else:
-                        await self._guarded(self.reconcile(document))
+                        await guarded(self.reconcile(document))
 
     @property
     def writing(self) -> bool:
@@ -123,29 +129,14 @@ class Controller:
             self._took_lead.clear()
             for tracked in list(self._tracked.values()):
                 tracked.written = None
-                await self._guarded(self.reconcile(tracked.document, force=True))
-
-    async def _guarded(self, work: Awaitable[None]) -> None:
-        try:
-            await work
-        except KubeError as exc:  # the next event or reading retries; other objects go on
-            log.warning("%s", exc)
-        except Exception:  # a bug stays with its object: every other object goes on
-            log.exception("reconcile or activation failed unexpectedly")
+                await guarded(self.reconcile(tracked.document, force=True))
+            await self.jobs.lead()
 
     # Reconcile: spec -> triggers, HPA, status.
 
     async def reconcile(self, document: ScaledObjectDocument, *, force: bool = False) -> None:
-        async with self._lock(document.ref):
+        async with self._work.lock(document.ref):
             await self._reconcile(document, force=force)
-
-    def _lock(self, ref: ObjectRef) -> asyncio.Lock:
-        """One reconcile or activation of an object at a time: the watch, a new lead, a
-        changed Secret and a new reading may each start one while another awaits a write."""
-        lock = self._locks.get(ref)
-        if lock is None:
-            lock = self._locks[ref] = asyncio.Lock()
-        return lock
 
     async def _reconcile(self, document: ScaledObjectDocument, *, force: bool) -> None:
         ref, meta = document.ref, document.meta
@@ -208,7 +199,7 @@ class Controller:
             so,
             status.reconciled(so, states, tracked.last_active, tracked.original_replicas),
         )
-        self._queue(ref)
+        self._work.queue(ref)
 
     async def _pin(self, tracked: _Tracked, so: ScaledObject) -> None:
         """``paused-replicas: N``: scale the target to N once, then leave it alone."""
@@ -323,7 +314,7 @@ class Controller:
         self.poller.remove(tracked.ref)
 
     def _forget(self, ref: ObjectRef) -> None:
-        self._locks.pop(ref, None)
+        self._work.forget(ref)
         tracked = self._tracked.pop(ref, None)
         if tracked is not None:
             self._retire(tracked)
@@ -335,26 +326,17 @@ class Controller:
             for so in self.objects.referencing(key, sos):
                 tracked = self._tracked.get(so.ref)
                 if tracked is not None:
-                    await self._guarded(self.reconcile(tracked.document, force=True))
+                    await guarded(self.reconcile(tracked.document, force=True))
+            await self.jobs.changed(key)
 
     # Activate: readings -> /scale and status.
 
     def _on_reading(self, bound: BoundTrigger, _: Reading) -> None:
-        self._queue(bound.so)
-
-    def _queue(self, ref: ObjectRef) -> None:
-        if ref not in self._pending:
-            self._pending.add(ref)
-            self._due.put_nowait(ref)
-
-    async def _activate_forever(self) -> None:
-        while True:
-            ref = await self._due.get()
-            self._pending.discard(ref)
-            await self._guarded(self.activate(ref))
+        if type(bound.so) is ObjectRef:  # a ScaledJob's triggers have a ScaledJobRef
+            self._work.queue(bound.so)
 
     async def activate(self, ref: ObjectRef) -> None:
-        async with self._lock(ref):
+        async with self._work.lock(ref):
             await self._activate(ref)
 
     async def _activate(self, ref: ObjectRef) -> None:

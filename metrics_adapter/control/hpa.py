@@ -110,8 +110,8 @@ def _replica_bounds(so: ScaledObject) -> tuple[int, int]:
 
 def _labels(so: ScaledObject) -> dict[str, str]:
     labels = {
-        "app.kubernetes.io/name": _label_value(so.hpa_name),
-        "app.kubernetes.io/version": _label_value(__version__),
+        "app.kubernetes.io/name": label_value(so.hpa_name),
+        "app.kubernetes.io/version": label_value(__version__),
         "app.kubernetes.io/part-of": so.ref.name,
         "app.kubernetes.io/managed-by": KEDA_OPERATOR,
     }
@@ -122,7 +122,7 @@ def _labels(so: ScaledObject) -> dict[str, str]:
     return labels
 
 
-def _label_value(text: str) -> str:
+def label_value(text: str) -> str:
     """At most 63 characters of ``[-A-Za-z0-9_.]``, alphanumeric at both ends: KEDA cuts the
     name label to 63 and trims what is not a letter or digit from its end."""
     cut = _LABEL_INVALID.sub("-", text)[:63]

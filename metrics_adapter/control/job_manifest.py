@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
-from metrics_adapter.control.hpa import _label_value as label_value
+from metrics_adapter.control.hpa import label_value
 from metrics_adapter.kube.batch import JOB_COMPLETE, JOB_FAILED, Job
 from metrics_adapter.kube.objects import KEDA_OPERATOR, Json, JsonObject, OwnerReference
 from metrics_adapter.model.keda import API_VERSION

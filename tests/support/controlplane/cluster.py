@@ -1,6 +1,6 @@
 """etcd, kube-apiserver and kube-controller-manager on free loopback ports.
 
-RBAC is on, with the front-proxy flags the aggregator needs, and the deployment, replicaset,
+RBAC is on, with the front-proxy flags the aggregator needs, and the deployment, replicaset, job,
 serviceaccount and HPA controllers run with a 1 s HPA sync (shared/reference/control-plane.md
 §3). Nothing dials beyond loopback: the Service range only hands out addresses and the
 Endpoints reconciler is off.
@@ -35,6 +35,7 @@ CONTROLLERS = (
     "horizontal-pod-autoscaler-controller",
     "serviceaccount-controller",
     "garbage-collector-controller",  # deleting a ScaledObject deletes its HPA (ownerReference)
+    "job-controller",  # a ScaledJob's Jobs get Pods, and finish when their Pods do
 )
 
 

@@ -1,0 +1,59 @@
+"""Per-object serialisation and a deduplicated work queue, shared by both controllers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from metrics_adapter.errors import KubeError
+from metrics_adapter.kube.objects import ObjectRef
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=ObjectRef)
+
+
+class ObjectWork(Generic[R]):
+    """One piece of work per object at a time (:meth:`lock`), and a queue that holds each
+    object once however often it is queued before its turn (:meth:`queue`)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[R, asyncio.Lock] = {}
+        self._due: asyncio.Queue[R] = asyncio.Queue()
+        self._pending: set[R] = set()
+
+    def lock(self, ref: R) -> asyncio.Lock:
+        """The watch, a new lead, a changed Secret and a new reading may each start work on
+        one object while another awaits a write: they take turns."""
+        lock = self._locks.get(ref)
+        if lock is None:
+            lock = self._locks[ref] = asyncio.Lock()
+        return lock
+
+    def forget(self, ref: R) -> None:
+        self._locks.pop(ref, None)
+
+    def queue(self, ref: R) -> None:
+        if ref not in self._pending:
+            self._pending.add(ref)
+            self._due.put_nowait(ref)
+
+    async def drain_forever(self, work: Callable[[R], Awaitable[None]]) -> None:
+        """Run ``work`` for each queued object, one after another, until cancelled."""
+        while True:
+            ref = await self._due.get()
+            self._pending.discard(ref)
+            await guarded(work(ref))
+
+
+async def guarded(work: Awaitable[None]) -> None:
+    """Run ``work``; a failed API call is retried by the next event or reading, and a bug
+    stays with its object: every other object goes on."""
+    try:
+        await work
+    except KubeError as exc:
+        log.warning("%s", exc)
+    except Exception:
+        log.exception("reconcile or activation failed unexpectedly")
