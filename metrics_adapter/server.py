@@ -26,6 +26,7 @@ from metrics_adapter.binding.triggers import BoundTrigger, bind
 from metrics_adapter.config.settings import Settings
 from metrics_adapter.control.activator import DryRunActivator, set_fallbacks, trigger_states
 from metrics_adapter.control.controller import Controller
+from metrics_adapter.control.job_dry_run import DryRunJobs
 from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.errors import StartupError
 from metrics_adapter.kube.client import KubeClient
@@ -33,6 +34,7 @@ from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
+from metrics_adapter.model.scaled_job import ScaledJobRef
 from scalers.clients import Clients
 from scalers.errors import ConfigError
 
@@ -76,10 +78,10 @@ def build_poller(settings: Settings, store: MetricStore, telemetry: Telemetry) -
 def build(
     settings: Settings, *, dry_run: bool = True, inventory: Inventory | None = None
 ) -> Adapter:
-    """Bind the triggers of ``inventory`` (default: the objects of standalone mode, loaded
-    from ``settings.scaledobjects``) to the poller; with ``dry_run`` the activator logs what
-    it would do after each poll. ``explain --namespace`` hands in objects listed from a
-    cluster."""
+    """Bind the triggers of ``inventory``'s ScaledObjects and ScaledJobs (default: the
+    objects of standalone mode, loaded from ``settings.scaledobjects``) to the poller; with
+    ``dry_run`` the activator, and for ScaledJobs the Job executor, logs what it would do
+    after each poll. ``explain --namespace`` hands in objects listed from a cluster."""
     if inventory is None:
         assert settings.scaledobjects is not None, "standalone mode reads a directory"
         inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
@@ -103,15 +105,26 @@ def build(
         poller.set_triggers(so.ref, bound)
         if so.fallback is not None:
             set_fallbacks(store, so, bound, inventory.replicas(so))
+    for sj in inventory.scaled_jobs.values():
+        try:
+            poller.set_triggers(sj.ref, bind(sj, inventory))
+        except ConfigError as exc:
+            log.error("%s", exc)
+            not_ready(sj.ref, exc)
     for so in inventory.scaled_objects.values():
         telemetry.register(so)
+    for sj in inventory.scaled_jobs.values():
+        telemetry.register(sj)
     health = Health(loaded=True, poller_running=lambda: poller.running)
     if dry_run:
         _attach_dry_run(poller, inventory)
-    broken = sum(1 for ref in store.objects() if store.broken_reason(ref) is not None)
+    objects = store.objects()
+    jobs = sum(1 for ref in objects if isinstance(ref, ScaledJobRef))
+    broken = sum(1 for ref in objects if store.broken_reason(ref) is not None)
     log.info(
-        "loaded %d ScaledObjects (%d not ready), %d distinct queries",
-        len(store.objects()),
+        "loaded %d ScaledObjects and %d ScaledJobs (%d not ready), %d distinct queries",
+        len(objects) - jobs,
+        jobs,
         broken,
         poller.query_count,
     )
@@ -119,14 +132,20 @@ def build(
 
 
 def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
+    """After each reading, what the activator (a ScaledObject's trigger) or KEDA's Job
+    executor (a ScaledJob's: :class:`DryRunJobs`, which counts no running Jobs) would do."""
     activator = DryRunActivator(
         {ref: inventory.replicas(so) for ref, so in inventory.scaled_objects.items()}
     )
+    jobs = DryRunJobs()
 
     def on_reading(bound: BoundTrigger, _: Reading) -> None:
-        so = inventory.scaled_objects[bound.so]
         states = trigger_states(poller.store, bound.so, poller.triggers(bound.so))
-        activator.evaluate(so, states, datetime.now(UTC))
+        now = datetime.now(UTC)
+        if isinstance(bound.so, ScaledJobRef):
+            jobs.evaluate(inventory.scaled_jobs[bound.so], states, now)
+        else:
+            activator.evaluate(inventory.scaled_objects[bound.so], states, now)
 
     poller.listeners.append(on_reading)
 

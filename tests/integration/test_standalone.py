@@ -1,4 +1,6 @@
-"""The real `metrics-adapter serve --scaledobjects DIR` process against a real nats-server."""
+"""The real `metrics-adapter serve --scaledobjects DIR` process against a real nats-server:
+a ScaledObject's metric served and its activation decided; a ScaledJob's Jobs computed and
+logged (standalone counts no running Jobs)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,34 @@ within the scaler timeout; four polls' worth for a loaded machine."""
 BROKEN = ECHO_WORKER.replace("name: echo-worker", "name: broken").replace(
     'lagThreshold: "10"', 'lagThreshold: "ten"'
 )
+
+THUMBNAILER = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata:
+  name: thumbnailer
+  namespace: media
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        containers:
+        - name: thumbnailer
+          image: thumbnailer:1
+        restartPolicy: Never
+  pollingInterval: 1
+  maxReplicaCount: 4
+  triggers:
+  - type: nats-jetstream
+    metadata:
+      natsServerMonitoringEndpoint: "{endpoint}"
+      account: "$G"
+      stream: MEDIA
+      consumer: thumbnailers
+      lagThreshold: "10"
+"""
+BROKEN_JOB = THUMBNAILER.replace("name: thumbnailer\n  namespace", "name: broken-job\n  namespace")
+BROKEN_JOB = BROKEN_JOB.replace('lagThreshold: "10"', 'lagThreshold: "ten"')
 
 
 class Adapter:
@@ -109,6 +139,21 @@ def adapter(tmp_path: Path, nats_server: NatsServer) -> Iterator[Adapter]:
     endpoint = nats_server.monitoring_endpoint
     (directory / "echo-worker.yaml").write_text(ECHO_WORKER.format(endpoint=endpoint))
     (directory / "broken.yaml").write_text(BROKEN.format(endpoint=endpoint))
+    running = Adapter(directory, tmp_path / "adapter.log")
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.stop()
+
+
+@pytest.fixture
+def job_adapter(tmp_path: Path, nats_server: NatsServer) -> Iterator[Adapter]:
+    directory = tmp_path / "objects"
+    directory.mkdir()
+    endpoint = nats_server.monitoring_endpoint
+    (directory / "thumbnailer.yaml").write_text(THUMBNAILER.format(endpoint=endpoint))
+    (directory / "broken-job.yaml").write_text(BROKEN_JOB.format(endpoint=endpoint))
     running = Adapter(directory, tmp_path / "adapter.log")
     try:
         yield running
@@ -208,3 +253,39 @@ def test_source_down_gives_503_and_never_a_zero(adapter: Adapter, nats_server: N
     assert "would scale event-demo/echo-worker from 5 to 0" not in adapter.log()
     assert "from 1 to 0" not in adapter.log()
     assert adapter.log()[before_stop:].count("trigger failing") == 1  # once per change of state
+
+
+def test_standalone_logs_the_jobs_a_scaled_job_would_create(
+    job_adapter: Adapter, nats_server: NatsServer
+) -> None:
+    assert "loaded 0 ScaledObjects and 2 ScaledJobs (1 not ready), 1 distinct queries" in (
+        job_adapter.log()
+    )
+    asyncio.run(jetstream.prepare(nats_server.url, "MEDIA", "media", ["thumbnailers"], publish=45))
+    # ceil(45 / 10) = 5, capped at maxReplicaCount 4; no Jobs counted standalone.
+    wait_for(
+        lambda: (
+            "would create 4 Jobs for media/thumbnailer: queue 45, target 10, running 0, "
+            "pending 0, strategy default" in job_adapter.log()
+        )
+    )
+    assert "ScaledJob media/thumbnailer is active: " in job_adapter.log()
+
+    metrics = httpx.get(f"http://127.0.0.1:{job_adapter.metrics_port}/metrics").text
+    assert (
+        'keda_scaler_metrics_value{metric="s0-nats-jetstream-MEDIA",namespace="media",'
+        'scaledObject="thumbnailer",scaler="natsJetStreamScaler",triggerIndex="0",'
+        'type="scaledjob"} 45.0'
+    ) in metrics
+    assert 'keda_scaled_job_errors_total{namespace="media",scaledJob="broken-job"} 1.0' in metrics
+    assert 'triggers[0].metadata.lagThreshold: \\"ten\\" is not a number' in job_adapter.log()
+    # Served to no HPA: KEDA serves no ScaledJob metric either.
+    served = job_adapter.client.get(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/media/s0-nats-jetstream-MEDIA"
+        "?labelSelector=scaledobject.keda.sh%2Fname%3Dthumbnailer"
+    )
+    assert served.status_code == 404
+
+    asyncio.run(jetstream.consume(nats_server.url, "MEDIA", "thumbnailers", fetch=45, ack=45))
+    wait_for(lambda: "ScaledJob media/thumbnailer is inactive: " in job_adapter.log())
+    assert job_adapter.stop() == 0
