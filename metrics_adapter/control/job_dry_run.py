@@ -51,7 +51,7 @@ class DryRunJobs:
         decided = plan(sj, metrics(list(states)), NO_JOBS)
         if self.activity.get(ref, False) != decided.active:
             state = "active" if decided.active else "inactive"
-            log.info("%s is %s: %s", ref, state, decided.formula, extra=extra)
+            log.info("%s is %s: %s", ref, state, _why(sj, states, decided), extra=extra)
             self.activity[ref] = decided.active
         if decided.jobs_to_create > 0:
             summary = decided.summary(f"{ref.namespace}/{ref.name}")
@@ -62,3 +62,13 @@ class DryRunJobs:
                 log.info("%s (%s)", summary, decided.formula, extra=extra)
                 self._logged[ref] = _Logged(summary, now)
         return decided
+
+
+def _why(sj: ScaledJob, states: Sequence[TriggerState], decided: JobPlan) -> str:
+    """As the ScaledObject dry run says it: the triggers whose queue made it active, else
+    ``minReplicaCount``, else every trigger's comparison or error."""
+    if decided.used:
+        return "; ".join(s.why() for s in states if s.bound.metric_name in decided.used)
+    if decided.active:
+        return f"minReplicaCount {sj.min_jobs} keeps it active"
+    return "; ".join(s.why() for s in states) or "no trigger read yet"

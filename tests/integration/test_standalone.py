@@ -269,7 +269,10 @@ def test_standalone_logs_the_jobs_a_scaled_job_would_create(
             "pending 0, strategy default" in job_adapter.log()
         )
     )
-    assert "ScaledJob media/thumbnailer is active: " in job_adapter.log()
+    assert (
+        "ScaledJob media/thumbnailer is active: s0-nats-jetstream-MEDIA lag 45 > 0"
+        in job_adapter.log()
+    )
 
     metrics = httpx.get(f"http://127.0.0.1:{job_adapter.metrics_port}/metrics").text
     assert (
@@ -287,5 +290,10 @@ def test_standalone_logs_the_jobs_a_scaled_job_would_create(
     assert served.status_code == 404
 
     asyncio.run(jetstream.consume(nats_server.url, "MEDIA", "thumbnailers", fetch=45, ack=45))
-    wait_for(lambda: "ScaledJob media/thumbnailer is inactive: " in job_adapter.log())
+    wait_for(
+        lambda: (
+            "ScaledJob media/thumbnailer is inactive: s0-nats-jetstream-MEDIA lag 0 <= 0"
+            in job_adapter.log()
+        )
+    )
     assert job_adapter.stop() == 0

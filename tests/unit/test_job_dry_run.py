@@ -62,7 +62,7 @@ def test_the_plan_is_logged_with_no_jobs_counted(caplog: pytest.LogCaptureFixtur
     decided = dry.evaluate(sj, lag(sj, 45), NOW)
     assert decided is not None and (decided.running, decided.pending) == (0, 0)
     active, created = messages(caplog)
-    assert active.startswith(f"ScaledJob media/thumbnailer is active: {decided.formula}")
+    assert active == "ScaledJob media/thumbnailer is active: s0-nats-jetstream-JOBS lag 45 > 0"
     assert created.startswith(
         "would create 4 Jobs for media/thumbnailer: queue 45, target 10, running 0, "
         "pending 0, strategy default ("
@@ -80,7 +80,9 @@ def test_the_plan_is_logged_with_no_jobs_counted(caplog: pytest.LogCaptureFixtur
 
     drained = dry.evaluate(sj, lag(sj, 0), NOW + timedelta(seconds=60))
     assert drained is not None and drained.jobs_to_create == 0
-    assert messages(caplog) == [f"ScaledJob media/thumbnailer is inactive: {drained.formula}"]
+    assert messages(caplog) == [
+        "ScaledJob media/thumbnailer is inactive: s0-nats-jetstream-JOBS lag 0 <= 0"
+    ]
 
 
 def test_a_failing_trigger_creates_nothing_and_a_paused_job_is_left_alone(
@@ -102,4 +104,6 @@ def test_min_replica_count_keeps_it_active_and_tops_up(caplog: pytest.LogCapture
     sj = scaled_job(minReplicaCount=2, maxReplicaCount=10)
     decided = DryRunJobs().evaluate(sj, lag(sj, 0), NOW)
     assert decided is not None and (decided.active, decided.jobs_to_create) == (True, 2)
-    assert messages(caplog)[1].startswith("would create 2 Jobs for media/thumbnailer: queue 0,")
+    active, created = messages(caplog)
+    assert active == "ScaledJob media/thumbnailer is active: minReplicaCount 2 keeps it active"
+    assert created.startswith("would create 2 Jobs for media/thumbnailer: queue 0,")
