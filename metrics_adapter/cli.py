@@ -40,15 +40,21 @@ def _parser() -> argparse.ArgumentParser:
         help="each trigger's value, target, activity and the replicas it asks for",
         description="For each ScaledObject: every trigger's metric, value, target and "
         "activation, the replicas the HPA would compute (the formula in numbers) and what the "
-        "activator would do. PATH: a standalone directory, its sources polled from here. "
-        "--namespace: the objects of a cluster namespace, each value read as the HPA reads it "
-        "(through external.metrics.k8s.io), with the target's /scale and the HPA's status.",
+        "activator would do. For each ScaledJob: every trigger's value and target, the "
+        "combined queue, the running and pending Jobs, the strategy and the Jobs KEDA would "
+        "create (the formula in numbers). PATH: a standalone directory, its sources polled "
+        "from here (no Jobs are counted). --namespace: the objects of a cluster namespace, "
+        "each ScaledObject value read as the HPA reads it (through external.metrics.k8s.io), "
+        "with the target's /scale and the HPA's status; ScaledJob values polled from here, "
+        "their Jobs and Pods listed.",
     )
     where = explain.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "path", type=Path, nargs="?", metavar="PATH", help="a --scaledobjects directory"
     )
-    where.add_argument("-n", "--namespace", metavar="NS", help="the ScaledObjects of a cluster")
+    where.add_argument(
+        "-n", "--namespace", metavar="NS", help="the ScaledObjects and ScaledJobs of a cluster"
+    )
     explain.add_argument(
         "--kubeconfig",
         type=Path,
@@ -221,7 +227,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(as_dicts(reports), indent=2))
     elif not reports:
-        print(f"no ScaledObjects in {args.path or f'namespace {args.namespace}'}")
+        print(f"no ScaledObjects or ScaledJobs in {args.path or f'namespace {args.namespace}'}")
     else:
         print(render(reports))
     return 0

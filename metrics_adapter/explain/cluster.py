@@ -2,11 +2,21 @@
 of a cluster namespace.
 
 The objects are listed with the caller's own credentials and bound by the same code as a
-directory's. Each value is read where the HPA reads it, through the aggregated API, so the
-report shows what the adapter in the cluster serves (an error Status from it is the
-trigger's error) even when this machine cannot reach the event sources; ``--poll`` asks the
-sources from here instead. A list the caller may not read (403: Secrets, often) is a
-warning, not a failure: the triggers that needed it show the binding error.
+directory's. Each value of a ScaledObject is read where the HPA reads it, through the
+aggregated API, so the report shows what the adapter in the cluster serves (an error Status
+from it is the trigger's error) even when this machine cannot reach the event sources;
+``--poll`` asks the sources from here instead. A list the caller may not read (403:
+Secrets, often) is a warning, not a failure: the triggers that needed it show the binding
+error.
+
+A ScaledJob's values are always polled from here (:func:`cluster_readings`): the adapter
+serves no ScaledJob metric (KEDA's metrics server serves none either; its operator reads
+them itself), and the only other copy, the adapter's ``keda_scaler_metrics_value`` series,
+is behind a port that kube-apiserver proxies only for a caller allowed ``services/proxy``
+in the adapter's namespace, where a reader of one namespace usually is not. So a source this
+machine cannot reach is that trigger's error, and the Jobs are computed without it, as KEDA
+computes them without a failing trigger. The Jobs and their Pods are listed by the label
+``scaledjob.keda.sh/name`` and counted as KEDA counts them (:func:`count`).
 """
 
 from __future__ import annotations
@@ -26,13 +36,20 @@ from kubernetes_asyncio.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
 from metrics_adapter.binding.files import Inventory, load_documents
 from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
+from metrics_adapter.control.job_manifest import JOB_LABEL
+from metrics_adapter.control.job_scaling import count_jobs
 from metrics_adapter.errors import KubeError
-from metrics_adapter.explain.local import ObjectReport, Observed, poll, read, reports
+from metrics_adapter.explain.jobs import JobsSeen, job_reports
+from metrics_adapter.explain.local import Observed, Report, poll, read, reports
 from metrics_adapter.kube.autoscaling import HorizontalPodAutoscalerStatus
+from metrics_adapter.kube.batch import Job, Pod
 from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
     DEPLOYMENTS,
+    JOBS,
+    PODS,
+    SCALED_JOBS,
     SCALED_OBJECTS,
     SECRETS,
     STATEFULSETS,
@@ -43,6 +60,7 @@ from metrics_adapter.kube.client import (
 from metrics_adapter.kube.wire import GROUP_VERSION, SCALED_OBJECT_LABEL, parse_time
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.model.keda import ObjectRef, ScaledObject
+from metrics_adapter.model.scaled_job import ScaledJob, ScaledJobRef
 from metrics_adapter.server import Adapter, build
 from scalers.base import is_active
 from scalers.clients import DEFAULT_TIMEOUT
@@ -83,28 +101,32 @@ async def explain_namespace(
     cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
     poll_sources: bool = False,
     scaler_timeout: float = DEFAULT_TIMEOUT,
-) -> tuple[list[ObjectReport], list[str]]:
-    """The report of every ScaledObject in ``namespace``, and the warnings about lists that
-    could not be read. Raise ConfigError (the kubeconfig) or KubeError (listing ScaledObjects)."""
+) -> tuple[list[Report], list[str]]:
+    """The report of every ScaledObject, then every ScaledJob, in ``namespace``, and the
+    warnings about lists that could not be read. Raise ConfigError (the kubeconfig) or
+    KubeError (listing ScaledObjects)."""
     async with await KubeClient.connect(kubeconfig or default_kubeconfig()) as kube:
         listing = await list_namespace(kube, namespace, cluster_object_namespace)
         settings = Settings(
             scaler_timeout=scaler_timeout, cluster_object_namespace=cluster_object_namespace
         )
         adapter = build(settings, dry_run=False, inventory=listing.inventory)
-        readings = poll if poll_sources else functools.partial(through_aggregator, kube)
-        observed, _ = await asyncio.gather(observe(kube, listing), read(adapter, readings))
-        return reports(adapter, observed), listing.warnings
+        readings = poll if poll_sources else functools.partial(cluster_readings, kube)
+        observed, counted, _ = await asyncio.gather(
+            observe(kube, listing), count(kube, listing), read(adapter, readings)
+        )
+        return [*reports(adapter, observed), *job_reports(adapter, counted)], listing.warnings
 
 
 async def list_namespace(
     kube: KubeClient, namespace: str, cluster_object_namespace: str
 ) -> Listing:
-    """ScaledObjects, authentications, Secrets, ConfigMaps and workloads of ``namespace``
-    (Secrets and ConfigMaps of ``cluster_object_namespace`` too, where
+    """ScaledObjects, ScaledJobs, authentications, Secrets, ConfigMaps and workloads of
+    ``namespace`` (Secrets and ConfigMaps of ``cluster_object_namespace`` too, where
     ClusterTriggerAuthentication refs resolve). Only ScaledObjects are required."""
     wanted: list[tuple[Resource, str | None]] = [
         (SCALED_OBJECTS, namespace),
+        (SCALED_JOBS, namespace),
         (TRIGGER_AUTHENTICATIONS, namespace),
         (CLUSTER_TRIGGER_AUTHENTICATIONS, None),
         (SECRETS, namespace),
@@ -136,6 +158,8 @@ async def _list(
     try:
         items, _ = await kube.list_objects(resource, namespace)
     except KubeError as exc:
+        if resource is SCALED_JOBS and exc.code == 404:
+            return []  # no ScaledJob CRD: a cluster of ScaledObjects only
         if resource is SCALED_OBJECTS or exc.code != 403:
             raise
         warnings.append(f"{exc}; continuing without them: triggers that need them say so")
@@ -149,12 +173,32 @@ def _origin(obj: Mapping[str, Any]) -> str:
     return f"cluster:{obj.get('kind')} {where}{meta.get('name')}"
 
 
-# The values, as the HPA reads them.
+# The values: a ScaledObject's as the HPA reads them, a ScaledJob's polled from here.
+
+
+async def cluster_readings(kube: KubeClient, adapter: Adapter) -> None:
+    """ScaledJobs' values polled from here, then ScaledObjects' through the aggregated API.
+    In that order: a poll records its answer for every trigger that shares the query, so a
+    ScaledObject sharing one with a ScaledJob ends with the value the adapter serves."""
+    await poll_scaled_jobs(adapter)
+    await through_aggregator(kube, adapter)
+
+
+async def poll_scaled_jobs(adapter: Adapter) -> None:
+    """Ask each distinct query of the ScaledJobs once, from this machine."""
+    jobs = [ref for ref in adapter.store.objects() if isinstance(ref, ScaledJobRef)]
+    queries = {b.scaler.query for ref in jobs for b in adapter.poller.triggers(ref)}
+    await asyncio.gather(*(adapter.poller.poll(query) for query in queries))
 
 
 async def through_aggregator(kube: KubeClient, adapter: Adapter) -> None:
-    """Ask the aggregated API for every trigger's value, as the HPA does."""
-    bound = [b for ref in adapter.store.objects() for b in adapter.poller.triggers(ref)]
+    """Ask the aggregated API for every ScaledObject trigger's value, as the HPA does."""
+    bound = [
+        b
+        for ref in adapter.store.objects()
+        if not isinstance(ref, ScaledJobRef)
+        for b in adapter.poller.triggers(ref)
+    ]
     limit = asyncio.Semaphore(CONCURRENCY)
     await asyncio.gather(*(_limited(limit, _read_metric(kube, adapter.store, b)) for b in bound))
 
@@ -240,3 +284,37 @@ def hpa_status(hpa: Mapping[str, object]) -> str:
             text += f": {c.message}"
         parts.append(text)
     return f"{status.name}: " + "; ".join(parts)
+
+
+# A ScaledJob's Jobs, as KEDA counts them.
+
+
+async def count(kube: KubeClient, listing: Listing) -> dict[ScaledJobRef, JobsSeen]:
+    scaled = list(listing.inventory.scaled_jobs.values())
+    limit = asyncio.Semaphore(CONCURRENCY)
+    found = await asyncio.gather(*(_limited(limit, _count(kube, sj)) for sj in scaled))
+    return {sj.ref: seen for sj, seen in zip(scaled, found, strict=True)}
+
+
+async def _count(kube: KubeClient, sj: ScaledJob) -> JobsSeen:
+    """The ScaledJob's running and pending Jobs; when they cannot be listed, 0 and why."""
+    selector = f"{JOB_LABEL}={sj.meta.name}"
+    ns = sj.meta.namespace
+    # Both lists end before a failure is reported: none is left running on a closing client.
+    jobs, pods = await asyncio.gather(
+        kube.list_objects(JOBS, ns, label_selector=selector),
+        kube.list_objects(PODS, ns, label_selector=selector),
+        return_exceptions=True,
+    )
+    for answer in (jobs, pods):
+        if isinstance(answer, KubeError):
+            return JobsSeen(source=f"not counted, taken as 0: {status_text(answer)}")
+        if isinstance(answer, BaseException):
+            raise answer
+    assert not isinstance(jobs, BaseException) and not isinstance(pods, BaseException)
+    counts = count_jobs(
+        [Job.parse(j) for j in jobs[0]],
+        [Pod.parse(p) for p in pods[0]],
+        sj.scaling_strategy.pending_pod_conditions,
+    )
+    return JobsSeen(counts, f"Jobs and Pods labelled {selector}")

@@ -1,29 +1,40 @@
 """``metrics-adapter explain``: for each ScaledObject, every trigger's metric, value, target
-and activity, the replicas the HPA would compute and why, and what the activator would do.
+and activity, the replicas the HPA would compute and why, and what the activator would do;
+then for each ScaledJob, its triggers, the combined queue, the running and pending Jobs,
+and the Jobs KEDA's poll would create, with the formula in numbers.
 
 Both forms bind triggers with :func:`metrics_adapter.server.build` and report from its
 MetricStore; they differ in where the objects and the values come from (a
 :data:`Readings`):
 
 - ``explain PATH``: a standalone directory; every distinct query is asked once
-  (:func:`poll`), from this machine.
+  (:func:`poll`), from this machine. There are no Jobs: a ScaledJob counts none running.
 - ``explain --namespace NS`` (:mod:`metrics_adapter.explain.cluster`): objects listed from
   the cluster, each value read as the HPA reads it, through the aggregated API, with the
-  target's replicas from ``/scale`` and the status of the HPA (an :class:`Observed`).
+  target's replicas from ``/scale`` and the status of the HPA (an :class:`Observed`);
+  a ScaledJob's Jobs and Pods counted from their lists (a
+  :class:`~metrics_adapter.explain.jobs.JobsSeen`).
+
+In ``-o json`` each report is a dict (:func:`as_dicts`): the ScaledObjects' first, as they
+always were, then the ScaledJobs', told apart by ``"kind": "ScaledJob"``, so a consumer of
+the ScaledObject reports selects them by the key ``scaled_object``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control import hpa
-from metrics_adapter.control.activator import TriggerState, decide, hpa_proposal, trigger_states
+from metrics_adapter.control.activator import decide, hpa_proposal, trigger_states
+from metrics_adapter.explain.cells import activation, readable, table, value_cell
+from metrics_adapter.explain.jobs import JobReport, job_reports, render_job
 from metrics_adapter.model.keda import ObjectRef
+from metrics_adapter.model.scaled_job import ScaledJobRef
 from metrics_adapter.server import Adapter, build
 from scalers.clients import DEFAULT_TIMEOUT
 
@@ -82,11 +93,14 @@ class ObjectReport:
     """The HPA's own status in a cluster: its replicas and conditions."""
 
 
+Report = ObjectReport | JobReport
+
+
 async def explain(
     directory: Path,
     scaler_timeout: float = DEFAULT_TIMEOUT,
     cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
-) -> list[ObjectReport]:
+) -> list[Report]:
     settings = Settings(
         scaledobjects=directory,
         scaler_timeout=scaler_timeout,
@@ -94,7 +108,7 @@ async def explain(
     )
     adapter = build(settings, dry_run=False)
     await read(adapter, poll)
-    return reports(adapter)
+    return [*reports(adapter), *job_reports(adapter)]
 
 
 async def read(adapter: Adapter, readings: Readings) -> None:
@@ -110,7 +124,11 @@ def reports(
 ) -> list[ObjectReport]:
     """One report per ScaledObject, from the readings in the store."""
     seen = observed or {}
-    return [_report(adapter, ref, seen.get(ref, Observed())) for ref in adapter.store.objects()]
+    return [
+        _report(adapter, ref, seen.get(ref, Observed()))
+        for ref in adapter.store.objects()
+        if not isinstance(ref, ScaledJobRef)
+    ]
 
 
 def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectReport:
@@ -139,8 +157,8 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
                 error=reading.error,
                 target=scaler.target,
                 metric_type=bound.trigger.metric_type,
-                activation=_activation(state),
-                active=None if reading.error or reading.value is None else reading.active,
+                activation=activation(state),
+                active=reading.active if readable(reading) else None,
                 replicas=replicas,
                 formula=formula,
             )
@@ -171,24 +189,17 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
     )
 
 
-def _activation(state: TriggerState) -> str:
-    """``lag 50 > 0``; or why there is nothing to compare (the error is listed apart)."""
-    reading = state.reading
-    if reading.error is not None:
-        return "failing"
-    if reading.value is None:
-        return "no value yet"
-    return state.why().removeprefix(state.bound.metric_name).strip()
-
-
-def as_dicts(reports: list[ObjectReport]) -> list[dict[str, object]]:
+def as_dicts(reports: Sequence[Report]) -> list[dict[str, object]]:
     return [dataclasses.asdict(r) for r in reports]
 
 
-def render(reports: list[ObjectReport]) -> str:
-    """A readable table per ScaledObject."""
+def render(reports: Sequence[Report]) -> str:
+    """A readable table per ScaledObject, then per ScaledJob."""
     out: list[str] = []
     for r in reports:
+        if isinstance(r, JobReport):
+            out += render_job(r)
+            continue
         if r.problem is not None:
             out += [f"{r.scaled_object}: not ready: {r.problem}", ""]
             continue
@@ -198,22 +209,18 @@ def render(reports: list[ObjectReport]) -> str:
             f"max {r.max_replicas}, now {r.current_replicas}{source})"
         )
         header = ("TRIGGER", "METRIC", "VALUE", "TARGET", "ACTIVATION", "HPA")
-        table = [header] + [
+        lines = [header] + [
             (
                 f"{t.index}:{t.type}",
                 t.metric,
-                "error" if t.error else "-" if t.value is None else f"{t.value:g}",
+                value_cell(t.value, t.error),
                 f"{t.target:g} ({t.metric_type})",
                 t.activation,
                 t.formula or "-",
             )
             for t in r.triggers
         ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        out += [
-            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in table
-        ]
+        out += table(lines)
         out += [f"  error: {t.metric}: {t.error}" for t in r.triggers if t.error]
         out.append(f"  activator: {r.decision}")
         if r.hpa:

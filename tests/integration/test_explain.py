@@ -1,5 +1,7 @@
 """`metrics-adapter explain PATH` against a real nats-server: values, activity, the HPA's
-arithmetic and the activator's decision, for healthy, failing and invalid objects."""
+arithmetic and the activator's decision, for healthy, failing and invalid objects; and for
+ScaledJobs, the queue, the Jobs counted (none, without a cluster), the formula and the Jobs
+KEDA's poll would create."""
 
 from __future__ import annotations
 
@@ -49,6 +51,47 @@ spec:
   - type: nats-jetstream
     metadata: {{natsServerMonitoringEndpoint: "{endpoint}", account: "$G", stream: JOBS,
                 consumer: workers, lagThreshold: "ten"}}
+"""
+
+
+JOBS = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {{name: thumbnailer, namespace: event-demo}}
+spec:
+  jobTargetRef: {{template: {{spec: {{containers: [{{name: t, image: t}}]}}}}}}
+  maxReplicaCount: 4
+  triggers:
+  - type: nats-jetstream
+    metadata: {{natsServerMonitoringEndpoint: "{endpoint}", account: "$G", stream: JOBS,
+                consumer: workers, lagThreshold: "10"}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {{name: summer, namespace: event-demo}}
+spec:
+  jobTargetRef: {{template: {{spec: {{containers: [{{name: t, image: t}}]}}}}}}
+  maxReplicaCount: 20
+  scalingStrategy: {{strategy: accurate, multipleScalersCalculation: sum}}
+  triggers:
+  - type: nats-jetstream
+    metadata: {{natsServerMonitoringEndpoint: "{endpoint}", account: "$G", stream: JOBS,
+                consumer: workers, lagThreshold: "10"}}
+  - type: cron
+    metadata: {{timezone: UTC, start: "0 0 1 1 *", end: "* * * * *", desiredReplicas: "3"}}
+  - type: nats-jetstream
+    metadata: {{natsServerMonitoringEndpoint: "{endpoint}", account: "$G", stream: JOBS,
+                consumer: nobody}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {{name: typo-job, namespace: event-demo}}
+spec:
+  jobTargetRef: {{template: {{spec: {{containers: [{{name: t, image: t}}]}}}}}}
+  triggers:
+  - type: cron
+    metricType: Value
+    metadata: {{timezone: UTC, start: "0 0 1 1 *", end: "* * * * *", desiredReplicas: "3"}}
 """
 
 
@@ -112,3 +155,98 @@ def test_text_is_a_table_with_the_arithmetic(
 def test_a_missing_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", str(tmp_path / "nope")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.fixture
+def with_jobs(objects: Path, nats_server: NatsServer) -> Path:
+    """The ScaledObjects above, and ScaledJobs reading the same 42 messages."""
+    (objects / "jobs.yaml").write_text(JOBS.format(endpoint=nats_server.monitoring_endpoint))
+    return objects
+
+
+def test_json_reports_scaled_jobs_after_the_scaled_objects(
+    with_jobs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explain", str(with_jobs), "-o", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    # ScaledObject reports as they always were, first; then the ScaledJobs, by their kind.
+    assert [r.get("kind") for r in found] == [None] * 3 + ["ScaledJob"] * 3
+    assert all("scaled_object" in r and "kind" not in r for r in found[:3])
+    jobs = {r["scaled_job"]: r for r in found[3:]}
+
+    thumbnailer = jobs["event-demo/thumbnailer"]
+    (lag,) = thumbnailer["triggers"]
+    assert (lag["metric"], lag["value"], lag["target"], lag["activation"], lag["active"]) == (
+        "s0-nats-jetstream-JOBS",
+        42,
+        10,
+        "lag 42 > 0",
+        True,
+    )
+    assert (thumbnailer["queue_length"], thumbnailer["running"], thumbnailer["pending"]) == (
+        42,
+        0,
+        0,
+    )
+    assert thumbnailer["jobs_from"] == "no cluster: no Jobs counted"
+    assert (thumbnailer["strategy"], thumbnailer["calculation"], thumbnailer["max_jobs"]) == (
+        "default",
+        "max",
+        4,
+    )
+    # ceil(42 / 10) = 5 Jobs asked for, capped at maxReplicaCount 4.
+    assert thumbnailer["jobs_to_create"] == 4
+    assert "queue 42 / target 10" in thumbnailer["formula"]
+    assert thumbnailer["formula"].endswith("= 4")
+    assert thumbnailer["decision"] == (
+        "would create 4 Jobs for event-demo/thumbnailer: queue 42, target 10, running 0, "
+        "pending 0, strategy default"
+    )
+
+    summer = jobs["event-demo/summer"]
+    lag, cron, failing = summer["triggers"]
+    assert (lag["value"], cron["value"], cron["target"]) == (42, 3, 1)
+    assert 'consumer "nobody" not found in stream "JOBS"' in failing["error"]
+    assert failing["active"] is None
+    # sum over the readable triggers: queue 42 + 3; maxValue 4.2 + 3 = 7.2 -> 8 Jobs
+    # (accurate: 8 + 0 running - 0 pending <= max 20, so maxScale 8 - pending 0).
+    assert (summer["strategy"], summer["calculation"], summer["queue_length"]) == (
+        "accurate",
+        "sum",
+        45,
+    )
+    assert summer["jobs_to_create"] == 8
+    assert summer["decision"].startswith("would create 8 Jobs for event-demo/summer: queue 45,")
+
+    assert (
+        jobs["event-demo/typo-job"]["problem"]
+        == "triggers[0].metricType: cannot be set in a ScaledJob's triggers"
+    )
+    assert jobs["event-demo/typo-job"]["jobs_to_create"] == 0
+
+
+def test_text_reports_a_scaled_job_with_its_formula(
+    with_jobs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explain", str(with_jobs)]) == 0
+    out = capsys.readouterr().out
+    header = (
+        "ScaledJob event-demo/thumbnailer (min 0, max 4, strategy default, "
+        "multipleScalersCalculation max)"
+    )
+    assert out.index("event-demo/typo: not ready") < out.index(header)
+    block = out[out.index(header) :].split("\n\n", 1)[0].splitlines()
+    row = next(line for line in block if "0:nats-jetstream" in line)
+    for cell in ("s0-nats-jetstream-JOBS", " 42 ", " 10 ", "lag 42 > 0"):
+        assert cell in row
+    assert "  Jobs: running 0, pending 0 (no cluster: no Jobs counted)" in block
+    assert any(line.startswith("  formula: max picks s0-nats-jetstream-JOBS: ") for line in block)
+    assert block[-1] == (
+        "  would create 4 Jobs for event-demo/thumbnailer: queue 42, target 10, running 0, "
+        "pending 0, strategy default"
+    )
+    assert "  error: s2-nats-jetstream-JOBS: " in out and "(left out, as KEDA does)" in out
+    assert (
+        "ScaledJob event-demo/typo-job: not ready: triggers[0].metricType: cannot be set in a "
+        "ScaledJob's triggers" in out
+    )

@@ -1,5 +1,6 @@
 """`explain --namespace` without a cluster: what is listed and tolerated, how an aggregator
-answer becomes a reading (activity as the scaler decides it), and the HPA status in words.
+answer becomes a reading (activity as the scaler decides it), the HPA status in words, and a
+ScaledJob's values polled from here with its Jobs and Pods counted as KEDA counts them.
 The Kubernetes API is faked at KubeClient.request, so the real list paging is exercised."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from metrics_adapter.explain.cluster import (
     status_text,
     through_aggregator,
 )
-from metrics_adapter.explain.local import Observed, read, render, reports
+from metrics_adapter.explain.jobs import JobReport
+from metrics_adapter.explain.local import ObjectReport, Observed, read, render, reports
 from metrics_adapter.kube.client import KubeClient, status_error
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import build
@@ -85,6 +87,9 @@ class FakeKube(KubeClient):
         if isinstance(answer, KubeError):
             raise answer
         return answer
+
+    async def close(self) -> None:
+        """There is no connection to close."""
 
 
 def listed(*items: dict[str, Any]) -> dict[str, Any]:
@@ -251,3 +256,86 @@ def test_the_command_takes_a_path_or_a_namespace(capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["explain", "objects/", "--poll"]) == 2
     assert "--kubeconfig and --poll need --namespace" in capsys.readouterr().err
+
+
+CRON: dict[str, Any] = {
+    "type": "cron",
+    "metadata": {"timezone": "UTC", "start": "0 0 1 1 *", "end": "* * * * *"},
+}
+
+
+def scaled_job(name: str, replicas: str) -> dict[str, Any]:
+    """A ScaledJob whose cron trigger reads ``replicas`` (target 1), at most 10 Jobs."""
+    trigger = {**CRON, "metadata": {**CRON["metadata"], "desiredReplicas": replicas}}
+    template = {"spec": {"containers": [{"name": "t", "image": "t"}]}}
+    return {
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "jobTargetRef": {"template": template},
+            "maxReplicaCount": 10,
+            "triggers": [trigger],
+        },
+    }
+
+
+def job(name: str, finished: str | None = None) -> dict[str, Any]:
+    conditions = [{"type": finished, "status": "True"}] if finished else []
+    return {"metadata": {"name": name, "namespace": NS}, "status": {"conditions": conditions}}
+
+
+def pod(job_name: str, phase: str) -> dict[str, Any]:
+    labels = {"job-name": job_name}
+    return {"metadata": {"name": f"{job_name}-x", "labels": labels}, "status": {"phase": phase}}
+
+
+async def test_scaled_jobs_are_polled_from_here_and_their_jobs_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared = {**CRON, "metadata": {**CRON["metadata"], "desiredReplicas": "5"}}
+    so_metric = f"{METRICS}/s0-cron-UTC-0011x-xxxxx?scaledobject.keda.sh/name="
+    label = "scaledjob.keda.sh/name"
+    kube = FakeKube(
+        {
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects": listed(
+                scaled_object("worker", shared)
+            ),
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledjobs": listed(
+                scaled_job("crunch", "5"), scaled_job("locked", "5")
+            ),
+            # The ScaledObject shares the ScaledJob's query; the adapter serves another value.
+            f"{so_metric}worker": value_list("7"),
+            f"/apis/batch/v1/namespaces/{NS}/jobs?{label}=crunch": listed(
+                job("a"), job("b"), job("done", "Complete")
+            ),
+            f"/api/v1/namespaces/{NS}/pods?{label}=crunch": listed(
+                pod("a", "Running"), pod("b", "Pending")
+            ),
+            f"/apis/batch/v1/namespaces/{NS}/jobs?{label}=locked": forbidden("list Jobs"),
+        }
+    )
+
+    async def connect(kubeconfig: object = None) -> KubeClient:
+        return kube
+
+    monkeypatch.setattr(KubeClient, "connect", connect)
+    found, warnings = await explain_namespace(NS, Path("unused"))
+    assert warnings == []
+    assert not any("scaledobject.keda.sh/name=crunch" in asked for asked in kube.asked)
+
+    worker, crunch, locked = found
+    assert isinstance(worker, ObjectReport) and worker.triggers[0].value == 7
+    assert isinstance(crunch, JobReport) and isinstance(locked, JobReport)
+    (cron,) = crunch.triggers
+    assert (cron.value, cron.target, cron.active) == (5, 1, True)
+    # Jobs a and b run (done is finished); b has no Pod Running or Succeeded: pending.
+    assert (crunch.running, crunch.pending) == (2, 1)
+    assert crunch.jobs_from == f"Jobs and Pods labelled {label}=crunch"
+    # default: min(scaleTo 5, maxScale 5 - running 2) = 3
+    assert crunch.jobs_to_create == 3
+    assert crunch.decision.startswith("would create 3 Jobs for shop/crunch: queue 5, target 1,")
+
+    assert (locked.running, locked.jobs_to_create) == (0, 5)
+    assert locked.jobs_from == "not counted, taken as 0: 403 Forbidden: no"
+    assert "Jobs: running 0, pending 0 (not counted, taken as 0: 403 Forbidden: no)" in render(
+        [locked]
+    )
