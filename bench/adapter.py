@@ -1,6 +1,7 @@
 """The adapter as the benchmarks run it: ``metrics-adapter serve --scaledobjects DIR`` as a real
 process on a free loopback port, with ScaledObjects the benchmark generates and the flags it
-needs (the e2e harness's Adapter takes none), stopped for sure by the harness's process code."""
+needs (the e2e harness's Adapter takes none), stopped for sure by the harness's process code;
+or in cluster mode on the e2e harness's control plane (:func:`control_plane`)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,26 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.report import note
 from tests.support import triggers
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     ADAPTER_SERVICE,
+    Adapter,
+    ControlPlane,
     client_context,
+    register_adapter,
     serving_pair,
     wait_for,
 )
+from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
 from tests.support.controlplane.processes import Process
 from tests.support.pki import CertificateAuthority, KeyPair
 from tests.support.servers import free_port
@@ -49,6 +55,36 @@ def write_objects(directory: Path, docs: Iterable[Mapping[str, Any]]) -> int:
         json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
     )
     return len(items)
+
+
+@contextmanager
+def control_plane(namespace: str, who: str) -> Iterator[tuple[ControlPlane, Adapter]]:
+    """etcd, kube-apiserver and kube-controller-manager on loopback (the e2e harness), the
+    adapter in cluster mode as its ServiceAccount, registered as the external metrics API,
+    and ``namespace``; on an error, the tails of their logs on stderr."""
+    with ExitStack() as stack:
+        cp = ControlPlane()
+        stack.callback(cp.cleanup)
+        began = time.monotonic()
+        cp.start()
+        install_manifests(cp)  # the CRDs it watches and the Lease's namespace, before it starts
+        cp.ensure_namespace(namespace)
+        adapter = Adapter(
+            objects=cp.state / "objects",
+            state=cp.state,
+            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
+            ca_pem=cp.ca.pem,
+            kubeconfig=adapter_kubeconfig(cp),  # its ServiceAccount, as deployed
+        )
+        stack.callback(adapter.stop)
+        adapter.start()
+        register_adapter(cp, adapter)
+        note(f"{who}: control plane and adapter ready in {time.monotonic() - began:.1f}s")
+        try:
+            yield cp, adapter
+        except BaseException:
+            note(f"{cp.logs()}\n--- adapter\n{adapter.tail(60)}")
+            raise
 
 
 def metric_url(base: str, namespace: str, metric: str, so: str) -> str:

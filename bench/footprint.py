@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,6 +44,8 @@ class ValueServer:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.paths: set[bytes] = set()
+        """Every path asked: a poll of each distinct query has reached the server."""
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -68,8 +71,9 @@ class ValueServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while await reader.readuntil(b"\r\n\r\n"):  # GETs have no body
+            while head := await reader.readuntil(b"\r\n\r\n"):  # GETs have no body
                 self.requests += 1
+                self.paths.add(head.split(b" ", 2)[1])
                 writer.write(RESPONSE)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -87,15 +91,19 @@ class ValueServer:
         self._thread.join(10)
 
 
+def metrics_api(url: str, i: int, own: bool) -> dict[str, Any]:
+    """Object ``i``'s trigger: on its own path of the ValueServer at ``url``, or the shared one."""
+    metadata = {
+        "url": f"{url}/value/{i}" if own else f"{url}/value",
+        "valueLocation": "value",
+        "targetValue": "10",
+    }
+    return {"type": "metrics-api", "metadata": metadata}
+
+
 def objects(count: int, url: str, own: bool, interval: int) -> Iterator[dict[str, object]]:
     for i in range(count):
-        metadata = {
-            "url": f"{url}/value/{i}" if own else f"{url}/value",
-            "valueLocation": "value",
-            "targetValue": "10",
-        }
-        trigger = {"type": "metrics-api", "metadata": metadata}
-        yield scaled_object(f"so-{i}", NAMESPACE, trigger, interval)
+        yield scaled_object(f"so-{i}", NAMESPACE, metrics_api(url, i, own), interval)
 
 
 @contextmanager
@@ -103,6 +111,26 @@ def timed(what: str) -> Iterator[None]:
     began = time.monotonic()
     yield
     note(f"footprint: {what} in {time.monotonic() - began:.1f}s")
+
+
+@dataclass(frozen=True)
+class Usage:
+    rss_mb: float
+    cpu_s_per_min: float
+    requests_per_interval: float
+    """As the ValueServer counted them."""
+
+
+def usage(pid: int, source: ValueServer, interval: int, settle: float, seconds: float) -> Usage:
+    """After ``settle`` seconds, CPU (utime + stime) over a window of ``seconds``, per minute;
+    RSS at its end; the requests ``source`` answered in it, per polling interval."""
+    time.sleep(settle)
+    cpu, polls, start = cpu_seconds(pid), source.requests, time.monotonic()
+    time.sleep(seconds)
+    window = time.monotonic() - start
+    cpu = cpu_seconds(pid) - cpu
+    polls = source.requests - polls
+    return Usage(rss_mb(pid), cpu / window * 60, polls / window * interval)
 
 
 @dataclass(frozen=True)
@@ -160,7 +188,7 @@ def valued(bench: Bench, url: str, timeout: float) -> bool:
 
 
 def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Row:
-    interval, seconds, settle = args.interval, args.seconds, args.settle
+    interval = args.interval
     flags = [f"--scaler-timeout={args.scaler_timeout}"] if args.scaler_timeout else []
     name = f"{count}-{'own' if own else 'shared'}-{args.scaler_timeout or 'default'}"
     with ValueServer() as source:
@@ -175,17 +203,18 @@ def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Ro
                 last = metric_url(adapter.url, NAMESPACE, METRIC, f"so-{count - 1}")
                 if valued(bench, last, max(1.0, wait - adapter.ready_s)):
                     all_valued = time.monotonic() - began
-            time.sleep(settle)
-            cpu, polls, start = cpu_seconds(adapter.pid), source.requests, time.monotonic()
-            time.sleep(seconds)
-            window = time.monotonic() - start
-            cpu = cpu_seconds(adapter.pid) - cpu
-            polls = source.requests - polls
-            rss = rss_mb(adapter.pid)
+            used = usage(adapter.pid, source, interval, args.settle, args.seconds)
             broken = failing(bench, adapter.url, count)
-    per_minute, per_interval = cpu / window * 60, polls / window * interval
     return Row(
-        count, own, interval, adapter.ready_s, all_valued, rss, per_minute, per_interval, broken
+        count,
+        own,
+        interval,
+        adapter.ready_s,
+        all_valued,
+        used.rss_mb,
+        used.cpu_s_per_min,
+        used.requests_per_interval,
+        broken,
     )
 
 
