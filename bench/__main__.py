@@ -1,6 +1,6 @@
 """Every benchmark in sequence, the summary lines of all of them at the end: ``make bench``.
 
-.venv/bin/python -m bench [api gate upstream activation footprint]
+.venv/bin/python -m bench [api gate upstream activation footprint jobs]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import activation, api, footprint, gate, upstream
+from bench import activation, api, footprint, gate, jobs, upstream
 from bench.report import note
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
     "upstream": upstream.run,
     "activation": activation.run,
     "footprint": footprint.run,
+    "jobs": jobs.run,
 }
 
 
