@@ -5,7 +5,8 @@ may not list Secrets.
 
 The registered adapter serves ``worker`` and ``queue`` from its files; the same
 ScaledObjects are created in the cluster so that the command lists them, with ``ghost``,
-which the adapter does not serve (its value is the adapter's 404).
+which the adapter does not serve (its value is the adapter's 404). A ScaledJob with one Job
+of its own shows its value polled from here and its Jobs counted from the cluster.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from tests.support.controlplane.pki import write_kubeconfig
 pytestmark = pytest.mark.e2e
 
 SO = "keda.sh/v1alpha1", "ScaledObject"
+SJ = "keda.sh/v1alpha1", "ScaledJob"
+JOB_LABEL = "scaledjob.keda.sh/name"
 HPA = "autoscaling/v2", "HorizontalPodAutoscaler"
 RBAC = "rbac.authorization.k8s.io/v1"
 
@@ -202,3 +205,66 @@ def wait_allowed(cp: ControlPlane) -> None:
         return bool(answer.json().get("status", {}).get("allowed"))
 
     controlplane.wait_for("RBAC to allow explain-viewer", allowed, 10)
+
+
+@pytest.fixture
+def crunch(in_cluster: Registered) -> Iterator[Registered]:
+    """The ScaledJob ``crunch`` (metrics-api on the test's source, target 10, at most 10
+    Jobs) and one Job of its own, which no node will ever run: running, and pending."""
+    cp = in_cluster.cp
+    template = {
+        "metadata": {"labels": {JOB_LABEL: "crunch"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"},
+    }
+    trigger = {
+        "type": "metrics-api",
+        "metadata": {"url": in_cluster.source.url, "valueLocation": "value", "targetValue": "10"},
+    }
+    sj = {
+        "apiVersion": SJ[0],
+        "kind": SJ[1],
+        "metadata": {"name": "crunch", "namespace": NAMESPACE},
+        "spec": {
+            "jobTargetRef": {"template": template},
+            "maxReplicaCount": 10,
+            "triggers": [trigger],
+        },
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "crunch-1", "namespace": NAMESPACE, "labels": {JOB_LABEL: "crunch"}},
+        "spec": {"template": template},
+    }
+    try:
+        cp.apply(sj)
+        cp.apply(job)
+        yield in_cluster
+    finally:
+        cp.delete(*SJ, "crunch", NAMESPACE)
+        gone = cp.client.delete(
+            cp.path("batch/v1", "Job", NAMESPACE, "crunch-1"),
+            params={"propagationPolicy": "Background"},  # its Pod too
+        )
+        assert gone.status_code in (200, 202, 404), gone.text
+
+
+def test_a_scaled_job_is_polled_from_here_and_its_jobs_counted(
+    crunch: Registered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crunch.source.value = 45
+    out, err = explain(capsys, "--kubeconfig", str(crunch.cp.kubeconfig), "-o", "json")
+    assert err == ""
+    found = json.loads(out)
+    assert {r["scaled_object"] for r in found if "scaled_object" in r} >= {"e2e/worker"}
+    (report,) = [r for r in found if r.get("kind") == "ScaledJob"]
+    assert report["scaled_job"] == "e2e/crunch"
+    assert report["triggers"][0]["value"] == 45  # no adapter serves it: polled from here
+    assert (report["running"], report["pending"]) == (1, 1)
+    assert report["jobs_from"] == f"Jobs and Pods labelled {JOB_LABEL}=crunch"
+    # default: min(scaleTo 45, maxScale ceil(45 / 10) = 5 - running 1) = 4
+    assert report["jobs_to_create"] == 4
+    assert report["decision"] == (
+        "would create 4 Jobs for e2e/crunch: queue 45, target 10, running 1, pending 1, "
+        "strategy default"
+    )
