@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from metrics_adapter.control.activator import TriggerState
 from metrics_adapter.control.job_scaling import JobCounts, JobPlan, plan
 from metrics_adapter.control.scaled_jobs import metrics
+from metrics_adapter.model.annotations import PAUSED
 from metrics_adapter.model.scaled_job import ScaledJob, ScaledJobRef
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,19 @@ class DryRunJobs:
     def __init__(self) -> None:
         self.activity: dict[ScaledJobRef, bool] = {}
         self._logged: dict[ScaledJobRef, _Logged] = {}
+        self._paused: set[ScaledJobRef] = set()
 
     def evaluate(
         self, sj: ScaledJob, states: Sequence[TriggerState], now: datetime
     ) -> JobPlan | None:
         """The plan of this poll (``None`` when paused)."""
-        if sj.paused:
-            return None
         ref = sj.ref
         extra = {"scaledJob": str(ref)}
+        if sj.paused:
+            if ref not in self._paused:
+                log.info("%s is paused by %s: no Jobs would be created", ref, PAUSED, extra=extra)
+                self._paused.add(ref)
+            return None
         decided = plan(sj, metrics(list(states)), NO_JOBS)
         if self.activity.get(ref, False) != decided.active:
             state = "active" if decided.active else "inactive"

@@ -85,6 +85,17 @@ spec:
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledJob
+metadata: {{name: paused-job, namespace: event-demo,
+           annotations: {{autoscaling.keda.sh/paused: "true"}}}}
+spec:
+  jobTargetRef: {{template: {{spec: {{containers: [{{name: t, image: t}}]}}}}}}
+  triggers:
+  - type: nats-jetstream
+    metadata: {{natsServerMonitoringEndpoint: "{endpoint}", account: "$G", stream: JOBS,
+                consumer: workers, lagThreshold: "10"}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
 metadata: {{name: typo-job, namespace: event-demo}}
 spec:
   jobTargetRef: {{template: {{spec: {{containers: [{{name: t, image: t}}]}}}}}}
@@ -170,7 +181,7 @@ def test_json_reports_scaled_jobs_after_the_scaled_objects(
     assert main(["explain", str(with_jobs), "-o", "json"]) == 0
     found = json.loads(capsys.readouterr().out)
     # ScaledObject reports as they always were, first; then the ScaledJobs, by their kind.
-    assert [r.get("kind") for r in found] == [None] * 3 + ["ScaledJob"] * 3
+    assert [r.get("kind") for r in found] == [None] * 3 + ["ScaledJob"] * 4
     assert all("scaled_object" in r and "kind" not in r for r in found[:3])
     jobs = {r["scaled_job"]: r for r in found[3:]}
 
@@ -223,6 +234,14 @@ def test_json_reports_scaled_jobs_after_the_scaled_objects(
         == "triggers[0].metricType: cannot be set in a ScaledJob's triggers"
     )
     assert jobs["event-demo/typo-job"]["jobs_to_create"] == 0
+
+    # KEDA stops a paused ScaledJob's loop: none created, whatever the queue says.
+    paused = jobs["event-demo/paused-job"]
+    assert (paused["paused"], paused["queue_length"], paused["jobs_to_create"]) == (True, 42, 0)
+    assert paused["decision"] == (
+        "paused by autoscaling.keda.sh/paused: creates no Jobs; unpaused, would create 5 Jobs "
+        "for event-demo/paused-job: queue 42, target 10, running 0, pending 0, strategy default"
+    )
 
 
 def test_text_reports_a_scaled_job_with_its_formula(

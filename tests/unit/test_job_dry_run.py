@@ -96,7 +96,11 @@ def test_a_failing_trigger_creates_nothing_and_a_paused_job_is_left_alone(
 
     paused = scaled_job({PAUSED: "true"})
     assert dry.evaluate(paused, lag(paused, 45), NOW) is None
-    assert messages(caplog) == []
+    assert messages(caplog) == [
+        f"ScaledJob media/thumbnailer is paused by {PAUSED}: no Jobs would be created"
+    ]
+    assert dry.evaluate(paused, lag(paused, 45), NOW + timedelta(seconds=30)) is None
+    assert messages(caplog) == []  # said once
 
 
 def test_min_replica_count_keeps_it_active_and_tops_up(caplog: pytest.LogCaptureFixture) -> None:
