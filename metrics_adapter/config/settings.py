@@ -97,7 +97,8 @@ class Settings:
         default=None,
         metadata=flag(
             "standalone: ScaledObjects, ScaledJobs, authentications and Secrets from the YAML "
-            "files of DIR, no cluster; the activator logs what it would do",
+            "files of DIR, no cluster; the activator logs what it would do (and how many "
+            "Jobs each ScaledJob would create)",
             OBJECTS,
             metavar="DIR",
         ),

@@ -23,6 +23,7 @@ from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
+from metrics_adapter.model.scaled_job import ScaledJobRef
 from scalers.base import Query, is_active, split
 from scalers.clients import DEFAULT_TIMEOUT, Clients
 from scalers.errors import ScalerError, SourceTimeout
@@ -235,8 +236,10 @@ class Poller:
 
 
 def _fields(bound: BoundTrigger, **more: object) -> dict[str, object]:
+    owner = bound.so
+    key = "scaledJob" if isinstance(owner, ScaledJobRef) else "scaledObject"
     return {
-        "scaledObject": str(bound.so),
+        key: f"{owner.namespace}/{owner.name}",
         "metric": bound.metric_name,
         "trigger": bound.trigger.type,
         **more,

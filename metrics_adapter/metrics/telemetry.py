@@ -148,6 +148,9 @@ class Telemetry:
         """Count ``so`` and its triggers in the registered gauges (``count=-1``: uncount)."""
         kind = "scaled_job" if isinstance(so.ref, ScaledJobRef) else "scaled_object"
         self.resources.labels(kind, so.ref.namespace).inc(count)
+        if kind == "scaled_job":  # KEDA starts its error counter at 0; ours alike
+            self.job_errors.labels(so.ref.namespace, so.ref.name)
+            self.jobs_created.labels(so.ref.namespace, so.ref.name)
         for trigger in so.triggers:
             self.triggers.labels(trigger.type).inc(count)
 

@@ -2,7 +2,8 @@
 
 The adapter runs standalone with three ScaledObjects: ``clock`` (cron, always active),
 ``source`` (a prometheus trigger reading ``vector(4)`` from the same Prometheus) and
-``failing`` (a prometheus trigger against a port nothing listens on). The test reads metrics
+``failing`` (a prometheus trigger against a port nothing listens on); and one ScaledJob,
+``batch``, reading ``vector(4)`` too. The test reads metrics
 through the API (200s, a 503 for ``failing``, discovery) and then evaluates every panel's
 query, with the template variables set to those objects, as an instant query: each returns
 data. The kube-state-metrics queries (HPA replicas and targets) are the exception, listed in
@@ -59,6 +60,24 @@ spec:
   pollingInterval: 1
   triggers:
   - type: {type}
+    metadata: {metadata}
+"""
+
+
+JOB = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata:
+  name: batch
+  namespace: dashboard
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        containers: [{{name: batch, image: batch}}]
+  pollingInterval: 1
+  triggers:
+  - type: prometheus
     metadata: {metadata}
 """
 
@@ -142,6 +161,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
         (objects / f"{name}.yaml").write_text(
             OBJECT.format(name=name, type=kind, metadata=metadata)
         )
+    (objects / "batch.yaml").write_text(JOB.format(metadata=query % prometheus_port))
     adapter = Adapter(objects, root / "adapter.log")
     server = PrometheusServer(
         PROMETHEUS_BINARY, target=f"127.0.0.1:{adapter.metrics_port}", port=prometheus_port
@@ -167,7 +187,8 @@ def read_metrics(scraped: Scraped) -> None:
     )
     # The metric names the adapter serves, as its own series label them.
     served = prometheus.wait_for(
-        f'keda_scaler_active{{namespace="{NAMESPACE}"}}', lambda result: len(result) == 3
+        f'keda_scaler_active{{namespace="{NAMESPACE}", type="scaledobject"}}',
+        lambda result: len(result) == 3,
     )
     paths = {
         s["metric"]["scaledObject"]: (
@@ -209,7 +230,9 @@ VARIABLE_QUERY = re.compile(r"^label_values\((?P<selector>.+), (?P<label>\w+)\)$
 
 
 def test_every_variable_lists_the_running_objects(scraped: Scraped) -> None:
-    expected = {"job": {"app"}, "namespace": {NAMESPACE}, "scaledObject": {"clock", "source"}}
+    # A ScaledJob's series carry its name in scaledObject, as KEDA's do: it is listed too.
+    scaled = {"clock", "source", "batch"}
+    expected = {"job": {"app"}, "namespace": {NAMESPACE}, "scaledObject": scaled}
     for variable in load()["templating"]["list"]:
         if variable["type"] != "query":
             continue
