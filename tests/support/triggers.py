@@ -128,6 +128,20 @@ def scaled_object(
     }
 
 
+def scaled_job(
+    name: str, namespace: str, trigger: Mapping[str, Any], **spec: Any
+) -> dict[str, Any]:
+    """A ScaledJob with one trigger and a one-container Job template; ``spec`` adds (or
+    overrides) fields of its spec."""
+    template = {"spec": {"containers": [{"name": "worker", "image": "worker"}]}}
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"jobTargetRef": {"template": template}, "triggers": [dict(trigger)], **spec},
+    }
+
+
 def so_doc(
     name: str, metadata: Mapping[str, str], trigger_type: str, interval: int = 1
 ) -> dict[str, Any]:
