@@ -265,6 +265,8 @@ def _parse_spec(
         job_spec = {}
     elif not isinstance(job_spec.get("template"), Mapping):
         problems.add("jobTargetRef.template", "is required and must be a pod template")
+    else:
+        _warn_misplaced(job_spec["template"], warnings)
 
     triggers = tuple(parse_trigger(i, t) for i, t in enumerate(spec.items("triggers")))
     if not triggers:
@@ -302,6 +304,42 @@ def _parse_spec(
         status=status,
         warnings=tuple(warnings),
     )
+
+
+POD_TEMPLATE_FIELDS = frozenset({"metadata", "spec"})
+JOB_SPEC_FIELDS = frozenset(
+    {
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "backoffLimitPerIndex",
+        "completionMode",
+        "completions",
+        "managedBy",
+        "manualSelector",
+        "maxFailedIndexes",
+        "parallelism",
+        "podFailurePolicy",
+        "podReplacementPolicy",
+        "selector",
+        "successPolicy",
+        "suspend",
+        "ttlSecondsAfterFinished",
+    }
+)
+
+
+def _warn_misplaced(template: Mapping[str, object], warnings: list[str]) -> None:
+    """A pod template holds ``metadata`` and ``spec`` only: the API server prunes anything
+    else (or refuses it under strict validation), so the Jobs would run without it. A
+    JobSpec field indented one level too deep is the usual cause."""
+    for key in template:
+        if key in POD_TEMPLATE_FIELDS:
+            continue
+        hint = "; it belongs in jobTargetRef, beside template" if key in JOB_SPEC_FIELDS else ""
+        warnings.append(
+            f"jobTargetRef.template.{key}: not a field of a pod template, "
+            f"dropped by the API server{hint}"
+        )
 
 
 def _trigger_raw(spec: Fields, index: int) -> Mapping[str, object]:
