@@ -264,7 +264,9 @@ class CpuRow:
     polled_s: float | None
     """Until every distinct URL was asked; None: not within --value-timeout."""
     usage: Usage
-    problems: int
+    warned_before: int
+    """WARNING and ERROR lines the adapter logged before the window, and in it."""
+    warned_in: int
 
     @property
     def cells(self) -> list[Cell]:
@@ -278,7 +280,8 @@ class CpuRow:
             round(self.usage.rss_mb, 1),
             self.usage.cpu_s_per_min,
             round(self.usage.requests_per_interval, 1),
-            self.problems,
+            self.warned_before,
+            self.warned_in,
         ]
 
 
@@ -299,12 +302,15 @@ def measure(bench: Bench, kind: str, count: int, own: bool, args: argparse.Names
             except TimeoutError as exc:
                 note(f"jobs: {exc}")
                 polled = None
-            used = usage(adapter.pid, source, args.interval, args.settle, args.seconds)
+            time.sleep(args.settle)
+            before = problems(adapter.process.log())
+            used = usage(adapter.pid, source, args.interval, 0, args.seconds)
             logged = problems(adapter.process.log())
-    for line in logged[:10]:
+    for line in logged[:3] + logged[len(before) :][:5]:
         note(f"jobs: {name}: adapter log: {line}")
     polled_s = polled - began if polled is not None else None
-    return CpuRow(kind, count, own, args.interval, adapter.ready_s, polled_s, used, len(logged))
+    warned = (len(before), len(logged) - len(before))
+    return CpuRow(kind, count, own, args.interval, adapter.ready_s, polled_s, used, *warned)
 
 
 HEADERS = (
@@ -317,7 +323,8 @@ HEADERS = (
     "RSS MiB",
     "CPU s / min",
     "requests / interval",
-    "log warnings",
+    "warnings before",
+    "warnings in window",
 )
 
 
@@ -359,7 +366,7 @@ def cpu(args: argparse.Namespace) -> str:
         scaled_objects_cpu_s_per_min=so.usage.cpu_s_per_min,
         scaled_objects_rss_mb=round(so.usage.rss_mb, 1),
         ratio=sj.usage.cpu_s_per_min / so.usage.cpu_s_per_min,
-        log_warnings=sj.problems,
+        log_warnings_in_window=sj.warned_in,
     )
 
 
