@@ -223,6 +223,10 @@ class ScaledObjectDocument:
     status: ScaledObjectStatus
     scaled_object: ScaledObject | None
     error: ConfigError | None = None
+    draft: ScaledObject | None = None
+    """With ``error``: the spec as far as it could be read, defaults standing in for the bad
+    fields. Never to scale with; for the admission webhook, which reports KEDA's rules beside
+    the parser's problems in one answer."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -314,7 +318,7 @@ def read_scaled_object(raw: Mapping[str, object]) -> ScaledObjectDocument:
     so = _parse_spec(raw, meta, status, problems, warnings)
     if problems:
         error = ConfigError(subject_of("ScaledObject", raw), problems)
-        return ScaledObjectDocument(meta, status, None, error)
+        return ScaledObjectDocument(meta, status, None, error, draft=so)
     return ScaledObjectDocument(meta, status, so)
 
 
