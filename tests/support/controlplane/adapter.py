@@ -7,8 +7,10 @@ APIService's real caBundle (shared/reference/control-plane.md §4).
 from __future__ import annotations
 
 import base64
+import contextlib
 import ssl
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,18 @@ class Adapter:
 
     def tail(self, lines: int = 30) -> str:
         return tail(log_path(self.state, ADAPTER_SERVICE), lines)
+
+    @contextlib.contextmanager
+    def healthy(self) -> Iterator[None]:
+        """Around one test: the adapter runs at its start (one that exited shows its log
+        here, not as timeouts in the tests after it) and has logged no bug by its end. The
+        controllers keep going past one, so only the log tells."""
+        assert self.process is not None, "the adapter is not running"
+        self.process.check()
+        before = len(self.tail(10**6))
+        yield
+        added = self.tail(10**6)[before:]
+        assert "failed unexpectedly" not in added, added
 
     def restart(self) -> Adapter:
         """Stop and start again on the same port, re-reading ``objects``."""
