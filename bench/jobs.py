@@ -38,10 +38,11 @@ from bench.adapter import Bench, control_plane
 from bench.footprint import NAMESPACE, Usage, ValueServer, metrics_api, usage
 from bench.report import Cell, main, median, note, percentile, print_table, summary
 from metrics_adapter.control.job_manifest import JOB_LABEL
-from tests.integration.aws_sqs_queue.helpers import KEYS, endpoint_metadata
+from tests.integration.aws_sqs_queue.helpers import endpoint_metadata, keys_authentication
 from tests.support.controlplane import ControlPlane, condition
 from tests.support.controlplane.errors import raise_for
 from tests.support.moto import MotoServer, make_queue, sqs_client
+from tests.unit.test_crd_schemas import good_job
 
 NS = "bench-jobs"
 MESSAGES = 100
@@ -50,43 +51,18 @@ EXPECTED_JOBS = math.ceil(MESSAGES / QUEUE_LENGTH)
 """KEDA's default strategy with no Job running: ceil(queue / queueLength), under max 50."""
 AUTH = "sqs-keys"
 SJ = ("keda.sh/v1alpha1", "ScaledJob")
-PROCESSOR = {
-    "name": "processor",
-    "image": "batch-processor:v1.2.3",
-    "env": [
-        {"name": "BATCH_SIZE", "value": "100"},
-        {"name": "TIMEOUT_SECONDS", "value": "1800"},
-    ],
-    "resources": {
-        "requests": {"cpu": "1", "memory": "512Mi"},
-        "limits": {"cpu": "2", "memory": "1Gi"},
-    },
-}
 
 
 def scaled_job(
     name: str, namespace: str, trigger: Mapping[str, Any], polling_interval: int
 ) -> dict[str, Any]:
-    """The seed's batch-processor (shared/seeds 002) with ``trigger``. Its ``backoffLimit``
-    sits where a JobSpec has it: the seed indents it under the pod template, which a strict
-    create rejects and any other prunes."""
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledJob",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "jobTargetRef": {
-                "backoffLimit": 3,
-                "template": {"spec": {"containers": [PROCESSOR], "restartPolicy": "Never"}},
-            },
-            "minReplicaCount": 0,
-            "maxReplicaCount": 50,
-            "pollingInterval": polling_interval,
-            "successfulJobsHistoryLimit": 5,
-            "failedJobsHistoryLimit": 5,
-            "triggers": [dict(trigger)],
-        },
-    }
+    """The seed's batch-processor (shared/seeds 002, read by ``good_job``) named ``name``, with
+    ``trigger`` and ``polling_interval``. Its ``backoffLimit`` sits where a JobSpec has it: the
+    seed indents it under the pod template, which a strict create rejects and any other prunes."""
+    doc = good_job()
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"] |= {"pollingInterval": polling_interval, "triggers": [dict(trigger)]}
+    return doc
 
 
 # Latency, on the control plane.
@@ -95,21 +71,14 @@ def scaled_job(
 def keys() -> list[dict[str, Any]]:
     """The TriggerAuthentication every repetition's trigger names, and its Secret. (The seed
     says ``identityOwner: operator``, the adapter's own AWS identity; keys from a Secret are
-    what a benchmark can hand in.)"""
-    refs = [{"parameter": p, "name": AUTH, "key": p} for p in KEYS]
+    what a benchmark can hand in, and moto takes any.)"""
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": AUTH, "namespace": NS},
-            "stringData": KEYS,
-        },
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "TriggerAuthentication",
-            "metadata": {"name": AUTH, "namespace": NS},
-            "spec": {"secretTargetRef": refs},
-        },
+        doc
+        | {
+            "apiVersion": "v1" if doc["kind"] == "Secret" else SJ[0],
+            "metadata": doc["metadata"] | {"namespace": NS},
+        }
+        for doc in keys_authentication(AUTH, AUTH)
     ]
 
 
@@ -200,7 +169,7 @@ def latency(args: argparse.Namespace) -> str:
                 timings.append(timing)
             logged = problems(adapter.tail(10**6))
     finally:
-        moto.stop()
+        moto.cleanup()
     for line in logged:
         note(f"jobs: adapter log: {line}")
     print_table(
