@@ -23,6 +23,8 @@ SCALER_LABELS = ("namespace", "metric", "scaledObject", "scaler", "triggerIndex"
 REQUEST_LABELS = ("verb", "group", "version", "resource")
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 """From half a millisecond (a read answered from memory) to 10 s (the aggregator gives up)."""
+WEBHOOK_NAMESPACES = 1000
+"""Distinct ``namespace`` labels of the webhook series: few clusters have more namespaces."""
 
 
 class Telemetry:
@@ -112,6 +114,21 @@ class Telemetry:
             ("code",),
             registry=r,
         )
+        # KEDA's admission webhook series (KEDA >= 2.17 names): ScaledObjects validated, and
+        # refusals by reason (a ScaledJob's refusals too, as KEDA counts them).
+        self.webhook_validations = Counter(
+            "keda_webhook_scaled_object_validations",
+            "ScaledObjects checked by the admission webhook, by namespace and action.",
+            ("namespace", "action"),
+            registry=r,
+        )
+        self.webhook_errors = Counter(
+            "keda_webhook_scaled_object_validation_errors",
+            "Admission refusals of ScaledObjects and ScaledJobs, one per reason of each.",
+            ("namespace", "action", "reason"),
+            registry=r,
+        )
+        self._webhook_namespaces: set[str] = set()
         build = Gauge(
             "keda_build_info",
             "Build information of metrics-adapter.",
@@ -158,6 +175,23 @@ class Telemetry:
         """One more error of a ScaledObject, or of a ScaledJob (a :class:`ScaledJobRef`)."""
         series = self.job_errors if isinstance(ref, ScaledJobRef) else self.object_errors
         series.labels(ref.namespace, ref.name).inc()
+
+    def webhook_validation(self, namespace: str, action: str) -> None:
+        self.webhook_validations.labels(self._webhook_namespace(namespace), action).inc()
+
+    def webhook_refusal(self, namespace: str, action: str, reason: str) -> None:
+        self.webhook_errors.labels(self._webhook_namespace(namespace), action, reason).inc()
+
+    def _webhook_namespace(self, namespace: str) -> str:
+        """The namespace as a label, from a bounded set: the webhook takes anonymous calls,
+        which could otherwise invent a series per made-up namespace. Past
+        :data:`WEBHOOK_NAMESPACES` distinct ones, new namespaces are counted as ``_other``."""
+        if namespace in self._webhook_namespaces:
+            return namespace
+        if len(self._webhook_namespaces) >= WEBHOOK_NAMESPACES:
+            return "_other"
+        self._webhook_namespaces.add(namespace)
+        return namespace
 
     def forget(self, bound: BoundTrigger) -> None:
         labels = self._labels(bound)

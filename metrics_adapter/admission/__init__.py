@@ -1,0 +1,1 @@
+"""The validating admission webhook for KEDA's kinds: rules, findings, the review's wire."""
