@@ -15,6 +15,8 @@ from typing import Any
 import uvicorn
 from prometheus_client import make_asgi_app
 
+from metrics_adapter.admission.cluster import KubeClusterView
+from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api.app import Health, create_app
 from metrics_adapter.api.auth.gate import Gate, build_gate
 from metrics_adapter.api.certificate import Task, serving_tls
@@ -66,6 +68,9 @@ class Adapter:
     health: Health
     inventory: Inventory | None
     """The objects of standalone mode; ``None`` in a cluster."""
+    admission: AdmissionWebhook | None = None
+    """The validating webhook served beside the API: in a cluster, checking conflicts and
+    binding against the cluster's objects; standalone, the object's own checks only."""
 
 
 def build_poller(settings: Settings, store: MetricStore, telemetry: Telemetry) -> Poller:
@@ -128,7 +133,8 @@ def build(
         broken,
         poller.query_count,
     )
-    return Adapter(settings, telemetry, store, poller, health, inventory)
+    admission = AdmissionWebhook(telemetry)
+    return Adapter(settings, telemetry, store, poller, health, inventory, admission)
 
 
 def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
@@ -153,7 +159,8 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
 def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvicorn.Server]:
     """The API on ``tls``, behind ``gate``; and ``/metrics`` in plain HTTP on its own port."""
     s = adapter.settings
-    app = RequestMetrics(gate.wrap(create_app(adapter.store, adapter.health)), adapter.telemetry)
+    routes = create_app(adapter.store, adapter.health, adapter.admission)
+    app = RequestMetrics(gate.wrap(routes), adapter.telemetry)
     api = server_config(
         app,
         host=s.listen_address,
@@ -190,7 +197,11 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
         elector,
     )
     health = Health(loaded=False, poller_running=lambda: poller.running)
-    return Adapter(settings, telemetry, store, poller, health, None), kube, controller
+    admission = AdmissionWebhook(
+        telemetry, cluster=KubeClusterView(kube), objects=controller.objects
+    )
+    adapter = Adapter(settings, telemetry, store, poller, health, None, admission)
+    return adapter, kube, controller
 
 
 def own_namespace(settings: Settings) -> str:

@@ -1,4 +1,5 @@
-"""The HTTP face: ``external.metrics.k8s.io/v1beta1`` answered from the MetricStore alone.
+"""The HTTP face: ``external.metrics.k8s.io/v1beta1`` answered from the MetricStore alone,
+and beside it the validating admission webhook on KEDA's paths (:mod:`metrics_adapter.admission`).
 
 Routes are thin; every error becomes a Kubernetes ``Status`` here, at the one boundary.
 Answers are JSON whatever the client's ``Accept`` says (client-go asks for protobuf first).
@@ -6,15 +7,24 @@ Answers are JSON whatever the client's ``Accept`` says (client-go asks for proto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from metrics_adapter.admission.review import MAX_BODY as MAX_REVIEW
+from metrics_adapter.admission.review import PATHS as ADMISSION_PATHS
+from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api import paths
-from metrics_adapter.errors import APIError, BadRequest, NotFound, api_error_for
+from metrics_adapter.errors import (
+    APIError,
+    BadRequest,
+    NotFound,
+    RequestEntityTooLarge,
+    api_error_for,
+)
 from metrics_adapter.kube import wire
 from metrics_adapter.metrics.store import MetricStore
 
@@ -37,7 +47,21 @@ def _status(error: APIError, headers: Mapping[str, str] | None = None) -> Respon
     return Response(wire.status(error), error.code, headers, media_type=JSON)
 
 
-def create_app(store: MetricStore, health: Health) -> FastAPI:
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes as it arrives: the gate checks the
+    announced length, but an API served without the gate (standalone, open) must hold too."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestEntityTooLarge(f"a request body may have at most {limit} bytes")
+    return bytes(body)
+
+
+def create_app(
+    store: MetricStore, health: Health, admission: AdmissionWebhook | None = None
+) -> FastAPI:
+    """The routes; with ``admission``, also the validating webhook on KEDA's paths."""
     # No slash redirects: a Location built from the client's Host header is not ours to send.
     app = FastAPI(
         openapi_url=None,
@@ -95,4 +119,16 @@ def create_app(store: MetricStore, health: Health) -> FastAPI:
         why = "objects not loaded" if not health.loaded else "poller not running"
         return Response(f"not ready: {why}".encode(), status_code=503, media_type="text/plain")
 
+    if admission is not None:
+        for path, kind in ADMISSION_PATHS.items():
+            app.add_api_route(path, _validator(admission, kind), methods=["POST"])
     return app
+
+
+def _validator(admission: AdmissionWebhook, kind: str) -> Callable[[Request], Awaitable[Response]]:
+    async def validate(request: Request) -> Response:
+        body = await _body(request, MAX_REVIEW)
+        return Response(await admission.review(kind, body), media_type=JSON)
+
+    validate.__name__ = f"validate_{kind}"
+    return validate

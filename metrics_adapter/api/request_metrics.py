@@ -2,8 +2,9 @@
 
 Labels follow k8s.io/apiserver: a read of one External metric is verb ``LIST`` on resource
 ``externalmetrics`` (the path names a collection, never an object); discovery is ``GET`` with
-the group and version it describes and no resource; any other path is ``GET`` (or its method)
-with every label empty. Values come from fixed sets, never from the path, so a client cannot
+the group and version it describes and no resource; an admission review is ``POST`` on resource
+``admissionreviews`` of ``admission.k8s.io/v1``; any other path is ``GET`` (or its method) with
+every label empty. Values come from fixed sets, never from the path, so a client cannot
 grow the series count. Probes (``/livez``, ``/readyz``, ``/healthz``) are not recorded: the
 kubelet's polling would drown the HPA's traffic.
 """
@@ -34,6 +35,7 @@ def _by_method(group: str, version: str, resource: str = "") -> dict[str, Labels
 
 
 _READS = _by_method(wire.GROUP, wire.VERSION, "externalmetrics")
+_ADMISSION = _by_method("admission.k8s.io", "v1", "admissionreviews")
 _DISCOVERY = {
     paths.APIS: _by_method("", ""),
     paths.GROUP: _by_method(wire.GROUP, ""),
@@ -46,9 +48,12 @@ def request_labels(method: str, path: str) -> Labels | None:
     """The labels of a request, or ``None`` for a probe."""
     if path in paths.PROBES:
         return None
-    table = (
-        _READS if path.startswith(paths.NAMESPACES) else _DISCOVERY.get(path.rstrip("/"), _OTHER)
-    )
+    if path.startswith(paths.NAMESPACES):
+        table = _READS
+    elif path in paths.ADMISSION:
+        table = _ADMISSION
+    else:
+        table = _DISCOVERY.get(path.rstrip("/"), _OTHER)
     return table.get(method) or table["other"]
 
 

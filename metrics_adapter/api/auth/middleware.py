@@ -1,4 +1,5 @@
-"""The gate in front of every route but the health checks: size, then who, then may they."""
+"""The gate in front of every route: the body's size; then, but for the health checks and the
+admission webhook, who is asking and whether they may."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from metrics_adapter.admission.review import MAX_BODY as MAX_REVIEW
 from metrics_adapter.api import paths
 from metrics_adapter.api.auth.authn import Authenticator
 from metrics_adapter.api.auth.authz import Authorizer
@@ -22,9 +24,15 @@ from metrics_adapter.kube import wire
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = paths.PROBES
+OPEN_PATHS = paths.PROBES | paths.ADMISSION
+"""Answered without authentication. The probes: the kubelet asks them. The admission
+webhook: kube-apiserver calls webhooks without client credentials unless its admission
+configuration is given a kubeconfig per webhook, which clusters seldom have (nor managed
+control planes allow); like KEDA's webhook server, ours cannot require one. What an anonymous
+caller gets is the decision on an object it sends (docs/security.md)."""
 MAX_BODY = 64 * 1024
-"""Every route is a GET: a larger body is refused before anyone reads it."""
+"""The metrics API's routes are GETs: a larger body is refused before anyone reads it."""
+
 MAX_NAMESPACE, MAX_NAME, MAX_PATH = 63, 253, 1024
 """A DNS label, a DNS subdomain (metric names included), and any other path."""
 
@@ -55,7 +63,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            _refuse_large(scope["headers"])
+            limit = MAX_REVIEW if scope["path"] in paths.ADMISSION else MAX_BODY
+            _refuse_large(scope["headers"], limit)
             if scope["path"] not in OPEN_PATHS:
                 user = await self.authenticator.authenticate(_chain(scope), scope["headers"])
                 await self.authorizer.authorize(user, attributes(scope["method"], scope["path"]))
@@ -108,16 +117,16 @@ def _chain(scope: Scope) -> list[str]:
     return tls.get("client_cert_chain") or []
 
 
-def _refuse_large(headers: list[tuple[bytes, bytes]]) -> None:
+def _refuse_large(headers: list[tuple[bytes, bytes]], limit: int) -> None:
     for key, value in headers:
         if key == b"content-length":
             try:
                 size = int(value)
             except ValueError:
                 raise BadRequest(f"malformed Content-Length {value!r}") from None
-            if size > MAX_BODY:
+            if size > limit:
                 raise RequestEntityTooLarge(
-                    f"a request body may have at most {MAX_BODY} bytes, not {size}"
+                    f"a request body may have at most {limit} bytes, not {size}"
                 )
         elif key == b"transfer-encoding":
             raise RequestEntityTooLarge("chunked request bodies are not accepted")
