@@ -33,7 +33,6 @@ MAX_LABEL_VALUE = 63
 NAME_LABEL = "scaledobject.keda.sh/name"
 NOT_CACHED = frozenset({"cpu", "memory", "cron"})
 MODIFIERS = "advanced.scalingModifiers"
-_UNREAD = object()
 _GO_FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.I)
 
 
@@ -48,12 +47,20 @@ def go_quote(text: str) -> str:
     return '"' + cut.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _int(raw: Mapping[str, Any], key: str) -> Any:
-    """The integer at ``key``: ``None`` when unset, :data:`_UNREAD` when not an integer."""
+class Unread:
+    """A field that holds something other than an integer: the parser names it, and the
+    rules that need it stay silent."""
+
+
+UNREAD = Unread()
+
+
+def _int(raw: Mapping[str, Any], key: str) -> int | Unread | None:
+    """The integer at ``key`` as KEDA's Go pointer sees it: ``None`` when unset."""
     value = raw.get(key)
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    return _UNREAD
+    return UNREAD
 
 
 def trigger_rules(spec: Mapping[str, Any]) -> list[Finding]:
@@ -114,22 +121,21 @@ def _scale_to_zero(so: ScaledObject, spec: Mapping[str, Any], dry_run: bool) -> 
 def _replicas(spec: Mapping[str, Any]) -> list[Finding]:
     """Rule 6, with KEDA's quirk: an explicit ``minReplicaCount: 0`` counts as 1, an unset
     one as 0; an unset max as 100."""
-    low, high, idle = (
-        _int(spec, k) for k in ("minReplicaCount", "maxReplicaCount", "idleReplicaCount")
-    )
-    if low is _UNREAD:
+    low, high = _int(spec, "minReplicaCount"), _int(spec, "maxReplicaCount")
+    idle = _int(spec, "idleReplicaCount")
+    if isinstance(low, Unread):
         return []
-    minimum = 0 if low is None else max(low, 1) if low > 0 else 1
+    minimum = 0 if low is None else max(low, 1)
+    maximum = 100 if high is None else high
     findings = []
-    if high is not _UNREAD and minimum > (100 if high is None else high):
-        maximum = 100 if high is None else high
+    if not isinstance(maximum, Unread) and minimum > maximum:
         message = f"MinReplicaCount={minimum} must be less than MaxReplicaCount={maximum}"
         findings.append(
             Finding(
                 REPLICAS, "incorrect-replicas", "minReplicaCount", message, ("minReplicaCount",)
             )
         )
-    if idle is not None and idle is not _UNREAD and idle >= minimum:
+    if isinstance(idle, int) and idle >= minimum:
         message = f"IdleReplicaCount={idle} must be less than MinReplicaCount={minimum}"
         findings.append(
             Finding(
@@ -144,17 +150,15 @@ def _fallback(so: ScaledObject, spec: Mapping[str, Any]) -> list[Finding]:
     raw = spec.get("fallback")
     if not isinstance(raw, Mapping):
         return []
-    failures, replicas = _int(raw, "failureThreshold"), _int(raw, "replicas")
-    if _UNREAD not in (failures, replicas) and min(failures or 0, replicas or 0) < 0:
+    # Go's non-pointer int32 fields: unset is 0
+    read = {k: _int(raw, k) or 0 for k in ("failureThreshold", "replicas")}
+    counts = {k: v for k, v in read.items() if isinstance(v, int)}
+    if len(counts) == 2 and min(counts.values()) < 0:
         message = (
-            f"FailureThreshold={failures or 0} & Replicas={replicas or 0} "
+            f"FailureThreshold={counts['failureThreshold']} & Replicas={counts['replicas']} "
             "must both be greater than or equal to 0"
         )
-        negative = tuple(
-            f"fallback.{k}"
-            for k, v in (("failureThreshold", failures), ("replicas", replicas))
-            if (v or 0) < 0
-        )
+        negative = tuple(f"fallback.{k}" for k, v in counts.items() if v < 0)
         return [Finding(FALLBACK, "incorrect-fallback", "fallback", message, negative)]
     modifiers = so.advanced.scaling_modifiers
     unmodified = modifiers is None or not modifiers.in_use

@@ -310,7 +310,7 @@ async def test_every_problem_in_one_message_sorted_by_rule_then_path(
     def replicas(text: str) -> dict[str, Any]:
         return cron(metadata={**cron()["metadata"], "desiredReplicas": text})
 
-    triggers = [cron(name="a"), cron(name="a"), replicas("few"), *[cron()] * 7, replicas("many")]
+    triggers = [cron(name="a"), cron(name="a"), replicas("many"), *[cron()] * 7, replicas("few")]
     obj = scaled_object(
         triggers=triggers,
         minReplicaCount=5,
@@ -324,8 +324,8 @@ async def test_every_problem_in_one_message_sorted_by_rule_then_path(
         'triggers[1].name: triggerName "a" is defined multiple times in the '
         "ScaledObject/ScaledJob, but it must be unique",
         'pollingInterval: "often" is not an integer',
-        'triggers[2].metadata.desiredReplicas: "few" is not a number',
-        'triggers[10].metadata.desiredReplicas: "many" is not a number',
+        'triggers[2].metadata.desiredReplicas: "many" is not a number',
+        'triggers[10].metadata.desiredReplicas: "few" is not a number',
     ]
 
 
