@@ -35,8 +35,10 @@ INVALID_SPEC = "invalid-spec"
 """The reason of the parser's problems (KEDA has none: its Go types and the CRD schema refuse
 those before the webhook is asked)."""
 MAX_SHOWN = 100
-"""Findings one message names; a hostile object with thousands of bad triggers still gets
-an answer of bounded size, which says how many more there are."""
+MAX_MESSAGE = 32 * 1024
+"""Findings, and characters, one message holds: a hostile object with thousands of bad
+triggers, or field names of kilobytes, still gets an answer of bounded size, which says how
+many more problems there are."""
 
 _NUMBERS = re.compile(r"(\d+)")
 
@@ -82,7 +84,13 @@ def _order(f: Finding) -> tuple[int, list[tuple[str, int]], str]:
 def refusal(subject: str, findings: list[Finding]) -> str:
     """``ScaledObject ns/name: path: message; path: message`` (the repository's one format
     for an object's problems, as in ``Ready=False``)."""
-    shown = [f.problem for f in findings[:MAX_SHOWN]]
-    if len(findings) > MAX_SHOWN:
-        shown.append(Problem("", f"and {len(findings) - MAX_SHOWN} more"))
+    shown: list[Problem] = []
+    size = len(subject)
+    for f in findings[:MAX_SHOWN]:
+        size += len(f.path) + len(f.message) + 4
+        if size > MAX_MESSAGE:
+            break
+        shown.append(f.problem)
+    if len(shown) < len(findings):
+        shown.append(Problem("", f"and {len(findings) - len(shown)} more"))
     return str(ConfigError(subject, shown))

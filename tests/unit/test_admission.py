@@ -349,10 +349,14 @@ async def test_the_order_does_not_depend_on_the_order_of_the_fields(
 
 
 async def test_a_hostile_object_gets_a_bounded_answer(webhook: AdmissionWebhook) -> None:
-    obj = scaled_object(triggers=[{"type": "nope" * 100, "metadata": {}}] * 500)
-    text = message(await decide(webhook, obj))
-    assert text.endswith("and 400 more")
-    assert len(text) < 200_000
+    many = scaled_object(triggers=[{"type": "nope" * 100, "metadata": {}}] * 500)
+    text = message(await decide(webhook, many))
+    assert text.endswith("; and 400 more")
+    long_keys = {f"{i}{'k' * 4000}": 1 for i in range(40)}
+    wide = scaled_object(triggers=[cron(metadata={**cron()["metadata"], **long_keys})])
+    text = message(await decide(webhook, wide))
+    assert 30_000 < len(text) <= 33 * 1024
+    assert text.endswith(" more")
 
 
 async def test_unknown_trigger_types_and_bad_metadata_refuse_as_invalid_spec(
