@@ -5,8 +5,8 @@ Live reads rather than watches: admission is rare (a ``kubectl apply``), the obj
 (ScaledObjects, HPAs, LimitRanges of one namespace, one workload) are few, and a read made now
 cannot lag an object applied a moment ago, the lag that made KEDA's cached webhook refuse a
 ScaledObject applied with its Deployment (kedacore/keda#5973). RBAC this needs: ``list`` on
-``keda.sh`` scaledobjects, ``autoscaling`` horizontalpodautoscalers and core limitranges,
-``get`` on ``apps`` deployments and statefulsets.
+``keda.sh`` scaledobjects, ``autoscaling`` horizontalpodautoscalers, core limitranges and
+``apps`` deployments and statefulsets (one name by field selector).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import (
     DEPLOYMENTS,
     HPAS,
@@ -106,11 +105,11 @@ class KubeClusterView:
         resource = _WORKLOADS.get((target.api_version, target.kind))
         if resource is None:
             return None
-        try:
-            workload = await self.kube.get(resource, target.name, namespace)
-        except KubeNotFound:
-            return None
-        return containers_of(workload)
+        # A list cut to one name rather than a get: the adapter already may list these kinds
+        # (it watches them), so the webhook needs no verb of its own here.
+        selector = f"metadata.name={target.name}"
+        items, _ = await self.kube.list_objects(resource, namespace, field_selector=selector)
+        return containers_of(items[0]) if items else None
 
     async def limit_range_defaults(self, namespace: str) -> frozenset[str]:
         items, _ = await self.kube.list_objects(LIMIT_RANGES, namespace)

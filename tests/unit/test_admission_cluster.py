@@ -1,21 +1,24 @@
 """The admission webhook's rules that read the cluster (KEDA's §2.2 rules 1 to 4) over a
 ClusterView held in memory, its deadline when the cluster does not answer, and trigger
 parameters checked against the cluster's objects (ClusterObjects fed by hand): what refuses,
-what only warns, and what a warning never shows."""
+what only warns, and what a warning never shows; and the requests the live view makes."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
+from kubernetes_asyncio.client import ApiClient
 
 from metrics_adapter.admission.cluster import (
     Claim,
     Container,
     Hpa,
+    KubeClusterView,
     containers_of,
     hpa_of,
     limit_range_defaults,
@@ -23,6 +26,7 @@ from metrics_adapter.admission.cluster import (
 from metrics_adapter.admission.webhook import CLUSTER_READS_IN_FLIGHT, AdmissionWebhook
 from metrics_adapter.binding.cluster import WATCHED, ClusterObjects
 from metrics_adapter.errors import KubeError
+from metrics_adapter.kube.client import KubeClient
 from tests.support.admission import (
     NS,
     FakeCluster,
@@ -420,4 +424,60 @@ async def test_before_the_cluster_is_listed_the_webhook_says_it_did_not_look() -
     assert response["warnings"] == [
         "triggers' authentication and env not checked: the adapter is still listing the "
         "cluster's objects"
+    ]
+
+
+# The live view: which requests it makes of kube-apiserver, and what it reads back.
+
+
+class ListingKube(KubeClient):
+    """Answers each list by path from ``lists``; records every path and query asked."""
+
+    def __init__(self, lists: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__(cast(ApiClient, None))
+        self.lists = lists
+        self.asked: list[tuple[str, str, dict[str, str]]] = []
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        subject: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        self.asked.append((method, path, dict(query)))
+        return {"items": self.lists.get(path, []), "metadata": {"resourceVersion": "1"}}
+
+
+async def test_the_live_view_lists_with_the_verbs_the_adapter_has() -> None:
+    deployment = {
+        "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}},
+    }
+    scaled = {
+        "metadata": {"name": "first", "namespace": NS},
+        "spec": {"scaleTargetRef": {"name": "web"}, "triggers": [cron()]},
+    }
+    kube = ListingKube(
+        {
+            f"/apis/apps/v1/namespaces/{NS}/deployments": [deployment],
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects": [scaled],
+        }
+    )
+    view = KubeClusterView(kube)
+    assert await view.scaled_objects(NS) == [Claim("first", target(), "keda-hpa-first")]
+    assert await view.hpas(NS) == []
+    assert await view.containers(NS, target()) == [Container("app")]
+    assert await view.containers(NS, target("gone", kind="StatefulSet")) is None
+    assert await view.containers(NS, target(kind="Rollout", api="argoproj.io/v1alpha1")) is None
+    assert await view.limit_range_defaults(NS) == frozenset()
+    assert [(method, path, query.get("fieldSelector")) for method, path, query in kube.asked] == [
+        ("GET", f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects", None),
+        ("GET", f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers", None),
+        ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments", "metadata.name=web"),
+        ("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets", "metadata.name=gone"),
+        ("GET", f"/api/v1/namespaces/{NS}/limitranges", None),
     ]
