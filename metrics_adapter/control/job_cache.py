@@ -1,9 +1,10 @@
 """The Jobs of every ScaledJob and their Pods, from two watches, in memory.
 
-KEDA lists a ScaledJob's Jobs, then the Pods of each, on every poll: two API lists per
-ScaledJob per interval at least. Here one watch of Jobs and one of Pods, both cut by the
-label ``scaledjob.keda.sh/name`` (which every Job we create, and every Pod of it, carries),
-feed the counts of every ScaledJob, whatever their number.
+KEDA lists a ScaledJob's Jobs, then the Pods of each, on every poll, from its client's
+informer caches, which hold every Job and every Pod of the cluster. Here one watch of Jobs
+and one of Pods, both cut by the label ``scaledjob.keda.sh/name`` (which every Job we
+create, and every Pod of it, carries), hold only what the counts need, and feed the counts
+of every ScaledJob, whatever their number.
 
 A Job just created is added at once (:meth:`JobCache.created`): the next evaluation may
 come before the watch delivers it, and must count it as running, never create it again.

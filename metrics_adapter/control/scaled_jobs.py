@@ -2,12 +2,15 @@
 KEDA creates them, history cleaned, rollouts applied, a status and Events.
 
 A ScaledJob's triggers share the poller with every ScaledObject's: a ScaledJob and a
-ScaledObject reading the same queue ask it once. Each new reading of a ScaledJob's trigger
-queues the ScaledJob for :meth:`ScaledJobController.evaluate`, which counts its Jobs (from
-:class:`~metrics_adapter.control.job_cache.JobCache`), computes KEDA's plan
-(:func:`~metrics_adapter.control.job_scaling.plan`) and creates that many Jobs. So a
-ScaledJob is evaluated every ``pollingInterval``, right after its source was read, or more
-often when it shares the query with an object polled faster. A failing trigger is left out
+ScaledObject reading the same queue ask it once. Once every trigger of a ScaledJob has a
+new reading (or a ``pollingInterval`` has passed since its last evaluation, for a trigger
+whose loop is late), the ScaledJob is queued for :meth:`ScaledJobController.evaluate`,
+which counts its Jobs (from :class:`~metrics_adapter.control.job_cache.JobCache`), computes
+KEDA's plan (:func:`~metrics_adapter.control.job_scaling.plan`) and creates that many Jobs.
+So a ScaledJob is evaluated once per ``pollingInterval``, right after its sources were
+read, as KEDA's loop does (two triggers on two loops do not make two evaluations, which
+would let ``eager`` and ``custom`` create twice as fast); more often only when it shares
+its queries with objects polled faster. A failing trigger is left out
 of the plan, as KEDA leaves it out: an error never creates a Job and never deletes one.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -66,6 +71,10 @@ class _Tracked:
     active: bool | None = None
     """As the last evaluation found it, for the ScaledJobActive/Inactive Events."""
     failing: frozenset[str] = field(default_factory=frozenset)
+    fresh: set[str] = field(default_factory=set)
+    """Metric names read since the last evaluation."""
+    evaluated: float = -math.inf
+    """When it was last evaluated (monotonic)."""
     """Metric names failing at the last evaluation: KEDAScalerFailed once per failure."""
     written: ScaledJobStatus | None = None
 
@@ -279,8 +288,17 @@ class ScaledJobController:
     # Evaluate: readings and Jobs -> new Jobs, cleanup, status.
 
     def _on_reading(self, bound: BoundTrigger, _: Reading) -> None:
-        if isinstance(bound.so, ScaledJobRef):
-            self._work.queue(bound.so)
+        ref = bound.so
+        if not isinstance(ref, ScaledJobRef):
+            return
+        tracked = self._tracked.get(ref)
+        if tracked is None or tracked.sj is None:
+            return
+        tracked.fresh.add(bound.metric_name)
+        every = {t.metric_name for t in self.poller.triggers(ref)}
+        late = time.monotonic() - tracked.evaluated >= tracked.sj.polling_interval
+        if tracked.fresh >= every or late:
+            self._work.queue(ref)
 
     async def evaluate(self, ref: ScaledJobRef) -> None:
         async with self._work.lock(ref):
@@ -291,6 +309,8 @@ class ScaledJobController:
         if tracked is None or tracked.sj is None or not self.writing():
             return
         sj = tracked.sj
+        tracked.fresh.clear()
+        tracked.evaluated = time.monotonic()
         if sj.paused:  # KEDA stops the whole loop: no Job created, none cleaned up
             return
         states = self._states(ref)
