@@ -52,6 +52,7 @@ async def serving_tls(
             settings.service,
             settings.apiservice or None,
             lambda pair: tls.set_pair(pair, manager.origin),
+            webhook_configuration=settings.webhook_configuration or None,
         )
         await manager.ensure()
         return tls, [manager.run]

@@ -1,6 +1,7 @@
 """Self-managed certificates: a CA and a serving certificate for ``<service>.<namespace>.svc``,
-kept in a Secret that every replica shares, the CA written into the APIService's caBundle,
-both renewed two thirds into their life.
+kept in a Secret that every replica shares, the CA written into the caBundle of the APIService
+and of each webhook of the ValidatingWebhookConfiguration (both call the same Service), both
+renewed two thirds into their life.
 
 Replicas need no leader for this: the Secret is created and replaced with optimistic
 concurrency, and the replica that loses a race loads what the winner wrote. When the CA itself
@@ -29,6 +30,15 @@ from metrics_adapter.kube.client import SECRETS, KubeClient, Obj, Resource
 log = logging.getLogger(__name__)
 
 APISERVICES = Resource("apiregistration.k8s.io/v1", "APIService", "apiservices", False)
+WEBHOOK_CONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io/v1",
+    "ValidatingWebhookConfiguration",
+    "validatingwebhookconfigurations",
+    False,
+)
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+"""A configuration's webhooks merge by name in this patch, so one caBundle is set without
+rewriting the rest of the webhook (its rules, its failurePolicy) as a merge patch would."""
 CHECK_EVERY = 300.0
 """How often the Secret is re-read, to pick up a renewal made by another replica."""
 RETRY_AFTER = 10.0
@@ -127,6 +137,7 @@ class SelfManaged:
         apiservice: str | None,
         serve: Callable[[Pair], None],
         *,
+        webhook_configuration: str | None = None,
         check_every: float = CHECK_EVERY,
         trust_delay: float = TRUST_DELAY,
     ) -> None:
@@ -135,6 +146,7 @@ class SelfManaged:
         self.secret = secret
         self.service = service
         self.apiservice = apiservice
+        self.webhook_configuration = webhook_configuration
         self.serve = serve
         self.check_every = check_every
         self.trust_delay = trust_delay
@@ -290,6 +302,10 @@ class SelfManaged:
         return Stored.parse(answer, self.origin)
 
     async def _publish_ca(self, stored: Stored) -> None:
+        await self._publish_to_apiservice(stored)
+        await self._publish_to_webhooks(stored)
+
+    async def _publish_to_apiservice(self, stored: Stored) -> None:
         if self.apiservice is None:
             return
         try:
@@ -301,10 +317,48 @@ class SelfManaged:
             )
             return
         published = (current.get("spec") or {}).get("caBundle") or ""
-        bundle = base64.b64encode(stored.ca_bundle + _still_ours(published, stored)).decode()
+        bundle = _bundle(stored, published)
         if published == bundle:
             return
         # caBundle and insecureSkipTLSVerify exclude each other: the CA replaces the skip.
         patch = {"spec": {"caBundle": bundle, "insecureSkipTLSVerify": None}}
         await self.kube.patch(APISERVICES, self.apiservice, None, patch)
         log.info("wrote the CA into APIService %s caBundle", self.apiservice)
+
+    async def _publish_to_webhooks(self, stored: Stored) -> None:
+        """The CA into every webhook of the configuration: they all call our Service."""
+        name = self.webhook_configuration
+        if name is None:
+            return
+        try:
+            current = await self.kube.get(WEBHOOK_CONFIGURATIONS, name)
+        except KubeNotFound:
+            log.warning(
+                "ValidatingWebhookConfiguration %s does not exist yet; its caBundle is set "
+                "once it does",
+                name,
+            )
+            return
+        changed = []
+        for webhook in current.get("webhooks") or []:
+            published = (webhook.get("clientConfig") or {}).get("caBundle") or ""
+            bundle = _bundle(stored, published)
+            if published != bundle:
+                changed.append({"name": webhook["name"], "clientConfig": {"caBundle": bundle}})
+        if not changed:
+            return
+        patch = {"webhooks": changed}
+        await self.kube.patch(
+            WEBHOOK_CONFIGURATIONS, name, None, patch, content_type=STRATEGIC_MERGE_PATCH
+        )
+        log.info(
+            "wrote the CA into ValidatingWebhookConfiguration %s caBundle",
+            name,
+            extra={"webhooks": [w["name"] for w in changed]},
+        )
+
+
+def _bundle(stored: Stored, published: str) -> str:
+    """The caBundle to publish where ``published`` is: ours, and the CAs of ours it holds
+    that are still needed."""
+    return base64.b64encode(stored.ca_bundle + _still_ours(published, stored)).decode()

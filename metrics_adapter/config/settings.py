@@ -171,6 +171,14 @@ class Settings:
             CERTIFICATES,
         ),
     )
+    webhook_configuration: str = field(
+        default="metrics-adapter",
+        metadata=flag(
+            "with --cert-secret: the ValidatingWebhookConfiguration whose webhooks' caBundle "
+            "gets the CA; '' for none",
+            CERTIFICATES,
+        ),
+    )
     cert_reload_interval: float = field(
         default=10.0,
         metadata=flag(

@@ -81,10 +81,13 @@ LINT_VALUES = [
     {"certificates": {"mode": "certManager"}},
     {"certificates": {"mode": "secret", "secret": {"caBundle": "Y2E="}}},
     {"prometheus": {"serviceMonitor": {"enabled": True, "additionalLabels": {"release": "p"}}}},
+    {"webhooks": {"enabled": False}},
 ]
 
 
-@pytest.mark.parametrize("values", LINT_VALUES, ids=["default", "certManager", "secret", "sm"])
+@pytest.mark.parametrize(
+    "values", LINT_VALUES, ids=["default", "certManager", "secret", "sm", "no-webhooks"]
+)
 def test_helm_lint_is_clean(values: dict[str, Any]) -> None:
     sets = [f"--set-json={key}={json.dumps(value)}" for key, value in values.items()]
     output = helm("lint", str(CHART), "--strict", *sets)
@@ -116,6 +119,7 @@ def test_default_rendering_self_manages_certificates() -> None:
     assert "--cert-secret=metrics-adapter-certs" in args
     assert "--service=metrics-adapter" in args
     assert "--apiservice=v1beta1.external.metrics.k8s.io" in args
+    assert "--webhook-configuration=metrics-adapter" in args
     assert not [a for a in args if a.startswith("--tls-")]
     apiservice = one(docs, "APIService")
     assert "caBundle" not in apiservice["spec"], "the adapter writes it"
@@ -210,9 +214,10 @@ def test_cert_manager_mode_issues_a_certificate_and_injects_its_ca() -> None:
     issuer = one(docs, "Issuer")
     assert issuer["spec"] == {"selfSigned": {}}
     assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
-    annotations = one(docs, "APIService")["metadata"]["annotations"]
     name = certificate["metadata"]["name"]
-    assert annotations == {"cert-manager.io/inject-ca-from": f"autoscaling/{name}"}
+    for kind in ("APIService", "ValidatingWebhookConfiguration"):
+        annotations = one(docs, kind)["metadata"]["annotations"]
+        assert annotations == {"cert-manager.io/inject-ca-from": f"autoscaling/{name}"}, kind
     assert_mounts_certificate_files(docs)
     assert not [r for r in rules(docs, "Role") + rules(docs, "ClusterRole") if certificate_rule(r)]
 
@@ -228,6 +233,8 @@ def test_secret_mode_mounts_your_secret_and_sets_your_ca_bundle() -> None:
     values = {"mode": "secret", "secretName": "my-tls", "secret": {"caBundle": "Y2E="}}
     docs = rendered({"certificates": values})
     assert one(docs, "APIService")["spec"]["caBundle"] == "Y2E="
+    for webhook in one(docs, "ValidatingWebhookConfiguration")["webhooks"]:
+        assert webhook["clientConfig"]["caBundle"] == "Y2E=", webhook["name"]
     assert not of_kind(docs, "Certificate")
     assert_mounts_certificate_files(docs, secret="my-tls")
 
@@ -277,10 +284,12 @@ def test_the_chart_rbac_rules_equal_deploy_rbac() -> None:
 
 
 def certificate_rule(rule: str) -> bool:
-    """A rule that only self-managed certificates need: our APIService, or writing Secrets."""
+    """A rule that only self-managed certificates need: our APIService or webhook
+    configuration, or writing Secrets."""
     parsed = json.loads(rule)
     writes_secrets = parsed["resources"] == ["secrets"] and set(parsed["verbs"]) - {"list", "watch"}
-    return parsed["resources"] == ["apiservices"] or bool(writes_secrets)
+    ca_bundles = parsed["resources"] in (["apiservices"], ["validatingwebhookconfigurations"])
+    return ca_bundles or bool(writes_secrets)
 
 
 def test_only_self_managed_certificates_add_secret_and_apiservice_rules() -> None:
@@ -290,6 +299,78 @@ def test_only_self_managed_certificates_add_secret_and_apiservice_rules() -> Non
         assert rules(by_files, kind) == [r for r in rules(self_managed, kind) if r not in added]
     assert [r for r in rules(self_managed, "ClusterRole") if certificate_rule(r)]
     assert [r for r in rules(self_managed, "Role") if certificate_rule(r)]
+
+
+# -- the admission webhook -----------------------------------------------------------------------
+
+KEDA_WEBHOOKS = {
+    "vscaledobject.kb.io": ("scaledobjects", "/validate-keda-sh-v1alpha1-scaledobject"),
+    "vscaledjob.kb.io": ("scaledjobs", "/validate-keda-sh-v1alpha1-scaledjob"),
+    "vstriggerauthentication.kb.io": (
+        "triggerauthentications",
+        "/validate-keda-sh-v1alpha1-triggerauthentication",
+    ),
+    "vsclustertriggerauthentication.kb.io": (
+        "clustertriggerauthentications",
+        "/validate-keda-sh-v1alpha1-clustertriggerauthentication",
+    ),
+}
+"""KEDA's webhook names, resources and paths (config/webhooks/validation_webhooks.yaml)."""
+
+
+def test_the_webhook_configuration_is_kedas_on_the_apiservices_service() -> None:
+    docs = rendered(namespace="autoscaling")
+    configuration = one(docs, "ValidatingWebhookConfiguration")
+    assert configuration["metadata"]["name"] == "metrics-adapter"
+    assert "annotations" not in configuration["metadata"], "the adapter writes the caBundle"
+    service = one(docs, "APIService")["spec"]["service"]
+    webhooks = {w["name"]: w for w in configuration["webhooks"]}
+    assert webhooks.keys() == KEDA_WEBHOOKS.keys()
+    for name, (resource, path) in KEDA_WEBHOOKS.items():
+        webhook = webhooks[name]
+        assert webhook["clientConfig"] == {"service": {**service, "path": path}}, name
+        assert webhook["rules"] == [
+            {
+                "apiGroups": ["keda.sh"],
+                "apiVersions": ["v1alpha1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": [resource],
+            }
+        ]
+        assert (webhook["failurePolicy"], webhook["timeoutSeconds"]) == ("Ignore", 10)
+        assert (webhook["sideEffects"], webhook["matchPolicy"]) == ("None", "Equivalent")
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        if resource != "clustertriggerauthentications":
+            [excluded] = webhook["namespaceSelector"]["matchExpressions"]
+            assert excluded["operator"] == "NotIn" and excluded["values"] == ["kube-system"]
+
+
+def test_deploy_registers_the_same_webhooks_as_the_chart() -> None:
+    chart = one(rendered(), "ValidatingWebhookConfiguration")
+    [deploy] = load_manifests(DEPLOY / "webhook.yaml")
+    assert deploy["metadata"]["name"] == chart["metadata"]["name"]
+    assert deploy["webhooks"] == chart["webhooks"]
+
+
+def test_the_failure_policy_is_a_value_checked_at_render() -> None:
+    docs = rendered({"webhooks": {"failurePolicy": "Fail"}})
+    policies = {w["failurePolicy"] for w in one(docs, "ValidatingWebhookConfiguration")["webhooks"]}
+    assert policies == {"Fail"}
+    with pytest.raises(HelmError, match=r'webhooks.failurePolicy: "fail" is not one of'):
+        rendered({"webhooks": {"failurePolicy": "fail"}})
+
+
+def test_without_webhooks_nothing_is_registered_nor_granted_for_them() -> None:
+    enabled, disabled = rendered(), rendered({"webhooks": {"enabled": False}})
+    assert not of_kind(disabled, "ValidatingWebhookConfiguration")
+    assert "--webhook-configuration=" in container(disabled)["args"]
+    removed = set(rules(enabled, "ClusterRole")) - set(rules(disabled, "ClusterRole"))
+    assert {tuple(json.loads(r)["resources"]) for r in removed} == {
+        ("horizontalpodautoscalers",),
+        ("limitranges",),
+        ("validatingwebhookconfigurations",),
+    }
+    assert not set(rules(disabled, "ClusterRole")) - set(rules(enabled, "ClusterRole"))
 
 
 def test_every_role_is_bound_to_the_service_account() -> None:
@@ -332,6 +413,7 @@ def test_the_default_rendering_applies_strictly(registered: Registered) -> None:
         "ClusterRole",
         "Role",
         "APIService",
+        "ValidatingWebhookConfiguration",
         "Service",
         "Deployment",
         "PodDisruptionBudget",

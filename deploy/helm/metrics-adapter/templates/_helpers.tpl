@@ -55,3 +55,16 @@ v1beta1.external.metrics.k8s.io
 {{- define "metrics-adapter.certificateName" -}}
 {{- printf "%s-serving" (include "metrics-adapter.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{- define "metrics-adapter.webhookConfigurationName" -}}
+{{- include "metrics-adapter.fullname" . }}
+{{- end }}
+
+{{/* webhooks.failurePolicy, checked once: kube-apiserver would refuse anything else. */}}
+{{- define "metrics-adapter.failurePolicy" -}}
+{{- $policy := .Values.webhooks.failurePolicy }}
+{{- if not (has $policy (list "Ignore" "Fail")) }}
+{{- fail (printf "webhooks.failurePolicy: %q is not one of Ignore, Fail" $policy) }}
+{{- end }}
+{{- $policy }}
+{{- end }}
