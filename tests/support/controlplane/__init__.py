@@ -2,14 +2,15 @@
 
 etcd, kube-apiserver and kube-controller-manager (built by ``hack/build-control-plane.sh``)
 run on free 127.0.0.1 ports with generated certificates, and the adapter is registered as
-``v1beta1.external.metrics.k8s.io``; nothing dials beyond loopback.
+``v1beta1.external.metrics.k8s.io`` (and by ``make cluster-up`` as the admission webhook);
+nothing dials beyond loopback.
 
 - :mod:`.binaries`: where the Kubernetes binaries are cached, building them when missing;
 - :mod:`.pki`: the cluster's certificates and kubeconfigs (on :mod:`tests.support.pki`);
 - :mod:`.processes`: one component as a process with a pid file, logs, bounded waits;
 - :mod:`.api`: discovery, server-side apply, get, delete and condition waits;
 - :mod:`.cluster`: :class:`ControlPlane`, which starts and stops the three components;
-- :mod:`.adapter`: the adapter (cluster mode for ``make cluster-up``) and its registration;
+- :mod:`.adapter`: the adapter (cluster mode for ``make cluster-up``) and its registrations;
 - :mod:`.__main__`: the command line behind ``make cluster-up`` / ``make cluster-down``::
 
     python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=
@@ -22,11 +23,15 @@ from tests.support.controlplane.adapter import (
     ADAPTER_USER,
     APISERVICE,
     DEPLOY,
+    WEBHOOK_CONFIGURATION,
     Adapter,
     adapter_kubeconfig,
     install_manifests,
     register_adapter,
+    register_webhook,
     route_apiservice,
+    webhook_answers,
+    webhook_configuration,
 )
 from tests.support.controlplane.api import condition, deployment, load_manifests
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
@@ -44,6 +49,7 @@ __all__ = [
     "BIN_DIR",
     "DEPLOY",
     "REPO",
+    "WEBHOOK_CONFIGURATION",
     "Adapter",
     "ControlPlane",
     "ControlPlaneError",
@@ -56,7 +62,10 @@ __all__ = [
     "load_manifests",
     "missing_binaries",
     "register_adapter",
+    "register_webhook",
     "route_apiservice",
     "serving_pair",
     "wait_for",
+    "webhook_answers",
+    "webhook_configuration",
 ]

@@ -1,12 +1,14 @@
 """``make cluster-up`` / ``make cluster-down``: a detached control plane with the adapter in
-cluster mode, as users run it outside a cluster: ``serve --kubeconfig`` (the admin kubeconfig),
-watching ScaledObjects and owning their HPAs, registered as the external metrics API.
+cluster mode, as users run it outside a cluster: ``serve --kubeconfig`` (its ServiceAccount's
+permissions), watching ScaledObjects and owning their HPAs, registered as the external metrics
+API and as the validating webhook of deploy/webhook.yaml.
 
 python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=
 python -m tests.support.controlplane down [--state DIR]
 
 After ``up``, ``kubectl --kubeconfig <KUBECONFIG> apply -f <a ScaledObject>`` (and its
-Deployment) is all it takes: the adapter creates ``keda-hpa-<name>`` and sets ``Ready``.
+Deployment) is all it takes: the adapter creates ``keda-hpa-<name>`` and sets ``Ready``; an
+object that would fail is refused by the webhook, as in a real cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.support.controlplane.adapter import (
     Adapter,
     adapter_kubeconfig,
     install_manifests,
+    register_webhook,
     route_apiservice,
 )
 from tests.support.controlplane.binaries import BINARIES, CACHE
@@ -74,12 +77,14 @@ def _start_detached(state: Path) -> str:
             kubeconfig=adapter_kubeconfig(cp),
         ).start()
         route_apiservice(cp, adapter)
+        register_webhook(cp, adapter)
     finally:
         cp.close()
     phases = ", ".join(f"{k} {v}s" for k, v in cp.timings.items())
     print(
         f"control plane up in {cp.timings['total']}s ({phases}), adapter (cluster mode, as "
-        f"its ServiceAccount: --kubeconfig {adapter_kubeconfig(cp)}) registered in "
+        f"its ServiceAccount: --kubeconfig {adapter_kubeconfig(cp)}) registered (API and "
+        f"webhook) in "
         f"{time.monotonic() - began:.2f}s; "
         f"logs in {log_dir(state)}",
         file=sys.stderr,

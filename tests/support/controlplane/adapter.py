@@ -1,7 +1,13 @@
-"""The adapter, run standalone or in cluster mode, and registered as the external metrics API.
+"""The adapter, run standalone or in cluster mode, registered as the external metrics API
+and, on request, as the validating webhook of deploy/webhook.yaml.
 
 The aggregator reaches it through a Service of type ExternalName ``localhost`` and the
-APIService's real caBundle (shared/reference/control-plane.md §4).
+APIService's real caBundle (shared/reference/control-plane.md §4). kube-apiserver's webhook
+client reaches it through the same Service: it resolves a webhook's ``clientConfig.service``
+with the same ClusterIP resolver as the aggregator (``--enable-aggregator-routing`` off), which
+maps an ExternalName Service to ``https://<externalName>:<webhook port>`` and verifies
+``<service>.<namespace>.svc`` against the webhook's caBundle. So the webhooks are registered
+as deploy/ writes them, by Service, not by ``clientConfig.url`` (verified on 1.34.4).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from tests.support.servers import free_port
 DEPLOY = REPO / "deploy"
 ADAPTER_NAMESPACE, ADAPTER_SERVICE = "keda", "metrics-adapter"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
+WEBHOOK_CONFIGURATION = "metrics-adapter"
 ADAPTER_USER = f"system:serviceaccount:{ADAPTER_NAMESPACE}:{ADAPTER_SERVICE}"
 """Who the adapter is to kube-apiserver: its ServiceAccount, so deploy/rbac.yaml is what it has."""
 
@@ -148,18 +155,23 @@ def register_adapter(cp: ControlPlane, adapter: Adapter, timeout: float = 90) ->
     return route_apiservice(cp, adapter, timeout)
 
 
-def route_apiservice(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
-    """The APIService, with the real caBundle, routed to ``adapter`` through ExternalName
-    ``localhost``; returned once Available."""
+def _route_service(cp: ControlPlane) -> None:
     cp.apply(
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": ADAPTER_SERVICE, "namespace": ADAPTER_NAMESPACE},
-            # The aggregator dials https://<externalName>:<APIService port> (§4).
+            # The aggregator and the webhook client dial https://<externalName>:<the port
+            # the APIService or the webhook names> (§4).
             "spec": {"type": "ExternalName", "externalName": "localhost"},
         }
     )
+
+
+def route_apiservice(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
+    """The APIService, with the real caBundle, routed to ``adapter`` through ExternalName
+    ``localhost``; returned once Available."""
+    _route_service(cp)
     [apiservice] = load_manifests(DEPLOY / "apiservice.yaml")
     apiservice["spec"]["caBundle"] = base64.b64encode(adapter.ca_pem).decode()
     apiservice["spec"]["service"]["port"] = adapter.port
@@ -167,3 +179,46 @@ def route_apiservice(cp: ControlPlane, adapter: Adapter, timeout: float = 90) ->
     return cp.wait_condition(
         "apiregistration.k8s.io/v1", "APIService", APISERVICE, "Available", timeout=timeout
     )
+
+
+def webhook_configuration(
+    adapter: Adapter, failure_policy: str | None = None, ca_bundle: bool = True
+) -> dict[str, Any]:
+    """deploy/webhook.yaml routed to ``adapter``'s port, with its CA as every caBundle (none:
+    left for a self-managed adapter to write) and, when given, another failurePolicy."""
+    [configuration] = load_manifests(DEPLOY / "webhook.yaml")
+    for webhook in configuration["webhooks"]:
+        client = webhook["clientConfig"]
+        client["service"]["port"] = adapter.port
+        if ca_bundle:
+            client["caBundle"] = base64.b64encode(adapter.ca_pem).decode()
+        if failure_policy is not None:
+            webhook["failurePolicy"] = failure_policy
+    return configuration
+
+
+def register_webhook(
+    cp: ControlPlane, adapter: Adapter, failure_policy: str | None = None, timeout: float = 60
+) -> None:
+    """deploy/webhook.yaml routed to ``adapter`` through ExternalName ``localhost``; returns
+    once kube-apiserver calls it: a dry-run create of a ScaledObject the webhook alone
+    refuses (a name over 63 characters, which the schema allows) is refused."""
+    _route_service(cp)
+    cp.apply(webhook_configuration(adapter, failure_policy))
+    wait_for("kube-apiserver to call the admission webhook", lambda: webhook_answers(cp), timeout)
+
+
+def webhook_answers(cp: ControlPlane, namespace: str = "default") -> bool:
+    """Whether the webhook refuses (a server-side dry run, nothing stored) what only it refuses."""
+    probe = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "webhook-probe-" + "x" * 50, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"name": "webhook-probe"},
+            "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}],
+        },
+    }
+    path = cp.path("keda.sh/v1alpha1", "ScaledObject", namespace)
+    response = cp.client.post(path, params={"dryRun": "All"}, json=probe)
+    return response.status_code == 403 and "admission webhook" in response.text
