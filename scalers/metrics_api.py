@@ -22,7 +22,9 @@ _AUTH = (Source.AUTH,)
 class Metadata(TriggerMetadata):
     url: str = param("url")
     value_location: str = param("valueLocation", doc="gjson path to the number")
-    target_value: float = param("targetValue", gt=0)
+    target_value: float | None = param(
+        "targetValue", gt=0, target=True, doc="optional when it feeds a scalingModifiers formula"
+    )
     activation_target_value: float = param("activationTargetValue", default="0")
     format: str = param("format", default="json", enum=("json",))
     unsafe_ssl: bool = param("unsafeSsl", default="false")
@@ -111,7 +113,7 @@ def build(meta: Metadata) -> MetricsApiScaler:
         meta=meta,
         query=JsonGet(url, tuple(sorted(headers.items())), identity, secret),
         metric_name=normalize(f"metric-api-{meta.value_location}"),
-        target=meta.target_value,
+        target=meta.target_value or 0.0,  # unset only under scalingModifiers, as in KEDA
         activation_target=meta.activation_target_value,
         value_label="value",
     )

@@ -53,6 +53,9 @@ class Param:
     doc: str = ""
     secret: bool = False
     """Kept out of ``repr``, so no log line or error built from the object can show it."""
+    target: bool = False
+    """The trigger's HPA target: not required of a trigger that only feeds a formula
+    (:attr:`TriggerInputs.as_metric_source`), where KEDA's scaler does not require it."""
 
     @property
     def required(self) -> bool:
@@ -70,9 +73,10 @@ def param(
     gt: float | None = None,
     doc: str = "",
     secret: bool = False,
+    target: bool = False,
 ) -> Any:
     """Declare a metadata field; see the module docstring."""
-    spec = Param(name, order, default, optional, enum, ge, gt, doc, secret)
+    spec = Param(name, order, default, optional, enum, ge, gt, doc, secret, target)
     return field(metadata={"param": spec}, repr=not secret)
 
 
@@ -85,6 +89,9 @@ class TriggerInputs:
     auth_params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     path: str = "metadata"
     """Prefix for problem paths, e.g. ``triggers[1].metadata``."""
+    as_metric_source: bool = False
+    """KEDA's ``AsMetricSource``: the trigger's value feeds a ScaledObject's scalingModifiers
+    formula, and the HPA's target is the formula's, so a :attr:`Param.target` may be unset."""
 
     @property
     def auth_path(self) -> str:
@@ -128,7 +135,7 @@ def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M |
         else:
             raw, where = found
         if raw is None:
-            if spec.required:
+            if spec.required and not (spec.target and inputs.as_metric_source):
                 problems.add(f"{inputs.path}.{spec.name}", "is required")
             values[f.name] = None
             continue
