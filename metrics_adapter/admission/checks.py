@@ -22,8 +22,9 @@ from metrics_adapter.admission.findings import (
     TRIGGERS,
     Finding,
 )
+from metrics_adapter.binding.composite import compile_formula_of
 from metrics_adapter.kube.fields import Fields
-from metrics_adapter.model.formula import FormulaError, compile_formula
+from metrics_adapter.model.formula import FormulaError
 from metrics_adapter.model.keda import ScaledObject, ScaleTargetRef, parse_trigger
 from scalers.errors import Problems
 
@@ -185,8 +186,9 @@ def _modifiers(so: ScaledObject, spec: Mapping[str, Any]) -> list[Finding]:
         message = (
             "scalingModifiers fallback behavior requires scalingModifiers.formula to be defined"
         )
+        path = "fallback.behavior"
         findings.append(
-            Finding(SCALING_MODIFIERS, "scaling-modifiers-fallback", "fallback.behavior", message)
+            Finding(SCALING_MODIFIERS, "scaling-modifiers-fallback", path, message, (path,))
         )
     if m is None or not m.in_use:
         return findings
@@ -198,17 +200,15 @@ def _modifiers(so: ScaledObject, spec: Mapping[str, Any]) -> list[Finding]:
             Finding(SCALING_MODIFIERS, reason, formula_path, message, (formula_path,)),
         ]
     formula = "error validating formula in ScalingModifiers: "
+    target_path = f"{MODIFIERS}.target"
     if not m.target:
-        path = f"{MODIFIERS}.target"
+        message = formula + "formula is given but target is empty"
         return [
             *findings,
-            Finding(
-                SCALING_MODIFIERS, reason, path, formula + "formula is given but target is empty"
-            ),
+            Finding(SCALING_MODIFIERS, reason, target_path, message, (target_path,)),
         ]
-    names = {t.name for t in so.triggers if t.name and not t.is_resource}
     try:
-        compile_formula(m.formula, names, path=formula_path)
+        compile_formula_of(so)  # as the binder compiles it
     except FormulaError as exc:
         return [
             *findings,
@@ -229,7 +229,7 @@ def _modifiers(so: ScaledObject, spec: Mapping[str, Any]) -> list[Finding]:
             f"{target}error converting target for scalingModifiers (string->float) to valid "
             f"target: {cause}"
         )
-        return [*findings, Finding(SCALING_MODIFIERS, reason, f"{MODIFIERS}.target", message)]
+        return [*findings, Finding(SCALING_MODIFIERS, reason, target_path, message, (target_path,))]
     raw = spec.get("advanced")
     metric_type = raw.get("scalingModifiers") if isinstance(raw, Mapping) else None
     if isinstance(metric_type, Mapping) and metric_type.get("metricType") == "Utilization":

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from metrics_adapter.model.keda import ObjectRef, Trigger, TriggerAuthentication
+from metrics_adapter.binding.composite import Composite, compile_composite, uses_modifiers
+from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger, TriggerAuthentication
 from metrics_adapter.model.scaled_job import Scalable, env_container
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
 from scalers.errors import Problems, quote
@@ -56,10 +57,12 @@ class BoundTrigger:
 @dataclass(frozen=True, slots=True)
 class Binding:
     """Every trigger of one object, each parsed once: the ones polled (and, for a
-    ScaledObject, served), and the cpu/memory targets the HPA reads itself."""
+    ScaledObject, served), the cpu/memory targets the HPA reads itself, and the composite
+    metric that replaces the polled ones in the HPA under scalingModifiers."""
 
     triggers: tuple[BoundTrigger, ...]
     resources: tuple[ResourceTarget, ...]
+    composite: Composite | None = None
 
 
 def bind(so: Scalable, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
@@ -70,11 +73,13 @@ def bind(so: Scalable, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
 
 def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
     """:func:`bind`, with the cpu and memory triggers' targets for the HPA (a ScaledJob's
-    cpu and memory triggers are checked, and contribute nothing, as in KEDA)."""
+    cpu and memory triggers are checked, and contribute nothing, as in KEDA) and the
+    compiled scalingModifiers, whose problems are reported with the triggers'."""
     problems = Problems()
     bound: list[BoundTrigger] = []
     resources: list[ResourceTarget] = []
     env = objects.container_env(so, env_container(so))
+    source = uses_modifiers(so)  # KEDA builds the scalers "as metric source" then
     for trigger in so.triggers:
         path = f"triggers[{trigger.index}]"
         resource_kind = RESOURCE_KINDS.get(trigger.type)
@@ -93,14 +98,20 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
             )
             continue
         auth = _auth_params(so, trigger, objects, problems, path)
-        inputs = TriggerInputs(trigger.metadata, env, auth, path=f"{path}.metadata")
+        inputs = TriggerInputs(
+            trigger.metadata, env, auth, path=f"{path}.metadata", as_metric_source=source
+        )
         scaler = kind.create(inputs, problems)
         if scaler is None:
             continue
         name = indexed_metric_name(trigger.index, scaler.metric_name)
         bound.append(BoundTrigger(so.ref, trigger, kind, scaler, name, float(so.polling_interval)))
+    composite = None
+    if isinstance(so, ScaledObject):
+        names = {b.trigger.name: b.metric_name for b in bound if b.trigger.name}
+        composite = compile_composite(so, names, problems)
     problems.raise_for(so.subject)
-    return Binding(tuple(bound), tuple(resources))
+    return Binding(tuple(bound), tuple(resources), composite)
 
 
 def _auth_params(

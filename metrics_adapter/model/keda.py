@@ -103,7 +103,10 @@ class FallbackSpec:
 
 @dataclass(frozen=True, slots=True)
 class ScalingModifiers:
-    """``advanced.scalingModifiers``: one composite metric over the named triggers."""
+    """``advanced.scalingModifiers`` as the user wrote it: one composite metric over the named
+    triggers. Compiled, and checked, where the triggers are bound
+    (:func:`metrics_adapter.binding.composite.compile_composite`): the formula needs their
+    names, and its problems are reported with theirs."""
 
     formula: str | None = None
     target: str | None = None
@@ -151,6 +154,8 @@ class ScaledObjectStatus:
     external_metric_names: tuple[str, ...] | None = None
     resource_metric_names: tuple[str, ...] | None = None
     triggers_activity: Mapping[str, bool] | None = None
+    composite_scaler_name: str | None = None
+    """``composite-metric`` while scalingModifiers are used."""
     health: Mapping[str, TriggerHealth] | None = None
     original_replica_count: int | None = None
     last_active_time: datetime | None = None
@@ -172,6 +177,8 @@ class ScaledObjectStatus:
             out["triggersActivity"] = {
                 name: {"isActive": active} for name, active in self.triggers_activity.items()
             }
+        if self.composite_scaler_name is not None:
+            out["compositeScalerName"] = self.composite_scaler_name
         if self.health is not None:
             out["health"] = {name: h.to_json() for name, h in self.health.items()}
         if self.original_replica_count is not None:
@@ -470,13 +477,15 @@ def _parse_advanced(f: Fields) -> Advanced:
     if f.has("scalingModifiers"):
         m = f.child("scalingModifiers")
         modifiers = ScalingModifiers(
-            formula=m.string("formula", required=True),
+            formula=m.string("formula"),
             target=m.string("target"),
             activation_target=m.string("activationTarget"),
             metric_type=m.enum("metricType", ("AverageValue", "Value"), "AverageValue")
             if m.has("metricType")
             else None,
         )
+        if modifiers.in_use and not modifiers.formula:  # an empty one is not in use, as in KEDA
+            m.problems.add(m.at("formula"), "is required")
     return Advanced(
         restore_to_original_replica_count=f.boolean("restoreToOriginalReplicaCount", False),
         hpa_name=hpa.string("name"),

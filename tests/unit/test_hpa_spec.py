@@ -444,7 +444,16 @@ def test_scaling_modifiers_replace_every_external_metric_by_one_composite(
 @pytest.mark.parametrize("target", [None, "0", "-1", "abc", "NaN"])
 def test_no_composite_metric_without_a_target_above_zero(target: str | None) -> None:
     doc = modified() if target is None else modified(target=target)
-    metrics = build(doc)["spec"]["metrics"]
+    so = parse_scaled_object(doc)
+    # The binder refuses such an object, naming the target; the builder on its own keeps
+    # hpa.go's rule, so it is given triggers bound without the modifiers.
+    with pytest.raises(ConfigError, match=r"advanced\.scalingModifiers\.target"):
+        bind_all(so, Inventory())
+    binding = bind_all(
+        replace(so, advanced=replace(so.advanced, scaling_modifiers=None)), Inventory()
+    )
+    hpa: dict[str, Any] = build_hpa(so, binding.triggers, binding.resources, uid=UID).to_json()
+    metrics = hpa["spec"]["metrics"]
     assert [m["type"] for m in metrics] == ["ContainerResource", "External", "External", "Resource"]
 
 
