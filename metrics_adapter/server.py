@@ -24,7 +24,7 @@ from metrics_adapter.api.request_metrics import RequestMetrics
 from metrics_adapter.api.tls import ClientCertProtocol, ServingTLS
 from metrics_adapter.binding.cluster import ClusterObjects
 from metrics_adapter.binding.files import Inventory, load_directory
-from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.binding.triggers import BoundTrigger, bind, bind_all
 from metrics_adapter.config.settings import Settings
 from metrics_adapter.control.activator import DryRunActivator, set_fallbacks, trigger_states
 from metrics_adapter.control.controller import Controller
@@ -102,14 +102,14 @@ def build(
         not_ready(ref, error)  # already logged by the loader, with its file
     for so in inventory.scaled_objects.values():
         try:
-            bound = bind(so, inventory)
+            binding = bind_all(so, inventory)
         except ConfigError as exc:
             log.error("%s", exc)
             not_ready(so.ref, exc)
             continue
-        poller.set_triggers(so.ref, bound)
+        poller.set_triggers(so.ref, binding.triggers, binding.composite)
         if so.fallback is not None:
-            set_fallbacks(store, so, bound, inventory.replicas(so))
+            set_fallbacks(store, so, binding.triggers, inventory.replicas(so))
     for sj in inventory.scaled_jobs.values():
         try:
             poller.set_triggers(sj.ref, bind(sj, inventory))
@@ -151,7 +151,8 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
         if isinstance(bound.so, ScaledJobRef):
             jobs.evaluate(inventory.scaled_jobs[bound.so], states, now)
         else:
-            activator.evaluate(inventory.scaled_objects[bound.so], states, now)
+            so, composite = inventory.scaled_objects[bound.so], poller.store.composite(bound.so)
+            activator.evaluate(so, states, now, composite)
 
     poller.listeners.append(on_reading)
 

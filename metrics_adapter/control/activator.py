@@ -3,6 +3,10 @@
 :func:`decide` is pure; a target applies its decision. Standalone, the target is a dry
 run that logs what it would do; in a cluster it patches the workload's ``/scale``.
 An error is never read as inactive: a failing trigger blocks scale-to-zero.
+
+Under scalingModifiers the object is active when its composite metric is above
+``activationTarget`` (or in fallback), as in KEDA; where KEDA counts a failing trigger as
+making the object inactive, here it makes it unknown, which never scales to zero.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.control import hpa
-from metrics_adapter.metrics.store import Fallback, MetricStore, Reading
+from metrics_adapter.metrics.composite import CompositeFallback
+from metrics_adapter.metrics.store import Composed, Fallback, MetricStore, Reading
 from metrics_adapter.model.annotations import (
     FORCE_ACTIVATION,
     PAUSED_SCALE_IN,
@@ -23,7 +29,7 @@ from metrics_adapter.model.annotations import (
     flag,
     forced,
 )
-from metrics_adapter.model.keda import ObjectRef, ScaledObject
+from metrics_adapter.model.keda import FallbackSpec, ObjectRef, ScaledObject
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,19 @@ class TriggerState:
         return (
             f"{self.bound.metric_name} {s.value_label} {compared:g} {sign} {s.activation_target:g}"
         )
+
+
+def composite_why(composed: Composed) -> str:
+    """What the composite metric says about activity: ``composite-metric 12 > 0``."""
+    outcome, name = composed.outcome, COMPOSITE_METRIC
+    if outcome.fallback is not None:
+        return f"{name} in fallback: {outcome.fallback}"
+    if outcome.error is not None:
+        return f"{name} failing: {outcome.error}"
+    if outcome.served is None:
+        return f"{name} has no value yet"
+    sign = ">" if outcome.active else "<="
+    return f"{name} {outcome.served:g} {sign} {composed.composite.activation_target:g}"
 
 
 def trigger_states(
@@ -79,10 +98,12 @@ def decide(
     states: Sequence[TriggerState],
     last_active: datetime | None,
     now: datetime,
+    composite: Composed | None = None,
 ) -> Decision:
     """What the activator does now (keda-semantics §4), held back by the pause-scale-in/out
-    annotations, which block the 0 -> 1 and N -> 0 steps as they block the HPA's."""
-    decision = _decide(so, current, states, last_active, now)
+    annotations, which block the 0 -> 1 and N -> 0 steps as they block the HPA's. With
+    ``composite`` (scalingModifiers) its value decides activity, not the triggers'."""
+    decision = _decide(so, current, _activity(states, composite), last_active, now)
     if decision.replicas is None or decision.replicas == current:
         return decision
     blocked = PAUSED_SCALE_OUT if decision.replicas > current else PAUSED_SCALE_IN
@@ -93,30 +114,58 @@ def decide(
     return decision
 
 
+@dataclass(frozen=True, slots=True)
+class _Activity:
+    """Why the object is active, unknown, or (with neither) inactive."""
+
+    active: list[str]
+    unknown: list[str]
+    inactive: str
+    always: bool
+    """Only cpu/memory triggers: nothing to read, always active."""
+
+
+def _activity(states: Sequence[TriggerState], composite: Composed | None) -> _Activity:
+    # A reading in fallback counts as active (KEDA >= 2.19), so a fallback scales from zero.
+    failing = [s.why() for s in states if s.reading.error is not None and not s.reading.in_fallback]
+    if composite is None:
+        active = [
+            s.why()
+            for s in states
+            if s.reading.in_fallback or (s.reading.active and s.reading.error is None)
+        ]
+        unknown = [
+            s.why()
+            for s in states
+            if not s.reading.in_fallback
+            and (s.reading.error is not None or s.reading.value is None)
+        ]
+        reason = "; ".join(s.why() for s in states)
+        return _Activity(active, unknown, reason, not states)
+    why, reading = composite_why(composite), composite.reading
+    if reading.in_fallback or (reading.active and reading.error is None):
+        return _Activity([why], failing, why, False)
+    if reading.error is not None or reading.value is None:
+        return _Activity([], [why], why, False)
+    return _Activity([], failing, why, False)  # not active, but not while a trigger fails
+
+
 def _decide(
     so: ScaledObject,
     current: int,
-    states: Sequence[TriggerState],
+    activity: _Activity,
     last_active: datetime | None,
     now: datetime,
 ) -> Decision:
     is_forced = forced(so.meta.annotations)
-    # A trigger in fallback counts as active (KEDA >= 2.19), so a fallback scales from zero.
-    active = [
-        s for s in states if s.reading.in_fallback or (s.reading.active and s.reading.error is None)
-    ]
-    unknown = [
-        s
-        for s in states
-        if not s.reading.in_fallback and (s.reading.error is not None or s.reading.value is None)
-    ]
+    active, unknown = activity.active, activity.unknown
     min_r, idle = so.min_replica_count, so.idle_replica_count
 
-    if is_forced or active or not states:
+    if is_forced or active or activity.always:
         reason = (
             f"{FORCE_ACTIVATION} is set"
             if is_forced
-            else active[0].why()
+            else active[0]
             if active
             else "only cpu/memory triggers: always active"
         )
@@ -129,11 +178,11 @@ def _decide(
         return Decision(
             None,
             None,
-            "; ".join(s.why() for s in unknown) + ": not scaling down while a trigger is unknown",
+            "; ".join(unknown) + ": not scaling down while a trigger is unknown",
             last_active,
         )
 
-    reason = "; ".join(s.why() for s in states)
+    reason = activity.inactive
     floor = idle if idle is not None else min_r
     if (idle is not None and current > idle) or (current > 0 and min_r == 0):
         if last_active is None:
@@ -150,39 +199,78 @@ def _decide(
     return Decision(None, False, reason, last_active)
 
 
-def fallback_value(so: ScaledObject, bound: BoundTrigger, current: int) -> float | None:
-    """The value that makes the HPA compute ``fallback.replicas`` (or the current count, per
-    ``fallback.behavior``): target x R for AverageValue, target x R / current for Value."""
-    fallback = so.fallback
-    if fallback is None or fallback.behavior == "scalingModifiers":
-        return None
-    replicas = {
+def fallback_replicas(fallback: FallbackSpec, current: int) -> int:
+    """R: ``fallback.replicas``, or the current count, per ``fallback.behavior``."""
+    return {
         "currentReplicas": current,
         "currentReplicasIfHigher": max(current, fallback.replicas),
         "currentReplicasIfLower": min(current, fallback.replicas),
     }.get(fallback.behavior, fallback.replicas)
-    target = bound.scaler.target
-    if bound.trigger.metric_type == "Value":
-        return target * replicas / current if current > 0 else None  # KEDA fails at 0 too
+
+
+def replicas_value(metric_type: str, target: float, replicas: int, current: int) -> float | None:
+    """The value that makes the HPA compute ``replicas``: target x R for AverageValue,
+    target x R / current for Value (``None`` at 0 replicas, where KEDA fails too)."""
+    if metric_type == "Value":
+        return target * replicas / current if current > 0 else None
     return target * replicas
+
+
+def fallback_value(so: ScaledObject, bound: BoundTrigger, current: int) -> float | None:
+    """What one trigger serves in fallback (none under ``behavior: scalingModifiers``, where
+    the composite metric falls back instead)."""
+    fallback = so.fallback
+    if fallback is None or fallback.behavior == "scalingModifiers":
+        return None
+    replicas = fallback_replicas(fallback, current)
+    return replicas_value(bound.trigger.metric_type, bound.scaler.target, replicas, current)
+
+
+def composite_fallback(
+    so: ScaledObject, composite: Composite, current: int
+) -> CompositeFallback | None:
+    """What the composite metric serves when triggers fail: the modifiers' target times R
+    (``fallback.replicas`` when a formula that gave nil falls back)."""
+    fallback = so.fallback
+    if fallback is None:
+        return None
+    per_trigger = fallback.behavior == "scalingModifiers"
+    replicas = fallback.replicas if per_trigger else fallback_replicas(fallback, current)
+    value = replicas_value(composite.metric_type, composite.target, replicas, current)
+    return CompositeFallback(fallback.failure_threshold, value, per_trigger)
 
 
 def set_fallbacks(
     store: MetricStore, so: ScaledObject, triggers: Sequence[BoundTrigger], current: int
 ) -> None:
-    """Give each trigger of ``so`` the fallback the store serves once it fails enough."""
+    """Give each trigger of ``so``, and its composite metric, the fallback the store serves
+    once they fail enough."""
     assert so.fallback is not None
     threshold = so.fallback.failure_threshold
     for bound in triggers:
         value = fallback_value(so, bound, current)
         rule = None if value is None else Fallback(threshold, value)
         store.set_fallback(bound.so, bound.metric_name, rule)
+    composed = store.composite(so.ref)
+    if composed is not None:
+        store.set_composite_fallback(so.ref, composite_fallback(so, composed.composite, current))
 
 
 def hpa_proposal(
-    so: ScaledObject, current: int, states: Sequence[TriggerState]
+    so: ScaledObject,
+    current: int,
+    states: Sequence[TriggerState],
+    composite: Composed | None = None,
 ) -> hpa.Proposal | None:
-    """The replicas the HPA would compute now, or ``None`` when it would not act."""
+    """The replicas the HPA would compute now, or ``None`` when it would not act. With
+    ``composite``, from the one composite metric (its served value: fallback included)."""
+    if composite is not None:
+        served = composite.outcome.served
+        if current == 0 or served is None:
+            return None
+        c = composite.composite
+        p = hpa.metric_replicas(c.metric_type, served, c.target, current)
+        return _bounded(so, hpa.Proposal(p.replicas, f"{COMPOSITE_METRIC}: {p.why}"))
     if current == 0 or any(s.reading.value is None or s.reading.error for s in states):
         return None
     best: hpa.Proposal | None = None
@@ -193,12 +281,14 @@ def hpa_proposal(
         )
         if best is None or p.replicas > best.replicas:
             best = hpa.Proposal(p.replicas, f"{s.bound.metric_name}: {p.why}")
-    if best is None:
-        return None
-    bounded = hpa.clamp(best.replicas, so.min_replica_count, so.max_replica_count)
-    return hpa.Proposal(
-        bounded, best.why if bounded == best.replicas else f"{best.why}, bounded to {bounded}"
-    )
+    return None if best is None else _bounded(so, best)
+
+
+def _bounded(so: ScaledObject, wanted: hpa.Proposal) -> hpa.Proposal:
+    bounded = hpa.clamp(wanted.replicas, so.min_replica_count, so.max_replica_count)
+    if bounded == wanted.replicas:
+        return wanted
+    return hpa.Proposal(bounded, f"{wanted.why}, bounded to {bounded}")
 
 
 class DryRunActivator:
@@ -209,10 +299,16 @@ class DryRunActivator:
         self.last_active: dict[ObjectRef, datetime | None] = {}
         self.activity: dict[ObjectRef, bool | None] = {}
 
-    def evaluate(self, so: ScaledObject, states: Sequence[TriggerState], now: datetime) -> None:
+    def evaluate(
+        self,
+        so: ScaledObject,
+        states: Sequence[TriggerState],
+        now: datetime,
+        composite: Composed | None = None,
+    ) -> None:
         ref = so.ref
         current = self.replicas.setdefault(ref, so.min_replica_count)
-        decision = decide(so, current, states, self.last_active.get(ref), now)
+        decision = decide(so, current, states, self.last_active.get(ref), now, composite)
         self.last_active[ref] = decision.last_active
         if self.activity.get(ref, False) != decision.active:
             state = {True: "active", False: "inactive", None: "unknown"}[decision.active]
@@ -229,7 +325,7 @@ class DryRunActivator:
             )
             self.replicas[ref] = current = decision.replicas
         if decision.active:
-            proposal = hpa_proposal(so, current, states)
+            proposal = hpa_proposal(so, current, states, composite)
             if proposal is not None and proposal.replicas != current:
                 log.info(
                     "HPA %s would scale %s from %d to %d: %s",

@@ -169,7 +169,7 @@ class Controller:
             return
         tracked.so = so
         self.telemetry.register(so)
-        self.poller.set_triggers(ref, binding.triggers)
+        self.poller.set_triggers(ref, binding.triggers, binding.composite)
         if not self.writing:
             return
         await self._ensure_finalizer(document)
@@ -193,11 +193,13 @@ class Controller:
                     so.hpa_name,
                     extra={"scaledObject": str(ref)},
                 )
-        states = self._states(ref)
+        states, composite = self._states(ref), self.store.composite(ref)
         await self._write_status(
             tracked,
             so,
-            status.reconciled(so, states, tracked.last_active, tracked.original_replicas),
+            status.reconciled(
+                so, states, tracked.last_active, tracked.original_replicas, composite
+            ),
         )
         self._work.queue(ref)
 
@@ -353,7 +355,9 @@ class Controller:
         if so.fallback is not None:
             set_fallbacks(self.store, so, self.poller.triggers(ref), scale.replicas)
             states = self._states(ref)  # a failing reading may be in fallback now
-        decision = decide(so, scale.replicas, states, tracked.last_active, datetime.now(UTC))
+        composite = self.store.composite(ref)  # scalingModifiers: it decides activity
+        now = datetime.now(UTC)
+        decision = decide(so, scale.replicas, states, tracked.last_active, now, composite)
         tracked.last_active = decision.last_active
         if decision.replicas is not None and decision.replicas != scale.replicas:
             await self.kube.patch_scale(
@@ -376,6 +380,7 @@ class Controller:
                 states=states,
                 decision=decision,
                 original_replicas=tracked.original_replicas,
+                composite=composite,
             ),
         )
 

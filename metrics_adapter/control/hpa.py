@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metrics_adapter import __version__
+from metrics_adapter.binding.composite import COMPOSITE_METRIC
 from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.kube.autoscaling import (
     Behavior,
@@ -45,8 +46,6 @@ from metrics_adapter.model.annotations import (
 from metrics_adapter.model.keda import API_VERSION, ScaledObject
 from scalers.quantity import format_quantity, parse_quantity
 from scalers.resource import ResourceTarget
-
-COMPOSITE_METRIC = "composite-metric"
 
 _GO_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _LABEL_INVALID = re.compile(r"[^-A-Za-z0-9_.]")
@@ -172,12 +171,10 @@ def _resource_metric(r: ResourceTarget) -> ResourceMetric:
 
 
 def _composite(so: ScaledObject, selector: Mapping[str, str]) -> ExternalMetric | None:
-    """The single External metric that replaces the others under ``scalingModifiers``.
-
-    Only the HPA's side: serving the composite value (the formula over the triggers'
-    values) is not implemented, so such an HPA finds no ``composite-metric`` to read yet.
-    As in hpa.go, there is no composite metric unless ``target`` is a number above 0, and
-    the target is cut (not rounded) to milli units.
+    """The single External metric that replaces the others under ``scalingModifiers``
+    (its value: :mod:`metrics_adapter.metrics.composite`). As in hpa.go, there is no
+    composite metric unless ``target`` is a number above 0 (the binder refuses any other),
+    and the target is cut (not rounded) to milli units.
     """
     modifiers = so.advanced.scaling_modifiers
     if modifiers is None or not modifiers.in_use:

@@ -11,8 +11,10 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
+from metrics_adapter.binding.composite import COMPOSITE_METRIC
 from metrics_adapter.control.activator import Decision, TriggerState
 from metrics_adapter.kube.objects import Condition
+from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.annotations import PAUSED_SCALE_IN, PAUSED_SCALE_OUT, flag, paused
 from metrics_adapter.model.keda import ScaledObject, ScaledObjectStatus, TriggerHealth
 
@@ -72,8 +74,9 @@ def paused_condition(so: ScaledObject) -> Condition:
     return Condition("Paused", "False", "ScaledObjectUnpaused", "ScaledObject is not paused")
 
 
-def fallback(states: Sequence[TriggerState]) -> Condition:
-    if any(s.reading.in_fallback for s in states):
+def fallback(states: Sequence[TriggerState], composite: Composed | None = None) -> Condition:
+    readings = [s.reading for s in states] + ([composite.reading] if composite else [])
+    if any(r.in_fallback for r in readings):
         return Condition(
             "Fallback",
             "True",
@@ -92,9 +95,17 @@ def status_patch(
     states: Sequence[TriggerState],
     decision: Decision | None,
     original_replicas: int | None,
+    composite: Composed | None = None,
 ) -> ScaledObjectStatus:
-    """The whole status; ``lastActiveTime`` only once the object was active."""
-    conditions = (ready(problem, states), active(decision), fallback(states), paused_condition(so))
+    """The whole status; ``lastActiveTime`` only once the object was active. Under
+    scalingModifiers (``composite``) ``triggersActivity`` holds the composite metric's
+    activity only: KEDA discards the triggers' own then."""
+    conditions = (
+        ready(problem, states),
+        active(decision),
+        fallback(states, composite),
+        paused_condition(so),
+    )
     target = so.scale_target_ref
     return ScaledObjectStatus(
         conditions=conditions,
@@ -102,11 +113,8 @@ def status_patch(
         hpa_name=so.hpa_name,
         external_metric_names=tuple(s.bound.metric_name for s in states),
         resource_metric_names=tuple(t.type for t in so.triggers if t.is_resource),
-        triggers_activity={
-            s.bound.metric_name: s.reading.active
-            for s in states
-            if s.reading.error is None and s.reading.value is not None
-        },
+        triggers_activity=_activity(states, composite),
+        composite_scaler_name=COMPOSITE_METRIC if composite else None,
         health=None
         if so.fallback is None  # KEDA keeps health only with a fallback
         else {
@@ -118,22 +126,42 @@ def status_patch(
     )
 
 
+def _activity(states: Sequence[TriggerState], composite: Composed | None) -> dict[str, bool]:
+    """``triggersActivity``: each reading that has a value, active or not."""
+    if composite is not None:
+        reading = composite.reading
+        if reading.in_fallback:
+            return {COMPOSITE_METRIC: True}
+        return {} if reading.error or reading.value is None else {COMPOSITE_METRIC: reading.active}
+    return {
+        s.bound.metric_name: s.reading.active
+        for s in states
+        if s.reading.error is None and s.reading.value is not None
+    }
+
+
 def reconciled(
     so: ScaledObject,
     states: Sequence[TriggerState],
     last_active: datetime | None,
     original_replicas: int | None,
+    composite: Composed | None = None,
 ) -> ScaledObjectStatus:
     """The status after a reconcile, before the activator has decided anything: with no
     ``Active`` condition, or ``Active=Unknown`` keeping a known ``lastActiveTime``."""
-    if last_active is not None:
-        decision = Decision(None, None, "not evaluated yet", last_active)
-        return status_patch(
-            so, problem=None, states=states, decision=decision, original_replicas=original_replicas
-        )
-    status = status_patch(
-        so, problem=None, states=states, decision=None, original_replicas=original_replicas
+    decision = (
+        None if last_active is None else Decision(None, None, "not evaluated yet", last_active)
     )
+    status = status_patch(
+        so,
+        problem=None,
+        states=states,
+        decision=decision,
+        original_replicas=original_replicas,
+        composite=composite,
+    )
+    if decision is not None:
+        return status
     conditions = tuple(c for c in status.conditions if c.type != "Active")
     return dataclasses.replace(status, conditions=conditions)
 

@@ -1,7 +1,8 @@
 """``metrics-adapter explain``: for each ScaledObject, every trigger's metric, value, target
-and activity, the replicas the HPA would compute and why, and what the activator would do;
-then for each ScaledJob, its triggers, the combined queue, the running and pending Jobs,
-and the Jobs KEDA's poll would create, with the formula in numbers.
+and activity, the replicas the HPA would compute and why, and what the activator would do
+(under scalingModifiers, the formula with each input and its result, which the HPA and the
+activator read instead); then for each ScaledJob, its triggers, the combined queue, the
+running and pending Jobs, and the Jobs KEDA's poll would create, with the formula in numbers.
 
 Both forms bind triggers with :func:`metrics_adapter.server.build` and report from its
 MetricStore; they differ in where the objects and the values come from (a
@@ -28,11 +29,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from metrics_adapter.binding.composite import COMPOSITE_METRIC
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control import hpa
-from metrics_adapter.control.activator import decide, hpa_proposal, trigger_states
+from metrics_adapter.control.activator import (
+    TriggerState,
+    composite_why,
+    decide,
+    hpa_proposal,
+    trigger_states,
+)
 from metrics_adapter.explain.cells import activation, readable, table, value_cell
 from metrics_adapter.explain.jobs import JobReport, job_reports, render_job
+from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.model.scaled_job import ScaledJobRef
 from metrics_adapter.server import Adapter, build
@@ -76,6 +85,38 @@ class TriggerReport:
 
 
 @dataclass(frozen=True, slots=True)
+class FormulaInput:
+    name: str
+    metric: str
+    value: float | None
+    """What the formula was given; ``None``: nil (in fallback), or not given (``note``)."""
+    note: str = ""
+    """``in fallback: nil``, ``failing``, ``no value yet``; empty when given a value."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeReport:
+    """scalingModifiers: ``composite-metric``, the one metric the HPA reads."""
+
+    formula: str
+    inputs: tuple[FormulaInput, ...]
+    result: float | None
+    """What the formula gave, when it ran (``None``: nil)."""
+    served: float | None
+    """What the HPA is served: the result, or the fallback value."""
+    target: float
+    metric_type: str
+    activation: str
+    """``12 > 0``: the served value and ``activationTarget``; or why there is none."""
+    active: bool | None
+    replicas: int | None
+    computation: str
+    """``ceil(12 / 5) = 3``: what the HPA computes from the served value."""
+    error: str | None = None
+    fallback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectReport:
     scaled_object: str
     scale_target: str
@@ -91,6 +132,7 @@ class ObjectReport:
     """Where ``current_replicas`` was read in a cluster (``/scale``)."""
     hpa_status: str | None = None
     """The HPA's own status in a cluster: its replicas and conditions."""
+    composite: CompositeReport | None = None
 
 
 Report = ObjectReport | JobReport
@@ -139,11 +181,12 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
         return ObjectReport(str(ref), "", 0, 0, 0, problem or "not loaded", (), "", None)
     current = adapter.inventory.replicas(so) if observed.replicas is None else observed.replicas
     states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
+    composed = adapter.store.composite(ref)
     rows = []
     for state in states:
         bound, reading, scaler = state.bound, state.reading, state.bound.scaler
         replicas, formula = None, ""
-        if reading.value is not None and reading.error is None:
+        if composed is None and reading.value is not None and reading.error is None:
             asked = hpa.metric_replicas(
                 bound.trigger.metric_type, reading.value, scaler.target, max(current, 1)
             )
@@ -157,20 +200,21 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
                 error=reading.error,
                 target=scaler.target,
                 metric_type=bound.trigger.metric_type,
-                activation=activation(state),
-                active=reading.active if readable(reading) else None,
+                # Under scalingModifiers KEDA discards each trigger's own activity.
+                activation="-" if composed and readable(reading) else activation(state),
+                active=reading.active if readable(reading) and not composed else None,
                 replicas=replicas,
                 formula=formula,
             )
         )
-    decision = decide(so, current, states, observed.last_active, datetime.now(UTC))
+    decision = decide(so, current, states, observed.last_active, datetime.now(UTC), composed)
     if decision.replicas is not None and decision.replicas != current:
         what = f"would scale from {current} to {decision.replicas}: {decision.reason}"
     else:
         activity = {True: "active", False: "inactive", None: "unknown"}[decision.active]
         what = f"{activity}, stays at {current}: {decision.reason}"
     after = decision.replicas if decision.replicas is not None else current
-    computed = hpa_proposal(so, after, states)
+    computed = hpa_proposal(so, after, states, composed)
     target = f"{so.scale_target_ref.kind}/{so.scale_target_ref.name}"
     return ObjectReport(
         str(ref),
@@ -186,7 +230,63 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
         else f"{so.hpa_name} would compute {computed.replicas}: {computed.why}",
         observed.replicas_from,
         observed.hpa_status,
+        None if composed is None else _composite(composed, states, max(current, 1)),
     )
+
+
+def _composite(composed: Composed, states: list[TriggerState], current: int) -> CompositeReport:
+    c, outcome = composed.composite, composed.outcome
+    given = dict(outcome.inputs)
+    readings = {s.bound.metric_name: s.reading for s in states}
+    inputs = []
+    for name in c.formula.inputs:
+        metric = c.variables.get(name, "")
+        reading = readings.get(metric)
+        if name in given:
+            value, note = given[name], "" if given[name] is not None else "in fallback: nil"
+        elif reading is None or reading.error is not None:
+            value, note = None, "failing"
+        else:
+            value, note = reading.value, "" if reading.value is not None else "no value yet"
+        inputs.append(FormulaInput(name, metric, value, note))
+    replicas, computation = None, ""
+    if outcome.served is not None:
+        asked = hpa.metric_replicas(c.metric_type, outcome.served, c.target, current)
+        replicas, computation = asked.replicas, asked.why
+    return CompositeReport(
+        formula=c.formula.text,
+        inputs=tuple(inputs),
+        result=outcome.result,
+        served=outcome.served,
+        target=c.target,
+        metric_type=c.metric_type,
+        activation=composite_why(composed).removeprefix(COMPOSITE_METRIC).strip(),
+        active=None if outcome.served is None else outcome.active,
+        replicas=replicas,
+        computation=computation,
+        error=outcome.error,
+        fallback=outcome.fallback,
+    )
+
+
+def _render_composite(c: CompositeReport) -> list[str]:
+    """``composite-metric = (a + b) / 2`` with each input under it, then its result."""
+    out = [f"  {COMPOSITE_METRIC} = {c.formula}  (target {c.target:g}, {c.metric_type})"]
+    for i in c.inputs:
+        value = "-" if i.value is None else f"{i.value:g}"
+        out.append(f"    {i.name} = {i.note or value}  ({i.metric})")
+    if c.error is not None:
+        out.append(f"    not served: {c.error}")
+        return out
+    if c.fallback is not None:
+        out.append(f"    in fallback: {c.fallback}")
+    if c.served is not None:
+        result = "nil" if c.result is None else f"{c.result:g}"
+        served = f"{result}, serving {c.served:g}" if c.result != c.served else result
+        out.append(f"    = {served}: activation {c.activation}; HPA {c.computation}")
+    else:
+        out.append("    = no value yet: a trigger has not been read")
+    return out
 
 
 def as_dicts(reports: Sequence[Report]) -> list[dict[str, object]]:
@@ -222,6 +322,8 @@ def render(reports: Sequence[Report]) -> str:
         ]
         out += table(lines)
         out += [f"  error: {t.metric}: {t.error}" for t in r.triggers if t.error]
+        if r.composite is not None:
+            out += _render_composite(r.composite)
         out.append(f"  activator: {r.decision}")
         if r.hpa:
             out.append(f"  HPA: {r.hpa}")

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.binding.triggers import BoundTrigger
-from metrics_adapter.metrics.store import MetricStore, Reading
+from metrics_adapter.metrics.composite import Outcome
+from metrics_adapter.metrics.store import Composed, MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.model.scaled_job import ScaledJobRef
@@ -82,11 +84,16 @@ class Poller:
 
     # Membership.
 
-    def set_triggers(self, so: ObjectRef, triggers: Sequence[BoundTrigger]) -> None:
-        """Make ``triggers`` the polled triggers of ``so``; unchanged queries keep their loop."""
+    def set_triggers(
+        self, so: ObjectRef, triggers: Sequence[BoundTrigger], composite: Composite | None = None
+    ) -> None:
+        """Make ``triggers`` the polled triggers of ``so``, and ``composite`` the metric
+        composed of them (scalingModifiers); unchanged queries keep their loop."""
         old = self._by_object.get(so, ())
         self._by_object[so] = tuple(triggers)
-        self.store.register(so, [t.metric_name for t in triggers])
+        if self.store.composite(so) is not None and composite is None:
+            self.telemetry.forget_composite(so)
+        self.store.register(so, [t.metric_name for t in triggers], composite)
         for bound in triggers:
             loop = self._loops.get(bound.scaler.query)
             if loop is None:
@@ -104,6 +111,8 @@ class Poller:
     def remove(self, so: ObjectRef) -> None:
         for bound in self._by_object.pop(so, ()):
             self._detach(so, bound)
+        if self.store.composite(so) is not None:
+            self.telemetry.forget_composite(so)
         self.store.unregister(so)
 
     def _detach(self, so: ObjectRef, bound: BoundTrigger) -> None:
@@ -205,6 +214,7 @@ class Poller:
             return
         active = is_active(activity, bound.scaler.activation_target)
         before = self.store.readings(bound.so).get(bound.metric_name.lower())
+        composed = self.store.composite(bound.so)
         reading = self.store.record_value(
             bound.so, bound.metric_name, value, active, self._now(), activity=activity
         )
@@ -212,11 +222,14 @@ class Poller:
             return
         if before is not None and before.error is not None:
             log.info("trigger recovered", extra=_fields(bound, value=value))
-        self.telemetry.observe(bound, value, active, latency)
+        # Under scalingModifiers KEDA records no trigger's activity: only the composite's.
+        self.telemetry.observe(bound, value, None if composed else active, latency)
+        self._composed(bound.so, composed)
         self._notify(bound, reading)
 
     def _fail(self, bound: BoundTrigger, error: str) -> None:
         before = self.store.readings(bound.so).get(bound.metric_name.lower())
+        composed = self.store.composite(bound.so)
         reading = self.store.record_error(bound.so, bound.metric_name, error)
         if reading is None:
             return
@@ -225,7 +238,27 @@ class Poller:
         elif before.error != error:  # still failing, for another reason: say it, quieter
             log.info("trigger error now: %s", error, extra=_fields(bound, error=error))
         self.telemetry.error(bound)
+        self._composed(bound.so, composed)
         self._notify(bound, reading)
+
+    def _composed(self, so: ObjectRef, before: Composed | None) -> None:
+        """The composite metric after a reading: its series, and a log line when what it
+        serves changes between a value, a fallback and an error."""
+        composed = self.store.composite(so)
+        if composed is None:
+            return
+        outcome = composed.outcome
+        self.telemetry.composite(so, outcome)
+        state, earlier = _state(outcome), _state(before.outcome) if before else "waiting"
+        if state == earlier:
+            return
+        fields = {"scaledObject": f"{so.namespace}/{so.name}", "metric": COMPOSITE_METRIC}
+        if outcome.error is not None:
+            log.warning("composite metric not served: %s", outcome.error, extra=fields)
+        elif outcome.fallback is not None:
+            log.warning("composite metric in fallback: %s", outcome.fallback, extra=fields)
+        elif earlier in ("error", "fallback"):
+            log.info("composite metric served again", extra={**fields, "value": outcome.served})
 
     def _notify(self, bound: BoundTrigger, reading: Reading) -> None:
         for listener in self.listeners:
@@ -233,6 +266,14 @@ class Poller:
                 listener(bound, reading)
             except Exception:
                 log.exception("listener failed", extra=_fields(bound))
+
+
+def _state(outcome: Outcome) -> str:
+    if outcome.error is not None:
+        return "error"
+    if outcome.fallback is not None:
+        return "fallback"
+    return "waiting" if outcome.served is None else "value"
 
 
 def _fields(bound: BoundTrigger, **more: object) -> dict[str, object]:

@@ -2,6 +2,8 @@
 
 Each reading keeps the last good value, when it was measured, the latest error and the
 count of consecutive failures; the serialised answer is built once per poll, not per request.
+An object with scalingModifiers also has the reading ``composite-metric``, composed again
+(:func:`~metrics_adapter.metrics.composite.compose`) whenever one of its triggers is read.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.errors import NotFound, ServiceUnavailable
 from metrics_adapter.kube import wire
+from metrics_adapter.metrics.composite import CompositeFallback, Outcome, compose
 from metrics_adapter.model.keda import ObjectRef
 
 
@@ -48,11 +52,23 @@ class Fallback:
     value: float
 
 
+@dataclass(frozen=True, slots=True)
+class Composed:
+    """An object's composite metric: how it is made, its last evaluation, its reading."""
+
+    composite: Composite
+    outcome: Outcome
+    reading: Reading
+
+
 @dataclass(slots=True)
 class _Object:
     readings: dict[str, Reading]
     broken: str | None = None
     fallbacks: dict[str, Fallback] = field(default_factory=dict)
+    composite: Composite | None = None
+    composite_fallback: CompositeFallback | None = None
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 class MetricStore:
@@ -61,15 +77,23 @@ class MetricStore:
 
     # Writers: the poller and the object loader.
 
-    def register(self, so: ObjectRef, metric_names: Iterable[str]) -> None:
-        """Declare an object's metrics, keeping readings (and fallbacks) of names it had."""
+    def register(
+        self, so: ObjectRef, metric_names: Iterable[str], composite: Composite | None = None
+    ) -> None:
+        """Declare an object's metrics, keeping readings (and fallbacks) of names it had;
+        with ``composite``, ``composite-metric`` too, composed from them."""
         old = self._objects.get(so)
         previous = old.readings if old else {}
         keys = {name.lower(): name for name in metric_names}
-        self._objects[so] = _Object(
+        if composite is not None:
+            keys[COMPOSITE_METRIC] = COMPOSITE_METRIC
+        obj = self._objects[so] = _Object(
             {key: previous.get(key, Reading(name)) for key, name in keys.items()},
             fallbacks={k: v for k, v in (old.fallbacks if old else {}).items() if k in keys},
+            composite=composite,
+            composite_fallback=old.composite_fallback if old and composite else None,
         )
+        self._compose(obj)
 
     def mark_broken(self, so: ObjectRef, reason: str) -> None:
         """The object could not be parsed or bound: requests for it get 503 with ``reason``."""
@@ -100,6 +124,7 @@ class MetricStore:
             body=wire.external_metric_value_list(metric, value, measured_at),
         )
         obj.readings[key] = reading
+        self._compose(obj)
         return reading
 
     def record_error(self, so: ObjectRef, metric: str, error: str) -> Reading | None:
@@ -110,6 +135,7 @@ class MetricStore:
         old = obj.readings[key]
         reading = replace(old, error=error, failures=old.failures + 1, active=False)
         obj.readings[key] = reading = self._with_fallback(obj, key, reading)
+        self._compose(obj)
         return reading
 
     def set_fallback(self, so: ObjectRef, metric: str, fallback: Fallback | None) -> None:
@@ -124,6 +150,44 @@ class MetricStore:
         else:
             obj.fallbacks[key] = fallback
         obj.readings[key] = self._with_fallback(obj, key, obj.readings[key])
+
+    def set_composite_fallback(self, so: ObjectRef, fallback: CompositeFallback | None) -> None:
+        """Configure (or remove) what the composite metric serves when triggers fail."""
+        obj = self._objects.get(so)
+        if obj is None or obj.composite is None:
+            return
+        obj.composite_fallback = fallback
+        self._compose(obj)
+
+    @staticmethod
+    def _compose(obj: _Object) -> None:
+        """Compose the composite metric again from the object's readings."""
+        if obj.composite is None:
+            return
+        obj.outcome = outcome = compose(obj.composite, obj.readings, obj.composite_fallback)
+        old = obj.readings[COMPOSITE_METRIC]
+        now = datetime.now(UTC)
+        if outcome.fallback is not None:
+            assert outcome.served is not None
+            body = wire.external_metric_value_list(COMPOSITE_METRIC, outcome.served, now)
+            reading = replace(old, error=outcome.fallback, active=True, fallback_body=body)
+        elif outcome.error is not None:
+            reading = replace(old, error=outcome.error, active=False, fallback_body=None)
+        elif outcome.served is None:
+            reading = Reading(COMPOSITE_METRIC)
+        else:
+            measured = max(
+                (r.measured_at for r in obj.readings.values() if r.measured_at), default=now
+            )
+            reading = Reading(
+                metric_name=COMPOSITE_METRIC,
+                value=outcome.served,
+                measured_at=measured,
+                activity=outcome.served,
+                active=outcome.active,
+                body=wire.external_metric_value_list(COMPOSITE_METRIC, outcome.served, measured),
+            )
+        obj.readings[COMPOSITE_METRIC] = reading
 
     @staticmethod
     def _with_fallback(obj: _Object, key: str, reading: Reading) -> Reading:
@@ -144,6 +208,13 @@ class MetricStore:
     def readings(self, so: ObjectRef) -> Mapping[str, Reading]:
         obj = self._objects.get(so)
         return dict(obj.readings) if obj else {}
+
+    def composite(self, so: ObjectRef) -> Composed | None:
+        """The object's composite metric, when it uses scalingModifiers."""
+        obj = self._objects.get(so)
+        if obj is None or obj.composite is None:
+            return None
+        return Composed(obj.composite, obj.outcome, obj.readings[COMPOSITE_METRIC])
 
     def broken_reason(self, so: ObjectRef) -> str | None:
         obj = self._objects.get(so)

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from metrics_adapter import __version__
+from metrics_adapter.binding.composite import COMPOSITE_METRIC
 from metrics_adapter.model.scaled_job import Scalable, ScaledJobRef
 
 if TYPE_CHECKING:
     from metrics_adapter.binding.triggers import BoundTrigger
     from metrics_adapter.kube.objects import ObjectRef
+    from metrics_adapter.metrics.composite import Outcome
 
 SCALER_LABELS = ("namespace", "metric", "scaledObject", "scaler", "triggerIndex", "type")
 REQUEST_LABELS = ("verb", "group", "version", "resource")
@@ -150,11 +152,36 @@ class Telemetry:
             "scaledjob" if isinstance(bound.so, ScaledJobRef) else "scaledobject",
         )
 
-    def observe(self, bound: BoundTrigger, value: float, active: bool, latency: float) -> None:
+    def observe(
+        self, bound: BoundTrigger, value: float, active: bool | None, latency: float
+    ) -> None:
+        """A trigger's reading; ``active`` is ``None`` where KEDA records no activity of the
+        trigger (under scalingModifiers: only the composite's)."""
         labels = self._labels(bound)
         self.value.labels(*labels).set(value)
         self.latency.labels(*labels).set(latency)
-        self.active.labels(*labels).set(1 if active else 0)
+        if active is not None:
+            self.active.labels(*labels).set(1 if active else 0)
+
+    @staticmethod
+    def _composite_labels(ref: ObjectRef) -> tuple[str, ...]:
+        """KEDA's labels for the composite metric: scaler and metric ``composite-metric``,
+        triggerIndex 0."""
+        return (ref.namespace, COMPOSITE_METRIC, ref.name, COMPOSITE_METRIC, "0", "scaledobject")
+
+    def composite(self, ref: ObjectRef, outcome: Outcome) -> None:
+        """The composite metric of a ScaledObject: what is served (after fallback), and its
+        activity; while nothing is served, inactive, with the last value kept."""
+        labels = self._composite_labels(ref)
+        if outcome.served is not None:
+            self.value.labels(*labels).set(outcome.served)
+        self.active.labels(*labels).set(1 if outcome.active else 0)
+
+    def forget_composite(self, ref: ObjectRef) -> None:
+        labels = self._composite_labels(ref)
+        for series in (self.value, self.active):
+            with contextlib.suppress(KeyError):
+                series.remove(*labels)
 
     def error(self, bound: BoundTrigger) -> None:
         self.detail_errors.labels(*self._labels(bound)).inc()
