@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.model.formula import FormulaError
+from scalers.errors import quote
 
 if TYPE_CHECKING:  # the store imports this module
     from metrics_adapter.metrics.store import Reading
@@ -108,7 +109,7 @@ def _evaluate(
 ) -> Outcome:
     formula = composite.formula
     given = ", ".join(f"{n}={'nil' if v is None else f'{v:g}'}" for n, v in inputs)
-    where = f"formula {formula.text!r}" + (f" with {given}" if given else "")
+    where = f"formula {quote(formula.text)}" + (f" with {given}" if given else "")
     try:
         result = formula.evaluate(dict(inputs))
     except FormulaError as exc:
@@ -120,7 +121,8 @@ def _evaluate(
             return Outcome(inputs, served=fallback.value, fallback=reason, active=True)
         return Outcome(inputs, error=f"{reason}: there is no fallback value to serve")
     if not math.isfinite(result):
-        return Outcome(inputs, result, error=f"{where} gave {result:g}: not served")
+        shown = "NaN" if math.isnan(result) else f"{'+' if result > 0 else '-'}Inf"  # as Go
+        return Outcome(inputs, result, error=f"{where} gave {shown}: not served")
     return Outcome(inputs, result, served=result, active=result > composite.activation_target)
 
 

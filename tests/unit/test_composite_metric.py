@@ -157,9 +157,9 @@ def test_a_trigger_the_formula_does_not_read_still_counts_when_it_fails() -> Non
 @pytest.mark.parametrize(
     ("formula", "values", "shown"),
     [
-        ("a / b", {"a": 0, "b": 0}, "formula 'a / b' with a=0, b=0 gave nan: not served"),
-        ("a / b", {"a": 1, "b": 0}, "formula 'a / b' with a=1, b=0 gave inf: not served"),
-        ("-a / b", {"a": 1, "b": 0}, "formula '-a / b' with a=1, b=0 gave -inf: not served"),
+        ("a / b", {"a": 0, "b": 0}, 'formula "a / b" with a=0, b=0 gave NaN: not served'),
+        ("a / b", {"a": 1, "b": 0}, 'formula "a / b" with a=1, b=0 gave +Inf: not served'),
+        ("-a / b", {"a": 1, "b": 0}, 'formula "-a / b" with a=1, b=0 gave -Inf: not served'),
     ],
 )
 def test_nan_and_infinities_are_never_served(
