@@ -8,52 +8,17 @@ position is the one KEDA reports (``unknown name cpu_metric (1:51)``) and KEDA's
 over: a trailing ``// comment`` hides the closing parenthesis. Unlike expr, every type error and
 unknown name is reported at once, not only the first.
 
-====================================  =========================================================
-syntax                                meaning
-====================================  =========================================================
-``12``, ``1_000``, ``0x1F``,          int: 64-bit; ``+ - *`` and unary ``-`` wrap around as Go's
-``0o17``, ``0b101``                   do
-``1.5``, ``.5``, ``1e3``, ``1.``      float64
-``true``, ``false``, ``nil``          bool; nil
-``queue_lag``, ``$env["my-lag"]``     a trigger's value: float64, or nil when the trigger is in
-                                      fallback (``fallback.behavior: scalingModifiers``) or absent
-``-x``  ``+x``  ``!b``  ``not b``     negation (int or float); boolean not
-``x ** y``, ``x ^ y``                 power, right-associative, always float
-``*``  ``/``  ``%``                   ``/`` always float, ``x/0`` = ±Inf, ``0/0`` = NaN, no error;
-                                      ``%`` ints only, sign of the dividend, ``% 0`` fails
-``+``  ``-``                          int when both sides are int, float otherwise
-``==  !=  <  <=  >  >=``              bool; ``a < b < c`` means ``a < b && b < c``; an int and a
-                                      float compare as float64s
-``&&`` ``and``, ``||`` ``or``         short-circuit; the left side must be bool
-``c ? a : b``                         nests either way; as an operand it needs parentheses:
-                                      ``1 + (c ? a : b)``
-``a ?? b``                            ``b`` when ``a`` is nil; binds tighter than any operator but
-                                      cannot share a level with one: ``(a ?? b) + 1``
-``float int abs ceil floor round``    one number; ``int`` truncates toward zero (NaN and out of
-                                      range give -2**63, as on amd64), ``round`` halves away
-                                      from zero, ceil/floor/round give float
-``min max mean median``               one or more numbers; min/max keep int or float
-``( )``, ``// …``, ``/* … */``        grouping, comments
-====================================  =========================================================
-
-Binding, loosest first: ``? :``, ``|| or``, ``&& and``, comparisons, ``+ -``, ``* / %``,
-unary ``! not`` (so ``!a == b`` is ``(!a) == b`` but ``!a * b`` is ``!(a * b)``), unary
-``- +`` (``-2 ** 2`` is -4), ``** ^``, ``??``.
-
-Types are checked as expr checks them, knowing that every trigger is a float64: ``a % 2`` and
-``a ? 1 : 2`` are rejected when compiled, and so is a bool result (KEDA needs a number). With
-``??`` in a wrapped formula a nil result stays nil (KEDA v2.20+: ``fallback.replicas`` applies).
-
-Not supported, each refused by name: strings (except in ``$env["name"]``, without escapes),
-arrays, maps, predicates and the builtins that take them (``count``, ``sum``, ``all``…), other
-builtins (``len``…), member access, ``in``/``matches``…, ranges, pipes, ``let``, ``if``/``else``,
-``?:``. A trigger named ``my-lag`` is ``my - lag`` to expr: write ``$env["my-lag"]``.
+The supported subset, its precedence, its types and what is refused by name are documented
+for users in docs/migrating-from-keda.md (section "scalingModifiers"); a trigger's value is a
+float64, or nil when the trigger is in fallback (``fallback.behavior: scalingModifiers``).
+With ``??`` in a wrapped formula a nil result stays nil (KEDA v2.20+: ``fallback.replicas``
+applies).
 
 Hostile input stays cheap: at most :data:`MAX_LENGTH` characters and :data:`MAX_DEPTH` levels
 (a chain ``a + b + c`` counts a level per operator); evaluation visits each node once, and
 ``**`` works on floats, so ``10 ** 10 ** 10`` is +Inf, not a huge integer. Results are ±Inf or
 NaN exactly when KEDA's are (``**`` uses the C library's pow, which can differ from Go's in the
-last bit); what to serve then is the caller's decision.
+last bit); the composite metric never serves them (:mod:`metrics_adapter.metrics.composite`).
 """
 
 from __future__ import annotations
