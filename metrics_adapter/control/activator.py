@@ -127,7 +127,6 @@ class _Activity:
 
 def _activity(states: Sequence[TriggerState], composite: Composed | None) -> _Activity:
     # A reading in fallback counts as active (KEDA >= 2.19), so a fallback scales from zero.
-    failing = [s.why() for s in states if s.reading.error is not None and not s.reading.in_fallback]
     if composite is None:
         active = [
             s.why()
@@ -143,6 +142,7 @@ def _activity(states: Sequence[TriggerState], composite: Composed | None) -> _Ac
         reason = "; ".join(s.why() for s in states)
         return _Activity(active, unknown, reason, not states)
     why, reading = composite_why(composite), composite.reading
+    failing = [s.why() for s in states if s.reading.error is not None and not s.reading.in_fallback]
     if reading.in_fallback or (reading.active and reading.error is None):
         return _Activity([why], failing, why, False)
     if reading.error is not None or reading.value is None:
