@@ -23,11 +23,17 @@ from metrics_adapter.control import status
 from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
 from metrics_adapter.control.hpa import build_hpa, needs_update
 from metrics_adapter.control.leader import LeaderElector
+from metrics_adapter.control.lifecycle import (
+    FINALIZER,
+    add_finalizer,
+    remove_finalizer,
+    spec_version,
+)
 from metrics_adapter.control.scaled_jobs import ScaledJobController
 from metrics_adapter.control.work import ObjectWork, guarded
 from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
-from metrics_adapter.kube.objects import Event, finalizers_patch
+from metrics_adapter.kube.objects import Event
 from metrics_adapter.kube.watch import watch
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
@@ -43,8 +49,6 @@ from metrics_adapter.model.keda import (
 from scalers.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-FINALIZER = "finalizer.keda.sh"
 
 
 @dataclass
@@ -144,11 +148,7 @@ class Controller:
         if meta.deletion_timestamp is not None:
             await self._finalize(document, tracked)
             return
-        version = (
-            meta.generation,
-            frozenset(meta.annotations.items()),
-            frozenset(meta.labels.items()),
-        )
+        version = spec_version(meta)
         if tracked is not None and tracked.version == version and not force:
             tracked.document = document  # a status-only update, often our own
             return
@@ -172,7 +172,7 @@ class Controller:
         self.poller.set_triggers(ref, binding.triggers, binding.composite)
         if not self.writing:
             return
-        await self._ensure_finalizer(document)
+        await add_finalizer(self.kube, SCALED_OBJECTS, document.meta)
         if tracked.original_replicas is None:
             target = so.scale_target_ref
             scale = await self.kube.get_scale(
@@ -242,13 +242,6 @@ class Controller:
             )
             await self.kube.create_event(event)
 
-    async def _ensure_finalizer(self, document: ScaledObjectDocument) -> None:
-        finalizers = document.meta.finalizers
-        if FINALIZER not in finalizers:
-            ref = document.ref
-            patch = finalizers_patch((*finalizers, FINALIZER))
-            await self.kube.patch(SCALED_OBJECTS, ref.name, ref.namespace, patch)
-
     async def _finalize(self, document: ScaledObjectDocument, tracked: _Tracked | None) -> None:
         """Restore the target when asked, then remove our finalizer.
 
@@ -280,11 +273,7 @@ class Controller:
             )
         elif so.advanced.restore_to_original_replica_count:
             await self._restore(so, original)
-        remaining = tuple(f for f in document.meta.finalizers if f != FINALIZER)
-        with contextlib.suppress(KubeNotFound):
-            await self.kube.patch(
-                SCALED_OBJECTS, ref.name, ref.namespace, finalizers_patch(remaining)
-            )
+        await remove_finalizer(self.kube, SCALED_OBJECTS, document.meta)
         self._forget(ref)
 
     async def _restore(self, so: ScaledObject, original: int | None) -> None:

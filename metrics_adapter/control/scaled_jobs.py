@@ -38,11 +38,17 @@ from metrics_adapter.control.job_manifest import (
     rollout_to_delete,
 )
 from metrics_adapter.control.job_scaling import JobPlan, TriggerMetric, count_jobs, plan
+from metrics_adapter.control.lifecycle import (
+    FINALIZER,
+    add_finalizer,
+    remove_finalizer,
+    spec_version,
+)
 from metrics_adapter.control.work import ObjectWork, guarded
-from metrics_adapter.errors import KubeError, KubeNotFound
+from metrics_adapter.errors import KubeError
 from metrics_adapter.kube.batch import Job
 from metrics_adapter.kube.client import JOBS, SCALED_JOBS, KubeClient
-from metrics_adapter.kube.objects import Event, finalizers_patch
+from metrics_adapter.kube.objects import Event
 from metrics_adapter.kube.watch import watch
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
@@ -57,8 +63,6 @@ from metrics_adapter.model.scaled_job import (
 from scalers.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-FINALIZER = "finalizer.keda.sh"
 
 
 @dataclass
@@ -147,11 +151,7 @@ class ScaledJobController:
         if meta.deletion_timestamp is not None:
             await self._finalize(document, tracked)
             return
-        version = (
-            meta.generation,
-            frozenset(meta.annotations.items()),
-            frozenset(meta.labels.items()),
-        )
+        version = spec_version(meta)
         if tracked is not None and tracked.version == version and not force:
             tracked.document = document
             return
@@ -178,7 +178,7 @@ class ScaledJobController:
         self.poller.set_triggers(ref, binding.triggers)
         if not self.writing():
             return
-        await self._ensure_finalizer(document)
+        await add_finalizer(self.kube, SCALED_JOBS, document.meta)
         await self._roll_out(tracked, sj)
         was = previous.written if previous else None
         await self._paused_events(tracked, sj, was)
@@ -245,13 +245,6 @@ class ScaledJobController:
             tracked.written = patch
             await self._event(tracked, "ScaledJobCheckFailed", error.reasons, warning=True)
 
-    async def _ensure_finalizer(self, document: ScaledJobDocument) -> None:
-        finalizers = document.meta.finalizers
-        if FINALIZER not in finalizers:
-            ref = document.ref
-            patch = finalizers_patch((*finalizers, FINALIZER))
-            await self.kube.patch(SCALED_JOBS, ref.name, ref.namespace, patch)
-
     async def _finalize(self, document: ScaledJobDocument, tracked: _Tracked | None) -> None:
         """Stop the loop and remove our finalizer: the Jobs go with the ScaledJob, by the
         garbage collector, through their owner reference (as in KEDA)."""
@@ -265,9 +258,7 @@ class ScaledJobController:
             return
         if not self.writing():
             return
-        remaining = tuple(f for f in document.meta.finalizers if f != FINALIZER)
-        with contextlib.suppress(KubeNotFound):
-            await self.kube.patch(SCALED_JOBS, ref.name, ref.namespace, finalizers_patch(remaining))
+        await remove_finalizer(self.kube, SCALED_JOBS, document.meta)
         self._forget(ref)
 
     def _uncount(self, tracked: _Tracked) -> None:

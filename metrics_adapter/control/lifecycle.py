@@ -1,0 +1,34 @@
+"""What both controllers do alike with the objects they own: tell a spec change from a
+status update, and hold a deleted object until our finalizer is removed."""
+
+from __future__ import annotations
+
+import contextlib
+
+from metrics_adapter.errors import KubeNotFound
+from metrics_adapter.kube.client import KubeClient, Resource
+from metrics_adapter.kube.objects import ObjectMeta, finalizers_patch
+
+FINALIZER = "finalizer.keda.sh"
+"""KEDA's, so an object KEDA finalized is finalized here too after a switch."""
+
+Version = tuple[object, ...]
+
+
+def spec_version(meta: ObjectMeta) -> Version:
+    """What a reconcile depends on: the generation, and the annotations and labels (pausing
+    and other metadata changes do not bump the generation)."""
+    return (meta.generation, frozenset(meta.annotations.items()), frozenset(meta.labels.items()))
+
+
+async def add_finalizer(kube: KubeClient, resource: Resource, meta: ObjectMeta) -> None:
+    if FINALIZER not in meta.finalizers:
+        patch = finalizers_patch((*meta.finalizers, FINALIZER))
+        await kube.patch(resource, meta.name, meta.namespace, patch)
+
+
+async def remove_finalizer(kube: KubeClient, resource: Resource, meta: ObjectMeta) -> None:
+    """Let the deletion finish; an object already gone is fine."""
+    remaining = tuple(f for f in meta.finalizers if f != FINALIZER)
+    with contextlib.suppress(KubeNotFound):
+        await kube.patch(resource, meta.name, meta.namespace, finalizers_patch(remaining))
