@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,10 @@ from tests.support.controlplane import (
     Adapter,
     ControlPlane,
     client_context,
-    register_adapter,
     serving_pair,
     wait_for,
 )
-from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
+from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.processes import Process
 from tests.support.pki import CertificateAuthority, KeyPair
 from tests.support.servers import free_port
@@ -62,29 +61,10 @@ def control_plane(namespace: str, who: str) -> Iterator[tuple[ControlPlane, Adap
     """etcd, kube-apiserver and kube-controller-manager on loopback (the e2e harness), the
     adapter in cluster mode as its ServiceAccount, registered as the external metrics API,
     and ``namespace``; on an error, the tails of their logs on stderr."""
-    with ExitStack() as stack:
-        cp = ControlPlane()
-        stack.callback(cp.cleanup)
-        began = time.monotonic()
-        cp.start()
-        install_manifests(cp)  # the CRDs it watches and the Lease's namespace, before it starts
-        cp.ensure_namespace(namespace)
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),  # its ServiceAccount, as deployed
-        )
-        stack.callback(adapter.stop)
-        adapter.start()
-        register_adapter(cp, adapter)
+    began = time.monotonic()
+    with cluster_mode(namespace, report=note, final_tail=0) as (cp, adapter):
         note(f"{who}: control plane and adapter ready in {time.monotonic() - began:.1f}s")
-        try:
-            yield cp, adapter
-        except BaseException:
-            note(f"{cp.logs()}\n--- adapter\n{adapter.tail(60)}")
-            raise
+        yield cp, adapter
 
 
 def metric_url(base: str, namespace: str, metric: str, so: str) -> str:

