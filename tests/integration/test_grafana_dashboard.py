@@ -4,7 +4,8 @@ The adapter runs standalone with three ScaledObjects: ``clock`` (cron, always ac
 ``source`` (a prometheus trigger reading ``vector(4)`` from the same Prometheus) and
 ``failing`` (a prometheus trigger against a port nothing listens on); and one ScaledJob,
 ``batch``, reading ``vector(4)`` too. The test reads metrics
-through the API (200s, a 503 for ``failing``, discovery) and then evaluates every panel's
+through the API (200s, a 503 for ``failing``, discovery), has the admission webhook admit one
+ScaledObject and refuse another, and then evaluates every panel's
 query, with the template variables set to those objects, as an instant query: each returns
 data. The kube-state-metrics queries (HPA replicas and targets) are the exception, listed in
 :data:`KUBE_STATE_METRICS`: nothing here exports them.
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.test_standalone import Adapter
+from tests.support.admission import review
 from tests.support.prometheus import NEEDS, PrometheusServer, binary
 from tests.support.servers import free_port, require_in_ci
 
@@ -80,6 +83,15 @@ spec:
   - type: prometheus
     metadata: {metadata}
 """
+
+
+WEBHOOK = "/validate-keda-sh-v1alpha1-scaledobject"
+CRON = '{timezone: UTC, start: "0 0 1 1 *", end: "* * * * *", desiredReplicas: "3"}'
+ADMITTED = yaml.safe_load(OBJECT.format(name="clock", type="cron", metadata=CRON))
+REFUSED = yaml.safe_load(OBJECT.format(name="too-many", type="cron", metadata="{}"))
+REFUSED["spec"] |= {"minReplicaCount": 5, "maxReplicaCount": 2}
+"""Refused by the webhook: replica bounds (``incorrect-replicas``) and a cron trigger without
+its parameters (``invalid-spec``)."""
 
 
 def load() -> dict[str, Any]:
@@ -151,10 +163,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     objects = root / "objects"
     objects.mkdir()
     prometheus_port, dead_port = free_port(), free_port()
-    cron = '{timezone: UTC, start: "0 0 1 1 *", end: "* * * * *", desiredReplicas: "3"}'
     query = '{serverAddress: "http://127.0.0.1:%d", query: "vector(4)", threshold: "2"}'
     for name, kind, metadata in (
-        ("clock", "cron", cron),
+        ("clock", "cron", CRON),
         ("source", "prometheus", query % prometheus_port),
         ("failing", "prometheus", query % dead_port),
     ):
@@ -178,8 +189,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
 
 
 def read_metrics(scraped: Scraped) -> None:
-    """Serve values, one 503 and discovery, as the HPA and the aggregator would, across two
-    scrapes so that every rate() has two samples."""
+    """Serve values, one 503 and discovery, as the HPA and the aggregator would, and one
+    admitted and one refused admission review, as kube-apiserver would, across two scrapes so
+    that every rate() has two samples."""
     client, prometheus = scraped.adapter.client, scraped.prometheus
     prometheus.wait_for(
         f'keda_scaler_metrics_value{{namespace="{NAMESPACE}", scaledObject="source"}} == 4',
@@ -202,12 +214,20 @@ def read_metrics(scraped: Scraped) -> None:
         assert client.get(paths["source"]).status_code == 200
         assert client.get(paths["failing"]).status_code == 503
         assert client.get("/apis/external.metrics.k8s.io/v1beta1").status_code == 200
+        for obj, allowed in ((ADMITTED, True), (REFUSED, False)):
+            answer = client.post(WEBHOOK, json=review(obj))
+            assert answer.json()["response"]["allowed"] is allowed, answer.text
         samples = 'count_over_time(apiserver_request_total{job="app"}[1m])'
         before: list[Any] = prometheus.query(samples)["data"]["result"]
         prometheus.wait_for(samples, lambda result: result != before)  # noqa: B023 - used at once
     prometheus.wait_for(
         'count_over_time(apiserver_request_total{job="app", code="503"}[1m]) >= 2',
         lambda result: len(result) == 1,
+    )
+    prometheus.wait_for(
+        "count_over_time(keda_webhook_scaled_object_validation_errors_total"
+        f'{{namespace="{NAMESPACE}"}}[1m]) >= 2',
+        lambda result: len(result) == 2,  # incorrect-replicas and invalid-spec
     )
 
 
