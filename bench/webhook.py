@@ -35,20 +35,16 @@ from bench.report import main, note, percentile, print_table, summary
 from tests.support import triggers
 from tests.support.admission import review
 from tests.support.controlplane import (
-    ADAPTER_NAMESPACE,
-    ADAPTER_SERVICE,
     WEBHOOK_CONFIGURATION,
     Adapter,
     ControlPlane,
-    adapter_kubeconfig,
     client_context,
     deployment,
-    install_manifests,
     register_webhook,
-    serving_pair,
     wait_for,
     webhook_answers,
 )
+from tests.support.controlplane.cluster_mode import cluster_mode
 
 NS = "bench-webhook"
 PATH = "/validate-keda-sh-v1alpha1-scaledobject"
@@ -65,21 +61,9 @@ def valid(name: str) -> dict[str, Any]:
 def cluster() -> Iterator[tuple[ControlPlane, Adapter]]:
     """The control plane, the adapter in cluster mode with its webhook registered, and the
     namespace's 10 ScaledObjects with their HPAs."""
-    cp = ControlPlane()
-    adapter: Adapter | None = None
     began = time.monotonic()
-    try:
-        cp.start()
-        install_manifests(cp)
-        cp.ensure_namespace(NS)
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),
-            args=["--log-level=warning"],
-        ).start()
+    args = ["--log-level=warning"]
+    with cluster_mode(NS, args=args, register=False, report=note, final_tail=0) as (cp, adapter):
         register_webhook(cp, adapter)
         for i in range(NEIGHBOURS):
             cp.apply(deployment(f"web-{i}", NS))
@@ -90,13 +74,6 @@ def cluster() -> Iterator[tuple[ControlPlane, Adapter]]:
             f"webhook: control plane, adapter and objects ready in {time.monotonic() - began:.1f}s"
         )
         yield cp, adapter
-    except BaseException:
-        note(f"{cp.logs()}\n--- adapter\n{adapter.tail(60) if adapter else ''}")
-        raise
-    finally:
-        if adapter is not None:
-            adapter.stop()
-        cp.cleanup()
 
 
 def hpa_of(cp: ControlPlane, name: str) -> Callable[[], dict[str, Any] | None]:

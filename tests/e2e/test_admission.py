@@ -23,20 +23,17 @@ from kubernetes_asyncio import config as k8s_config
 
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
-    ADAPTER_SERVICE,
     WEBHOOK_CONFIGURATION,
     Adapter,
     ControlPlane,
     adapter_kubeconfig,
     deployment,
-    install_manifests,
     register_webhook,
-    route_apiservice,
-    serving_pair,
     wait_for,
     webhook_answers,
     webhook_configuration,
 )
+from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.triggers import scaled_job, scaled_object
 
 pytestmark = pytest.mark.e2e
@@ -69,31 +66,9 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    cp = ControlPlane()
-    adapter: Adapter | None = None
-    try:
-        cp.start()
-        install_manifests(cp)  # the CRDs it watches and the RBAC it runs with, first
-        cp.ensure_namespace(NS)
-        adapter = Adapter(
-            objects=cp.state / "objects",
-            state=cp.state,
-            pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
-            ca_pem=cp.ca.pem,
-            kubeconfig=adapter_kubeconfig(cp),
-        )
-        adapter.start()
-        route_apiservice(cp, adapter)
+    with cluster_mode(NS) as (cp, adapter):
         register_webhook(cp, adapter)
         yield Cluster(cp, adapter)
-    except BaseException:
-        print(cp.logs(), adapter.tail(60) if adapter else "")
-        raise
-    finally:
-        if adapter is not None:
-            print(adapter.tail(200))  # shown when the module's last test fails
-            adapter.stop()
-        cp.cleanup()
 
 
 @pytest.fixture(autouse=True)
