@@ -185,10 +185,15 @@ class KubeClient:
         *,
         field_selector: str = "",
         label_selector: str = "",
+        from_cache: bool = False,
     ) -> tuple[list[Obj], str]:
-        """Every object (in pages of 500) and the list's resourceVersion."""
+        """Every object (in pages of 500) and the list's resourceVersion. ``from_cache``
+        reads kube-apiserver's watch cache (``resourceVersion=0``, one page): milliseconds
+        instead of a quorum read from etcd, at the price of missing a write of the last
+        few milliseconds."""
         items: list[Obj] = []
         query = [("limit", "500"), *_selectors(field_selector, label_selector)]
+        query += [("resourceVersion", "0")] if from_cache else []
         token = ""
         while True:
             page = await self.request(

@@ -166,12 +166,22 @@ def test_a_second_scaled_object_on_one_deployment_is_refused(cluster: Cluster) -
     created(cp, so("first", "shared"))
     second = so("second", "shared")
     # The first one's HPA, which it owns, is one "second" does not own: KEDA's rule 3 says
-    # so too (KEDA would return one of the two, picked at random).
+    # so too (KEDA would return one of the two, picked at random). The controller writes
+    # that HPA after "first" is stored, and the webhook reads kube-apiserver's watch cache,
+    # a few milliseconds behind: a refused create stores nothing, so ask until both show.
     workload = "scaleTargetRef.name: the workload 'shared' of type 'apps/v1.Deployment'"
-    assert refused(cp.create(second)) == SO_WEBHOOK + (
+    expected = SO_WEBHOOK + (
         f"ScaledObject {NS}/second: {workload} is already managed by the ScaledObject "
         f"'first'; {workload} is already managed by the hpa 'keda-hpa-first'"
     )
+    answers: list[str] = []
+
+    def both_reasons() -> bool:
+        answers.append(refused(cp.create(second)))
+        return answers[-1] == expected
+
+    wait_for("both reasons in the refusal", both_reasons, RECONCILE_WITHIN, 0.2)
+    assert all(a.startswith(expected.split("; ")[0]) for a in answers), answers
     assert stored(cp, second) is None
     other_kind = so("on-a-statefulset", "shared")
     other_kind["spec"]["scaleTargetRef"]["kind"] = "StatefulSet"
