@@ -7,11 +7,11 @@ patch; and whether a new one is worth writing.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
 from metrics_adapter.control.activator import TriggerState
+from metrics_adapter.control.status import same_but_a_recent_activity
 from metrics_adapter.kube.objects import Condition
 from metrics_adapter.model.scaled_job import ScaledJob, ScaledJobStatus
 
@@ -102,11 +102,4 @@ def unchanged(status: ScaledJobStatus, written: ScaledJobStatus | None, interval
     """Whether writing ``status`` over ``written`` can be skipped: equal but for a
     ``lastActiveTime`` that moved less than the polling interval (at least 30 s). KEDA
     writes it on every active poll."""
-    if written is None:
-        return False
-    new, old = status.last_active_time, written.last_active_time
-    if dataclasses.replace(status, last_active_time=old) != written:
-        return False
-    if new is None or old is None:
-        return new == old
-    return (new - old).total_seconds() < max(30.0, interval)
+    return same_but_a_recent_activity(status, written, max(30.0, interval))

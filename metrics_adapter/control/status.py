@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
 from metrics_adapter.control.activator import Decision, TriggerState
@@ -17,6 +18,7 @@ from metrics_adapter.kube.objects import Condition
 from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.annotations import PAUSED_SCALE_IN, PAUSED_SCALE_OUT, flag, paused
 from metrics_adapter.model.keda import ScaledObject, ScaledObjectStatus, TriggerHealth
+from metrics_adapter.model.scaled_job import ScaledJobStatus
 
 READY_MESSAGE = "ScaledObject is defined correctly and is ready for scaling"
 
@@ -178,6 +180,15 @@ def unchanged(
     """Whether writing ``status`` over ``written`` can be skipped: equal but for a
     ``lastActiveTime`` that moved less than a tenth of the cooldown (at most 30 s). KEDA
     writes it every poll, which is what floods the API server."""
+    return same_but_a_recent_activity(status, written, max(1.0, min(30.0, cooldown / 10)))
+
+
+_Status = TypeVar("_Status", ScaledObjectStatus, ScaledJobStatus)
+
+
+def same_but_a_recent_activity(status: _Status, written: _Status | None, seconds: float) -> bool:
+    """``status`` equals ``written`` but for a ``lastActiveTime`` that moved less than
+    ``seconds``: a write that can be skipped (both controllers' rule)."""
     if written is None:
         return False
     new, old = status.last_active_time, written.last_active_time
@@ -185,4 +196,4 @@ def unchanged(
         return False
     if new is None or old is None:
         return new == old
-    return (new - old).total_seconds() < max(1.0, min(30.0, cooldown / 10))
+    return (new - old).total_seconds() < seconds
