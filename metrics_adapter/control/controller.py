@@ -26,6 +26,7 @@ from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
+    follow,
     remove_finalizer,
     spec_version,
 )
@@ -34,7 +35,6 @@ from metrics_adapter.control.work import ObjectWork, guarded
 from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
 from metrics_adapter.kube.objects import Event
-from metrics_adapter.kube.watch import watch
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
@@ -107,16 +107,14 @@ class Controller:
             group.create_task(self._rebind_forever())
             group.create_task(self.jobs.run())
             group.create_task(self._lead_forever())
-            async with contextlib.aclosing(watch(self.kube, SCALED_OBJECTS)) as events:
-                async for event in events:
-                    if event.type == "SYNCED":
-                        self.synced.set()
-                        continue
-                    document = read_scaled_object(event.object)  # the edge: typed from here
-                    if event.type == "DELETED":
-                        self._forget(document.ref)
-                    else:
-                        await guarded(self.reconcile(document))
+            await follow(
+                self.kube,
+                SCALED_OBJECTS,
+                read_scaled_object,
+                self.reconcile,
+                lambda d: self._forget(d.ref),
+                self.synced,
+            )
 
     @property
     def writing(self) -> bool:

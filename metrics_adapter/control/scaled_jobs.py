@@ -17,7 +17,6 @@ of the plan, as KEDA leaves it out: an error never creates a Job and never delet
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -41,6 +40,7 @@ from metrics_adapter.control.job_scaling import JobPlan, TriggerMetric, count_jo
 from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
+    follow,
     remove_finalizer,
     spec_version,
 )
@@ -49,7 +49,6 @@ from metrics_adapter.errors import KubeError
 from metrics_adapter.kube.batch import Job
 from metrics_adapter.kube.client import JOBS, SCALED_JOBS, KubeClient
 from metrics_adapter.kube.objects import Event
-from metrics_adapter.kube.watch import watch
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
@@ -114,16 +113,14 @@ class ScaledJobController:
             group.create_task(self.cache.run(self.kube))
             await self.cache.synced.wait()
             group.create_task(self._work.drain_forever(self.evaluate))
-            async with contextlib.aclosing(watch(self.kube, SCALED_JOBS)) as events:
-                async for event in events:
-                    if event.type == "SYNCED":
-                        self.synced.set()
-                        continue
-                    document = read_scaled_job(event.object)  # the edge: typed from here
-                    if event.type == "DELETED":
-                        self._forget(document.ref)
-                    else:
-                        await guarded(self.reconcile(document))
+            await follow(
+                self.kube,
+                SCALED_JOBS,
+                read_scaled_job,
+                self.reconcile,
+                lambda d: self._forget(d.ref),
+                self.synced,
+            )
 
     async def lead(self) -> None:
         """On taking the lead: reconcile everything again, finishing deletions."""
