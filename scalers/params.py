@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from scalers.errors import Problems, quote
+from scalers.identity import PodIdentity
 
 
 class Source(enum.Enum):
@@ -92,6 +93,9 @@ class TriggerInputs:
     as_metric_source: bool = False
     """KEDA's ``AsMetricSource``: the trigger's value feeds a ScaledObject's scalingModifiers
     formula, and the HPA's target is the formula's, so a :attr:`Param.target` may be unset."""
+    pod_identity: PodIdentity | None = None
+    """The authentication's ``podIdentity`` (provider other than ``none``), which KEDA hands
+    to scalers beside the authParams."""
 
     @property
     def auth_path(self) -> str:

@@ -63,6 +63,10 @@ class Binding:
     triggers: tuple[BoundTrigger, ...]
     resources: tuple[ResourceTarget, ...]
     composite: Composite | None = None
+    warnings: tuple[str, ...] = ()
+    """What binding accepted but will not act on, each naming its field (a metadata key or
+    an authentication field KEDA reads and we do not): shown in Events, ``explain`` and the
+    webhook's warnings, never a reason to refuse."""
 
 
 def bind(so: Scalable, objects: ObjectSource) -> tuple[BoundTrigger, ...]:
