@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from metrics_adapter.admission.findings import Finding, parser_findings
 from metrics_adapter.binding.env import container_env
 from metrics_adapter.binding.triggers import ObjectSource, bind_all
-from metrics_adapter.model.keda import ObjectRef, Trigger, TriggerAuthentication
+from metrics_adapter.model.authentication import TriggerAuthentication
+from metrics_adapter.model.keda import ObjectRef, Trigger
 from metrics_adapter.model.scaled_job import Scalable, ScaledJob
 from scalers.errors import ConfigError, Problem
 from scalers.params import Param, Source, declared_params

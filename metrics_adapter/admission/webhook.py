@@ -33,7 +33,8 @@ from metrics_adapter.admission.parameters import parameter_findings
 from metrics_adapter.admission.review import AdmissionRequest, Verdict, parse_review, response
 from metrics_adapter.binding.triggers import ObjectSource
 from metrics_adapter.errors import BadRequest
-from metrics_adapter.model.keda import parse_trigger_authentication, read_scaled_object, subject_of
+from metrics_adapter.model.authentication import parse_trigger_authentication
+from metrics_adapter.model.keda import read_scaled_object, subject_of
 from metrics_adapter.model.scaled_job import read_scaled_job
 from scalers.errors import ConfigError
 

@@ -46,12 +46,8 @@ from metrics_adapter.kube.client import (
     Resource,
 )
 from metrics_adapter.kube.watch import watch
-from metrics_adapter.model.keda import (
-    ObjectRef,
-    ScaledObject,
-    TriggerAuthentication,
-    parse_trigger_authentication,
-)
+from metrics_adapter.model.authentication import TriggerAuthentication, parse_trigger_authentication
+from metrics_adapter.model.keda import ObjectRef, ScaledObject
 from metrics_adapter.model.scaled_job import Scalable, ScaledJob
 from scalers.errors import ConfigError
 

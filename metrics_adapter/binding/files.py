@@ -17,13 +17,8 @@ import yaml
 from metrics_adapter.binding.env import container_env, dig, pod_containers
 from metrics_adapter.binding.yaml_documents import load_all
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
-from metrics_adapter.model.keda import (
-    ObjectRef,
-    ScaledObject,
-    TriggerAuthentication,
-    parse_scaled_object,
-    parse_trigger_authentication,
-)
+from metrics_adapter.model.authentication import TriggerAuthentication, parse_trigger_authentication
+from metrics_adapter.model.keda import ObjectRef, ScaledObject, parse_scaled_object
 from metrics_adapter.model.scaled_job import Scalable, ScaledJob, ScaledJobRef, parse_scaled_job
 from scalers.errors import ConfigError, Problem, quote
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metrics_adapter.binding.composite import Composite, compile_composite, uses_modifiers
-from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger, TriggerAuthentication
+from metrics_adapter.model.authentication import TriggerAuthentication
+from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger
 from metrics_adapter.model.scaled_job import Scalable, env_container
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
 from scalers.errors import Problems, quote

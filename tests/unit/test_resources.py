@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
+from metrics_adapter.model.authentication import (
+    EnvRef,
+    SecretTargetRef,
+    parse_trigger_authentication,
+)
 from metrics_adapter.model.keda import (
     AuthenticationRef,
-    EnvRef,
     ObjectRef,
     ScaledObject,
-    SecretTargetRef,
     parse_scaled_object,
-    parse_trigger_authentication,
     read_scaled_object,
 )
 from scalers.errors import ConfigError

@@ -12,7 +12,8 @@ import pytest
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import bind
-from metrics_adapter.model.keda import ObjectRef, parse_scaled_object, parse_trigger_authentication
+from metrics_adapter.model.authentication import parse_trigger_authentication
+from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
 from scalers import kafka
 from tests.support.kafka import USERS, KafkaBroker, commit, create_topic, produce
 from tests.support.pki import KEY_PASSWORD

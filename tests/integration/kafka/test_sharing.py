@@ -17,7 +17,8 @@ from aiokafka.protocol.admin import ApiVersionRequest
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
-from metrics_adapter.model.keda import ObjectRef, parse_scaled_object, parse_trigger_authentication
+from metrics_adapter.model.authentication import parse_trigger_authentication
+from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
 from scalers import kafka
 from scalers.clients import Clients
 from scalers.kafka_client import CLIENT_ID, KafkaBackend, connect
