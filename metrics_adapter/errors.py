@@ -3,7 +3,9 @@
 ``APIError``: answers to our clients, each becoming a Kubernetes ``Status`` at the one HTTP
 boundary, :mod:`metrics_adapter.api.app` (or the auth middleware). ``StartupError``: settings the
 process cannot serve with. ``KubeError``: calls the adapter makes to the Kubernetes API that
-failed, raised by :mod:`metrics_adapter.kube.client`. The classes::
+failed, raised by :mod:`metrics_adapter.kube.client`. ``AuthSourceError``: a read of an
+authentication source that failed; it becomes a binding problem of the objects that need it.
+The classes::
 
     APIError                   500 InternalError; each class its own code and reason
     ├── BadRequest             400
@@ -19,6 +21,9 @@ failed, raised by :mod:`metrics_adapter.kube.client`. The classes::
     ├── KubeNotFound           404
     ├── KubeConflict           409: stale resourceVersion, or already exists
     └── KubeGone               410: resourceVersion expired; re-list
+
+    AuthSourceError            an authentication source (a file, a bound token, Vault, AWS
+                               Secrets Manager) could not be read; the message names it
 """
 
 from __future__ import annotations
@@ -101,3 +106,9 @@ class KubeConflict(KubeError):
 
 class KubeGone(KubeError):
     pass
+
+
+class AuthSourceError(MetricsAdapterError):
+    """A TriggerAuthentication's source could not be read: the message names the source (its
+    address and path, never a secret) and why, e.g. ``Vault http://vault:8200 secret/data/app:
+    403 permission denied``."""
