@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metrics_adapter.binding.composite import Composite, compile_composite, uses_modifiers
+from metrics_adapter.binding.ignored import ignored_parameters
 from metrics_adapter.model.authentication import TriggerAuthentication
 from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger
 from metrics_adapter.model.scaled_job import Scalable, env_container
@@ -83,12 +84,14 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
     problems = Problems()
     bound: list[BoundTrigger] = []
     resources: list[ResourceTarget] = []
+    warnings: list[str] = []
     env = objects.container_env(so, env_container(so))
     source = uses_modifiers(so)  # KEDA builds the scalers "as metric source" then
     for trigger in so.triggers:
         path = f"triggers[{trigger.index}]"
         resource_kind = RESOURCE_KINDS.get(trigger.type)
         if resource_kind is not None:
+            warnings += ignored_parameters(trigger, resource_kind.metadata)
             inputs = TriggerInputs(trigger.metadata, env, {}, path=f"{path}.metadata")
             target = resource_kind.create(trigger.metric_type, inputs, problems)
             if target is not None:
@@ -103,6 +106,7 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
             )
             continue
         auth = _auth_params(so, trigger, objects, problems, path)
+        warnings += ignored_parameters(trigger, kind.metadata, auth.keys())
         inputs = TriggerInputs(
             trigger.metadata, env, auth, path=f"{path}.metadata", as_metric_source=source
         )
@@ -116,7 +120,7 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
         names = {b.trigger.name: b.metric_name for b in bound if b.trigger.name}
         composite = compile_composite(so, names, problems)
     problems.raise_for(so.subject)
-    return Binding(tuple(bound), tuple(resources), composite)
+    return Binding(tuple(bound), tuple(resources), composite, tuple(warnings))
 
 
 def _auth_params(
