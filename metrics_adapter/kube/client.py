@@ -15,7 +15,8 @@ import json
 import logging
 import random
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
 from metrics_adapter.kube import autoscaling
 from metrics_adapter.kube.objects import Event, Lease, Scale
+from metrics_adapter.kube.wire import parse_time
 from scalers.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,14 @@ Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "metrics-adapter"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundToken:
+    """A ServiceAccount token from the TokenRequest API, and when it stops working."""
+
+    token: str = field(repr=False)
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,7 @@ EVENTS = Resource("v1", "Event", "events")
 LEASES = Resource(Lease.API_VERSION, Lease.KIND, "leases")
 JOBS = Resource("batch/v1", "Job", "jobs")
 PODS = Resource("v1", "Pod", "pods")
+SERVICE_ACCOUNTS = Resource("v1", "ServiceAccount", "serviceaccounts")
 _KNOWN = {(r.api_version, r.kind): r for r in (SCALED_OBJECTS, DEPLOYMENTS, STATEFULSETS, HPAS)}
 
 
@@ -326,6 +337,28 @@ class KubeClient:
 
     async def delete_hpa(self, namespace: str, name: str) -> bool:
         return await self.delete(HPAS, name, namespace)
+
+    async def create_token(
+        self,
+        namespace: str,
+        service_account: str,
+        expiration_seconds: int,
+        audiences: Sequence[str] = (),
+    ) -> BoundToken:
+        """A token of the ServiceAccount (``serviceaccounts/token``, KEDA's
+        boundServiceAccountToken); the server may shorten ``expiration_seconds``."""
+        spec: dict[str, Any] = {"expirationSeconds": expiration_seconds}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        subject = f"{SERVICE_ACCOUNTS.subject(namespace, service_account)} (create token)"
+        path = SERVICE_ACCOUNTS.path(namespace, service_account, "token")
+        answer = await self.request("POST", path, subject, body=body)
+        status = answer.get("status") or {}
+        token = status.get("token")
+        if not isinstance(token, str) or not token:
+            raise KubeError(subject, 0, "BadResponse", "the TokenRequest has no status.token")
+        return BoundToken(token, parse_time(status.get("expirationTimestamp")))
 
     # Watch.
 
