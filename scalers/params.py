@@ -19,8 +19,10 @@ problem of the trigger at once, each with its field path.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import math
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -45,6 +47,9 @@ class Param:
 
     name: str
     order: tuple[Source, ...] = (Source.TRIGGER,)
+    aliases: tuple[str, ...] = ()
+    """More names for the parameter (KEDA's ``name=address;addresses``): in each source of
+    :attr:`order`, :attr:`name` then each alias is looked up, and the first set one wins."""
     default: str | None = None
     """Applied, as if the user wrote it, when no source has the parameter."""
     optional: bool = False
@@ -75,9 +80,10 @@ def param(
     doc: str = "",
     secret: bool = False,
     target: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
     """Declare a metadata field; see the module docstring."""
-    spec = Param(name, order, default, optional, enum, ge, gt, doc, secret, target)
+    spec = Param(name, order, aliases, default, optional, enum, ge, gt, doc, secret, target)
     return field(metadata={"param": spec}, repr=not secret)
 
 
@@ -166,27 +172,41 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 
 def _lookup(spec: Param, inputs: TriggerInputs, problems: Problems) -> tuple[str, str] | None:
     for source in spec.order:
-        if source is Source.TRIGGER and inputs.metadata.get(spec.name, "").strip():
-            return inputs.metadata[spec.name].strip(), f"{inputs.path}.{spec.name}"
-        if source is Source.ENV:
-            key = f"{spec.name}FromEnv"
-            var = inputs.metadata.get(key, "").strip()
-            if var:
-                if var in inputs.resolved_env:  # set but empty counts as missing, as in KEDA
-                    value = inputs.resolved_env[var].strip()
-                    return (value, f"{inputs.path}.{key}") if value else None
-                problems.add(
-                    f"{inputs.path}.{key}",
-                    f"environment variable {quote(var)} is not set on the scale target's container",
-                )
-                return None
-        elif source is Source.AUTH and inputs.auth_params.get(spec.name, "").strip():
-            return inputs.auth_params[spec.name].strip(), f"{inputs.auth_path}.{spec.name}"
+        for name in (spec.name, *spec.aliases):
+            found = _lookup_in(source, name, inputs, problems)
+            if found is not None:
+                return found
     return None
 
 
-_FALSE = {"false", "0", "no", "off"}
-_TRUE = {"true", "1", "yes", "on"}
+def _lookup_in(
+    source: Source, name: str, inputs: TriggerInputs, problems: Problems
+) -> tuple[str, str] | None:
+    if source is Source.TRIGGER and inputs.metadata.get(name, "").strip():
+        return inputs.metadata[name].strip(), f"{inputs.path}.{name}"
+    if source is Source.ENV:
+        key = f"{name}FromEnv"
+        var = inputs.metadata.get(key, "").strip()
+        if var:
+            if var in inputs.resolved_env:  # set but empty: the next source, as in KEDA
+                value = inputs.resolved_env[var].strip()
+                return (value, f"{inputs.path}.{key}") if value else None
+            problems.add(
+                f"{inputs.path}.{key}",
+                f"environment variable {quote(var)} is not set on the scale target's container",
+            )
+    elif source is Source.AUTH and inputs.auth_params.get(name, "").strip():
+        return inputs.auth_params[name].strip(), f"{inputs.auth_path}.{name}"
+    return None
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+"""Go's ``strconv.ParseBool``, which KEDA's parser uses: ``yes`` or ``tRuE`` is refused."""
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+"""A JSON number: KEDA reads numeric parameters with ``json.Unmarshal``, so ``+5``, ``.5``,
+``010``, ``1_000`` and ``inf`` are not numbers to it (Python's ``int``/``float`` take them)."""
 
 
 def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -> Any:
@@ -198,30 +218,36 @@ def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -
     if kind is str:
         return raw
     if kind is bool:
-        low = text.lower()
-        if low in _TRUE:
+        if text in _TRUE:
             return True
-        if low in _FALSE:
+        if text in _FALSE:
             return False
         problems.add(where, f"{quote(raw)} is not a boolean (expected true or false)")
         return None
+    if kind is datetime.timedelta:
+        seconds = parse_duration(text)
+        if seconds is None:
+            problems.add(where, f"{quote(raw)} is not a duration (30s, 1m30s) or milliseconds")
+            return None
+        if seconds < 0:
+            problems.add(where, f"{quote(raw)} is negative")
+            return None
+        return datetime.timedelta(seconds=seconds)
     if kind is int:
-        try:
-            number: float = int(text)
-        except ValueError:
+        if not _INTEGER.fullmatch(text):
             problems.add(where, f"{quote(raw)} is not " + _int_or_number(text))
             return None
+        number: float = int(text)
         if not -(2**63) <= number < 2**63:  # KEDA reads integers as Go's int64
             problems.add(where, f"{quote(raw)} is out of range for a 64-bit integer")
             return None
     elif kind is float:
-        try:
-            number = float(text)
-        except ValueError:
+        if not _NUMBER.fullmatch(text):
             problems.add(where, f"{quote(raw)} is not a number")
             return None
-        if not math.isfinite(number):
-            problems.add(where, f"{quote(raw)} is not a finite number")
+        number = float(text)
+        if not math.isfinite(number):  # 1e999: a JSON number, too large for a float64
+            problems.add(where, f"{quote(raw)} is out of range for a number")
             return None
     elif kind == tuple[str, ...]:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -237,11 +263,39 @@ def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -
 
 
 def _int_or_number(text: str) -> str:
-    try:
-        float(text)
-    except ValueError:
-        return "a number"
-    return "a whole number"
+    return "a whole number" if _NUMBER.fullmatch(text) else "a number"
+
+
+_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in KEDA's ``time.Duration`` parameters: a Go duration (``1m30s``, ``-2s``),
+    else a whole number of milliseconds (``500``); ``None`` if it is neither."""
+    text = text.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text[1:] if text[:1] in "+-" else text
+    if body.isascii() and body.isdigit():  # Go's ParseInt takes a sign too
+        return sign * int(body) / 1000
+    if body == "0":
+        return 0.0
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    return sign * total if pos == len(body) and pos > 0 else None
 
 
 def _unwrap_optional(hint: Any) -> Any:
@@ -257,4 +311,5 @@ def type_name(hint: Any) -> str:
     kind = _unwrap_optional(hint)
     if kind == tuple[str, ...]:
         return "list"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(kind, str(kind))
+    names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    return "duration" if kind is datetime.timedelta else names.get(kind, str(kind))

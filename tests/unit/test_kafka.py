@@ -147,7 +147,7 @@ def test_every_problem_is_reported_at_once() -> None:
         {
             "lagThreshold": "0",
             "offsetResetPolicy": "oldest",
-            "limitToPartitionsWithLag": "yes",
+            "limitToPartitionsWithLag": "true",
             "allowIdleConsumers": "true",
             "sasl": "plaintext",
         }
@@ -163,7 +163,7 @@ def test_every_problem_is_reported_at_once() -> None:
     scaler, problems = create(
         {
             **BASE,
-            "limitToPartitionsWithLag": "yes",
+            "limitToPartitionsWithLag": "true",
             "allowIdleConsumers": "true",
             "sasl": "plaintext",
         }

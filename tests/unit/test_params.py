@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -152,8 +153,20 @@ def test_from_env_naming_an_unset_variable_is_a_problem() -> None:
         ({"lagThreshold": "-3"}, 'lagThreshold: "-3" must be greater than 0'),
         ({"ratio": "-0.1"}, 'ratio: "-0.1" must be at least 0'),
         ({"ratio": "half"}, 'ratio: "half" is not a number'),
-        ({"ratio": "nan"}, 'ratio: "nan" is not a finite number'),
-        ({"ratio": "inf"}, 'ratio: "inf" is not a finite number'),
+        ({"ratio": "nan"}, 'ratio: "nan" is not a number'),
+        ({"ratio": "inf"}, 'ratio: "inf" is not a number'),
+        ({"ratio": "1e999"}, 'ratio: "1e999" is out of range for a number'),
+        # KEDA reads numbers with json.Unmarshal: what JSON refuses, it refuses.
+        ({"ratio": "+1"}, 'ratio: "+1" is not a number'),
+        ({"ratio": ".5"}, 'ratio: ".5" is not a number'),
+        ({"ratio": "5."}, 'ratio: "5." is not a number'),
+        ({"ratio": "1_0"}, 'ratio: "1_0" is not a number'),
+        ({"lagThreshold": "+5"}, 'lagThreshold: "+5" is not a number'),
+        ({"lagThreshold": "010"}, 'lagThreshold: "010" is not a number'),
+        ({"lagThreshold": "1e3"}, 'lagThreshold: "1e3" is not a whole number'),
+        ({"lagThreshold": "1_000"}, 'lagThreshold: "1_000" is not a number'),
+        ({"useHttps": "yes"}, 'useHttps: "yes" is not a boolean (expected true or false)'),
+        ({"useHttps": "tRuE"}, 'useHttps: "tRuE" is not a boolean (expected true or false)'),
         ({"useHttps": "maybe"}, 'useHttps: "maybe" is not a boolean (expected true or false)'),
         ({"mode": "medium"}, 'mode: "medium" is not one of: fast, slow'),
     ],
@@ -167,8 +180,10 @@ def test_bad_values_name_the_field_and_the_value(metadata: dict[str, str], probl
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        *[("true", True), ("True", True), ("1", True), ("yes", True), ("on", True)],
-        *[("false", False), ("FALSE", False), ("0", False), ("no", False), ("off", False)],
+        # exactly Go's strconv.ParseBool, which KEDA uses
+        *[("true", True), ("True", True), ("TRUE", True), ("1", True), ("t", True), ("T", True)],
+        *[("false", False), ("False", False), ("FALSE", False), ("0", False), ("f", False)],
+        ("F", False),
     ],
 )
 def test_booleans(raw: str, expected: bool) -> None:
@@ -181,6 +196,7 @@ def test_booleans(raw: str, expected: bool) -> None:
         ("lagThreshold", " 25 ", "lag_threshold", 25),
         ("ratio", "0", "ratio", 0.0),
         ("ratio", "1e2", "ratio", 100.0),
+        ("ratio", "0.25E+1", "ratio", 2.5),
         ("tags", "a, b,,c ", "tags", ("a", "b", "c")),
     ],
 )
@@ -264,3 +280,53 @@ def test_an_integer_beyond_64_bits_is_out_of_range_as_in_keda() -> None:
     assert len(problems) == 1 and "lagThreshold" in problems[0]
     assert "is out of range for a 64-bit integer" in problems[0]
     assert parse_ok({"stream": "JOBS", "lagThreshold": str(2**63 - 1)}).lag_threshold == 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Aliased(TriggerMetadata):
+    address: str = param("address", order=(Source.TRIGGER, Source.AUTH), aliases=("addresses",))
+    timeout: timedelta | None = param("timeout", optional=True)  # noqa: RUF009 (frozen)
+
+
+def test_aliases_are_looked_up_in_each_source_in_order() -> None:
+    """KEDA's ``name=address;addresses``: every name in the first source, then the next."""
+    found = Problems()
+    both = TriggerInputs({"addresses": "m:1"}, {}, {"address": "a:1"}, path=PATH)
+    meta = parse_params(Aliased, both, found)
+    assert meta is not None and meta.address == "m:1"
+    first = TriggerInputs({"address": "x:1", "addresses": "y:1"}, path=PATH)
+    meta = parse_params(Aliased, first, found)
+    assert meta is not None and meta.address == "x:1"
+    assert list(found) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("30s", 30.0), ("1m30s", 90.0), ("1.5h", 5400.0), ("500", 0.5), ("+2s", 2.0), ("0", 0.0)],
+)
+def test_durations_are_go_durations_or_milliseconds(raw: str, seconds: float) -> None:
+    found = Problems()
+    meta = parse_params(Aliased, TriggerInputs({"address": "a", "timeout": raw}), found)
+    assert meta is not None and meta.timeout == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("-1s", '"-1s" is negative'),
+        ("-5", '"-5" is negative'),
+        ("5 s", '"5 s" is not a duration (30s, 1m30s) or milliseconds'),
+        ("1d", '"1d" is not a duration (30s, 1m30s) or milliseconds'),
+    ],
+)
+def test_bad_durations_are_refused(raw: str, problem: str) -> None:
+    found = Problems()
+    inputs = TriggerInputs({"address": "a", "timeout": raw}, path=PATH)
+    assert parse_params(Aliased, inputs, found) is None
+    assert [str(p) for p in found] == [f"{PATH}.timeout: {problem}"]
+
+
+def test_an_empty_env_value_falls_through_to_the_next_source() -> None:
+    """KEDA skips an empty value and looks further (its ``configParamValue``)."""
+    meta = parse_ok({"stream": "S", "hostFromEnv": "HOST"}, env={"HOST": " "}, auth={"host": "a"})
+    assert meta.host == "a"
