@@ -1,29 +1,51 @@
-"""What every AWS trigger shares: its credentials, one client per identity, botocore's errors.
+"""What every AWS trigger shares: its identity, one client per identity, botocore's errors.
 
-Credentials follow KEDA's ``GetAwsAuthorization`` for ``identityOwner``:
+The identity follows KEDA's ``GetAwsAuthorization``:
 
-- ``pod`` (default): static keys from the trigger's authentication (``awsAccessKeyID``,
-  ``awsSecretAccessKey``, ``awsSessionToken``), else ``awsAccessKeyID`` or
-  ``awsAccessKeyIDFromEnv`` and ``awsSecretAccessKeyFromEnv`` in the metadata;
-- ``operator``: no keys; the adapter's own AWS identity (botocore's default chain).
+- ``podIdentity.provider: aws``: the adapter's own identity (botocore's default chain, which
+  already does IRSA from ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE``), assuming the
+  ``roleArn`` (with its ``externalID``) or the ``awsRoleArn`` the resolver read from the
+  workload's ServiceAccount; with a web identity token file the adapter's token assumes
+  the role itself first, as KEDA does;
+- else ``identityOwner: pod`` (default): ``awsRoleArn`` in the authentication (``aws-eks``
+  puts the ServiceAccount's role there) is assumed with the adapter's own identity; else
+  static keys from the authentication (``awsAccessKeyID``, ``awsSecretAccessKey``,
+  ``awsSessionToken``), else ``awsAccessKeyID`` or ``awsAccessKeyIDFromEnv`` and
+  ``awsSecretAccessKeyFromEnv`` in the metadata;
+- any other ``identityOwner`` (``operator``): the adapter's own identity.
 
-Role assumption (``awsRoleArn``) and ``podIdentity`` are not implemented.
+Assumed credentials are shared per (region, role, external ID) and refreshed by botocore
+before they expire (from 15 minutes before); a failed early refresh keeps the current ones.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
-import aioboto3
+from aiobotocore.credentials import AioCredentialResolver, AioDeferredRefreshableCredentials
+from aiobotocore.session import AioSession
 from botocore import exceptions as boto
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, ReadOnlyCredentials
 
+from scalers.base import Scaler, ScalerKind
 from scalers.clients import Clients
-from scalers.errors import ScalerError, SourceResponseError, SourceTimeout, SourceUnreachable
-from scalers.params import Source, TriggerMetadata, param
+from scalers.errors import (
+    Problems,
+    ScalerError,
+    SourceResponseError,
+    SourceTimeout,
+    SourceUnreachable,
+)
+from scalers.identity import PodIdentity
+from scalers.params import Source, TriggerInputs, TriggerMetadata, param, parse_params
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +65,19 @@ class AwsCredentials:
 
 
 @dataclass(frozen=True)
+class AssumedRole:
+    """A role the adapter's own identity assumes through STS."""
+
+    role_arn: str
+    external_id: str | None = None
+    web_identity_first: bool = False
+    """KEDA's ``podIdentity: aws``: with ``AWS_WEB_IDENTITY_TOKEN_FILE`` set, the token
+    assumes the role itself (AssumeRoleWithWebIdentity) before AssumeRole is tried."""
+    duration: int = 3600
+    """Seconds the assumed credentials live (STS's DurationSeconds)."""
+
+
+@dataclass(frozen=True)
 class AwsIdentity:
     """Where, and as whom, a client talks: what makes two AWS clients different."""
 
@@ -50,10 +85,31 @@ class AwsIdentity:
     endpoint: str | None = None
     """``None``: AWS's own endpoint for the region."""
     credentials: AwsCredentials | None = None
-    """``None``: the adapter's own identity (``identityOwner: operator``)."""
+    """``None``: the adapter's own identity, or the :attr:`role` it assumes."""
+    role: AssumedRole | None = None
 
     def describe(self) -> str:
-        return f"{self.endpoint or 'AWS'} ({self.region})"
+        where = f"{self.endpoint or 'AWS'} ({self.region})"
+        return f"{where} as {self.role.role_arn}" if self.role else where
+
+    @property
+    def kind(self) -> str:
+        """How it authenticates, for logs: never a secret."""
+        if self.role is not None:
+            return "assumed role"
+        return "static keys" if self.credentials else "adapter's own"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What KEDA's ``GetAwsAuthorization`` settles: static keys, a role, or neither (the
+    adapter's own identity)."""
+
+    credentials: AwsCredentials | None = None
+    role: AssumedRole | None = None
+
+    def identity(self, region: str, endpoint: str | None = None) -> AwsIdentity:
+        return AwsIdentity(region, endpoint or None, self.credentials, self.role)
 
 
 @dataclass(frozen=True)
@@ -66,14 +122,13 @@ class AwsAuth(TriggerMetadata):
     identity_owner: str = param(
         "identityOwner",
         default="pod",
-        enum=("pod", "operator"),
-        doc="operator: the adapter's own AWS identity instead of the trigger's keys",
+        doc="operator (or anything but pod): the adapter's own AWS identity, not the trigger's",
     )
     access_key_id: str | None = param(
         "awsAccessKeyID",
         order=(Source.AUTH, Source.TRIGGER, Source.ENV),
         optional=True,
-        doc="required unless identityOwner is operator",
+        doc="required unless identityOwner is operator, a role or a podIdentity is given",
     )
     access_key_id_alias: str | None = param(
         "awsAccessKeyId", order=(Source.AUTH,), optional=True, doc="alias of awsAccessKeyID"
@@ -82,91 +137,259 @@ class AwsAuth(TriggerMetadata):
         "awsSecretAccessKey",
         order=(Source.AUTH, Source.ENV),
         optional=True,
-        doc="required unless identityOwner is operator; never read from plain metadata",
+        doc="required with awsAccessKeyID; never read from plain metadata",
         secret=True,
     )
     session_token: str | None = param(
         "awsSessionToken", order=(Source.AUTH,), optional=True, secret=True
     )
     role_arn: str | None = param(
-        "awsRoleArn", order=(Source.AUTH,), optional=True, doc="not supported (no STS)"
+        "awsRoleArn",
+        order=(Source.AUTH,),
+        optional=True,
+        doc="a role the adapter's own identity assumes (STS AssumeRole)",
     )
+    pod_identity: PodIdentity | None = field(default=None, kw_only=True)
+    """The authentication's ``podIdentity``, set by :class:`AwsKind` after parsing."""
+
+    def authorization(self) -> Authorization | None:
+        """KEDA's ``GetAwsAuthorization``; ``None`` where it fails (no usable keys), which
+        :meth:`auth_problems` explains."""
+        pod = self.pod_identity
+        if pod is not None and pod.provider == "aws":
+            if pod.role_arn:
+                role = AssumedRole(pod.role_arn, pod.external_id or None, web_identity_first=True)
+                return Authorization(role=role)
+            if self.role_arn:
+                return Authorization(role=AssumedRole(self.role_arn, web_identity_first=True))
+            return Authorization()
+        if self.identity_owner not in ("pod", ""):
+            return Authorization()
+        if self.role_arn:
+            return Authorization(role=AssumedRole(self.role_arn))
+        key = self.access_key_id or self.access_key_id_alias
+        if not key or not self.secret_access_key:
+            return None
+        keys = AwsCredentials(key, self.secret_access_key, self.session_token or None)
+        return Authorization(keys)
 
     @property
     def credentials(self) -> AwsCredentials | None:
-        key = self.access_key_id or self.access_key_id_alias
-        if self.identity_owner == "operator" or not key or not self.secret_access_key:
-            return None
-        return AwsCredentials(key, self.secret_access_key, self.session_token or None)
+        found = self.authorization()
+        return found.credentials if found else None
 
-    def auth_problems(self) -> Iterator[tuple[str, str]]:
-        """KEDA's errors for ``identityOwner: pod``, all at once rather than the first."""
-        if self.identity_owner == "operator":
-            return
-        if self.role_arn:
-            yield (
-                "awsRoleArn",
-                "role assumption is not supported by metrics-adapter: give static keys "
-                "(awsAccessKeyID, awsSecretAccessKey) or set identityOwner: operator",
-            )
+    def identity_problems(self) -> Iterator[tuple[str, str]]:
+        """KEDA's errors for ``identityOwner: pod`` without a role or keys, all at once."""
+        if self.authorization() is not None:
             return
         where = "in the trigger's authentication or with {}FromEnv"
         if not (self.access_key_id or self.access_key_id_alias):
-            yield "awsAccessKeyID", "is required " + where.format("awsAccessKeyID") + _OR_OPERATOR
+            yield "awsAccessKeyID", "is required " + where.format("awsAccessKeyID") + _OTHERWISE
         if not self.secret_access_key:
             yield (
                 "awsSecretAccessKey",
-                "is required " + where.format("awsSecretAccessKey") + _OR_OPERATOR,
+                "is required " + where.format("awsSecretAccessKey") + _OTHERWISE,
             )
 
 
-_OR_OPERATOR = " (or set identityOwner: operator to use the adapter's own AWS identity)"
+_OTHERWISE = (
+    " (or give awsRoleArn or a podIdentity, or set identityOwner: operator to use the "
+    "adapter's own AWS identity)"
+)
+
+IM = TypeVar("IM", bound=TriggerMetadata)
+
+
+@dataclass(frozen=True, slots=True)
+class AwsKind(ScalerKind[IM]):
+    """A trigger type whose metadata reads the authentication's ``podIdentity`` (a field
+    ``pod_identity``), which KEDA hands scalers beside the authParams; its rules about the
+    identity (``identity_problems``) run once the identity is known, after the others."""
+
+    identity_metadata: type[AwsAuth] | None = None
+    """The identity's parameters alone, parsed when the rest has problems: so that the
+    identity's problems are reported with them, every problem at once."""
+
+    def create(self, inputs: TriggerInputs, problems: Problems) -> Scaler[Any] | None:
+        parsed = parse_params(self.metadata, inputs, problems)
+        subject: Any = parsed
+        if subject is None and self.identity_metadata is not None:
+            subject = parse_params(self.identity_metadata, inputs, Problems())
+        if subject is None:
+            return None
+        subject = dataclasses.replace(subject, pod_identity=inputs.pod_identity)
+        before = len(problems)
+        for name, message in subject.identity_problems():
+            problems.add(f"{inputs.path}.{name}", message)
+        if parsed is None or len(problems) > before:
+            return None
+        return self.build(cast(IM, subject))
+
+
+def client_config(clients: Clients) -> Config:
+    """One attempt bounded by the clients' timeout: the poller asks again at the next
+    interval, and retries would multiply the time a dead endpoint holds a poll."""
+    return Config(
+        connect_timeout=clients.timeout,
+        read_timeout=clients.timeout,
+        retries={"total_max_attempts": 1},
+    )
+
+
+async def session(clients: Clients) -> AioSession:
+    """The process's session: botocore reads its service models once per process (about
+    50 ms, on the event loop: botocore has no async loader); role sessions share them."""
+    return await clients.shared(("aws", "session"), _open_session, _close_session)
 
 
 async def client(clients: Clients, service: str, identity: AwsIdentity) -> Any:
-    """The ``service`` client of ``identity``, opened once and shared by every trigger.
-
-    Clients come from one aioboto3 session, which reads botocore's service models once per
-    process (about 50 ms, on the event loop: botocore has no async loader).
-    A call makes one attempt bounded by the clients' timeout: the poller asks again at the
-    next interval, and retries would multiply the time a dead endpoint holds a poll.
-    """
-    session = await clients.shared(("aws", "session"), _open_session, _close_session)
+    """The ``service`` client of ``identity``, opened once and shared by every trigger."""
 
     async def open_client() -> Any:
         creds = identity.credentials
-        context = session.client(
+        if identity.role is not None:
+            opener = await role_session(clients, identity.region, identity.role)
+        else:
+            opener = await session(clients)
+        context = opener.create_client(
             service,
             region_name=identity.region,
             endpoint_url=identity.endpoint,
             aws_access_key_id=creds.access_key_id if creds else None,
             aws_secret_access_key=creds.secret_access_key if creds else None,
             aws_session_token=creds.session_token if creds else None,
-            config=Config(
-                connect_timeout=clients.timeout,
-                read_timeout=clients.timeout,
-                retries={"total_max_attempts": 1},
-            ),
+            config=client_config(clients),
         )
         opened = await context.__aenter__()
         log.info(
             "opened %s client",
             service,
-            extra={
-                "endpoint": identity.describe(),
-                "identity": "static keys" if creds else "adapter's own",
-            },
+            extra={"endpoint": identity.describe(), "identity": identity.kind},
         )
         return opened
 
     return await clients.shared(("aws", service, identity), open_client, _close_client)
 
 
-async def _open_session() -> Any:
-    return aioboto3.Session()
+async def role_session(clients: Clients, region: str, role: AssumedRole) -> AioSession:
+    """A session whose credentials are ``role`` assumed by the adapter's own identity,
+    shared by every client (SQS, Secrets Manager, SigV4) of that role in that region."""
+
+    async def open_role_session() -> AioSession:
+        base = await session(clients)
+        assumed = AioDeferredRefreshableCredentials(
+            refresh_using=_RoleFetcher(clients, region, role).fetch, method="assume-role"
+        )
+        opened = AioSession()
+        opened.register_component("data_loader", base.get_component("data_loader"))
+        opened.register_component("credential_provider", AioCredentialResolver([_Fixed(assumed)]))
+        return opened
+
+    return await clients.shared(("aws", "role", region, role), open_role_session, _close_session)
 
 
-async def _close_session(session: Any) -> None:
+async def frozen_credentials(clients: Clients, identity: AwsIdentity) -> ReadOnlyCredentials:
+    """The keys ``identity`` signs with now (refreshed first if they are about to expire):
+    for a signer other than botocore's clients (Prometheus' SigV4)."""
+    if identity.credentials is not None:
+        c = identity.credentials
+        return ReadOnlyCredentials(c.access_key_id, c.secret_access_key, c.session_token)
+    if identity.role is not None:
+        opened = await role_session(clients, identity.region, identity.role)
+    else:
+        opened = await session(clients)
+    found = await opened.get_credentials()
+    if found is None:
+        raise boto.NoCredentialsError()
+    return cast(ReadOnlyCredentials, await found.get_frozen_credentials())
+
+
+class _Fixed(CredentialProvider):  # type: ignore[misc]
+    """Hands a session the one credentials object it was made for."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: AioDeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    async def load(self) -> AioDeferredRefreshableCredentials:
+        return self._credentials
+
+
+ROLE_SESSION_NAME = "metrics-adapter"
+
+
+class _RoleFetcher:
+    """One STS call that (re)assumes a role; botocore calls it before the keys expire."""
+
+    def __init__(self, clients: Clients, region: str, role: AssumedRole) -> None:
+        self._clients = clients
+        self._region = region
+        self._role = role
+        self._web_identity: bool | None = None if role.web_identity_first else False
+        """Whether the adapter's web identity token assumes the role: tried once, as KEDA."""
+
+    async def fetch(self) -> dict[str, str]:
+        what = f"assuming role {self._role.role_arn} with STS"
+        sts_identity = AwsIdentity(self._region)
+        try:
+            sts = await client(self._clients, "sts", sts_identity)
+            answer = await self._assume(sts)
+        except Exception as exc:
+            raise await source_error(self._clients, "sts", sts_identity, exc, what) from exc
+        keys = answer["Credentials"]
+        expiry = keys["Expiration"]
+        log.info(
+            "assumed role %s",
+            self._role.role_arn,
+            extra={"expires": expiry.isoformat(), "region": self._region},
+        )
+        return {
+            "access_key": keys["AccessKeyId"],
+            "secret_key": keys["SecretAccessKey"],
+            "token": keys["SessionToken"],
+            "expiry_time": expiry.isoformat(),
+        }
+
+    async def _assume(self, sts: Any) -> Any:
+        role = self._role
+        token_file = os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+        if token_file and self._web_identity is not False:
+            try:
+                token = await asyncio.to_thread(Path(token_file).read_text)
+                answer = await sts.assume_role_with_web_identity(
+                    RoleArn=role.role_arn,
+                    RoleSessionName=ROLE_SESSION_NAME,
+                    WebIdentityToken=token.strip(),
+                    DurationSeconds=role.duration,
+                )
+            except (boto.ClientError, OSError) as exc:
+                if self._web_identity:
+                    raise  # it worked before: this is a failure, not a fallback
+                log.info(
+                    "the web identity token cannot assume %s (%s): AssumeRole instead",
+                    role.role_arn,
+                    describe_client_error(exc) if isinstance(exc, boto.ClientError) else exc,
+                )
+                self._web_identity = False
+            else:
+                self._web_identity = True
+                return answer
+        extra = {"ExternalId": role.external_id} if role.external_id else {}
+        return await sts.assume_role(
+            RoleArn=role.role_arn,
+            RoleSessionName=ROLE_SESSION_NAME,
+            DurationSeconds=role.duration,
+            **extra,
+        )
+
+
+async def _open_session() -> AioSession:
+    return AioSession()
+
+
+async def _close_session(opened: AioSession) -> None:
     """A session holds no connections: its clients are closed one by one."""
 
 
@@ -179,6 +402,8 @@ async def source_error(
 ) -> ScalerError:
     """``exc`` from a call of ``identity``'s client as a ScalerError; a connection-level
     failure also discards the client, so that the next poll opens a fresh one."""
+    if isinstance(exc, ScalerError):  # assuming the role failed: already described
+        return type(exc)(f"{what}: {exc}")
     if isinstance(exc, boto.ConnectionError | boto.ConnectionClosedError):
         await clients.discard(("aws", service, identity))
     if isinstance(exc, boto.ReadTimeoutError | boto.ConnectTimeoutError):
@@ -187,8 +412,10 @@ async def source_error(
         return SourceResponseError(f"{what}: {describe_client_error(exc)}")
     if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
         return SourceUnreachable(
-            f"{what}: identityOwner operator, but the adapter has no AWS credentials ({exc})"
+            f"{what}: the adapter's own AWS identity is used, but it has no AWS credentials ({exc})"
         )
+    if isinstance(exc, ValueError) and "endpoint" in str(exc).lower():
+        return SourceUnreachable(f"{what}: {exc}")  # botocore refuses the URL on first use
     if isinstance(exc, boto.BotoCoreError):
         return SourceUnreachable(f"{what}: {exc}")
     # Anything else escaped botocore's parser: the endpoint answered something unreadable.

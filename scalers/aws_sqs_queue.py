@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from scalers import aws
-from scalers.base import Example, Scaler, ScalerKind, normalize
+from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients
-from scalers.errors import SourceResponseError, quote
+from scalers.errors import SourceResponseError, SourceUnreachable, quote
 from scalers.params import Source, param
 
 VISIBLE = "ApproximateNumberOfMessages"
@@ -70,15 +70,12 @@ class Metadata(aws.AwsAuth):
     )
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from self.auth_problems()
         if queue_name(self.queue_url) is None:
             yield (
                 "queueURL",
                 f"cannot get the queue name from {quote(self.queue_url)}: expected "
                 "https://sqs.<region>.amazonaws.com/<account>/<queue>, or the queue's name",
             )
-        if self.aws_endpoint and not self.aws_endpoint.startswith(("http://", "https://")):
-            yield "awsEndpoint", f"{quote(self.aws_endpoint)} must start with http:// or https://"
 
 
 @dataclass(frozen=True)
@@ -93,6 +90,11 @@ class QueueAttributes:
         """The queue's attributes: the values AWS sent, which :meth:`AwsSqsQueueScaler.measure`
         reads as integers (a trigger counts only those it adds up)."""
         what = self.describe()
+        endpoint = self.identity.endpoint
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise SourceUnreachable(
+                f"{what}: awsEndpoint {quote(endpoint)} must start with http:// or https://"
+            )
         try:
             sqs = await aws.client(clients, "sqs", self.identity)
             answer = await sqs.get_queue_attributes(
@@ -139,7 +141,10 @@ class AwsSqsQueueScaler(Scaler[Mapping[str, object]]):
 
 
 def build(meta: Metadata) -> AwsSqsQueueScaler:
-    identity = aws.AwsIdentity(meta.aws_region, meta.aws_endpoint or None, meta.credentials)
+    authorization = meta.authorization()
+    if authorization is None:  # AwsKind.create refuses it first
+        raise ValueError("an aws-sqs-queue trigger without an AWS identity")
+    identity = authorization.identity(meta.aws_region, meta.aws_endpoint)
     counted = (
         VISIBLE,
         *((IN_FLIGHT,) if meta.scale_on_in_flight else ()),
@@ -158,11 +163,12 @@ def build(meta: Metadata) -> AwsSqsQueueScaler:
     )
 
 
-KIND = ScalerKind(
+KIND = aws.AwsKind(
     type_name="aws-sqs-queue",
     keda_name="awsSqsQueueScaler",
     metadata=Metadata,
     build=build,
+    identity_metadata=aws.AwsAuth,
     summary="Messages in an AWS SQS queue: visible, plus in flight and delayed if asked.",
     example=Example(
         {

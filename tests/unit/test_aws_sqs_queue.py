@@ -15,30 +15,38 @@ from scalers.errors import (
     SourceTimeout,
     SourceUnreachable,
 )
+from scalers.identity import PodIdentity
 from scalers.params import TriggerInputs
 
 P = "triggers[0].metadata"
 URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"
 BASE = {"queueURL": URL, "awsRegion": "eu-west-1"}
 KEYS = {"awsAccessKeyID": "AKIAUNITTEST", "awsSecretAccessKey": "very-secret-key"}
+OTHERWISE = (
+    " (or give awsRoleArn or a podIdentity, or set identityOwner: operator to use the "
+    "adapter's own AWS identity)"
+)
 KEY_REQUIRED = (
     f"{P}.awsAccessKeyID: is required in the trigger's authentication or with "
-    "awsAccessKeyIDFromEnv (or set identityOwner: operator to use the adapter's own AWS identity)"
+    "awsAccessKeyIDFromEnv" + OTHERWISE
 )
 SECRET_REQUIRED = (
     f"{P}.awsSecretAccessKey: is required in the trigger's authentication or with "
-    "awsSecretAccessKeyFromEnv (or set identityOwner: operator to use the adapter's own AWS "
-    "identity)"
+    "awsSecretAccessKeyFromEnv" + OTHERWISE
 )
+ROLE = "arn:aws:iam::123456789012:role/reader"
 
 
 def create(
     metadata: dict[str, str],
     auth: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    pod: PodIdentity | None = None,
 ) -> tuple[aws_sqs_queue.AwsSqsQueueScaler | None, list[str]]:
     problems = Problems()
-    inputs = TriggerInputs(metadata, env or {}, KEYS if auth is None else auth, path=P)
+    inputs = TriggerInputs(
+        metadata, env or {}, KEYS if auth is None else auth, path=P, pod_identity=pod
+    )
     scaler = aws_sqs_queue.KIND.create(inputs, problems)
     assert scaler is None or isinstance(scaler, aws_sqs_queue.AwsSqsQueueScaler)
     return scaler, [str(p) for p in problems]
@@ -49,8 +57,9 @@ def built(
     *,
     auth: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    pod: PodIdentity | None = None,
 ) -> aws_sqs_queue.AwsSqsQueueScaler:
-    scaler, problems = create({**BASE, **(change or {})}, auth, env)
+    scaler, problems = create({**BASE, **(change or {})}, auth, env, pod)
     assert problems == []
     assert scaler is not None
     return scaler
@@ -153,14 +162,6 @@ def _q(text: str) -> str:
             {"scaleOnDelayed": "sometimes"},
             f'{P}.scaleOnDelayed: "sometimes" is not a boolean (expected true or false)',
         ),
-        (
-            {"identityOwner": "keda"},
-            f'{P}.identityOwner: "keda" is not one of: pod, operator',
-        ),
-        (
-            {"awsEndpoint": "localstack:4566"},
-            f'{P}.awsEndpoint: "localstack:4566" must start with http:// or https://',
-        ),
     ],
 )
 def test_each_keda_error(change: dict[str, str], problem: str) -> None:
@@ -177,14 +178,14 @@ def test_every_problem_at_once() -> None:
         f"{P}.awsRegion: is required",
         f'{P}.queueLength: "many" is not a number',
         f'{P}.scaleOnDelayed: "maybe" is not a boolean (expected true or false)',
-    ]
-    _, problems = create({**BASE, "queueURL": URL + "/", "awsEndpoint": "x"}, auth={})
-    assert problems == [
         KEY_REQUIRED,
-        SECRET_REQUIRED,
+    ]
+    _, problems = create({**BASE, "queueURL": URL + "/"}, auth={})
+    assert problems == [
         f'{P}.queueURL: cannot get the queue name from "{URL}/": expected '
         "https://sqs.<region>.amazonaws.com/<account>/<queue>, or the queue's name",
-        f'{P}.awsEndpoint: "x" must start with http:// or https://',
+        KEY_REQUIRED,
+        SECRET_REQUIRED,
     ]
 
 
@@ -252,14 +253,70 @@ def test_operator_identity_owner_needs_no_keys_and_ignores_them() -> None:
         assert s.query.identity.credentials is None
 
 
-def test_role_assumption_is_reported_as_unsupported() -> None:
-    assert create(BASE, auth={"awsRoleArn": "arn:aws:iam::1:role/keda", **KEYS}) == (
-        None,
-        [
-            f"{P}.awsRoleArn: role assumption is not supported by metrics-adapter: give static "
-            "keys (awsAccessKeyID, awsSecretAccessKey) or set identityOwner: operator"
-        ],
-    )
+def test_any_identity_owner_but_pod_is_the_adapter_s_own_identity_as_in_keda() -> None:
+    # KEDA's identityOwner has no enum: a value other than pod or empty skips the keys.
+    s = built({"identityOwner": "keda"}, auth={})
+    assert (s.query.identity.credentials, s.query.identity.role) == (None, None)
+
+
+def test_a_bad_aws_endpoint_fails_when_polled_as_in_keda() -> None:
+    s = built({"awsEndpoint": "localstack:4566"})
+    assert s.query.identity.endpoint == "localstack:4566"
+
+
+async def test_a_bad_aws_endpoint_is_a_failing_poll() -> None:
+    s = built({"awsEndpoint": "localstack:4566"})
+    clients = Clients(timeout=1)
+    try:
+        with pytest.raises(SourceUnreachable, match='awsEndpoint "localstack:4566" must start'):
+            await s.query.run(clients)
+    finally:
+        await clients.aclose()
+
+
+def test_an_aws_role_arn_is_assumed_by_the_adapter_s_own_identity() -> None:
+    # KEDA: identityOwner pod with awsRoleArn (aws-eks puts the ServiceAccount's role there)
+    # assumes it with the default chain; keys beside it are not used.
+    identity = built(auth={"awsRoleArn": ROLE, **KEYS}).query.identity
+    assert identity.credentials is None
+    assert identity.role == aws.AssumedRole(ROLE)
+    assert identity.describe() == f"AWS (eu-west-1) as {ROLE}"
+
+
+@pytest.mark.parametrize(
+    ("pod", "auth", "role"),
+    [
+        (PodIdentity("aws", role_arn=ROLE), {}, aws.AssumedRole(ROLE, None, True)),
+        (
+            PodIdentity("aws", role_arn=ROLE, external_id="ext-1"),
+            {"awsRoleArn": "arn:aws:iam::1:role/other"},
+            aws.AssumedRole(ROLE, "ext-1", True),
+        ),
+        # identityOwner workload: the resolver puts the ServiceAccount's role in authParams.
+        (
+            PodIdentity("aws", identity_owner="workload"),
+            {"awsRoleArn": ROLE},
+            aws.AssumedRole(ROLE, None, True),
+        ),
+        (PodIdentity("aws"), {}, None),
+        (PodIdentity("aws"), KEYS, None),
+        (PodIdentity("aws-eks"), {"awsRoleArn": ROLE}, aws.AssumedRole(ROLE)),
+    ],
+)
+def test_pod_identity_aws_is_the_adapter_s_identity_and_its_role(
+    pod: PodIdentity, auth: dict[str, str], role: aws.AssumedRole | None
+) -> None:
+    identity = built({"identityOwner": "pod"}, auth=auth, pod=pod).query.identity
+    assert (identity.credentials, identity.role) == (None, role)
+
+
+def test_pod_identity_aws_wins_over_identity_owner_and_needs_no_keys() -> None:
+    s = built({"identityOwner": "operator"}, auth={}, pod=PodIdentity("aws", role_arn=ROLE))
+    assert s.query.identity.role == aws.AssumedRole(ROLE, None, True)
+
+
+def test_a_pod_identity_of_another_cloud_still_needs_keys() -> None:
+    assert create(BASE, auth={}, pod=PodIdentity("gcp")) == (None, [KEY_REQUIRED, SECRET_REQUIRED])
 
 
 # Sharing and secrecy.
@@ -282,6 +339,7 @@ def test_triggers_on_one_queue_share_one_query_whatever_their_flags() -> None:
         ({**KEYS, "awsSecretAccessKey": "other"}, {}),
         ({**KEYS, "awsSessionToken": "tok"}, {}),
         ({}, {"identityOwner": "operator"}),
+        ({"awsRoleArn": ROLE}, {}),
     ],
 )
 def test_another_queue_or_identity_is_another_query(
@@ -375,7 +433,7 @@ def client_error(status: int, code: str, message: str) -> boto.ClientError:
         (
             boto.NoCredentialsError(),
             SourceUnreachable,
-            "what: identityOwner operator, but the adapter has no AWS credentials",
+            "what: the adapter's own AWS identity is used, but it has no AWS credentials",
         ),
         (
             client_error(403, "InvalidClientTokenId", "The security token is invalid."),
