@@ -212,7 +212,9 @@ _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -> Any:
     kind = _unwrap_optional(hint)
     text = raw.strip()
-    if spec.enum and text not in spec.enum:
+    # A list's enum holds for each element (KEDA's ``authModes: "tls,basic"``).
+    values = [p.strip() for p in text.split(",")] if kind == tuple[str, ...] else [text]
+    if spec.enum and any(v not in spec.enum for v in values):
         problems.add(where, f"{quote(raw)} is not one of: {', '.join(spec.enum)}")
         return None
     if kind is str:

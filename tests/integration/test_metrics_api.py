@@ -17,7 +17,12 @@ from metrics_adapter.api.tls import self_signed_pair
 from scalers import metrics_api
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from tests.support.servers import serving
-from tests.support.triggers import build
+from tests.support.triggers import (
+    bound_trigger,
+    build,
+    new_poller,
+    reading,
+)
 from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
@@ -33,6 +38,7 @@ async def stats(request: Request) -> Response:
 async def guarded(request: Request) -> Response:
     ok = (
         request.headers.get("x-api-key") == "k1"
+        or request.headers.get("x-custom") == "c1"
         or request.query_params.get("token") == "k1"
         or request.headers.get("authorization") in (BASIC, "Bearer t0k")
     )
@@ -86,6 +92,9 @@ async def test_value_locations(http_url: str, location: str, expected: float) ->
         ("apiKey", {"method": "query", "keyParamName": "token"}, {"apiKey": "k1"}),
         ("basic", {}, {"username": "scaler", "password": "s3cret"}),
         ("bearer", {}, {"token": "t0k"}),
+        ("bearer", {}, {"bearerToken": "t0k"}),
+        ("custom", {}, {"customAuthHeader": "X-Custom", "customAuthValue": "c1"}),
+        ("apiKey", {"apiKey": "k1"}, {}),
     ],
 )
 async def test_auth_modes(
@@ -123,3 +132,29 @@ async def test_tls_verified_with_ca_or_skipped_with_unsafe_ssl(tmp_path: Path) -
         assert await measure(make(f"{url}/stats", unsafeSsl="true")) == 42
         trusted = make(f"{url}/stats", {"ca": cert.read_text()})
         assert await measure(trusted) == 42
+
+
+async def test_per_trigger_timeout_ends_the_poll_before_the_adapters(http_url: str) -> None:
+    """KEDA's ``timeout``: shorter than the adapter's own, it bounds this trigger's call."""
+    with pytest.raises(SourceTimeout, match=r"within the trigger's timeout 0\.3s"):
+        await measure(make(f"{http_url}/slow", timeout="300ms"), client_timeout=5)
+
+
+async def test_a_url_keda_cannot_request_fails_its_trigger_not_the_object(http_url: str) -> None:
+    """KEDA accepts ``url: invalid-invalid`` and fails when it polls: bound through the real
+    parser and binder, the trigger polls and fails naming the url, while a good trigger
+    polled by the same poller is served."""
+    meta = {"valueLocation": "queue.depth", "targetValue": "10"}
+    bad = bound_trigger("bad-url", {**meta, "url": "invalid-invalid"}, "metrics-api")
+    good = bound_trigger("good-url", {**meta, "url": f"{http_url}/stats"}, "metrics-api")
+    poller = new_poller(timeout=5)
+    try:
+        for bound in (bad, good):
+            poller.set_triggers(bound.so, [bound])
+            await poller.poll(bound.scaler.query)
+    finally:
+        await poller.clients.aclose()
+    failed = reading(poller.store, bad)
+    assert failed.value is None
+    assert failed.error is not None and 'url "invalid-invalid" cannot be requested' in failed.error
+    assert reading(poller.store, good).value == 42

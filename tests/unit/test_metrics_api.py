@@ -10,7 +10,13 @@ import pytest
 
 from scalers import metrics_api
 from scalers.clients import Clients
-from scalers.errors import Problems, ScalerError, SourceResponseError
+from scalers.errors import (
+    Problems,
+    ScalerError,
+    SourceResponseError,
+    SourceUnreachable,
+    quote,
+)
 from scalers.jsonpath import PathNotFound, lookup, split_path
 from scalers.params import TriggerInputs
 
@@ -117,29 +123,29 @@ def test_split_path_and_lookup() -> None:
 
 def test_query_and_targets() -> None:
     scaler = built({"activationTargetValue": "1.5", "targetValue": "2.5"})
-    assert scaler.query.url == BASE["url"]
-    assert scaler.query.headers == ()
-    assert scaler.query.identity.verify is True
+    assert scaler.query.get.url == BASE["url"]
+    assert scaler.query.get.headers == ()
+    assert scaler.query.get.identity.verify is True
     assert (scaler.target, scaler.activation_target) == (2.5, 1.5)
-    assert built({"unsafeSsl": "true"}).query.identity.verify is False
+    assert built({"unsafeSsl": "true"}).query.get.identity.verify is False
 
 
 def test_api_key_in_a_header() -> None:
     scaler = built({"authMode": "apiKey"}, {"apiKey": "K"})
-    assert scaler.query.headers == (("X-API-KEY", "K"),)
-    assert scaler.query.url == BASE["url"]
+    assert scaler.query.get.headers == (("X-API-KEY", "K"),)
+    assert scaler.query.get.url == BASE["url"]
     named = built({"authMode": "apiKey", "keyParamName": "X-Token"}, {"apiKey": "K"})
-    assert named.query.headers == (("X-Token", "K"),)
+    assert named.query.get.headers == (("X-Token", "K"),)
 
 
 def test_api_key_in_the_query() -> None:
     scaler = built({"authMode": "apiKey", "method": "query"}, {"apiKey": "K&v"})
-    assert scaler.query.headers == ()
-    parts = urlsplit(scaler.query.url)
+    assert scaler.query.get.headers == ()
+    parts = urlsplit(scaler.query.get.url)
     assert (parts.scheme, parts.netloc, parts.path) == ("http", "api:8080", "/stats")
     assert parse_qs(parts.query) == {"x": ["1"], "api_key": ["K&v"]}
     named = built({"authMode": "apiKey", "method": "query", "keyParamName": "k"}, {"apiKey": "K"})
-    assert parse_qs(urlsplit(named.query.url).query) == {"x": ["1"], "k": ["K"]}
+    assert parse_qs(urlsplit(named.query.get.url).query) == {"x": ["1"], "k": ["K"]}
 
 
 def test_api_key_in_the_query_keeps_blank_parameters() -> None:
@@ -147,35 +153,35 @@ def test_api_key_in_the_query_keeps_blank_parameters() -> None:
         {"url": "http://api/stats?pretty&x=1", "authMode": "apiKey", "method": "query"},
         {"apiKey": "K"},
     )
-    query = parse_qs(urlsplit(scaler.query.url).query, keep_blank_values=True)
+    query = parse_qs(urlsplit(scaler.query.get.url).query, keep_blank_values=True)
     assert query == {"pretty": [""], "x": ["1"], "api_key": ["K"]}
 
 
 def test_basic_auth() -> None:
     scaler = built({"authMode": "basic"}, {"username": "user", "password": "pa:ss"})
     expected = "Basic " + base64.b64encode(b"user:pa:ss").decode()
-    assert scaler.query.headers == (("Authorization", expected),)
+    assert scaler.query.get.headers == (("Authorization", expected),)
     no_password = built({"authMode": "basic"}, {"username": "user"})
-    assert no_password.query.headers == (("Authorization", "Basic dXNlcjo="),)
+    assert no_password.query.get.headers == (("Authorization", "Basic dXNlcjo="),)
 
 
 def test_bearer_auth_with_auth_mode_from_the_authentication() -> None:
     scaler = built({}, {"authMode": "bearer", "token": "T0K"})
-    assert scaler.query.headers == (("Authorization", "Bearer T0K"),)
+    assert scaler.query.get.headers == (("Authorization", "Bearer T0K"),)
 
 
 def test_auth_mode_with_surrounding_space_still_authenticates() -> None:
     scaler, problems = create({**BASE, "authMode": "bearer "}, {"token": "T0K"})
     assert problems == []
     assert scaler is not None
-    assert scaler.query.headers == (("Authorization", "Bearer T0K"),)
+    assert scaler.query.get.headers == (("Authorization", "Bearer T0K"),)
 
 
 def test_tls_auth_presents_the_client_pair() -> None:
     scaler = built({"authMode": "tls"}, {"cert": "CERT", "key": "KEY", "ca": "CA"})
-    identity = scaler.query.identity
+    identity = scaler.query.get.identity
     assert (identity.cert_pem, identity.key_pem, identity.ca_pem) == ("CERT", "KEY", "CA")
-    assert scaler.query.headers == ()
+    assert scaler.query.get.headers == ()
 
 
 def test_credentials_come_only_from_the_authentication() -> None:
@@ -207,11 +213,30 @@ def test_credentials_come_only_from_the_authentication() -> None:
             ],
         ),
         (
-            {"authMode": "oauth"},
-            [f'{P}.authMode: "oauth" is not one of: apiKey, basic, bearer, tls'],
+            {"authModes": "bearer,basic"},
+            [
+                f"{P}.authModes: may hold one of bearer, basic, oauth, not bearer and basic",
+                f"{P}.token: is required by authMode bearer (from the authentication)",
+                f"{P}.username: is required by authMode basic (from the authentication)",
+            ],
         ),
-        ({"url": "ftp://api/x"}, [f'{P}.url: "ftp://api/x" must start with http:// or https://']),
-        ({"format": "xml"}, [f'{P}.format: "xml" is not one of: json']),
+        (
+            {"authMode": "custom"},
+            [
+                f"{P}.customAuthHeader: is required by authMode custom (from the authentication)",
+                f"{P}.customAuthValue: is required by authMode custom (from the authentication)",
+            ],
+        ),
+        (
+            {"authMode": "kerberos"},
+            [f'{P}.authMode: "kerberos" is not one of: {", ".join(metrics_api.AUTH_MODES)}'],
+        ),
+        ({"format": "csv"}, [f'{P}.format: "csv" is not one of: json, prometheus, xml, yaml']),
+        (
+            {"aggregationType": "median"},
+            [f'{P}.aggregationType: "median" is not one of: average, sum, max, min'],
+        ),
+        ({"timeout": "-1s"}, [f'{P}.timeout: "-1s" is negative']),
         ({"method": "body"}, [f'{P}.method: "body" is not one of: header, query']),
         ({"targetValue": "0"}, [f'{P}.targetValue: "0" must be greater than 0']),
     ],
@@ -243,7 +268,7 @@ def test_an_api_key_in_the_query_is_redacted_from_every_message() -> None:
         {"authMode": "apiKey", "method": "query", "keyParamName": "token"},
         auth={"apiKey": "s3cr3t-key"},
     )
-    assert "token=s3cr3t-key" in s.query.url  # sent to the source...
+    assert "token=s3cr3t-key" in s.query.get.url  # sent to the source...
     for text in (s.query.describe(), repr(s.query), repr(s), repr(s.meta)):
         assert "s3cr3t-key" not in text  # ...but never logged or served in an error
     assert "token=***" in s.query.describe()
@@ -261,3 +286,127 @@ async def test_errors_of_a_redacted_query_do_not_show_the_key() -> None:
     finally:
         await clients.aclose()
     assert "s3cr3t-key" not in str(info.value) and "api_key=***" in str(info.value)
+
+
+async def poll_error(scaler: metrics_api.MetricsApiScaler) -> ScalerError:
+    clients = Clients(timeout=1)
+    try:
+        with pytest.raises(ScalerError) as info:
+            await scaler.query.run(clients)
+    finally:
+        await clients.aclose()
+    return info.value
+
+
+@pytest.mark.parametrize("url", ["invalid-invalid", "ftp://api/x", "http://", "/stats"])
+async def test_a_url_keda_cannot_request_fails_the_trigger_when_polled(url: str) -> None:
+    """KEDA accepts any url and fails when it polls: the trigger fails, the object is Ready."""
+    scaler = built({"url": url})
+    error = await poll_error(scaler)
+    assert isinstance(error, SourceUnreachable)
+    assert str(error) == (
+        f"url {quote(url)} cannot be requested: it must start with http:// or https:// "
+        "and name a host"
+    )
+
+
+async def test_a_bad_url_error_never_shows_an_api_key() -> None:
+    scaler = built(
+        {"url": "ftp://api/x?a=1", "authMode": "apiKey", "method": "query"}, {"apiKey": "s3cr3t"}
+    )
+    assert "s3cr3t" not in str(await poll_error(scaler))
+
+
+async def test_format_xml_is_accepted_and_fails_when_polled() -> None:
+    """KEDA v2.20.2 decodes XML into a Go map, which encoding/xml cannot: it always fails."""
+    error = await poll_error(built({"format": "xml"}))
+    assert isinstance(error, SourceResponseError)
+    assert "format xml: reading XML answers is not supported" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "auth", "expected"),
+    [
+        (
+            {"aggregateFromKubeServiceEndpoints": "true"},
+            {},
+            f"{P}.aggregateFromKubeServiceEndpoints: true is not supported by metrics-adapter: "
+            "it would need to list the Service's EndpointSlices and poll every ready endpoint; "
+            "point url at one endpoint that serves the aggregate instead",
+        ),
+        (
+            {"format": "prometheus"},
+            {},
+            f"{P}.format: prometheus is not supported by metrics-adapter yet: it would need "
+            "reading the Prometheus text exposition format; serve JSON (format json)",
+        ),
+        (
+            {"format": "yaml"},
+            {},
+            f"{P}.format: yaml is not supported by metrics-adapter yet: it would need "
+            "reading YAML answers; serve JSON (format json)",
+        ),
+        (
+            {"authModes": "oauth"},
+            {"oauthTokenURI": "http://idp/token", "clientID": "c"},
+            f"{P}.authModes: oauth is not supported by metrics-adapter: it would need an OAuth2 "
+            "client credentials token from oauthTokenURI, renewed before it expires",
+        ),
+    ],
+)
+def test_what_metrics_adapter_cannot_do_is_refused_by_name(
+    metadata: dict[str, str], auth: dict[str, str], expected: str
+) -> None:
+    """Never a silently different number: KEDA accepts these, we say what is missing."""
+    scaler, problems = create({**BASE, **metadata}, auth)
+    assert scaler is None
+    assert problems == [expected]
+
+
+def test_aggregation_settings_without_aggregation_are_accepted() -> None:
+    scaler = built({"aggregateFromKubeServiceEndpoints": "false", "aggregationType": "max"})
+    assert scaler.meta.aggregation_type == "max"
+
+
+def test_api_key_method_and_name_may_come_from_the_trigger_or_the_authentication() -> None:
+    """KEDA's APIKeyAuth: ``order=triggerMetadata;authParams``."""
+    in_trigger = built({"authMode": "apiKey", "apiKey": "K", "method": "query"})
+    assert parse_qs(urlsplit(in_trigger.query.get.url).query)["api_key"] == ["K"]
+    from_auth = built({}, {"authMode": "apiKey", "apiKey": "K", "keyParamName": "X-K"})
+    assert from_auth.query.get.headers == (("X-K", "K"),)
+
+
+def test_bearer_token_under_either_name() -> None:
+    assert built({"authMode": "bearer"}, {"bearerToken": "B"}).query.get.headers == (
+        ("Authorization", "Bearer B"),
+    )
+
+
+def test_several_auth_modes_at_once() -> None:
+    """``authModes`` is a list: a client certificate and an API key together."""
+    scaler = built({"authModes": "tls, apiKey"}, {"cert": "CERT", "key": "KEY", "apiKey": "K"})
+    assert scaler.query.get.headers == (("X-API-KEY", "K"),)
+    assert scaler.query.get.identity.cert_pem == "CERT"
+
+
+def test_custom_auth_sends_its_header() -> None:
+    scaler = built({"authMode": "custom"}, {"customAuthHeader": "X-Secret", "customAuthValue": "V"})
+    assert scaler.query.get.headers == (("X-Secret", "V"),)
+    assert "V" not in repr(scaler.meta)
+
+
+def test_timeout_is_a_duration_or_milliseconds() -> None:
+    assert built({"timeout": "1500"}).query.timeout == 1.5
+    assert built({"timeout": "2s"}).query.timeout == 2.0
+    assert built({}).query.timeout is None
+
+
+def test_target_value_is_optional_only_under_scaling_modifiers() -> None:
+    problems = Problems()
+    inputs = TriggerInputs({"url": "http://a/x", "valueLocation": "v"}, path=P)
+    assert metrics_api.KIND.create(inputs, problems) is None
+    assert [str(p) for p in problems] == [f"{P}.targetValue: is required"]
+    formula = TriggerInputs(
+        {"url": "http://a/x", "valueLocation": "v"}, path=P, as_metric_source=True
+    )
+    assert metrics_api.KIND.create(formula, Problems()) is not None
