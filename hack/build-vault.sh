@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Build the real HashiCorp Vault server the hashiCorpVault tests run on loopback (`vault server
+# -dev`), from the Go module proxy. Cached outside the repo like build-control-plane.sh, in
+# $METRICS_ADAPTER_CACHE/vault-v$V/bin/vault (default ~/.cache/metrics-adapter): a no-op when it
+# is there; otherwise an unattended build (measured cold: see the end of build.log). Prints the
+# binary's path on stdout, progress on stderr.
+#
+# Why a wrapper module: Vault's go.mod replaces its nested modules (./api, ./sdk, ./api/auth/*)
+# with directories the module zip does not contain, so `go install github.com/hashicorp/vault@v`
+# refuses it. A tiny module that requires Vault builds its main package instead; Go ignores a
+# dependency's replaces, so the published api/sdk versions Vault's go.mod names are used, and the
+# two replaces Vault needs for third-party forks are repeated here.
+set -euo pipefail
+
+V=1.21.4
+
+CACHE=${METRICS_ADAPTER_CACHE:-$HOME/.cache/metrics-adapter}
+OUT=$CACHE/vault-v$V
+BIN=$OUT/bin
+
+if [ -x "$BIN/vault" ]; then
+  echo "$BIN/vault"
+  exit 0
+fi
+
+say() { echo "build-vault: $*" >&2; }
+die() { say "$*"; exit 1; }
+# Run a chatty go command with its output in build.log; show the end of it when it fails.
+logged() {
+  echo "+ $*" >>"$LOG"
+  if ! "$@" >>"$LOG" 2>&1; then
+    tail -n 40 "$LOG" >&2
+    die "failed: $* (full log: $LOG)"
+  fi
+}
+
+command -v go >/dev/null || die "needs Go >= 1.25 on PATH (and the Go module proxy) to build Vault v$V"
+# Toolchain downloads are not available everywhere this runs; use the installed Go as is.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
+export GOFLAGS="-mod=mod ${GOFLAGS:-}"
+go_minor=$(go env GOVERSION | sed -nE 's/^go1\.([0-9]+).*/\1/p')
+[ -n "$go_minor" ] && [ "$go_minor" -ge 25 ] || die "Vault v$V needs Go >= 1.25, found $(go env GOVERSION)"
+
+mkdir -p "$OUT" "$BIN"
+# One build at a time: two test sessions may both find the cache empty.
+if command -v flock >/dev/null; then
+  exec 9>"$OUT/.build.lock"
+  if ! flock -n 9; then
+    say "another build holds $OUT/.build.lock; waiting for it"
+    flock -w 3600 9 || die "could not take the build lock in an hour"
+  fi
+  if [ -x "$BIN/vault" ]; then
+    echo "$BIN/vault"
+    exit 0
+  fi
+fi
+
+started=$(date +%s)
+LOG=$OUT/build.log
+: >"$LOG"
+src=$OUT/src
+mkdir -p "$src"
+cd "$src"
+rm -f go.mod go.sum
+logged go mod init local/vaultbin
+say "resolving github.com/hashicorp/vault@v$V through $(go env GOPROXY)"
+gomod=$(go mod download -json "github.com/hashicorp/vault@v$V" | sed -nE 's/^[[:space:]]*"GoMod": "(.*)",?$/\1/p')
+[ -f "$gomod" ] || die "go mod download github.com/hashicorp/vault@v$V gave no go.mod"
+# Vault's replaces that point at other modules (forks), taken from its own go.mod so they never
+# go stale; the ./ ones are the nested modules, served by their published versions instead.
+grep -E '^replace [^ ]+( v[^ ]+)? => [^.][^ ]* v[^ ]+$' "$gomod" | while read -r _ from rest; do
+  set -- $rest
+  if [ "$1" = "=>" ]; then to="$2@$3"; else from="$from@$1"; to="$3@$4"; fi
+  go mod edit "-replace=$from=$to"
+done
+say "fetching modules for Vault v$V"
+logged go get "github.com/hashicorp/vault@v$V"
+say "compiling vault v$V (the long part)"
+logged go build -trimpath -ldflags "-s -w" -o "$BIN/vault.new" github.com/hashicorp/vault
+# Move into place only after the build succeeded, so a half-built cache never looks whole.
+mv -f "$BIN/vault.new" "$BIN/vault"
+took=$(($(date +%s) - started))
+echo "built in ${took}s, $(stat -c %s "$BIN/vault") bytes, $(go env GOVERSION)" >>"$LOG"
+say "$("$BIN/vault" version)"
+say "done in ${took}s: $BIN/vault"
+echo "$BIN/vault"
