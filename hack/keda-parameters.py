@@ -58,7 +58,9 @@ def structs(root: pathlib.Path, files: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def tag_reads(struct: str, known: dict[str, str], out: dict[str, set[str]]) -> None:
+def tag_reads(
+    struct: str, known: dict[str, str], out: dict[str, set[str]], aliases: dict[str, str]
+) -> None:
     for _field, type_name, tag in _FIELD.findall(known[struct]):
         parts = {}
         for item in filter(None, (s.strip() for s in tag.split(","))):
@@ -67,11 +69,13 @@ def tag_reads(struct: str, known: dict[str, str], out: dict[str, set[str]]) -> N
         if "name" not in parts:  # a nested struct: KEDA parses its tags from the same maps
             inner = type_name.lstrip("*[]").rsplit(".", 1)[-1]
             if inner in known:
-                tag_reads(inner, known, out)
+                tag_reads(inner, known, out, aliases)
             continue
         orders = parts.get("order", "triggerMetadata").split(";")
-        for name in parts["name"].split(";"):
-            out.setdefault(name.strip(), set()).update(o.strip() for o in orders)
+        first, *others = (n.strip() for n in parts["name"].split(";"))
+        aliases.update(dict.fromkeys(others, first))
+        for name in (first, *others):
+            out.setdefault(name, set()).update(o.strip() for o in orders)
 
 
 def map_reads(root: pathlib.Path, files: tuple[str, ...], out: dict[str, set[str]]) -> None:
@@ -113,17 +117,27 @@ def main() -> None:
         print(f'    "{type_name}": ({listed},),')
     print("}")
     print()
-    print("_READS: Mapping[str, Mapping[str, str]] = {")
+    reads_of: dict[str, dict[str, set[str]]] = {}
+    aliases_of: dict[str, dict[str, str]] = {}
     for type_name, (struct, files) in sorted(TYPES.items()):
-        reads: dict[str, set[str]] = {}
-        tag_reads(struct, structs(root, files), reads)
-        map_reads(root, files, reads)
+        reads_of[type_name], aliases_of[type_name] = {}, {}
+        tag_reads(struct, structs(root, files), reads_of[type_name], aliases_of[type_name])
+        map_reads(root, files, reads_of[type_name])
+    print("_READS: Mapping[str, Mapping[str, str]] = {")
+    for type_name, reads in reads_of.items():
         print(f'    "{type_name}": {{')
         for key in sorted(reads):
             orders = ";".join(o for o in ORDERS if o in reads[key])
             print(f'        "{key}": "{orders}",')
         print("    },")
     print("}")
+    print()
+    print("ALIASES: Mapping[str, Mapping[str, str]] = {")
+    for type_name, aliases in aliases_of.items():
+        pairs = ", ".join(f'"{a}": "{n}"' for a, n in sorted(aliases.items()))
+        print(f'    "{type_name}": {{{pairs}}},')
+    print("}")
+    print('"""Trigger type -> a name KEDA also accepts -> the first name of its ``name=`` tag."""')
     print()
     print("KEDA_PARAMETERS: Mapping[str, Mapping[str, frozenset[Source]]] = {")
     print('    type_name: {k: frozenset(map(Source, o.split(";"))) for k, o in reads.items()}')

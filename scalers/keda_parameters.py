@@ -244,6 +244,20 @@ _READS: Mapping[str, Mapping[str, str]] = {
     },
 }
 
+ALIASES: Mapping[str, Mapping[str, str]] = {
+    "aws-sqs-queue": {},
+    "cpu": {},
+    "cron": {},
+    "kafka": {},
+    "memory": {},
+    "metrics-api": {"authMode": "authModes", "scope": "scopes", "token": "bearerToken"},
+    "nats-jetstream": {},
+    "prometheus": {"authMode": "authModes", "scope": "scopes", "token": "bearerToken"},
+    "rabbitmq": {"scope": "scopes"},
+    "redis": {"addresses": "address", "cert": "Cert", "hosts": "host", "ports": "port"},
+}
+"""Trigger type -> a name KEDA also accepts -> the first name of its ``name=`` tag."""
+
 KEDA_PARAMETERS: Mapping[str, Mapping[str, frozenset[Source]]] = {
     type_name: {k: frozenset(map(Source, o.split(";"))) for k, o in reads.items()}
     for type_name, reads in _READS.items()

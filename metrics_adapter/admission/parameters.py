@@ -20,8 +20,11 @@ import re
 from collections.abc import Mapping
 
 from metrics_adapter.admission.findings import Finding, parser_findings
+from metrics_adapter.binding.auth_sources.base import SourceRead, SourceValues
 from metrics_adapter.binding.env import container_env
+from metrics_adapter.binding.ignored import metadata_warnings
 from metrics_adapter.binding.triggers import ObjectSource, bind_all
+from metrics_adapter.errors import AuthSourceError
 from metrics_adapter.model.authentication import TriggerAuthentication
 from metrics_adapter.model.keda import ObjectRef, Trigger
 from metrics_adapter.model.scaled_job import Scalable, ScaledJob
@@ -55,6 +58,9 @@ class NoObjects:
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return None
 
+    def binary_secret_keys(self, namespace: str, name: str) -> frozenset[str]:
+        return frozenset()
+
     def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
         return None
 
@@ -62,6 +68,16 @@ class NoObjects:
         if not isinstance(obj, ScaledJob):
             return {}
         return container_env(obj.containers, container, obj.ref.namespace, _none, _none)
+
+    def workload_service_account(self, obj: Scalable) -> str:
+        return "default"
+
+    def service_account_annotations(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return None
+
+    def source_values(self, read: SourceRead) -> SourceValues | AuthSourceError | None:
+        """Never read here: a source that needs a read could still settle later."""
+        return None
 
 
 def _none(_: ObjectRef) -> None:
@@ -71,17 +87,18 @@ def _none(_: ObjectRef) -> None:
 def parameter_findings(
     obj: Scalable, objects: ObjectSource | None
 ) -> tuple[list[Finding], list[str]]:
-    """The refusing problems of binding ``obj``'s triggers, and the warnings. Without
-    ``objects`` what depends on them is not known, and not reported."""
+    """The refusing problems of binding ``obj``'s triggers, and the warnings: what could
+    still be settled, and what nothing reads (:mod:`metrics_adapter.binding.ignored`).
+    Without ``objects`` what depends on them is not known, and not reported."""
     try:
-        bind_all(obj, objects or NoObjects())
+        binding = bind_all(obj, objects or NoObjects())
     except ConfigError as exc:
         problems = exc.problems
     else:
-        return [], []
+        return [], list(binding.warnings)
     triggers = {t.index: t for t in obj.triggers}
     refuse: list[Problem] = []
-    warnings: list[str] = []
+    warnings = metadata_warnings(obj)  # a typo among them may be why it did not bind
     for problem in problems:
         if not _deferred(problem, triggers):
             refuse.append(problem)

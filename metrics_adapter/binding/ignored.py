@@ -5,18 +5,61 @@ KEDA reads and we do not, or that neither reads (a typo), would otherwise be dro
 word. Each becomes one line naming the field, shown in the object's Event, in ``explain`` and
 in the admission webhook's warnings. Only names and paths: never a value, which may come from a
 Secret.
+
+What KEDA reads is :mod:`scalers.keda_parameters`, generated from its source; what we read is
+each trigger type's declared metadata. A KEDA parameter whose absence would change the number
+served or weaken security is refused by its scaler instead, so it never reaches here.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 
 from metrics_adapter.model.keda import Trigger
-from scalers.keda_parameters import KEDA_PARAMETERS
+from metrics_adapter.model.scaled_job import Scalable
+from scalers.keda_parameters import ALIASES, KEDA_PARAMETERS
 from scalers.params import Source, declared_params
+from scalers.registry import KINDS, RESOURCE_KINDS
 
-_FROM_ENV = "FromEnv"
+FROM_ENV = "FromEnv"
+KEDA_ONLY = "KEDA reads this parameter; metrics-adapter does not and ignores it"
+
+_KAFKA_SASL = "used by KEDA only with sasl oauthbearer or gssapi, which metrics-adapter refuses"
+_WHY: Mapping[tuple[str, str], str] = {
+    **{
+        ("kafka", name): f"{_KAFKA_SASL}; ignored"
+        for name in (
+            "saslTokenProvider",
+            "scopes",
+            "oauthTokenEndpointUri",
+            "oauthExtensions",
+            "keytab",
+            "realm",
+            "kerberosConfig",
+            "kerberosServiceName",
+            "kerberosDisableFAST",
+            "awsRegion",
+            "identityOwner",
+            "awsRoleArn",
+            "awsAccessKeyID",
+            "awsAccessKeyId",
+            "awsSecretAccessKey",
+            "awsSessionToken",
+        )
+    },
+    ("metrics-api", "timeout"): (
+        "KEDA's per-trigger HTTP timeout; metrics-adapter uses --scaler-timeout for every "
+        "trigger and ignores it"
+    ),
+    **{
+        ("redis", name): "used only by KEDA's redis-sentinel trigger type; ignored, as in KEDA"
+        for name in ("sentinelMaster", "sentinelUsername", "sentinelPassword")
+    },
+}
+"""Better reasons than :data:`KEDA_ONLY` where the reason is known."""
+
+Reads = Mapping[str, frozenset[Source]]
 
 
 def ignored_parameters(
@@ -34,31 +77,41 @@ def ignored_parameters(
         if (reason := _metadata_reason(trigger.type, key, ours, keda)) is not None
     ]
     ref = trigger.authentication_ref
-    if ref is not None:
-        for name in sorted(auth_params):
-            if Source.AUTH in ours.get(name, ()):
-                continue
-            where = f"{path}.authenticationRef: {ref.kind} {ref.name} supplies parameter {name}"
-            if Source.AUTH in keda.get(name, ()):
-                warnings.append(
-                    f"{where}, which KEDA reads; metrics-adapter does not and ignores it"
-                )
-            else:
-                warnings.append(f"{where}, which {trigger.type} never reads; ignored")
+    if ref is None:
+        return warnings
+    where = f"{path}.authenticationRef ({ref.kind} {ref.name})"
+    for name in sorted(auth_params):
+        if Source.AUTH in ours.get(name, ()):
+            continue
+        if Source.AUTH in keda.get(name, ()):
+            why = _known_reason(trigger.type, name, Source.AUTH, ours)
+        else:
+            why = _unknown(
+                trigger.type, name, [n for n, s in {**keda, **ours}.items() if Source.AUTH in s]
+            )
+        warnings.append(f"{where}: parameter {name}: {why}")
     return warnings
 
 
-def _metadata_reason(
-    type_name: str,
-    key: str,
-    ours: dict[str, frozenset[Source]],
-    keda: Mapping[str, frozenset[Source]],
-) -> str | None:
-    base = key.removesuffix(_FROM_ENV) if key.endswith(_FROM_ENV) else None
+def metadata_warnings(obj: Scalable) -> list[str]:
+    """The warnings of every trigger's metadata keys alone: for an object that did not bind,
+    whose authentication parameters are not known, but whose typo may be why it did not."""
+    warnings: list[str] = []
+    for trigger in obj.triggers:
+        kind = KINDS.get(trigger.type) or RESOURCE_KINDS.get(trigger.type)
+        if kind is not None:
+            warnings += ignored_parameters(trigger, kind.metadata)
+    return warnings
+
+
+def _metadata_reason(type_name: str, key: str, ours: Reads, keda: Reads) -> str | None:
+    base = key.removesuffix(FROM_ENV) if key.endswith(FROM_ENV) else None
     if Source.TRIGGER in ours.get(key, ()) or (base and Source.ENV in ours.get(base, ())):
         return None
-    if Source.TRIGGER in keda.get(key, ()) or (base and Source.ENV in keda.get(base, ())):
-        return "KEDA reads this parameter; metrics-adapter does not and ignores it"
+    if Source.TRIGGER in keda.get(key, ()):
+        return _known_reason(type_name, key, Source.TRIGGER, ours)
+    if base and Source.ENV in keda.get(base, ()):
+        return _known_reason(type_name, base, Source.ENV, ours)
     name = base or key
     if base and (name in keda or name in ours):
         return f"{name} cannot come from the environment (no {key}); ignored"
@@ -67,27 +120,45 @@ def _metadata_reason(
             f"{name} is read from the authentication's parameters, not from metadata, "
             "by KEDA too; ignored"
         )
-    known = sorted({*ours, *keda, *_from_env(ours, keda)})
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return _unknown(type_name, key, [*ours, *keda, *_from_env(ours), *_from_env(keda)])
+
+
+def _unknown(type_name: str, name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.75)
     hint = f" (a typo of {close[0]}?)" if close else ""
     return f"not a parameter of {type_name}; ignored{hint}"
 
 
-def _from_env(
-    ours: dict[str, frozenset[Source]], keda: Mapping[str, frozenset[Source]]
-) -> Iterator[str]:
-    yield from (f"{n}{_FROM_ENV}" for n, s in ours.items() if Source.ENV in s)
-    yield from (f"{n}{_FROM_ENV}" for n, o in keda.items() if Source.ENV in o)
+def _known_reason(type_name: str, name: str, source: Source, ours: Reads) -> str:
+    """Why a parameter KEDA reads from ``source`` is ignored here: another name for one we
+    read, a known reason, or :data:`KEDA_ONLY`."""
+    aliases = ALIASES.get(type_name, {})
+    first = aliases.get(name, name)
+    group = [first, *sorted(a for a, n in aliases.items() if n == first)]
+    read = [n for n in group if n != name and source in ours.get(n, ())]
+    if read:
+        return (
+            f"KEDA reads this as another name for {read[0]}; metrics-adapter reads only "
+            f"{read[0]} and ignores it: rename it"
+        )
+    return _WHY.get((type_name, name), KEDA_ONLY)
+
+
+def _from_env(reads: Reads) -> list[str]:
+    return [f"{name}{FROM_ENV}" for name, sources in reads.items() if Source.ENV in sources]
 
 
 _OURS: dict[type, dict[str, frozenset[Source]]] = {}
 
 
 def _ours(declared: type) -> dict[str, frozenset[Source]]:
-    """Where each parameter of a metadata class may come from, computed once per class."""
+    """Where each parameter of a metadata class, by each of its names, may come from;
+    computed once per class."""
     found = _OURS.get(declared)
     if found is None:
         found = _OURS[declared] = {
-            spec.name: frozenset(spec.order) for _, spec in declared_params(declared)
+            name: frozenset(spec.order)
+            for _, spec in declared_params(declared)
+            for name in (spec.name, *spec.aliases)
         }
     return found

@@ -409,6 +409,39 @@ async def test_warnings_come_with_a_refusal_too(webhook: AdmissionWebhook) -> No
     assert response["warnings"] == ["x: unknown field, ignored"]
 
 
+async def test_metadata_keys_nothing_reads_are_warnings(webhook: AdmissionWebhook) -> None:
+    metadata = {**cron()["metadata"], "timezon": "UTC", "tlsFromEnv": "TLS"}
+    response = await decide(webhook, scaled_object(triggers=[cron(metadata=metadata)]))
+    assert response["allowed"] is True
+    assert response["warnings"] == [
+        "triggers[0].metadata.timezon: not a parameter of cron; ignored (a typo of timezone?)",
+        "triggers[0].metadata.tlsFromEnv: not a parameter of cron; ignored",
+    ]
+
+
+async def test_a_typo_is_warned_about_beside_the_refusal_it_causes(
+    webhook: AdmissionWebhook,
+) -> None:
+    metadata = {k: v for k, v in cron()["metadata"].items() if k != "desiredReplicas"}
+    response = await decide(
+        webhook, scaled_object(triggers=[cron(metadata={**metadata, "desiredReplica": "2"})])
+    )
+    assert message(response).endswith("triggers[0].metadata.desiredReplicas: is required")
+    assert response["warnings"] == [
+        "triggers[0].metadata.desiredReplica: not a parameter of cron; ignored (a typo of "
+        "desiredReplicas?)"
+    ]
+
+
+async def test_a_scaled_jobs_ignored_keys_are_warnings_too(webhook: AdmissionWebhook) -> None:
+    metadata = {**cron()["metadata"], "starts": "x"}
+    response = await decide(webhook, scaled_job(triggers=[cron(metadata=metadata)]))
+    assert response["allowed"] is True
+    assert response["warnings"] == [
+        "triggers[0].metadata.starts: not a parameter of cron; ignored (a typo of start?)"
+    ]
+
+
 # Updates.
 
 

@@ -369,6 +369,23 @@ async def test_a_value_from_a_secret_is_never_shown() -> None:
     assert "s3cret" not in str(response)
 
 
+async def test_an_authentication_parameter_the_trigger_never_reads_is_named_not_shown() -> None:
+    refs = [
+        {"parameter": "password", "name": "redis", "key": "password"},
+        {"parameter": "passwd", "name": "redis", "key": "password"},
+    ]
+    hook = AdmissionWebhook(
+        objects=objects(authentication(secretTargetRef=refs), secret(password="s3cret"))
+    )
+    response = await decide(hook, scaled_object(triggers=[redis(**AUTH)]))
+    assert response["allowed"] is True
+    assert response["warnings"] == [
+        "triggers[0].authenticationRef (TriggerAuthentication redis-auth): parameter passwd: "
+        "not a parameter of redis; ignored (a typo of password?)"
+    ]
+    assert "s3cret" not in str(response)
+
+
 async def test_a_value_written_in_the_trigger_refuses_unless_authentication_comes_first() -> None:
     hook = AdmissionWebhook(objects=objects())
     written = scaled_object(triggers=[redis(metadata={"listLength": "lots"}, **AUTH)])
