@@ -1,4 +1,8 @@
-"""``cron``: a replica floor inside a recurring time window."""
+"""``cron``: a replica floor inside a recurring time window.
+
+Parsed as KEDA's ``cronScaler``: the schedules are checked at parse time, the time zone only
+when the trigger is polled (KEDA loads it then), so a zone this host lacks fails the trigger,
+not the object."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from croniter import croniter
 
 from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients
-from scalers.errors import quote
+from scalers.errors import ScalerError, quote
 from scalers.params import TriggerMetadata, param
 
 
@@ -21,13 +25,11 @@ class Metadata(TriggerMetadata):
     timezone: str = param("timezone", doc="IANA name, e.g. Europe/Paris")
     start: str = param("start", doc="5-field cron expression")
     end: str = param("end", doc="5-field cron expression")
-    desired_replicas: int = param("desiredReplicas", gt=0)
+    desired_replicas: int = param("desiredReplicas", doc="not 0")
 
     def check(self) -> Iterator[tuple[str, str]]:
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", a directory
-            yield "timezone", f"{quote(self.timezone)} is not an IANA time zone"
+        if self.desired_replicas == 0:
+            yield "desiredReplicas", '"0" is not a number of replicas to hold (expected 1 or more)'
         for name, expr in (("start", self.start), ("end", self.end)):
             if not _valid(expr):
                 yield name, f"{quote(expr)} is not a 5-field cron expression"
@@ -58,10 +60,20 @@ class CronWindow:
     clock: Callable[[ZoneInfo], datetime] = field(default=datetime.now, compare=False)
 
     async def run(self, clients: Clients) -> bool:
-        return in_window(self.start, self.end, self.clock(ZoneInfo(self.timezone)))
+        return in_window(self.start, self.end, self.clock(_zone(self.timezone)))
 
     def describe(self) -> str:
         return f"cron {quote(self.start)}..{quote(self.end)} in {self.timezone}"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "America", a directory
+        raise ScalerError(
+            f"timezone {quote(name)} is not an IANA time zone this host knows "
+            "(e.g. Europe/Paris, UTC)"
+        ) from exc
 
 
 def _name_part(expr: str) -> str:

@@ -131,20 +131,19 @@ class Metadata(TriggerMetadata):
             )
 
 
-@dataclass(frozen=True, slots=True)
-class ApiGet:
+@dataclass(frozen=True, slots=True, repr=False)  # JsonGet's repr hides API keys
+class ApiGet(JsonGet):
     """The GET of one trigger: a URL KEDA could not request either fails when polled (the
     trigger fails, the object stays Ready), and a per-trigger ``timeout`` bounds the call
     within the adapter's own."""
 
-    get: JsonGet
     format: str = "json"
     timeout: float | None = None
 
     async def run(self, clients: Clients) -> object:
-        if not _requestable(self.get.url):
+        if not _requestable(self.url):
             raise SourceUnreachable(
-                f"url {quote(self.get.shown_url)} cannot be requested: "
+                f"url {quote(self.shown_url)} cannot be requested: "
                 "it must start with http:// or https:// and name a host"
             )
         if self.format == "xml":  # KEDA's Go decoder has no map target: it always fails too
@@ -153,17 +152,14 @@ class ApiGet:
                 "decode them either); serve JSON (format json)"
             )
         if self.timeout is None or self.timeout >= clients.timeout:
-            return await self.get.run(clients)
+            return await JsonGet.run(self, clients)
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.get.run(clients)
+                return await JsonGet.run(self, clients)
         except TimeoutError as exc:
             raise SourceTimeout(
                 f"{self.describe()}: no answer within the trigger's timeout {self.timeout:g}s"
             ) from exc
-
-    def describe(self) -> str:
-        return self.get.describe()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,9 +234,7 @@ def build(meta: Metadata) -> MetricsApiScaler:
     timeout = meta.timeout.total_seconds() if meta.timeout else None
     return MetricsApiScaler(
         meta=meta,
-        query=ApiGet(
-            JsonGet(url, tuple(sorted(headers.items())), identity, secret), meta.format, timeout
-        ),
+        query=ApiGet(url, tuple(sorted(headers.items())), identity, secret, meta.format, timeout),
         metric_name=normalize(f"metric-api-{meta.value_location}"),
         target=meta.target_value or 0.0,  # unset only under scalingModifiers, as in KEDA
         activation_target=meta.activation_target_value,

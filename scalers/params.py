@@ -239,8 +239,9 @@ def _convert(raw: str, hint: Any, spec: Param, where: str, problems: Problems) -
         if not _INTEGER.fullmatch(text):
             problems.add(where, f"{quote(raw)} is not " + _int_or_number(text))
             return None
-        number: float = int(text)
-        if not -(2**63) <= number < 2**63:  # KEDA reads integers as Go's int64
+        # KEDA reads integers as Go's int64 (20 characters at most: no huge int() here)
+        number: float = int(text) if len(text) <= 20 else 2**63
+        if not -(2**63) <= number < 2**63:
             problems.add(where, f"{quote(raw)} is out of range for a 64-bit integer")
             return None
     elif kind is float:

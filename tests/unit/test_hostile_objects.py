@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from metrics_adapter.binding.files import Inventory, load_directory
 from metrics_adapter.binding.triggers import bind
 from metrics_adapter.model.keda import SPEC_FIELDS, ScaledObject, parse_scaled_object
-from scalers.errors import ConfigError
+from scalers.clients import Clients
+from scalers.errors import ConfigError, ScalerError
 from scalers.params import declared_params
 from scalers.registry import KINDS, RESOURCE_TYPES
 from tests.unit.test_seeds import SEED_OBJECTS
@@ -390,7 +391,8 @@ def test_a_malformed_document_of_any_kind_is_reported(tmp_path: Path, text: str)
 
 
 @pytest.mark.parametrize("zone", ["America", "9" * 300], ids=["region", "too-long"])
-def test_a_time_zone_that_is_a_directory_or_too_long_is_a_config_error(zone: str) -> None:
+async def test_a_time_zone_that_is_a_directory_or_too_long_fails_the_trigger(zone: str) -> None:
+    """KEDA loads the zone when it polls: the object binds, its trigger fails naming it."""
     doc = copy.deepcopy(SEED_OBJECTS[0][1])
     doc["spec"]["triggers"] = [
         {
@@ -403,8 +405,9 @@ def test_a_time_zone_that_is_a_directory_or_too_long_is_a_config_error(zone: str
             },
         }
     ]
-    with pytest.raises(ConfigError, match=r"triggers\[0\]\.metadata\.timezone"):
-        bind(parse_scaled_object(doc), Inventory())
+    (bound,) = bind(parse_scaled_object(doc), Inventory())
+    with pytest.raises(ScalerError, match="is not an IANA time zone this host knows"):
+        await bound.scaler.query.run(Clients())
 
 
 def test_an_alias_bomb_is_reported_in_a_bounded_message(tmp_path: Path) -> None:

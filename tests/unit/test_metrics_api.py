@@ -123,29 +123,29 @@ def test_split_path_and_lookup() -> None:
 
 def test_query_and_targets() -> None:
     scaler = built({"activationTargetValue": "1.5", "targetValue": "2.5"})
-    assert scaler.query.get.url == BASE["url"]
-    assert scaler.query.get.headers == ()
-    assert scaler.query.get.identity.verify is True
+    assert scaler.query.url == BASE["url"]
+    assert scaler.query.headers == ()
+    assert scaler.query.identity.verify is True
     assert (scaler.target, scaler.activation_target) == (2.5, 1.5)
-    assert built({"unsafeSsl": "true"}).query.get.identity.verify is False
+    assert built({"unsafeSsl": "true"}).query.identity.verify is False
 
 
 def test_api_key_in_a_header() -> None:
     scaler = built({"authMode": "apiKey"}, {"apiKey": "K"})
-    assert scaler.query.get.headers == (("X-API-KEY", "K"),)
-    assert scaler.query.get.url == BASE["url"]
+    assert scaler.query.headers == (("X-API-KEY", "K"),)
+    assert scaler.query.url == BASE["url"]
     named = built({"authMode": "apiKey", "keyParamName": "X-Token"}, {"apiKey": "K"})
-    assert named.query.get.headers == (("X-Token", "K"),)
+    assert named.query.headers == (("X-Token", "K"),)
 
 
 def test_api_key_in_the_query() -> None:
     scaler = built({"authMode": "apiKey", "method": "query"}, {"apiKey": "K&v"})
-    assert scaler.query.get.headers == ()
-    parts = urlsplit(scaler.query.get.url)
+    assert scaler.query.headers == ()
+    parts = urlsplit(scaler.query.url)
     assert (parts.scheme, parts.netloc, parts.path) == ("http", "api:8080", "/stats")
     assert parse_qs(parts.query) == {"x": ["1"], "api_key": ["K&v"]}
     named = built({"authMode": "apiKey", "method": "query", "keyParamName": "k"}, {"apiKey": "K"})
-    assert parse_qs(urlsplit(named.query.get.url).query) == {"x": ["1"], "k": ["K"]}
+    assert parse_qs(urlsplit(named.query.url).query) == {"x": ["1"], "k": ["K"]}
 
 
 def test_api_key_in_the_query_keeps_blank_parameters() -> None:
@@ -153,35 +153,35 @@ def test_api_key_in_the_query_keeps_blank_parameters() -> None:
         {"url": "http://api/stats?pretty&x=1", "authMode": "apiKey", "method": "query"},
         {"apiKey": "K"},
     )
-    query = parse_qs(urlsplit(scaler.query.get.url).query, keep_blank_values=True)
+    query = parse_qs(urlsplit(scaler.query.url).query, keep_blank_values=True)
     assert query == {"pretty": [""], "x": ["1"], "api_key": ["K"]}
 
 
 def test_basic_auth() -> None:
     scaler = built({"authMode": "basic"}, {"username": "user", "password": "pa:ss"})
     expected = "Basic " + base64.b64encode(b"user:pa:ss").decode()
-    assert scaler.query.get.headers == (("Authorization", expected),)
+    assert scaler.query.headers == (("Authorization", expected),)
     no_password = built({"authMode": "basic"}, {"username": "user"})
-    assert no_password.query.get.headers == (("Authorization", "Basic dXNlcjo="),)
+    assert no_password.query.headers == (("Authorization", "Basic dXNlcjo="),)
 
 
 def test_bearer_auth_with_auth_mode_from_the_authentication() -> None:
     scaler = built({}, {"authMode": "bearer", "token": "T0K"})
-    assert scaler.query.get.headers == (("Authorization", "Bearer T0K"),)
+    assert scaler.query.headers == (("Authorization", "Bearer T0K"),)
 
 
 def test_auth_mode_with_surrounding_space_still_authenticates() -> None:
     scaler, problems = create({**BASE, "authMode": "bearer "}, {"token": "T0K"})
     assert problems == []
     assert scaler is not None
-    assert scaler.query.get.headers == (("Authorization", "Bearer T0K"),)
+    assert scaler.query.headers == (("Authorization", "Bearer T0K"),)
 
 
 def test_tls_auth_presents_the_client_pair() -> None:
     scaler = built({"authMode": "tls"}, {"cert": "CERT", "key": "KEY", "ca": "CA"})
-    identity = scaler.query.get.identity
+    identity = scaler.query.identity
     assert (identity.cert_pem, identity.key_pem, identity.ca_pem) == ("CERT", "KEY", "CA")
-    assert scaler.query.get.headers == ()
+    assert scaler.query.headers == ()
 
 
 def test_credentials_come_only_from_the_authentication() -> None:
@@ -268,7 +268,7 @@ def test_an_api_key_in_the_query_is_redacted_from_every_message() -> None:
         {"authMode": "apiKey", "method": "query", "keyParamName": "token"},
         auth={"apiKey": "s3cr3t-key"},
     )
-    assert "token=s3cr3t-key" in s.query.get.url  # sent to the source...
+    assert "token=s3cr3t-key" in s.query.url  # sent to the source...
     for text in (s.query.describe(), repr(s.query), repr(s), repr(s.meta)):
         assert "s3cr3t-key" not in text  # ...but never logged or served in an error
     assert "token=***" in s.query.describe()
@@ -371,13 +371,13 @@ def test_aggregation_settings_without_aggregation_are_accepted() -> None:
 def test_api_key_method_and_name_may_come_from_the_trigger_or_the_authentication() -> None:
     """KEDA's APIKeyAuth: ``order=triggerMetadata;authParams``."""
     in_trigger = built({"authMode": "apiKey", "apiKey": "K", "method": "query"})
-    assert parse_qs(urlsplit(in_trigger.query.get.url).query)["api_key"] == ["K"]
+    assert parse_qs(urlsplit(in_trigger.query.url).query)["api_key"] == ["K"]
     from_auth = built({}, {"authMode": "apiKey", "apiKey": "K", "keyParamName": "X-K"})
-    assert from_auth.query.get.headers == (("X-K", "K"),)
+    assert from_auth.query.headers == (("X-K", "K"),)
 
 
 def test_bearer_token_under_either_name() -> None:
-    assert built({"authMode": "bearer"}, {"bearerToken": "B"}).query.get.headers == (
+    assert built({"authMode": "bearer"}, {"bearerToken": "B"}).query.headers == (
         ("Authorization", "Bearer B"),
     )
 
@@ -385,13 +385,13 @@ def test_bearer_token_under_either_name() -> None:
 def test_several_auth_modes_at_once() -> None:
     """``authModes`` is a list: a client certificate and an API key together."""
     scaler = built({"authModes": "tls, apiKey"}, {"cert": "CERT", "key": "KEY", "apiKey": "K"})
-    assert scaler.query.get.headers == (("X-API-KEY", "K"),)
-    assert scaler.query.get.identity.cert_pem == "CERT"
+    assert scaler.query.headers == (("X-API-KEY", "K"),)
+    assert scaler.query.identity.cert_pem == "CERT"
 
 
 def test_custom_auth_sends_its_header() -> None:
     scaler = built({"authMode": "custom"}, {"customAuthHeader": "X-Secret", "customAuthValue": "V"})
-    assert scaler.query.get.headers == (("X-Secret", "V"),)
+    assert scaler.query.headers == (("X-Secret", "V"),)
     assert "V" not in repr(scaler.meta)
 
 

@@ -165,6 +165,10 @@ def test_from_env_naming_an_unset_variable_is_a_problem() -> None:
         ({"lagThreshold": "010"}, 'lagThreshold: "010" is not a number'),
         ({"lagThreshold": "1e3"}, 'lagThreshold: "1e3" is not a whole number'),
         ({"lagThreshold": "1_000"}, 'lagThreshold: "1_000" is not a number'),
+        (
+            {"lagThreshold": "9223372036854775808"},
+            'lagThreshold: "9223372036854775808" is out of range for a 64-bit integer',
+        ),
         ({"useHttps": "yes"}, 'useHttps: "yes" is not a boolean (expected true or false)'),
         ({"useHttps": "tRuE"}, 'useHttps: "tRuE" is not a boolean (expected true or false)'),
         ({"useHttps": "maybe"}, 'useHttps: "maybe" is not a boolean (expected true or false)'),
@@ -330,3 +334,10 @@ def test_an_empty_env_value_falls_through_to_the_next_source() -> None:
     """KEDA skips an empty value and looks further (its ``configParamValue``)."""
     meta = parse_ok({"stream": "S", "hostFromEnv": "HOST"}, env={"HOST": " "}, auth={"host": "a"})
     assert meta.host == "a"
+
+
+def test_a_huge_integer_is_out_of_range_without_converting_it() -> None:
+    """Python refuses int() of over 4300 digits; the parser must not reach it."""
+    meta, problems = parse({"stream": "S", "lagThreshold": "9" * 5000})
+    assert meta is None
+    assert problems[0].endswith("is out of range for a 64-bit integer")

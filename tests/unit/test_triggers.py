@@ -246,7 +246,7 @@ def test_every_problem_of_the_object_at_once() -> None:
     scaled = so(
         {"type": "azure-queue", "metadata": {}},
         {"type": "nats-jetstream", "metadata": {**NATS_META, "lagThreshold": "ten"}},
-        {"type": "cron", "metadata": {**CRON_META, "timezone": "Nowhere"}},
+        {"type": "cron", "metadata": {**CRON_META, "desiredReplicas": "0"}},
         {"type": "nats-jetstream", "metadata": NATS_META, "authenticationRef": {"name": "gone"}},
         {"type": "cpu", "metadata": {"value": "50"}},
     )
@@ -254,7 +254,8 @@ def test_every_problem_of_the_object_at_once() -> None:
     assert problems == [
         f'triggers[0].type: "azure-queue" is not a supported trigger type ({SUPPORTED})',
         'triggers[1].metadata.lagThreshold: "ten" is not a number',
-        'triggers[2].metadata.timezone: "Nowhere" is not an IANA time zone',
+        'triggers[2].metadata.desiredReplicas: "0" is not a number of replicas to hold '
+        "(expected 1 or more)",
         'triggers[3].authenticationRef: TriggerAuthentication "gone" not found in namespace apps',
     ]
     with pytest.raises(ConfigError) as info:
