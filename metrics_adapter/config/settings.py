@@ -243,6 +243,24 @@ class Settings:
             metavar="NS",
         ),
     )
+    filepath_auth_root_path: Path | None = field(
+        default=None,
+        metadata=flag(
+            "the directory a ClusterTriggerAuthentication's filePath must lie in, as KEDA's "
+            "--filepath-auth-root-path; unset: filePath is refused",
+            CLUSTER,
+            metavar="DIR",
+        ),
+    )
+    bound_service_account_token_expiry: float = field(
+        default=3600.0,
+        metadata=flag(
+            "seconds a boundServiceAccountToken's token lives, 3600 to 21600, as KEDA's "
+            "KEDA_BOUND_SERVICE_ACCOUNT_TOKEN_EXPIRY; renewed before it expires",
+            CLUSTER,
+            metavar="SECONDS",
+        ),
+    )
     leader_elect: bool = field(
         default=True,
         metadata=flag(
@@ -268,6 +286,12 @@ class Settings:
         if (self.tls_cert_file is None) != (self.tls_private_key_file is None):
             raise ValueError(
                 f"{option('tls_cert_file')} and {option('tls_private_key_file')} go together"
+            )
+        if not 3600 <= self.bound_service_account_token_expiry <= 21600:
+            raise ValueError(
+                f"{option('bound_service_account_token_expiry')}: "
+                f"{self.bound_service_account_token_expiry:g} must be between 3600 and 21600 "
+                "seconds (1 to 6 hours), as KEDA's"
             )
 
     @property

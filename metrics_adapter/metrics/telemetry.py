@@ -269,5 +269,6 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    # botocore logs whole response bodies at DEBUG: STS credentials, Secrets Manager values.
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "botocore", "aiobotocore", "aioboto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
