@@ -2,8 +2,10 @@
 keda-scaledjob-webhook-modifiers.md §2.4), with KEDA's messages, and warnings for the
 authentication sources KEDA has and this adapter does not read.
 
-KEDA's types are not all modelled here (:class:`~metrics_adapter.model.keda.TriggerAuthentication`
-keeps what binding uses), so these rules read the raw spec.
+The rules read the raw spec, as KEDA's webhook reads fields the CRD's schema already let
+through; the parser (:mod:`metrics_adapter.model.authentication`) does not repeat them.
+Nothing here reads a source: a trigger using an unsupported one gets Ready=False from binding,
+naming it, and this warning says so when the authentication is applied.
 """
 
 from __future__ import annotations
@@ -14,16 +16,11 @@ from typing import Any
 
 from metrics_adapter.admission.checks import go_quote
 from metrics_adapter.admission.findings import OAUTH2, POD_IDENTITY, Finding
+from metrics_adapter.binding.authentication import PLUGINS, UNSUPPORTED_PROVIDERS, plugin_available
 
-UNSUPPORTED = (
-    "hashiCorpVault",
-    "azureKeyVault",
-    "gcpSecretManager",
-    "awsSecretManager",
-    "boundServiceAccountToken",
-    "filePath",
-    "oauth2",
-)
+UNSUPPORTED = ("azureKeyVault", "gcpSecretManager")
+"""Sources this adapter never reads; those of :data:`~metrics_adapter.binding.authentication.
+PLUGINS` join them while their module is absent."""
 _URL = re.compile(r"(?i)https?://[^/?#\s]+")
 
 
@@ -110,17 +107,18 @@ def _oauth2(oauth2: Mapping[str, Any]) -> list[Finding]:
 
 def trigger_authentication_warnings(spec: Mapping[str, Any]) -> list[str]:
     """The authentication sources KEDA has and this adapter does not read."""
+    unsupported = [*UNSUPPORTED, *(name for name, _ in PLUGINS if not plugin_available(name))]
     warnings = [
-        f"{key}: not supported by metrics-adapter: accepted, but the parameters it would "
-        "supply are never read"
-        for key in UNSUPPORTED
+        f"{key}: not supported by metrics-adapter: triggers using this authentication are "
+        "not ready (Ready=False names it)"
+        for key in unsupported
         if spec.get(key) is not None
     ]
     identity = spec.get("podIdentity")
     provider = identity.get("provider") if isinstance(identity, Mapping) else None
-    if isinstance(provider, str) and provider not in ("", "none"):
+    if isinstance(provider, str) and provider in UNSUPPORTED_PROVIDERS:
         warnings.append(
             f"podIdentity.provider: {go_quote(provider)} is not supported by metrics-adapter: "
-            "triggers using this authentication get no identity from it"
+            "triggers using this authentication are not ready (Ready=False names it)"
         )
     return warnings

@@ -12,34 +12,53 @@ namespace that has ScaledObjects:
 - a label selector cannot work: users do not label the Secrets their triggers read.
 
 The cost is memory for objects no trigger reads, kept small by storing only what binding
-reads: a Secret's or ConfigMap's decoded ``data``, a workload's containers cut to ``name``,
-``env`` and ``envFrom``. Helm release Secrets (``helm.sh/release.v1``), often the largest
-Secrets in a cluster and never a trigger's, are left out by a field selector.
+reads: a Secret's or ConfigMap's decoded ``data`` (a Secret's binary keys only by name), a
+workload's containers cut to ``name``, ``env`` and ``envFrom`` and its ServiceAccount's name,
+a ServiceAccount's ``eks.amazonaws.com/`` annotations (pod identity). Helm release Secrets
+(``helm.sh/release.v1``), often the largest Secrets in a cluster and never a trigger's, are
+left out by a field selector.
 
 Bindings go stale when what they read changes: ``on_change`` receives the key of each
 object whose stored value changed (a Deployment's status update is not a change), and
 :meth:`ClusterObjects.referencing` says which ScaledObjects read it, so the controller can
 re-bind exactly those.
+
+What needs a read of an outside source (``filePath``, a bound ServiceAccount token, Vault, AWS
+Secrets Manager) is read by ``sources`` (:class:`~.auth_sources.cache.SourceCache`):
+:meth:`ClusterObjects.settle` reads what an object needs before it is bound, and a changed
+value is reported to ``on_change`` as an ``AuthenticationSource`` key, re-binding exactly the
+objects that read it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from metrics_adapter.binding.env import container_env, env_sources, pod_containers
+from metrics_adapter.binding.auth_sources.base import SourceRead, SourceValues
+from metrics_adapter.binding.auth_sources.cache import SourceCache
+from metrics_adapter.binding.authentication import lookup, object_reads
+from metrics_adapter.binding.env import (
+    PodTemplate,
+    SecretData,
+    container_env,
+    env_sources,
+    pod_template,
+    secret_data,
+    service_account_annotations,
+)
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
+from metrics_adapter.errors import AuthSourceError
 from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
     DEPLOYMENTS,
     SECRETS,
+    SERVICE_ACCOUNTS,
     STATEFULSETS,
     TRIGGER_AUTHENTICATIONS,
     KubeClient,
@@ -60,7 +79,10 @@ WATCHED = (
     CONFIG_MAPS,
     DEPLOYMENTS,
     STATEFULSETS,
+    SERVICE_ACCOUNTS,
 )
+SOURCE_KIND = "AuthenticationSource"
+"""The kind of the keys of outside sources' reads, named by what they read."""
 SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1"
 WORKLOADS = {("apps/v1", r.kind) for r in (DEPLOYMENTS, STATEFULSETS)}
 TA, CTA = TRIGGER_AUTHENTICATIONS.kind, CLUSTER_TRIGGER_AUTHENTICATIONS.kind
@@ -87,12 +109,17 @@ class ClusterObjects:
         self,
         cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
         on_change: Callable[[ObjectKey], None] | None = None,
+        sources: SourceCache | None = None,
     ) -> None:
         self.cluster_object_namespace = cluster_object_namespace
         """Where a ClusterTriggerAuthentication's Secrets and ConfigMaps live (KEDA's
         ``KEDA_CLUSTER_OBJECT_NAMESPACE``)."""
         self.on_change = on_change
         """Called on the event loop with each changed object's key; must not block."""
+        self.sources = sources
+        """Reads of outside sources; ``None``: none are made, and they stay unread."""
+        if sources is not None:
+            sources.on_change = self._source_changed
         self.synced = asyncio.Event()
         """Set once every kind has been listed: bind before it and objects seem missing."""
         self._objects: dict[ObjectKey, object] = {}
@@ -111,53 +138,92 @@ class ClusterObjects:
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return (self._data(SECRETS.kind, ObjectRef(namespace, name)) or {}).get(key)
 
+    def binary_secret_keys(self, namespace: str, name: str) -> frozenset[str]:
+        found = self._objects.get(ObjectKey(SECRETS.kind, namespace, name))
+        return found.binary if isinstance(found, SecretData) else frozenset()
+
     def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
         return (self._data(CONFIG_MAPS.kind, ObjectRef(namespace, name)) or {}).get(key)
 
     def container_env(self, so: Scalable, container: str | None) -> Mapping[str, str]:
         return container_env(
-            self._containers(so),
+            self._template(so).containers,
             container,
             so.ref.namespace,
             lambda ref: self._data(SECRETS.kind, ref),
             lambda ref: self._data(CONFIG_MAPS.kind, ref),
         )
 
+    def workload_service_account(self, obj: Scalable) -> str:
+        return self._template(obj).service_account
+
+    def service_account_annotations(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        found = self._objects.get(ObjectKey(SERVICE_ACCOUNTS.kind, namespace, name))
+        return found if isinstance(found, Mapping) else None
+
+    def source_values(self, read: SourceRead) -> SourceValues | AuthSourceError | None:
+        return self.sources.get(read) if self.sources is not None else None
+
     def _data(self, kind: str, ref: ObjectRef) -> Mapping[str, str] | None:
         found = self._objects.get(ObjectKey(kind, ref.namespace, ref.name))
+        if isinstance(found, SecretData):
+            return found.text
         return found if isinstance(found, dict) else None
 
-    def _containers(self, so: Scalable) -> Sequence[Mapping[str, Any]]:
+    def _template(self, so: Scalable) -> PodTemplate:
         if isinstance(so, ScaledJob):
-            return so.containers
+            return pod_template({"spec": so.job_spec})
         target = _target(so)
         found = self._objects.get(target) if target else None
-        return found if isinstance(found, list) else []
+        return found if isinstance(found, PodTemplate) else PodTemplate()
+
+    # Outside sources.
+
+    async def settle(self, obj: Scalable, within: float) -> None:
+        """Read what binding ``obj`` needs from outside sources, waiting for their first
+        answers at most ``within`` seconds; call before each bind."""
+        if self.sources is not None:
+            await self.sources.settle(obj.ref, object_reads(obj, self), within)
+
+    def release(self, ref: ObjectRef) -> None:
+        """``ref`` (a ScaledObject's or ScaledJob's) is gone: stop reading what only it read."""
+        if self.sources is not None:
+            self.sources.release(ref)
+
+    def _source_changed(self, read: SourceRead) -> None:
+        if self.on_change is not None:
+            self.on_change(ObjectKey(SOURCE_KIND, "", read.describe()))
 
     # What a binding reads.
 
     def dependencies(self, so: Scalable) -> frozenset[ObjectKey]:
-        """Every watched object whose change can change what :func:`bind` makes of ``so``."""
+        """Every watched object (and outside source) whose change can change what
+        :func:`bind` makes of ``so``."""
         namespace = so.ref.namespace
         keys: set[ObjectKey] = set()
         if isinstance(so, ScaledObject) and (target := _target(so)):
             keys.add(target)
-        found = env_sources(self._containers(so))
+        found = env_sources(self._template(so).containers)
         keys.update(ObjectKey(kind, namespace, name) for kind, name in found)
         for trigger in so.triggers:
             ref = trigger.authentication_ref
             if ref is None:
                 continue
             cluster = ref.kind == CTA
-            key = ObjectKey(ref.kind, "" if cluster else namespace, ref.name)
-            keys.add(key)
-            auth = self._objects.get(key)
-            if isinstance(auth, TriggerAuthentication):
-                where = self.cluster_object_namespace if cluster else namespace
-                keys.update(ObjectKey(SECRETS.kind, where, r.name) for r in auth.secret_target_refs)
-                keys.update(
-                    ObjectKey(CONFIG_MAPS.kind, where, r.name) for r in auth.config_map_target_refs
-                )
+            keys.add(ObjectKey(ref.kind, "" if cluster else namespace, ref.name))
+            auth, where = lookup(so, trigger, self)
+            if auth is None:
+                continue
+            keys.update(ObjectKey(SECRETS.kind, where, r.name) for r in auth.secret_target_refs)
+            keys.update(
+                ObjectKey(CONFIG_MAPS.kind, where, r.name) for r in auth.config_map_target_refs
+            )
+            if auth.oauth2 is not None and auth.oauth2.client_secret is not None:
+                keys.add(ObjectKey(SECRETS.kind, where, auth.oauth2.client_secret.name))
+            if auth.pod_identity is not None:
+                account = self.workload_service_account(so)
+                keys.add(ObjectKey(SERVICE_ACCOUNTS.kind, namespace, account))
+        keys.update(ObjectKey(SOURCE_KIND, "", r.describe()) for r in object_reads(so, self))
         return frozenset(keys)
 
     def referencing(self, key: ObjectKey, scaled_objects: Iterable[_S]) -> list[_S]:
@@ -218,17 +284,9 @@ def _stored(kind: str, obj: Mapping[str, Any]) -> object:
             log.error("%s", exc)
             return None
     if kind == SECRETS.kind:
-        return _decoded(obj)
+        return secret_data(obj.get("data"))
     if kind == CONFIG_MAPS.kind:
         return {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
-    return pod_containers(obj)
-
-
-def _decoded(secret: Mapping[str, Any]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for key, encoded in (secret.get("data") or {}).items():
-        try:
-            values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            continue  # binary (a keystore): no trigger parameter is binary
-    return values
+    if kind == SERVICE_ACCOUNTS.kind:
+        return service_account_annotations(obj)
+    return pod_template(obj)

@@ -9,7 +9,11 @@ its watch caches, each as a lookup from a Secret's or ConfigMap's reference to i
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from metrics_adapter.model.keda import ObjectRef
@@ -35,6 +39,62 @@ def pod_containers(workload: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not isinstance(containers, list):
         return []
     return [{k: c[k] for k in _KEPT if k in c} for c in containers if isinstance(c, Mapping)]
+
+
+@dataclass(frozen=True, slots=True)
+class PodTemplate:
+    """What binding reads of a workload's (or a Job's) pod template."""
+
+    containers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    service_account: str = "default"
+    """``serviceAccountName`` (or the deprecated ``serviceAccount``), else ``default``, as
+    KEDA resolves pod identity."""
+
+
+def pod_template(workload: Mapping[str, Any] | None) -> PodTemplate:
+    spec = dig(workload, "spec", "template", "spec")
+    account = dig(spec, "serviceAccountName") or dig(spec, "serviceAccount")
+    return PodTemplate(
+        pod_containers(workload), account if isinstance(account, str) and account else "default"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SecretData:
+    """A Secret's ``data``: text values, and the keys whose bytes are not UTF-8 (a keystore),
+    by name only: they are no parameter's, and an error only when a trigger reads one."""
+
+    text: dict[str, str]
+    binary: frozenset[str] = frozenset()
+
+
+def secret_data(data: object) -> SecretData:
+    """Decode a Secret's ``data`` (base64 values); ``None`` or a non-mapping is empty. A
+    value that is not base64 counts as binary: the API server never stores one."""
+    text: dict[str, str] = {}
+    binary: set[str] = set()
+    for key, encoded in data.items() if isinstance(data, Mapping) else ():
+        try:
+            text[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            binary.add(str(key))
+    return SecretData(text, frozenset(binary))
+
+
+ROLE_ANNOTATIONS = "eks.amazonaws.com/"
+
+
+def service_account_annotations(account: Mapping[str, Any]) -> dict[str, str]:
+    """What pod identity reads of a ServiceAccount: its ``eks.amazonaws.com/`` annotations
+    (not ``last-applied-configuration`` and the like)."""
+    found = dig(account, "metadata", "annotations")
+    if not isinstance(found, Mapping):
+        return {}
+    return {
+        str(k): str(v)
+        for k, v in found.items()
+        if str(k).startswith(ROLE_ANNOTATIONS) and isinstance(v, str)
+    }
 
 
 def container_env(

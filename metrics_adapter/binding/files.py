@@ -1,6 +1,7 @@
-"""Standalone mode: ScaledObjects, authentications, Secrets, ConfigMaps and workloads from
-YAML files in one directory, no cluster needed. A bad document is reported and skipped;
-every other object keeps working."""
+"""Standalone mode: ScaledObjects, authentications, Secrets, ConfigMaps, ServiceAccounts and
+workloads from YAML files in one directory, no cluster needed. A bad document is reported and
+skipped; every other object keeps working. Outside sources (``filePath``, Vault, ...) are read
+by ``sources``, as in a cluster."""
 
 from __future__ import annotations
 
@@ -14,9 +15,20 @@ from typing import Any
 
 import yaml
 
-from metrics_adapter.binding.env import container_env, dig, pod_containers
+from metrics_adapter.binding.auth_sources.base import SourceRead, SourceValues
+from metrics_adapter.binding.auth_sources.cache import SourceCache
+from metrics_adapter.binding.authentication import object_reads
+from metrics_adapter.binding.env import (
+    container_env,
+    dig,
+    pod_containers,
+    pod_template,
+    secret_data,
+    service_account_annotations,
+)
 from metrics_adapter.binding.yaml_documents import load_all
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE
+from metrics_adapter.errors import AuthSourceError
 from metrics_adapter.model.authentication import TriggerAuthentication, parse_trigger_authentication
 from metrics_adapter.model.keda import ObjectRef, ScaledObject, parse_scaled_object
 from metrics_adapter.model.scaled_job import Scalable, ScaledJob, ScaledJobRef, parse_scaled_job
@@ -39,9 +51,15 @@ class Inventory:
     auths: dict[ObjectRef, TriggerAuthentication] = field(default_factory=dict)
     cluster_auths: dict[str, TriggerAuthentication] = field(default_factory=dict)
     secrets: dict[ObjectRef, dict[str, str]] = field(default_factory=dict)
+    """Each Secret's text values; the keys that are not UTF-8 are in :attr:`binary_secrets`."""
+    binary_secrets: dict[ObjectRef, frozenset[str]] = field(default_factory=dict)
+    service_accounts: dict[ObjectRef, dict[str, str]] = field(default_factory=dict)
+    """The annotations pod identity reads, by ServiceAccount."""
     config_maps: dict[ObjectRef, dict[str, str]] = field(default_factory=dict)
     workloads: dict[tuple[str, str, str], Mapping[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    sources: SourceCache | None = None
+    """Reads of outside sources; ``None``: none are made, and they stay unread."""
 
     # ObjectSource
 
@@ -54,8 +72,27 @@ class Inventory:
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return self.secrets.get(ObjectRef(namespace, name), {}).get(key)
 
+    def binary_secret_keys(self, namespace: str, name: str) -> frozenset[str]:
+        return self.binary_secrets.get(ObjectRef(namespace, name), frozenset())
+
     def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
         return self.config_maps.get(ObjectRef(namespace, name), {}).get(key)
+
+    def workload_service_account(self, obj: Scalable) -> str:
+        workload = {"spec": obj.job_spec} if isinstance(obj, ScaledJob) else self.workload(obj)
+        return pod_template(workload).service_account
+
+    def service_account_annotations(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self.service_accounts.get(ObjectRef(namespace, name))
+
+    def source_values(self, read: SourceRead) -> SourceValues | AuthSourceError | None:
+        return self.sources.get(read) if self.sources is not None else None
+
+    async def settle(self, obj: Scalable, within: float) -> None:
+        """Read what binding ``obj`` needs from outside sources, waiting for their first
+        answers at most ``within`` seconds."""
+        if self.sources is not None:
+            await self.sources.settle(obj.ref, object_reads(obj, self), within)
 
     def container_env(self, so: Scalable, container: str | None) -> Mapping[str, str]:
         containers = (
@@ -107,7 +144,9 @@ class Inventory:
                 else:
                     self.auths[auth.meta.ref] = auth
             elif kind == "Secret":
-                self.secrets[ref] = _secret_data(doc, ref)
+                self.secrets[ref], self.binary_secrets[ref] = _secret_data(doc, ref)
+            elif kind == "ServiceAccount":
+                self.service_accounts[ref] = service_account_annotations(doc)
             elif kind == "ConfigMap":
                 data = _mapping(doc, "data", f"ConfigMap {ref}")
                 self.config_maps[ref] = {str(k): str(v) for k, v in data.items()}
@@ -129,17 +168,19 @@ def _mapping(doc: Mapping[str, Any], key: str, subject: str) -> Mapping[str, Any
     return value
 
 
-def _secret_data(doc: Mapping[str, Any], ref: ObjectRef) -> dict[str, str]:
+def _secret_data(doc: Mapping[str, Any], ref: ObjectRef) -> tuple[dict[str, str], frozenset[str]]:
+    """Text values (``stringData`` over ``data``, as the API server merges them) and the
+    keys of ``data`` that are not UTF-8: accepted, an error only when a trigger reads one."""
     subject = f"Secret {ref}"
-    values = {str(k): str(v) for k, v in _mapping(doc, "stringData", subject).items()}
-    for key, encoded in _mapping(doc, "data", subject).items():
+    data = _mapping(doc, "data", subject)
+    for key, encoded in data.items():
         try:
-            values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"Secret {ref}", [Problem(f"data.{key}", "is not base64-encoded UTF-8")]
-            ) from exc
-    return values
+            base64.b64decode(str(encoded), validate=True)
+        except binascii.Error as exc:  # the API server would refuse it
+            raise ConfigError(subject, [Problem(f"data.{key}", "is not base64-encoded")]) from exc
+    decoded = secret_data(data)
+    strings = {str(k): str(v) for k, v in _mapping(doc, "stringData", subject).items()}
+    return {**decoded.text, **strings}, decoded.binary - strings.keys()
 
 
 def _documents(directory: Path) -> Iterator[tuple[str, Any]]:

@@ -3,39 +3,22 @@ parse metadata, name the metrics. Every problem of the object is reported at onc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from metrics_adapter.binding.authentication import Resolved, resolve
 from metrics_adapter.binding.composite import Composite, compile_composite, uses_modifiers
 from metrics_adapter.binding.ignored import ignored_parameters
-from metrics_adapter.model.authentication import TriggerAuthentication
+from metrics_adapter.binding.sources import ObjectSource
 from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger
 from metrics_adapter.model.scaled_job import Scalable, env_container
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
-from scalers.errors import Problems, quote
+from scalers.errors import Problem, Problems, quote
 from scalers.params import TriggerInputs
 from scalers.registry import KINDS, RESOURCE_KINDS
 from scalers.resource import ResourceTarget
 
-
-class ObjectSource(Protocol):
-    """Where referenced objects are read from: YAML files standalone, informers in a cluster."""
-
-    cluster_object_namespace: str
-
-    def trigger_authentication(self, ref: ObjectRef) -> TriggerAuthentication | None: ...
-
-    def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None: ...
-
-    def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
-
-    def config_map_value(self, namespace: str, name: str, key: str) -> str | None: ...
-
-    def container_env(self, obj: Scalable, container: str | None) -> Mapping[str, str]:
-        """The resolved env of a container (first one when ``None``) of the scale target's
-        pod template, or of a ScaledJob's Job template."""
-        ...
+__all__ = ["Binding", "BoundTrigger", "ObjectSource", "bind", "bind_all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +88,19 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
                 f"{quote(trigger.type)} is not a supported trigger type ({supported})",
             )
             continue
-        auth = _auth_params(so, trigger, objects, problems, path)
-        warnings += ignored_parameters(trigger, kind.metadata, auth.keys())
+        resolved = resolve(so, trigger, objects, problems, path)
+        warnings += ignored_parameters(trigger, kind.metadata, resolved.params.keys())
         inputs = TriggerInputs(
-            trigger.metadata, env, auth, path=f"{path}.metadata", as_metric_source=source
+            trigger.metadata,
+            env,
+            resolved.params,
+            path=f"{path}.metadata",
+            as_metric_source=source,
+            pod_identity=resolved.pod_identity,
         )
-        scaler = kind.create(inputs, problems)
+        found = Problems()
+        scaler = kind.create(inputs, found)
+        problems.extend(p for p in found if not _unresolved(p, resolved, path))
         if scaler is None:
             continue
         name = indexed_metric_name(trigger.index, scaler.metric_name)
@@ -123,42 +113,13 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
     return Binding(tuple(bound), tuple(resources), composite, tuple(warnings))
 
 
-def _auth_params(
-    so: Scalable, trigger: Trigger, objects: ObjectSource, problems: Problems, path: str
-) -> dict[str, str]:
-    ref = trigger.authentication_ref
-    if ref is None:
-        return {}
-    if ref.kind == "ClusterTriggerAuthentication":
-        auth = objects.cluster_trigger_authentication(ref.name)
-        namespace = objects.cluster_object_namespace
-    else:
-        auth = objects.trigger_authentication(ObjectRef(so.ref.namespace, ref.name))
-        namespace = so.ref.namespace
-    if auth is None:
-        problems.add(
-            f"{path}.authenticationRef",
-            f"{ref.kind} {quote(ref.name)} not found in namespace {namespace}",
-        )
-        return {}
-    params: dict[str, str] = {}
-    where = f"{path}.authenticationRef ({auth.kind} {ref.name})"
-    for env_ref in auth.env:  # KEDA's order: env, configMap, secret; later ones win
-        container = env_ref.container_name or env_container(so)
-        env = objects.container_env(so, container)
-        params[env_ref.parameter] = env.get(env_ref.name, "")
-    for lookup, refs, what in (
-        (objects.config_map_value, auth.config_map_target_refs, "ConfigMap"),
-        (objects.secret_value, auth.secret_target_refs, "Secret"),
-    ):
-        for r in refs:
-            value = lookup(namespace, r.name, r.key)
-            if value is None:
-                problems.add(
-                    where,
-                    f"{what} {namespace}/{r.name} has no key {quote(r.key)} "
-                    f"(for parameter {r.parameter})",
-                )
-            else:
-                params[r.parameter] = value
-    return params
+def _unresolved(problem: Problem, resolved: Resolved, path: str) -> bool:
+    """A problem about a parameter whose source could not be used, which is already a
+    problem naming that source: "token: is required" would only mislead."""
+    prefix = f"{path}.metadata."
+    if not problem.path.startswith(prefix):
+        return False
+    name = problem.path.removeprefix(prefix)
+    return name in resolved.unresolved or (
+        resolved.any_unresolved and "is required" in problem.message
+    )

@@ -26,7 +26,6 @@ from scalers.identity import PROVIDERS, PodIdentity
 IDENTITY_OWNERS = ("keda", "workload")
 VAULT_AUTHENTICATIONS = ("token", "kubernetes")
 VAULT_SECRET_TYPES = ("", "secretV2", "secret", "pki")
-OAUTH2_TYPES = ("clientCredentials",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +155,10 @@ class TriggerAuthentication:
     hashicorp_vault: HashiCorpVault | None = None
     aws_secret_manager: AwsSecretManager | None = None
     oauth2: OAuth2 | None = None
-    azure_key_vault: bool = False
-    """Only its presence: the source is not supported, and binding says so."""
-    gcp_secret_manager: bool = False
+    azure_key_vault: tuple[str, ...] | None = None
+    """The parameters it would supply (``None``: absent). The source is not supported:
+    binding says so, rather than report those parameters missing."""
+    gcp_secret_manager: tuple[str, ...] | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -221,8 +221,8 @@ def parse_trigger_authentication(raw: Mapping[str, object]) -> TriggerAuthentica
             _aws(spec.child("awsSecretManager")) if spec.has("awsSecretManager") else None
         ),
         oauth2=_oauth2(spec.child("oauth2")) if spec.has("oauth2") else None,
-        azure_key_vault=_present(spec, "azureKeyVault", ("vaultUri", "secrets"), ("name",)),
-        gcp_secret_manager=_present(spec, "gcpSecretManager", ("secrets",), ("id",)),
+        azure_key_vault=_present(spec, "azureKeyVault", ("vaultUri",), "name"),
+        gcp_secret_manager=_present(spec, "gcpSecretManager", (), "id"),
         warnings=tuple(warnings),
     )
     problems.raise_for(subject_of(kind, raw, namespaced=not cluster))
@@ -362,29 +362,30 @@ def _aws(f: Fields) -> AwsSecretManager:
 
 
 def _oauth2(f: Fields) -> OAuth2:
-    scopes = f.strings("scopes")
+    """Read as written: KEDA's webhook rules on ``type``, ``clientId`` and ``tokenUrl`` (in
+    :mod:`metrics_adapter.admission.authentication`, with KEDA's words) are not repeated."""
     return OAuth2(
-        client_id=_required(f, "clientId"),
-        token_url=_required(f, "tokenUrl"),
-        type=f.enum("type", OAUTH2_TYPES, "clientCredentials"),
+        client_id=f.string("clientId", "") or "",
+        token_url=f.string("tokenUrl", "") or "",
+        type=f.string("type", "clientCredentials") or "clientCredentials",
         client_secret=_secret_key_ref(f.child("clientSecret")) if f.has("clientSecret") else None,
-        scopes=scopes,
+        scopes=f.strings("scopes"),
         token_url_params=tuple(sorted(f.string_map("tokenUrlParams").items())),
     )
 
 
 def _present(
-    spec: Fields, key: str, required: tuple[str, ...], item_required: tuple[str, ...]
-) -> bool:
-    """An unsupported source: only the CRD's required fields are checked."""
+    spec: Fields, key: str, required: tuple[str, ...], item_key: str
+) -> tuple[str, ...] | None:
+    """An unsupported source's parameters; only the CRD's required fields are checked."""
     if not spec.has(key):
-        return False
+        return None
     f = spec.child(key)
     for name in required:
-        if name == "secrets":
-            for s in _listed(f, "secrets"):
-                for item_key in ("parameter", *item_required):
-                    _required(s, item_key)
-        elif not f.has(name):
+        if not f.has(name):
             f.problems.add(f.at(name), "is required")
-    return True
+    parameters = []
+    for s in _listed(f, "secrets"):
+        parameters.append(_required(s, "parameter"))
+        _required(s, item_key)
+    return tuple(parameters)

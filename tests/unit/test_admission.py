@@ -549,30 +549,28 @@ async def test_a_pod_identity_keda_does_not_check_ends_the_checks(
     obj = trigger_authentication(podIdentity={"provider": "none"}, oauth2={"type": "password"})
     response = await decide(webhook, obj)
     assert response["allowed"] is True
-    assert response["warnings"] == [
-        "oauth2: not supported by metrics-adapter: accepted, but the parameters it would "
-        "supply are never read"
-    ]
+    assert response.get("warnings") is None
 
 
 async def test_unsupported_authentication_sources_are_warned_about(
     webhook: AdmissionWebhook,
 ) -> None:
     obj = trigger_authentication(
-        hashiCorpVault={"address": "https://vault"},
-        awsSecretManager={"secrets": []},
-        podIdentity={"provider": "aws-eks"},
+        azureKeyVault={"vaultUri": "https://v", "secrets": [{"parameter": "p", "name": "n"}]},
+        gcpSecretManager={"secrets": [{"parameter": "q", "id": "i"}]},
+        podIdentity={"provider": "gcp"},
+        boundServiceAccountToken=[{"parameter": "token", "serviceAccountName": "s"}],
         secretTargetRef=[{"parameter": "password", "name": "s", "key": "k"}],
     )
     response = await decide(webhook, obj)
     assert response["allowed"] is True
     assert response["warnings"] == [
-        "hashiCorpVault: not supported by metrics-adapter: accepted, but the parameters it "
-        "would supply are never read",
-        "awsSecretManager: not supported by metrics-adapter: accepted, but the parameters it "
-        "would supply are never read",
-        'podIdentity.provider: "aws-eks" is not supported by metrics-adapter: triggers using '
-        "this authentication get no identity from it",
+        "azureKeyVault: not supported by metrics-adapter: triggers using this authentication "
+        "are not ready (Ready=False names it)",
+        "gcpSecretManager: not supported by metrics-adapter: triggers using this "
+        "authentication are not ready (Ready=False names it)",
+        'podIdentity.provider: "gcp" is not supported by metrics-adapter: triggers using '
+        "this authentication are not ready (Ready=False names it)",
     ]
 
 

@@ -93,7 +93,8 @@ def test_every_source_is_read() -> None:
     assert aws.secrets == (AwsSecretManagerSecret("pw", "db", secret_key="password"),)
     assert a.oauth2 is not None and a.oauth2.scopes == ("a", "b")
     assert a.oauth2.token_url_params == (("audience", "x"),)
-    assert a.azure_key_vault and not a.gcp_secret_manager
+    assert a.azure_key_vault == ("p",)
+    assert a.gcp_secret_manager is None
     assert "hvs.SECRET" not in repr(a)
 
 
@@ -112,7 +113,6 @@ def test_the_crds_checks() -> None:
             "boundServiceAccountToken": [{"parameter": "t"}],
             "hashiCorpVault": {"address": "http://v", "authentication": "ldap", "secrets": []},
             "awsSecretManager": {"credentials": {"accessKey": {}}, "secrets": [{"name": "n"}]},
-            "oauth2": {"type": "password", "tokenUrl": "https://t"},
             "gcpSecretManager": {"secrets": [{"parameter": "p"}]},
             "azureKeyVault": {"secrets": []},
             "typo": 1,
@@ -127,8 +127,6 @@ def test_the_crds_checks() -> None:
         "awsSecretManager.credentials.accessKey.valueFrom.secretKeyRef.key: is required",
         "awsSecretManager.credentials.accessSecretKey: is required",
         "awsSecretManager.secrets[0].parameter: is required",
-        "oauth2.clientId: is required",
-        'oauth2.type: "password" is not one of: clientCredentials',
         "azureKeyVault.vaultUri: is required",
         "azureKeyVault.secrets: must have at least 1 item",
         "gcpSecretManager.secrets[0].id: is required",

@@ -251,7 +251,7 @@ def test_synced_once_every_kind_is_listed() -> None:
     for kind in kinds:
         objects.handle(kind, "SYNCED", {"metadata": {"resourceVersion": "7"}})
     assert not objects.synced.is_set()
-    for kind in ("Deployment", "StatefulSet"):
+    for kind in ("Deployment", "StatefulSet", "ServiceAccount"):
         objects.handle(kind, "SYNCED", {"metadata": {"resourceVersion": "7"}})
     assert objects.synced.is_set()
 

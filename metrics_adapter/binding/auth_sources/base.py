@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from metrics_adapter.errors import AuthSourceError
@@ -54,6 +55,11 @@ class ReadContext:
     """Shared httpx (and aioboto3) clients, with the scaler timeout."""
     kube: KubeClient | None = None
     """Cluster mode's client (TokenRequest, TokenReview); ``None`` standalone."""
+    file_root: Path | None = None
+    """``--filepath-auth-root-path``: where ``filePath`` is read; ``None``: nowhere."""
+    bound_token_expiry: int = 3600
+    """Seconds a requested ServiceAccount token lives, KEDA's
+    ``KEDA_BOUND_SERVICE_ACCOUNT_TOKEN_EXPIRY`` (1 h by default)."""
 
 
 class SourceRead(Protocol):
