@@ -11,17 +11,20 @@ operation and ``excludeUnacknowledged`` are applied to the shared answer.
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from scalers.base import Example, Measurement, Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity
+from scalers.errors import ScalerError
 from scalers.errors import quote as q
 from scalers.params import Source, TriggerMetadata, param
 from scalers.rabbitmq_client import AmqpQuery, AmqpServer, Answer, ManagementQuery, QueueStats
+from scalers.tls_keys import decrypted_key
 
 QUEUE_LENGTH = "QueueLength"
 MESSAGE_RATE = "MessageRate"
@@ -67,7 +70,9 @@ class Metadata(TriggerMetadata):
     exclude_unacknowledged: bool = param("excludeUnacknowledged", default="false")
     page_size: int = param("pageSize", default="100", ge=1, doc="queues per regex request")
     operation: str = param("operation", default="sum", doc="sum, avg or max, with useRegex")
-    timeout: str | None = param("timeout", optional=True, doc="30s, 500ms, or milliseconds")
+    timeout: timedelta | None = param(  # noqa: RUF009 (a frozen value)
+        "timeout", optional=True, doc="30s, 500ms, or milliseconds"
+    )
     username: str | None = param("username", order=_AUTH_ENV, optional=True)
     password: str | None = param("password", order=_AUTH_ENV, optional=True, secret=True)
     tls: str = param("tls", order=_AUTH, default="disable", enum=("enable", "disable"))
@@ -76,6 +81,12 @@ class Metadata(TriggerMetadata):
     key: str | None = param("key", order=_AUTH, optional=True, secret=True)
     key_password: str | None = param("keyPassword", order=_AUTH, optional=True, secret=True)
     unsafe_ssl: bool = param("unsafeSsl", default="false")
+    oauth_token_uri: str | None = param("oauthTokenURI", order=_AUTH, optional=True)
+    client_id: str | None = param("clientID", order=_AUTH, optional=True)
+    client_secret: str | None = param("clientSecret", order=_AUTH, optional=True, secret=True)
+    workload_identity_resource: str | None = param(
+        "workloadIdentityResource", order=_AUTH, optional=True
+    )
 
     @property
     def resolved_protocol(self) -> str | None:
@@ -93,47 +104,74 @@ class Metadata(TriggerMetadata):
 
     @property
     def timeout_seconds(self) -> float | None:
-        return parse_duration(self.timeout) if self.timeout else None
+        return self.timeout.total_seconds() if self.timeout else None
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from self._check_host()
-        yield from self._check_trigger()
+        """KEDA's ``Validate``; what KEDA finds only when it polls the management API (an
+        unusable http host, an unknown ``operation``) fails the trigger then, here too."""
         protocol = self.resolved_protocol
+        if protocol is None:
+            shown = q(mask(self.host))
+            yield "host", f"{shown} must start with amqp://, amqps://, http:// or https://"
+        elif protocol == "amqp":  # KEDA connects when it creates the scaler
+            yield from _amqp_host_problems(self.host)
+        yield from self._check_trigger()
         if protocol == "amqp":
             if self.use_regex:
                 yield "useRegex", "true needs protocol http (the management API)"
             if self.exclude_unacknowledged:
                 yield "excludeUnacknowledged", "true needs protocol http (AMQP counts ready only)"
-        if self.use_regex and self.operation not in OPERATIONS:
-            yield "operation", f"{q(self.operation)} is not one of: {', '.join(OPERATIONS)}"
-        if self.timeout is not None:
-            if parse_duration(self.timeout) is None:
-                yield "timeout", f"{q(self.timeout)} is not a duration (30s, 500ms) or milliseconds"
-            elif protocol == "amqp":
+            if self.mode and self.timeout_seconds:  # KEDA checks it only with an explicit mode
                 yield "timeout", "is not supported with protocol amqp"
         if bool(self.username) != bool(self.password):
             yield "username", "and password must be given together (from the authentication)"
         if bool(self.cert) != bool(self.key):
             yield "cert", "and key must be given together (from the authentication)"
-        if self.key_password:
-            yield "keyPassword", "encrypted client keys are not supported; give the key decrypted"
+        if self.key and self.key_password:
+            try:
+                decrypted_key(self.key, self.key_password)
+            except (ValueError, TypeError) as exc:
+                yield "keyPassword", f"does not decrypt key (from the authentication): {exc}"
+        yield from self._check_identity(protocol)
 
-    def _check_host(self) -> Iterator[tuple[str, str]]:
+    def _check_identity(self, protocol: str | None) -> Iterator[tuple[str, str]]:
+        oauth = (self.oauth_token_uri, self.client_id, self.client_secret)
+        if any(oauth):
+            if not all(oauth):
+                yield "oauthTokenURI", "clientID and clientSecret are required together for OAuth2"
+            elif protocol == "amqp":
+                yield "oauthTokenURI", "OAuth2 needs protocol http, not amqp"
+            elif (self.username and self.password) or self.workload_identity_resource:
+                yield "oauthTokenURI", "OAuth2 cannot be combined with username/password"
+            else:
+                yield (
+                    "oauthTokenURI",
+                    (
+                        "OAuth2 is not supported by metrics-adapter: it would need a client "
+                        "credentials token from oauthTokenURI, renewed before it expires"
+                    ),
+                )
+        if self.workload_identity_resource:
+            yield (
+                "workloadIdentityResource",
+                (
+                    "Azure AD workload identity is not supported by metrics-adapter: it would need "
+                    "an Azure AD token for the pod's identity"
+                ),
+            )
+
+    def host_problem(self) -> str | None:
+        """Why the management API at ``host`` cannot be requested: KEDA's request fails then,
+        when it polls, and so does the trigger here (the object stays Ready)."""
         parts = urlsplit(self.host)
-        scheme = parts.scheme.lower()
         shown = q(mask(self.host))
-        if scheme not in SCHEMES:
-            yield "host", f"{shown} must start with amqp://, amqps://, http:// or https://"
-            return
-        if self.protocol != "auto" and SCHEMES[scheme] != self.protocol:
-            yield "host", f"{shown} does not match protocol {self.protocol}"
+        if SCHEMES.get(parts.scheme.lower()) != "http":
+            return f"host {shown} is not an http:// or https:// URL, which protocol http needs"
         try:
             _ = parts.port
         except ValueError:
-            yield "host", f"{shown} has an invalid port"
-            return
-        if not parts.hostname:
-            yield "host", f"{shown} has no host name"
+            return f"host {shown} has an invalid port"
+        return None if parts.hostname else f"host {shown} has no host name"
 
     def _check_trigger(self) -> Iterator[tuple[str, str]]:
         # KEDA's rules: a zero counts as unset; queueLength is the deprecated spelling.
@@ -151,34 +189,19 @@ class Metadata(TriggerMetadata):
             yield "mode", f"{mode} needs protocol http; AMQP reports only the message count"
 
 
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_duration(text: str) -> float | None:
-    """KEDA's duration parameters: a Go duration (``1m30s``), else whole milliseconds."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text) / 1000
-    body = text.removeprefix("+")
-    if body == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != pos:
-            return None
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    return total if pos == len(body) and pos > 0 else None
+def _amqp_host_problems(host: str) -> Iterator[tuple[str, str]]:
+    parts = urlsplit(host)
+    shown = q(mask(host))
+    if SCHEMES.get(parts.scheme.lower()) != "amqp":
+        yield "host", f"{shown} must start with amqp:// or amqps:// for protocol amqp"
+        return
+    try:
+        _ = parts.port
+    except ValueError:
+        yield "host", f"{shown} has an invalid port"
+        return
+    if not parts.hostname:
+        yield "host", f"{shown} has no host name"
 
 
 def mask(url: str) -> str:
@@ -200,7 +223,14 @@ class RabbitMQScaler(Scaler[Answer]):
     def measure(self, answer: Answer) -> float | Measurement:
         """The mode's value; activation compares KEDA's rule for the mode, which for rates
         also looks at the message count (see :func:`reading`)."""
-        stats = answer if isinstance(answer, QueueStats) else aggregate(answer, self.meta.operation)
+        if isinstance(answer, QueueStats):
+            stats = answer
+        elif self.meta.operation in OPERATIONS:
+            stats = aggregate(answer, self.meta.operation)
+        else:  # KEDA too finds out when it aggregates what the regex matched
+            raise ScalerError(
+                f"operation {q(self.meta.operation)} is not one of: {', '.join(OPERATIONS)}"
+            )
         count = stats.ready if self.meta.exclude_unacknowledged else stats.messages
         value, activity = reading(self.mode, count, stats, self.meta.activation_value)
         return value if activity == value else Measurement(value, activity)
@@ -281,12 +311,11 @@ def _query(meta: Metadata) -> ManagementQuery | AmqpQuery:
     parts = urlsplit(meta.host)
     username, password = _login(meta, parts.username, parts.password)
     netloc = parts.netloc.rpartition("@")[2]
-    tls = HttpIdentity(
-        verify=not meta.unsafe_ssl,
-        ca_pem=meta.ca,
-        cert_pem=meta.cert,
-        key_pem=meta.key,
-    )
+    key = meta.key
+    if key and meta.key_password:
+        with contextlib.suppress(ValueError, TypeError):  # check() refused what cannot open
+            key = decrypted_key(key, meta.key_password)
+    tls = HttpIdentity(verify=not meta.unsafe_ssl, ca_pem=meta.ca, cert_pem=meta.cert, key_pem=key)
     if meta.resolved_protocol == "amqp":
         vhost = meta.vhost_name or _amqp_vhost(parts.path)
         server = AmqpServer(
@@ -313,6 +342,7 @@ def _query(meta: Metadata) -> ManagementQuery | AmqpQuery:
         timeout=meta.timeout_seconds or None,
         authorization=authorization,
         identity=identity,
+        problem=meta.host_problem(),
     )
 
 

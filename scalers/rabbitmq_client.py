@@ -67,6 +67,9 @@ class ManagementQuery:
     timeout: float | None = None
     authorization: str | None = field(default=None, repr=False)
     identity: HttpIdentity = field(default_factory=HttpIdentity, repr=False)
+    problem: str | None = None
+    """Why this URL cannot be requested (KEDA accepts it and fails when it polls): each
+    poll fails with it."""
 
     @property
     def url(self) -> str:
@@ -89,6 +92,8 @@ class ManagementQuery:
         return f"GET {self.url}"
 
     async def run(self, clients: Clients) -> Answer:
+        if self.problem is not None:
+            raise SourceUnreachable(f"{self._subject()}: {self.problem}")
         headers = {"authorization": self.authorization} if self.authorization else {}
         try:
             async with contextlib.AsyncExitStack() as stack:

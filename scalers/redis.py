@@ -9,7 +9,6 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions
-from cryptography.hazmat.primitives import serialization
 from redis.asyncio.connection import Connection
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -19,6 +18,7 @@ from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity, tls_context
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
 from scalers.params import Source, TriggerMetadata, param
+from scalers.tls_keys import decrypted_key
 
 _AUTH = (Source.AUTH,)
 _ANYWHERE = (Source.AUTH, Source.TRIGGER, Source.ENV)
@@ -90,7 +90,7 @@ class Metadata(TriggerMetadata):
                 yield "cert", "must be provided with key (from the authentication)"
             if self.key and self.key_password:
                 try:
-                    _decrypted_key(self.key, self.key_password)
+                    decrypted_key(self.key, self.key_password)
                 except (ValueError, TypeError) as exc:
                     yield "keyPassword", f"does not decrypt key: {exc}"
 
@@ -102,16 +102,6 @@ def split_address(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{quote(address)} is not host:port")
     return host, int(port)
-
-
-def _decrypted_key(key: str, password: str) -> str:
-    """ssl takes a key password only with files: decrypt the PEM in memory instead."""
-    loaded = serialization.load_pem_private_key(key.encode(), password.encode())
-    return loaded.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +234,7 @@ def build(meta: Metadata) -> RedisScaler:
     if meta.uses_tls:
         key = meta.key
         if key and meta.key_password:
-            key = _decrypted_key(key, meta.key_password)
+            key = decrypted_key(key, meta.key_password)
         tls = HttpIdentity(
             verify=not meta.unsafe_ssl, ca_pem=meta.ca, cert_pem=meta.cert, key_pem=key
         )

@@ -7,12 +7,15 @@ import math
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from scalers import rabbitmq
 from scalers.base import Measurement, is_active, split
-from scalers.errors import Problems, SourceResponseError
-from scalers.params import TriggerInputs
-from scalers.rabbitmq import RabbitMQScaler, aggregate, mask, parse_duration, reading
+from scalers.clients import Clients
+from scalers.errors import Problems, ScalerError, SourceResponseError, SourceUnreachable
+from scalers.params import TriggerInputs, parse_duration
+from scalers.rabbitmq import RabbitMQScaler, aggregate, mask, reading
 from scalers.rabbitmq_client import (
     AmqpQuery,
     ManagementQuery,
@@ -115,10 +118,11 @@ def test_protocol_auto_follows_the_host_scheme(host: str, protocol: str) -> None
         ),
         (
             {"host": HTTP, "protocol": "amqp"},
-            f'{P}.host: "http://***@rabbit:15672" does not match protocol amqp',
+            f'{P}.host: "http://***@rabbit:15672" must start with amqp:// or amqps:// for '
+            "protocol amqp",
         ),
-        ({"host": "http://rabbit:99999"}, f'{P}.host: "http://rabbit:99999" has an invalid port'),
-        ({"host": "http:///api"}, f'{P}.host: "http:///api" has no host name'),
+        ({"host": "amqp://rabbit:99999"}, f'{P}.host: "amqp://rabbit:99999" has an invalid port'),
+        ({"host": "amqp:///vhost"}, f'{P}.host: "amqp:///vhost" has no host name'),
         (
             {"host": HTTP, "protocol": "mqtt"},
             f'{P}.protocol: "mqtt" is not one of: auto, amqp, http',
@@ -163,18 +167,17 @@ def test_protocol_auto_follows_the_host_scheme(host: str, protocol: str) -> None
             {"host": AMQP, "excludeUnacknowledged": "true"},
             f"{P}.excludeUnacknowledged: true needs protocol http (AMQP counts ready only)",
         ),
-        ({"host": AMQP, "timeout": "5s"}, f"{P}.timeout: is not supported with protocol amqp"),
+        (
+            {"host": AMQP, "mode": "QueueLength", "value": "5", "timeout": "5s"},
+            f"{P}.timeout: is not supported with protocol amqp",
+        ),
         (
             {"host": HTTP, "timeout": "soon"},
-            f'{P}.timeout: "soon" is not a duration (30s, 500ms) or milliseconds',
+            f'{P}.timeout: "soon" is not a duration (30s, 1m30s) or milliseconds',
         ),
         (
             {"host": HTTP, "timeout": "-5s"},
-            f'{P}.timeout: "-5s" is not a duration (30s, 500ms) or milliseconds',
-        ),
-        (
-            {"host": HTTP, "useRegex": "true", "operation": "median"},
-            f'{P}.operation: "median" is not one of: sum, avg, max',
+            f'{P}.timeout: "-5s" is negative',
         ),
         ({"host": HTTP, "pageSize": "0"}, f'{P}.pageSize: "0" must be at least 1'),
         (
@@ -197,7 +200,24 @@ def test_metadata_problems(metadata: dict[str, str], problem: str) -> None:
         ({"cert": "C"}, "cert: and key must be given together"),
         ({"key": "K"}, "cert: and key must be given together"),
         ({"tls": "on"}, 'tls: "on" is not one of: enable, disable'),
-        ({"keyPassword": "pw"}, "keyPassword: encrypted client keys are not supported"),
+        (
+            {"cert": "C", "key": "K", "keyPassword": "pw"},
+            "keyPassword: does not decrypt key (from the authentication)",
+        ),
+        (
+            {"oauthTokenURI": "http://idp/token"},
+            "oauthTokenURI: clientID and clientSecret are required together for OAuth2",
+        ),
+        (
+            {"oauthTokenURI": "http://idp/token", "clientID": "c", "clientSecret": "s"},
+            "oauthTokenURI: OAuth2 is not supported by metrics-adapter: it would need a client "
+            "credentials token from oauthTokenURI, renewed before it expires",
+        ),
+        (
+            {"workloadIdentityResource": "api://rabbit"},
+            "workloadIdentityResource: Azure AD workload identity is not supported by "
+            "metrics-adapter: it would need an Azure AD token for the pod's identity",
+        ),
     ],
 )
 def test_authentication_problems(auth: dict[str, str], problem: str) -> None:
@@ -207,9 +227,61 @@ def test_authentication_problems(auth: dict[str, str], problem: str) -> None:
     assert problem in problems[0]
 
 
+def test_a_timeout_over_amqp_is_refused_only_with_an_explicit_mode() -> None:
+    """KEDA's quirk: its AMQP timeout check sits after the default-mode and queueLength
+    returns, so only ``mode`` with ``value`` reaches it; elsewhere the timeout is unused."""
+    assert built({"host": AMQP, "timeout": "5s"}).meta.timeout_seconds == 5.0
+    assert built({"host": AMQP, "queueLength": "5", "timeout": "5s"}).meta.mode is None
+    assert built({"host": AMQP, "mode": "QueueLength", "value": "5", "timeout": "0"})
+
+
 def test_operation_is_only_checked_with_a_regex() -> None:
     # KEDA applies the operation only to a regex's queues; elsewhere it is ignored.
     assert built({"host": HTTP, "operation": "median"}).meta.operation == "median"
+
+
+def test_an_unknown_operation_fails_the_regex_trigger_when_it_reads_the_queues() -> None:
+    """KEDA accepts any ``operation`` and fails when it aggregates the matched queues."""
+    scaler = built({"host": HTTP, "useRegex": "true", "operation": "median"})
+    with pytest.raises(ScalerError, match=r'operation "median" is not one of: sum, avg, max'):
+        scaler.measure(QUEUES)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        (
+            {"host": AMQP, "protocol": "http"},
+            'host "amqp://***@rabbit:5672/%2F" is not an http:// or https:// URL, '
+            "which protocol http needs",
+        ),
+        ({"host": "http://rabbit:99999"}, 'host "http://rabbit:99999" has an invalid port'),
+        ({"host": "http:///api"}, 'host "http:///api" has no host name'),
+    ],
+)
+async def test_a_management_url_keda_cannot_request_fails_the_trigger_when_polled(
+    metadata: dict[str, str], problem: str
+) -> None:
+    """KEDA requests the management API only when it polls: the object is accepted and the
+    trigger fails, naming the host without its password."""
+    scaler = built(metadata)
+    with pytest.raises(SourceUnreachable) as info:
+        await scaler.query.run(Clients())
+    assert str(info.value).endswith(problem)
+    assert "s3cret" not in str(info.value)
+
+
+def test_an_encrypted_client_key_is_decrypted_with_its_password() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    ).decode()
+    scaler = built({"host": HTTP}, {"tls": "enable", "cert": "C", "key": pem, "keyPassword": "pw"})
+    identity = http_query(scaler).identity
+    assert identity.key_pem is not None and "ENCRYPTED" not in identity.key_pem
+    assert "BEGIN PRIVATE KEY" in identity.key_pem
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -242,8 +314,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_no_problem_message_shows_the_password() -> None:
     for host in (
         "ftp://scaler:s3cret@rabbit",
-        "http://scaler:s3cret@rabbit:0x1",
-        "http://scaler:s3/cret@rabbit",
+        "amqp://scaler:s3cret@rabbit:0x1",
+        "amqp://scaler:s3/cret@rabbit",
     ):
         _, problems = create({"queueName": "jobs", "host": host})
         assert problems
@@ -285,7 +357,9 @@ def test_protocol_and_vhost_may_come_from_the_authentication() -> None:
         ("5 s", None),
         ("s", None),
         ("", None),
-        ("-1s", None),
+        ("-1s", -1.0),
+        ("-5", -0.005),
+        ("+5", 0.005),
         ("10x", None),
     ],
 )
