@@ -253,7 +253,7 @@ async def client(clients: Clients, service: str, identity: AwsIdentity) -> Any:
             opener = await session(clients)
         context = opener.create_client(
             service,
-            region_name=identity.region,
+            region_name=identity.region or None,
             endpoint_url=identity.endpoint,
             aws_access_key_id=creds.access_key_id if creds else None,
             aws_secret_access_key=creds.secret_access_key if creds else None,
@@ -412,7 +412,8 @@ async def source_error(
         return SourceResponseError(f"{what}: {describe_client_error(exc)}")
     if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
         return SourceUnreachable(
-            f"{what}: the adapter's own AWS identity is used, but it has no AWS credentials ({exc})"
+            f"{what}: the adapter's own AWS identity is used, and the adapter has no AWS "
+            f"credentials ({exc})"
         )
     if isinstance(exc, ValueError) and "endpoint" in str(exc).lower():
         return SourceUnreachable(f"{what}: {exc}")  # botocore refuses the URL on first use

@@ -1,7 +1,8 @@
-"""A real moto server (SQS and IAM over HTTP) on a free loopback port, in a temp dir.
+"""A real moto server (SQS, IAM, STS, Secrets Manager over HTTP) on a free loopback port.
 
 moto's request recorder is on from the start, so tests can count the requests the
-server received (``requests("GetQueueAttributes")``) rather than the ones a client sent.
+server received (``requests("GetQueueAttributes")``) rather than the ones a client sent,
+and see who made them (:meth:`MotoServer.received`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,6 +117,12 @@ class MotoServer(ServerProcess):
         """From now on, moto checks every request's keys and policies like IAM would."""
         self._post("/moto-api/reset-auth", b"0")
 
+    def received(self) -> list[Received]:
+        """Every request the server received, in order."""
+        if not self.recording.exists():
+            return []
+        return [Received.of(json.loads(line)) for line in self.recording.read_text().splitlines()]
+
     def requests(self, action: str, queue_url: str | None = None) -> int:
         """How many ``AmazonSQS.<action>`` requests the server received (for one queue)."""
         if not self.recording.exists():
@@ -130,6 +139,89 @@ class MotoServer(ServerProcess):
             if queue_url is None or json.loads(body or "{}").get("QueueUrl") == queue_url:
                 count += 1
         return count
+
+
+@dataclass(frozen=True)
+class Received:
+    """One recorded request: its action (JSON or query protocol), parameters, and the
+    access key that signed it."""
+
+    action: str
+    params: dict[str, Any]
+    access_key: str
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Received:
+        headers = {k.lower(): v for k, v in entry["headers"].items()}
+        body = entry["body"] or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode()
+        target = headers.get("x-amz-target", "")
+        params: dict[str, Any]
+        if target:
+            action, params = target.rpartition(".")[2], json.loads(body or "{}")
+        else:
+            params = dict(urllib.parse.parse_qsl(body))
+            action = str(params.get("Action", ""))
+        credential = re.search(r"Credential=([^/]+)/", headers.get("authorization", ""))
+        return cls(action, params, credential.group(1) if credential else "")
+
+
+async def make_role(
+    server: MotoServer, name: str, actions: list[str], *, external_id: str | None = None
+) -> str:
+    """A role anyone may assume (with ``external_id`` as its trust condition when given),
+    allowed ``actions`` on every resource; its ARN."""
+    trust: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "*", "Federated": "*"},
+        "Action": ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"],
+    }
+    if external_id:
+        trust["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+    }
+    async with aioboto3.Session().client(
+        "iam", region_name=REGION, endpoint_url=server.endpoint, **SETUP_KEYS
+    ) as iam:
+        answer = await iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+        )
+        await iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    return str(answer["Role"]["Arn"])
+
+
+async def make_secret(server: MotoServer, name: str, value: str) -> str:
+    """A Secrets Manager secret holding ``value``; its first version's id."""
+    async with aioboto3.Session().client(
+        "secretsmanager", region_name=REGION, endpoint_url=server.endpoint, **SETUP_KEYS
+    ) as sm:
+        answer = await sm.create_secret(Name=name, SecretString=value)
+    return str(answer["VersionId"])
+
+
+async def put_secret(server: MotoServer, name: str, value: str) -> str:
+    """A new current version of a secret (the previous one becomes AWSPREVIOUS); its id."""
+    async with aioboto3.Session().client(
+        "secretsmanager", region_name=REGION, endpoint_url=server.endpoint, **SETUP_KEYS
+    ) as sm:
+        answer = await sm.put_secret_value(SecretId=name, SecretString=value)
+    return str(answer["VersionId"])
+
+
+def isolate_environment(monkeypatch: Any, scratch: Path) -> None:
+    """No credentials, config files, proxies or instance metadata from the machine: botocore
+    may only use what a test gives it, and may only talk to loopback."""
+    for key in list(os.environ):
+        if key.startswith("AWS_") or "PROXY" in key.upper():
+            monkeypatch.delenv(key)
+    missing = scratch / "no-aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(missing))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @asynccontextmanager

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.integration.aws_sqs_queue.helpers import CannedEndpoint
-from tests.support.moto import NEEDS, MotoServer, available
+from tests.support.moto import NEEDS, MotoServer, available, isolate_environment
 from tests.support.servers import require_in_ci
 
 require_in_ci(available(), NEEDS)
@@ -51,15 +50,7 @@ def queue_name() -> str:
 def aws_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """No credentials, config files, proxies or instance metadata from the machine: botocore
-    may only use what a test gives it, and may only talk to loopback."""
-    for key in list(os.environ):
-        if key.startswith("AWS_") or "PROXY" in key.upper():
-            monkeypatch.delenv(key)
-    missing = tmp_path_factory.getbasetemp() / "no-aws-config"
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(missing))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_environment(monkeypatch, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
