@@ -22,9 +22,11 @@ from metrics_adapter.api.auth.gate import Gate, build_gate
 from metrics_adapter.api.certificate import Task, serving_tls
 from metrics_adapter.api.request_metrics import RequestMetrics
 from metrics_adapter.api.tls import ClientCertProtocol, ServingTLS
+from metrics_adapter.binding.auth_sources.base import ReadContext, SourceRead
+from metrics_adapter.binding.auth_sources.cache import SETTLE_WITHIN, SourceCache
 from metrics_adapter.binding.cluster import ClusterObjects
 from metrics_adapter.binding.files import Inventory, load_directory
-from metrics_adapter.binding.triggers import BoundTrigger, bind, bind_all
+from metrics_adapter.binding.triggers import BoundTrigger, bind_all
 from metrics_adapter.config.settings import Settings
 from metrics_adapter.control.activator import DryRunActivator, set_fallbacks, trigger_states
 from metrics_adapter.control.controller import Controller
@@ -35,8 +37,8 @@ from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
-from metrics_adapter.model.keda import ObjectRef
-from metrics_adapter.model.scaled_job import ScaledJobRef
+from metrics_adapter.model.keda import ObjectRef, ScaledObject
+from metrics_adapter.model.scaled_job import Scalable, ScaledJobRef
 from scalers.clients import Clients
 from scalers.errors import ConfigError
 
@@ -71,70 +73,118 @@ class Adapter:
     admission: AdmissionWebhook | None = None
     """The validating webhook served beside the API: in a cluster, checking conflicts and
     binding against the cluster's objects; standalone, the object's own checks only."""
+    sources: SourceCache | None = None
+    """Reads of outside authentication sources (filePath, bound tokens, Vault, ...)."""
 
 
-def build_poller(settings: Settings, store: MetricStore, telemetry: Telemetry) -> Poller:
+def build_poller(
+    settings: Settings, store: MetricStore, telemetry: Telemetry, clients: Clients | None = None
+) -> Poller:
     """The poller of either mode: every upstream request within the scaler timeout."""
-    return Poller(
-        store, Clients(settings.scaler_timeout), telemetry, timeout=settings.scaler_timeout
+    clients = clients or Clients(settings.scaler_timeout)
+    return Poller(store, clients, telemetry, timeout=settings.scaler_timeout)
+
+
+def build_sources(settings: Settings, clients: Clients, kube: KubeClient | None) -> SourceCache:
+    """The cache of outside authentication sources, on the poller's clients."""
+    context = ReadContext(
+        clients,
+        kube,
+        file_root=settings.filepath_auth_root_path,
+        bound_token_expiry=int(settings.bound_service_account_token_expiry),
     )
+    return SourceCache(context)
 
 
 def build(
-    settings: Settings, *, dry_run: bool = True, inventory: Inventory | None = None
+    settings: Settings,
+    *,
+    dry_run: bool = True,
+    inventory: Inventory | None = None,
+    clients: Clients | None = None,
 ) -> Adapter:
     """Bind the triggers of ``inventory``'s ScaledObjects and ScaledJobs (default: the
     objects of standalone mode, loaded from ``settings.scaledobjects``) to the poller; with
     ``dry_run`` the activator, and for ScaledJobs the Job executor, logs what it would do
-    after each poll. ``explain --namespace`` hands in objects listed from a cluster."""
+    after each poll. ``explain --namespace`` hands in objects listed from a cluster. What
+    outside sources ``inventory.sources`` has read is bound; see :func:`settle_standalone`."""
     if inventory is None:
         assert settings.scaledobjects is not None, "standalone mode reads a directory"
         inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
     telemetry = Telemetry()
     store = MetricStore()
-    poller = build_poller(settings, store, telemetry)
-
-    def not_ready(ref: ObjectRef, error: ConfigError) -> None:
-        store.mark_broken(ref, error.reasons)
-        telemetry.object_error(ref)
-
+    poller = build_poller(settings, store, telemetry, clients)
     for ref, error in inventory.broken.items():
-        not_ready(ref, error)  # already logged by the loader, with its file
-    for so in inventory.scaled_objects.values():
-        try:
-            binding = bind_all(so, inventory)
-        except ConfigError as exc:
-            log.error("%s", exc)
-            not_ready(so.ref, exc)
-            continue
-        poller.set_triggers(so.ref, binding.triggers, binding.composite)
-        if so.fallback is not None:
-            set_fallbacks(store, so, binding.triggers, inventory.replicas(so))
-    for sj in inventory.scaled_jobs.values():
-        try:
-            poller.set_triggers(sj.ref, bind(sj, inventory))
-        except ConfigError as exc:
-            log.error("%s", exc)
-            not_ready(sj.ref, exc)
-    for so in inventory.scaled_objects.values():
-        telemetry.register(so)
-    for sj in inventory.scaled_jobs.values():
-        telemetry.register(sj)
+        store.mark_broken(ref, error.reasons)  # already logged by the loader, with its file
+        telemetry.object_error(ref)
     health = Health(loaded=True, poller_running=lambda: poller.running)
+    adapter = Adapter(settings, telemetry, store, poller, health, inventory)
+    adapter.sources = inventory.sources
+    objects: list[Scalable] = [*inventory.scaled_objects.values(), *inventory.scaled_jobs.values()]
+    for obj in objects:
+        bind_standalone(adapter, obj)
+        telemetry.register(obj)
     if dry_run:
         _attach_dry_run(poller, inventory)
-    objects = store.objects()
-    jobs = sum(1 for ref in objects if isinstance(ref, ScaledJobRef))
-    broken = sum(1 for ref in objects if store.broken_reason(ref) is not None)
+    refs = store.objects()
+    jobs = sum(1 for ref in refs if isinstance(ref, ScaledJobRef))
+    broken = sum(1 for ref in refs if store.broken_reason(ref) is not None)
     log.info(
         "loaded %d ScaledObjects and %d ScaledJobs (%d not ready), %d distinct queries",
-        len(objects) - jobs,
+        len(refs) - jobs,
         jobs,
         broken,
         poller.query_count,
     )
-    admission = AdmissionWebhook(telemetry)
-    return Adapter(settings, telemetry, store, poller, health, inventory, admission)
+    adapter.admission = AdmissionWebhook(telemetry)
+    return adapter
+
+
+def bind_standalone(adapter: Adapter, obj: Scalable) -> None:
+    """(Re)bind one object of standalone mode: polled, or not ready with every problem."""
+    inventory, poller = adapter.inventory, adapter.poller
+    assert inventory is not None
+    try:
+        binding = bind_all(obj, inventory)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        poller.remove(obj.ref)
+        adapter.store.mark_broken(obj.ref, exc.reasons)
+        adapter.telemetry.object_error(obj.ref)
+        return
+    if isinstance(obj, ScaledObject):
+        poller.set_triggers(obj.ref, binding.triggers, binding.composite)
+        if obj.fallback is not None:
+            set_fallbacks(adapter.store, obj, binding.triggers, inventory.replicas(obj))
+    else:
+        poller.set_triggers(obj.ref, binding.triggers)
+
+
+async def settle_standalone(inventory: Inventory, within: float = SETTLE_WITHIN) -> None:
+    """Read what every object of ``inventory`` needs from outside sources before it is
+    bound, all at once, each waited for at most ``within`` seconds."""
+    objects: list[Scalable] = [*inventory.scaled_objects.values(), *inventory.scaled_jobs.values()]
+    await asyncio.gather(*(inventory.settle(obj, within) for obj in objects))
+
+
+async def rebind_on_source_change(adapter: Adapter) -> None:
+    """Standalone: bind again the objects reading a source whose values changed."""
+    inventory, sources = adapter.inventory, adapter.sources
+    if inventory is None or sources is None:
+        return
+    changed: asyncio.Queue[SourceRead] = asyncio.Queue()
+    sources.on_change = changed.put_nowait
+    while True:
+        read = await changed.get()
+        for owner in sources.owners(read):
+            obj: Scalable | None = None
+            if isinstance(owner, ScaledJobRef):
+                obj = inventory.scaled_jobs.get(owner)
+            elif isinstance(owner, ObjectRef):
+                obj = inventory.scaled_objects.get(owner)
+            if obj is not None:
+                log.info("%s changed: binding %s again", read.describe(), obj.subject)
+                bind_standalone(adapter, obj)
 
 
 def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
@@ -189,9 +239,10 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     telemetry, store = Telemetry(), MetricStore()
     poller = build_poller(settings, store, telemetry)
     elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None
+    sources = build_sources(settings, poller.clients, kube)
     controller = Controller(
         kube,
-        ClusterObjects(settings.cluster_object_namespace),
+        ClusterObjects(settings.cluster_object_namespace, sources=sources),
         poller,
         store,
         telemetry,
@@ -201,7 +252,7 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     admission = AdmissionWebhook(
         telemetry, cluster=KubeClusterView(kube), objects=controller.objects
     )
-    adapter = Adapter(settings, telemetry, store, poller, health, None, admission)
+    adapter = Adapter(settings, telemetry, store, poller, health, None, admission, sources)
     return adapter, kube, controller
 
 
@@ -237,18 +288,34 @@ async def serve(settings: Settings) -> None:
     kube: KubeClient | None = None
     controller: Controller | None = None
     if settings.standalone:
-        adapter = build(settings)
         if settings.authentication_kubeconfig:
             kube = await KubeClient.connect(settings.authentication_kubeconfig)
+        adapter = await build_standalone(settings, kube)
     else:
         adapter, kube, controller = await _cluster(settings)
     try:
         tls, gate, upkeep = await _secure(settings, kube, adapter.telemetry)
+        if settings.standalone:
+            upkeep.append(lambda: rebind_on_source_change(adapter))
         await _run(adapter, controller, uvicorn_servers(adapter, tls, gate), upkeep)
     finally:
+        if adapter.sources is not None:
+            await adapter.sources.aclose()
         await adapter.poller.clients.aclose()
         if kube is not None:
             await kube.close()
+
+
+async def build_standalone(settings: Settings, kube: KubeClient | None = None) -> Adapter:
+    """Standalone mode's objects, with what they need from outside sources read first, so
+    that their first bind has it; ``kube`` (``--authentication-kubeconfig``) requests the
+    bound ServiceAccount tokens."""
+    assert settings.scaledobjects is not None, "standalone mode reads a directory"
+    inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
+    clients = Clients(settings.scaler_timeout)
+    inventory.sources = build_sources(settings, clients, kube)
+    await settle_standalone(inventory)
+    return build(settings, inventory=inventory, clients=clients)
 
 
 async def _run(

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from metrics_adapter.binding.auth_sources.base import SourceRead, SourceValues
-from metrics_adapter.binding.auth_sources.cache import SourceCache
+from metrics_adapter.binding.auth_sources.cache import SETTLE_WITHIN, SourceCache
 from metrics_adapter.binding.authentication import lookup, object_reads
 from metrics_adapter.binding.env import (
     PodTemplate,
@@ -179,7 +179,7 @@ class ClusterObjects:
 
     # Outside sources.
 
-    async def settle(self, obj: Scalable, within: float) -> None:
+    async def settle(self, obj: Scalable, within: float = SETTLE_WITHIN) -> None:
         """Read what binding ``obj`` needs from outside sources, waiting for their first
         answers at most ``within`` seconds; call before each bind."""
         if self.sources is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from metrics_adapter.binding.auth_sources.base import SourceRead, SourceValues
-from metrics_adapter.binding.auth_sources.cache import SourceCache
+from metrics_adapter.binding.auth_sources.cache import SETTLE_WITHIN, SourceCache
 from metrics_adapter.binding.authentication import object_reads
 from metrics_adapter.binding.env import (
     container_env,
@@ -88,7 +88,7 @@ class Inventory:
     def source_values(self, read: SourceRead) -> SourceValues | AuthSourceError | None:
         return self.sources.get(read) if self.sources is not None else None
 
-    async def settle(self, obj: Scalable, within: float) -> None:
+    async def settle(self, obj: Scalable, within: float = SETTLE_WITHIN) -> None:
         """Read what binding ``obj`` needs from outside sources, waiting for their first
         answers at most ``within`` seconds."""
         if self.sources is not None:

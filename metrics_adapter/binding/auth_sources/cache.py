@@ -30,6 +30,9 @@ MIN_REFRESH = 1.0
 RETRY = 5.0
 """Seconds before a failed read is retried; doubled at each failure, up to :data:`MAX_RETRY`."""
 MAX_RETRY = 120.0
+SETTLE_WITHIN = 10.0
+"""Seconds an object's first bind waits for the first answers of the sources it reads: an
+object is Ready=False ("not read yet") no sooner, and bound again when they answer."""
 READ_TIMEOUT = 60.0
 """Seconds one read may take in all, its own timeouts failing; then it is an error."""
 
