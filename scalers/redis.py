@@ -21,8 +21,8 @@ from scalers.params import Source, TriggerMetadata, param
 from scalers.tls_keys import decrypted_key
 
 _AUTH = (Source.AUTH,)
-_ANYWHERE = (Source.AUTH, Source.TRIGGER, Source.ENV)
-_TRIGGER_OR_ENV = (Source.TRIGGER, Source.ENV)
+_TRIGGER_AUTH_ENV = (Source.TRIGGER, Source.AUTH, Source.ENV)
+_TRIGGER_ENV_AUTH = (Source.TRIGGER, Source.ENV, Source.AUTH)
 
 CLIENT_NAME = "metrics-adapter"
 """How our connections show in ``CLIENT LIST``."""
@@ -42,46 +42,69 @@ into an error (KEDA returns -1 and reports it as the length)."""
 
 @dataclass(frozen=True)
 class Metadata(TriggerMetadata):
+    """KEDA's ``redisMetadata`` with its connection info: names, aliases and source order
+    as its tags say (``address;addresses``, ``host;hosts``, ``port;ports``, ``Cert;cert``)."""
+
     list_name: str = param("listName", doc="the key: a list, set, sorted set or hash")
     list_length: int = param("listLength", default="5", gt=0)
     activation_list_length: int = param("activationListLength", default="0")
-    address: str | None = param("address", order=_ANYWHERE, optional=True, doc="host:port")
-    host: str | None = param("host", order=_ANYWHERE, optional=True, doc="with port")
-    port: int | None = param("port", order=_ANYWHERE, optional=True, gt=0)
-    database_index: int = param(
-        "databaseIndex", order=(Source.TRIGGER, Source.ENV), default="0", ge=0
+    address: tuple[str, ...] | None = param(
+        "address",
+        aliases=("addresses",),
+        order=_TRIGGER_AUTH_ENV,
+        optional=True,
+        doc="host:port (the first of a list)",
     )
-    username: str | None = param("username", order=_ANYWHERE, optional=True)
-    password: str | None = param(
-        "password", order=(Source.AUTH, Source.ENV), optional=True, secret=True
+    host: tuple[str, ...] | None = param(
+        "host", aliases=("hosts",), order=_TRIGGER_ENV_AUTH, optional=True, doc="with port"
     )
-    enable_tls: bool = param("enableTLS", default="false")
+    port: tuple[str, ...] | None = param(
+        "port", aliases=("ports",), order=_TRIGGER_ENV_AUTH, optional=True, doc="with host"
+    )
+    database_index: int = param("databaseIndex", default="0", ge=0)
+    username: str | None = param("username", order=_TRIGGER_ENV_AUTH, optional=True)
+    password: str | None = param("password", order=_TRIGGER_ENV_AUTH, optional=True, secret=True)
+    enable_tls: bool | None = param("enableTLS", optional=True)
     unsafe_ssl: bool = param("unsafeSsl", default="false", doc="with TLS: skip verification")
     tls: str | None = param("tls", order=_AUTH, optional=True, enum=("enable", "disable"))
     ca: str | None = param("ca", order=_AUTH, optional=True, doc="PEM")
-    cert: str | None = param("cert", order=_AUTH, optional=True, doc="PEM, with key")
+    cert: str | None = param(
+        "Cert", aliases=("cert",), order=_AUTH, optional=True, doc="PEM, with key"
+    )
     key: str | None = param("key", order=_AUTH, optional=True, doc="PEM, with cert", secret=True)
     key_password: str | None = param("keyPassword", order=_AUTH, optional=True, secret=True)
 
     @property
     def uses_tls(self) -> bool:
-        return self.enable_tls or self.tls == "enable"
+        return bool(self.enable_tls) or self.tls == "enable"
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """KEDA's: ``address`` first, then each ``host`` joined with its ``port``."""
+        joined: tuple[str, ...] = ()
+        if self.host and self.port and len(self.host) == len(self.port):
+            joined = tuple(join_host_port(h, p) for h, p in zip(self.host, self.port, strict=True))
+        return (*(self.address or ()), *joined)
 
     def check(self) -> Iterator[tuple[str, str]]:
-        if self.address:
+        if self.host and self.port and len(self.host) != len(self.port):
+            yield (
+                "host",
+                f"and port must list as many entries: {len(self.host)} and {len(self.port)}",
+            )
+        elif not self.addresses:
+            if self.host and not self.port:
+                yield "port", "is required with host"
+            elif self.port and not self.host:
+                yield "host", "is required with port"
+            else:
+                yield "address", "is required (host:port), or host and port"
+        else:  # KEDA connects to the first when it creates the scaler
             try:
-                split_address(self.address)
+                split_address(self.addresses[0])
             except ValueError as exc:
-                yield "address", str(exc)
-        elif self.host and not self.port:
-            yield "port", "is required with host"
-        elif self.port and not self.host:
-            yield "host", "is required with port"
-        elif not self.host:
-            yield "address", "is required (host:port), or host and port"
-        if self.port is not None and self.port > 65535:
-            yield "port", f"{self.port} is not a TCP port (1-65535)"
-        if self.enable_tls and self.tls is not None:
+                yield "address" if self.address else "port", str(exc)
+        if self.enable_tls is not None and self.tls is not None:
             yield "tls", "cannot be set in the authentication when enableTLS is set in the trigger"
         if self.uses_tls:
             if self.cert and not self.key:
@@ -93,6 +116,11 @@ class Metadata(TriggerMetadata):
                     decrypted_key(self.key, self.key_password)
                 except (ValueError, TypeError) as exc:
                     yield "keyPassword", f"does not decrypt key: {exc}"
+
+
+def join_host_port(host: str, port: str) -> str:
+    """Go's ``net.JoinHostPort``: an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -226,10 +254,7 @@ class RedisScaler(Scaler[int]):
 
 
 def build(meta: Metadata) -> RedisScaler:
-    if meta.address:
-        host, port = split_address(meta.address)
-    else:
-        host, port = meta.host or "", meta.port or 0
+    host, port = split_address(meta.addresses[0])
     tls = None
     if meta.uses_tls:
         key = meta.key

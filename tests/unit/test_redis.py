@@ -67,7 +67,10 @@ def test_lengths_and_database() -> None:
     [
         ({"address": "10.0.0.1:6380"}, {}, {}, "10.0.0.1", 6380),
         ({"address": "[::1]:6380"}, {}, {}, "::1", 6380),
-        ({"address": "meta:1"}, {"address": "auth:2"}, {}, "auth", 2),
+        ({"address": "meta:1"}, {"address": "auth:2"}, {}, "meta", 1),
+        ({"address": ""}, {"addresses": "auth:2,b:3"}, {}, "auth", 2),  # KEDA: the first
+        ({"address": "", "hosts": "h1,h2", "ports": "1,2"}, {}, {}, "h1", 1),
+        ({"address": "", "host": "::1", "port": "7"}, {}, {}, "::1", 7),
         ({"address": "", "addressFromEnv": "ADDR"}, {}, {"ADDR": "env:3"}, "env", 3),
         ({"address": "meta:1", "addressFromEnv": "ADDR"}, {}, {"ADDR": "env:3"}, "meta", 1),
         ({"address": "", "host": "h", "port": "4"}, {}, {}, "h", 4),
@@ -94,13 +97,17 @@ def test_credentials_from_the_authentication_or_the_environment() -> None:
     assert (backend.username, backend.password) == ("alice", "pw")
     from_env = built({"passwordFromEnv": "PW", "usernameFromEnv": "U"}, env={"PW": "e", "U": "u"})
     assert (from_env.query.backend.username, from_env.query.backend.password) == ("u", "e")
-    # A password is a secret: never read from the ScaledObject itself.
-    assert built({"password": "in-plain-sight"}).query.backend.password is None
+    # KEDA's order for both: triggerMetadata, resolvedEnv, authParams.
+    assert built({"password": "in-plain-sight"}).query.backend.password == "in-plain-sight"
+    assert built({"username": "m"}, {"username": "a"}).query.backend.username == "m"
+    assert "in-plain-sight" not in repr(built({"password": "in-plain-sight"}))
 
 
-def test_database_index_from_the_environment() -> None:
+def test_database_index_is_read_from_the_trigger_only() -> None:
+    """KEDA's ``databaseIndex`` is ``order=triggerMetadata``: an env reference is not read
+    (it would select another database than KEDA does)."""
     scaler = built({"databaseIndexFromEnv": "DB"}, env={"DB": "3"})
-    assert scaler.query.backend.db == 3
+    assert scaler.query.backend.db == 0
 
 
 def test_required_parameters_all_at_once() -> None:
@@ -125,12 +132,17 @@ def test_required_parameters_all_at_once() -> None:
         ({"address": ":6379"}, {}, [f'{P}.address: ":6379" is not host:port']),
         ({"address": "", "host": "h"}, {}, [f"{P}.port: is required with host"]),
         ({"address": "", "port": "1"}, {}, [f"{P}.host: is required with port"]),
-        ({"address": "", "host": "h", "port": "x"}, {}, [f'{P}.port: "x" is not a number']),
-        ({"address": "", "host": "h", "port": "0"}, {}, [f'{P}.port: "0" must be greater than 0']),
+        ({"address": "", "host": "h", "port": "x"}, {}, [f'{P}.port: "h:x" is not host:port']),
+        ({"address": "", "host": "h", "port": "0"}, {}, [f'{P}.port: "h:0" is not host:port']),
         (
             {"address": "", "host": "h", "port": "70000"},
             {},
-            [f"{P}.port: 70000 is not a TCP port (1-65535)"],
+            [f'{P}.port: "h:70000" is not host:port'],
+        ),
+        (
+            {"address": "", "hosts": "a,b", "ports": "1"},
+            {},
+            [f"{P}.host: and port must list as many entries: 2 and 1"],
         ),
         ({"listLength": "0"}, {}, [f'{P}.listLength: "0" must be greater than 0']),
         ({"listLength": "ten"}, {}, [f'{P}.listLength: "ten" is not a number']),
@@ -150,6 +162,11 @@ def test_required_parameters_all_at_once() -> None:
         (
             {"enableTLS": "true"},
             {"tls": "enable"},
+            [f"{P}.tls: cannot be set in the authentication when enableTLS is set in the trigger"],
+        ),
+        (  # KEDA refuses both set, whatever they say
+            {"enableTLS": "false"},
+            {"tls": "disable"},
             [f"{P}.tls: cannot be set in the authentication when enableTLS is set in the trigger"],
         ),
         (
@@ -240,3 +257,10 @@ def test_split_address() -> None:
     assert redis_scaler.split_address("[fe80::1]:6379") == ("fe80::1", 6379)
     with pytest.raises(ValueError, match="is not host:port"):
         redis_scaler.split_address("h:65536")
+
+
+def test_the_client_certificate_under_either_name() -> None:
+    """KEDA's ``name=Cert;cert``."""
+    for name in ("Cert", "cert"):
+        tls = built({"enableTLS": "true"}, {name: "C", "key": "K"}).query.backend.tls
+        assert tls is not None and tls.cert_pem == "C"
