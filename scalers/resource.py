@@ -6,6 +6,7 @@ so the HPA it becomes is valid.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from scalers.params import TriggerInputs, TriggerMetadata, param, parse_params
 from scalers.quantity import parse_quantity
 
 RESOURCE_TYPES = ("cpu", "memory")
+_PERCENT = re.compile(r"\+?[0-9]{1,10}")
 METRIC_TYPES = ("Utilization", "AverageValue")
 
 
@@ -24,7 +26,7 @@ class Metadata(TriggerMetadata):
         "containerName", optional=True, doc="scale on one container (a ContainerResource)"
     )
     legacy_type: str | None = param(
-        "type", optional=True, enum=METRIC_TYPES, doc="deprecated: use the trigger's metricType"
+        "type", optional=True, doc="removed in KEDA v2.18: refused, use the trigger's metricType"
     )
 
 
@@ -44,8 +46,14 @@ def parse(
     meta = parse_params(Metadata, inputs, problems)
     if meta is None:
         return None
-    kind = meta.legacy_type or metric_type
+    kind = metric_type
     before = len(problems)
+    if meta.legacy_type is not None:  # KEDA's deprecated= tag: set at all is an error
+        problems.add(
+            f"{inputs.path}.type",
+            "was removed in KEDA v2.18; set the trigger's metricType (Utilization or "
+            "AverageValue) instead",
+        )
     for name, message in _check(kind, meta.value):
         problems.add(
             f"{inputs.path}.{name}"
@@ -55,14 +63,18 @@ def parse(
         )
     if len(problems) > before:
         return None
-    return ResourceTarget(resource, kind, meta.value.strip(), meta.container_name)
+    value = meta.value.strip()
+    if kind == "Utilization":
+        value = str(int(value))  # the HPA's integer: "+70" is 70
+    return ResourceTarget(resource, kind, value, meta.container_name)
 
 
 def _check(metric_type: str, value: str) -> Iterator[tuple[str, str]]:
     if metric_type not in METRIC_TYPES:
         yield "", f"{quote(metric_type)} is not valid for cpu or memory (Utilization, AverageValue)"
-    elif metric_type == "Utilization":
-        if not value.strip().isdigit() or int(value) <= 0:
+    elif metric_type == "Utilization":  # KEDA: ParseInt(value, 10, 32); the HPA: above 0
+        text = value.strip()
+        if not _PERCENT.fullmatch(text) or not 0 < int(text) < 2**31:
             yield "value", f"{quote(value)} must be a whole percentage above 0 for Utilization"
     else:
         try:

@@ -249,7 +249,7 @@ def test_external_metric_targets(trigger: dict[str, Any], metric: dict[str, Any]
             },
         ),
         (
-            {"type": "cpu", "metadata": {"value": "70", "type": "Utilization"}},
+            {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "+70"}},
             {
                 "type": "Resource",
                 "resource": {
@@ -259,7 +259,7 @@ def test_external_metric_targets(trigger: dict[str, Any], metric: dict[str, Any]
             },
         ),
     ],
-    ids=["cpu-utilization", "memory-average-value", "container-resource", "legacy-metadata-type"],
+    ids=["cpu-utilization", "memory-average-value", "container-resource", "signed-percentage"],
 )
 def test_resource_metrics(trigger: dict[str, Any], metric: dict[str, Any]) -> None:
     metrics = build(document(api(), trigger))["spec"]["metrics"]

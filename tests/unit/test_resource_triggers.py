@@ -41,11 +41,10 @@ def target(kind: str, metric_type: str, **metadata: str) -> tuple[object, list[s
             {"value": "500m", "containerName": "app"},
             resource.ResourceTarget("cpu", "AverageValue", "500m", "app"),
         ),
-        # KEDA's deprecated metadata.type still wins over the trigger's metricType.
-        (
+        (  # KEDA reads it with Go's ParseInt
             "cpu",
-            "AverageValue",
-            {"value": "60", "type": "Utilization"},
+            "Utilization",
+            {"value": "+60"},
             resource.ResourceTarget("cpu", "Utilization", "60"),
         ),
     ],
@@ -71,6 +70,17 @@ def test_valid_targets(
             f'{PATH}.value: "0" must be a whole percentage above 0 for Utilization',
         ),
         ("AverageValue", {"value": "lots"}, f'{PATH}.value: "lots" is not a Kubernetes quantity'),
+        (
+            "Utilization",
+            {"value": "3000000000"},
+            f'{PATH}.value: "3000000000" must be a whole percentage above 0 for Utilization',
+        ),
+        (  # KEDA v2.18 removed it: any value is refused, as its deprecated= tag does
+            "AverageValue",
+            {"value": "60", "type": "Utilization"},
+            f"{PATH}.type: was removed in KEDA v2.18; set the trigger's metricType "
+            "(Utilization or AverageValue) instead",
+        ),
         (
             "Value",
             {"value": "1"},
