@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import BoundTrigger, bind_all
+from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.control import status
 from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
 from metrics_adapter.control.hpa import build_hpa, needs_update
+from metrics_adapter.control.ignored_event import Announced, announce
 from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.control.lifecycle import (
     FINALIZER,
@@ -66,6 +68,8 @@ class _Tracked:
     original_replicas: int | None = None
     written: ScaledObjectStatus | None = None
     """The last status written, so unchanged status is never patched again."""
+    warned: Announced | None = None
+    """The IgnoredFields Event last sent, so a resync does not send it again."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -158,12 +162,14 @@ class Controller:
             last_active=document.status.last_active_time,
             original_replicas=document.status.original_replica_count,
             written=tracked.written if tracked else None,
+            warned=tracked.warned if tracked else None,
         )
         try:
             so = document.parsed()
             binding = bind_all(so, self.objects)
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
+            await self._warn(tracked, None)
             return
         tracked.so = so
         self.telemetry.register(so)
@@ -171,6 +177,7 @@ class Controller:
         if not self.writing:
             return
         await add_finalizer(self.kube, SCALED_OBJECTS, document.meta)
+        await self._warn(tracked, (*so.warnings, *binding.warnings))
         if tracked.original_replicas is None:
             target = so.scale_target_ref
             scale = await self.kube.get_scale(
@@ -221,6 +228,18 @@ class Controller:
             log.info("%s", message, extra={"scaledObject": str(ref)})
             reference = tracked.document.reference
             await self.kube.create_event(Event(reference, "ScaledObjectPaused", message))
+
+    async def _warn(self, tracked: _Tracked, warnings: tuple[str, ...] | None) -> None:
+        """The IgnoredFields Event, once per spec version; for an object that does not
+        bind (``None``), its parser's and its metadata keys' (a typo may be why)."""
+        so = tracked.document.scaled_object
+        if not self.writing or so is None:
+            return
+        found = object_warnings(so, self.objects) if warnings is None else warnings
+        reference = tracked.document.reference
+        tracked.warned = await announce(
+            self.kube, reference, tracked.version, found, tracked.warned
+        )
 
     async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
         ref = tracked.ref

@@ -27,8 +27,10 @@ from datetime import UTC, datetime
 from metrics_adapter import __version__
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import BoundTrigger, bind_all
+from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.control import job_status
 from metrics_adapter.control.activator import TriggerState, trigger_states
+from metrics_adapter.control.ignored_event import Announced, announce
 from metrics_adapter.control.job_cache import JobCache
 from metrics_adapter.control.job_manifest import (
     build_job,
@@ -80,6 +82,8 @@ class _Tracked:
     """When it was last evaluated (monotonic)."""
     """Metric names failing at the last evaluation: KEDAScalerFailed once per failure."""
     written: ScaledJobStatus | None = None
+    warned: Announced | None = None
+    """The IgnoredFields Event last sent, so a resync does not send it again."""
 
     @property
     def ref(self) -> ScaledJobRef:
@@ -161,12 +165,14 @@ class ScaledJobController:
             last_active=document.status.last_active_time,
             active=previous.active if previous else None,
             written=previous.written if previous else None,
+            warned=previous.warned if previous else None,
         )
         try:
             sj = document.parsed()
             binding = bind_all(sj, self.objects)
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
+            await self._warn(tracked, None)
             return
         for warning in sj.warnings:
             log.warning("%s: %s", sj.subject, warning)
@@ -176,6 +182,7 @@ class ScaledJobController:
         if not self.writing():
             return
         await add_finalizer(self.kube, SCALED_JOBS, document.meta)
+        await self._warn(tracked, (*sj.warnings, *binding.warnings))
         await self._roll_out(tracked, sj)
         was = previous.written if previous else None
         await self._paused_events(tracked, sj, was)
@@ -227,6 +234,17 @@ class ScaledJobController:
             await self._event(tracked, "ScaledJobPaused", "ScaledJob is paused")
         elif not sj.paused and paused_before:
             await self._event(tracked, "ScaledJobUnpaused", "ScaledJob is unpaused")
+
+    async def _warn(self, tracked: _Tracked, warnings: tuple[str, ...] | None) -> None:
+        """As :meth:`Controller._warn <metrics_adapter.control.controller.Controller._warn>`."""
+        sj = tracked.document.scaled_job
+        if not self.writing() or sj is None:
+            return
+        found = object_warnings(sj, self.objects) if warnings is None else warnings
+        reference = tracked.document.reference
+        tracked.warned = await announce(
+            self.kube, reference, tracked.version, found, tracked.warned
+        )
 
     async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
         ref = tracked.ref

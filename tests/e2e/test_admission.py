@@ -340,6 +340,88 @@ def test_an_update_is_checked_and_a_metadata_only_update_is_not(cluster: Cluster
     assert labels.status_code == 200, labels.text
 
 
+def ignored_events(cp: ControlPlane, name: str) -> list[str]:
+    """The messages of the IgnoredFields Events about ScaledObject ``name``, oldest first
+    (each Event's name ends in the nanoseconds it was made at, in hex)."""
+    items = cp.client.get(f"/api/v1/namespaces/{NS}/events").json().get("items") or []
+    ours = [
+        e
+        for e in items
+        if e.get("reason") == "IgnoredFields"
+        and e["involvedObject"].get("kind") == "ScaledObject"
+        and e["involvedObject"].get("name") == name
+    ]
+    assert all(e.get("type") == "Warning" for e in ours), ours
+    ours.sort(key=lambda e: int(e["metadata"]["name"].rsplit(".", 1)[1], 16))
+    return [str(e["message"]) for e in ours]
+
+
+def password_auth(*refs: tuple[str, str]) -> dict[str, Any]:
+    secret_refs = [{"parameter": p, "name": "ignored-creds", "key": k} for p, k in refs]
+    return {
+        "apiVersion": KEDA,
+        "kind": "TriggerAuthentication",
+        "metadata": {"name": "ignored-auth", "namespace": NS},
+        "spec": {"secretTargetRef": secret_refs},
+    }
+
+
+def test_what_nothing_reads_is_a_warning_and_one_event_per_change(cluster: Cluster) -> None:
+    """A typo'd metadata key and an authentication parameter cron never reads: the webhook's
+    warnings, then one IgnoredFields Event; an authentication change that leaves the list as
+    it was (a re-bind) says nothing, one that changes it says it again. No Secret value in
+    either."""
+    cp = cluster.cp
+    secret = "ignored-secret-value"
+    data = {k: base64.b64encode(secret.encode()).decode() for k in ("pw", "pw2")}
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ignored-creds", "namespace": NS},
+            "data": data,
+        }
+    )
+    cp.apply(password_auth(("password", "pw")))
+    cp.apply(deployment("ignored", NS))
+    trigger = cron(metadata={**CRON, "timezon": "UTC"}, authenticationRef={"name": "ignored-auth"})
+    response = created(cp, so("ignored", "ignored", trigger, minReplicaCount=1))
+    first = [
+        "triggers[0].metadata.timezon: not a parameter of cron; ignored (a typo of timezone?)",
+        "triggers[0].authenticationRef (TriggerAuthentication ignored-auth): parameter "
+        "password: not a parameter of cron; ignored",
+    ]
+    assert first[0] in warnings(response)  # the adapter may not have listed ignored-auth yet
+    once = "2 fields ignored: " + "; ".join(first)
+    # Until the adapter lists ignored-auth the binding fails, with an Event of the typo alone.
+    wait_for(
+        "the IgnoredFields Event",
+        lambda: once in ignored_events(cp, "ignored"),
+        RECONCILE_WITHIN,
+    )
+    before = ignored_events(cp, "ignored")
+    assert before[-1] == once
+    cp.apply(password_auth(("password", "pw2")))  # a re-bind: the same list
+    cp.apply(password_auth(("password", "pw2"), ("passwrd", "pw")))  # a new one
+    again = "3 fields ignored: " + "; ".join(
+        [
+            *first,
+            "triggers[0].authenticationRef (TriggerAuthentication ignored-auth): parameter "
+            "passwrd: not a parameter of cron; ignored",
+        ]
+    )
+
+    def next_event() -> list[str] | None:
+        found = ignored_events(cp, "ignored")
+        return found if len(found) > len(before) else None
+
+    # Both changes come through one watch and are re-bound in order: an Event from the first
+    # would be listed before the second's.
+    events = wait_for("the second IgnoredFields Event", next_event, RECONCILE_WITHIN)
+    assert events == [*before, again]
+    assert secret not in str(events)
+
+
 # -- ScaledJobs and authentications ----------------------------------------------------------
 
 
