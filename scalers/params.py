@@ -149,6 +149,8 @@ def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M |
                 problems.add(f"{inputs.path}.{spec.name}", "is required")
             values[f.name] = None
             continue
+        if spec.target and inputs.as_metric_source:  # not the HPA's target: any number
+            spec = dataclasses.replace(spec, gt=None, ge=None)
         converted = _convert(raw, hints[f.name], spec, where, problems)
         values[f.name] = converted
     if len(problems) > before:

@@ -410,3 +410,5 @@ def test_target_value_is_optional_only_under_scaling_modifiers() -> None:
         {"url": "http://a/x", "valueLocation": "v"}, path=P, as_metric_source=True
     )
     assert metrics_api.KIND.create(formula, Problems()) is not None
+    zero = TriggerInputs({**formula.metadata, "targetValue": "0"}, as_metric_source=True)
+    assert metrics_api.KIND.create(zero, Problems()) is not None  # KEDA: 0 is "unset"
