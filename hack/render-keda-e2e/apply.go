@@ -66,19 +66,29 @@ func (e *evaluator) applications(path string, datas []*dataValue) map[string][]a
 				}
 				var names []string
 				context := fn.Name.Name + "()"
+				dataArg := -1
 				if at, ok := oneByOne[id.Name]; ok && len(n.Args) > at[1] {
-					if t, ok := n.Args[at[1]].(*ast.Ident); ok {
+					switch t := n.Args[at[1]].(type) {
+					case *ast.Ident:
 						names = []string{t.Name}
+					case *ast.SelectorExpr:
+						names = []string{t.Sel.Name}
 					}
+					dataArg = at[0]
 				} else if at, ok := together[id.Name]; ok && len(n.Args) > at[1] {
 					if g := e.groupAt(fn, n.Args[at[1]], n.Pos(), byLit, byFunc); g != nil {
 						names, context = g.members, g.id
 						called[g] = true
 					}
+					dataArg = at[0]
 				}
 				var data *dataValue
-				if len(set) > 0 && len(datas) > 0 && len(names) > 0 {
-					data = e.withSettings(fn, datas, set, n.Pos())
+				if len(names) > 0 && len(datas) > 0 {
+					base := e.dataFor(fn, n.Args[dataArg], n.Pos(), datas)
+					data = base
+					if len(set) > 0 {
+						data = e.withSettings(fn, base, set, n.Pos())
+					}
 				}
 				for _, name := range names {
 					out[name] = append(out[name], application{data, context, n.Pos()})
@@ -158,6 +168,23 @@ func (e *evaluator) newGroup(fn *ast.FuncDecl, cl *ast.CompositeLit, n *int, byL
 	return g
 }
 
+// returnedGroup is the template list a helper package's function returns.
+func (e *evaluator) returnedGroup(fn *ast.FuncDecl, byLit map[*ast.CompositeLit]*group) *group {
+	var found *group
+	n := 0
+	ast.Inspect(fn.Body, func(node ast.Node) bool {
+		if ret, ok := node.(*ast.ReturnStmt); ok && found == nil {
+			for _, r := range ret.Results {
+				if cl, ok := r.(*ast.CompositeLit); ok && isTemplateList(cl) {
+					found = e.newGroup(fn, cl, &n, byLit)
+				}
+			}
+		}
+		return found == nil
+	})
+	return found
+}
+
 func isTemplateList(cl *ast.CompositeLit) bool {
 	at, ok := cl.Type.(*ast.ArrayType)
 	if !ok {
@@ -199,6 +226,8 @@ func (e *evaluator) groupAt(fn *ast.FuncDecl, x ast.Expr, pos token.Pos, byLit m
 				case *ast.CallExpr:
 					if f, ok := r.Fun.(*ast.Ident); ok {
 						found = byFunc[f.Name]
+					} else if callee := e.callee(r); callee != nil {
+						found = e.returnedGroup(callee, byLit)
 					}
 				}
 			}
@@ -209,14 +238,114 @@ func (e *evaluator) groupAt(fn *ast.FuncDecl, x ast.Expr, pos token.Pos, byLit m
 	return nil
 }
 
-func (e *evaluator) withSettings(fn *ast.FuncDecl, datas []*dataValue, set []*ast.AssignStmt, pos token.Pos) *dataValue {
-	base := datas[0]
+// dataFor is the data a call passes: the file's literal of the type of its data argument
+// (a variable assigned a literal or a function's result, or a parameter), else the first.
+func (e *evaluator) dataFor(fn *ast.FuncDecl, arg ast.Expr, pos token.Pos, datas []*dataValue) *dataValue {
+	if d := e.assignedData(fn, arg, pos); d != nil {
+		return d
+	}
+	typ := e.typeOf(fn, arg, pos)
 	for _, d := range datas {
-		if _, ok := d.values[set[0].Lhs[0].(*ast.SelectorExpr).Sel.Name]; ok {
-			base = d
-			break
+		if d.typ == typ {
+			return d
 		}
 	}
+	return datas[0]
+}
+
+// assignedData: the data a variable of fn was last given before pos, when that is a
+// literal (`data := nats.JetStreamTemplateData{...}`) or a helper's result.
+func (e *evaluator) assignedData(fn *ast.FuncDecl, arg ast.Expr, pos token.Pos) *dataValue {
+	id, ok := arg.(*ast.Ident)
+	if !ok {
+		return nil
+	}
+	var rhs ast.Expr
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		if a, ok := n.(*ast.AssignStmt); ok && a.Pos() < pos {
+			if l, ok := a.Lhs[0].(*ast.Ident); ok && l.Name == id.Name {
+				rhs = a.Rhs[0]
+			}
+		}
+		return true
+	})
+	switch r := rhs.(type) {
+	case *ast.CompositeLit:
+		if typ, st := e.structOf(r.Type, e.pkg); st != nil {
+			return e.dataOf(literal{fn: fn, lit: r, typ: typ, st: st, pkg: e.pkg})
+		}
+	case *ast.CallExpr:
+		if l, ok := e.helperData(fn, r); ok {
+			return e.dataOf(l)
+		}
+	}
+	return nil
+}
+
+func (e *evaluator) typeOf(fn *ast.FuncDecl, arg ast.Expr, pos token.Pos) string {
+	id, ok := arg.(*ast.Ident)
+	if !ok {
+		return ""
+	}
+	name := func(t ast.Expr) string {
+		switch t := t.(type) {
+		case *ast.Ident:
+			return t.Name
+		case *ast.SelectorExpr:
+			return t.Sel.Name
+		}
+		return ""
+	}
+	typ := ""
+	for _, f := range fn.Type.Params.List {
+		for _, n := range f.Names {
+			if n.Name == id.Name {
+				typ = name(f.Type)
+			}
+		}
+	}
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		a, ok := n.(*ast.AssignStmt)
+		if !ok || a.Pos() >= pos {
+			return true
+		}
+		for i, lhs := range a.Lhs {
+			if l, ok := lhs.(*ast.Ident); !ok || l.Name != id.Name {
+				continue
+			}
+			switch r := a.Rhs[0].(type) {
+			case *ast.CompositeLit:
+				typ = name(r.Type)
+			case *ast.CallExpr:
+				if callee := e.callee(r); callee != nil && callee.Type.Results != nil {
+					if results := callee.Type.Results.List; i < len(results) {
+						typ = name(results[i].Type)
+					}
+				}
+			}
+		}
+		return true
+	})
+	return typ
+}
+
+// callee is the declaration of a function of the file's package or of an imported KEDA
+// test package.
+func (e *evaluator) callee(c *ast.CallExpr) *ast.FuncDecl {
+	switch f := c.Fun.(type) {
+	case *ast.Ident:
+		return e.pkg.funcs[f.Name]
+	case *ast.SelectorExpr:
+		if id, ok := f.X.(*ast.Ident); ok {
+			if dep, ok := e.pkg.imports[id.Name]; ok {
+				return dep.funcs[f.Sel.Name]
+			}
+		}
+	}
+	return nil
+}
+
+func (e *evaluator) withSettings(fn *ast.FuncDecl, base *dataValue, set []*ast.AssignStmt, pos token.Pos) *dataValue {
 	values := map[string]any{}
 	for k, v := range base.values {
 		values[k] = v
@@ -246,5 +375,5 @@ func (e *evaluator) withSettings(fn *ast.FuncDecl, datas []*dataValue, set []*as
 	sort.Strings(fields)
 	fields = slices.Compact(fields)
 	from := fmt.Sprintf("%s, with %s set as %s() sets them", base.from, strings.Join(fields, ", "), fn.Name.Name)
-	return &dataValue{from, values}
+	return &dataValue{base.typ, from, values}
 }

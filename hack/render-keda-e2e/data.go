@@ -59,6 +59,19 @@ func (e *evaluator) templates(path string) []templateConst {
 			if id, ok := n.X.(*ast.Ident); ok {
 				if dep, ok := e.pkg.imports[id.Name]; ok {
 					add(n.Sel.Name, dep)
+					// The templates a helper's template list names.
+					if fn := dep.funcs[n.Sel.Name]; fn != nil && fn.Body != nil {
+						ast.Inspect(fn.Body, func(m ast.Node) bool {
+							if kv, ok := m.(*ast.KeyValueExpr); ok {
+								if key, ok := kv.Key.(*ast.Ident); ok && key.Name == "Config" {
+									if v, ok := kv.Value.(*ast.Ident); ok {
+										add(v.Name, dep)
+									}
+								}
+							}
+							return true
+						})
+					}
 				}
 			}
 		case *ast.Ident:
@@ -87,19 +100,43 @@ func stringy(x ast.Expr) bool {
 }
 
 type dataValue struct {
+	typ    string
 	from   string
 	values map[string]any
 }
 
+// literal is a template data literal and how to evaluate it: in its function (nil: at
+// package level) of its package, whose parameters are the arguments of call when it is a
+// helper package's function the file calls.
 type literal struct {
 	fn   *ast.FuncDecl
 	lit  *ast.CompositeLit
 	typ  string
+	st   *ast.StructType
 	pref bool
+	pkg  *pkg
+	call *site
+}
+
+// structOf is the struct type a literal's type names: the package's own, or an imported
+// KEDA test package's (nats.JetStreamTemplateData).
+func (e *evaluator) structOf(t ast.Expr, p *pkg) (string, *ast.StructType) {
+	switch t := t.(type) {
+	case *ast.Ident:
+		return t.Name, p.structs[t.Name]
+	case *ast.SelectorExpr:
+		if id, ok := t.X.(*ast.Ident); ok {
+			if dep, ok := p.imports[id.Name]; ok {
+				return t.Sel.Name, dep.structs[t.Sel.Name]
+			}
+		}
+	}
+	return "", nil
 }
 
 // dataCandidates evaluates, per struct type the file fills templates with, one literal:
-// the one in a getTemplate* function if there is one, else the file's first.
+// the one in a getTemplate* function (or a helper package's function the file calls, or a
+// package variable) if there is one, else the file's first.
 func (e *evaluator) dataCandidates(path string) []*dataValue {
 	var lits []literal
 	for _, decl := range e.pkg.files[path].Decls {
@@ -108,8 +145,8 @@ func (e *evaluator) dataCandidates(path string) []*dataValue {
 			for _, spec := range gen.Specs {
 				for _, v := range spec.(*ast.ValueSpec).Values {
 					if cl, ok := v.(*ast.CompositeLit); ok {
-						if id, ok := cl.Type.(*ast.Ident); ok && e.pkg.structs[id.Name] != nil {
-							lits = append(lits, literal{nil, cl, id.Name, true})
+						if typ, st := e.structOf(cl.Type, e.pkg); st != nil {
+							lits = append(lits, literal{lit: cl, typ: typ, st: st, pref: true, pkg: e.pkg})
 						}
 					}
 				}
@@ -121,11 +158,14 @@ func (e *evaluator) dataCandidates(path string) []*dataValue {
 		}
 		pref := strings.HasPrefix(strings.ToLower(fn.Name.Name), "gettemplate")
 		ast.Inspect(fn.Body, func(n ast.Node) bool {
-			if cl, ok := n.(*ast.CompositeLit); ok {
-				if id, ok := cl.Type.(*ast.Ident); ok {
-					if _, ok := e.pkg.structs[id.Name]; ok {
-						lits = append(lits, literal{fn, cl, id.Name, pref})
-					}
+			switch n := n.(type) {
+			case *ast.CompositeLit:
+				if typ, st := e.structOf(n.Type, e.pkg); st != nil {
+					lits = append(lits, literal{fn: fn, lit: n, typ: typ, st: st, pref: pref, pkg: e.pkg})
+				}
+			case *ast.CallExpr:
+				if l, ok := e.helperData(fn, n); ok {
+					lits = append(lits, l)
 				}
 			}
 			return true
@@ -153,12 +193,45 @@ func (e *evaluator) dataCandidates(path string) []*dataValue {
 	return out
 }
 
+// helperData: a call of a KEDA test helper (nats.GetJetStreamDeploymentTemplateData) whose
+// function returns a struct literal, evaluated with the call's arguments.
+func (e *evaluator) helperData(caller *ast.FuncDecl, c *ast.CallExpr) (literal, bool) {
+	sel, ok := c.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return literal{}, false
+	}
+	id, ok := sel.X.(*ast.Ident)
+	if !ok {
+		return literal{}, false
+	}
+	dep, ok := e.pkg.imports[id.Name]
+	if !ok {
+		return literal{}, false
+	}
+	fn := dep.funcs[sel.Sel.Name]
+	if fn == nil || fn.Body == nil {
+		return literal{}, false
+	}
+	for _, stmt := range fn.Body.List {
+		ret, ok := stmt.(*ast.ReturnStmt)
+		if !ok || len(ret.Results) == 0 {
+			continue
+		}
+		if cl, ok := ret.Results[0].(*ast.CompositeLit); ok {
+			if typ, st := e.structOf(cl.Type, dep); st != nil {
+				call := &site{c, e.localScope(caller, c.Pos())}
+				return literal{fn: fn, lit: cl, typ: typ, st: st, pref: true, pkg: dep, call: call}, true
+			}
+		}
+	}
+	return literal{}, false
+}
+
 func (e *evaluator) dataOf(l literal) *dataValue {
-	st := e.pkg.structs[l.typ]
 	values := map[string]any{}
 	types := map[string]string{}
 	var order []string
-	for _, f := range st.Fields.List {
+	for _, f := range l.st.Fields.List {
 		t := e.source(f.Type)
 		for _, n := range f.Names {
 			values[n.Name] = zero(t)
@@ -166,9 +239,9 @@ func (e *evaluator) dataOf(l literal) *dataValue {
 			order = append(order, n.Name)
 		}
 	}
-	local, where := e.root, "package variable"
+	local, where := pkgScope(l.pkg), "package variable"
 	if l.fn != nil {
-		local, where = e.localScope(l.fn, l.lit.Pos()), l.fn.Name.Name+"()"
+		local, where = e.scopeIn(l.fn, l.lit.Pos(), l.pkg, l.call), l.fn.Name.Name+"()"
 	}
 	for i, el := range l.lit.Elts {
 		var field string
@@ -182,15 +255,26 @@ func (e *evaluator) dataOf(l literal) *dataValue {
 		}
 		values[field] = convert(e.eval(x, local), types[field])
 	}
-	return &dataValue{fmt.Sprintf("%s literal in %s", l.typ, where), values}
+	return &dataValue{l.typ, fmt.Sprintf("%s literal in %s", l.typ, where), values}
 }
 
 // localScope binds a function's parameters (to the arguments of its first call, else
 // known only at run time) and the simple assignments on the way to pos: in the blocks,
 // loops (the first element of a literal ranged over) and closures (t.Run) around it.
 func (e *evaluator) localScope(fn *ast.FuncDecl, pos token.Pos) *scope {
-	s := &scope{names: map[string]*binding{}, parent: e.root, pkg: e.pkg}
-	args := e.callSite(fn)
+	return e.scopeIn(fn, pos, e.pkg, nil)
+}
+
+// scopeIn is localScope for a function of p, called at args (nil: its first call in p).
+func (e *evaluator) scopeIn(fn *ast.FuncDecl, pos token.Pos, p *pkg, args *site) *scope {
+	parent := e.root
+	if p != e.pkg {
+		parent = pkgScope(p)
+	}
+	s := &scope{names: map[string]*binding{}, parent: parent, pkg: p}
+	if args == nil && p == e.pkg {
+		args = e.callSite(fn)
+	}
 	i := 0
 	for _, f := range fn.Type.Params.List {
 		for _, n := range f.Names {
@@ -237,6 +321,9 @@ func (e *evaluator) bindStmts(list []ast.Stmt, pos token.Pos, s *scope) {
 			}
 		case *ast.ForStmt:
 			if around {
+				if init, ok := st.Init.(*ast.AssignStmt); ok {
+					e.bindAssign(init, s) // the first iteration
+				}
 				e.bindStmts(st.Body.List, pos, s)
 			}
 		case *ast.BlockStmt:

@@ -28,6 +28,7 @@ type pkg struct {
 	files   map[string]*ast.File // by path
 	names   map[string]*binding  // package-level constants and variables
 	structs map[string]*ast.StructType
+	funcs   map[string]*ast.FuncDecl
 	imports map[string]*pkg // by local name; "." for dot imports, merged into lookups
 	dots    []*pkg
 	aliases map[string]string // a renamed standard import (b64) -> its name (base64)
@@ -58,7 +59,7 @@ func (l *loader) load(dir, name string, withTests bool) (*pkg, error) {
 		return p, nil
 	}
 	p := &pkg{fset: l.fset, files: map[string]*ast.File{}, names: map[string]*binding{},
-		structs: map[string]*ast.StructType{}, imports: map[string]*pkg{}, aliases: map[string]string{}}
+		structs: map[string]*ast.StructType{}, funcs: map[string]*ast.FuncDecl{}, imports: map[string]*pkg{}, aliases: map[string]string{}}
 	l.pkgs[key] = p
 	paths, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 	sort.Strings(paths)
@@ -115,6 +116,9 @@ type binding struct {
 
 func (p *pkg) collect(f *ast.File) {
 	for _, decl := range f.Decls {
+		if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv == nil {
+			p.funcs[fn.Name.Name] = fn
+		}
 		gen, ok := decl.(*ast.GenDecl)
 		if !ok {
 			continue
@@ -428,6 +432,8 @@ func (e *evaluator) call(c *ast.CallExpr, s *scope) (any, bool) {
 	if first, rest, ok := strings.Cut(name, "."); ok {
 		if std, ok := e.pkg.aliases[first]; ok {
 			name = std + "." + rest
+		} else if _, ok := e.pkg.imports[first]; ok {
+			name = rest // helper.GetRandomNumber, as the dot import's GetRandomNumber
 		}
 	}
 	switch name {
