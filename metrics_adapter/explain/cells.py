@@ -35,3 +35,8 @@ def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
         "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    """One ``warning:`` line per field an object sets and nothing reads."""
+    return [f"  warning: {w}" for w in warnings]

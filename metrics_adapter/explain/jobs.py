@@ -13,10 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.control.activator import trigger_states
 from metrics_adapter.control.job_scaling import JobCounts, plan
 from metrics_adapter.control.scaled_jobs import metrics
-from metrics_adapter.explain.cells import activation, readable, table, value_cell
+from metrics_adapter.explain.cells import (
+    activation,
+    readable,
+    table,
+    value_cell,
+    warning_lines,
+)
 from metrics_adapter.model.annotations import PAUSED
 from metrics_adapter.model.scaled_job import KIND, ScaledJobRef
 from metrics_adapter.server import Adapter
@@ -71,6 +78,8 @@ class JobReport:
     jobs_to_create: int = 0
     decision: str = ""
     """The line standalone mode logs: ``would create 4 Jobs for ns/name: queue 45, ...``."""
+    warnings: tuple[str, ...] = ()
+    """What it sets and nothing reads (the IgnoredFields Event's list)."""
 
 
 def job_reports(
@@ -90,8 +99,9 @@ def _report(adapter: Adapter, ref: ScaledJobRef, seen: JobsSeen) -> JobReport:
     sj = adapter.inventory.scaled_jobs.get(ref)
     problem = adapter.store.broken_reason(ref)
     name = f"{ref.namespace}/{ref.name}"
+    warnings = () if sj is None else object_warnings(sj, adapter.inventory)
     if sj is None or problem is not None:
-        return JobReport(name, problem or "not loaded")
+        return JobReport(name, problem or "not loaded", warnings=warnings)
     states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
     rows = tuple(
         JobTriggerReport(
@@ -128,12 +138,13 @@ def _report(adapter: Adapter, ref: ScaledJobRef, seen: JobsSeen) -> JobReport:
         decision=f"paused by {PAUSED}: creates no Jobs; unpaused, {summary}"
         if sj.paused
         else summary,
+        warnings=warnings,
     )
 
 
 def render_job(r: JobReport) -> list[str]:
     if r.problem is not None:
-        return [f"{KIND} {r.scaled_job}: not ready: {r.problem}", ""]
+        return [f"{KIND} {r.scaled_job}: not ready: {r.problem}", *warning_lines(r.warnings), ""]
     out = [
         f"{KIND} {r.scaled_job} (min {r.min_jobs}, max {r.max_jobs}, "
         f"strategy {r.strategy}, multipleScalersCalculation {r.calculation})"
@@ -150,6 +161,7 @@ def render_job(r: JobReport) -> list[str]:
         for t in r.triggers
     ]
     out += table([header, *rows])
+    out += warning_lines(r.warnings)
     out += [
         f"  error: {t.metric}: {t.error} (left out, as KEDA does)" for t in r.triggers if t.error
     ]

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
+from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control import hpa
 from metrics_adapter.control.activator import (
@@ -39,7 +40,13 @@ from metrics_adapter.control.activator import (
     hpa_proposal,
     trigger_states,
 )
-from metrics_adapter.explain.cells import activation, readable, table, value_cell
+from metrics_adapter.explain.cells import (
+    activation,
+    readable,
+    table,
+    value_cell,
+    warning_lines,
+)
 from metrics_adapter.explain.jobs import JobReport, job_reports, render_job
 from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.keda import ObjectRef
@@ -133,6 +140,9 @@ class ObjectReport:
     hpa_status: str | None = None
     """The HPA's own status in a cluster: its replicas and conditions."""
     composite: CompositeReport | None = None
+    warnings: tuple[str, ...] = ()
+    """What it sets and nothing reads: unknown fields, metadata keys, authentication
+    parameters (the IgnoredFields Event's list)."""
 
 
 Report = ObjectReport | JobReport
@@ -177,8 +187,11 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
     assert adapter.inventory is not None, "explain is built from an Inventory"
     so = adapter.inventory.scaled_objects.get(ref)
     problem = adapter.store.broken_reason(ref)
+    warnings = () if so is None else object_warnings(so, adapter.inventory)
     if so is None or problem is not None:
-        return ObjectReport(str(ref), "", 0, 0, 0, problem or "not loaded", (), "", None)
+        return ObjectReport(
+            str(ref), "", 0, 0, 0, problem or "not loaded", (), "", None, warnings=warnings
+        )
     current = adapter.inventory.replicas(so) if observed.replicas is None else observed.replicas
     states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
     composed = adapter.store.composite(ref)
@@ -231,6 +244,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
         observed.replicas_from,
         observed.hpa_status,
         None if composed is None else _composite(composed, states, max(current, 1)),
+        warnings,
     )
 
 
@@ -301,7 +315,7 @@ def render(reports: Sequence[Report]) -> str:
             out += render_job(r)
             continue
         if r.problem is not None:
-            out += [f"{r.scaled_object}: not ready: {r.problem}", ""]
+            out += [f"{r.scaled_object}: not ready: {r.problem}", *warning_lines(r.warnings), ""]
             continue
         source = f" from {r.replicas_from}" if r.replicas_from else ""
         out.append(
@@ -321,6 +335,7 @@ def render(reports: Sequence[Report]) -> str:
             for t in r.triggers
         ]
         out += table(lines)
+        out += warning_lines(r.warnings)
         out += [f"  error: {t.metric}: {t.error}" for t in r.triggers if t.error]
         if r.composite is not None:
             out += _render_composite(r.composite)

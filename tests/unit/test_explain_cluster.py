@@ -339,3 +339,35 @@ async def test_scaled_jobs_are_polled_from_here_and_their_jobs_counted(
     assert "Jobs: running 0, pending 0 (not counted, taken as 0: 403 Forbidden: no)" in render(
         [locked]
     )
+
+
+async def test_what_nothing_reads_is_listed_per_object_from_a_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    typo = {**CRON, "metadata": {**CRON["metadata"], "desiredReplicas": "2", "timezon": "UTC"}}
+    job_typo = scaled_job("crunch", "1")
+    job_typo["spec"]["triggers"][0]["metadata"]["ends"] = "x"
+    kube = FakeKube(
+        {
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects": listed(
+                scaled_object("worker", typo)
+            ),
+            f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledjobs": listed(job_typo),
+        }
+    )
+
+    async def connect(kubeconfig: object = None) -> KubeClient:
+        return kube
+
+    monkeypatch.setattr(KubeClient, "connect", connect)
+    (worker, crunch), _ = await explain_namespace(NS, Path("unused"))
+    assert isinstance(worker, ObjectReport) and isinstance(crunch, JobReport)
+    assert worker.warnings == (
+        "triggers[0].metadata.timezon: not a parameter of cron; ignored (a typo of timezone?)",
+    )
+    assert crunch.warnings == (
+        "triggers[0].metadata.ends: not a parameter of cron; ignored (a typo of end?)",
+    )
+    text = render([worker, crunch])
+    assert f"  warning: {worker.warnings[0]}" in text
+    assert f"  warning: {crunch.warnings[0]}" in text
