@@ -6,7 +6,6 @@ not the object."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from croniter import croniter
 
 from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients
+from scalers.cron_spec import canonical
 from scalers.errors import ScalerError, quote
 from scalers.params import TriggerMetadata, param
 
@@ -31,16 +31,12 @@ class Metadata(TriggerMetadata):
         if self.desired_replicas == 0:
             yield "desiredReplicas", '"0" is not a number of replicas to hold (expected 1 or more)'
         for name, expr in (("start", self.start), ("end", self.end)):
-            if not _valid(expr):
-                yield name, f"{quote(expr)} is not a 5-field cron expression"
+            try:
+                canonical(expr)
+            except ValueError as exc:
+                yield name, f"{quote(expr)} is not a 5-field cron expression: {exc}"
         if self.start == self.end:
             yield "end", f"{quote(self.end)} must differ from start"
-
-
-@functools.lru_cache(maxsize=4096)
-def _valid(expr: str) -> bool:
-    """5-field cron syntax; cached, as thousands of triggers share a few schedules."""
-    return len(expr.split()) == 5 and bool(croniter.is_valid(expr))
 
 
 def in_window(start: str, end: str, now: datetime) -> bool:
@@ -94,7 +90,7 @@ class CronScaler(Scaler[bool]):
 def build(meta: Metadata) -> CronScaler:
     return CronScaler(
         meta=meta,
-        query=CronWindow(meta.timezone, meta.start, meta.end),
+        query=CronWindow(meta.timezone, canonical(meta.start), canonical(meta.end)),
         metric_name=normalize(
             f"cron-{meta.timezone}-{_name_part(meta.start)}-{_name_part(meta.end)}"
         ),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
-from scalers import cron
+from scalers import cron, cron_spec
 from scalers.clients import Clients
 from scalers.errors import Problems, ScalerError, quote
 from scalers.params import TriggerInputs, parse_params
@@ -108,9 +110,21 @@ P = "triggers[0].metadata"
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"start": "0 0 8 * * *"}, f'{P}.start: "0 0 8 * * *" is not a 5-field cron expression'),
-        ({"end": "0 20 * *"}, f'{P}.end: "0 20 * *" is not a 5-field cron expression'),
-        ({"end": "61 20 * * *"}, f'{P}.end: "61 20 * * *" is not a 5-field cron expression'),
+        (
+            {"start": "0 0 8 * * *"},
+            f'{P}.start: "0 0 8 * * *" is not a 5-field cron expression: '
+            "expected exactly 5 fields, found 6",
+        ),
+        (
+            {"end": "0 20 * *"},
+            f'{P}.end: "0 20 * *" is not a 5-field cron expression: '
+            "expected exactly 5 fields, found 4",
+        ),
+        (
+            {"end": "61 20 * * *"},
+            f'{P}.end: "61 20 * * *" is not a 5-field cron expression: '
+            'minute: "61" is outside 0-59',
+        ),
         ({"end": "0 8 * * 1-5"}, f'{P}.end: "0 8 * * 1-5" must differ from start'),
         (
             {"desiredReplicas": "0"},
@@ -130,8 +144,8 @@ def test_every_check_problem_at_once() -> None:
     meta, problems = parse(metadata(timezone="Nowhere", start="bad", end="bad"))
     assert meta is None
     assert problems == [
-        f'{P}.start: "bad" is not a 5-field cron expression',
-        f'{P}.end: "bad" is not a 5-field cron expression',
+        f'{P}.start: "bad" is not a 5-field cron expression: expected exactly 5 fields, found 1',
+        f'{P}.end: "bad" is not a 5-field cron expression: expected exactly 5 fields, found 1',
         f'{P}.end: "bad" must differ from start',
     ]
 
@@ -155,3 +169,53 @@ def test_a_negative_desired_replicas_is_accepted_and_never_active() -> None:
     meta, problems = parse(metadata(desiredReplicas="-2"))
     assert problems == [] and meta is not None
     assert cron.build(meta).measure(True) == -2.0
+
+
+@pytest.mark.parametrize(
+    ("expr", "croniter_form"),
+    [
+        ("0 8 * * 1-5", "0 8 * * 1-5"),
+        ("0 8 * * MON-FRI", "0 8 * * 1-5"),
+        ("0 0 1 jan *", "0 0 1 1 *"),
+        ("0 0 1 * ?", "0 0 1 * *"),
+        ("? * * * *", "* * * * *"),  # robfig takes ? in any field, croniter only in days
+        ("+5 * * * *", "5 * * * *"),  # Go's Atoi
+        ("5/15 * * * *", "5-59/15 * * * *"),  # robfig: from 5 to the field's end
+        ("*/15 9-17 * * *", "0-59/15 9-17 * * *"),
+        ("0,30 8,,20 * * *", "0,30 8,20 * * *"),
+    ],
+)
+def test_what_keda_accepts_and_how_croniter_reads_it(expr: str, croniter_form: str) -> None:
+    """KEDA parses schedules with robfig/cron v3 (five fields): the same accepted here,
+    rewritten so that croniter fires when robfig would."""
+    assert cron_spec.canonical(expr) == croniter_form
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("0 0 L * *", 'day of month: "L" is not a number'),
+        ("0 0 1W * *", 'day of month: "1W" is not a number'),
+        ("0 0 * * 5#3", 'day of week: "5#3" is not a number'),
+        ("0 0 * * 7", 'day of week: "7" is outside 0-6'),
+        ("@hourly", "descriptors such as @hourly are not accepted; write five fields"),
+        ("*/0 * * * *", 'minute: the step of "*/0" must be positive'),
+        ("5-3 * * * *", 'minute: "5-3" begins after it ends'),
+        ("1-2-3 * * * *", 'minute: too many hyphens in "1-2-3"'),
+        ("1/2/3 * * * *", 'minute: too many slashes in "1/2/3"'),
+        ("0 0 0 * *", 'day of month: "0" is outside 1-31'),
+        ("0 0 * 13 *", 'month: "13" is outside 1-12'),
+    ],
+)
+def test_what_keda_refuses_is_refused(expr: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(reason)}$"):
+        cron_spec.canonical(expr)
+
+
+def test_day_of_month_or_week_as_robfig_combines_them() -> None:
+    """Both restricted: either matches; one of them ``?`` or ``*``: the other decides."""
+    start = datetime(2026, 1, 1, 12, tzinfo=UTC)  # a Thursday
+    both = croniter(cron_spec.canonical("0 0 15 * MON"), start)
+    assert [both.get_next(datetime).day for _ in range(3)] == [5, 12, 15]
+    only_monday = croniter(cron_spec.canonical("0 0 ? * MON"), start)
+    assert [only_monday.get_next(datetime).day for _ in range(2)] == [5, 12]
