@@ -5,6 +5,7 @@ a webhook: a POST of an AdmissionReview, with no client credentials."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from metrics_adapter.admission.review import MAX_WARNINGS_TOTAL
 from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api.app import Health
 from metrics_adapter.api.auth.gate import build_gate
@@ -101,6 +103,22 @@ async def test_a_bad_object_is_refused_forbidden_with_every_problem(served: Serv
     errors = "keda_webhook_scaled_object_validation_errors_total"
     labels = {"namespace": "apps", "action": "create", "reason": "incorrect-replicas"}
     assert served.telemetry.registry.get_sample_value(errors, labels) == 1
+
+
+async def test_keys_nothing_reads_come_back_as_bounded_warnings(served: Served) -> None:
+    """Each key a trigger sets that nothing reads is a warning naming it; hundreds of them
+    stay within what kube-apiserver passes on, the last line saying how many were left out."""
+    metadata = {**cron()["metadata"], **{f"unread{i:03}": "x" for i in range(200)}}
+    answer = await served.post(
+        "ScaledObject", review(scaled_object(triggers=[cron(metadata=metadata)]))
+    )
+    response = answer.json()["response"]
+    assert response["allowed"] is True
+    warnings = response["warnings"]
+    assert warnings[0] == "triggers[0].metadata.unread000: not a parameter of cron; ignored"
+    assert sum(len(w) for w in warnings) <= MAX_WARNINGS_TOTAL
+    assert re.fullmatch(r"\d+ more warnings not shown", warnings[-1])
+    assert len(warnings) - 1 + int(warnings[-1].split()[0]) == 200
 
 
 @pytest.mark.parametrize("kind", list(PATHS))
