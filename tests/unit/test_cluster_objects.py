@@ -3,18 +3,22 @@ notifications, and the same env resolution as standalone."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
 import pytest
 
+from metrics_adapter.binding.auth_sources.base import ReadContext
+from metrics_adapter.binding.auth_sources.bound_token import BoundTokenRead
+from metrics_adapter.binding.auth_sources.cache import SourceCache
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
-from metrics_adapter.kube.client import SECRETS
+from metrics_adapter.kube.client import SECRETS, BoundToken
 from metrics_adapter.kube.watch import relist_events
 from metrics_adapter.model.keda import ObjectRef, ScaledObject, parse_scaled_object
-from scalers.clients import JsonGet
+from scalers.clients import Clients, JsonGet
 from scalers.errors import ConfigError
 
 NS = "apps"
@@ -236,6 +240,77 @@ def test_binary_secret_keys_are_skipped_and_the_others_kept() -> None:
     objects = fed(secret("tls", password="pw", keystore=b"\xfe\xed\xfe\xed\x00"))
     assert objects.secret_value(NS, "tls", "password") == "pw"
     assert objects.secret_value(NS, "tls", "keystore") is None
+    assert objects.binary_secret_keys(NS, "tls") == frozenset({"keystore"})
+
+
+async def test_outside_sources_are_read_at_settle_and_their_change_rebinds() -> None:
+    """A bound token read through a fake TokenRequest: settle reads it before the bind, its
+    key is among the ScaledObject's dependencies, and a new token is a change of that key."""
+
+    class Tokens:
+        def __init__(self) -> None:
+            self.issued = 0
+
+        async def create_token(self, namespace: str, name: str, seconds: int) -> BoundToken:
+            self.issued += 1
+            return BoundToken(f"token-{self.issued}", None)
+
+    changes: list[ObjectKey] = []
+    replaced = asyncio.Event()
+
+    def changed(key: ObjectKey) -> None:
+        if key.kind == "AuthenticationSource":
+            changes.append(key)
+        if len(changes) >= 2:  # the first token, then its replacement
+            replaced.set()
+
+    kube = Tokens()
+    sources = SourceCache(ReadContext(Clients(), kube, bound_token_expiry=0), min_refresh=0.05)  # type: ignore[arg-type]
+    objects = ClusterObjects("keda", on_change=changed, sources=sources)
+    spec = [{"parameter": "token", "serviceAccountName": "reader"}]
+    objects.handle("TriggerAuthentication", "ADDED", auth("a", boundServiceAccountToken=spec))
+    scaled = so(("a", "TriggerAuthentication"))
+    try:
+        await objects.settle(scaled)
+        [bound] = bind(scaled, objects)
+        assert authorization(bound) == "Bearer token-1"
+        key = ObjectKey(
+            "AuthenticationSource", "", "boundServiceAccountToken of ServiceAccount apps/reader"
+        )
+        assert key in objects.dependencies(scaled)
+        async with asyncio.timeout(10):
+            await replaced.wait()
+        assert set(changes) == {key}
+        assert objects.referencing(key, [scaled]) == [scaled]
+        objects.release(scaled.ref)
+        assert sources.get(bound_read("apps", "reader")) is None
+    finally:
+        await sources.aclose()
+
+
+def bound_read(namespace: str, name: str) -> BoundTokenRead:
+    return BoundTokenRead(namespace, name)
+
+
+def test_pod_identity_depends_on_the_workload_service_account() -> None:
+    workload = deployment({"name": "app"})
+    workload["spec"]["template"]["spec"]["serviceAccountName"] = "web-sa"
+    account = {
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "web-sa",
+            "namespace": NS,
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:r", "other": "x" * 1000},
+        },
+    }
+    identity = {"provider": "aws", "identityOwner": "workload"}
+    objects = fed(workload, account, auth("a", podIdentity=identity))
+    scaled = so(("a", "TriggerAuthentication"))
+    assert ObjectKey("ServiceAccount", NS, "web-sa") in objects.dependencies(scaled)
+    assert objects.workload_service_account(scaled) == "web-sa"
+    assert objects.service_account_annotations(NS, "web-sa") == {
+        "eks.amazonaws.com/role-arn": "arn:r"
+    }
 
 
 def test_a_broken_authentication_is_logged_and_left_out(caplog: pytest.LogCaptureFixture) -> None:
