@@ -5,29 +5,37 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from scalers.base import Example, Scaler, ScalerKind, normalize
+from scalers import aws
+from scalers.aws_sigv4 import SigV4, canonical_query
+from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients, HttpIdentity
-from scalers.errors import SourceResponseError, SourceTimeout, quote
-from scalers.params import Source, TriggerMetadata, param
+from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
+from scalers.params import Source, param
 
 _AUTH = (Source.AUTH,)
-_TRIGGER_THEN_AUTH = (Source.TRIGGER, Source.AUTH)
+_EITHER = (Source.TRIGGER, Source.AUTH)
 AUTH_MODES = ("apiKey", "basic", "tls", "bearer", "custom", "oauth")
-"""What KEDA's ``authModes`` accepts; of these the prometheus trigger applies only
-:data:`SUPPORTED_AUTH_MODES` (KEDA silently sends ``apiKey`` and ``oauth`` without credentials)."""
-SUPPORTED_AUTH_MODES = ("basic", "bearer", "custom", "tls")
-_EXCLUSIVE_MODES = ("bearer", "basic", "oauth")
+"""KEDA's ``authModes``. The prometheus trigger applies bearer, basic, custom and tls; as in
+KEDA, apiKey and oauth are checked and then send nothing."""
+_EXCLUSIVE = ("bearer", "basic", "oauth")
+"""KEDA's ``exclusiveSet``: each of these sets the Authorization header, so one at most."""
 
 
 @dataclass(frozen=True)
-class Metadata(TriggerMetadata):
-    server_address: str = param("serverAddress", doc="base URL; the query goes to /api/v1/query")
+class Metadata(aws.AwsAuth):
+    """KEDA's ``prometheusMetadata`` with its ``authentication.Config``, and the AWS
+    identity (``awsRegion``, ``identityOwner``, keys, role) that signs for Amazon Managed
+    Prometheus when no authModes are given."""
+
+    server_address: str = param(
+        "serverAddress",
+        doc="http(s) base URL (any other fails when polled); queries go to /api/v1/query",
+    )
     query: str = param("query", doc="PromQL that returns one series")
     threshold: float = param("threshold", gt=0)
     activation_threshold: float = param("activationThreshold", default="0")
@@ -40,18 +48,25 @@ class Metadata(TriggerMetadata):
         "ignoreNullValues", default="true", doc="an empty, NaN or Inf answer reads as 0"
     )
     unsafe_ssl: bool = param("unsafeSsl", default="false")
-    timeout: str | None = param(
+    timeout: timedelta | None = param(  # noqa: RUF009 (a frozen value)
         "timeout", optional=True, doc="Go duration or milliseconds; bounded by the adapter's own"
     )
+    aws_region: str | None = param(
+        "awsRegion",
+        order=_EITHER,
+        optional=True,
+        doc="with an AWS identity and no authModes: SigV4 (Amazon Managed Prometheus)",
+    )
     auth_modes: tuple[str, ...] | None = param(
-        "authModes", order=_TRIGGER_THEN_AUTH, optional=True, doc=", ".join(SUPPORTED_AUTH_MODES)
+        "authModes",
+        aliases=("authMode",),
+        order=_EITHER,
+        optional=True,
+        enum=AUTH_MODES,
+        doc="basic, bearer, custom, tls; apiKey and oauth send nothing, as in KEDA",
     )
-    auth_mode: tuple[str, ...] | None = param(
-        "authMode", order=_TRIGGER_THEN_AUTH, optional=True, doc="KEDA's alias of authModes"
-    )
-    bearer_token: str | None = param("bearerToken", order=_AUTH, optional=True, secret=True)
-    token: str | None = param(
-        "token", order=_AUTH, optional=True, doc="alias of bearerToken", secret=True
+    bearer_token: str | None = param(
+        "bearerToken", aliases=("token",), order=_AUTH, optional=True, secret=True
     )
     username: str | None = param("username", order=_AUTH, optional=True)
     password: str | None = param("password", order=_AUTH, optional=True, secret=True)
@@ -59,22 +74,19 @@ class Metadata(TriggerMetadata):
     cert: str | None = param("cert", order=_AUTH, optional=True)
     key: str | None = param("key", order=_AUTH, optional=True, secret=True)
     custom_auth_header: str | None = param("customAuthHeader", order=_AUTH, optional=True)
-    custom_auth_value: str | None = param("customAuthValue", order=_AUTH, optional=True)
+    custom_auth_value: str | None = param(
+        "customAuthValue", order=_AUTH, optional=True, secret=True
+    )
+    api_key: str | None = param("apiKey", order=_EITHER, optional=True, secret=True)
+    method: str = param("method", order=_EITHER, default="header", enum=("header", "query"))
+    oauth_token_uri: str | None = param("oauthTokenURI", order=_AUTH, optional=True)
+    client_id: str | None = param("clientID", order=_AUTH, optional=True)
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return self.auth_modes or self.auth_mode or ()
-
-    @property
-    def modes_name(self) -> str:
-        return "authModes" if self.auth_modes else "authMode"
+        return self.auth_modes or ()
 
     def check(self) -> Iterator[tuple[str, str]]:
-        if not self.server_address.startswith(("http://", "https://")):
-            yield (
-                "serverAddress",
-                f"{quote(self.server_address)} must start with http:// or https://",
-            )
         for name, text in (
             ("customHeaders", self.custom_headers),
             ("queryParameters", self.query_parameters),
@@ -83,42 +95,42 @@ class Metadata(TriggerMetadata):
                 parse_pairs(text)
             except ValueError as exc:
                 yield name, str(exc)
-        try:
-            parse_duration(self.timeout)
-        except ValueError as exc:
-            yield "timeout", str(exc)
         yield from self._check_auth()
 
     def _check_auth(self) -> Iterator[tuple[str, str]]:
-        modes, name = self.modes, self.modes_name
-        unknown = [m for m in modes if m not in AUTH_MODES]
-        if unknown:
-            yield name, f"{quote(','.join(modes))} must be among: {', '.join(AUTH_MODES)}"
-            return
-        unsupported = [m for m in modes if m not in SUPPORTED_AUTH_MODES]
-        if unsupported:
+        """KEDA's ``authentication.Config.Validate``."""
+        modes = self.modes
+        exclusive = [m for m in _EXCLUSIVE if m in modes]
+        if len(exclusive) > 1:
             yield (
-                name,
-                (
-                    f"{quote(','.join(unsupported))} is not supported by the prometheus trigger "
-                    f"(supported: {', '.join(SUPPORTED_AUTH_MODES)})"
-                ),
+                "authModes",
+                f"may hold one of {', '.join(_EXCLUSIVE)}, not {' and '.join(exclusive)}",
             )
-        if sum(m in _EXCLUSIVE_MODES for m in modes) > 1:
-            yield name, f"{quote(','.join(modes))} may hold only one of bearer, basic, oauth"
         needed = {
-            "bearer": (("bearerToken", self.bearer_token or self.token),),
+            "bearer": (("bearerToken", self.bearer_token),),
             "basic": (("username", self.username),),
-            "tls": (("cert", self.cert), ("key", self.key), ("ca", self.ca)),
+            "tls": (("cert", self.cert), ("key", self.key)),
+            "oauth": (("oauthTokenURI", self.oauth_token_uri), ("clientID", self.client_id)),
             "custom": (
                 ("customAuthHeader", self.custom_auth_header),
                 ("customAuthValue", self.custom_auth_value),
             ),
+            "apiKey": (("apiKey", self.api_key),),
         }
         for mode in modes:
-            for param_name, value in needed.get(mode, ()):
+            for param_name, value in needed[mode]:
                 if not value:
-                    yield param_name, f"is required by {name} {mode} (from the authentication)"
+                    yield param_name, f"is required by authModes {mode} (from the authentication)"
+
+    def identity_problems(self) -> Iterator[tuple[str, str]]:
+        """KEDA's ``checkAuthConfigWithPodIdentity``; an AWS identity is never required."""
+        pod = self.pod_identity
+        if pod is not None and self.modes:
+            yield (
+                "authModes",
+                f"{quote(','.join(self.modes))} cannot be used with the authentication's "
+                f"podIdentity (provider {pod.provider}): give one or the other",
+            )
 
 
 _PAIR_SEPARATOR = "="
@@ -137,24 +149,6 @@ def parse_pairs(text: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str | None) -> float | None:
-    """KEDA's duration parameters: a Go duration (``1m30s``, ``500ms``) or milliseconds."""
-    if text is None:
-        return None
-    if text.isdigit():
-        seconds = int(text) / 1000
-    else:
-        parts = _GO_DURATION.findall(text)
-        if not parts or "".join(number + unit for number, unit in parts) != text:
-            raise ValueError(f"{quote(text)} is not a duration (e.g. 5s, 1m30s, or 3000 for ms)")
-        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-    return seconds or None  # KEDA: 0 means the default timeout
-
-
 @dataclass(frozen=True, slots=True)
 class InstantQuery:
     """``GET <server>/api/v1/query``: the same query, server, parameters and credentials
@@ -166,6 +160,8 @@ class InstantQuery:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     identity: HttpIdentity = field(default_factory=HttpIdentity, repr=False)
     timeout: float | None = None
+    signer: SigV4 | None = None
+    """Amazon Managed Prometheus: each request signed with SigV4, as its identity."""
 
     @property
     def endpoint(self) -> str:
@@ -174,7 +170,9 @@ class InstantQuery:
     def url(self, now: datetime) -> str:
         # KEDA's time: RFC 3339 in UTC, whole seconds.
         query = [("query", self.promql), ("time", now.strftime("%Y-%m-%dT%H:%M:%SZ"))]
-        return f"{self.endpoint}?{urlencode([*query, *self.parameters])}"
+        pairs = [*query, *self.parameters]
+        encoded = canonical_query(pairs) if self.signer else urlencode(pairs)
+        return f"{self.endpoint}?{encoded}"
 
     @property
     def subject(self) -> str:
@@ -182,9 +180,17 @@ class InstantQuery:
         return f"{self.endpoint}: query {quote(self.promql)}"
 
     async def run(self, clients: Clients) -> InstantValue:
+        if not self.server_address.startswith(("http://", "https://")):
+            # KEDA builds the trigger and fails each request: the object stays ready.
+            raise SourceUnreachable(
+                f"{self.describe()}: serverAddress {quote(self.server_address)} must start "
+                "with http:// or https://"
+            )
         url, headers = self.url(datetime.now(UTC)), dict(self.headers)
         try:
             async with asyncio.timeout(self.timeout):
+                if self.signer is not None:
+                    headers = await self.signer.headers(clients, "GET", url, headers)
                 answer = await clients.get_json(url, headers=headers, identity=self.identity)
         except TimeoutError:
             if self.timeout is None:
@@ -265,7 +271,7 @@ def _headers(meta: Metadata) -> tuple[tuple[str, str], ...]:
     modes = meta.modes
     credentials: tuple[str, str] | None = None
     if "bearer" in modes:
-        credentials = ("Authorization", f"Bearer {meta.bearer_token or meta.token}")
+        credentials = ("Authorization", f"Bearer {meta.bearer_token}")
     elif "basic" in modes:
         pair = f"{meta.username}:{meta.password or ''}".encode()
         credentials = ("Authorization", "Basic " + base64.b64encode(pair).decode())
@@ -274,6 +280,18 @@ def _headers(meta: Metadata) -> tuple[tuple[str, str], ...]:
     if credentials is not None:
         headers[credentials[0].lower()] = credentials
     return tuple(sorted(headers.values()))
+
+
+def _signer(meta: Metadata) -> SigV4 | None:
+    """KEDA signs with SigV4 when no authModes are given and its ``GetAwsAuthorization``
+    finds an AWS identity: a podIdentity aws, a role, keys, or an identityOwner other than
+    pod (``operator``): the region is ``awsRegion``, needed when a request is signed."""
+    if meta.modes:
+        return None
+    authorization = meta.authorization()
+    if authorization is None:
+        return None
+    return SigV4(authorization.identity(meta.aws_region or ""))
 
 
 def build(meta: Metadata) -> PrometheusScaler:
@@ -293,7 +311,8 @@ def build(meta: Metadata) -> PrometheusScaler:
         parameters=parameters,
         headers=_headers(meta),
         identity=identity,
-        timeout=parse_duration(meta.timeout),
+        timeout=meta.timeout.total_seconds() if meta.timeout else None,
+        signer=_signer(meta),
     )
     return PrometheusScaler(
         meta=meta,
@@ -305,7 +324,7 @@ def build(meta: Metadata) -> PrometheusScaler:
     )
 
 
-KIND = ScalerKind(
+KIND = aws.AwsKind(
     type_name="prometheus",
     keda_name="prometheusScaler",
     metadata=Metadata,

@@ -433,7 +433,7 @@ def client_error(status: int, code: str, message: str) -> boto.ClientError:
         (
             boto.NoCredentialsError(),
             SourceUnreachable,
-            "what: the adapter's own AWS identity is used, but it has no AWS credentials",
+            "what: the adapter's own AWS identity is used, and the adapter has no AWS credentials",
         ),
         (
             client_error(403, "InvalidClientTokenId", "The security token is invalid."),
