@@ -314,8 +314,8 @@ func (e *evaluator) bindStmts(list []ast.Stmt, pos token.Pos, s *scope) {
 					s.names[id.Name] = &binding{value: int64(0), done: true}
 				}
 				if id, ok := st.Value.(*ast.Ident); ok && id.Name != "_" {
-					first := &ast.IndexExpr{X: st.X, Index: &ast.BasicLit{Kind: token.INT, Value: "0"}}
-					s.names[id.Name] = &binding{expr: first, scope: s}
+					row := &ast.IndexExpr{X: st.X, Index: &ast.Ident{Name: loopRow}}
+					s.names[id.Name] = &binding{expr: row, scope: s}
 				}
 				e.bindStmts(st.Body.List, pos, s)
 			}
@@ -335,6 +335,15 @@ func (e *evaluator) bindStmts(list []ast.Stmt, pos token.Pos, s *scope) {
 				e.bindStmts(st.Body.List, pos, s)
 				if blk, ok := st.Else.(*ast.BlockStmt); ok {
 					e.bindStmts(blk.List, pos, s)
+				}
+			} else if st.Init == nil {
+				// `if nbReplicas > 1 { aggregate = true }`: the branch taken, when known.
+				if cond, ok := e.quiet(st.Cond, s).(bool); ok {
+					if cond {
+						e.bindStmts(st.Body.List, pos, s)
+					} else if blk, ok := st.Else.(*ast.BlockStmt); ok {
+						e.bindStmts(blk.List, pos, s)
+					}
 				}
 			}
 		}

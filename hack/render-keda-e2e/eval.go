@@ -14,7 +14,6 @@ import (
 	"go/parser"
 	"go/printer"
 	"go/token"
-	"maps"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -168,7 +167,11 @@ func pkgScope(p *pkg) *scope {
 	return own
 }
 
+// loopRow stands, in the index of a loop variable's binding, for the row being evaluated.
+const loopRow = "·row"
+
 type evaluator struct {
+	row          int // of the loops over literal tables, as renderFile evaluates it
 	l            *loader
 	pkg          *pkg
 	root         *scope
@@ -346,7 +349,10 @@ func (e *evaluator) eval(x ast.Expr, s *scope) any {
 			return fields
 		}
 	case *ast.IndexExpr:
-		if list, ok := e.quiet(x.X, s).([]any); ok {
+		if list, ok := e.quiet(x.X, s).([]any); ok && len(list) > 0 {
+			if id, ok := x.Index.(*ast.Ident); ok && id.Name == loopRow {
+				return list[min(e.row, len(list)-1)]
+			}
 			if i, ok := e.eval(x.Index, s).(int64); ok && int(i) < len(list) {
 				return list[i]
 			}
@@ -355,15 +361,10 @@ func (e *evaluator) eval(x ast.Expr, s *scope) any {
 	return e.placeholder(e.source(x))
 }
 
-// quiet evaluates x without naming a placeholder when x is only known at run time: the
-// caller names the larger expression instead.
+// quiet evaluates x where its value only decides something (a branch, an element): the
+// placeholders it names are listed only if the output shows them (see usedPlaceholders).
 func (e *evaluator) quiet(x ast.Expr, s *scope) any {
-	saved := maps.Clone(e.placeholders)
-	v := e.eval(x, s)
-	if str, ok := v.(string); ok && strings.HasPrefix(str, "placeholder-") {
-		e.placeholders = saved
-	}
-	return v
+	return e.eval(x, s)
 }
 
 // scopeOf is where a package-level name found through s is evaluated: its own package.
@@ -380,7 +381,27 @@ func (e *evaluator) scopeOf(name string, s *scope) *scope {
 }
 
 func (e *evaluator) binary(x *ast.BinaryExpr, s *scope) any {
-	a, b := e.eval(x.X, s), e.eval(x.Y, s)
+	a, b := e.quiet(x.X, s), e.quiet(x.Y, s)
+	switch x.Op {
+	case token.EQL, token.NEQ, token.GTR, token.LSS, token.GEQ, token.LEQ, token.LAND, token.LOR:
+		// A condition: a bool when both sides are known, else nil (no branch is taken).
+		if !isKnown(a) || !isKnown(b) {
+			return nil
+		}
+	}
+	switch x.Op {
+	case token.EQL:
+		return a == b
+	case token.NEQ:
+		return a != b
+	case token.LAND, token.LOR:
+		av, aok := a.(bool)
+		bv, bok := b.(bool)
+		if aok && bok {
+			return (x.Op == token.LAND && av && bv) || (x.Op == token.LOR && (av || bv))
+		}
+		return nil
+	}
 	switch av := a.(type) {
 	case string:
 		if bv, ok := b.(string); ok && x.Op == token.ADD {
@@ -403,10 +424,29 @@ func (e *evaluator) binary(x *ast.BinaryExpr, s *scope) any {
 				if bv != 0 {
 					return av % bv
 				}
+			case token.GTR:
+				return av > bv
+			case token.LSS:
+				return av < bv
+			case token.GEQ:
+				return av >= bv
+			case token.LEQ:
+				return av <= bv
 			}
 		}
 	}
 	return e.placeholder(e.source(x))
+}
+
+// isKnown: a comparable value that is not a placeholder.
+func isKnown(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return !strings.HasPrefix(v, "placeholder-")
+	case int64, bool, float64:
+		return true
+	}
+	return false
 }
 
 func (e *evaluator) args(c *ast.CallExpr, s *scope) []any {
@@ -441,6 +481,15 @@ func (e *evaluator) call(c *ast.CallExpr, s *scope) (any, bool) {
 		a := e.args(c, s)
 		if f, ok := a[0].(string); ok {
 			return fmt.Sprintf(f, a[1:]...), true
+		}
+	case "len":
+		switch v := e.eval(c.Args[0], s).(type) {
+		case string:
+			if isKnown(v) {
+				return int64(len(v)), true
+			}
+		case []any:
+			return int64(len(v)), true
 		}
 	case "fmt.Sprint":
 		return fmt.Sprint(e.args(c, s)...), true

@@ -19,9 +19,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"go/ast"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,65 +204,149 @@ func renderFile(l *loader, path, rel string) (*rendered, error) {
 		return nil, err
 	}
 	r := &rendered{source: rel}
-	ev := newEvaluator(l, pkg)
-	datas := ev.dataCandidates(path)
-	if len(datas) == 0 {
-		r.dataFrom = "no templateData literal; every field is its zero value"
-	} else {
-		var from []string
-		for _, d := range datas {
-			from = append(from, d.from)
-		}
-		r.dataFrom = strings.Join(from, "; ")
+	// A test that loops over a literal table (`for _, n := range []int{1, 10}`) applies its
+	// templates once per row: the file is evaluated once per row, every loop taking that
+	// row (or its last), and each distinct output kept once.
+	type outputs struct {
+		list []*rendering
+		seen map[string]*rendering
 	}
-	applied := ev.applications(path, datas)
-	for _, t := range ev.templates(path) {
-		base := chooseData(datas, t.text)
-		apps := applied[t.name]
-		if len(apps) == 0 {
-			apps = []application{{}}
+	byTemplate := map[string]*outputs{}
+	var order []string
+	placeholders := map[string]bool{}
+	failures := map[string]bool{}
+	rows := loopRows(pkg.files[path])
+	for row := 0; row < rows; row++ {
+		ev := newEvaluator(l, pkg)
+		ev.row = row
+		datas := ev.dataCandidates(path)
+		if row == 0 {
+			r.dataFrom = describe(datas)
 		}
-		tmpl, err := template.New(t.name).Parse(t.text)
-		if err != nil {
-			r.failures = append(r.failures, fmt.Sprintf("%s: %v", t.name, err))
-			continue
-		}
-		// One rendering per distinct output, with every context that yields it.
-		var outputs []*rendering
-		seen := map[string]*rendering{}
-		for _, a := range apps {
-			data := base
-			if a.data != nil {
-				data = a.data
+		applied := ev.applications(path, datas)
+		for _, t := range ev.templates(path) {
+			out, ok := byTemplate[t.name]
+			if !ok {
+				out = &outputs{seen: map[string]*rendering{}}
+				byTemplate[t.name] = out
+				order = append(order, t.name)
 			}
-			var values map[string]any
-			if data != nil {
-				values = data.values
-			}
-			var b bytes.Buffer
-			if err := tmpl.Execute(&b, values); err != nil {
-				r.failures = append(r.failures, fmt.Sprintf("%s: %v", t.name, err))
+			tmpl, err := template.New(t.name).Parse(t.text)
+			if err != nil {
+				failures[fmt.Sprintf("%s: %v", t.name, err)] = true
 				continue
 			}
-			out, ok := seen[b.String()]
-			if !ok {
-				out = &rendering{text: b.String()}
-				if a.data != nil {
-					out.note = a.data.from
-				}
-				seen[b.String()] = out
-				outputs = append(outputs, out)
+			base := chooseData(datas, t.text)
+			apps := applied[t.name]
+			if len(apps) == 0 {
+				apps = []application{{}}
 			}
-			if a.context != "" && !slices.Contains(out.contexts, a.context) {
-				out.contexts = append(out.contexts, a.context)
+			// One rendering per distinct output, with every context that yields it.
+			for _, a := range apps {
+				data := base
+				if a.data != nil {
+					data = a.data
+				}
+				var values map[string]any
+				if data != nil {
+					values = data.values
+				}
+				var b bytes.Buffer
+				if err := tmpl.Execute(&b, values); err != nil {
+					failures[fmt.Sprintf("%s: %v", t.name, err)] = true
+					continue
+				}
+				o, ok := out.seen[b.String()]
+				if !ok {
+					o = &rendering{text: b.String()}
+					if a.data != nil {
+						o.note = a.data.from
+					}
+					out.seen[b.String()] = o
+					out.list = append(out.list, o)
+				}
+				if a.context != "" && !slices.Contains(o.contexts, a.context) {
+					o.contexts = append(o.contexts, a.context)
+				}
 			}
 		}
-		for _, o := range outputs {
-			r.addDocs(t.name, o.contexts, o.note, o.text)
+		for _, p := range ev.placeholderList() {
+			placeholders[p] = true
 		}
 	}
-	r.placeholders = ev.placeholderList()
+	for _, name := range order {
+		for _, o := range byTemplate[name].list {
+			r.addDocs(name, o.contexts, o.note, o.text)
+		}
+	}
+	r.placeholders = usedPlaceholders(slices.Sorted(maps.Keys(placeholders)), r.docs)
+	r.failures = slices.Sorted(maps.Keys(failures))
 	return r, nil
+}
+
+var base64Token = regexp.MustCompile(`[A-Za-z0-9+/]{8,}={0,2}`)
+
+// usedPlaceholders keeps the placeholders the documents show, as they are or base64-encoded
+// (a Secret's data): the evaluator also names the unknowns it only looked at.
+func usedPlaceholders(listed []string, docs []document) []string {
+	var text strings.Builder
+	for _, d := range docs {
+		text.WriteString(d.text + "\n")
+		for _, tok := range base64Token.FindAllString(d.text, -1) {
+			if raw, err := base64.StdEncoding.DecodeString(tok); err == nil {
+				text.Write(raw)
+				text.WriteString("\n")
+			}
+		}
+	}
+	var out []string
+	for _, p := range listed {
+		value, _, _ := strings.Cut(p, " = ")
+		shown := regexp.MustCompile(regexp.QuoteMeta(value) + `([^a-z0-9-]|$)`)
+		if !strings.HasPrefix(value, "placeholder-") || shown.MatchString(text.String()) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func describe(datas []*dataValue) string {
+	if len(datas) == 0 {
+		return "no templateData literal; every field is its zero value"
+	}
+	var from []string
+	for _, d := range datas {
+		from = append(from, d.from)
+	}
+	return strings.Join(from, "; ")
+}
+
+// loopRows is the most rows a loop of the file ranges over when they are written in it
+// (a literal, or a variable assigned one), at least 1.
+func loopRows(f *ast.File) int {
+	rows := 1
+	literals := map[string]int{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if a, ok := n.(*ast.AssignStmt); ok && len(a.Lhs) == len(a.Rhs) {
+			for i, lhs := range a.Lhs {
+				if id, ok := lhs.(*ast.Ident); ok {
+					if cl, ok := a.Rhs[i].(*ast.CompositeLit); ok {
+						literals[id.Name] = len(cl.Elts)
+					}
+				}
+			}
+		}
+		if rs, ok := n.(*ast.RangeStmt); ok {
+			switch x := rs.X.(type) {
+			case *ast.CompositeLit:
+				rows = max(rows, len(x.Elts))
+			case *ast.Ident:
+				rows = max(rows, literals[x.Name])
+			}
+		}
+		return true
+	})
+	return rows
 }
 
 func (r *rendered) addDocs(name string, groups []string, note, text string) {
