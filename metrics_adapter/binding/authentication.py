@@ -15,6 +15,7 @@ so binding does not also call them missing.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -305,6 +306,7 @@ def object_reads(obj: Scalable, objects: ObjectSource) -> set[SourceRead]:
     return reads
 
 
+@functools.cache
 def _plugin(module: str) -> ParameterReads | None:
     try:
         found = importlib.import_module(f"metrics_adapter.binding.auth_sources.{module}")
