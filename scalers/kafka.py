@@ -72,16 +72,6 @@ class Metadata(TriggerMetadata):
     )
     username: str | None = param("username", order=_AUTH, optional=True)
     password: str | None = param("password", order=_AUTH, optional=True, secret=True)
-    sasl_token_provider: str | None = param(
-        "saslTokenProvider",
-        order=_FROM_AUTH,
-        optional=True,
-        enum=("bearer", "aws_msk_iam"),
-        doc="with sasl oauthbearer, which is not supported yet",
-    )
-    kerberos_disable_fast: bool = param(
-        "kerberosDisableFAST", order=_AUTH, default="false", doc="with sasl gssapi (not yet)"
-    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.bootstrap_servers:

@@ -110,12 +110,6 @@ class Metadata(TriggerMetadata):
             for name, value in required[mode]:
                 if not value:
                     yield name, f"is required by authMode {mode} (from the authentication)"
-        if "oauth" in modes:
-            yield (
-                "authModes",
-                "oauth is not supported by metrics-adapter: it would need an OAuth2 client "
-                "credentials token from oauthTokenURI, renewed before it expires",
-            )
         if self.format in _UNSUPPORTED_FORMATS:
             yield (
                 "format",
@@ -207,8 +201,9 @@ def _with_query_key(url: str, name: str, value: str) -> str:
 
 
 def build(meta: Metadata) -> MetricsApiScaler:
-    """The request KEDA makes: each enabled mode adds its credential (custom: its header,
-    which KEDA's metrics-api scaler accepts but does not send)."""
+    """The request KEDA makes: each enabled mode adds its credential. ``oauth`` adds none:
+    KEDA's metrics-api scaler checks its parameters and sends no token either. ``custom``
+    adds its header, which KEDA accepts but does not send (harmless where it is not needed)."""
     url, headers = meta.url, {}
     key_name = meta.key_param_name
     if meta.enabled("apiKey") and meta.api_key:

@@ -316,20 +316,3 @@ def test_partition_limitation_needs_a_topic_as_in_keda() -> None:
 
 def test_kind() -> None:
     assert (kafka.KIND.type_name, kafka.KIND.keda_name) == ("kafka", "kafkaScaler")
-
-
-@pytest.mark.parametrize(
-    ("auth", "problem"),
-    [
-        ({"saslTokenProvider": "aws"}, '"aws" is not one of: bearer, aws_msk_iam'),
-        ({"kerberosDisableFAST": "yes"}, '"yes" is not a boolean (expected true or false)'),
-    ],
-)
-def test_keda_checks_the_options_of_sasl_modes_even_when_unused(
-    auth: dict[str, str], problem: str
-) -> None:
-    """KEDA parses every tagged field whatever ``sasl`` says: a bad value is refused."""
-    problems = Problems()
-    inputs = TriggerInputs(dict(BASE), {}, auth, path=P)
-    assert kafka.KIND.create(inputs, problems) is None
-    assert [p.message for p in problems] == [problem]

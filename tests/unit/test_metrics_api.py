@@ -346,12 +346,6 @@ async def test_format_xml_is_accepted_and_fails_when_polled() -> None:
             f"{P}.format: yaml is not supported by metrics-adapter yet: it would need "
             "reading YAML answers; serve JSON (format json)",
         ),
-        (
-            {"authModes": "oauth"},
-            {"oauthTokenURI": "http://idp/token", "clientID": "c"},
-            f"{P}.authModes: oauth is not supported by metrics-adapter: it would need an OAuth2 "
-            "client credentials token from oauthTokenURI, renewed before it expires",
-        ),
     ],
 )
 def test_what_metrics_adapter_cannot_do_is_refused_by_name(
@@ -387,6 +381,17 @@ def test_several_auth_modes_at_once() -> None:
     scaler = built({"authModes": "tls, apiKey"}, {"cert": "CERT", "key": "KEY", "apiKey": "K"})
     assert scaler.query.headers == (("X-API-KEY", "K"),)
     assert scaler.query.identity.cert_pem == "CERT"
+
+
+def test_oauth_is_checked_and_sends_nothing_as_in_keda() -> None:
+    """KEDA's metrics-api scaler requires oauthTokenURI and clientID, then fetches no token."""
+    scaler = built({"authModes": "oauth"}, {"oauthTokenURI": "http://idp/token", "clientID": "c"})
+    assert scaler.query.headers == ()
+    _, problems = create({**BASE, "authModes": "oauth"})
+    assert problems == [
+        f"{P}.oauthTokenURI: is required by authMode oauth (from the authentication)",
+        f"{P}.clientID: is required by authMode oauth (from the authentication)",
+    ]
 
 
 def test_custom_auth_sends_its_header() -> None:
