@@ -330,7 +330,13 @@ class Controller:
     async def _rebind_forever(self) -> None:
         while True:
             key = await self._changed.get()
-            sos = [t.so for t in self._tracked.values() if t.so is not None]
+            # In force, or not binding yet: its TriggerAuthentication or Secret may come after it.
+            sos = [
+                so
+                for t in self._tracked.values()
+                if (so := t.so or t.document.scaled_object) is not None
+                and t.document.meta.deletion_timestamp is None
+            ]
             for so in self.objects.referencing(key, sos):
                 tracked = self._tracked.get(so.ref)
                 if tracked is not None:

@@ -422,6 +422,39 @@ def test_what_nothing_reads_is_a_warning_and_one_event_per_change(cluster: Clust
     assert secret not in str(events)
 
 
+def test_an_authentication_applied_after_its_scaled_object_makes_it_ready(
+    cluster: Cluster,
+) -> None:
+    """The order of a ``kubectl apply``: the webhook admits a ScaledObject whose
+    TriggerAuthentication is not there yet, the controller says Ready=False naming it, and
+    binds it once the authentication comes."""
+    cp = cluster.cp
+    cp.apply(deployment("late-auth", NS))
+    trigger = cron(authenticationRef={"name": "late-auth"})
+    created(cp, so("late-auth", "late-auth", trigger, minReplicaCount=1))
+    missing = cp.wait_condition(
+        KEDA,
+        "ScaledObject",
+        "late-auth",
+        "Ready",
+        namespace=NS,
+        status="False",
+        timeout=RECONCILE_WITHIN,
+    )
+    assert "late-auth" in str(missing["status"]["conditions"])
+    cp.apply(
+        {
+            "apiVersion": KEDA,
+            "kind": "TriggerAuthentication",
+            "metadata": {"name": "late-auth", "namespace": NS},
+            "spec": {},
+        }
+    )
+    cp.wait_condition(
+        KEDA, "ScaledObject", "late-auth", "Ready", namespace=NS, timeout=RECONCILE_WITHIN
+    )
+
+
 # -- ScaledJobs and authentications ----------------------------------------------------------
 
 
