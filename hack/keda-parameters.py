@@ -35,7 +35,12 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "nats-jetstream": ("natsJetStreamMetadata", ("nats_jetstream_scaler.go",)),
     "prometheus": (
         "prometheusMetadata",
-        ("prometheus_scaler.go", "authentication/authentication_types.go", "aws/aws_sigv4.go"),
+        (
+            "prometheus_scaler.go",
+            "authentication/authentication_types.go",
+            "aws/aws_sigv4.go",
+            "aws/aws_common.go",
+        ),
     ),
     "rabbitmq": (
         "rabbitMQMetadata",
