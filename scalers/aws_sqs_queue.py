@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from scalers import aws
+from scalers import aws, aws_auth
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceUnreachable, quote
@@ -50,7 +50,7 @@ def queue_name(url: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class Metadata(aws.AwsAuth):
+class Metadata(aws_auth.AwsAuth):
     queue_url: str = param(
         "queueURL",
         order=(Source.TRIGGER, Source.ENV),
@@ -163,12 +163,12 @@ def build(meta: Metadata) -> AwsSqsQueueScaler:
     )
 
 
-KIND = aws.AwsKind(
+KIND = aws_auth.AwsKind(
     type_name="aws-sqs-queue",
     keda_name="awsSqsQueueScaler",
     metadata=Metadata,
     build=build,
-    identity_metadata=aws.AwsAuth,
+    identity_metadata=aws_auth.AwsAuth,
     summary="Messages in an AWS SQS queue: visible, plus in flight and delayed if asked.",
     example=Example(
         {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from scalers import aws
+from scalers import aws_auth
 from scalers.aws_sigv4 import SigV4, canonical_query
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients, HttpIdentity
@@ -27,7 +27,7 @@ _EXCLUSIVE = ("bearer", "basic", "oauth")
 
 
 @dataclass(frozen=True)
-class Metadata(aws.AwsAuth):
+class Metadata(aws_auth.AwsAuth):
     """KEDA's ``prometheusMetadata`` with its ``authentication.Config``, and the AWS
     identity (``awsRegion``, ``identityOwner``, keys, role) that signs for Amazon Managed
     Prometheus when no authModes are given."""
@@ -324,7 +324,7 @@ def build(meta: Metadata) -> PrometheusScaler:
     )
 
 
-KIND = aws.AwsKind(
+KIND = aws_auth.AwsKind(
     type_name="prometheus",
     keda_name="prometheusScaler",
     metadata=Metadata,
