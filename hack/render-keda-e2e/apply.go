@@ -3,8 +3,9 @@ package main
 // How a test applies its templates: in groups (a []Template{{Config: x}} list, created
 // together by CreateKubernetesResources or KubectlApplyMultipleWithTemplate) and one by one
 // (KubectlApplyWithTemplate), each time with the data as the calling function has set it so
-// far (`data.ResetPolicy = "earliest"`). The first application of a template is the one
-// rendered; a function's settings start afresh in the next function, as data is a value.
+// far (`data.ResetPolicy = "earliest"`). Each application is rendered (main.go keeps each
+// distinct output once); a function's settings start afresh in the next function, as data
+// is passed by value.
 
 import (
 	"fmt"

@@ -338,7 +338,7 @@ func (e *evaluator) bindStmts(list []ast.Stmt, pos token.Pos, s *scope) {
 				}
 			} else if st.Init == nil {
 				// `if nbReplicas > 1 { aggregate = true }`: the branch taken, when known.
-				if cond, ok := e.quiet(st.Cond, s).(bool); ok {
+				if cond, ok := e.eval(st.Cond, s).(bool); ok {
 					if cond {
 						e.bindStmts(st.Body.List, pos, s)
 					} else if blk, ok := st.Else.(*ast.BlockStmt); ok {

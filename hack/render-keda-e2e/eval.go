@@ -311,7 +311,7 @@ func (e *evaluator) eval(x ast.Expr, s *scope) any {
 				}
 			}
 		}
-		if fields, ok := e.quiet(x.X, s).(map[string]any); ok {
+		if fields, ok := e.eval(x.X, s).(map[string]any); ok {
 			if v, ok := fields[x.Sel.Name]; ok {
 				return v
 			}
@@ -349,7 +349,7 @@ func (e *evaluator) eval(x ast.Expr, s *scope) any {
 			return fields
 		}
 	case *ast.IndexExpr:
-		if list, ok := e.quiet(x.X, s).([]any); ok && len(list) > 0 {
+		if list, ok := e.eval(x.X, s).([]any); ok && len(list) > 0 {
 			if id, ok := x.Index.(*ast.Ident); ok && id.Name == loopRow {
 				return list[min(e.row, len(list)-1)]
 			}
@@ -359,12 +359,6 @@ func (e *evaluator) eval(x ast.Expr, s *scope) any {
 		}
 	}
 	return e.placeholder(e.source(x))
-}
-
-// quiet evaluates x where its value only decides something (a branch, an element): the
-// placeholders it names are listed only if the output shows them (see usedPlaceholders).
-func (e *evaluator) quiet(x ast.Expr, s *scope) any {
-	return e.eval(x, s)
 }
 
 // scopeOf is where a package-level name found through s is evaluated: its own package.
@@ -381,7 +375,7 @@ func (e *evaluator) scopeOf(name string, s *scope) *scope {
 }
 
 func (e *evaluator) binary(x *ast.BinaryExpr, s *scope) any {
-	a, b := e.quiet(x.X, s), e.quiet(x.Y, s)
+	a, b := e.eval(x.X, s), e.eval(x.Y, s)
 	switch x.Op {
 	case token.EQL, token.NEQ, token.GTR, token.LSS, token.GEQ, token.LEQ, token.LAND, token.LOR:
 		// A condition: a bool when both sides are known, else nil (no branch is taken).

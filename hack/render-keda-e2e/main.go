@@ -6,10 +6,12 @@
 // templateData struct built from package constants and variables. The tests themselves
 // cannot be run here (they need a cluster and cloud credentials), so this program reads
 // them as source: it evaluates the constants, variables and the templateData literal with
-// a small evaluator (literals, +, fmt.Sprintf, base64, strconv, strings), and renders every
-// template with Go's own text/template, exactly as the test helper does. A value only known
-// when the test runs (an environment variable, a random number, a function parameter)
-// becomes a placeholder, listed in the header of the file it appears in.
+// a small evaluator (eval.go: literals, +, fmt.Sprintf, base64, strconv, strings), follows
+// where the test applies each template and with which data (apply.go, data.go: the fields a
+// test function sets first, a loop's rows, simple conditions), and renders every template
+// with Go's own text/template, exactly as the test helper does. A value only known when the
+// test runs (an environment variable, a random number, a cloud resource) becomes a
+// placeholder, listed in the header of the file it appears in.
 //
 //	cd hack/render-keda-e2e && go run . [-keda DIR] [-out DIR]
 //
@@ -140,8 +142,8 @@ func run(keda, out string) error {
 
 type document struct {
 	template string
-	groups   []string // the []Template lists that create it together with others
-	data     string   // when not the file's data as built
+	groups   []string // where the test creates it with others: a template list, or a function
+	data     string   // the data it was rendered with
 	text     string
 }
 
