@@ -244,8 +244,13 @@ def test_a_bound_service_account_token_reaches_the_trigger(cluster: Cluster) -> 
         "authenticationRef": {"name": "bound-token"},
     }
     cp.apply(scaled_object("bound-token", "api-worker", trigger))
-    # Its first bind waited for the token: never Ready=False on the way.
     assert ready_is(cp, "bound-token", "True")
+    # Its first bind waited for the token: never Ready=False on the way.
+    events = cp.client.get(
+        f"/api/v1/namespaces/{NS}/events",
+        params={"fieldSelector": "involvedObject.name=bound-token"},
+    ).json()["items"]
+    assert [e["message"] for e in events if e["reason"] == "ScaledObjectCheckFailed"] == []
     wait_for(
         "a request with the ServiceAccount's token",
         lambda: cluster.metrics.accepted,
