@@ -41,12 +41,14 @@ class ResourceTarget:
 
 
 def parse(
-    resource: str, metric_type: str, inputs: TriggerInputs, problems: Problems
+    resource: str, metric_type: str | None, inputs: TriggerInputs, problems: Problems
 ) -> ResourceTarget | None:
+    """``metric_type`` is the trigger's ``metricType``, ``None`` when unset: KEDA refuses a
+    cpu or memory trigger without one (``cpu_memory_scaler.go``: "unknown metric type")."""
     meta = parse_params(Metadata, inputs, problems)
     if meta is None:
         return None
-    kind = metric_type
+    kind = metric_type or ""
     before = len(problems)
     if meta.legacy_type is not None:  # KEDA's deprecated= tag: set at all is an error
         problems.add(
@@ -70,7 +72,9 @@ def parse(
 
 
 def _check(metric_type: str, value: str) -> Iterator[tuple[str, str]]:
-    if metric_type not in METRIC_TYPES:
+    if not metric_type:
+        yield "", "is required for cpu and memory triggers (Utilization or AverageValue)"
+    elif metric_type not in METRIC_TYPES:
         yield "", f"{quote(metric_type)} is not valid for cpu or memory (Utilization, AverageValue)"
     elif metric_type == "Utilization":  # KEDA: ParseInt(value, 10, 32); the HPA: above 0
         text = value.strip()
@@ -94,7 +98,7 @@ class ResourceKind:
     metadata: type[Metadata] = Metadata
 
     def create(
-        self, metric_type: str, inputs: TriggerInputs, problems: Problems
+        self, metric_type: str | None, inputs: TriggerInputs, problems: Problems
     ) -> ResourceTarget | None:
         return parse(self.type_name, metric_type, inputs, problems)
 

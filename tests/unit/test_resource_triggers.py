@@ -14,7 +14,7 @@ from scalers.params import TriggerInputs
 PATH = "triggers[0].metadata"
 
 
-def target(kind: str, metric_type: str, **metadata: str) -> tuple[object, list[str]]:
+def target(kind: str, metric_type: str | None, **metadata: str) -> tuple[object, list[str]]:
     problems = Problems()
     found = resource.parse(kind, metric_type, TriggerInputs(metadata, path=PATH), problems)
     return found, [str(p) for p in problems]
@@ -81,6 +81,12 @@ def test_valid_targets(
             f"{PATH}.type: was removed in KEDA v2.18; set the trigger's metricType "
             "(Utilization or AverageValue) instead",
         ),
+        (  # KEDA: "unknown metric type: , allowed values are 'Utilization' or 'AverageValue'"
+            None,
+            {"value": "50"},
+            "triggers[0].metricType: is required for cpu and memory triggers "
+            "(Utilization or AverageValue)",
+        ),
         (
             "Value",
             {"value": "1"},
@@ -89,7 +95,7 @@ def test_valid_targets(
         ),
     ],
 )
-def test_invalid_targets(metric_type: str, metadata: dict[str, str], problem: str) -> None:
+def test_invalid_targets(metric_type: str | None, metadata: dict[str, str], problem: str) -> None:
     assert target("cpu", metric_type, **metadata) == (None, [problem])
 
 
