@@ -116,9 +116,9 @@ def _metadata_reason(type_name: str, key: str, ours: Reads, keda: Reads) -> str 
     if base and (name in keda or name in ours):
         return f"{name} cannot come from the environment (no {key}); ignored"
     if Source.AUTH in keda.get(name, ()) or Source.AUTH in ours.get(name, ()):
+        too = ", by KEDA too" if Source.AUTH in keda.get(name, ()) else ""
         return (
-            f"{name} is read from the authentication's parameters, not from metadata, "
-            "by KEDA too; ignored"
+            f"{name} is read from the authentication's parameters, not from metadata{too}; ignored"
         )
     return _unknown(type_name, key, [*ours, *keda, *_from_env(ours), *_from_env(keda)])
 

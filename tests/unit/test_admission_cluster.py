@@ -359,10 +359,11 @@ async def test_a_value_from_a_secret_is_never_shown() -> None:
     hook = AdmissionWebhook(
         objects=objects(authentication(secretTargetRef=ref), secret(port="s3cret"))
     )
-    response = await decide(hook, scaled_object(triggers=[redis(**AUTH)]))
+    host = {"address": "", "host": "redis"}  # so the port is read from the authentication
+    response = await decide(hook, scaled_object(triggers=[redis(metadata=host, **AUTH)]))
     assert response["allowed"] is True
     assert response["warnings"] == [
-        "triggers[0].authenticationRef.port: not usable yet from the trigger's authentication "
+        "triggers[0].metadata.port: not usable yet from the trigger's authentication "
         "or the workload's env; not refused: they may be applied later (Ready=False will say "
         "why if not)"
     ]
@@ -386,20 +387,19 @@ async def test_an_authentication_parameter_the_trigger_never_reads_is_named_not_
     assert "s3cret" not in str(response)
 
 
-async def test_a_value_written_in_the_trigger_refuses_unless_authentication_comes_first() -> None:
+async def test_a_value_written_in_the_trigger_refuses_as_kedas_order_reads_it_first() -> None:
     hook = AdmissionWebhook(objects=objects())
     written = scaled_object(triggers=[redis(metadata={"listLength": "lots"}, **AUTH)])
     assert message(await decide(hook, written)).endswith(
         'triggers[0].metadata.listLength: "lots" is not a number'
     )
-    # redis reads port from the authentication before the metadata: it may still come from there
+    # redis reads port from the trigger before the authentication (KEDA's order): an
+    # authentication applied later could not replace it
     port = {"address": "", "host": "redis", "port": "abc"}
-    overridable = scaled_object(triggers=[redis(metadata=port, **AUTH)])
-    assert (await decide(hook, overridable))["allowed"]
-    alone = scaled_object(triggers=[redis(metadata=port)])
-    assert message(await decide(hook, alone)).endswith(
-        'triggers[0].metadata.port: "abc" is not a number'
-    )
+    for trigger in (redis(metadata=port, **AUTH), redis(metadata=port)):
+        assert message(await decide(hook, scaled_object(triggers=[trigger]))).endswith(
+            'triggers[0].metadata.port: "redis:abc" is not host:port'
+        )
 
 
 async def test_a_parameter_only_authentication_could_supply_refuses_without_one() -> None:

@@ -226,3 +226,10 @@ def test_an_object_that_does_not_bind_still_gets_its_metadata_warnings() -> None
     )
     assert metadata_warnings(so) == [expected]
     assert object_warnings(so, Inventory()) == (expected,)  # desiredReplicas is required
+
+
+def test_a_parameter_only_we_read_from_the_authentication_does_not_speak_for_keda() -> None:
+    assert warn("made-up", Kafka, password="x") == [
+        "triggers[0].metadata.password: password is read from the authentication's "
+        "parameters, not from metadata; ignored"
+    ]
