@@ -152,6 +152,8 @@ def bind_standalone(adapter: Adapter, obj: Scalable) -> None:
         adapter.store.mark_broken(obj.ref, exc.reasons)
         adapter.telemetry.object_error(obj.ref)
         return
+    for warning in binding.warnings:  # the parser's were logged by the loader
+        log.warning("%s: %s", obj.subject, warning)
     if isinstance(obj, ScaledObject):
         poller.set_triggers(obj.ref, binding.triggers, binding.composite)
         if obj.fallback is not None:

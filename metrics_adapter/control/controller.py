@@ -166,6 +166,7 @@ class Controller:
         )
         try:
             so = document.parsed()
+            await self.objects.settle(so)  # outside sources first: no Ready=False, then True
             binding = bind_all(so, self.objects)
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
@@ -323,6 +324,7 @@ class Controller:
 
     def _forget(self, ref: ObjectRef) -> None:
         self._work.forget(ref)
+        self.objects.release(ref)
         tracked = self._tracked.pop(ref, None)
         if tracked is not None:
             self._retire(tracked)

@@ -134,7 +134,13 @@ class ScaledJobController:
 
     async def changed(self, key: ObjectKey) -> None:
         """A Secret, ConfigMap or authentication changed: re-bind the ScaledJobs reading it."""
-        sjs = [t.sj for t in self._tracked.values() if t.sj is not None]
+        # In force, or not binding yet: its TriggerAuthentication or Secret may come after it.
+        sjs = [
+            sj
+            for t in self._tracked.values()
+            if (sj := t.sj or t.document.scaled_job) is not None
+            and t.document.meta.deletion_timestamp is None
+        ]
         for sj in self.objects.referencing(key, sjs):
             tracked = self._tracked.get(sj.ref)
             if tracked is not None:
@@ -169,6 +175,7 @@ class ScaledJobController:
         )
         try:
             sj = document.parsed()
+            await self.objects.settle(sj)  # outside sources first: no Ready=False, then True
             binding = bind_all(sj, self.objects)
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
@@ -287,6 +294,7 @@ class ScaledJobController:
 
     def _forget(self, ref: ScaledJobRef) -> None:
         self._work.forget(ref)
+        self.objects.release(ref)
         tracked = self._tracked.pop(ref, None)
         if tracked is not None:
             self._retire(tracked)
