@@ -120,6 +120,10 @@ def _metadata_reason(type_name: str, key: str, ours: Reads, keda: Reads) -> str 
         return (
             f"{name} is read from the authentication's parameters, not from metadata{too}; ignored"
         )
+    if key == "metricName" and key not in keda:
+        return (
+            "KEDA no longer reads it for this type either (the metric's name is generated); ignored"
+        )
     return _unknown(type_name, key, [*ours, *keda, *_from_env(ours), *_from_env(keda)])
 
 

@@ -233,3 +233,10 @@ def test_a_parameter_only_we_read_from_the_authentication_does_not_speak_for_ked
         "triggers[0].metadata.password: password is read from the authentication's "
         "parameters, not from metadata; ignored"
     ]
+
+
+def test_metric_name_which_keda_stopped_reading_says_so() -> None:
+    assert warn("kafka", Kafka, topic="t", metricName="lag") == [
+        "triggers[0].metadata.metricName: KEDA no longer reads it for this type either (the "
+        "metric's name is generated); ignored"
+    ]
