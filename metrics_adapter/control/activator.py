@@ -223,7 +223,7 @@ def fallback_value(so: ScaledObject, bound: BoundTrigger, current: int) -> float
     if fallback is None or fallback.behavior == "scalingModifiers":
         return None
     replicas = fallback_replicas(fallback, current)
-    return replicas_value(bound.trigger.metric_type, bound.scaler.target, replicas, current)
+    return replicas_value(bound.trigger.target_type, bound.scaler.target, replicas, current)
 
 
 def composite_fallback(
@@ -277,7 +277,7 @@ def hpa_proposal(
     for s in states:
         assert s.reading.value is not None
         p = hpa.metric_replicas(
-            s.bound.trigger.metric_type, s.reading.value, s.bound.scaler.target, current
+            s.bound.trigger.target_type, s.reading.value, s.bound.scaler.target, current
         )
         if best is None or p.replicas > best.replicas:
             best = hpa.Proposal(p.replicas, f"{s.bound.metric_name}: {p.why}")

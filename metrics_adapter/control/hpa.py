@@ -138,7 +138,7 @@ def _metrics(
         ExternalMetric(
             b.metric_name,
             selector,
-            _target(b.trigger.metric_type, format_quantity(b.scaler.target)),
+            _target(b.trigger.target_type, format_quantity(b.scaler.target)),
         )
         for b in sorted(bound, key=lambda b: b.trigger.index)
     ]

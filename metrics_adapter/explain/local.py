@@ -201,7 +201,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
         replicas, formula = None, ""
         if composed is None and reading.value is not None and reading.error is None:
             asked = hpa.metric_replicas(
-                bound.trigger.metric_type, reading.value, scaler.target, max(current, 1)
+                bound.trigger.target_type, reading.value, scaler.target, max(current, 1)
             )
             replicas, formula = asked.replicas, asked.why
         rows.append(
@@ -212,7 +212,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
                 value=reading.value,
                 error=reading.error,
                 target=scaler.target,
-                metric_type=bound.trigger.metric_type,
+                metric_type=bound.trigger.target_type,
                 # Under scalingModifiers KEDA discards each trigger's own activity.
                 activation="-" if composed and readable(reading) else activation(state),
                 active=reading.active if readable(reading) and not composed else None,

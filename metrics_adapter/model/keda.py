@@ -81,9 +81,16 @@ class Trigger:
     type: str
     metadata: Mapping[str, str]
     name: str | None = None
-    metric_type: str = "AverageValue"
+    metric_type: str | None = None
+    """As written; KEDA's cpu and memory scalers refuse it unset, every other type takes
+    :attr:`target_type`."""
     use_cached_metrics: bool = False
     authentication_ref: AuthenticationRef | None = None
+
+    @property
+    def target_type(self) -> str:
+        """The HPA target's type for a polled trigger: ``metricType``, else AverageValue."""
+        return self.metric_type or "AverageValue"
 
     @property
     def is_resource(self) -> bool:
@@ -399,7 +406,8 @@ def _non_none(value: int | None, default: int) -> int:
 def parse_trigger(index: int, f: Fields) -> Trigger:
     f.warn_unknown(TRIGGER_FIELDS)
     type_ = f.string("type", "", required=True) or ""
-    metric_type = f.enum("metricType", METRIC_TYPES, "AverageValue")
+    given = f.string("metricType")  # unset or "": the trigger type decides
+    metric_type = f.enum("metricType", METRIC_TYPES, "AverageValue") if given else None
     if metric_type == "Utilization" and type_ not in RESOURCE_TYPES:
         f.problems.add(f.at("metricType"), '"Utilization" is valid only for cpu and memory')
     cached = f.boolean("useCachedMetrics", False)

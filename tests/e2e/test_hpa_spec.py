@@ -75,7 +75,11 @@ CASES = {
         "spec-cpu",
         {"type": "metrics-api", "metadata": METRICS_API},
         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}},
-        {"type": "memory", "metadata": {"value": "0.5Gi", "containerName": "worker"}},
+        {
+            "type": "memory",
+            "metricType": "AverageValue",
+            "metadata": {"value": "0.5Gi", "containerName": "worker"},
+        },
     ),
     "behavior-paused-scale-in": spec_object(
         "spec-behavior",

@@ -24,7 +24,11 @@ API: dict[str, Any] = {
 }
 API_METRIC = "metric-api-v"
 CPU = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}
-MEMORY = {"type": "memory", "metadata": {"value": "512Mi", "containerName": "app"}}
+MEMORY = {
+    "type": "memory",
+    "metricType": "AverageValue",
+    "metadata": {"value": "512Mi", "containerName": "app"},
+}
 SELECTOR = {"matchLabels": {"scaledobject.keda.sh/name": "echo"}}
 DEFAULT_LABELS = {
     "app.kubernetes.io/name": "keda-hpa-echo",
@@ -234,7 +238,7 @@ def test_external_metric_targets(trigger: dict[str, Any], metric: dict[str, Any]
             },
         ),
         (
-            {"type": "memory", "metadata": {"value": "512Mi"}},
+            {"type": "memory", "metricType": "AverageValue", "metadata": {"value": "512Mi"}},
             {"type": "Resource", "resource": {"name": "memory", "target": averaging("512Mi")}},
         ),
         (
@@ -523,7 +527,7 @@ DESIRED_HPA = built(
     document(
         api("10"),
         CPU,
-        {"type": "memory", "metadata": {"value": "0.5Gi"}},
+        {"type": "memory", "metricType": "AverageValue", "metadata": {"value": "0.5Gi"}},
         labels={"team": "a"},
         annotations={"example.com/owner": "team-a"},
         advanced={

@@ -127,7 +127,11 @@ def test_bind_all_gives_the_hpa_the_resource_targets_it_parsed() -> None:
         so(
             [
                 {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
-                {"type": "memory", "metadata": {"value": "512Mi", "containerName": "app"}},
+                {
+                    "type": "memory",
+                    "metricType": "AverageValue",
+                    "metadata": {"value": "512Mi", "containerName": "app"},
+                },
             ]
         )
     )

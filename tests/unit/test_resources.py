@@ -58,7 +58,7 @@ def test_defaults_follow_keda() -> None:
     assert so.fallback is None
     assert so.hpa_name == "keda-hpa-echo"
     [trigger] = so.triggers
-    assert (trigger.index, trigger.type, trigger.metric_type) == (
+    assert (trigger.index, trigger.type, trigger.target_type) == (
         0,
         "nats-jetstream",
         "AverageValue",
@@ -118,7 +118,7 @@ def test_unknown_fields_are_warnings_not_errors() -> None:
     )
 
 
-CPU = {"type": "cpu", "metadata": {"value": "50"}}
+CPU = {"type": "cpu", "metricType": "AverageValue", "metadata": {"value": "50"}}
 ONE_OF = "is not one of: AverageValue, Value, Utilization"
 
 

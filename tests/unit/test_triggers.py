@@ -99,7 +99,7 @@ def test_bind_names_metrics_and_skips_resource_triggers() -> None:
     scaled = so(
         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
         {"type": "nats-jetstream", "metadata": NATS_META},
-        {"type": "memory", "metadata": {"value": "80"}},
+        {"type": "memory", "metricType": "AverageValue", "metadata": {"value": "80"}},
         {"type": "cron", "name": "office", "metadata": CRON_META},
         pollingInterval=7,
     )
@@ -248,7 +248,7 @@ def test_every_problem_of_the_object_at_once() -> None:
         {"type": "nats-jetstream", "metadata": {**NATS_META, "lagThreshold": "ten"}},
         {"type": "cron", "metadata": {**CRON_META, "desiredReplicas": "0"}},
         {"type": "nats-jetstream", "metadata": NATS_META, "authenticationRef": {"name": "gone"}},
-        {"type": "cpu", "metadata": {"value": "50"}},
+        {"type": "cpu", "metricType": "AverageValue", "metadata": {"value": "50"}},
     )
     problems = problems_of(scaled, inventory())
     assert problems == [
