@@ -241,11 +241,7 @@ def outcome(case: Case) -> str | None:
     return None
 
 
-WAITING: Mapping[str, str] = {
-    "internals__events__events_test.yaml:events-test-ns/events-test-sj-target-error": (
-        "H2: a cpu or memory trigger without metricType is refused by KEDA"
-    ),
-}
+WAITING: Mapping[str, str] = {}
 """Objects whose test waits for work in progress (issue 21), with whose: expected to fail,
 and strictly, so that each entry goes as soon as it passes."""
 
