@@ -1,8 +1,14 @@
-"""The activator: the 0 ↔ 1 decisions the HPA cannot make (keda-semantics §4).
+"""The activator: the 0 ↔ N decisions the HPA cannot make (keda-semantics §4).
 
 :func:`decide` is pure; a target applies its decision. Standalone, the target is a dry
 run that logs what it would do; in a cluster it patches the workload's ``/scale``.
 An error is never read as inactive: a failing trigger blocks scale-to-zero.
+
+Activation goes straight to the replicas the HPA's first step from one replica would reach
+(:func:`activation_step`), where KEDA goes to ``max(minReplicaCount, 1)`` and leaves the
+rest to the HPA, which acts only at its next sync (15 s by default) and then in steps the
+``behavior.scaleUp`` policies bound. The ``metrics-adapter.io/activation: one-replica``
+annotation keeps KEDA's way.
 
 Under scalingModifiers the object is active when its composite metric is above
 ``activationTarget`` (or in fallback), as in KEDA; where KEDA counts a failing trigger as
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,11 +29,14 @@ from metrics_adapter.control import hpa
 from metrics_adapter.metrics.composite import CompositeFallback
 from metrics_adapter.metrics.store import Composed, Fallback, MetricStore, Reading
 from metrics_adapter.model.annotations import (
+    ACTIVATION,
     FORCE_ACTIVATION,
+    ONE_REPLICA,
     PAUSED_SCALE_IN,
     PAUSED_SCALE_OUT,
     flag,
     forced,
+    one_replica_activation,
 )
 from metrics_adapter.model.keda import FallbackSpec, ObjectRef, ScaledObject
 
@@ -103,7 +112,8 @@ def decide(
     """What the activator does now (keda-semantics §4), held back by the pause-scale-in/out
     annotations, which block the 0 -> 1 and N -> 0 steps as they block the HPA's. With
     ``composite`` (scalingModifiers) its value decides activity, not the triggers'."""
-    decision = _decide(so, current, _activity(states, composite), last_active, now)
+    step = activation_step(so, states, composite)
+    decision = _decide(so, current, _activity(states, composite), last_active, now, step)
     if decision.replicas is None or decision.replicas == current:
         return decision
     blocked = PAUSED_SCALE_OUT if decision.replicas > current else PAUSED_SCALE_IN
@@ -156,6 +166,7 @@ def _decide(
     activity: _Activity,
     last_active: datetime | None,
     now: datetime,
+    step: hpa.Proposal,
 ) -> Decision:
     is_forced = forced(so.meta.annotations)
     active, unknown = activity.active, activity.unknown
@@ -170,7 +181,9 @@ def _decide(
             else "only cpu/memory triggers: always active"
         )
         if current == 0 or (idle is not None and current < min_r):
-            return Decision(max(min_r, 1), True, reason, now)
+            if step.replicas > max(min_r, 1):
+                reason = f"{reason}; {step.why}"
+            return Decision(step.replicas, True, reason, now)
         # KEDA leaves lastActiveTime alone while another trigger fails (PartialTriggerError).
         return Decision(None, True, reason, last_active if unknown else now)
 
@@ -282,6 +295,62 @@ def hpa_proposal(
         if best is None or p.replicas > best.replicas:
             best = hpa.Proposal(p.replicas, f"{s.bound.metric_name}: {p.why}")
     return None if best is None else _bounded(so, best)
+
+
+def activation_step(
+    so: ScaledObject, states: Sequence[TriggerState], composite: Composed | None = None
+) -> hpa.Proposal:
+    """What the HPA's first step from one replica would reach: per active trigger (or the
+    active composite metric) the HPA's own arithmetic at one replica, 10 % tolerance
+    included, on the value polled or the one fallback serves; the largest, held to what
+    ``behavior.scaleUp`` allows from one replica (5 by default), then to
+    ``[max(minReplicaCount, 1), maxReplicaCount]``. Only polled values count (an error is
+    never a number, a hint never a value); the annotation keeps KEDA's one replica."""
+    floor = hpa.min_replicas(so.min_replica_count)
+    if one_replica_activation(so.meta.annotations):
+        return hpa.Proposal(floor, f"{ACTIVATION}: {ONE_REPLICA}")
+    wanted = max(
+        (p for p in _first_steps(so, states, composite) if p.replicas > 1),
+        key=lambda p: p.replicas,
+        default=None,
+    )
+    if wanted is None:
+        return hpa.Proposal(floor, f"max(minReplicaCount, 1) = {floor}")
+    rules = behavior.scale_up if (behavior := hpa.behavior_of(so)) else None
+    limit = hpa.scale_up_limit(rules, 1)
+    why = f"the HPA's first step: {wanted.why}"
+    if wanted.replicas > limit:
+        why += f", scaleUp policies allow {limit} from 1"
+    return _bounded(so, hpa.Proposal(min(wanted.replicas, limit), why))
+
+
+def _first_steps(
+    so: ScaledObject, states: Sequence[TriggerState], composite: Composed | None
+) -> Iterator[hpa.Proposal]:
+    """What the HPA computes at one replica from each metric that makes the object active."""
+    if composite is not None:
+        reading, c = composite.reading, composite.composite
+        value: float | None = None
+        if reading.in_fallback or composite.outcome.fallback is not None:
+            fallback = composite_fallback(so, c, 1)
+            value = None if fallback is None else fallback.value
+        elif reading.active and reading.error is None:
+            value = composite.outcome.served
+        if value is not None:
+            p = hpa.metric_replicas(c.metric_type, value, c.target, 1)
+            yield hpa.Proposal(p.replicas, f"{COMPOSITE_METRIC}: {p.why}")
+        return
+    for s in states:
+        reading, bound = s.reading, s.bound
+        if reading.in_fallback:
+            value = fallback_value(so, bound, 1)
+        elif reading.active and reading.error is None:
+            value = reading.value
+        else:
+            continue
+        if value is not None:
+            p = hpa.metric_replicas(bound.trigger.target_type, value, bound.scaler.target, 1)
+            yield hpa.Proposal(p.replicas, f"{bound.metric_name}: {p.why}")
 
 
 def _bounded(so: ScaledObject, wanted: hpa.Proposal) -> hpa.Proposal:

@@ -27,6 +27,7 @@ from metrics_adapter.kube.autoscaling import (
     MetricTarget,
     ResourceMetric,
     ScaleTargetRef,
+    ScalingPolicy,
     ScalingRules,
 )
 from metrics_adapter.kube.objects import (
@@ -54,14 +55,12 @@ _QUANTITIES = frozenset({"value", "averageValue", "tolerance"})
 
 # The API server fills every unset rule of a behavior that is present
 # (kubernetes pkg/apis/autoscaling/v2/defaults.go); scaleDown's window stays unset.
-_SCALE_UP_DEFAULTS: JsonObject = {
-    "stabilizationWindowSeconds": 0,
-    "selectPolicy": "Max",
-    "policies": [
-        {"type": "Pods", "value": 4, "periodSeconds": 15},
-        {"type": "Percent", "value": 100, "periodSeconds": 15},
-    ],
-}
+SCALE_UP_DEFAULTS = ScalingRules(
+    stabilization_window_seconds=0,
+    select_policy="Max",
+    policies=(ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)),
+)
+_SCALE_UP_DEFAULTS: JsonObject = SCALE_UP_DEFAULTS.to_json()
 _SCALE_DOWN_DEFAULTS: JsonObject = {
     "selectPolicy": "Max",
     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
@@ -94,7 +93,7 @@ def build_hpa(
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         metrics=_metrics(so, bound, resources),
-        behavior=_behavior(so),
+        behavior=behavior_of(so),
     )
 
 
@@ -192,7 +191,7 @@ def _composite(so: ScaledObject, selector: Mapping[str, str]) -> ExternalMetric 
     )
 
 
-def _behavior(so: ScaledObject) -> Behavior | None:
+def behavior_of(so: ScaledObject) -> Behavior | None:
     """``horizontalPodAutoscalerConfig.behavior``, with the pause annotations'
     ``selectPolicy: Disabled`` laid over it."""
     behavior = so.advanced.hpa_behavior
@@ -346,3 +345,20 @@ def min_replicas(min_replica_count: int) -> int:
 def clamp(replicas: int, min_replica_count: int, max_replicas: int) -> int:
     """The HPA's bounds for a ScaledObject's ``minReplicaCount`` and ``maxReplicaCount``."""
     return max(min_replicas(min_replica_count), min(replicas, max_replicas))
+
+
+def scale_up_limit(rules: ScalingRules | None, current: int) -> int:
+    """The most replicas one scale-up from ``current`` may reach under ``rules`` (unset ones
+    defaulted as the API server does), with no scale event of the HPA's own in their periods:
+    kubernetes ``calculateScaleUpLimitWithScalingRules``. ``Max`` takes the policy allowing
+    most, ``Min`` the one allowing least, ``Disabled`` stays at ``current``."""
+    select = (rules and rules.select_policy) or SCALE_UP_DEFAULTS.select_policy
+    policies = (rules and rules.policies) or SCALE_UP_DEFAULTS.policies or ()
+    if select == "Disabled":
+        return current
+    proposed = [
+        current + p.value if p.type == "Pods" else math.ceil(current * (1 + p.value / 100))
+        for p in policies
+    ]
+    limit = min(proposed) if select == "Min" else max(proposed)
+    return max(limit, current)  # the HPA never lets a limit below current scale down

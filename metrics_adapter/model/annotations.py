@@ -1,4 +1,5 @@
-"""KEDA's annotations on a ScaledObject, and how KEDA reads their values."""
+"""KEDA's annotations on a ScaledObject, and how KEDA reads their values; and our own, in
+our own domain (``metrics-adapter.io/``), for what we do on purpose differently from KEDA."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ PAUSED_SCALE_IN = "autoscaling.keda.sh/paused-scale-in"
 PAUSED_SCALE_OUT = "autoscaling.keda.sh/paused-scale-out"
 FORCE_ACTIVATION = "autoscaling.keda.sh/force-activation"
 EXCLUDED_LABELS = "scaledobject.keda.sh/hpa-excluded-labels"
+
+ACTIVATION = "metrics-adapter.io/activation"
+"""``one-replica``: activate to ``max(minReplicaCount, 1)`` as KEDA does, not straight to
+the replicas the HPA's first step would reach."""
+ONE_REPLICA = "one-replica"
 
 _GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
@@ -29,3 +35,10 @@ def paused(annotations: Mapping[str, str]) -> bool:
 def forced(annotations: Mapping[str, str]) -> bool:
     """``force-activation: "true"``: strictly true, since activating by mistake scales up."""
     return annotations.get(FORCE_ACTIVATION, "").strip().lower() == "true"
+
+
+def one_replica_activation(annotations: Mapping[str, str]) -> bool:
+    """``metrics-adapter.io/activation: one-replica`` (case and spaces forgiven). Any other
+    value keeps the default: a typo costs an early scale-up the HPA would make anyway,
+    whereas reading it as one-replica would silently bring back the slow start."""
+    return annotations.get(ACTIVATION, "").strip().lower() == ONE_REPLICA

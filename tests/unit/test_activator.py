@@ -12,7 +12,7 @@ from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.control import activator, hpa
 from metrics_adapter.control.activator import Decision, TriggerState, decide, hpa_proposal
 from metrics_adapter.metrics.store import Reading
-from metrics_adapter.model.annotations import FORCE_ACTIVATION
+from metrics_adapter.model.annotations import ACTIVATION, FORCE_ACTIVATION
 from metrics_adapter.model.keda import ScaledObject, parse_scaled_object
 from scalers.errors import Problems
 from scalers.params import TriggerInputs
@@ -69,11 +69,25 @@ def state(
 
 
 @pytest.mark.parametrize(("min_r", "expected"), [(0, 1), (1, 1), (3, 3)])
-def test_active_at_zero_scales_to_max_of_min_and_one(min_r: int, expected: int) -> None:
-    so = scaled_object(minReplicaCount=min_r)
+def test_one_replica_activation_scales_to_max_of_min_and_one(min_r: int, expected: int) -> None:
+    so = scaled_object({ACTIVATION: "one-replica"}, minReplicaCount=min_r)
     assert decide(so, 0, [state(so, 50)], None, NOW) == Decision(
         expected, True, f"{METRIC} lag 50 > 0", NOW
     )
+
+
+@pytest.mark.parametrize(("min_r", "lag", "expected"), [(0, 50, 5), (3, 50, 5), (3, 5, 3)])
+def test_active_at_zero_scales_to_the_hpas_first_step(
+    min_r: int, lag: float, expected: int
+) -> None:
+    so = scaled_object(minReplicaCount=min_r)
+    decision = decide(so, 0, [state(so, lag)], None, NOW)
+    assert (decision.replicas, decision.active, decision.last_active) == (expected, True, NOW)
+    if expected > max(min_r, 1):
+        first_step = f"the HPA's first step: {METRIC}: ceil({lag:g} / 10) = {expected}"
+        assert decision.reason == f"{METRIC} lag {lag:g} > 0; {first_step}"
+    else:
+        assert decision.reason == f"{METRIC} lag {lag:g} > 0"
 
 
 def test_active_with_replicas_leaves_them_to_the_hpa_and_refreshes_last_active() -> None:
@@ -98,8 +112,8 @@ def test_active_with_a_failing_trigger_keeps_last_active() -> None:
 
 def test_scale_from_zero_with_a_failing_trigger_sets_last_active() -> None:
     so = scaled_object()
-    decision = decide(so, 0, [state(so, 50), state(so, None, error="boom")], None, NOW)
-    assert decision == Decision(1, True, f"{METRIC} lag 50 > 0", NOW)
+    decision = decide(so, 0, [state(so, 5), state(so, None, error="boom")], None, NOW)
+    assert decision == Decision(1, True, f"{METRIC} lag 5 > 0", NOW)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +284,7 @@ def test_dry_run_applies_activation_then_the_hpa() -> None:
     [
         ("autoscaling.keda.sh/paused-scale-out", 0, 50, None),  # 0 -> 1 held
         ("autoscaling.keda.sh/paused-scale-in", 3, 0, None),  # N -> 0 held
-        ("autoscaling.keda.sh/paused-scale-in", 0, 50, 1),  # scaling out still allowed
+        ("autoscaling.keda.sh/paused-scale-in", 0, 50, 5),  # scaling out still allowed
         ("autoscaling.keda.sh/paused-scale-out", 3, 0, 0),  # scaling in still allowed
     ],
 )
