@@ -27,15 +27,17 @@ def cluster_mode(
     prepare: Callable[[ControlPlane], None] = lambda cp: None,
     report: Callable[[str], None] = print,
     final_tail: int = 200,
+    hpa_sync_period: float = 1.0,
 ) -> Iterator[tuple[ControlPlane, Adapter]]:
     """etcd, kube-apiserver and kube-controller-manager on loopback, deploy/'s CRDs and RBAC,
     ``namespace``, then ``prepare(cp)``, then the adapter in cluster mode as its
     ServiceAccount (so it has exactly deploy/rbac.yaml's rights) with ``args``, registered
     as the external metrics API unless ``register`` is false. On an error the logs of all of
     them go to ``report``; at the end the adapter's last ``final_tail`` lines (pytest shows
-    them when the last test of a module fails)."""
+    them when the last test of a module fails). ``hpa_sync_period``: the HPA controller's,
+    in seconds."""
     with ExitStack() as stack:
-        cp = ControlPlane()
+        cp = ControlPlane(hpa_sync_period=hpa_sync_period)
         stack.callback(cp.cleanup)
         adapter: Adapter | None = None
         try:
