@@ -14,7 +14,7 @@ from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger
 from metrics_adapter.model.scaled_job import Scalable, env_container
 from scalers.base import Scaler, ScalerKind, indexed_metric_name
 from scalers.errors import Problem, Problems, quote
-from scalers.params import TriggerInputs
+from scalers.params import TriggerInputs, declared_params
 from scalers.registry import KINDS, RESOURCE_KINDS
 from scalers.resource import ResourceTarget
 
@@ -100,7 +100,8 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
         )
         found = Problems()
         scaler = kind.create(inputs, found)
-        problems.extend(p for p in found if not _unresolved(p, resolved, path))
+        unresolved = _named(resolved.unresolved, kind.metadata)
+        problems.extend(p for p in found if not _unresolved(p, resolved, unresolved, path))
         if scaler is None:
             continue
         name = indexed_metric_name(trigger.index, scaler.metric_name)
@@ -113,13 +114,23 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
     return Binding(tuple(bound), tuple(resources), composite, tuple(warnings))
 
 
-def _unresolved(problem: Problem, resolved: Resolved, path: str) -> bool:
+def _unresolved(
+    problem: Problem, resolved: Resolved, unresolved: frozenset[str], path: str
+) -> bool:
     """A problem about a parameter whose source could not be used, which is already a
     problem naming that source: "token: is required" would only mislead."""
     prefix = f"{path}.metadata."
     if not problem.path.startswith(prefix):
         return False
     name = problem.path.removeprefix(prefix)
-    return name in resolved.unresolved or (
-        resolved.any_unresolved and "is required" in problem.message
-    )
+    return name in unresolved or (resolved.any_unresolved and "is required" in problem.message)
+
+
+def _named(parameters: frozenset[str], metadata: type[Any]) -> frozenset[str]:
+    """``parameters`` and the names they are aliases of (``token`` of ``bearerToken``): a
+    problem names a parameter by its first name."""
+    names = set(parameters)
+    for _, spec in declared_params(metadata):
+        if parameters & {spec.name, *spec.aliases}:
+            names.add(spec.name)
+    return frozenset(names)
