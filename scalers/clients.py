@@ -142,12 +142,12 @@ class Clients:
             http = self._http[identity] = _Http(client)
         return http
 
-    async def get_json(
+    async def get_bytes(
         self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
-    ) -> object:
-        """GET ``url`` and decode JSON, mapping every failure onto the ScalerError tree.
-        Messages name ``shown`` (the URL with its secrets redacted) when given. The document
-        is whatever the source sent: each caller decodes it into its own types."""
+    ) -> bytes:
+        """GET ``url`` and return its body, mapping every failure onto the ScalerError tree.
+        Messages name ``shown`` (the URL with its secrets redacted) when given. Only a
+        ``200`` of at most :data:`MAX_BODY_BYTES` is an answer."""
         http = self._http_for(identity)
         what = f"GET {shown or url}"
         try:
@@ -165,11 +165,20 @@ class Clients:
             )
         if len(response.content) > MAX_BODY_BYTES:
             raise SourceResponseError(f"{what}: answer larger than {MAX_BODY_BYTES} bytes")
+        return response.content
+
+    async def get_json(
+        self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
+    ) -> object:
+        """:meth:`get_bytes`, decoded as JSON. The document is whatever the source sent:
+        each caller decodes it into its own types."""
+        body = await self.get_bytes(url, headers=headers, identity=identity, shown=shown)
         try:
-            document: object = json.loads(response.content)
+            document: object = json.loads(body)
         except ValueError as exc:
+            text = body.decode("utf-8", "replace")
             raise SourceResponseError(
-                f"{what}: answer is not JSON: {response.text[:80]!r}"
+                f"GET {shown or url}: answer is not JSON: {text[:80]!r}"
             ) from exc
         return document
 
