@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,19 +14,14 @@ from scalers.aws_sigv4 import SigV4, canonical_query
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients, HttpIdentity
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
+from scalers.http_auth import HttpAuth
 from scalers.params import Source, param
 
-_AUTH = (Source.AUTH,)
 _EITHER = (Source.TRIGGER, Source.AUTH)
-AUTH_MODES = ("apiKey", "basic", "tls", "bearer", "custom", "oauth")
-"""KEDA's ``authModes``. The prometheus trigger applies bearer, basic, custom and tls; as in
-KEDA, apiKey and oauth are checked and then send nothing."""
-_EXCLUSIVE = ("bearer", "basic", "oauth")
-"""KEDA's ``exclusiveSet``: each of these sets the Authorization header, so one at most."""
 
 
 @dataclass(frozen=True)
-class Metadata(aws_auth.AwsAuth):
+class Metadata(aws_auth.AwsAuth, HttpAuth):
     """KEDA's ``prometheusMetadata`` with its ``authentication.Config``, and the AWS
     identity (``awsRegion``, ``identityOwner``, keys, role) that signs for Amazon Managed
     Prometheus when no authModes are given."""
@@ -57,34 +51,6 @@ class Metadata(aws_auth.AwsAuth):
         optional=True,
         doc="with an AWS identity and no authModes: SigV4 (Amazon Managed Prometheus)",
     )
-    auth_modes: tuple[str, ...] | None = param(
-        "authModes",
-        aliases=("authMode",),
-        order=_EITHER,
-        optional=True,
-        enum=AUTH_MODES,
-        doc="basic, bearer, custom, tls; apiKey and oauth send nothing, as in KEDA",
-    )
-    bearer_token: str | None = param(
-        "bearerToken", aliases=("token",), order=_AUTH, optional=True, secret=True
-    )
-    username: str | None = param("username", order=_AUTH, optional=True)
-    password: str | None = param("password", order=_AUTH, optional=True, secret=True)
-    ca: str | None = param("ca", order=_AUTH, optional=True, doc="PEM; trusted in any auth mode")
-    cert: str | None = param("cert", order=_AUTH, optional=True)
-    key: str | None = param("key", order=_AUTH, optional=True, secret=True)
-    custom_auth_header: str | None = param("customAuthHeader", order=_AUTH, optional=True)
-    custom_auth_value: str | None = param(
-        "customAuthValue", order=_AUTH, optional=True, secret=True
-    )
-    api_key: str | None = param("apiKey", order=_EITHER, optional=True, secret=True)
-    method: str = param("method", order=_EITHER, default="header", enum=("header", "query"))
-    oauth_token_uri: str | None = param("oauthTokenURI", order=_AUTH, optional=True)
-    client_id: str | None = param("clientID", order=_AUTH, optional=True)
-
-    @property
-    def modes(self) -> tuple[str, ...]:
-        return self.auth_modes or ()
 
     def check(self) -> Iterator[tuple[str, str]]:
         for name, text in (
@@ -95,32 +61,7 @@ class Metadata(aws_auth.AwsAuth):
                 parse_pairs(text)
             except ValueError as exc:
                 yield name, str(exc)
-        yield from self._check_auth()
-
-    def _check_auth(self) -> Iterator[tuple[str, str]]:
-        """KEDA's ``authentication.Config.Validate``."""
-        modes = self.modes
-        exclusive = [m for m in _EXCLUSIVE if m in modes]
-        if len(exclusive) > 1:
-            yield (
-                "authModes",
-                f"may hold one of {', '.join(_EXCLUSIVE)}, not {' and '.join(exclusive)}",
-            )
-        needed = {
-            "bearer": (("bearerToken", self.bearer_token),),
-            "basic": (("username", self.username),),
-            "tls": (("cert", self.cert), ("key", self.key)),
-            "oauth": (("oauthTokenURI", self.oauth_token_uri), ("clientID", self.client_id)),
-            "custom": (
-                ("customAuthHeader", self.custom_auth_header),
-                ("customAuthValue", self.custom_auth_value),
-            ),
-            "apiKey": (("apiKey", self.api_key),),
-        }
-        for mode in modes:
-            for param_name, value in needed[mode]:
-                if not value:
-                    yield param_name, f"is required by authModes {mode} (from the authentication)"
+        yield from self.auth_problems()
 
     def identity_problems(self) -> Iterator[tuple[str, str]]:
         """KEDA's ``checkAuthConfigWithPodIdentity``; an AWS identity is never required."""
@@ -268,15 +209,13 @@ def _headers(meta: Metadata) -> tuple[tuple[str, str], ...]:
     """customHeaders, then the credentials of the first auth mode among bearer, basic, custom
     (KEDA applies one); names are case-insensitive, so a later one replaces an earlier one."""
     headers = {name.lower(): (name, value) for name, value in parse_pairs(meta.custom_headers)}
-    modes = meta.modes
     credentials: tuple[str, str] | None = None
-    if "bearer" in modes:
-        credentials = ("Authorization", f"Bearer {meta.bearer_token}")
-    elif "basic" in modes:
-        pair = f"{meta.username}:{meta.password or ''}".encode()
-        credentials = ("Authorization", "Basic " + base64.b64encode(pair).decode())
-    elif "custom" in modes and meta.custom_auth_header and meta.custom_auth_value:
-        credentials = (meta.custom_auth_header, meta.custom_auth_value)
+    if meta.enabled("bearer"):
+        credentials = ("Authorization", meta.bearer_authorization())
+    elif meta.enabled("basic"):
+        credentials = ("Authorization", meta.basic_authorization())
+    elif meta.enabled("custom"):
+        credentials = meta.custom_header()
     if credentials is not None:
         headers[credentials[0].lower()] = credentials
     return tuple(sorted(headers.values()))
@@ -298,19 +237,12 @@ def build(meta: Metadata) -> PrometheusScaler:
     parameters = parse_pairs(meta.query_parameters)
     if meta.namespace:
         parameters = (("namespace", meta.namespace), *parameters)
-    tls = "tls" in meta.modes
-    identity = HttpIdentity(
-        verify=not meta.unsafe_ssl,
-        ca_pem=meta.ca,
-        cert_pem=meta.cert if tls else None,
-        key_pem=meta.key if tls else None,
-    )
     query = InstantQuery(
         server_address=meta.server_address,
         promql=meta.query,
         parameters=parameters,
         headers=_headers(meta),
-        identity=identity,
+        identity=meta.http_identity(meta.unsafe_ssl),
         timeout=meta.timeout.total_seconds() if meta.timeout else None,
         signer=_signer(meta),
     )
@@ -329,7 +261,8 @@ KIND = aws_auth.AwsKind(
     keda_name="prometheusScaler",
     metadata=Metadata,
     build=build,
-    summary="The one value of an instant PromQL query against Prometheus' HTTP API.",
+    summary="The one value of an instant PromQL query against Prometheus' HTTP API; "
+    "authModes apiKey and oauth are checked and send nothing, as in KEDA.",
     example=Example(
         {
             "serverAddress": "http://prometheus.monitoring.svc:9090",
