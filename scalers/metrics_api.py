@@ -1,53 +1,58 @@
-"""``metrics-api``: a number read from any HTTP endpoint that answers JSON.
+"""``metrics-api``: a number read from any HTTP endpoint that answers JSON, YAML or the
+Prometheus text format.
 
 Parsed as KEDA's ``metricsAPIScaler`` parses it (its metadata and the shared
-``authentication.Config``). What KEDA only finds out when it polls (a ``url`` it cannot
-request, ``format: xml``) fails the trigger when we poll, never the object.
+``authentication.Config``, :mod:`scalers.http_auth`), and ``valueLocation`` applied to
+each format as KEDA's ``GetValueFromResponse`` does (:mod:`scalers.yaml_document`,
+:mod:`scalers.prometheus_text`). What KEDA only finds out when it polls (a ``url`` it
+cannot request, ``format: xml``) fails the trigger when we poll, never the object.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from scalers import prometheus_text, yaml_document
 from scalers.base import Example, Scaler, ScalerKind, normalize
-from scalers.clients import HttpIdentity, JsonGet
+from scalers.clients import JsonGet
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
+from scalers.http_auth import HttpAuth
 from scalers.jsonpath import PathNotFound, lookup
-from scalers.params import Source, TriggerMetadata, param
+from scalers.params import param
 from scalers.quantity import parse_quantity
 
 if TYPE_CHECKING:
     from scalers.clients import Clients
 
-_AUTH = (Source.AUTH,)
-_EITHER = (Source.TRIGGER, Source.AUTH)
-AUTH_MODES = ("apiKey", "basic", "tls", "bearer", "custom", "oauth")
-_EXCLUSIVE = ("bearer", "basic", "oauth")
-"""KEDA's ``exclusiveSet``: each of these sets the Authorization header, so one at most."""
-_UNSUPPORTED_FORMATS = {
-    "prometheus": "reading the Prometheus text exposition format",
-    "yaml": "reading YAML answers",
-}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Metadata(TriggerMetadata):
+class Metadata(HttpAuth):
     url: str = param("url", doc="http(s) URL; any other fails the trigger when it is polled")
-    value_location: str = param("valueLocation", doc="gjson path to the number")
+    value_location: str = param(
+        "valueLocation",
+        doc="json: a gjson path; yaml: keys and list indexes split at dots; "
+        'prometheus: a metric selector, name{label="value"}',
+    )
     target_value: float | None = param(
         "targetValue", gt=0, target=True, doc="optional when it feeds a scalingModifiers formula"
     )
     activation_target_value: float = param("activationTargetValue", default="0")
-    format: str = param("format", default="json", enum=("json", "prometheus", "xml", "yaml"))
+    format: str = param(
+        "format",
+        default="json",
+        enum=("json", "prometheus", "xml", "yaml"),
+        doc="xml fails when polled, as in KEDA",
+    )
     unsafe_ssl: bool = param("unsafeSsl", default="false")
     aggregate_from_endpoints: bool = param(
         "aggregateFromKubeServiceEndpoints", default="false", doc="true is not supported"
@@ -58,64 +63,9 @@ class Metadata(TriggerMetadata):
     timeout: timedelta | None = param(  # noqa: RUF009 (a frozen value)
         "timeout", optional=True, doc="30s or milliseconds; bounded by the adapter's own"
     )
-    auth_modes: tuple[str, ...] | None = param(
-        "authModes",
-        aliases=("authMode",),
-        order=_EITHER,
-        optional=True,
-        enum=AUTH_MODES,
-        doc="comma-separated: apiKey, basic, tls, bearer, custom",
-    )
-    method: str = param("method", order=_EITHER, default="header", enum=("header", "query"))
-    key_param_name: str | None = param("keyParamName", order=_EITHER, optional=True)
-    api_key: str | None = param("apiKey", order=_EITHER, optional=True, secret=True)
-    username: str | None = param("username", order=_AUTH, optional=True)
-    password: str | None = param("password", order=_AUTH, optional=True, secret=True)
-    token: str | None = param(
-        "bearerToken", aliases=("token",), order=_AUTH, optional=True, secret=True
-    )
-    ca: str | None = param("ca", order=_AUTH, optional=True)
-    cert: str | None = param("cert", order=_AUTH, optional=True)
-    key: str | None = param("key", order=_AUTH, optional=True, secret=True)
-    custom_auth_header: str | None = param("customAuthHeader", order=_AUTH, optional=True)
-    custom_auth_value: str | None = param(
-        "customAuthValue", order=_AUTH, optional=True, secret=True
-    )
-    oauth_token_uri: str | None = param("oauthTokenURI", order=_AUTH, optional=True)
-    client_id: str | None = param("clientID", order=_AUTH, optional=True)
-
-    def enabled(self, mode: str) -> bool:
-        return mode in (self.auth_modes or ())
 
     def check(self) -> Iterator[tuple[str, str]]:
-        modes = self.auth_modes or ()
-        exclusive = [m for m in _EXCLUSIVE if m in modes]
-        if len(exclusive) > 1:
-            yield (
-                "authModes",
-                f"may hold one of {', '.join(_EXCLUSIVE)}, not {' and '.join(exclusive)}",
-            )
-        required = {
-            "bearer": (("token", self.token),),
-            "basic": (("username", self.username),),
-            "tls": (("cert", self.cert), ("key", self.key)),
-            "oauth": (("oauthTokenURI", self.oauth_token_uri), ("clientID", self.client_id)),
-            "custom": (
-                ("customAuthHeader", self.custom_auth_header),
-                ("customAuthValue", self.custom_auth_value),
-            ),
-            "apiKey": (("apiKey", self.api_key),),
-        }
-        for mode in modes:
-            for name, value in required[mode]:
-                if not value:
-                    yield name, f"is required by authMode {mode} (from the authentication)"
-        if self.format in _UNSUPPORTED_FORMATS:
-            yield (
-                "format",
-                f"{self.format} is not supported by metrics-adapter yet: it would need "
-                f"{_UNSUPPORTED_FORMATS[self.format]}; serve JSON (format json)",
-            )
+        yield from self.auth_problems()
         if self.aggregate_from_endpoints:
             yield (
                 "aggregateFromKubeServiceEndpoints",
@@ -135,6 +85,8 @@ class ApiGet(JsonGet):
     timeout: float | None = None
 
     async def run(self, clients: Clients) -> object:
+        """The answer decoded by its format: a JSON or YAML document, or the families of
+        a Prometheus exposition; an answer that does not decode fails the poll."""
         if not _requestable(self.url):
             raise SourceUnreachable(
                 f"url {quote(self.shown_url)} cannot be requested: "
@@ -145,42 +97,104 @@ class ApiGet(JsonGet):
                 "format xml: reading XML answers is not supported (KEDA v2.20.2 cannot "
                 "decode them either); serve JSON (format json)"
             )
+        if self.format == "json":
+            return await self._bounded(clients, JsonGet.run(self, clients))
+        body = await self._bounded(
+            clients,
+            clients.get_bytes(
+                self.url, headers=dict(self.headers), identity=self.identity, shown=self.shown_url
+            ),
+        )
+        # Decoded as Go does: invalid UTF-8 is kept (as lone surrogates) for the parsers
+        # to refuse where Go's would, and KEDA ends the exposition with a newline itself.
+        text = body.decode("utf-8", "surrogateescape")
+        try:
+            if self.format == "yaml":
+                return yaml_document.parse(text)
+            return prometheus_text.parse_families(text.replace("\r\n", "\n"))
+        except ValueError as exc:
+            raise SourceResponseError(
+                f"{self.describe()}: answer is not {_FORMAT_NAMES[self.format]}: {exc}"
+            ) from exc
+
+    async def _bounded(self, clients: Clients, call: Awaitable[T]) -> T:
+        """``call`` within the trigger's ``timeout`` when it is shorter than the adapter's."""
         if self.timeout is None or self.timeout >= clients.timeout:
-            return await JsonGet.run(self, clients)
+            return await call
         try:
             async with asyncio.timeout(self.timeout):
-                return await JsonGet.run(self, clients)
+                return await call
         except TimeoutError as exc:
             raise SourceTimeout(
                 f"{self.describe()}: no answer within the trigger's timeout {self.timeout:g}s"
             ) from exc
 
 
+_FORMAT_NAMES = {"yaml": "YAML", "prometheus": "the Prometheus text format"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class MetricsApiScaler(Scaler[object]):
-    """Its answer is any JSON document: ``valueLocation`` walks it as gjson would."""
+    """Its answer is decoded by :class:`ApiGet`; ``valueLocation`` is applied to it as
+    KEDA applies it to each format."""
 
     meta: Metadata
     query: ApiGet
 
     def measure(self, answer: object) -> float:
         location = self.meta.value_location
-        try:
-            found = lookup(answer, location)
-        except PathNotFound as exc:
-            raise SourceResponseError(f"valueLocation {quote(location)}: {exc} not found") from exc
-        if isinstance(found, bool) or not isinstance(found, int | float | str):
-            raise SourceResponseError(
-                f"valueLocation {quote(location)} is a {type(found).__name__}, expected a number"
-            )
-        if isinstance(found, str):
+        if self.meta.format == "prometheus":
+            return self._from_exposition(answer)
+        if self.meta.format == "yaml":
             try:
-                return parse_quantity(found)
-            except ValueError as exc:
+                found = yaml_document.value_at(answer, location)  # type: ignore[arg-type]
+            except yaml_document.PathError as exc:
                 raise SourceResponseError(f"valueLocation {quote(location)}: {exc}") from exc
-        if not math.isfinite(found):
-            raise SourceResponseError(f"valueLocation {quote(location)} is {found}, not a number")
-        return float(found)
+            if isinstance(found, int) and not isinstance(found, bool) and found >= 2**63:
+                # yaml.v3 decodes it as a uint64, a type KEDA does not read
+                raise SourceResponseError(
+                    f"valueLocation {quote(location)} is {found}, beyond a 64-bit integer"
+                )
+        else:
+            try:
+                found = lookup(answer, location)
+            except PathNotFound as exc:
+                raise SourceResponseError(
+                    f"valueLocation {quote(location)}: {exc} not found"
+                ) from exc
+        return _number(found, location)
+
+    def _from_exposition(self, answer: object) -> float:
+        location = self.meta.value_location
+        try:
+            selector = prometheus_text.parse_selector(location)
+        except ValueError as exc:
+            raise SourceResponseError(
+                f"valueLocation {quote(location)} is not a Prometheus metric selector: {exc}"
+            ) from exc
+        assert isinstance(answer, dict)
+        try:
+            value = prometheus_text.find_value(answer, selector)
+        except LookupError as exc:
+            raise SourceResponseError(f"valueLocation {quote(location)}: {exc}") from exc
+        return _number(value, location)
+
+
+def _number(found: object, location: str) -> float:
+    """A number as KEDA reads one: a string is a Kubernetes quantity; NaN and infinities
+    are errors (KEDA would serve them)."""
+    if isinstance(found, bool) or not isinstance(found, int | float | str):
+        raise SourceResponseError(
+            f"valueLocation {quote(location)} is a {type(found).__name__}, expected a number"
+        )
+    if isinstance(found, str):
+        try:
+            return parse_quantity(found)
+        except ValueError as exc:
+            raise SourceResponseError(f"valueLocation {quote(location)}: {exc}") from exc
+    if not math.isfinite(found):
+        raise SourceResponseError(f"valueLocation {quote(location)} is {found}, not a number")
+    return float(found)
 
 
 def _requestable(url: str) -> bool:
@@ -211,20 +225,14 @@ def build(meta: Metadata) -> MetricsApiScaler:
             url = _with_query_key(url, key_name or "api_key", meta.api_key)
         else:
             headers[key_name or "X-API-KEY"] = meta.api_key
-    if meta.enabled("custom") and meta.custom_auth_header and meta.custom_auth_value:
-        headers[meta.custom_auth_header] = meta.custom_auth_value
+    custom = meta.custom_header()
+    if meta.enabled("custom") and custom is not None:
+        headers[custom[0]] = custom[1]
     if meta.enabled("basic"):
-        pair = f"{meta.username}:{meta.password or ''}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["Authorization"] = meta.basic_authorization()
     elif meta.enabled("bearer"):
-        headers["Authorization"] = f"Bearer {meta.token}"
-    tls = meta.enabled("tls")
-    identity = HttpIdentity(
-        verify=not meta.unsafe_ssl,
-        ca_pem=meta.ca,
-        cert_pem=meta.cert if tls else None,
-        key_pem=meta.key if tls else None,
-    )
+        headers["Authorization"] = meta.bearer_authorization()
+    identity = meta.http_identity(meta.unsafe_ssl)
     secret = (key_name or "api_key",) if meta.method == "query" else ()
     timeout = meta.timeout.total_seconds() if meta.timeout else None
     return MetricsApiScaler(
@@ -242,7 +250,7 @@ KIND = ScalerKind(
     keda_name="metricsAPIScaler",
     metadata=Metadata,
     build=build,
-    summary="A number at valueLocation in the JSON answer of an HTTP GET.",
+    summary="A number at valueLocation in the JSON, YAML or Prometheus text answer of an HTTP GET.",
     example=Example(
         {
             "url": "http://queue-stats.default.svc:8080/stats",

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from scalers import metrics_api
+from scalers import http_auth, metrics_api, prometheus_text, yaml_document
 from scalers.clients import Clients
 from scalers.errors import (
     Problems,
@@ -187,7 +187,9 @@ def test_tls_auth_presents_the_client_pair() -> None:
 def test_credentials_come_only_from_the_authentication() -> None:
     scaler, problems = create({**BASE, "authMode": "bearer", "token": "in-plain-sight"})
     assert scaler is None
-    assert problems == [f"{P}.token: is required by authMode bearer (from the authentication)"]
+    assert problems == [
+        f"{P}.bearerToken: is required by authModes bearer (from the authentication)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -195,41 +197,41 @@ def test_credentials_come_only_from_the_authentication() -> None:
     [
         (
             {"authMode": "apiKey"},
-            [f"{P}.apiKey: is required by authMode apiKey (from the authentication)"],
+            [f"{P}.apiKey: is required by authModes apiKey (from the authentication)"],
         ),
         (
             {"authMode": "basic"},
-            [f"{P}.username: is required by authMode basic (from the authentication)"],
+            [f"{P}.username: is required by authModes basic (from the authentication)"],
         ),
         (
             {"authMode": "bearer"},
-            [f"{P}.token: is required by authMode bearer (from the authentication)"],
+            [f"{P}.bearerToken: is required by authModes bearer (from the authentication)"],
         ),
         (
             {"authMode": "tls"},
             [
-                f"{P}.cert: is required by authMode tls (from the authentication)",
-                f"{P}.key: is required by authMode tls (from the authentication)",
+                f"{P}.cert: is required by authModes tls (from the authentication)",
+                f"{P}.key: is required by authModes tls (from the authentication)",
             ],
         ),
         (
             {"authModes": "bearer,basic"},
             [
                 f"{P}.authModes: may hold one of bearer, basic, oauth, not bearer and basic",
-                f"{P}.token: is required by authMode bearer (from the authentication)",
-                f"{P}.username: is required by authMode basic (from the authentication)",
+                f"{P}.bearerToken: is required by authModes bearer (from the authentication)",
+                f"{P}.username: is required by authModes basic (from the authentication)",
             ],
         ),
         (
             {"authMode": "custom"},
             [
-                f"{P}.customAuthHeader: is required by authMode custom (from the authentication)",
-                f"{P}.customAuthValue: is required by authMode custom (from the authentication)",
+                f"{P}.customAuthHeader: is required by authModes custom (from the authentication)",
+                f"{P}.customAuthValue: is required by authModes custom (from the authentication)",
             ],
         ),
         (
             {"authMode": "kerberos"},
-            [f'{P}.authMode: "kerberos" is not one of: {", ".join(metrics_api.AUTH_MODES)}'],
+            [f'{P}.authMode: "kerberos" is not one of: {", ".join(http_auth.AUTH_MODES)}'],
         ),
         ({"format": "csv"}, [f'{P}.format: "csv" is not one of: json, prometheus, xml, yaml']),
         (
@@ -334,18 +336,6 @@ async def test_format_xml_is_accepted_and_fails_when_polled() -> None:
             "it would need to list the Service's EndpointSlices and poll every ready endpoint; "
             "point url at one endpoint that serves the aggregate instead",
         ),
-        (
-            {"format": "prometheus"},
-            {},
-            f"{P}.format: prometheus is not supported by metrics-adapter yet: it would need "
-            "reading the Prometheus text exposition format; serve JSON (format json)",
-        ),
-        (
-            {"format": "yaml"},
-            {},
-            f"{P}.format: yaml is not supported by metrics-adapter yet: it would need "
-            "reading YAML answers; serve JSON (format json)",
-        ),
     ],
 )
 def test_what_metrics_adapter_cannot_do_is_refused_by_name(
@@ -389,8 +379,8 @@ def test_oauth_is_checked_and_sends_nothing_as_in_keda() -> None:
     assert scaler.query.headers == ()
     _, problems = create({**BASE, "authModes": "oauth"})
     assert problems == [
-        f"{P}.oauthTokenURI: is required by authMode oauth (from the authentication)",
-        f"{P}.clientID: is required by authMode oauth (from the authentication)",
+        f"{P}.oauthTokenURI: is required by authModes oauth (from the authentication)",
+        f"{P}.clientID: is required by authModes oauth (from the authentication)",
     ]
 
 
@@ -417,3 +407,68 @@ def test_target_value_is_optional_only_under_scaling_modifiers() -> None:
     assert metrics_api.KIND.create(formula, Problems()) is not None
     zero = TriggerInputs({**formula.metadata, "targetValue": "0"}, as_metric_source=True)
     assert metrics_api.KIND.create(zero, Problems()) is not None  # KEDA: 0 is "unset"
+
+
+EXPOSITION = """# TYPE queue_depth gauge
+queue_depth{queue="a"} 4
+queue_depth{queue="b"} 9
+ratio 1e-3
+"""
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [("queue_depth", 4), ('queue_depth{queue="b"}', 9), ("ratio", 0.001)],
+)
+def test_prometheus_answers_are_read_by_selector(location: str, expected: float) -> None:
+    scaler = built({"format": "prometheus", "valueLocation": location})
+    assert scaler.measure(prometheus_text.parse_families(EXPOSITION)) == expected
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("nope", "valueLocation \"nope\": metric 'nope' not found"),
+        ('queue_depth{queue="c"}', "no untyped, counter or gauge sample of it has these labels"),
+        ("queue_depth[5m]", "is not a Prometheus metric selector: unexpected '[5m]'"),
+    ],
+)
+def test_prometheus_lookups_that_fail(location: str, message: str) -> None:
+    scaler = built({"format": "prometheus", "valueLocation": location})
+    with pytest.raises(SourceResponseError) as info:
+        scaler.measure(prometheus_text.parse_families(EXPOSITION))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [("count", 2.43), ("components.0.str", 64), ("components.0.tasks", 32), ("k", 1000)],
+)
+def test_yaml_answers_are_walked_as_keda_walks_them(location: str, expected: float) -> None:
+    answer = yaml_document.parse(
+        "{components: [{tasks: 32, str: '64', wrong: NaN, on: yes}], count: 2.43, k: 1k, "
+        "big: 18446744073709551615, inf: .inf}"
+    )
+    scaler = built({"format": "yaml", "valueLocation": location})
+    assert scaler.measure(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("components.0.wrong", 'valueLocation "components.0.wrong": '),
+        ("components.0.on", 'valueLocation "components.0.on": '),
+        ("components", "valueLocation \"components\": path 'components' does not lead"),
+        ("big", "is 18446744073709551615, beyond a 64-bit integer"),
+        ("inf", "is inf, not a number"),
+        ("nope", "key 'nope' not found in path 'nope'"),
+    ],
+)
+def test_yaml_values_keda_cannot_read(location: str, message: str) -> None:
+    answer = yaml_document.parse(
+        "{components: [{wrong: NaN, on: yes}], big: 18446744073709551615, inf: .inf}"
+    )
+    scaler = built({"format": "yaml", "valueLocation": location})
+    with pytest.raises(SourceResponseError) as info:
+        scaler.measure(answer)
+    assert message in str(info.value)
