@@ -54,9 +54,32 @@ async def slow(request: Request) -> Response:
     return JSONResponse(DOCUMENT)
 
 
+YAML_STATS = "queue:\n  depth: 42\n  ratio: 1500m\nworkers:\n  - busy: 3\n  - busy: 4\n"
+EXPOSITION = (
+    "# HELP queue_depth Items waiting.\n# TYPE queue_depth gauge\n"
+    'queue_depth{queue="orders"} 42\r\nqueue_depth{queue="mail"} 7\n'
+    "# TYPE lat summary\nlat_sum 3\nlat_count 2\nbusy_workers 3"  # no final newline
+)
+
+
+async def yaml_stats(request: Request) -> Response:
+    return PlainTextResponse(YAML_STATS, media_type="application/yaml")
+
+
+async def exposition(request: Request) -> Response:
+    return PlainTextResponse(EXPOSITION, media_type="text/plain; version=0.0.4")
+
+
+async def xml_stats(request: Request) -> Response:
+    return Response("<queue><depth>42</depth></queue>", media_type="application/xml")
+
+
 APP = Starlette(
     routes=[
         Route("/stats", stats),
+        Route("/stats.yaml", yaml_stats),
+        Route("/metrics", exposition),
+        Route("/stats.xml", xml_stats),
         Route("/guarded", guarded),
         Route("/garbage", garbage),
         Route("/slow", slow),
@@ -158,3 +181,44 @@ async def test_a_url_keda_cannot_request_fails_its_trigger_not_the_object(http_u
     assert failed.value is None
     assert failed.error is not None and 'url "invalid-invalid" cannot be requested' in failed.error
     assert reading(poller.store, good).value == 42
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "location", "expected"),
+    [
+        ("/stats.yaml", "yaml", "queue.depth", 42),
+        ("/stats.yaml", "yaml", "queue.ratio", 1.5),
+        ("/stats.yaml", "yaml", "workers.1.busy", 4),
+        ("/metrics", "prometheus", "queue_depth", 42),
+        ("/metrics", "prometheus", 'queue_depth{queue="mail"}', 7),
+        ("/metrics", "prometheus", "busy_workers", 3),
+    ],
+)
+async def test_each_format_keda_reads(
+    http_url: str, path: str, fmt: str, location: str, expected: float
+) -> None:
+    scaler = make(f"{http_url}{path}", format=fmt, valueLocation=location)
+    assert await measure(scaler) == expected
+
+
+async def test_a_format_the_answer_is_not_fails_the_poll(http_url: str) -> None:
+    with pytest.raises(SourceResponseError, match="answer is not YAML"):
+        await measure(make(f"{http_url}/metrics", format="yaml"))
+    with pytest.raises(SourceResponseError, match="answer is not the Prometheus text format"):
+        await measure(make(f"{http_url}/stats.yaml", format="prometheus"))
+    with pytest.raises(SourceResponseError, match="metric 'lat_count' not found"):
+        await measure(make(f"{http_url}/metrics", format="prometheus", valueLocation="lat_count"))
+
+
+async def test_xml_fails_when_polled_as_in_keda(http_url: str) -> None:
+    with pytest.raises(SourceResponseError, match="format xml: reading XML answers"):
+        await measure(make(f"{http_url}/stats.xml", format="xml"))
+
+
+async def test_formats_use_the_same_auth_and_timeout(http_url: str) -> None:
+    guarded = make(f"{http_url}/guarded", {"bearerToken": "t0k"}, authMode="bearer", format="yaml")
+    assert await measure(guarded) == 42  # JSON is YAML
+    with pytest.raises(SourceResponseError, match="HTTP 401"):
+        await measure(make(f"{http_url}/guarded", format="prometheus"))
+    with pytest.raises(SourceTimeout, match=r"within the trigger's timeout 0\.3s"):
+        await measure(make(f"{http_url}/slow", format="yaml", timeout="300ms"), client_timeout=5)
