@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
+from metrics_adapter.binding.files import Inventory, load_directory
 from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control import hpa
@@ -48,11 +49,12 @@ from metrics_adapter.explain.cells import (
     warning_lines,
 )
 from metrics_adapter.explain.jobs import JobReport, job_reports, render_job
+from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.model.scaled_job import ScaledJobRef
-from metrics_adapter.server import Adapter, build
-from scalers.clients import DEFAULT_TIMEOUT
+from metrics_adapter.server import Adapter, build, build_sources, settle_standalone
+from scalers.clients import DEFAULT_TIMEOUT, Clients
 
 Readings = Callable[[Adapter], Awaitable[None]]
 """Fills the adapter's MetricStore with one reading per trigger."""
@@ -158,16 +160,33 @@ async def explain(
         scaler_timeout=scaler_timeout,
         cluster_object_namespace=cluster_object_namespace,
     )
-    adapter = build(settings, dry_run=False)
+    assert settings.scaledobjects is not None
+    inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
+    adapter = await settled(settings, inventory)
     await read(adapter, poll)
     return [*reports(adapter), *job_reports(adapter)]
 
 
+async def settled(
+    settings: Settings, inventory: Inventory, kube: KubeClient | None = None
+) -> Adapter:
+    """``inventory`` bound as the adapter binds it, after reading what its objects need
+    from outside sources (Vault, bound tokens with ``kube``, files, ...): each read waits
+    at most the settle bound, and one that fails is reported on the object, by name."""
+    clients = Clients(settings.scaler_timeout)
+    inventory.sources = build_sources(settings, clients, kube)
+    await settle_standalone(inventory)
+    return build(settings, dry_run=False, inventory=inventory, clients=clients)
+
+
 async def read(adapter: Adapter, readings: Readings) -> None:
-    """Fill the store once with ``readings``; then the scalers' clients are closed."""
+    """Fill the store once with ``readings``; then the scalers' clients and the outside
+    sources' reads are closed."""
     try:
         await readings(adapter)
     finally:
+        if adapter.sources is not None:
+            await adapter.sources.aclose()
         await adapter.poller.clients.aclose()
 
 
