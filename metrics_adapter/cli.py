@@ -74,10 +74,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _parameters(metadata: type[Any]) -> list[dict[str, Any]]:
+    """The trigger's own parameters first, then those it shares (authentication, AWS
+    identity), each group in declaration order."""
     hints = typing.get_type_hints(metadata)
+
+    def declared_by(name: str) -> int:
+        owners = (
+            i for i, c in enumerate(metadata.__mro__) if name in vars(c).get("__annotations__", {})
+        )
+        return next(owners, len(metadata.__mro__))
+
+    params = sorted(declared_params(metadata), key=lambda item: declared_by(item[0].name))
     return [
         {
             "name": spec.name,
+            "aliases": list(spec.aliases),
             "type": type_name(hints[f.name]),
             "sources": [s.value for s in spec.order],
             "default": spec.default,
@@ -85,7 +96,7 @@ def _parameters(metadata: type[Any]) -> list[dict[str, Any]]:
             "enum": list(spec.enum),
             "doc": spec.doc,
         }
-        for f, spec in declared_params(metadata)
+        for f, spec in params
     ]
 
 
@@ -145,6 +156,7 @@ def trigger_markdown() -> str:
             notes = "; ".join(
                 n
                 for n in (
+                    f"also {', '.join(f'`{a}`' for a in p['aliases'])}" if p["aliases"] else "",
                     f"one of {', '.join(f'`{e}`' for e in p['enum'])}" if p["enum"] else "",
                     p["doc"],
                 )
@@ -190,7 +202,8 @@ def _print_triggers(output: str) -> None:
             )
             allowed = f" one of {'|'.join(p['enum'])}" if p["enum"] else ""
             sources = ", ".join(p["sources"])
-            print(f"  {p['name']:<30} {p['type']:<8} {default:<18} from {sources}{allowed}")
+            also = f" (also {', '.join(p['aliases'])})" if p["aliases"] else ""
+            print(f"  {p['name']:<30} {p['type']:<8} {default:<18} from {sources}{allowed}{also}")
         print()
 
 

@@ -27,6 +27,7 @@ def test_triggers_json_is_the_reference(capsys: pytest.CaptureFixture[str]) -> N
     lag = next(p for p in nats["parameters"] if p["name"] == "lagThreshold")
     assert lag == {
         "name": "lagThreshold",
+        "aliases": [],
         "type": "integer",
         "sources": ["triggerMetadata"],
         "default": "10",
@@ -44,6 +45,14 @@ def test_triggers_text_lists_every_type(capsys: pytest.CaptureFixture[str]) -> N
     for kind in ("cron:", "metrics-api:", "nats-jetstream:"):
         assert kind in out
     assert "lagThreshold" in out and "default 10" in out
+    modes = next(line for line in out.splitlines() if line.strip().startswith("authModes"))
+    assert modes.endswith("(also authMode)")
+
+
+def test_aliases_are_shown_in_the_markdown_reference() -> None:
+    """KEDA's ``name=authModes;authMode``: a user who writes the alias finds it."""
+    rows = [line for line in trigger_markdown().splitlines() if line.startswith("| `authModes`")]
+    assert rows and all("also `authMode`" in row for row in rows)
 
 
 def test_missing_directory_is_one_line_and_exit_2(
