@@ -1,11 +1,13 @@
 """KEDA's own e2e objects are accepted as KEDA accepts them.
 
-``tests/keda_e2e/`` holds the objects of KEDA v2.20.2's end-to-end tests, rendered from their
-templates by ``hack/render-keda-e2e`` (see its README). Every ScaledObject and ScaledJob whose
-trigger types are all ones we register is loaded with the other objects of its test file, the
-way standalone mode loads a directory (``load_documents``), and bound as ``explain`` binds it
-(``bind_all``). It must be accepted, unless KEDA refuses it too (:data:`KEDA_REFUSES`, each
-with KEDA's reason and where KEDA says it); then we must refuse it, naming the same field.
+``tests/keda_e2e/`` holds the objects of KEDA v2.20.2's end-to-end tests, rendered from
+their templates by ``hack/render-keda-e2e`` (see ``tests/keda_e2e/README.md``). Every
+ScaledObject and ScaledJob whose trigger types are all ones we register is loaded with the
+other objects of its test file, the way standalone mode loads a directory
+(``load_documents``), and bound as ``explain`` binds it (``bind_all``). It must be accepted,
+unless KEDA refuses it too (:data:`KEDA_REFUSES`, each with KEDA's reason and where KEDA
+says it); then we must refuse it, naming the same field. What we refuse by choice where
+KEDA accepts (:data:`NOT_SUPPORTED`) must be refused by name.
 
 Objects whose authentication is read from a server (Vault, AWS Secrets Manager, a bound
 ServiceAccount token, a mounted file), or comes from a pod identity we do not support (Azure,
