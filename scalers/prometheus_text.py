@@ -9,7 +9,7 @@ the named family whose labels hold every matcher's value. Two of its rules surpr
 - only untyped, counter and gauge samples have a value: a summary's or histogram's
   ``_sum``, ``_count`` and ``_bucket`` lines belong to their family and are never found.
 
-The syntax is expfmt's (v0.62): a sample line is ``name{labels} value [timestamp]`` with
+The syntax is expfmt's (v0.66.1, checked against it): a sample line is ``name{labels} value [timestamp]`` with
 nothing after it, names may be quoted (``{"my.metric", "a.b"="x"}``), ``HELP`` and
 ``TYPE`` come at most once per family and ``TYPE`` before its samples. Any syntax error
 fails the whole answer, as it does for KEDA.
@@ -76,6 +76,9 @@ def _parse_line(line: str, families: dict[str, Family]) -> None:
     reader.skip_blanks()
     family = _family(families, name)
     family.type = family.type or "untyped"
+    special = {"summary": "quantile", "histogram": "le"}.get(family.type)
+    if special in labels:  # a quantile or a bucket bound: a number, or the answer fails
+        _parse_float(labels[special], f"expected float as value for {special!r} label")
     value = _parse_float(reader.until_blank())
     if reader.peek():
         reader.skip_blanks()
@@ -255,10 +258,15 @@ def _split_blank(text: str) -> tuple[str, str, str]:
     return text[: found.start()], found.group(), text[found.end() :]
 
 
-def _parse_float(text: str) -> float:
+def _parse_float(text: str, what: str = "expected float as value") -> float:
     """Go's ``strconv.ParseFloat`` as expfmt calls it: no hex, no ``_``, no overflow."""
-    bad = FormatError(f"expected float as value, got {text!r}")
-    if not text.isascii() or any(c in text for c in "pP_") or text.lower() in ("+nan", "-nan"):
+    bad = FormatError(f"{what}, got {text!r}")
+    if (
+        not text.isascii()
+        or text != text.strip()
+        or any(c in text for c in "pP_")
+        or text.lower() in ("+nan", "-nan")
+    ):
         raise bad
     try:
         value = float(text)

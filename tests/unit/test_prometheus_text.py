@@ -1,4 +1,7 @@
-"""The Prometheus text format and metric selectors, read as KEDA's metrics-api reads them."""
+"""The Prometheus text format and metric selectors, read as KEDA's metrics-api reads them.
+
+The syntax cases were also run through expfmt v0.66.1 (KEDA's) itself: same families,
+values and refusals, but for how a summary's or histogram's valueless parts are grouped."""
 
 from __future__ import annotations
 
@@ -120,6 +123,9 @@ def test_gauge_untyped_quoted_names_escapes_and_timestamps() -> None:
         ("# TYPE foo info\n", "unknown metric type 'info'"),
         ("# HELP 1x y\n", "invalid metric name in comment"),
         ("1x 1\n", "invalid metric name"),
+        ("foo 1\rbar\n", "expected float as value"),
+        ('# TYPE s summary\ns{quantile="x"} 1\n', "expected float as value for 'quantile' label"),
+        ('# TYPE h histogram\nh_bucket{le="a"} 1\n', "expected float as value for 'le' label"),
     ],
 )
 def test_syntax_errors_fail_the_whole_answer(text: str, message: str) -> None:
