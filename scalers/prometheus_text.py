@@ -9,10 +9,10 @@ the named family whose labels hold every matcher's value. Two of its rules surpr
 - only untyped, counter and gauge samples have a value: a summary's or histogram's
   ``_sum``, ``_count`` and ``_bucket`` lines belong to their family and are never found.
 
-The syntax is expfmt's (v0.66.1, checked against it): a sample line is ``name{labels} value [timestamp]`` with
-nothing after it, names may be quoted (``{"my.metric", "a.b"="x"}``), ``HELP`` and
-``TYPE`` come at most once per family and ``TYPE`` before its samples. Any syntax error
-fails the whole answer, as it does for KEDA.
+The syntax is expfmt's (v0.66.1, KEDA's, checked against it): a sample line is
+``name{labels} value [timestamp]`` with nothing after it, names may be quoted
+(``{"my.metric", "a.b"="x"}``), ``HELP`` and ``TYPE`` come at most once per family and
+``TYPE`` before its samples. Any syntax error fails the whole answer, as for KEDA.
 """
 
 from __future__ import annotations
