@@ -10,6 +10,14 @@
 # refuses it. A tiny module that requires Vault builds its main package instead; Go ignores a
 # dependency's replaces, so the published api/sdk versions Vault's go.mod names are used, and the
 # two replaces Vault needs for third-party forks are repeated here.
+#
+# Why a patch: the published sdk v0.21.0 that v1.21.4's go.mod names differs from the ./sdk of
+# the v1.21.4 tag: framework.Backend.ActivationFunc takes an extra string (the activation flag's
+# name), and keysutil's RestorePolicy does not return the restored key's name. Three lines of
+# Vault are adapted to it, in a copy of the module the wrapper replaces Vault with. The patch is
+# checked to apply exactly, so a version bump fails loudly instead of building something else.
+# (The module proxy this was built with serves no other 1.x Vault, no OpenBao, and no sdk
+# version between v0.7.0 and v0.25.1 but v0.21.0.)
 set -euo pipefail
 
 V=1.21.4
@@ -75,6 +83,30 @@ grep -E '^replace [^ ]+( v[^ ]+)? => [^.][^ ]* v[^ ]+$' "$gomod" | while read -r
 done
 say "fetching modules for Vault v$V"
 logged go get "github.com/hashicorp/vault@v$V"
+say "adapting Vault v$V to the published sdk (ActivationFunc's flag name)"
+moddir=$(go list -m -f '{{.Dir}}' "github.com/hashicorp/vault")
+[ -d "$moddir" ] || die "no module directory for github.com/hashicorp/vault@v$V"
+rm -rf "$src/vault"
+cp -r "$moddir" "$src/vault"
+chmod -R u+w "$src/vault"
+patch_line() { # file, exact old line, new line
+  local file=$src/vault/$1
+  grep -qxF -- "$2" "$file" || die "Vault v$V: $1 no longer has: $2"
+  OLD=$2 NEW=$3 perl -0pi -e 's/^\Q$ENV{OLD}\E$/$ENV{NEW}/m' "$file"
+  grep -qxF -- "$3" "$file" || die "Vault v$V: patching $1 failed"
+}
+patch_line vault/identity_store_util.go \
+  'func (i *IdentityStore) activateDeduplication(ctx context.Context, req *logical.Request) error {' \
+  'func (i *IdentityStore) activateDeduplication(ctx context.Context, req *logical.Request, _ string) error {'
+patch_line vault/logical_system_activation_flags.go \
+  '	if err := b.idStoreBackend.ActivationFunc(ctx, nil); err != nil {' \
+  '	if err := b.idStoreBackend.ActivationFunc(ctx, nil, ""); err != nil {'
+# And transit's restore, written against an sdk whose RestorePolicy also returns the key's name
+# (only logged there): the name asked for stands in for it.
+patch_line builtin/logical/transit/path_restore.go \
+  '	restoredKeyName, err := b.lm.RestorePolicy(ctx, req.Storage, keyName, backupB64, force)' \
+  '	restoredKeyName, err := keyName, b.lm.RestorePolicy(ctx, req.Storage, keyName, backupB64, force)'
+go mod edit "-replace=github.com/hashicorp/vault=./vault"
 say "compiling vault v$V (the long part)"
 logged go build -trimpath -ldflags "-s -w" -o "$BIN/vault.new" github.com/hashicorp/vault
 # Move into place only after the build succeeded, so a half-built cache never looks whole.

@@ -10,6 +10,7 @@ import pytest
 
 from metrics_adapter.binding.auth_sources.base import AuthSourceError, ReadContext
 from metrics_adapter.binding.auth_sources.vault import SA_TOKEN_FILE, VaultRead, parameter_reads
+from metrics_adapter.binding.auth_sources.vault_api import _plain
 from metrics_adapter.model.authentication import (
     TriggerAuthentication,
     parse_trigger_authentication,
@@ -153,3 +154,9 @@ async def test_an_address_without_a_scheme_is_named() -> None:
     assert await _fail(found.read) == (
         "Vault vault:8200 kv/a: address 'vault:8200' must start with http:// or https://"
     )
+
+
+def test_go_multierror_text_becomes_one_line() -> None:
+    assert _plain("1 error occurred:\n\t* permission denied\n\n") == "permission denied"
+    assert _plain("2 errors occurred:\n\t* a\n\t* b\n\n") == "a; b"
+    assert _plain("Vault is sealed") == "Vault is sealed"

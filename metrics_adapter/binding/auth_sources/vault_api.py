@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 """KEDA's default JWT for ``authentication: kubernetes`` without a credential."""
 MAX_SA_TOKEN_BYTES = 1 << 20
-BOUND_TOKEN_SECONDS = 3600
-"""Lifetime asked of a TokenRequest: KEDA's default ``KEDA_BOUND_SERVICE_ACCOUNT_TOKEN_EXPIRY``."""
 RENEW_AT = 2 / 3
 """Fraction of a token's, lease's or certificate's life after which it is replaced."""
 MAX_BODY_BYTES = 1 << 20
@@ -115,9 +114,9 @@ class Vault:
             headers["X-Vault-Namespace"] = login.namespace
         url = f"{self.address}/v1/{quote(path, safe='/')}"
         try:
-            async with asyncio.timeout(self.timeout):  # httpx's timeout is per phase
-                response = await self.client.request(method, url, headers=headers, json=body)
-        except (TimeoutError, httpx.TimeoutException):
+            # httpx's own timeout, per phase (never a cancellation, which can leak a pool slot).
+            response = await self.client.request(method, url, headers=headers, json=body)
+        except httpx.TimeoutException:
             raise VaultError(f"no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise VaultError(f"unreachable: {exc or type(exc).__name__}") from None
@@ -144,7 +143,7 @@ def _vault_says(response: httpx.Response) -> str:
     except ValueError:
         body = None
     errors = body.get("errors") if isinstance(body, dict) else None
-    text = "; ".join(map(str, errors)) if isinstance(errors, list) else ""
+    text = "; ".join(_plain(str(e)) for e in errors) if isinstance(errors, list) else ""
     if 300 <= status < 400:
         where = response.headers.get("location", "?")
         text = f"redirected to {where} (a standby node?); address must name the active one"
@@ -152,6 +151,15 @@ def _vault_says(response: httpx.Response) -> str:
         fallback = {404: "no secret at this path", 503: "Vault is sealed or not ready"}
         text = fallback.get(status) or response.text[:200] or "no message"
     return f"HTTP {status}: {text[:300]}"
+
+
+def _plain(error: str) -> str:
+    """One line from Go's multierror text ("1 error occurred:\\n\\t* permission denied")."""
+    lines = (line.strip().removeprefix("* ").strip() for line in error.splitlines())
+    return "; ".join(x for x in lines if x and not _MULTIERROR_HEAD.fullmatch(x))
+
+
+_MULTIERROR_HEAD = re.compile(r"\d+ errors? occurred:")
 
 
 async def token_for(vault: Vault, login: VaultLogin, context: ReadContext) -> tuple[str, float]:
@@ -239,7 +247,7 @@ async def _service_account_jwt(login: VaultLogin, context: ReadContext) -> str:
     if context.kube is None:
         raise VaultError(f"{what}: credential.serviceAccountName needs cluster mode")
     try:
-        bound = await context.kube.create_token(namespace, name, BOUND_TOKEN_SECONDS)
+        bound = await context.kube.create_token(namespace, name, context.bound_token_expiry)
     except KubeError as exc:
         raise VaultError(f"{what}: {exc}") from None
     return bound.token
