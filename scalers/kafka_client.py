@@ -119,10 +119,12 @@ class GroupOffsets:
 class KafkaConnection:
     """The aiokafka client of one backend, with the group coordinators it has found."""
 
-    def __init__(self, backend: KafkaBackend, request_timeout: float) -> None:
+    def __init__(
+        self, backend: KafkaBackend, request_timeout: float, client_id: str = CLIENT_ID
+    ) -> None:
         self.backend = backend
         self._settings: dict[str, Any] = {
-            "client_id": CLIENT_ID,
+            "client_id": client_id,
             "request_timeout_ms": int(request_timeout * 1000),
             "security_protocol": backend.security_protocol,
             "ssl_context": ssl_context(backend) if backend.tls else None,
@@ -136,9 +138,13 @@ class KafkaConnection:
         self._coordinators: dict[str, int] = {}
 
     @classmethod
-    async def open(cls, backend: KafkaBackend, request_timeout: float) -> KafkaConnection:
+    async def open(
+        cls, backend: KafkaBackend, request_timeout: float, client_id: str = CLIENT_ID
+    ) -> KafkaConnection:
+        """Bootstrapped; ``client_id`` tells the broker's logs and quotas who asks (the wake
+        watcher has its own connections: a long Fetch would hold up the polls' requests)."""
         try:
-            connection = cls(backend, request_timeout)
+            connection = cls(backend, request_timeout, client_id)
         except (ssl.SSLError, ValueError, OSError) as exc:
             raise SourceUnreachable(f"{backend.describe()}: cannot set up TLS: {exc}") from exc
         try:
@@ -168,11 +174,15 @@ class KafkaConnection:
 
     async def send(self, node: int, request: Any) -> dict[str, Any]:
         """Send ``request`` to broker ``node`` and decode its answer."""
+        decoded: dict[str, Any] = (await self.request(node, request)).to_object()
+        return decoded
+
+    async def request(self, node: int, request: Any) -> Any:
+        """Send ``request`` to broker ``node``; its answer as aiokafka parsed it (a Fetch
+        answer does not decode to a dict: aiokafka leaves absent arrays ``None``)."""
         if self._client.cluster.broker_metadata(node) is None:
             await self._client.force_metadata_update()
-        answer = await self._client.send(node, request)
-        decoded: dict[str, Any] = answer.to_object()
-        return decoded
+        return await self._client.send(node, request)
 
     def any_node(self) -> int:
         node = self._client.get_random_node()

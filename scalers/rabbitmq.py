@@ -25,6 +25,8 @@ from scalers.errors import quote as q
 from scalers.params import Source, TriggerMetadata, param
 from scalers.rabbitmq_client import AmqpQuery, AmqpServer, Answer, ManagementQuery, QueueStats
 from scalers.tls_keys import decrypted_key
+from scalers.wake import NoWake, Wake
+from scalers.wake_rabbitmq import HTTP_ONLY, RabbitMQWatch
 
 QUEUE_LENGTH = "QueueLength"
 MESSAGE_RATE = "MessageRate"
@@ -234,6 +236,13 @@ class RabbitMQScaler(Scaler[Answer]):
         count = stats.ready if self.meta.exclude_unacknowledged else stats.messages
         value, activity = reading(self.mode, count, stats, self.meta.activation_value)
         return value if activity == value else Measurement(value, activity)
+
+    def wake(self) -> Wake | NoWake:
+        """Passive declares of the queue over AMQP (:mod:`scalers.wake_rabbitmq`), on a
+        connection of the trigger's server, vhost and login."""
+        if isinstance(self.query, AmqpQuery):
+            return Wake(RabbitMQWatch(self.query.server), self.query.queue)
+        return NoWake(HTTP_ONLY)
 
 
 _LABELS = {

@@ -277,8 +277,9 @@ class AmqpQuery:
         return await clients.shared(key, open_client, _close)
 
 
-async def connect(server: AmqpServer, within: float) -> AmqpClient:
-    """Open a connection, mapping every failure onto the ScalerError tree."""
+async def connect(server: AmqpServer, within: float, name: str = CONNECTION_NAME) -> AmqpClient:
+    """Open a connection, mapping every failure onto the ScalerError tree; ``name`` is what
+    the server shows for it (the wake watcher's differs from the polls')."""
     where = f"AMQP {server.display}"
     context = tls_context(server.tls) if server.tls else None
     try:
@@ -286,7 +287,7 @@ async def connect(server: AmqpServer, within: float) -> AmqpClient:
             connection = await aiormq.connect(
                 server.url,
                 context=context,
-                client_properties={"connection_name": CONNECTION_NAME},
+                client_properties={"connection_name": name},
             )
     except TimeoutError as exc:
         raise SourceTimeout(f"{where}: no answer within {within:g}s") from exc
