@@ -151,14 +151,18 @@ class VaultServer(ServerProcess):
 
     def requests_to(self, path: str, operation: str | None = None) -> int:
         """Requests the server logged for ``path`` (the audit log's request entries)."""
+        return len(self.requests(path, operation))
+
+    def requests(self, path: str, operation: str | None = None) -> list[dict[str, Any]]:
+        """The audit log's request entries for ``path`` (their ``request`` part)."""
         if not self.audit_log.exists():
-            return 0
-        count = 0
+            return []
+        found = []
         for line in self.audit_log.read_text().splitlines():
             entry = json.loads(line)
             request = entry.get("request") or {}
             if entry.get("type") != "request" or request.get("path") != path:
                 continue
             if operation is None or request.get("operation") == operation:
-                count += 1
-        return count
+                found.append(request)
+        return found
