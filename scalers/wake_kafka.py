@@ -76,6 +76,14 @@ class LogEnds:
     """Partitions without a position yet → the ListOffsets timestamp to find it with."""
     resolved: set[str] = field(default_factory=set)
     """Topics whose metadata was read: a partition found later is new, read from its start."""
+    denied: dict[str, float] = field(default_factory=dict)
+    """Topics a Fetch was refused for → when (monotonic) to try them again."""
+
+    def forget(self, topic: str) -> None:
+        """Stop reading ``topic``; found again, it starts over at its log end."""
+        for key in [k for k in self.leaders if k[0] == topic]:
+            self._drop(key)
+        self.resolved.discard(topic)
 
     def apply_metadata(
         self, wanted: Iterable[str], topics: Iterable[Mapping[str, Any]]
@@ -99,9 +107,7 @@ class LogEnds:
             elif code:  # LEADER_NOT_AVAILABLE and the like: as it was, until the next read
                 continue
             if name in refused:
-                for key in [k for k in self.leaders if k[0] == name]:
-                    self._drop(key)
-                self.resolved.discard(name)
+                self.forget(name)
                 continue
             start = EARLIEST if name in self.resolved else LATEST
             if name not in self.resolved:
@@ -216,9 +222,10 @@ class KafkaWatcher(Watcher):
             while True:
                 wanted = self.topics
                 if wanted != watched or time.monotonic() >= refresh_at:
-                    added = await self._arrange(connection, ends, wanted)
+                    added, complete = await self._arrange(connection, ends, wanted)
                     self.caught_up(wanted if watched is None else added)
-                    watched, refresh_at = wanted, time.monotonic() + REFRESH
+                    watched = wanted
+                    refresh_at = time.monotonic() + (REFRESH if complete else REFRESH / 10)
                 for node, topics in ends.fetch_requests().items():
                     if node not in inflight:
                         # Answered at once means records are arriving: not again just yet.
@@ -239,7 +246,10 @@ class KafkaWatcher(Watcher):
                     if task.done():
                         del inflight[node]
                         woken, refused, refresh = ends.absorb(*task.result())
-                        self._refuse(ends, refused)
+                        for topic, reason in refused.items():
+                            self.refuse(topic, reason)
+                            ends.forget(topic)
+                            ends.denied[topic] = time.monotonic() + self.options.recheck
                         for topic in woken:
                             self.hint(topic)
                         if refresh:
@@ -254,9 +264,12 @@ class KafkaWatcher(Watcher):
 
     async def _arrange(
         self, connection: KafkaConnection, ends: LogEnds, wanted: frozenset[Topic]
-    ) -> set[str]:
-        """Read the metadata of ``wanted`` and the log ends of new partitions."""
-        topics = sorted(t for t in wanted if isinstance(t, str))
+    ) -> tuple[set[str], bool]:
+        """Read the metadata of ``wanted`` and the log ends of new partitions: (the topics
+        watched from now on, whether every partition has a position). A topic a Fetch was
+        refused for waits ``recheck`` seconds, refused meanwhile."""
+        now = time.monotonic()
+        topics = sorted(t for t in wanted if isinstance(t, str) and ends.denied.get(t, 0.0) <= now)
         answer: dict[str, Any] = {"topics": []}
         if topics:
             async with asyncio.timeout(self.options.timeout):
@@ -266,23 +279,17 @@ class KafkaWatcher(Watcher):
         added, refused = ends.apply_metadata(topics, answer["topics"])
         for topic in set(topics) - set(refused):
             self.accept(topic)
-        self._refuse(ends, refused)
+        for topic, reason in refused.items():
+            self.refuse(topic, reason)
         requests = ends.offset_requests()
         async with asyncio.timeout(self.options.timeout):
             answers = await asyncio.gather(
                 *(connection.send(n, OffsetRequest(-1, 0, ts)) for n, ts in requests.items())
             )
-        for offsets in answers:
-            ends.set_offsets(offsets["topics"])
-        return added
-
-    def _refuse(self, ends: LogEnds, refused: Mapping[str, str]) -> None:
-        for topic, reason in refused.items():
-            self.refuse(topic, reason)
-            ends.resolved.discard(topic)
-            for key in [k for k in ends.leaders if k[0] == topic]:
-                ends.leaders.pop(key)
-                ends.positions.pop(key, None)
+        complete = True
+        for offsets in answers:  # every answer taken, even after an incomplete one
+            complete = ends.set_offsets(offsets["topics"]) and complete
+        return added, complete
 
     async def _fetch(
         self,

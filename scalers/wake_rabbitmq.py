@@ -9,8 +9,10 @@ nothing and touches no message: no ``basic.get``, no consumer, so delivery and r
 counts stay as they were, and the connection is the only thing the server sees of us.
 
 A trigger in ``http`` mode names only the management API. RabbitMQ usually serves AMQP on the
-same host, but on a port and through a route (an ingress, a proxy) that cannot be told from
-the management URL, so it gets no hints and ``explain`` says so (:data:`HTTP_ONLY`).
+same host, but on another port and often through another route (an ingress, a proxy) that the
+management URL does not tell, and a poll of the management API after a hint would read counts
+up to ``collect_statistics_interval`` old anyway: such a trigger gets no hints, and ``explain``
+says so (:data:`HTTP_ONLY`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ RECHECK_REFUSED = 5.0
 """Seconds before a queue the server refused (absent, exclusive, forbidden) is asked again:
 each refusal closes the channel, which must be opened again."""
 HTTP_ONLY = (
-    "host is the management API (protocol http): the AMQP address, which hints need, cannot "
-    "be told from it; polled only"
+    "host is the management API (protocol http): the AMQP address hints need cannot be told "
+    "from it, and its counts lag by seconds; an amqp:// host (protocol amqp) gets hints; "
+    "polled only"
 )
 
 
