@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from scalers import wake_kafka
@@ -208,3 +209,33 @@ def test_a_trigger_without_topic_is_polled_only(kafka_broker: KafkaBroker) -> No
 
 def test_the_polls_and_the_watcher_are_told_apart() -> None:
     assert CLIENT_ID != WAKE_CLIENT_ID
+
+
+async def test_a_flood_costs_at_most_ten_fetches_a_second(
+    kafka_broker: KafkaBroker, name: str
+) -> None:
+    """Under a flood every Fetch is answered at once; the watcher waits REFETCH_GAP between
+    two to one broker, so it sends at most elapsed / REFETCH_GAP + 1 of them (counted by the
+    broker), however fast records come."""
+    bootstrap, topic = kafka_broker.bootstrap, f"{name}-flood"
+    await create_topic(bootstrap, topic, 2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        async with watching(wake(bootstrap, name, topic), topic) as (_, hints):
+            since = len(kafka_broker.requests())
+            started = time.monotonic()
+            sent = 0
+            while time.monotonic() - started < 2.0:
+                batch = [producer.send(topic, b"x", partition=i % 2) for i in range(500)]
+                await asyncio.gather(*(await asyncio.gather(*batch)))
+                sent += len(batch)
+            elapsed = time.monotonic() - started
+            await until(lambda: hints.count(topic) >= 2, "hints during the flood")
+        await asyncio.sleep(0.5)  # the broker logs a request after answering it
+        fetches = kafka_broker.request_counts(WAKE_CLIENT_ID, since)["FETCH"]
+        bound = (elapsed + 1.0) / wake_kafka.REFETCH_GAP + 1  # + the catch-up's own second
+        assert 2 <= fetches <= bound, (fetches, bound, sent)
+        assert hints.count(topic) <= fetches + 1
+    finally:
+        await producer.stop()
