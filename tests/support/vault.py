@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -73,13 +74,19 @@ class VaultServer(ServerProcess):
     log_files = ("vault.log",)
 
     binary: Path
+    tls: bool = False
+    """``-dev-tls``: HTTPS with a certificate of a CA Vault generates (:attr:`ca_file`)."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vault-")))
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "vault-ca.pem"
 
     @property
     def audit_log(self) -> Path:
@@ -90,6 +97,8 @@ class VaultServer(ServerProcess):
             self.port = _free_pair()
             argv = [str(self.binary), "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}"]
             argv += [f"-dev-listen-address=127.0.0.1:{self.port}", "-dev-no-store-token"]
+            if self.tls:
+                argv += ["-dev-tls", f"-dev-tls-cert-dir={self.workdir}"]
             self.process = spawn(argv, self.workdir / "vault.log")
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:
@@ -105,8 +114,10 @@ class VaultServer(ServerProcess):
         raise RuntimeError(f"vault exited: {self.log()[-2000:]}")
 
     def _ready(self) -> bool:
+        if self.tls and not self.ca_file.exists():
+            return False
         try:
-            answer = httpx.get(f"{self.address}/v1/sys/health", timeout=2)
+            answer = httpx.get(f"{self.address}/v1/sys/health", timeout=2, verify=self._verify())
         except httpx.HTTPError:
             return False
         return answer.status_code == 200
@@ -132,10 +143,14 @@ class VaultServer(ServerProcess):
             json=body,
             headers={"X-Vault-Token": token},
             timeout=10,
+            verify=self._verify(),
         )
         if answer.status_code >= 400:
             raise RuntimeError(f"vault {method} {path}: {answer.status_code} {answer.text}")
         return answer.json() if answer.content else None
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else True
 
     def put_kv1(self, path: str, data: Mapping[str, Any]) -> None:
         self.api("POST", f"kv1/{path}", data)

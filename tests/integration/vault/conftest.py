@@ -31,6 +31,16 @@ def fresh_vault() -> Iterator[VaultServer]:
         server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def tls_vault() -> Iterator[VaultServer]:
+    """``-dev-tls``: HTTPS with a certificate of Vault's own CA."""
+    server = VaultServer(ensure_binary(), tls=True).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture
 async def context() -> AsyncIterator[ReadContext]:
     clients = Clients(timeout=3.0)

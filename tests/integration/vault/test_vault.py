@@ -260,3 +260,19 @@ async def test_a_frozen_vault_fails_within_the_timeout(
             await resolve(reads_of(auth), context)
     finally:
         fresh_vault.resume()
+
+
+async def test_tls_is_verified_with_the_ca_of_vault_cacert(
+    tls_vault: VaultServer, context: ReadContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As KEDA's Vault client, the adapter's VAULT_CACERT names the CA; without it the
+    system's CAs refuse Vault's own."""
+    tls_vault.put_kv1("tls", {"k": "v"})
+    auth = authentication(
+        tls_vault, tls_vault.token(), {"parameter": "p", "path": "kv1/tls", "key": "k"}
+    )
+    monkeypatch.delenv("VAULT_CACERT", raising=False)
+    with pytest.raises(AuthSourceError, match=r"kv1/tls: .*CERTIFICATE_VERIFY_FAILED"):
+        await resolve(reads_of(auth), context)
+    monkeypatch.setenv("VAULT_CACERT", str(tls_vault.ca_file))
+    assert await resolve(reads_of(auth), context) == {"p": "v"}
