@@ -303,7 +303,7 @@ def activation_step(
     """What the HPA's first step from one replica would reach: per active trigger (or the
     active composite metric) the HPA's own arithmetic at one replica, 10 % tolerance
     included, on the value polled or the one fallback serves; the largest, held to what
-    ``behavior.scaleUp`` allows from one replica (5 by default), then to
+    the HPA allows from one replica (4 with no behavior, 5 with scaleUp's defaults), then to
     ``[max(minReplicaCount, 1), maxReplicaCount]``. Only polled values count (an error is
     never a number, a hint never a value); the annotation keeps KEDA's one replica."""
     floor = hpa.min_replicas(so.min_replica_count)
@@ -316,11 +316,12 @@ def activation_step(
     )
     if wanted is None:
         return hpa.Proposal(floor, f"max(minReplicaCount, 1) = {floor}")
-    rules = behavior.scale_up if (behavior := hpa.behavior_of(so)) else None
-    limit = hpa.scale_up_limit(rules, 1)
+    behavior = hpa.behavior_of(so)
+    limit = hpa.scale_up_limit(behavior, 1)
     why = f"the HPA's first step: {wanted.why}"
     if wanted.replicas > limit:
-        why += f", scaleUp policies allow {limit} from 1"
+        rules = "the HPA's scale-up limit allows" if behavior is None else "scaleUp policies allow"
+        why += f", {rules} {limit} from 1"
     return _bounded(so, hpa.Proposal(min(wanted.replicas, limit), why))
 
 

@@ -12,7 +12,7 @@ import pytest
 from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.control import hpa
 from metrics_adapter.control.activator import activation_step, decide
-from metrics_adapter.kube.autoscaling import ScalingPolicy, ScalingRules
+from metrics_adapter.kube.autoscaling import Behavior, ScalingPolicy, ScalingRules
 from metrics_adapter.metrics.composite import Outcome
 from metrics_adapter.metrics.store import Composed, Reading
 from metrics_adapter.model.annotations import (
@@ -28,6 +28,11 @@ def behavior(**scale_up: Any) -> dict[str, Any]:
     return {"horizontalPodAutoscalerConfig": {"behavior": {"scaleUp": scale_up}}}
 
 
+SCALE_DOWN_ONLY = {
+    "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}
+}
+
+
 def pods(n: int) -> dict[str, Any]:
     return {"type": "Pods", "value": n, "periodSeconds": 15}
 
@@ -39,23 +44,30 @@ def percent(n: int) -> dict[str, Any]:
 # The scale-up limit, as kube-controller-manager computes it.
 
 
+def rules(**fields: Any) -> Behavior:
+    return Behavior(scale_up=ScalingRules(**fields))
+
+
 @pytest.mark.parametrize(
-    ("rules", "current", "limit"),
+    ("behavior", "current", "limit"),
     [
-        (None, 1, 5),  # 4 Pods or 100 %: the larger
-        (None, 4, 8),
-        (None, 10, 20),
-        (ScalingRules(select_policy="Min"), 1, 2),
-        (ScalingRules(select_policy="Min"), 10, 14),
-        (ScalingRules(select_policy="Disabled"), 3, 3),
-        (ScalingRules(policies=(ScalingPolicy("Pods", 2, 60),)), 1, 3),
-        (ScalingRules(policies=(ScalingPolicy("Percent", 50, 60),)), 1, 2),  # ceil(1.5)
-        (ScalingRules(policies=(ScalingPolicy("Percent", 900, 60),)), 1, 10),
-        (ScalingRules(stabilization_window_seconds=30), 1, 5),  # unset rules: defaults
+        (None, 1, 4),  # no behavior: the legacy max(2 x current, 4)
+        (None, 3, 6),
+        (Behavior(), 1, 5),  # a behavior: 4 Pods or 100 %, the larger
+        (Behavior(scale_down=ScalingRules(stabilization_window_seconds=60)), 1, 5),
+        (Behavior(), 4, 8),
+        (Behavior(), 10, 20),
+        (rules(select_policy="Min"), 1, 2),
+        (rules(select_policy="Min"), 10, 14),
+        (rules(select_policy="Disabled"), 3, 3),
+        (rules(policies=(ScalingPolicy("Pods", 2, 60),)), 1, 3),
+        (rules(policies=(ScalingPolicy("Percent", 50, 60),)), 1, 2),  # ceil(1.5)
+        (rules(policies=(ScalingPolicy("Percent", 900, 60),)), 1, 10),
+        (rules(stabilization_window_seconds=30), 1, 5),  # unset rules: defaults
     ],
 )
-def test_scale_up_limit(rules: ScalingRules | None, current: int, limit: int) -> None:
-    assert hpa.scale_up_limit(rules, current) == limit
+def test_scale_up_limit(behavior: Behavior | None, current: int, limit: int) -> None:
+    assert hpa.scale_up_limit(behavior, current) == limit
 
 
 # Straight to N.
@@ -64,8 +76,10 @@ def test_scale_up_limit(rules: ScalingRules | None, current: int, limit: int) ->
 @pytest.mark.parametrize(
     ("lag", "spec", "expected"),
     [
-        (50, {}, 5),  # the seed's burst: ceil(50 / 10)
-        (500, {}, 5),  # 4 Pods or 100 % from 1: at most 5
+        (50, {}, 4),  # the seed's burst, ceil(50 / 10), under the HPA's legacy limit
+        (50, {"advanced": behavior(stabilizationWindowSeconds=0)}, 5),
+        (50, {"advanced": SCALE_DOWN_ONLY}, 5),  # scaleUp defaulted: 4 Pods or 100 %
+        (500, {}, 4),
         (500, {"maxReplicaCount": 3}, 3),
         (500, {"advanced": behavior(policies=[pods(10)])}, 11),
         (500, {"advanced": behavior(policies=[percent(300)])}, 4),
@@ -76,7 +90,7 @@ def test_scale_up_limit(rules: ScalingRules | None, current: int, limit: int) ->
         (11.5, {}, 2),
         (5, {}, 1),
         (5, {"minReplicaCount": 3}, 3),
-        (50, {"minReplicaCount": 2, "idleReplicaCount": 0}, 5),
+        (50, {"minReplicaCount": 2, "idleReplicaCount": 0}, 4),
         (5, {"minReplicaCount": 2, "idleReplicaCount": 0}, 2),
     ],
 )
@@ -93,7 +107,11 @@ def test_the_reason_shows_the_arithmetic_and_the_policy_limit() -> None:
     decision = decide(so, 0, [state(so, 80)], None, NOW)
     assert decision.reason == (
         f"{METRIC} lag 80 > 0; the HPA's first step: {METRIC}: ceil(80 / 10) = 8, "
-        "scaleUp policies allow 5 from 1"
+        "the HPA's scale-up limit allows 4 from 1"
+    )
+    with_behavior = scaled_object(advanced=SCALE_DOWN_ONLY)
+    assert decide(with_behavior, 0, [state(with_behavior, 80)], None, NOW).reason.endswith(
+        "ceil(80 / 10) = 8, scaleUp policies allow 5 from 1"
     )
     bounded = scaled_object(maxReplicaCount=3)
     assert decide(bounded, 0, [state(bounded, 40)], None, NOW).reason == (
@@ -123,7 +141,7 @@ def test_the_annotation_keeps_kedas_one_replica() -> None:
     floor = scaled_object({ACTIVATION: " One-Replica "}, minReplicaCount=2)
     assert decide(floor, 0, [state(floor, 50)], None, NOW).replicas == 2
     other = scaled_object({ACTIVATION: "hpa-step"})
-    assert decide(other, 0, [state(other, 50)], None, NOW).replicas == 5
+    assert decide(other, 0, [state(other, 50)], None, NOW).replicas == 4
 
 
 @pytest.mark.parametrize(
@@ -160,7 +178,7 @@ def failing_in_fallback(so: Any) -> Any:
     ("fallback", "expected"),
     [
         ({"failureThreshold": 3, "replicas": 4}, 4),
-        ({"failureThreshold": 3, "replicas": 9}, 5),  # the scale-up policies still apply
+        ({"failureThreshold": 3, "replicas": 9}, 4),  # the HPA's scale-up limit still applies
         ({"failureThreshold": 3, "replicas": 4, "behavior": "currentReplicas"}, 1),
         ({"failureThreshold": 3, "replicas": 4, "behavior": "currentReplicasIfHigher"}, 4),
     ],

