@@ -5,6 +5,7 @@ or read from a file (``serviceAccount``), as KEDA does."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -121,14 +122,20 @@ def _reads(vault: VaultServer, credential: dict[str, Any]) -> list[Any]:
 
 
 async def test_a_requested_service_account_token_logs_in_and_reads(
-    vault: VaultServer, context: ReadContext
+    vault: VaultServer, context: ReadContext, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Our own log lines; kubernetes_asyncio logs whole response bodies at DEBUG, the
+    # TokenRequest's token among them (the adapter's logging must keep it at WARNING).
+    caplog.set_level(logging.DEBUG, logger="metrics_adapter")
     (found,) = _reads(vault, {"serviceAccountName": ALLOWED})
     logins = vault.requests_to("auth/kubernetes/login")
     assert (await found.read.read(context)).values == {"password": "from-vault"}
     assert (await found.read.read(context)).values == {"password": "from-vault"}
     # The second read reuses the login's token while it lives.
     assert vault.requests_to("auth/kubernetes/login") == logins + 1
+    assert "logged in at auth/kubernetes/login as role keda" in caplog.text
+    # Neither the JWT nor Vault's token is logged (both are JWT-like or hvs.-prefixed).
+    assert "eyJ" not in caplog.text and "hvs." not in caplog.text
 
 
 async def test_a_token_file_logs_in_and_reads(
