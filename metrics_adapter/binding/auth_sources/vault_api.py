@@ -78,6 +78,8 @@ class Vault:
 
     @classmethod
     async def connect(cls, address: str, context: ReadContext) -> Vault:
+        """The shared client of ``address`` for the TLS settings in force now: a changed
+        ``VAULT_CACERT`` file makes a new identity, hence a new client, on the next read."""
         if not address.startswith(("http://", "https://")):
             raise VaultError(f"address {address!r} must start with http:// or https://")
         identity = await asyncio.to_thread(_tls_identity)
@@ -137,6 +139,8 @@ class Vault:
 
 
 def _vault_says(response: httpx.Response) -> str:
+    """A refusal in Vault's own words (its ``errors``), or what its status means when it gives
+    none: a KV read of nothing is a bare 404, a sealed Vault a 503."""
     status = response.status_code
     try:
         body = json.loads(response.content)
@@ -212,6 +216,8 @@ async def _forget(issued: _Issued) -> None:
 
 
 async def _kubernetes_login(vault: Vault, login: VaultLogin, context: ReadContext) -> _Issued:
+    """KEDA's checks, then ``auth/<mount>/login``: Vault reviews the JWT with the cluster's
+    TokenReview and answers a token of the role's policies and TTL."""
     if not login.mount:
         raise VaultError("auth mount not in config (hashiCorpVault.mount)")
     if not login.role:
@@ -235,6 +241,8 @@ async def _kubernetes_login(vault: Vault, login: VaultLogin, context: ReadContex
 
 
 async def _service_account_jwt(login: VaultLogin, context: ReadContext) -> str:
+    """A fresh JWT for each login: a requested one (``serviceAccountName``, cluster mode only,
+    living ``bound_token_expiry``) or the file's, re-read since kubelet rotates it."""
     if login.service_account is None:
         if not login.service_account_file:
             raise VaultError(
@@ -254,6 +262,7 @@ async def _service_account_jwt(login: VaultLogin, context: ReadContext) -> str:
 
 
 def _read_token_file(path: str) -> str:
+    """KEDA's checks: a regular file of at most 1 MiB (not a FIFO or a device that blocks)."""
     try:
         if not os.path.isfile(path):
             raise VaultError(f"service account token path {path} is not a regular file")
@@ -289,4 +298,5 @@ def _tls_identity() -> HttpIdentity:
 
 
 def _seconds(value: object) -> float:
+    """A TTL from Vault's JSON; anything else (absent, a bool) counts as no limit."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
