@@ -108,12 +108,18 @@ def decide(
     last_active: datetime | None,
     now: datetime,
     composite: Composed | None = None,
+    *,
+    settling: bool = False,
 ) -> Decision:
     """What the activator does now (keda-semantics §4), held back by the pause-scale-in/out
-    annotations, which block the 0 -> 1 and N -> 0 steps as they block the HPA's. With
-    ``composite`` (scalingModifiers) its value decides activity, not the triggers'."""
+    annotations, which block the 0 -> N and N -> 0 steps as they block the HPA's. With
+    ``composite`` (scalingModifiers) its value decides activity, not the triggers'.
+    ``settling``: the target still has the replicas an activation gave it moments ago, so
+    a reading that asks a larger first step (more of a burst that was still arriving)
+    raises it there, without waiting for the HPA's next sync."""
     step = activation_step(so, states, composite)
-    decision = _decide(so, current, _activity(states, composite), last_active, now, step)
+    activity = _activity(states, composite)
+    decision = _decide(so, current, activity, last_active, now, step, settling)
     if decision.replicas is None or decision.replicas == current:
         return decision
     blocked = PAUSED_SCALE_OUT if decision.replicas > current else PAUSED_SCALE_IN
@@ -167,6 +173,7 @@ def _decide(
     last_active: datetime | None,
     now: datetime,
     step: hpa.Proposal,
+    settling: bool,
 ) -> Decision:
     is_forced = forced(so.meta.annotations)
     active, unknown = activity.active, activity.unknown
@@ -184,6 +191,8 @@ def _decide(
             if step.replicas > max(min_r, 1):
                 reason = f"{reason}; {step.why}"
             return Decision(step.replicas, True, reason, now)
+        if settling and step.replicas > current:
+            return Decision(step.replicas, True, f"{reason}; still activating: {step.why}", now)
         # KEDA leaves lastActiveTime alone while another trigger fails (PartialTriggerError).
         return Decision(None, True, reason, last_active if unknown else now)
 

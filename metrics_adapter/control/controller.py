@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -52,6 +53,11 @@ from scalers.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+SETTLE_SECONDS = 15.0
+"""How long after an activation a reading may still raise the target to the HPA's first
+step (a burst still arriving when its first message woke us): the HPA's default sync
+period, by the end of which the HPA has taken that step itself."""
+
 
 @dataclass
 class _Tracked:
@@ -70,6 +76,8 @@ class _Tracked:
     """The last status written, so unchanged status is never patched again."""
     warned: Announced | None = None
     """The IgnoredFields Event last sent, so a resync does not send it again."""
+    activated: tuple[int, float] | None = None
+    """The replicas the last activation wrote, and until when (monotonic) it is settling."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -370,14 +378,21 @@ class Controller:
             set_fallbacks(self.store, so, self.poller.triggers(ref), scale.replicas)
             states = self._states(ref)  # a failing reading may be in fallback now
         composite = self.store.composite(ref)  # scalingModifiers: it decides activity
-        now = datetime.now(UTC)
-        decision = decide(so, scale.replicas, states, tracked.last_active, now, composite)
+        now, clock = datetime.now(UTC), time.monotonic()
+        written, until = tracked.activated or (0, clock)
+        settling = 0 < written == scale.replicas and clock < until
+        decision = decide(
+            so, scale.replicas, states, tracked.last_active, now, composite, settling=settling
+        )
         tracked.last_active = decision.last_active
         if decision.replicas is not None and decision.replicas != scale.replicas:
             await self.kube.patch_scale(
                 target.api_version, target.kind, ref.namespace, target.name, decision.replicas
             )
             up = decision.replicas > scale.replicas
+            if up and decision.active:  # an activation, or a settling one raised
+                until = until if settling else clock + SETTLE_SECONDS
+                tracked.activated = (decision.replicas, until)
             reason = "KEDAScaleTargetActivated" if up else "KEDAScaleTargetDeactivated"
             message = (
                 f"Scaled {target.kind} {ref.namespace}/{target.name} from "

@@ -228,3 +228,40 @@ def test_the_composite_metric_in_fallback_counts_with_its_fallback_replicas() ->
     so = modifiers_object(fallback={"failureThreshold": 3, "replicas": 3})
     in_fallback = composed(30, active=True, fallback="x failing 4 times")
     assert activation_step(so, [state(so, 1)], in_fallback).replicas == 3
+
+
+# Settling: a burst still arriving when its first message woke the target.
+
+
+def test_while_settling_a_larger_reading_raises_the_target() -> None:
+    so = scaled_object()
+    earlier = NOW - timedelta(seconds=1)
+    decision = decide(so, 1, [state(so, 50)], earlier, NOW, settling=True)
+    assert (decision.replicas, decision.active, decision.last_active) == (4, True, NOW)
+    assert decision.reason == (
+        f"{METRIC} lag 50 > 0; still activating: the HPA's first step: {METRIC}: "
+        "ceil(50 / 10) = 5, the HPA's scale-up limit allows 4 from 1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("annotations", "current", "lag", "settling"),
+    [
+        ({}, 1, 50, False),  # settled: the HPA's to take it further
+        ({}, 4, 50, True),  # already at the step
+        ({}, 2, 15, True),  # a smaller step never lowers it
+        ({ACTIVATION: "one-replica"}, 1, 50, True),
+    ],
+)
+def test_settling_raises_only_to_a_larger_step(
+    annotations: dict[str, str], current: int, lag: float, settling: bool
+) -> None:
+    so = scaled_object(annotations)
+    decision = decide(so, current, [state(so, lag)], NOW, NOW, settling=settling)
+    assert decision.replicas is None and decision.active is True
+
+
+def test_paused_scale_out_holds_a_settling_raise() -> None:
+    so = scaled_object({PAUSED_SCALE_OUT: "true"})
+    # Its HPA's scaleUp is Disabled: the first step from one replica is one.
+    assert decide(so, 1, [state(so, 50)], NOW, NOW, settling=True).replicas is None
