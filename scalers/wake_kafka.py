@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -256,11 +256,7 @@ class KafkaWatcher(Watcher):
                             refresh_at = 0.0
         finally:
             pending: list[asyncio.Task[Any]] = [*inflight.values(), *([change] if change else [])]
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-            await connection.close()
+            await _finish(_closed(pending, connection), self.options.timeout)
 
     async def _arrange(
         self, connection: KafkaConnection, ends: LogEnds, wanted: frozenset[Topic]
@@ -310,3 +306,31 @@ class KafkaWatcher(Watcher):
             raise for_code(code)(f"Fetch from broker {node}: error {code}")
         sent = {(t, p): offset for t, ps in topics for p, offset, _ in ps}
         return sent, answer.topics
+
+
+async def _closed(pending: list[asyncio.Task[Any]], connection: KafkaConnection) -> None:
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    await connection.close()
+
+
+async def _finish(closing: Awaitable[object], within: float) -> None:
+    """Await a connection's close to its end even when cancelled meanwhile (the service
+    cancels a watcher's task, and again when it stops): cut short, it would leave the
+    client's tasks and sockets behind. Bounded by ``within``; a cancel is raised after."""
+    task = asyncio.ensure_future(closing)
+    cancelled = False
+    deadline = time.monotonic() + within
+    while not task.done() and time.monotonic() < deadline:
+        try:
+            await asyncio.wait({task}, timeout=deadline - time.monotonic())
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()  # a failed close leaves nothing to wait for: taken, not raised
+    if cancelled:
+        raise asyncio.CancelledError
