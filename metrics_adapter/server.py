@@ -34,6 +34,7 @@ from metrics_adapter.control.job_dry_run import DryRunJobs
 from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.errors import StartupError
 from metrics_adapter.kube.client import KubeClient
+from metrics_adapter.metrics.hints import WakeHints
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
@@ -75,6 +76,8 @@ class Adapter:
     binding against the cluster's objects; standalone, the object's own checks only."""
     sources: SourceCache | None = None
     """Reads of outside authentication sources (filePath, bound tokens, Vault, ...)."""
+    hints: WakeHints | None = None
+    """The wake-hint watchers (``--wake-hints``)."""
 
 
 def build_poller(
@@ -137,6 +140,8 @@ def build(
         poller.query_count,
     )
     adapter.admission = AdmissionWebhook(telemetry)
+    if settings.wake_hints:
+        adapter.hints = WakeHints(poller, telemetry)
     return adapter
 
 
@@ -255,6 +260,10 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
         telemetry, cluster=KubeClusterView(kube), objects=controller.objects
     )
     adapter = Adapter(settings, telemetry, store, poller, health, None, admission, sources)
+    if settings.wake_hints:  # only the replica that activates watches
+        hints = adapter.hints = WakeHints(poller, telemetry, acting=lambda: controller.writing)
+        if elector is not None:
+            elector.listeners.append(lambda _: hints.reconcile_all())
     return adapter, kube, controller
 
 
@@ -340,6 +349,8 @@ async def _run(
         async with asyncio.TaskGroup() as group:
             background = [group.create_task(adapter.poller.run())]
             background += [group.create_task(task()) for task in upkeep]
+            if adapter.hints is not None:
+                background.append(group.create_task(adapter.hints.run()))
             if controller is not None:
                 background.append(group.create_task(controller.run()))
                 if controller.elector is not None:  # last: it releases after writes stop

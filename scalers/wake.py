@@ -252,23 +252,29 @@ class Watcher(ABC):
     def accept(self, topic: Topic) -> None:
         self._problems.pop(topic, None)
 
+    def poke(self) -> None:
+        """Make :meth:`changed` return: the session has work of its own (a timer, a
+        subscription to renew), done where it handles a change of topics."""
+        self._changed.set()
+
     async def changed(self) -> None:
-        """Return once :meth:`watch` has changed the topics since the last call."""
+        """Return once :meth:`watch` has changed the topics (or :meth:`poke` was called)
+        since the last call."""
         await self._changed.wait()
         self._changed.clear()
 
-    async def changed_or(self, lost: asyncio.Future[Any]) -> None:
-        """Return on a change of topics; if ``lost`` (the session's reader task, say) ends
-        first, raise what it raised, or ConnectionError: the session is over. ``lost`` is
-        only waited on, never cancelled here."""
+    async def changed_or(self, lost: asyncio.Future[Any], within: float | None = None) -> None:
+        """Return on a change of topics, a :meth:`poke`, or after ``within`` seconds; if
+        ``lost`` (the session's reader task, say) ends first, raise what it raised, or
+        ConnectionError: the session is over. ``lost`` is only waited on, never cancelled."""
         change = asyncio.ensure_future(self.changed())
         try:
-            await asyncio.wait({change, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({change, lost}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not change.done():
                 change.cancel()
                 await asyncio.wait({change})
-        if change.done() and not change.cancelled():
+        if not lost.done():
             return
         if not lost.cancelled() and (failure := lost.exception()) is not None:
             raise failure

@@ -274,6 +274,14 @@ class Settings:
             "seconds every upstream request may take, as KEDA_HTTP_DEFAULT_TIMEOUT", POLLING
         ),
     )
+    wake_hints: bool = field(
+        default=True,
+        metadata=flag(
+            "while a target is idle, watch its source (NATS subjects, Redis keyspace "
+            "notifications, ...) and poll at once when new work may have arrived",
+            POLLING,
+        ),
+    )
 
     log_level: LogLevel = field(
         default="info", metadata=flag("the least severe level logged", LOGGING)

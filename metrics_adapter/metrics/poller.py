@@ -6,11 +6,17 @@ requests there are. The first poll runs right away (spread over a second); the s
 lands at a random phase of the interval, and then the loop keeps a fixed period, so loops
 never tick in lockstep and requests per interval stay exact. Every request has a timeout,
 and one slow source only ever delays its own loop.
+
+A wake hint (:meth:`Poller.poll_now`) makes a loop poll before its time: a poll that starts
+after the hint, never one already out (its answer may predate the new work), and at most one
+such extra poll per query per :data:`EXTRA_POLL_GAP`, however many hints arrive. The fixed
+schedule is not moved by it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -34,6 +40,8 @@ from scalers.flight import SingleFlight
 log = logging.getLogger(__name__)
 
 STARTUP_SPREAD_SECONDS = 1.0
+EXTRA_POLL_GAP = 1.0
+"""Seconds between two polls of one query made for wake hints."""
 _NO_ANSWER = object()
 TriggerKey = tuple[ObjectRef, str]
 
@@ -44,6 +52,10 @@ class _Loop:
     triggers: dict[TriggerKey, BoundTrigger] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     last_answer: Any = _NO_ANSWER
+    hinted: str | None = None
+    """The source type of a wake hint not yet answered by a poll started after it."""
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    last_extra: float = -EXTRA_POLL_GAP
 
     @property
     def interval(self) -> float:
@@ -73,6 +85,8 @@ class Poller:
         """Queries being asked now: by their loop, and by ``poll_all`` or a test meanwhile."""
         self._group: asyncio.TaskGroup | None = None
         self.listeners: list[Callable[[BoundTrigger, Reading], None]] = []
+        self.membership: list[Callable[[ObjectRef], None]] = []
+        """Called with an object whose triggers were set or removed."""
 
     @property
     def running(self) -> bool:
@@ -107,6 +121,7 @@ class Poller:
         for bound in old:
             if (bound.scaler.query, bound.metric_name) not in kept:
                 self._detach(so, bound)
+        self._changed(so)
 
     def remove(self, so: ObjectRef) -> None:
         for bound in self._by_object.pop(so, ()):
@@ -114,6 +129,14 @@ class Poller:
         if self.store.composite(so) is not None:
             self.telemetry.forget_composite(so)
         self.store.unregister(so)
+        self._changed(so)
+
+    def _changed(self, so: ObjectRef) -> None:
+        for listener in self.membership:
+            try:
+                listener(so)
+            except Exception:
+                log.exception("membership listener failed", extra={"object": str(so)})
 
     def _detach(self, so: ObjectRef, bound: BoundTrigger) -> None:
         self.telemetry.forget(bound)
@@ -128,6 +151,10 @@ class Poller:
 
     def triggers(self, so: ObjectRef) -> tuple[BoundTrigger, ...]:
         return self._by_object.get(so, ())
+
+    def objects(self) -> list[ObjectRef]:
+        """The objects with polled triggers."""
+        return list(self._by_object)
 
     # Running.
 
@@ -145,16 +172,45 @@ class Poller:
                 loop.task = None
 
     async def _run(self, loop: _Loop) -> None:
-        delay = self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
-        await asyncio.sleep(delay)
-        await self._poll_guarded(loop.query)
-        await asyncio.sleep(self._rng.uniform(0, loop.interval))
-        due = time.monotonic()
+        due = time.monotonic() + self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
+        first = True
         while True:
-            await self._poll_guarded(loop.query)
-            # Fixed period from the schedule, not from the end of the poll: no drift.
-            due = max(due + loop.interval, time.monotonic())
-            await asyncio.sleep(due - time.monotonic())
+            now = time.monotonic()
+            if loop.hinted is not None and now >= loop.last_extra + EXTRA_POLL_GAP:
+                self.telemetry.wake_poll(loop.hinted)
+                loop.last_extra = now
+                await self._poll_loop(loop)
+            elif now >= due:
+                await self._poll_loop(loop)
+                if first:  # the second poll at a random phase of the interval, then fixed
+                    first, due = False, time.monotonic() + self._rng.uniform(0, loop.interval)
+                else:  # fixed period from the schedule, not from the end of the poll: no drift
+                    due = max(due + loop.interval, time.monotonic())
+            else:
+                wake_at = due
+                if loop.hinted is not None:
+                    wake_at = min(due, loop.last_extra + EXTRA_POLL_GAP)
+                loop.woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wake_at - now):
+                        await loop.woken.wait()
+
+    async def _poll_loop(self, loop: _Loop) -> None:
+        """A poll of the loop's query, which answers every hint received before it starts."""
+        loop.hinted = None
+        await self._poll_guarded(loop.query)
+
+    def poll_now(self, query: Query[Any], source_type: str) -> bool:
+        """Poll ``query`` soon, for a wake hint from a ``source_type`` watcher: the next poll
+        of its loop that starts after now, at once unless the query had such an extra poll
+        less than :data:`EXTRA_POLL_GAP` ago. False when nothing polls ``query``."""
+        loop = self._loops.get(query)
+        if loop is None:
+            return False
+        if loop.hinted is None:
+            loop.hinted = source_type
+            loop.woken.set()
+        return True
 
     async def poll_all(self) -> None:
         """Ask every distinct query once, concurrently, outside the schedule (``explain``)."""

@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -131,6 +132,25 @@ class Telemetry:
             registry=r,
         )
         self._webhook_namespaces: set[str] = set()
+        # Wake hints (ours: KEDA has none): how the watchers do, what they said, what it cost.
+        self.wake_hints = Counter(
+            "metrics_adapter_wake_hints",
+            "Wake hints received from the sources' watchers, by source type.",
+            ("source_type",),
+            registry=r,
+        )
+        self.wake_polls = Counter(
+            "metrics_adapter_wake_polls",
+            "Polls made early for wake hints (at most one per query per second), by source type.",
+            ("source_type",),
+            registry=r,
+        )
+        self.wake_watchers = Gauge(
+            "metrics_adapter_wake_watchers",
+            "Wake watcher connections open, by source type and state.",
+            ("source_type", "state"),
+            registry=r,
+        )
         build = Gauge(
             "keda_build_info",
             "Build information of metrics-adapter.",
@@ -202,6 +222,22 @@ class Telemetry:
         """One more error of a ScaledObject, or of a ScaledJob (a :class:`ScaledJobRef`)."""
         series = self.job_errors if isinstance(ref, ScaledJobRef) else self.object_errors
         series.labels(ref.namespace, ref.name).inc()
+
+    def wake_hint(self, source_type: str) -> None:
+        self.wake_hints.labels(source_type).inc()
+
+    def wake_poll(self, source_type: str) -> None:
+        self.wake_polls.labels(source_type).inc()
+
+    def wake_watcher_states(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Watchers by ``(source_type, state)``; a pair not in ``counts`` reads 0."""
+        for labels, count in counts.items():
+            self.wake_watchers.labels(*labels).set(count)
+        for metric in self.wake_watchers.collect():
+            for sample in metric.samples:
+                pair = (sample.labels["source_type"], sample.labels["state"])
+                if pair not in counts:
+                    self.wake_watchers.labels(*pair).set(0)
 
     def webhook_validation(self, namespace: str, action: str) -> None:
         self.webhook_validations.labels(self._webhook_namespace(namespace), action).inc()
