@@ -15,6 +15,8 @@ from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients, HttpIdentity
 from scalers.errors import SourceResponseError, quote
 from scalers.params import Source, TriggerMetadata, param
+from scalers.wake import Wake
+from scalers.wake_nats import NatsWatch, StreamTopic
 
 _AUTH_FIRST = (Source.AUTH, Source.TRIGGER)
 
@@ -304,6 +306,13 @@ class NatsJetStreamScaler(Scaler[JszAnswer]):
                 f"consumer {quote(self.meta.consumer)}: /jsz lacks num_pending/num_ack_pending"
             )
         return float(consumer.num_pending + consumer.num_ack_pending)
+
+    def wake(self) -> Wake:
+        """A core subscription to the stream's subjects, on the server behind the endpoint."""
+        return Wake(
+            NatsWatch(self.meta.endpoint, self.meta.use_https),
+            StreamTopic(self.query.account, self.meta.stream),
+        )
 
     def _leaders_view(self, answer: JszAnswer) -> ConsumerInfo:
         first = _find_consumer(next(iter(answer.docs.values())), self.meta)

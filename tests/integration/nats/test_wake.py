@@ -1,0 +1,131 @@
+"""Wake hints from a real nats-server: a core subscription to the stream's subjects.
+
+Every trigger here is polled every 300 s (:data:`~tests.support.wake.SLOW_POLL`), so a value
+that follows a publish within the test's deadline was polled for a hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import nats
+import pytest
+
+from scalers.wake import CONNECTED
+from scalers.wake_nats import CLIENT_NAME
+from tests.support import jetstream
+from tests.support.nats import NatsServer
+from tests.support.wake import consumer_counts, until, woken
+
+pytestmark = pytest.mark.integration
+
+
+def metadata(server: NatsServer, **more: str) -> dict[str, str]:
+    return {
+        "natsServerMonitoringEndpoint": server.monitoring_endpoint,
+        "account": "$G",
+        "stream": "JOBS",
+        "consumer": "workers",
+        "lagThreshold": "10",
+        **more,
+    }
+
+
+def consumer(server: NatsServer) -> dict[str, Any]:
+    jsz = server.get("/jsz?acc=$G&consumers=true")
+    [account] = jsz["account_details"]
+    [stream] = account["stream_detail"]
+    [found] = stream["consumer_detail"]
+    return dict(found)
+
+
+def watchers(server: NatsServer) -> int:
+    """Our wake connections, counted by the server."""
+    connz = server.get("/connz?limit=1024")
+    return sum(1 for c in connz.get("connections") or () if c.get("name") == CLIENT_NAME)
+
+
+async def test_a_message_on_an_idle_stream_is_polled_at_once(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    async with woken("idle", metadata(nats_server), "nats-jetstream") as run:
+        first = run.readings[-1]
+        assert first.value == 0 and not first.active
+        await run.state(CONNECTED)
+        assert watchers(nats_server) == 1
+        before = consumer_counts(consumer(nats_server))
+
+        await jetstream.publish(nats_server.url, "jobs.one", 1)
+        woke = await run.reading("the published message", lambda r: r.value == 1)
+
+        assert woke.active and run.extra_polls() >= 1
+        # Nothing consumed, nothing delivered: the consumer is as the publish left it.
+        assert consumer_counts(consumer(nats_server)) == before
+        assert consumer(nats_server)["num_pending"] == 1
+        # Active now: the watcher is closed until the target is idle again.
+        await until("the watcher closed", lambda: watchers(nats_server), lambda n: n == 0)
+
+
+async def test_a_flood_costs_at_most_one_poll_per_second(nats_server: NatsServer) -> None:
+    """10,000 messages a second for 3 s on a watched subject, the target kept idle by its
+    activation threshold: the extra polls are counted by the server's /jsz requests."""
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    meta = metadata(nats_server, activationLagThreshold="1000000000")
+    async with woken("flood", meta, "nats-jetstream") as run:
+        await run.state(CONNECTED)
+        served, started = nats_server.requests_served("/jsz"), time.monotonic()
+        nc = await nats.connect(nats_server.url)
+        try:
+            for _second in range(3):
+                tick = time.monotonic()
+                for i in range(10_000):
+                    await nc.publish("jobs.flood", b"x")
+                    if i % 1000 == 999:
+                        await nc.flush()
+                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+            await nc.flush()
+        finally:
+            await nc.close()
+        await run.reading("the flood", lambda r: r.value == 30_000)
+        elapsed = time.monotonic() - started
+        polls = nats_server.requests_served("/jsz") - served
+        assert 1 <= polls <= int(elapsed) + 2, (polls, elapsed)
+        assert consumer_counts(consumer(nats_server)) == (0, 0)
+
+
+async def test_a_restarted_server_is_watched_again(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    async with woken("restart", metadata(nats_server), "nats-jetstream") as run:
+        await run.state(CONNECTED)
+        nats_server.restart()
+        # The watcher saw its connection end; it connects again within its backoff.
+        await run.state(CONNECTED)
+        polls = run.polls
+        await jetstream.publish(nats_server.url, "jobs.after", 2)
+        await run.reading("messages after the restart", lambda r: r.value == 2)
+        assert run.polls > polls
+
+
+async def test_a_spurious_hint_activates_nothing(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    async with woken("spurious", metadata(nats_server), "nats-jetstream") as run:
+        await run.state(CONNECTED)
+        assert run.hints is not None
+        # The first scheduled poll and the one for the connection's own hint, in either order
+        # (a hint answered by a poll that started after it needs no other); then none for 300 s.
+        await run.reading("the first two polls", lambda _: run.polls >= 2)
+        extra = run.extra_polls()
+        run.hints._hint(run.wake.watcher, run.wake.topic)
+        # The extra poll starts after the hint (counted then); its reading is the next one.
+        reading = await run.reading("the hint's poll", lambda _: run.extra_polls() > extra)
+        assert reading.value == 0 and not reading.active
+
+
+async def test_hints_off_open_no_connection(nats_server: NatsServer) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    async with woken("off", metadata(nats_server), "nats-jetstream", hints=False) as run:
+        await jetstream.publish(nats_server.url, "jobs.one", 1)
+        await asyncio.sleep(1.0)  # what a hint would need, many times over
+        assert watchers(nats_server) == 0
+        assert run.polls == 1 and run.readings[-1].value == 0
