@@ -305,6 +305,15 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # botocore logs whole response bodies at DEBUG: STS credentials, Secrets Manager values.
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "botocore", "aiobotocore", "aioboto3"):
+    # These log whole response bodies at DEBUG: STS credentials, Secrets Manager values,
+    # TokenRequest answers (bound tokens, Vault's service account JWTs).
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "uvicorn.access",
+        "botocore",
+        "aiobotocore",
+        "aioboto3",
+        "kubernetes_asyncio",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
