@@ -8,7 +8,9 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from scalers.kafka_client import EARLIEST, LATEST
-from scalers.wake_kafka import PARTITION_BYTES, LogEnds
+from scalers.wake import NoWake, Wake, wake_of
+from scalers.wake_kafka import PARTITION_BYTES, KafkaWatch, LogEnds
+from tests.support.triggers import trigger
 
 
 def metadata(topic: str, leaders: dict[int, int], error: int = 0) -> dict[str, Any]:
@@ -134,3 +136,29 @@ def test_another_error_ends_the_session() -> None:
     ends = watching(a={0: 5})
     with pytest.raises(KafkaError):
         ends.absorb({("a", 0): 5}, [("a", [row(0, 87, -1)])])
+
+
+def kafka_wake(topic: str | None, auth: dict[str, str] | None = None, **meta: str) -> object:
+    fields = {"bootstrapServers": "b:9092,a:9092", "consumerGroup": "g", **meta}
+    if topic is not None:
+        fields["topic"] = topic
+    return wake_of(trigger("kafka", fields, auth))
+
+
+def test_triggers_of_one_cluster_and_identity_share_a_watcher() -> None:
+    alice = {"sasl": "plaintext", "username": "alice", "password": "alice-secret"}
+    first = kafka_wake("jobs", alice)
+    assert isinstance(first, Wake) and isinstance(first.watcher, KafkaWatch)
+    assert first.topic == "jobs"
+    # Another group and topic, the servers in another order: the same connection.
+    same = kafka_wake("other", alice, consumerGroup="h", bootstrapServers="a:9092,b:9092")
+    assert isinstance(same, Wake) and same.watcher == first.watcher
+    bob = kafka_wake("jobs", {**alice, "username": "bob"})
+    assert isinstance(bob, Wake) and bob.watcher != first.watcher
+    assert "alice-secret" not in repr(first.watcher) + first.watcher.describe()
+    assert first.watcher.describe() == "kafka a:9092,b:9092 (SASL_PLAINTEXT, PLAIN as alice)"
+
+
+def test_a_trigger_without_topic_says_why_it_gets_no_hints() -> None:
+    found = kafka_wake(None)
+    assert isinstance(found, NoWake) and found.reason.startswith("no topic:")

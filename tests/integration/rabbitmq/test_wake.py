@@ -47,10 +47,11 @@ async def until(check: Callable[[], bool], what: str, within: float = HINT_WITHI
         await asyncio.sleep(0.02)
 
 
-def watch_of(host: str, queue: str, **meta: str) -> RabbitMQWatch:
-    scaler = build(
-        rabbitmq.KIND, rabbitmq.RabbitMQScaler, {"queueName": queue, **meta}, {"host": host}
-    )
+def watch_of(
+    host: str, queue: str, auth: dict[str, str] | None = None, **meta: str
+) -> RabbitMQWatch:
+    params = {"host": host, **(auth or {})}
+    scaler = build(rabbitmq.KIND, rabbitmq.RabbitMQScaler, {"queueName": queue, **meta}, params)
     found = wake_of(scaler)
     assert isinstance(found, Wake) and isinstance(found.watcher, RabbitMQWatch), found
     assert found.topic == queue
@@ -216,3 +217,13 @@ def test_triggers_of_one_server_vhost_and_login_share_a_watcher(rabbit: RabbitMQ
         "s3cret-pw" not in shown
         and "s3cret-pw" not in watch_of(rabbit.amqp_host(password="s3cret-pw"), "a").describe()
     )
+
+
+async def test_the_watcher_uses_the_triggers_tls(rabbit: RabbitMQServer, name: str) -> None:
+    jobs = f"{name}-tls"
+    rabbit.add_queue(jobs)
+    watch = watch_of(rabbit.amqps_host(), jobs, {"tls": "enable", "ca": rabbit.ca_pem})
+    assert watch.server.scheme == "amqps"
+    async with watching(watch, jobs) as (_, hints):
+        await asyncio.to_thread(rabbit.publish, jobs, 1)
+        await until(lambda: hints.count(jobs) == 2, "a hint over TLS")
