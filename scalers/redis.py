@@ -19,6 +19,7 @@ from scalers.clients import Clients, HttpIdentity, tls_context
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
 from scalers.params import Source, TriggerMetadata, param
 from scalers.tls_keys import decrypted_key
+from scalers.wake import Wake
 
 _AUTH = (Source.AUTH,)
 _TRIGGER_AUTH_ENV = (Source.TRIGGER, Source.AUTH, Source.ENV)
@@ -166,7 +167,15 @@ class _Client:
     length: AsyncScript
 
 
-async def _open(backend: RedisBackend, socket_timeout: float) -> _Client:
+def connection_pool(
+    backend: RedisBackend,
+    *,
+    timeout: float,
+    socket_timeout: float | None,
+    client_name: str = CLIENT_NAME,
+) -> redis.asyncio.ConnectionPool:
+    """Connections to ``backend`` as KEDA makes them; the wake watcher's too (no read
+    timeout: it waits for notifications)."""
     options: dict[str, Any] = {
         "host": backend.host,
         "port": backend.port,
@@ -174,18 +183,21 @@ async def _open(backend: RedisBackend, socket_timeout: float) -> _Client:
         "username": backend.username,
         "password": backend.password,
         "socket_timeout": socket_timeout,
-        "socket_connect_timeout": socket_timeout,
-        # One attempt per poll: the poller's timeout bounds it and the next poll retries.
+        "socket_connect_timeout": timeout,
+        # One attempt per call: the caller's timeout bounds it and the next poll retries.
         "retry": Retry(NoBackoff(), 0),
         "protocol": 2,
-        "client_name": CLIENT_NAME,
+        "client_name": client_name,
     }
     if backend.tls is None:
-        pool = redis.asyncio.ConnectionPool(**options)
-    else:
-        pool = redis.asyncio.ConnectionPool(
-            connection_class=_TlsConnection, tls_context=tls_context(backend.tls), **options
-        )
+        return redis.asyncio.ConnectionPool(**options)
+    return redis.asyncio.ConnectionPool(
+        connection_class=_TlsConnection, tls_context=tls_context(backend.tls), **options
+    )
+
+
+async def _open(backend: RedisBackend, socket_timeout: float) -> _Client:
+    pool = connection_pool(backend, timeout=socket_timeout, socket_timeout=socket_timeout)
     client = redis.asyncio.Redis.from_pool(pool)
     return _Client(client, client.register_script(LENGTH_SCRIPT))
 
@@ -251,6 +263,12 @@ class RedisScaler(Scaler[int]):
 
     def measure(self, answer: int) -> float:
         return float(answer)
+
+    def wake(self) -> Wake:
+        """Keyspace notifications of the key, when the server sends them."""
+        from scalers.wake_redis import RedisWatch  # it builds on this module's connections
+
+        return Wake(RedisWatch.of(self.query.backend), (self.query.backend.db, self.query.key))
 
 
 def build(meta: Metadata) -> RedisScaler:
