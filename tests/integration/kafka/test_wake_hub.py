@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from scalers.kafka_client import CLIENT_ID
 from scalers.wake import CONNECTED
+from scalers.wake_kafka import WAKE_CLIENT_ID
 from tests.integration.kafka.test_wake import kafka_broker_offsets, until
 from tests.support.kafka import KafkaBroker, commit, create_topic, produce
 from tests.support.wake import WITHIN, woken
@@ -115,3 +116,28 @@ async def test_a_restarted_broker_is_watched_and_polled_again(own_broker: KafkaB
         await produce(bootstrap, "jobs", {0: 2})
         await run.reading("records after the restart", lambda r: r.value == 2)
         assert run.polls > polls
+
+
+async def test_explain_says_the_trigger_is_watched(kafka_broker: KafkaBroker, name: str) -> None:
+    bootstrap, topic = kafka_broker.bootstrap, f"{name}-jobs"
+    await idle_topic(bootstrap, name, topic, 1)
+    async with woken("explained", metadata(bootstrap, name, topic), "kafka") as run:
+        await run.state(CONNECTED)
+        assert run.hints is not None
+        shown = run.hints.explain(run.bound)
+        assert shown.startswith("yes: ") and f"kafka {bootstrap}" in shown, shown
+
+
+async def test_hints_off_send_nothing_from_the_watcher(
+    kafka_broker: KafkaBroker, name: str
+) -> None:
+    bootstrap, topic = kafka_broker.bootstrap, f"{name}-jobs"
+    await idle_topic(bootstrap, name, topic, 1)
+    since = len(kafka_broker.requests())
+    async with woken("off", metadata(bootstrap, name, topic), "kafka", hints=False) as run:
+        await asyncio.to_thread(kafka_broker.wait_for_requests, CLIENT_ID, "OFFSET_FETCH", 1, since)
+        assert run.readings[-1].error is None
+    # A watcher opens with ApiVersions, Metadata and ListOffsets (a Fetch logged meanwhile is
+    # an earlier test's watcher's last one, answered when it closed).
+    opened = {"API_VERSIONS", "METADATA", "LIST_OFFSETS"}
+    assert not opened & set(kafka_broker.request_counts(WAKE_CLIENT_ID, since))

@@ -15,6 +15,7 @@ import aiormq
 import pytest
 
 from scalers.wake import BACKOFF, CONNECTED
+from scalers.wake_rabbitmq import HTTP_ONLY
 from tests.integration.rabbitmq.test_wake import stats, the_watcher_connection, watcher_connections
 from tests.support.rabbitmq import RabbitMQServer, wait_until
 from tests.support.wake import WITHIN, woken
@@ -114,3 +115,29 @@ async def test_a_killed_watcher_connection_reconnects_and_polls_stay_right(
         await run.reading("messages after the reconnect", lambda r: r.value == 2)
         assert run.polls > polls and run.readings[-1].error is None
     gc.collect()
+
+
+async def test_explain_says_whether_a_trigger_gets_hints(rabbit: RabbitMQServer, name: str) -> None:
+    queue = f"{name}-jobs"
+    rabbit.add_queue(queue)
+    async with woken("amqp", metadata(rabbit, queue), "rabbitmq") as run:
+        await run.state(CONNECTED)
+        assert run.hints is not None
+        shown = run.hints.explain(run.bound)
+        where = f"AMQP amqp://127.0.0.1:{rabbit.amqp_port}/%2F"
+        assert shown.startswith("yes: ") and where in shown, shown
+    http = metadata(rabbit, queue, host=rabbit.http_host())
+    async with woken("http", http, "rabbitmq") as run:
+        assert run.hints is not None
+        assert run.hints.explain(run.bound) == f"no: {HTTP_ONLY}"
+
+
+async def test_hints_off_open_no_watcher_connection(rabbit: RabbitMQServer, name: str) -> None:
+    queue = f"{name}-jobs"
+    rabbit.add_queue(queue)
+    async with woken("off", metadata(rabbit, queue), "rabbitmq", hints=False) as run:
+        await asyncio.to_thread(
+            wait_until, rabbit.connections, lambda c: len(c) >= 1, WITHIN, "the poll's connection"
+        )
+        assert run.readings[-1].error is None
+        assert await asyncio.to_thread(watcher_connections, rabbit) == []
