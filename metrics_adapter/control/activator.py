@@ -312,7 +312,7 @@ def activation_step(
     """What the HPA's first step from one replica would reach: per active trigger (or the
     active composite metric) the HPA's own arithmetic at one replica, 10 % tolerance
     included, on the value polled or the one fallback serves; the largest, held to what
-    the HPA allows from one replica (4 with no behavior, 5 with scaleUp's defaults), then to
+    ``behavior.scaleUp`` allows from one replica (5 with its defaults), then to
     ``[max(minReplicaCount, 1), maxReplicaCount]``. Only polled values count (an error is
     never a number, a hint never a value); the annotation keeps KEDA's one replica."""
     floor = hpa.min_replicas(so.min_replica_count)
@@ -325,12 +325,15 @@ def activation_step(
     )
     if wanted is None:
         return hpa.Proposal(floor, f"max(minReplicaCount, 1) = {floor}")
+    # Without a behavior the HPA controller takes its legacy limit, max(2 x current, 4): 4
+    # from 1. On purpose, the documented defaults (5 from 1) apply instead, as to any HPA
+    # with a behavior: the HPA then computes 5 from 5 and keeps it, where 4 would leave the
+    # rest of a burst to its next sync.
     behavior = hpa.behavior_of(so)
-    limit = hpa.scale_up_limit(behavior, 1)
+    limit = hpa.scale_up_limit(behavior.scale_up if behavior else None, 1)
     why = f"the HPA's first step: {wanted.why}"
     if wanted.replicas > limit:
-        rules = "the HPA's scale-up limit allows" if behavior is None else "scaleUp policies allow"
-        why += f", {rules} {limit} from 1"
+        why += f", scaleUp policies allow {limit} from 1"
     return _bounded(so, hpa.Proposal(min(wanted.replicas, limit), why))
 
 

@@ -315,8 +315,6 @@ def _is_number_or_text(value: object) -> bool:
 # What the HPA controller computes from our values (keda-semantics §2).
 
 TOLERANCE = 0.1
-LEGACY_SCALE_UP_MINIMUM = 4
-"""With no behavior, one step may always reach 4 replicas (``scaleUpLimitMinimum``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,16 +347,12 @@ def clamp(replicas: int, min_replica_count: int, max_replicas: int) -> int:
     return max(min_replicas(min_replica_count), min(replicas, max_replicas))
 
 
-def scale_up_limit(behavior: Behavior | None, current: int) -> int:
-    """The most replicas one scale-up from ``current`` may reach, with no scale event of the
-    HPA's own in its periods. An HPA without a behavior takes the controller's legacy rule,
-    ``max(2 x current, 4)`` (kubernetes ``calculateScaleUpLimit``: the API server fills in
-    a behavior's defaults only when one is present). With one, ``scaleUp``'s policies (unset
-    ones defaulted: 4 Pods or 100 % per 15 s) as ``calculateScaleUpLimitWithScalingRules``:
-    ``Max`` takes the policy allowing most, ``Min`` the least, ``Disabled`` stays."""
-    if behavior is None:
-        return max(2 * current, LEGACY_SCALE_UP_MINIMUM)
-    rules = behavior.scale_up
+def scale_up_limit(rules: ScalingRules | None, current: int) -> int:
+    """The most replicas one scale-up from ``current`` may reach under ``scaleUp`` rules
+    (unset ones defaulted as the API server does: 4 Pods or 100 % per 15 s, ``Max``), with
+    no scale event of the HPA's own in their periods: kubernetes
+    ``calculateScaleUpLimitWithScalingRules``. ``Max`` takes the policy allowing most,
+    ``Min`` the least, ``Disabled`` stays at ``current``."""
     select = (rules and rules.select_policy) or SCALE_UP_DEFAULTS.select_policy
     policies = (rules and rules.policies) or SCALE_UP_DEFAULTS.policies or ()
     if select == "Disabled":

@@ -1,12 +1,10 @@
 """Activation straight to the HPA's first step, on a real control plane: the seed's burst
-(50 messages, lagThreshold 10) makes the adapter's first ``/scale`` write what the real HPA
-would reach from one replica, where KEDA writes 1 and waits for the HPA. That is 5 when the
-HPA has a behavior (scaleUp's defaults: 4 Pods or 100 %), and 4 when it has none (the HPA
-controller's legacy limit, max(2 x current, 4)), which the HPA then takes to 5 itself;
-``metrics-adapter.io/activation: one-replica`` keeps KEDA's 1.
+(50 messages, lagThreshold 10) makes the adapter's first ``/scale`` write 5, where KEDA
+writes 1 and waits for the HPA. A ScaledObject's own ``behavior.scaleUp`` bounds that step
+as it bounds the HPA's; ``metrics-adapter.io/activation: one-replica`` keeps KEDA's 1.
 
 Which values the Deployment's ``spec.replicas`` took is read back from kube-apiserver: a
-watch from the Deployment's creation replays every write in order, so a 1 that the HPA
+watch from the Deployment's creation replays every write in order, so a value that the HPA
 overwrote within its 1 s sync is still seen.
 """
 
@@ -119,37 +117,30 @@ def activation_messages(cp: ControlPlane, name: str) -> list[str]:
     ]
 
 
-SCALE_DOWN_WINDOW: dict[str, Any] = {
-    "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {}}}
-}
-"""A behavior that sets nothing: the API server fills in its defaults, scaleUp's included."""
-
-
-def test_with_a_behavior_the_burst_activates_straight_to_five(
-    cluster: tuple[ControlPlane, NatsServer],
-) -> None:
+def test_the_burst_activates_straight_to_five(cluster: tuple[ControlPlane, NatsServer]) -> None:
     cp, nats = cluster
-    since = burst_target(cp, nats, "straight", advanced=SCALE_DOWN_WINDOW)
+    since = burst_target(cp, nats, "straight")
     wait("5 replicas", lambda: cp.replicas("straight", NS) == 5, ACTIVATED_WITHIN)
     assert replica_history(cp, "straight", since) == [0, 5]
     wait("the Event", lambda: bool(activation_messages(cp, "straight")), SLACK)
     (message,) = activation_messages(cp, "straight")
-    assert message.startswith(f"Scaled Deployment {NS}/straight from 0 to 5: ")
-    assert "the HPA's first step: s0-nats-jetstream-STRAIGHT: ceil(50 / 10) = 5" in message
+    assert message == (
+        f"Scaled Deployment {NS}/straight from 0 to 5: s0-nats-jetstream-STRAIGHT lag 50 > 0; "
+        "the HPA's first step: s0-nats-jetstream-STRAIGHT: ceil(50 / 10) = 5"
+    )
 
 
-def test_without_a_behavior_activation_stops_where_the_hpa_would(
-    cluster: tuple[ControlPlane, NatsServer],
-) -> None:
+def test_scale_up_policies_bound_the_step(cluster: tuple[ControlPlane, NatsServer]) -> None:
     cp, nats = cluster
-    since = burst_target(cp, nats, "legacy")
-    # Then the HPA, at its next sync, takes it from 4 to the 5 it computes.
-    wait("5 replicas", lambda: cp.replicas("legacy", NS) == 5, ACTIVATED_WITHIN + HPA_SYNC)
-    assert replica_history(cp, "legacy", since) == [0, 4, 5]
-    wait("the Event", lambda: bool(activation_messages(cp, "legacy")), SLACK)
-    (message,) = activation_messages(cp, "legacy")
-    assert message.startswith(f"Scaled Deployment {NS}/legacy from 0 to 4: ")
-    assert message.endswith("ceil(50 / 10) = 5, the HPA's scale-up limit allows 4 from 1")
+    one_more: dict[str, Any] = {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
+    advanced = {"horizontalPodAutoscalerConfig": {"behavior": {"scaleUp": one_more}}}
+    since = burst_target(cp, nats, "bounded", advanced=advanced)
+    wait("2 replicas", lambda: cp.replicas("bounded", NS) >= 2, ACTIVATED_WITHIN)
+    assert replica_history(cp, "bounded", since)[:2] == [0, 2]
+    wait("the Event", lambda: bool(activation_messages(cp, "bounded")), SLACK)
+    (message,) = activation_messages(cp, "bounded")
+    assert message.startswith(f"Scaled Deployment {NS}/bounded from 0 to 2: ")
+    assert message.endswith("ceil(50 / 10) = 5, scaleUp policies allow 2 from 1")
 
 
 def test_the_annotation_keeps_kedas_one_replica(
@@ -158,13 +149,12 @@ def test_the_annotation_keeps_kedas_one_replica(
     cp, nats = cluster
     one = {"metrics-adapter.io/activation": "one-replica"}
     since = burst_target(cp, nats, "stepwise", one)
-    # Then the HPA, a sync apart, 1 -> 4 -> 5 (its legacy limit from 1 is 4).
+    # Then the HPA, a sync apart: 1 -> 4 -> 5. With no behavior, the controller's legacy
+    # limit, max(2 x current, 4), holds its first step to 4.
     within = ACTIVATED_WITHIN + 2 * HPA_SYNC
     wait("5 replicas", lambda: cp.replicas("stepwise", NS) == 5, within)
     assert replica_history(cp, "stepwise", since) == [0, 1, 4, 5]
     wait("the Event", lambda: bool(activation_messages(cp, "stepwise")), SLACK)
     (message,) = activation_messages(cp, "stepwise")
-    assert (
-        message
-        == f"Scaled Deployment {NS}/stepwise from 0 to 1: s0-nats-jetstream-STEPWISE lag 50 > 0"
-    )
+    lag = "s0-nats-jetstream-STEPWISE lag 50 > 0"
+    assert message == f"Scaled Deployment {NS}/stepwise from 0 to 1: {lag}"

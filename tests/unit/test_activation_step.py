@@ -12,7 +12,7 @@ import pytest
 from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.control import hpa
 from metrics_adapter.control.activator import activation_step, decide
-from metrics_adapter.kube.autoscaling import Behavior, ScalingPolicy, ScalingRules
+from metrics_adapter.kube.autoscaling import ScalingPolicy, ScalingRules
 from metrics_adapter.metrics.composite import Outcome
 from metrics_adapter.metrics.store import Composed, Reading
 from metrics_adapter.model.annotations import (
@@ -44,30 +44,23 @@ def percent(n: int) -> dict[str, Any]:
 # The scale-up limit, as kube-controller-manager computes it.
 
 
-def rules(**fields: Any) -> Behavior:
-    return Behavior(scale_up=ScalingRules(**fields))
-
-
 @pytest.mark.parametrize(
-    ("behavior", "current", "limit"),
+    ("rules", "current", "limit"),
     [
-        (None, 1, 4),  # no behavior: the legacy max(2 x current, 4)
-        (None, 3, 6),
-        (Behavior(), 1, 5),  # a behavior: 4 Pods or 100 %, the larger
-        (Behavior(scale_down=ScalingRules(stabilization_window_seconds=60)), 1, 5),
-        (Behavior(), 4, 8),
-        (Behavior(), 10, 20),
-        (rules(select_policy="Min"), 1, 2),
-        (rules(select_policy="Min"), 10, 14),
-        (rules(select_policy="Disabled"), 3, 3),
-        (rules(policies=(ScalingPolicy("Pods", 2, 60),)), 1, 3),
-        (rules(policies=(ScalingPolicy("Percent", 50, 60),)), 1, 2),  # ceil(1.5)
-        (rules(policies=(ScalingPolicy("Percent", 900, 60),)), 1, 10),
-        (rules(stabilization_window_seconds=30), 1, 5),  # unset rules: defaults
+        (None, 1, 5),  # 4 Pods or 100 %: the larger
+        (None, 4, 8),
+        (None, 10, 20),
+        (ScalingRules(select_policy="Min"), 1, 2),
+        (ScalingRules(select_policy="Min"), 10, 14),
+        (ScalingRules(select_policy="Disabled"), 3, 3),
+        (ScalingRules(policies=(ScalingPolicy("Pods", 2, 60),)), 1, 3),
+        (ScalingRules(policies=(ScalingPolicy("Percent", 50, 60),)), 1, 2),  # ceil(1.5)
+        (ScalingRules(policies=(ScalingPolicy("Percent", 900, 60),)), 1, 10),
+        (ScalingRules(stabilization_window_seconds=30), 1, 5),  # unset rules: defaults
     ],
 )
-def test_scale_up_limit(behavior: Behavior | None, current: int, limit: int) -> None:
-    assert hpa.scale_up_limit(behavior, current) == limit
+def test_scale_up_limit(rules: ScalingRules | None, current: int, limit: int) -> None:
+    assert hpa.scale_up_limit(rules, current) == limit
 
 
 # Straight to N.
@@ -76,10 +69,9 @@ def test_scale_up_limit(behavior: Behavior | None, current: int, limit: int) -> 
 @pytest.mark.parametrize(
     ("lag", "spec", "expected"),
     [
-        (50, {}, 4),  # the seed's burst, ceil(50 / 10), under the HPA's legacy limit
-        (50, {"advanced": behavior(stabilizationWindowSeconds=0)}, 5),
+        (50, {}, 5),  # the seed's burst: ceil(50 / 10)
         (50, {"advanced": SCALE_DOWN_ONLY}, 5),  # scaleUp defaulted: 4 Pods or 100 %
-        (500, {}, 4),
+        (500, {}, 5),  # at most 5 from 1, with or without a behavior
         (500, {"maxReplicaCount": 3}, 3),
         (500, {"advanced": behavior(policies=[pods(10)])}, 11),
         (500, {"advanced": behavior(policies=[percent(300)])}, 4),
@@ -90,7 +82,7 @@ def test_scale_up_limit(behavior: Behavior | None, current: int, limit: int) -> 
         (11.5, {}, 2),
         (5, {}, 1),
         (5, {"minReplicaCount": 3}, 3),
-        (50, {"minReplicaCount": 2, "idleReplicaCount": 0}, 4),
+        (50, {"minReplicaCount": 2, "idleReplicaCount": 0}, 5),
         (5, {"minReplicaCount": 2, "idleReplicaCount": 0}, 2),
     ],
 )
@@ -107,11 +99,7 @@ def test_the_reason_shows_the_arithmetic_and_the_policy_limit() -> None:
     decision = decide(so, 0, [state(so, 80)], None, NOW)
     assert decision.reason == (
         f"{METRIC} lag 80 > 0; the HPA's first step: {METRIC}: ceil(80 / 10) = 8, "
-        "the HPA's scale-up limit allows 4 from 1"
-    )
-    with_behavior = scaled_object(advanced=SCALE_DOWN_ONLY)
-    assert decide(with_behavior, 0, [state(with_behavior, 80)], None, NOW).reason.endswith(
-        "ceil(80 / 10) = 8, scaleUp policies allow 5 from 1"
+        "scaleUp policies allow 5 from 1"
     )
     bounded = scaled_object(maxReplicaCount=3)
     assert decide(bounded, 0, [state(bounded, 40)], None, NOW).reason == (
@@ -141,7 +129,7 @@ def test_the_annotation_keeps_kedas_one_replica() -> None:
     floor = scaled_object({ACTIVATION: " One-Replica "}, minReplicaCount=2)
     assert decide(floor, 0, [state(floor, 50)], None, NOW).replicas == 2
     other = scaled_object({ACTIVATION: "hpa-step"})
-    assert decide(other, 0, [state(other, 50)], None, NOW).replicas == 4
+    assert decide(other, 0, [state(other, 50)], None, NOW).replicas == 5
 
 
 @pytest.mark.parametrize(
@@ -178,7 +166,7 @@ def failing_in_fallback(so: Any) -> Any:
     ("fallback", "expected"),
     [
         ({"failureThreshold": 3, "replicas": 4}, 4),
-        ({"failureThreshold": 3, "replicas": 9}, 4),  # the HPA's scale-up limit still applies
+        ({"failureThreshold": 3, "replicas": 9}, 5),  # the scale-up policies still apply
         ({"failureThreshold": 3, "replicas": 4, "behavior": "currentReplicas"}, 1),
         ({"failureThreshold": 3, "replicas": 4, "behavior": "currentReplicasIfHigher"}, 4),
     ],
@@ -237,10 +225,9 @@ def test_while_settling_a_larger_reading_raises_the_target() -> None:
     so = scaled_object()
     earlier = NOW - timedelta(seconds=1)
     decision = decide(so, 1, [state(so, 50)], earlier, NOW, settling=True)
-    assert (decision.replicas, decision.active, decision.last_active) == (4, True, NOW)
+    assert (decision.replicas, decision.active, decision.last_active) == (5, True, NOW)
     assert decision.reason == (
-        f"{METRIC} lag 50 > 0; still activating: the HPA's first step: {METRIC}: "
-        "ceil(50 / 10) = 5, the HPA's scale-up limit allows 4 from 1"
+        f"{METRIC} lag 50 > 0; still activating: the HPA's first step: {METRIC}: ceil(50 / 10) = 5"
     )
 
 
@@ -248,7 +235,7 @@ def test_while_settling_a_larger_reading_raises_the_target() -> None:
     ("annotations", "current", "lag", "settling"),
     [
         ({}, 1, 50, False),  # settled: the HPA's to take it further
-        ({}, 4, 50, True),  # already at the step
+        ({}, 5, 50, True),  # already at the step
         ({}, 2, 15, True),  # a smaller step never lowers it
         ({ACTIVATION: "one-replica"}, 1, 50, True),
     ],

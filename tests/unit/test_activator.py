@@ -76,7 +76,7 @@ def test_one_replica_activation_scales_to_max_of_min_and_one(min_r: int, expecte
     )
 
 
-@pytest.mark.parametrize(("min_r", "lag", "expected"), [(0, 30, 3), (3, 40, 4), (3, 5, 3)])
+@pytest.mark.parametrize(("min_r", "lag", "expected"), [(0, 50, 5), (3, 40, 4), (3, 5, 3)])
 def test_active_at_zero_scales_to_the_hpas_first_step(
     min_r: int, lag: float, expected: int
 ) -> None:
@@ -284,8 +284,7 @@ def test_dry_run_applies_activation_then_the_hpa() -> None:
     [
         ("autoscaling.keda.sh/paused-scale-out", 0, 50, None),  # 0 -> 1 held
         ("autoscaling.keda.sh/paused-scale-in", 3, 0, None),  # N -> 0 held
-        # Scaling out still allowed; the HPA has a behavior (scaleDown Disabled): 5 from 1.
-        ("autoscaling.keda.sh/paused-scale-in", 0, 50, 5),
+        ("autoscaling.keda.sh/paused-scale-in", 0, 50, 5),  # scaling out still allowed
         ("autoscaling.keda.sh/paused-scale-out", 3, 0, 0),  # scaling in still allowed
     ],
 )
