@@ -146,7 +146,7 @@ class Demo:
             await wait_for_value(api, "50")
             self.mark("metric at 50 through the API")
             await wait_until(lambda: "would scale" in log_path.read_text(), 15)
-            self.mark("activation decided (0 -> 1)")
+            self.mark("activation decided (0 -> the HPA's first step)")
             response = await api.get(
                 METRIC, headers={"Accept": "application/vnd.kubernetes.protobuf, application/json"}
             )

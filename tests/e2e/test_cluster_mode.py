@@ -1,7 +1,8 @@
 """Cluster mode on a real control plane: the seed's burst test and its companions.
 
 The adapter runs with --kubeconfig and is registered as the APIService; the real HPA
-controller reads its values. 50 messages -> 0 to 1 (our activator) -> 5 (the HPA) ->
+controller reads its values. 50 messages -> 0 to 5 (our activator, straight to the HPA's
+first step; a poll that caught the burst still arriving leaves the rest to the HPA) ->
 drained -> back to 0 after the cooldown.
 """
 
@@ -143,9 +144,9 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
     marks = [("50 messages published", time.monotonic() - t0)]
     activated = poll(ECHO_INTERVAL) + SLACK  # the next poll sees the lag; the activator acts
     first = wait("first replica", lambda: replicas(cp, "echo-worker") >= 1, activated)
-    marks.append(("scaled to 1 (activator)", first - t0))
+    marks.append(("first replica (activator)", first - t0))
     five = wait("5 replicas", lambda: replicas(cp, "echo-worker") == 5, HPA_SYNC + SLACK)
-    marks.append(("scaled to 5 (HPA)", five - t0))
+    marks.append(("5 replicas (activator, or the HPA after a partial read)", five - t0))
     status = so_status(cp, "echo-worker")
     assert (condition({"status": status}, "Active") or {}).get("reason") == "ScalerActive"
     assert status["externalMetricNames"] == ["s0-nats-jetstream-JOBS"]

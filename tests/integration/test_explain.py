@@ -127,7 +127,10 @@ def test_json_explains_every_object(objects: Path, capsys: pytest.CaptureFixture
     )
     assert (lag["replicas"], lag["formula"]) == (5, "ceil(42 / 10) = 5")
     assert lag["activation"] == "lag 42 > 0"
-    assert echo["decision"] == "would scale from 0 to 1: s0-nats-jetstream-JOBS lag 42 > 0"
+    assert echo["decision"] == (
+        "would scale from 0 to 5: s0-nats-jetstream-JOBS lag 42 > 0; "
+        "the HPA's first step: s0-nats-jetstream-JOBS: ceil(42 / 10) = 5"
+    )
     assert (
         echo["hpa"] == "keda-hpa-echo-worker would compute 5: s0-nats-jetstream-JOBS: "
         "ceil(42 / 10) = 5"
@@ -158,7 +161,7 @@ def test_text_is_a_table_with_the_arithmetic(
     )
     for cell in ("0:nats-jetstream", "42", "10 (AverageValue)", "lag 42 > 0", "ceil(42 / 10) = 5"):
         assert cell in row
-    assert "activator: would scale from 0 to 1" in out
+    assert "activator: would scale from 0 to 5" in out
     assert "HPA: holds its replicas while a metric cannot be read" in out
     assert 'event-demo/typo: not ready: triggers[0].metadata.lagThreshold: "ten"' in out
 

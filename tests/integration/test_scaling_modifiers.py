@@ -163,7 +163,7 @@ async def test_two_sources_combined_and_served_as_composite_metric(running: Runn
     await until("3 + 11 * 2", lambda: composite_is(25), FOLLOWED_WITHIN)
 
     async def activated() -> bool:
-        return "would scale apps/mixer from 0 to 1: composite-metric 25 > 5" in running.log()
+        return "would scale apps/mixer from 0 to 3: composite-metric 25 > 5" in running.log()
 
     await until("activated", activated, FOLLOWED_WITHIN)
     assert "composite-metric: ceil(25 / 10) = 3" in running.log()  # the HPA on the composite

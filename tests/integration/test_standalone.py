@@ -192,7 +192,7 @@ def test_standalone_serves_lag_and_decides_activation(
     wait_for(lambda: value() == "50")
     wait_for(
         lambda: (
-            "would scale event-demo/echo-worker from 0 to 1: "
+            "would scale event-demo/echo-worker from 0 to 5: "
             "s0-nats-jetstream-JOBS lag 50 > 0" in adapter.log()
         )
     )

@@ -248,7 +248,7 @@ def test_classic_fallback_serves_target_times_replicas_past_the_threshold() -> N
     assert m.composed.outcome.fallback == f"{m.metric('a')} failing past failureThreshold 2"
     assert m.composed.outcome.inputs == ()  # the formula is not evaluated
     decision = m.decide(current=0)
-    assert (decision.active, decision.replicas) == (True, 1)  # a fallback counts as active
+    assert (decision.active, decision.replicas) == (True, 5)  # a fallback counts as active
     m.read(a=2)
     assert m.served() == 3  # recovered: the formula again
 
@@ -298,7 +298,7 @@ def test_a_trigger_past_the_threshold_is_nil_and_the_formula_routes_around_it() 
     assert (decision.active, decision.replicas) == (None, None)
     m.fail("b", times=2)
     assert m.served() == 8
-    assert m.decide(current=0).replicas == 1  # 8 > 5
+    assert m.decide(current=0).replicas == 2  # ceil(8 / 5)
 
 
 def test_a_nil_result_serves_fallback_replicas_times_target() -> None:
@@ -310,7 +310,7 @@ def test_a_nil_result_serves_fallback_replicas_times_target() -> None:
     outcome = m.composed.outcome
     assert outcome.result is None and outcome.fallback is not None
     assert "gave nil" in outcome.fallback
-    assert m.decide(current=0).replicas == 1  # in fallback: active
+    assert m.decide(current=0).replicas == 4  # in fallback: active, 20 / 5
 
 
 def test_without_a_fallback_a_nil_result_is_an_error() -> None:
@@ -368,7 +368,11 @@ def test_explain_shows_the_formula_every_input_and_the_hpa_on_the_composite() ->
     assert "  composite-metric = max(a ?? 0, b) / 2  (target 5, AverageValue)" in text
     assert f"    a = 30  ({m.metric('a')})" in text and f"    b = 14  ({m.metric('b')})" in text
     assert "    = 15: activation 15 > 1; HPA ceil(15 / 5) = 3" in text
-    assert "  HPA: keda-hpa-mixer would compute 3: composite-metric: ceil(15 / 5) = 3" in text
+    # Activated straight to 3, where the HPA keeps it.
+    assert (
+        "  HPA: keda-hpa-mixer would compute 3: composite-metric: 15/(5 * 3) within 10%: keep 3"
+        in text
+    )
     (data,) = as_dicts([report])
     composite: dict[str, Any] = data["composite"]  # type: ignore[assignment]
     assert composite["served"] == 15 and composite["replicas"] == 3

@@ -114,7 +114,7 @@ def test_a_trigger_in_fallback_is_active_and_reported() -> None:
     assert reading is not None
     states = [TriggerState(b, reading)]
     decision = decide(obj, 0, states, None, NOW)
-    assert (decision.replicas, decision.active) == (1, True)  # scales from zero
+    assert (decision.replicas, decision.active) == (3, True)  # from zero to the fallback replicas
     status: dict[str, Any] = status_patch(
         obj, problem=None, states=states, decision=decision, original_replicas=0
     ).to_json()
