@@ -4,7 +4,7 @@ with kube-controller-manager's default 15 s HPA sync, per source, wake hints on 
 
     .venv/bin/python -m bench.activation [--sources nats-jetstream,redis,kafka,...]
                                          [--hints on,off] [--repetitions 10] [--seed S]
-                                         [--polling-interval 30] [--hpa-sync 15] [--behavior]
+                                         [--polling-interval 30] [--hpa-sync 15]
 
 etcd, kube-apiserver and kube-controller-manager run on loopback (the e2e harness, here with
 ``--horizontal-pod-autoscaler-sync-period=15s``, the default of real clusters), the adapter
@@ -67,8 +67,6 @@ class Case:
     first: list[float]
     all: list[float]
     missed: int
-    behavior: str
-    """``none``, or ``defaults`` with ``--behavior``."""
 
     def line(self, interval: int, hpa_sync: float) -> str:
         return summary(
@@ -83,7 +81,6 @@ class Case:
             all_p95_s=p(self.all, 95),
             repetitions=len(self.first) + self.missed,
             missed=self.missed,
-            behavior=self.behavior,
         )
 
 
@@ -110,14 +107,9 @@ def with_hints(adapter: Adapter, hints: str) -> None:
     adapter.restart()
 
 
-def echo_worker(source: Source, name: str, interval: int, behavior: bool = False) -> dict[str, Any]:
+def echo_worker(source: Source, name: str, interval: int) -> dict[str, Any]:
     """The seed's echo-worker on ``name``'s queue, with the seed's ``pollingInterval`` (30
-    unless told) and a cooldown no repetition outlives; with ``behavior``, an HPA behavior
-    that sets nothing (the API server fills in its defaults: 4 Pods or 100 % per 15 s, so
-    5 replicas from 1, where an HPA without one allows 4)."""
-    spec: dict[str, Any] = {}
-    if behavior:
-        spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {}}}}
+    unless told) and a cooldown no repetition outlives."""
     return scaled_object(
         name,
         NS,
@@ -126,7 +118,6 @@ def echo_worker(source: Source, name: str, interval: int, behavior: bool = False
         maxReplicaCount=WANTED,
         pollingInterval=interval,
         cooldownPeriod=600,
-        **spec,
     )
 
 
@@ -159,7 +150,7 @@ def run_case(
     for name in names:
         source.prepare(name)
         cp.apply(deployment(name, NS, 0))
-        cp.apply(echo_worker(source, name, args.polling_interval, args.behavior))
+        cp.apply(echo_worker(source, name, args.polling_interval))
     first_poll = args.polling_interval + SLACK  # the first poll comes within the interval
     wait_for(f"{tag}: Ready, first poll read 0", lambda: settled(cp, names), first_poll, 0.5)
 
@@ -210,8 +201,7 @@ def run_case(
             f"{_seconds(first.get(name))}, all {_seconds(full.get(name))}"
         )
     missed = len(names) - len(full)
-    behavior = "defaults" if args.behavior else "none"
-    return Case(source.name, hints, list(first.values()), list(full.values()), missed, behavior)
+    return Case(source.name, hints, list(first.values()), list(full.values()), missed)
 
 
 def _seconds(value: float | None) -> str:
@@ -226,11 +216,6 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--polling-interval", type=int, default=30)
     parser.add_argument("--hpa-sync", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument(
-        "--behavior",
-        action="store_true",
-        help="give the ScaledObjects an HPA behavior (its defaults allow 5 from 1, not 4)",
-    )
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.sources.split(",") if s.strip()]
     modes = [h.strip() for h in args.hints.split(",") if h.strip()]
@@ -256,8 +241,7 @@ def run(argv: Sequence[str] | None) -> list[str]:
     cases.sort(key=lambda c: (chosen.index(c.source), modes.index(c.hints)))
     print_table(
         f"Activation: {MESSAGES} messages, target 10 per replica, pollingInterval "
-        f"{args.polling_interval}s, HPA sync {args.hpa_sync:g}s, "
-        f"{'a' if args.behavior else 'no'} HPA behavior, {args.repetitions} "
+        f"{args.polling_interval}s, HPA sync {args.hpa_sync:g}s, {args.repetitions} "
         "repetitions per case, seconds from the first message published",
         ("source", "hints", "first p50", "first p95", "all p50", "all p95", "all max", "missed"),
         [
