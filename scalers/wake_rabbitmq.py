@@ -6,7 +6,9 @@ with none of the management statistics' delay. A count above the last one seen i
 messages were published since (a rise, not only 0 → 1, so that a trigger with an
 ``activationValue`` hears of the messages that take it over). A passive declare creates
 nothing and touches no message: no ``basic.get``, no consumer, so delivery and redelivery
-counts stay as they were, and the connection is the only thing the server sees of us.
+counts stay as they were, and the connection is the only thing the server sees of us. It needs
+no permission on the queue, only access to the vhost: a refused login or vhost makes the
+watcher unavailable (asked again every ``recheck`` s), and ``explain`` shows the server's reason.
 
 A trigger in ``http`` mode names only the management API. RabbitMQ usually serves AMQP on the
 same host, but on another port and often through another route (an ingress, a proxy) that the
@@ -26,9 +28,9 @@ from typing import ClassVar
 
 import aiormq.exceptions
 
-from scalers.errors import quote
+from scalers.errors import SourceResponseError, quote
 from scalers.rabbitmq_client import CLOSE_TIMEOUT, AmqpClient, AmqpServer, connect
-from scalers.wake import HintCallback, Topic, Watcher, WatchOptions
+from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions
 
 WAKE_CONNECTION_NAME = "metrics-adapter-wake"
 """What the server shows for the watcher's connection (the polls' is ``metrics-adapter``)."""
@@ -65,7 +67,10 @@ class RabbitMQWatcher(Watcher):
     key: RabbitMQWatch
 
     async def session(self) -> None:
-        client = await connect(self.key.server, self.options.timeout, WAKE_CONNECTION_NAME)
+        try:
+            client = await connect(self.key.server, self.options.timeout, WAKE_CONNECTION_NAME)
+        except SourceResponseError as exc:  # login or vhost refused: not worth a fast retry
+            raise WakeUnavailable(str(exc)) from exc
         counts: dict[Topic, int] = {}
         refused: dict[Topic, float] = {}  # queue → when it may be asked again
         watched: frozenset[Topic] | None = None

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from scalers import rabbitmq, wake_rabbitmq
-from scalers.wake import BACKOFF, CONNECTED, NoWake, Topic, Wake, WatchOptions, wake_of
+from scalers.wake import BACKOFF, CONNECTED, UNAVAILABLE, NoWake, Topic, Wake, WatchOptions, wake_of
 from scalers.wake_rabbitmq import HTTP_ONLY, WAKE_CONNECTION_NAME, RabbitMQWatch, RabbitMQWatcher
 from tests.support.rabbitmq import NEEDS, RabbitMQServer, available, wait_until
 from tests.support.triggers import build
@@ -227,3 +227,19 @@ async def test_the_watcher_uses_the_triggers_tls(rabbit: RabbitMQServer, name: s
     async with watching(watch, jobs) as (_, hints):
         await asyncio.to_thread(rabbit.publish, jobs, 1)
         await until(lambda: hints.count(jobs) == 2, "a hint over TLS")
+
+
+async def test_a_refused_login_is_unavailable_and_says_why(
+    rabbit: RabbitMQServer, name: str
+) -> None:
+    watch = watch_of(rabbit.amqp_host(password="wrong-password"), f"{name}-jobs")
+    watcher = watch.open(Hints(), WatchOptions(timeout=5.0))
+    watcher.watch({f"{name}-jobs"})
+    task = asyncio.create_task(watcher.run())
+    try:
+        await until(lambda: watcher.health.state == UNAVAILABLE, "unavailable")
+        error = str(watcher.health.last_error)
+        assert "login refused" in error and "wrong-password" not in error, error
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
