@@ -216,7 +216,11 @@ class Watcher(ABC):
                     extra={"source": self.key.describe(), "sourceType": self.key.source_type},
                 )
             self._error = error
-            await asyncio.sleep(wait)
+            await self.pause(wait)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait between two sessions (a seam for tests, which count the waits)."""
+        await asyncio.sleep(seconds)
 
     # The session's side.
 

@@ -107,6 +107,8 @@ class RedisWatcher(Watcher):
                 await self.changed_or(reader or idle, within=self._next_renewal())
         except redis.exceptions.AuthenticationError as exc:
             raise WakeUnavailable(f"authentication failed: {exc}") from exc
+        except redis.exceptions.NoPermissionError as exc:  # SUBSCRIBE refused by an ACL
+            raise WakeUnavailable(f"not permitted to subscribe: {exc}") from exc
         finally:
             if reader is not None:
                 reader.cancel()

@@ -56,6 +56,10 @@ from metrics_adapter.model.scaled_job import ScaledJobRef
 from metrics_adapter.server import Adapter, build, build_sources, settle_standalone
 from scalers.clients import DEFAULT_TIMEOUT, Clients
 
+PROBE_CALLS = 4
+"""Calls a watcher makes before it watches (NATS: /varz, connect, /connz, /jsz), each within
+the scaler timeout: how long explain waits for the wake-hint watchers."""
+
 Readings = Callable[[Adapter], Awaitable[None]]
 """Fills the adapter's MetricStore with one reading per trigger."""
 
@@ -91,6 +95,8 @@ class TriggerReport:
     active: bool | None
     replicas: int | None
     formula: str
+    hints: str = ""
+    """Whether its source wakes it between polls (wake hints), or why not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +170,8 @@ async def explain(
     inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
     adapter = await settled(settings, inventory)
     await read(adapter, poll)
+    if adapter.hints is not None:  # the watchers of the idle targets, tried from here
+        await adapter.hints.probe(PROBE_CALLS * settings.scaler_timeout)
     return [*reports(adapter), *job_reports(adapter)]
 
 
@@ -237,6 +245,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
                 active=reading.active if readable(reading) and not composed else None,
                 replicas=replicas,
                 formula=formula,
+                hints=adapter.hints.explain(bound) if adapter.hints else "off (--no-wake-hints)",
             )
         )
     decision = decide(so, current, states, observed.last_active, datetime.now(UTC), composed)
@@ -356,6 +365,7 @@ def render(reports: Sequence[Report]) -> str:
         out += table(lines)
         out += warning_lines(r.warnings)
         out += [f"  error: {t.metric}: {t.error}" for t in r.triggers if t.error]
+        out += [f"  hints: {t.index}:{t.type}: {t.hints}" for t in r.triggers if t.hints]
         if r.composite is not None:
             out += _render_composite(r.composite)
         out.append(f"  activator: {r.decision}")

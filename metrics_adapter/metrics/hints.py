@@ -17,6 +17,7 @@ anything: the poll does, and the activator acts on the poll's reading as on any 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -30,6 +31,8 @@ from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef
 from scalers.base import Query
 from scalers.wake import (
+    CONNECTED,
+    CONNECTING,
     UNAVAILABLE,
     NoWake,
     Topic,
@@ -198,6 +201,25 @@ class WakeHints:
         running = self._watchers.get(key)
         return None if running is None else running.watcher.health
 
+    async def probe(self, within: float) -> None:
+        """Run the watchers of the idle targets until each has connected or failed, for at
+        most ``within`` seconds, then close them: what ``explain`` reports, from here."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            for key, running in self._watchers.items():
+                self._start(key, running)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    while True:
+                        states = {r.watcher.health.state for r in self._watchers.values()}
+                        if CONNECTING not in states:
+                            break
+                        await asyncio.sleep(0.02)
+            for running in self._watchers.values():
+                if running.task is not None:
+                    running.task.cancel()
+        self._group = None
+
     def explain(self, bound: BoundTrigger) -> str:
         """Whether ``bound`` gets wake hints now, and if not why, in one line."""
         wake = wake_of(bound.scaler)
@@ -206,8 +228,10 @@ class WakeHints:
         where = wake.watcher.describe()
         health = self.health(wake.watcher)
         member = (bound.so, bound.metric_name)
-        if health is None or member not in self._topics.get(wake.watcher, {}).get(wake.topic, {}):
-            return f"not now: the target is active (polled); watched from {where} when idle"
+        if member not in self._topics.get(wake.watcher, {}).get(wake.topic, {}):
+            return f"not now: the target is active (polled); from {where} once idle"
+        if health is None or (health.state == CONNECTING and health.last_error is None):
+            return f"from {where} while the target is idle (not tried from here)"
         return describe_health(health, wake.topic, where)
 
 
@@ -218,8 +242,8 @@ def describe_health(health: WatcherHealth, topic: Topic, where: str) -> str:
         return f"no: {where}: {health.last_error} (polled only)"
     if problem is not None:
         return f"no: {where}: {problem} (polled only)"
-    if health.state == "connected":
-        return f"yes: watching {where} ({health.hints} hints so far)"
+    if health.state == CONNECTED:
+        return f"yes: from {where} ({health.hints} so far)"
     error = f": {health.last_error}" if health.last_error else ""
     return f"not now: {health.state} to {where}{error} (polled meanwhile)"
 

@@ -8,29 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
+import yaml
 
-from scalers.wake import CONNECTED
+from metrics_adapter.explain.local import ObjectReport, explain, render
+from scalers.wake import CONNECTED, UNAVAILABLE
 from scalers.wake_nats import CLIENT_NAME
 from tests.support import jetstream
 from tests.support.nats import NatsServer
+from tests.support.triggers import scaled_object
 from tests.support.wake import consumer_counts, until, woken
 
 pytestmark = pytest.mark.integration
 
 
 def metadata(server: NatsServer, **more: str) -> dict[str, str]:
-    return {
-        "natsServerMonitoringEndpoint": server.monitoring_endpoint,
-        "account": "$G",
-        "stream": "JOBS",
-        "consumer": "workers",
-        "lagThreshold": "10",
-        **more,
-    }
+    return {**metadata_at(server.monitoring_endpoint), "lagThreshold": "10", **more}
 
 
 def consumer(server: NatsServer) -> dict[str, Any]:
@@ -129,3 +126,57 @@ async def test_hints_off_open_no_connection(nats_server: NatsServer) -> None:
         await asyncio.sleep(1.0)  # what a hint would need, many times over
         assert watchers(nats_server) == 0
         assert run.polls == 1 and run.readings[-1].value == 0
+
+
+def objects_dir(tmp_path: Path, endpoint: str) -> Path:
+    trigger = {"type": "nats-jetstream", "metadata": {**metadata_at(endpoint)}}
+    doc = scaled_object("explained", "default", trigger)
+    (tmp_path / "so.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path
+
+
+def metadata_at(endpoint: str) -> dict[str, str]:
+    return {
+        "natsServerMonitoringEndpoint": endpoint,
+        "account": "$G",
+        "stream": "JOBS",
+        "consumer": "workers",
+    }
+
+
+async def test_explain_says_whether_a_trigger_gets_hints(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    [idle] = await explain(objects_dir(tmp_path, nats_server.monitoring_endpoint))
+    assert isinstance(idle, ObjectReport)
+    [trigger] = idle.triggers
+    assert trigger.hints.startswith("yes: from nats (monitoring "), trigger.hints
+    assert "hints: 0:nats-jetstream: yes" in render([idle])
+
+    await jetstream.publish(nats_server.url, "jobs.one", 1)
+    [active] = await explain(objects_dir(tmp_path, nats_server.monitoring_endpoint))
+    assert isinstance(active, ObjectReport)
+    assert active.triggers[0].hints.startswith("not now: the target is active")
+
+
+async def test_a_server_requiring_credentials_gives_no_hints(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The trigger has only the monitoring endpoint: nothing to authenticate with. It is
+    polled as before, and explain says why it gets no hints."""
+    wrapper = tmp_path / "nats-server"
+    wrapper.write_text(f'#!/bin/sh\nexec "{nats_server.binary}" "$@" --user app --pass s3cret\n')
+    wrapper.chmod(0o755)
+    secured = NatsServer(wrapper, name="secured").start()
+    try:
+        url = secured.url.replace("nats://", "nats://app:s3cret@")
+        await jetstream.prepare(url, "JOBS", "jobs", ["workers"])
+        async with woken("secured", metadata(secured), "nats-jetstream") as run:
+            health = await run.state(UNAVAILABLE)
+            assert "requires clients to authenticate" in (health.last_error or "")
+            assert run.hints is not None
+            assert run.hints.explain(run.bound).startswith("no: nats (monitoring ")
+            assert watchers(secured) == 0
+    finally:
+        secured.cleanup()

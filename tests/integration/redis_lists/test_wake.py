@@ -8,12 +8,17 @@ of its own (``fresh_redis``): the notification setting is the server's.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
+from metrics_adapter.explain.local import ObjectReport, explain
 from scalers.wake import CONNECTED, UNAVAILABLE
 from scalers.wake_redis import CLIENT_NAME
 from tests.support.redis_server import RedisServer
+from tests.support.redis_server import binary as redis_binary
+from tests.support.triggers import scaled_object
 from tests.support.wake import until, woken
 
 pytestmark = pytest.mark.integration
@@ -138,3 +143,52 @@ def _wake_id(client: object) -> int:
     assert isinstance(client, redis.Redis)
     [found] = [c for c in client.client_list() if c.get("name") == CLIENT_NAME]
     return int(found["id"])
+
+
+async def test_explain_says_why_a_trigger_gets_no_hints(
+    fresh_redis: RedisServer, tmp_path: Path
+) -> None:
+    trigger = {"type": "redis", "metadata": metadata(fresh_redis)}
+    (tmp_path / "so.yaml").write_text(yaml.safe_dump(scaled_object("q", "default", trigger)))
+    [report] = await explain(tmp_path)
+    assert isinstance(report, ObjectReport)
+    hints = report.triggers[0].hints
+    assert hints.startswith(f"no: redis://{fresh_redis.address}: notify-keyspace-events is"), hints
+
+    notify(fresh_redis, "Kl")
+    [report] = await explain(tmp_path)
+    assert isinstance(report, ObjectReport)
+    assert report.triggers[0].hints.startswith("yes: "), report.triggers[0].hints
+
+
+async def test_a_user_refused_config_still_gets_hints() -> None:
+    """Managed services refuse CONFIG: the watcher cannot check the setting, subscribes
+    anyway, and hints when the server sends notifications."""
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip("no redis-server")
+    server = RedisServer(binary, users=("bob on >pw ~* &* +@all -config",)).start()
+    try:
+        notify(server, "Kl")
+        meta = {**metadata(server), "username": "bob", "password": "pw"}
+        async with woken("acl", meta, "redis") as run:
+            await run.state(CONNECTED)
+            push(server, 1)
+            await run.reading("the push", lambda r: r.value == 1)
+    finally:
+        server.cleanup()
+
+
+async def test_a_user_refused_the_channels_gets_no_hints() -> None:
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip("no redis-server")
+    server = RedisServer(binary, users=("carol on >pw ~* resetchannels +@all",)).start()
+    try:
+        notify(server, "Kl")
+        meta = {**metadata(server), "username": "carol", "password": "pw"}
+        async with woken("noperm", meta, "redis") as run:
+            health = await run.state(UNAVAILABLE)
+            assert "not permitted to subscribe" in (health.last_error or ""), health
+    finally:
+        server.cleanup()
