@@ -18,6 +18,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+import aiormq
+
 from tests.integration.aws_sqs_queue.helpers import endpoint_metadata, keys_authentication
 from tests.support import jetstream
 from tests.support.kafka import KafkaBroker, create_topic, ensure_jars, produce
@@ -159,7 +161,19 @@ class RabbitMQ(Source):
         return {"type": self.name, "metadata": metadata}
 
     def publish(self, name: str, count: int) -> None:
-        self.server.publish(name, count)
+        asyncio.run(self._publish(name, count))
+
+    async def _publish(self, name: str, count: int) -> None:
+        """Over AMQP to the default exchange, publisher-confirmed, as a producer sends them
+        (the management API's publish takes a request per message)."""
+        connection = await aiormq.connect(self.server.amqp_host())
+        try:
+            channel = await connection.channel()
+            await channel.confirm_delivery()
+            for i in range(count):
+                await channel.basic_publish(f"m{i}".encode(), routing_key=name)
+        finally:
+            await connection.close()
 
 
 class Sqs(Source):
