@@ -20,8 +20,8 @@ from scalers.base import Example, Measurement, Scaler, ScalerKind, normalize
 from scalers.errors import SourceResponseError, quote
 from scalers.kafka_client import NO_OFFSET, GroupOffsets, KafkaBackend, OffsetsQuery, TopicOffsets
 from scalers.params import Source, TriggerMetadata, param
-from scalers.wake import NoWake, Wake
-from scalers.wake_kafka import KafkaWatch
+from scalers.wake import Wake
+from scalers.wake_kafka import GroupTopics, KafkaWatch
 
 _FROM_ENV = (Source.TRIGGER, Source.ENV)
 _FROM_AUTH = (Source.TRIGGER, Source.AUTH)
@@ -183,13 +183,11 @@ class KafkaScaler(Scaler[GroupOffsets]):
         lag = self.lag(answer)
         return Measurement(float(lag.metric), float(lag.total))
 
-    def wake(self) -> Wake | NoWake:
-        """A long Fetch at the topic's log end (:mod:`scalers.wake_kafka`) on the trigger's
-        brokers and identity; without ``topic`` the topics are whatever the group committed
-        to, which only a poll finds out."""
-        if not self.meta.topic:
-            return NoWake("no topic: the group's topics are known only to a poll; polled only")
-        return Wake(KafkaWatch(self.query.backend), self.meta.topic)
+    def wake(self) -> Wake:
+        """A long Fetch at the log end (:mod:`scalers.wake_kafka`) of the topic, or without
+        one of every topic the group has committed to, on the trigger's brokers and identity."""
+        topic = self.meta.topic or GroupTopics(self.meta.consumer_group)
+        return Wake(KafkaWatch(self.query.backend), topic)
 
     def is_active(self, lag: Lag) -> bool:
         """KEDA's activity: total lag, persistent lag included, above activationLagThreshold."""

@@ -5,9 +5,11 @@ separate from the polls' (a broker answers one connection's requests in order, a
 waits). It learns each watched partition's log end (ListOffsets), then asks each leader for
 everything after it with ``min_bytes=1`` and a wait of :data:`FETCH_WAIT_MS`: the broker
 holds the Fetch until a record is appended, so an append on an idle topic answers it within
-a round trip. A high watermark past the offset asked for is a hint for that topic.
+a round trip. A high watermark past the offset asked for is a hint for that topic. A trigger
+without ``topic`` (every topic its group committed to, as KEDA reads it) is watched as
+:class:`GroupTopics`: the group's topics are read with OffsetFetch at each metadata read.
 
-Nothing else is touched: no group (no JoinGroup, no OffsetCommit: the consumer groups'
+Nothing else is touched: no group joined, no offset committed (the consumer groups'
 offsets and lag stay exactly as they were), no records decoded (:data:`PARTITION_BYTES`
 keeps what the broker sends to one batch per Fetch, whatever the compression), nothing
 created. :class:`LogEnds` is the bookkeeping, free of I/O; :class:`KafkaWatcher` its session.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aiokafka.errors import for_code
+from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.protocol.offset import OffsetRequest
@@ -49,6 +52,8 @@ _MOVED = {3, 5, 6, 74, 75, 100}
 """UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN
 LEADER_EPOCH, UNKNOWN_TOPIC_ID: keep the position, read the metadata again."""
 _OUT_OF_RANGE = 1
+_COORDINATOR_MOVED = {14, 15, 16}
+"""COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR."""
 _REFUSED = {29: "not authorized for this topic (the watcher needs DESCRIBE and READ on it)"}
 
 
@@ -64,6 +69,14 @@ class KafkaWatch:
 
     def describe(self) -> str:
         return self.backend.describe()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTopics:
+    """What wakes a trigger without ``topic``: a record on any topic its group has committed
+    to, as OffsetFetch tells at each metadata read (a read: it moves no offset)."""
+
+    group: str
 
 
 @dataclass
@@ -216,13 +229,14 @@ class KafkaWatcher(Watcher):
         inflight: dict[int, asyncio.Task[tuple[dict[Key, int], Any]]] = {}
         change: asyncio.Task[None] | None = None
         watched: frozenset[Topic] | None = None
+        groups: dict[GroupTopics, frozenset[str]] = {}  # → the topics the group committed to
         refresh_at = 0.0
         last: dict[int, float] = {}  # leader → when its last Fetch went out
         try:
             while True:
                 wanted = self.topics
                 if wanted != watched or time.monotonic() >= refresh_at:
-                    added, complete = await self._arrange(connection, ends, wanted)
+                    added, complete = await self._arrange(connection, ends, wanted, groups)
                     self.caught_up(wanted if watched is None else added)
                     watched = wanted
                     refresh_at = time.monotonic() + (REFRESH if complete else REFRESH / 10)
@@ -247,25 +261,45 @@ class KafkaWatcher(Watcher):
                         del inflight[node]
                         woken, refused, refresh = ends.absorb(*task.result())
                         for topic, reason in refused.items():
-                            self.refuse(topic, reason)
+                            if topic in wanted:
+                                self.refuse(topic, reason)
                             ends.forget(topic)
                             ends.denied[topic] = time.monotonic() + self.options.recheck
                         for topic in woken:
-                            self.hint(topic)
+                            self._hint(topic, wanted, groups)
                         if refresh:
                             refresh_at = 0.0
         finally:
             pending: list[asyncio.Task[Any]] = [*inflight.values(), *([change] if change else [])]
             await _finish(_closed(pending, connection), self.options.timeout)
 
+    def _hint(
+        self, name: str, wanted: frozenset[Topic], groups: Mapping[GroupTopics, frozenset[str]]
+    ) -> None:
+        """Hint the watched topics a record on Kafka topic ``name`` concerns."""
+        if name in wanted:
+            self.hint(name)
+        for group, names in groups.items():
+            if name in names:
+                self.hint(group)
+
     async def _arrange(
-        self, connection: KafkaConnection, ends: LogEnds, wanted: frozenset[Topic]
-    ) -> tuple[set[str], bool]:
-        """Read the metadata of ``wanted`` and the log ends of new partitions: (the topics
-        watched from now on, whether every partition has a position). A topic a Fetch was
-        refused for waits ``recheck`` seconds, refused meanwhile."""
+        self,
+        connection: KafkaConnection,
+        ends: LogEnds,
+        wanted: frozenset[Topic],
+        groups: dict[GroupTopics, frozenset[str]],
+    ) -> tuple[set[Topic], bool]:
+        """Read the groups' topics, the metadata of every topic, and the log ends of new
+        partitions: (the watched topics new from now on, whether every partition has a
+        position). A topic a Fetch was refused for waits ``recheck`` s, refused meanwhile."""
+        before = dict(groups)
+        groups.clear()
+        for group in (t for t in wanted if isinstance(t, GroupTopics)):
+            groups[group] = await self._group_topics(connection, group, before.get(group))
+        names = {t for t in wanted if isinstance(t, str)}.union(*groups.values())
         now = time.monotonic()
-        topics = sorted(t for t in wanted if isinstance(t, str) and ends.denied.get(t, 0.0) <= now)
+        topics = sorted(t for t in names if ends.denied.get(t, 0.0) <= now)
         answer: dict[str, Any] = {"topics": []}
         if topics:
             async with asyncio.timeout(self.options.timeout):
@@ -273,10 +307,11 @@ class KafkaWatcher(Watcher):
                     connection.any_node(), MetadataRequest(topics, allow_auto_topic_creation=False)
                 )
         added, refused = ends.apply_metadata(topics, answer["topics"])
-        for topic in set(topics) - set(refused):
-            self.accept(topic)
-        for topic, reason in refused.items():
-            self.refuse(topic, reason)
+        for topic in wanted.intersection(topics):
+            if topic in refused:
+                self.refuse(topic, refused[topic])
+            else:
+                self.accept(topic)
         requests = ends.offset_requests()
         async with asyncio.timeout(self.options.timeout):
             answers = await asyncio.gather(
@@ -285,7 +320,30 @@ class KafkaWatcher(Watcher):
         complete = True
         for offsets in answers:  # every answer taken, even after an incomplete one
             complete = ends.set_offsets(offsets["topics"]) and complete
-        return added, complete
+        new: set[Topic] = {t for t in added if t in wanted}
+        new.update(g for g, names in groups.items() if g not in before or names & added)
+        return new, complete
+
+    async def _group_topics(
+        self, connection: KafkaConnection, group: GroupTopics, before: frozenset[str] | None
+    ) -> frozenset[str]:
+        """The topics ``group`` has committed to; as they were when the coordinator is
+        moving (the next read asks again); none, and the group refused, on another error."""
+        async with asyncio.timeout(self.options.timeout):
+            node = await connection.coordinator(group.group)
+            answer = await connection.send(node, OffsetFetchRequest(group.group, None))
+        code = answer.get("error_code", 0)
+        if code in _COORDINATOR_MOVED:
+            connection.forget_coordinator(group.group)
+            return before or frozenset()
+        if code:
+            error = for_code(code)
+            self.refuse(group, f"reading the group's committed topics: {error.__name__}")
+            return frozenset()
+        self.accept(group)
+        return frozenset(
+            t["topic"] for t in answer["topics"] if any(p["offset"] >= 0 for p in t["partitions"])
+        )
 
     async def _fetch(
         self,

@@ -9,7 +9,7 @@ from aiokafka.errors import KafkaError
 
 from scalers.kafka_client import EARLIEST, LATEST
 from scalers.wake import NoWake, Wake, wake_of
-from scalers.wake_kafka import PARTITION_BYTES, KafkaWatch, LogEnds
+from scalers.wake_kafka import PARTITION_BYTES, GroupTopics, KafkaWatch, LogEnds
 from tests.support.triggers import trigger
 
 
@@ -138,7 +138,7 @@ def test_another_error_ends_the_session() -> None:
         ends.absorb({("a", 0): 5}, [("a", [row(0, 87, -1)])])
 
 
-def kafka_wake(topic: str | None, auth: dict[str, str] | None = None, **meta: str) -> object:
+def kafka_wake(topic: str | None, auth: dict[str, str] | None = None, **meta: str) -> Wake | NoWake:
     fields = {"bootstrapServers": "b:9092,a:9092", "consumerGroup": "g", **meta}
     if topic is not None:
         fields["topic"] = topic
@@ -159,6 +159,8 @@ def test_triggers_of_one_cluster_and_identity_share_a_watcher() -> None:
     assert first.watcher.describe() == "kafka a:9092,b:9092 (SASL_PLAINTEXT, PLAIN as alice)"
 
 
-def test_a_trigger_without_topic_says_why_it_gets_no_hints() -> None:
+def test_a_trigger_without_topic_is_woken_by_its_groups_topics() -> None:
     found = kafka_wake(None)
-    assert isinstance(found, NoWake) and found.reason.startswith("no topic:")
+    assert isinstance(found, Wake) and found.topic == GroupTopics("g")
+    other = kafka_wake("jobs")
+    assert isinstance(other, Wake) and found.watcher == other.watcher

@@ -19,8 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from scalers import wake_kafka
 from scalers.kafka_client import CLIENT_ID
-from scalers.wake import BACKOFF, CONNECTED, NoWake, Topic, Wake, WatchOptions, wake_of
-from scalers.wake_kafka import WAKE_CLIENT_ID, KafkaWatch, KafkaWatcher
+from scalers.wake import BACKOFF, CONNECTED, Topic, Wake, WatchOptions, wake_of
+from scalers.wake_kafka import WAKE_CLIENT_ID, GroupTopics, KafkaWatch, KafkaWatcher
 from tests.integration.kafka.helpers import read, scaler
 from tests.integration.kafka.test_auth import ways
 from tests.support.kafka import KafkaBroker, commit, create_topic, produce
@@ -63,7 +63,7 @@ async def until(check: Callable[[], bool], what: str, within: float = HINT_WITHI
 
 
 @asynccontextmanager
-async def watching(watch: KafkaWatch, *topics: str) -> AsyncIterator[tuple[KafkaWatcher, Hints]]:
+async def watching(watch: KafkaWatch, *topics: Topic) -> AsyncIterator[tuple[KafkaWatcher, Hints]]:
     """A running watcher on ``topics``, connected and past its catch-up hints."""
     hints = Hints()
     watcher = watch.open(hints, WatchOptions(timeout=5.0, backoff_initial=0.2, backoff_max=1.0))
@@ -202,9 +202,30 @@ async def test_the_watcher_uses_the_triggers_identity(
         await until(lambda: hints.count(topic) == 2, "a hint over " + listener)
 
 
-def test_a_trigger_without_topic_is_polled_only(kafka_broker: KafkaBroker) -> None:
-    found = wake_of(scaler(kafka_broker.bootstrap, "workers", None))
-    assert isinstance(found, NoWake) and "no topic" in found.reason
+async def test_without_topic_the_groups_topics_wake_it(
+    kafka_broker: KafkaBroker, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KEDA's trigger without ``topic`` follows every topic the group committed to: so does
+    its watcher, reading them again (OffsetFetch, which moves nothing) at each refresh."""
+    monkeypatch.setattr(wake_kafka, "REFRESH", 0.5)
+    bootstrap, first, second = kafka_broker.bootstrap, f"{name}-a", f"{name}-b"
+    await create_topic(bootstrap, first, 1)
+    await create_topic(bootstrap, second, 1)
+    await commit(bootstrap, name, {(first, 0): 0})
+    found = wake_of(scaler(bootstrap, name, None))
+    assert isinstance(found, Wake) and found.topic == GroupTopics(name)
+    assert found.watcher == wake(bootstrap, "another-group", first)  # one connection
+    assert isinstance(found.watcher, KafkaWatch)
+    async with watching(found.watcher, found.topic) as (watcher, hints):
+        await produce(bootstrap, second, {0: 1})  # not the group's (yet): no hint
+        await produce(bootstrap, first, {0: 1})
+        await until(lambda: hints.count(found.topic) == 2, "a hint from the group's topic")
+        await commit(bootstrap, name, {(first, 0): 1, (second, 0): 1})
+        await until(lambda: hints.count(found.topic) == 3, "the group's new topic, once")
+        await produce(bootstrap, second, {0: 1})
+        await until(lambda: hints.count(found.topic) == 4, "a hint from the new topic")
+        assert watcher.health.topic_problems == {}
+    assert await kafka_broker_offsets(bootstrap, name, second) == {0: 1}
 
 
 def test_the_polls_and_the_watcher_are_told_apart() -> None:
