@@ -16,11 +16,10 @@ from typing import Any
 
 from metrics_adapter.admission.checks import go_quote
 from metrics_adapter.admission.findings import OAUTH2, POD_IDENTITY, Finding
-from metrics_adapter.binding.authentication import PLUGINS, UNSUPPORTED_PROVIDERS, plugin_available
+from metrics_adapter.binding.authentication import UNSUPPORTED_PROVIDERS
 
 UNSUPPORTED = ("azureKeyVault", "gcpSecretManager")
-"""Sources this adapter never reads; those of :data:`~metrics_adapter.binding.authentication.
-PLUGINS` join them while their module is absent."""
+"""Sources this adapter never reads."""
 _URL = re.compile(r"(?i)https?://[^/?#\s]+")
 
 
@@ -107,11 +106,10 @@ def _oauth2(oauth2: Mapping[str, Any]) -> list[Finding]:
 
 def trigger_authentication_warnings(spec: Mapping[str, Any]) -> list[str]:
     """The authentication sources KEDA has and this adapter does not read."""
-    unsupported = [*UNSUPPORTED, *(name for name, _ in PLUGINS if not plugin_available(name))]
     warnings = [
         f"{key}: not supported by metrics-adapter: triggers using this authentication are "
         "not ready (Ready=False names it)"
-        for key in unsupported
+        for key in UNSUPPORTED
         if spec.get(key) is not None
     ]
     identity = spec.get("podIdentity")

@@ -15,13 +15,10 @@ so binding does not also call them missing.
 
 from __future__ import annotations
 
-import functools
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from metrics_adapter.binding.auth_sources import bound_token
+from metrics_adapter.binding.auth_sources import aws_secret_manager, bound_token, vault
 from metrics_adapter.binding.auth_sources.base import ParameterRead, SourceRead, SourceValues
 from metrics_adapter.binding.auth_sources.file_path import FileRead
 from metrics_adapter.binding.sources import ObjectSource
@@ -34,11 +31,6 @@ from scalers.identity import PodIdentity
 EKS_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 UNSUPPORTED_PROVIDERS = ("azure-workload", "gcp")
 DEFAULT_ACCOUNT = "default"
-
-ParameterReads = Callable[[TriggerAuthentication, str, ObjectSource], list[ParameterRead]]
-PLUGINS = (("hashiCorpVault", "vault"), ("awsSecretManager", "aws_secret_manager"))
-"""Sources in their own module of :mod:`metrics_adapter.binding.auth_sources`, each with a
-``parameter_reads`` function; one that is not there (yet) is reported unsupported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +105,7 @@ def resolve(
     for name, parameters in unsupported(auth):
         problems.add(where, f"authentication source {name} is not supported by metrics-adapter")
         unresolved.update(parameters)
-    for read in parameter_reads(auth, namespace, objects):
+    for read in parameter_reads(auth, namespace, objects, obj.ref.namespace):
         value = _read_value(read, objects.source_values(read.read), problems, where)
         if value is None:
             unresolved.add(read.parameter)
@@ -256,7 +248,7 @@ def _pod_identity(
 def unsupported(auth: TriggerAuthentication) -> list[tuple[str, tuple[str, ...]]]:
     """The sources of ``auth`` metrics-adapter does not read, with the parameters each would
     supply."""
-    found = [
+    return [
         (name, parameters)
         for name, parameters in (
             ("azureKeyVault", auth.azure_key_vault),
@@ -264,29 +256,21 @@ def unsupported(auth: TriggerAuthentication) -> list[tuple[str, tuple[str, ...]]
         )
         if parameters is not None
     ]
-    if auth.hashicorp_vault is not None and not plugin_available("hashiCorpVault"):
-        found.append(("hashiCorpVault", tuple(s.parameter for s in auth.hashicorp_vault.secrets)))
-    aws = auth.aws_secret_manager
-    if aws is not None and not plugin_available("awsSecretManager"):
-        found.append(("awsSecretManager", tuple(s.parameter for s in aws.secrets)))
-    return found
-
-
-def plugin_available(source: str) -> bool:
-    """Whether the module of ``source`` (a key of :data:`PLUGINS`) is there."""
-    return _plugin(dict(PLUGINS)[source]) is not None
 
 
 def parameter_reads(
-    auth: TriggerAuthentication, namespace: str, objects: ObjectSource
+    auth: TriggerAuthentication, namespace: str, objects: ObjectSource, object_namespace: str
 ) -> list[ParameterRead]:
-    """Every read ``auth``'s sources need, in KEDA's order."""
+    """Every read ``auth``'s sources need, in KEDA's order. ``namespace`` is the
+    authentication's (a ClusterTriggerAuthentication's: the cluster object namespace), where
+    its Secrets and bound tokens are; ``object_namespace`` the ScaledObject's or ScaledJob's,
+    where Vault's ``credential.serviceAccountName`` token is requested, as KEDA's
+    ``NewHashicorpVaultHandler`` is given it."""
     reads: list[ParameterRead] = []
-    for source, module in PLUGINS:
-        present = auth.hashicorp_vault if source == "hashiCorpVault" else auth.aws_secret_manager
-        plugin = _plugin(module) if present is not None else None
-        if plugin is not None:
-            reads += plugin(auth, namespace, objects)
+    if auth.hashicorp_vault is not None:
+        reads += vault.parameter_reads(auth, object_namespace, objects)
+    if auth.aws_secret_manager is not None:
+        reads += aws_secret_manager.parameter_reads(auth, namespace, objects)
     reads += bound_token.parameter_reads(auth, namespace, objects)
     return reads
 
@@ -302,15 +286,5 @@ def object_reads(obj: Scalable, objects: ObjectSource) -> set[SourceRead]:
             if auth.cluster:
                 reads.add(FileRead(auth.file_path))
             continue
-        reads.update(r.read for r in parameter_reads(auth, namespace, objects))
-    return reads
-
-
-@functools.cache
-def _plugin(module: str) -> ParameterReads | None:
-    try:
-        found = importlib.import_module(f"metrics_adapter.binding.auth_sources.{module}")
-    except ModuleNotFoundError:
-        return None
-    reads: ParameterReads | None = getattr(found, "parameter_reads", None)
+        reads.update(r.read for r in parameter_reads(auth, namespace, objects, obj.ref.namespace))
     return reads
