@@ -38,7 +38,7 @@ from metrics_adapter.control.work import ObjectWork, guarded
 from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
 from metrics_adapter.kube.objects import Event
-from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.poller import EXTRA_POLL_GAP, Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.annotations import PAUSED_REPLICAS, paused
@@ -393,6 +393,7 @@ class Controller:
             if up and decision.active:  # an activation, or a settling one raised
                 until = until if settling else clock + SETTLE_SECONDS
                 tracked.activated = (decision.replicas, until)
+                asyncio.get_running_loop().call_later(EXTRA_POLL_GAP, self._poll_again, ref)
             reason = "KEDAScaleTargetActivated" if up else "KEDAScaleTargetDeactivated"
             message = (
                 f"Scaled {target.kind} {ref.namespace}/{target.name} from "
@@ -412,6 +413,13 @@ class Controller:
                 composite=composite,
             ),
         )
+
+    def _poll_again(self, ref: ObjectRef) -> None:
+        """A second after an activation (or a raise while settling), poll its queries once
+        more: a burst still arriving when a hint woke it is then read whole, and raises it
+        again if it asks for more; a poll that finds no more asks for nothing further."""
+        for bound in self.poller.triggers(ref):
+            self.poller.poll_now(bound.scaler.query, bound.trigger.type)
 
     def _states(self, ref: ObjectRef) -> list[TriggerState]:
         return trigger_states(self.store, ref, self.poller.triggers(ref))

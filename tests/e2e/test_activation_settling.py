@@ -3,6 +3,10 @@ activation, a reading that asks a larger first step raises the target there, at 
 instead of leaving the rest to the HPA's next sync. Only while the target still has the
 replicas the activation wrote: once anyone else has changed them, the activator leaves them.
 
+A second after an activation the adapter polls the object's queries once more, so a burst
+that a wake hint caught at its first message is read whole even when nothing else would poll
+before the next ``pollingInterval``.
+
 The adapter is not registered as the external metrics API here, so the HPA reads no metric
 and never scales: every write the Deployment sees is the activator's.
 """
@@ -10,8 +14,11 @@ and never scales: every write the Deployment sees is the activator's.
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -104,3 +111,59 @@ def test_replicas_someone_else_changed_are_left_alone(cluster: Cluster) -> None:
     # A decision follows each reading; one more poll at its slowest, and its decision.
     time.sleep(INTERVAL + SCALER_TIMEOUT)
     assert cp.replicas("handled", NS) == 2
+
+
+class Arriving:
+    """A metrics-api source whose first answer is 5 and every later one 50: a burst that the
+    first poll caught as it began."""
+
+    def __init__(self) -> None:
+        self.answers = 0
+        source = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                source.answers += 1
+                body = json.dumps({"value": 5 if source.answers == 1 else 50}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/value"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_a_second_poll_after_activation_reads_the_rest_of_the_burst(cluster: Cluster) -> None:
+    """Polled every 300 s: after the first poll (within a second of the object's start, it
+    reads 5 and activates to 1) only the follow-up poll can read 50 in this test's time."""
+    cp, source = cluster.cp, Arriving()
+    try:
+        metadata = {"url": source.url, "valueLocation": "value", "targetValue": "10"}
+        trigger = {"type": "metrics-api", "metadata": metadata}
+        created = cp.apply(controlplane.deployment("arriving", NS, 0))
+        since = str(created["metadata"]["resourceVersion"])
+        doc = triggers.scaled_object(
+            "arriving", NS, trigger, minReplicaCount=0, maxReplicaCount=5, pollingInterval=300
+        )
+        cp.apply(doc)
+        # The first poll within the start-up spread (a second), the follow-up a second later.
+        wait("raised to 5", lambda: cp.replicas("arriving", NS) == 5, POLLED_WITHIN + 1)
+        assert replica_history(cp, "arriving", since) == [0, 1, 5]
+        assert source.answers >= 2
+    finally:
+        source.close()
