@@ -15,11 +15,13 @@ import nats
 import pytest
 import yaml
 
+from metrics_adapter.config.settings import Settings
 from metrics_adapter.explain.local import ObjectReport, explain, render
+from metrics_adapter.server import build
 from scalers.wake import CONNECTED, UNAVAILABLE
 from scalers.wake_nats import CLIENT_NAME
 from tests.support import jetstream
-from tests.support.nats import NatsServer
+from tests.support.nats import NatsCluster, NatsServer
 from tests.support.triggers import scaled_object
 from tests.support.wake import consumer_counts, until, woken
 
@@ -44,8 +46,11 @@ def watchers(server: NatsServer) -> int:
     return sum(1 for c in connz.get("connections") or () if c.get("name") == CLIENT_NAME)
 
 
-async def test_a_message_on_an_idle_stream_is_polled_at_once(nats_server: NatsServer) -> None:
-    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+@pytest.mark.parametrize("workqueue", [False, True], ids=["limits", "workqueue"])
+async def test_a_message_on_an_idle_stream_is_polled_at_once(
+    nats_server: NatsServer, workqueue: bool
+) -> None:
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"], workqueue=workqueue)
     async with woken("idle", metadata(nats_server), "nats-jetstream") as run:
         first = run.readings[-1]
         assert first.value == 0 and not first.active
@@ -180,3 +185,36 @@ async def test_a_server_requiring_credentials_gives_no_hints(
             assert watchers(secured) == 0
     finally:
         secured.cleanup()
+
+
+async def test_a_cluster_is_watched_through_the_endpoints_node(nats_cluster: NatsCluster) -> None:
+    """The watcher connects to the endpoint's node; a message published on another node
+    reaches it (interest is routed), however the stream is replicated."""
+    first, other = nats_cluster.hosts[0], nats_cluster.hosts[1]
+    await jetstream.prepare_replicated(nats_cluster.url(first), "JOBS", "jobs", ["workers"])
+    meta = {**metadata_at(nats_cluster.monitoring_endpoint(first)), "lagThreshold": "10"}
+    async with woken("clustered", meta, "nats-jetstream") as run:
+        await run.state(CONNECTED)
+        await jetstream.publish(nats_cluster.url(other), "jobs.one", 1)
+        await run.reading("the message published on another node", lambda r: r.value == 1)
+
+
+async def test_serve_without_wake_hints_opens_no_watcher(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """--no-wake-hints: the adapter as serve builds it has no watchers; with them, one."""
+    await jetstream.prepare(nats_server.url, "JOBS", "jobs", ["workers"])
+    directory = objects_dir(tmp_path, nats_server.monitoring_endpoint)
+    off = build(Settings(scaledobjects=directory, wake_hints=False))
+    assert off.hints is None
+    on = build(Settings(scaledobjects=directory))
+    assert on.hints is not None
+    tasks = [asyncio.create_task(on.poller.run()), asyncio.create_task(on.hints.run())]
+    try:
+        await until("a watcher connection", lambda: watchers(nats_server), lambda n: n == 1)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await on.poller.clients.aclose()
+    await until("no watcher connection", lambda: watchers(nats_server), lambda n: n == 0)
