@@ -9,7 +9,10 @@ and identity, whatever the databases. Pub/Sub reads nothing of the lists, so not
 consumed; notifications sent while disconnected are lost, so every (re)subscription hints.
 
 As for NATS, a flood is muted at the server: a channel that has spoken is unsubscribed and
-subscribed again :data:`MUTE_SECONDS` later, with a hint for what it serves.
+subscribed again :data:`MUTE_SECONDS` later, with a hint for what it serves: its key, or with
+keyevent channels (``E`` without ``K``) every watched key of its database, so there a busy
+database costs each idle trigger in it up to one extra poll a second; ``K`` is the better
+setting.
 """
 
 from __future__ import annotations
@@ -185,9 +188,8 @@ class RedisWatcher(Watcher):
             if topic not in self.topics:
                 continue
             self.hint(topic)
-            if self._keyspace:  # a keyevent channel serves every key of the db: keep it
-                self._fired[channel] = time.monotonic()  # the session unsubscribes it
-                self.poke()
+            self._fired[channel] = time.monotonic()  # the session unsubscribes it
+            self.poke()
 
     def _next_renewal(self) -> float | None:
         if not self._fired:

@@ -75,10 +75,13 @@ async def test_without_notifications_there_are_no_hints(fresh_redis: RedisServer
         assert fresh_redis.connections_named(CLIENT_NAME) == 0
 
 
-async def test_a_flood_costs_at_most_one_poll_per_second(fresh_redis: RedisServer) -> None:
+@pytest.mark.parametrize("flags", ["Kl", "El"])
+async def test_a_flood_costs_at_most_one_poll_per_second(
+    fresh_redis: RedisServer, flags: str
+) -> None:
     """A few seconds of pushes as fast as one client sends them, the target kept idle by
     its activation threshold: extra polls counted by the server's EVALSHA calls."""
-    notify(fresh_redis, "Kl")
+    notify(fresh_redis, flags)
     meta = metadata(fresh_redis, activationListLength="1000000000")
     async with woken("flood", meta, "redis") as run:
         await run.state(CONNECTED)
