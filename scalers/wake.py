@@ -53,7 +53,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -283,3 +283,24 @@ class Watcher(ABC):
         if not lost.cancelled() and (failure := lost.exception()) is not None:
             raise failure
         raise ConnectionError("the connection to the server closed")
+
+
+async def finish(closing: Awaitable[object], within: float) -> None:
+    """Await a session's clean-up (closing its connection) to its end even when cancelled
+    meanwhile: the service cancels a watcher it closes, and again when it stops, and a close
+    cut short leaves the client's tasks and sockets behind. Bounded by ``within``; a cancel
+    received meanwhile is raised after; a failed close is swallowed (nothing to wait for)."""
+    task = asyncio.ensure_future(closing)
+    cancelled = False
+    deadline = time.monotonic() + within
+    while not task.done() and time.monotonic() < deadline:
+        try:
+            await asyncio.wait({task}, timeout=deadline - time.monotonic())
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+    if cancelled:
+        raise asyncio.CancelledError

@@ -31,7 +31,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from scalers.errors import quote
-from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions
+from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions, finish
 
 CLIENT_NAME = "metrics-adapter-wake"
 """How our connection shows in ``/connz``."""
@@ -131,7 +131,7 @@ class NatsWatcher(Watcher):
                     self.caught_up(fresh)
                     await self.changed_or(lost, within=self._next_renewal())
             finally:
-                await nc.close()
+                await finish(nc.close(), self.options.timeout)
 
     async def _connect(self, url: str, lost: asyncio.Future[None]) -> Client:
         async def closed() -> None:

@@ -31,7 +31,7 @@ from redis.asyncio.client import PubSub
 
 from scalers.errors import quote
 from scalers.redis import RedisBackend, connection_pool
-from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions
+from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions, finish
 
 CLIENT_NAME = "metrics-adapter-wake"
 """How the watcher's connection shows in ``CLIENT LIST``."""
@@ -113,13 +113,7 @@ class RedisWatcher(Watcher):
         except redis.exceptions.NoPermissionError as exc:  # SUBSCRIBE refused by an ACL
             raise WakeUnavailable(f"not permitted to subscribe: {exc}") from exc
         finally:
-            if reader is not None:
-                reader.cancel()
-                await asyncio.wait({reader})
-            if pubsub is not None:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await client.aclose()
+            await finish(_close(client, pubsub, reader), self.options.timeout)
 
     async def _check(self, client: redis.asyncio.Redis) -> bool:
         """Whether to watch the keyspace channels (else the keyevent ones); raise
@@ -195,6 +189,18 @@ class RedisWatcher(Watcher):
         if not self._fired:
             return None
         return max(0.0, min(self._fired.values()) + MUTE_SECONDS - time.monotonic())
+
+
+async def _close(
+    client: redis.asyncio.Redis, pubsub: PubSub | None, reader: asyncio.Task[None] | None
+) -> None:
+    if reader is not None:
+        reader.cancel()
+        await asyncio.wait({reader})
+    if pubsub is not None:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await client.aclose()
 
 
 def _text(value: object) -> str:

@@ -17,6 +17,7 @@ from scalers.wake import (
     WakeUnavailable,
     Watcher,
     WatchOptions,
+    finish,
     wake_of,
 )
 
@@ -147,3 +148,20 @@ def test_a_scaler_without_wake_gets_no_hints_and_says_why() -> None:
 
     found = wake_of(Wakeable())
     assert isinstance(found, Wake) and found.topic == "t"
+
+
+async def test_a_close_runs_to_its_end_through_two_cancels() -> None:
+    closed = asyncio.Event()
+
+    async def close() -> None:
+        await asyncio.sleep(0.05)
+        closed.set()
+
+    task = asyncio.create_task(finish(close(), within=5))
+    await asyncio.sleep(0)
+    task.cancel()  # the hub closing the watcher
+    await asyncio.sleep(0)
+    task.cancel()  # and stopping
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert closed.is_set()
