@@ -185,3 +185,21 @@ async def test_a_hint_changes_nothing_but_when_the_poll_happens() -> None:
     reading = poller.store.readings(ref)["s0-fake"]
     assert reading.value == 0 and not reading.active
     assert OPENED[0].topics == {"t"}  # still idle, still watched
+
+
+def test_only_the_replica_that_activates_watches() -> None:
+    """Every replica polls and serves; only the Lease holder activates, so only it watches,
+    from the moment it leads (reconcile_all, called on a change of leadership)."""
+    OPENED.clear()
+    leading = False
+    poller = new_poller()
+    hints = WakeHints(poller, poller.telemetry, acting=lambda: leading)
+    ref = ObjectRef("default", "a")
+    poller.set_triggers(ref, [wakeable("a", FakeQuery("q", Upstream(value=0)), "t")])
+    assert OPENED == [] and hints.states() == {}
+    leading = True
+    hints.reconcile_all()
+    assert len(OPENED) == 1 and OPENED[0].topics == {"t"}
+    leading = False
+    hints.reconcile_all()
+    assert hints.health(FakeKey("s")) is None
