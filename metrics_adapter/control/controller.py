@@ -417,9 +417,10 @@ class Controller:
     def _poll_again(self, ref: ObjectRef) -> None:
         """A second after an activation (or a raise while settling), poll its queries once
         more: a burst still arriving when a hint woke it is then read whole, and raises it
-        again if it asks for more; a poll that finds no more asks for nothing further."""
+        again if it asks for more; a poll that finds no more asks for nothing further.
+        Counted in ``metrics_adapter_wake_polls_total`` as ``source_type="activation"``."""
         for bound in self.poller.triggers(ref):
-            self.poller.poll_now(bound.scaler.query, bound.trigger.type)
+            self.poller.poll_now(bound.scaler.query, "activation")
 
     def _states(self, ref: ObjectRef) -> list[TriggerState]:
         return trigger_states(self.store, ref, self.poller.triggers(ref))
