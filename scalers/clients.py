@@ -167,6 +167,33 @@ class Clients:
             raise SourceResponseError(f"{what}: answer larger than {MAX_BODY_BYTES} bytes")
         return response.content
 
+    async def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: dict[str, str],
+        identity: HttpIdentity,
+        shown: str | None = None,
+    ) -> httpx.Response:
+        """POST ``content`` and return the response whatever its status (a token endpoint
+        explains a refusal in its body), mapping transport failures onto the ScalerError
+        tree. The body may hold credentials: it never appears in a message."""
+        http = self._http_for(identity)
+        what = f"POST {shown or url}"
+        try:
+            async with http.turns:
+                response = await http.client.post(url, content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise SourceTimeout(f"{what}: no answer within {self.timeout:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise SourceUnreachable(f"{what}: {_reason(exc)}") from exc
+        except ssl.SSLError as exc:
+            raise SourceUnreachable(f"{what}: TLS: {exc}") from exc
+        if len(response.content) > MAX_BODY_BYTES:
+            raise SourceResponseError(f"{what}: answer larger than {MAX_BODY_BYTES} bytes")
+        return response
+
     async def get_json(
         self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
     ) -> object:

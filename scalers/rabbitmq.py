@@ -5,7 +5,9 @@ As KEDA's ``rabbitMQScaler``: ``protocol`` ``auto`` follows the host's scheme; `
 ``excludeUnacknowledged``; rates from ``message_stats``), ``amqp`` a passive
 ``queue.declare`` (ready messages only). ``useRegex`` sums, averages or takes the maximum
 over the queues a regex matches. One request per queue serves every trigger on it: mode,
-operation and ``excludeUnacknowledged`` are applied to the shared answer.
+operation and ``excludeUnacknowledged`` are applied to the shared answer. Over HTTP the
+login is the host's, authParams' ``username``/``password``, or an OAuth2 client credentials
+token (:mod:`scalers.oauth2`, KEDA's ``oauthTokenURI``, ``clientID``, ``clientSecret``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from scalers.base import Example, Measurement, Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity
 from scalers.errors import ScalerError
 from scalers.errors import quote as q
+from scalers.oauth2 import ClientCredentials, parse_form
 from scalers.params import Source, TriggerMetadata, param
 from scalers.rabbitmq_client import AmqpQuery, AmqpServer, Answer, ManagementQuery, QueueStats
 from scalers.tls_keys import decrypted_key
@@ -86,6 +89,16 @@ class Metadata(TriggerMetadata):
     oauth_token_uri: str | None = param("oauthTokenURI", order=_AUTH, optional=True)
     client_id: str | None = param("clientID", order=_AUTH, optional=True)
     client_secret: str | None = param("clientSecret", order=_AUTH, optional=True, secret=True)
+    scopes: tuple[str, ...] | None = param(
+        "scopes", aliases=("scope",), order=_AUTH, optional=True, doc="OAuth2, comma-separated"
+    )
+    endpoint_params: str | None = param(
+        "endpointParams",
+        order=_AUTH,
+        optional=True,
+        secret=True,  # may hold a client assertion
+        doc="OAuth2: more token request fields, as a URL query (audience=rabbitmq)",
+    )
     workload_identity_resource: str | None = param(
         "workloadIdentityResource", order=_AUTH, optional=True
     )
@@ -144,15 +157,15 @@ class Metadata(TriggerMetadata):
             elif protocol == "amqp":
                 yield "oauthTokenURI", "OAuth2 needs protocol http, not amqp"
             elif (self.username and self.password) or self.workload_identity_resource:
-                yield "oauthTokenURI", "OAuth2 cannot be combined with username/password"
-            else:
                 yield (
                     "oauthTokenURI",
-                    (
-                        "OAuth2 is not supported by metrics-adapter: it would need a client "
-                        "credentials token from oauthTokenURI, renewed before it expires"
-                    ),
+                    "OAuth2 cannot be combined with username/password or workloadIdentityResource",
                 )
+        if self.endpoint_params:  # KEDA parses it whenever it is given
+            try:
+                parse_form(self.endpoint_params)
+            except ValueError as exc:
+                yield "endpointParams", f"is not a URL query (from the authentication): {exc}"
         if self.workload_identity_resource:
             yield (
                 "workloadIdentityResource",
@@ -337,11 +350,12 @@ def _query(meta: Metadata) -> ManagementQuery | AmqpQuery:
         )
         return AmqpQuery(server, meta.queue_name)
     prefix, vhost_segment = _http_path(parts.path, meta.vhost_name)
+    identity = tls if meta.tls == "enable" else HttpIdentity(verify=not meta.unsafe_ssl)
+    oauth = _oauth(meta, identity)
     authorization = None
-    if username is not None:
+    if username is not None and oauth is None:  # KEDA's bearer replaces the host's login
         pair = f"{username}:{password or ''}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode()
-    identity = tls if meta.tls == "enable" else HttpIdentity(verify=not meta.unsafe_ssl)
     return ManagementQuery(
         base_url=f"{parts.scheme.lower()}://{netloc}{prefix}",
         vhost=vhost_segment,
@@ -350,8 +364,29 @@ def _query(meta: Metadata) -> ManagementQuery | AmqpQuery:
         page_size=meta.page_size if meta.use_regex else 0,
         timeout=meta.timeout_seconds or None,
         authorization=authorization,
+        oauth=oauth,
         identity=identity,
         problem=meta.host_problem(),
+    )
+
+
+def _oauth(meta: Metadata, identity: HttpIdentity) -> ClientCredentials | None:
+    """KEDA's client credentials, fetched with the management API's TLS settings (one
+    transport serves both in KEDA); ``unsafeSsl`` holds for both here, where KEDA's OAuth2
+    client ignores it unless ``tls`` is ``enable``."""
+    if not (meta.oauth_token_uri and meta.client_id and meta.client_secret):
+        return None
+    params: tuple[tuple[str, str], ...] = ()
+    if meta.endpoint_params:
+        with contextlib.suppress(ValueError):  # check() refused what does not parse
+            params = tuple(parse_form(meta.endpoint_params))
+    return ClientCredentials(
+        token_url=meta.oauth_token_uri,
+        client_id=meta.client_id,
+        client_secret=meta.client_secret,
+        scopes=meta.scopes or (),
+        endpoint_params=params,
+        identity=identity,
     )
 
 

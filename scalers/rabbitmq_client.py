@@ -25,6 +25,7 @@ from aiormq.abc import AbstractChannel, AbstractConnection
 from scalers.clients import Clients, HttpIdentity, tls_context
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.errors import quote as q
+from scalers.oauth2 import ClientCredentials
 
 CONNECTION_NAME = "metrics-adapter"
 _CONNECTION_ERRORS = (
@@ -66,6 +67,9 @@ class ManagementQuery:
     page_size: int = 0
     timeout: float | None = None
     authorization: str | None = field(default=None, repr=False)
+    oauth: ClientCredentials | None = None
+    """OAuth2 instead of ``authorization``: its token is sent as the header (KEDA's
+    ``oauth2.Transport``), fetched within the trigger's timeout as KEDA's is."""
     identity: HttpIdentity = field(default_factory=HttpIdentity, repr=False)
     problem: str | None = None
     """Why this URL cannot be requested (KEDA accepts it and fails when it polls): each
@@ -99,6 +103,8 @@ class ManagementQuery:
             async with contextlib.AsyncExitStack() as stack:
                 if self.timeout:
                     await stack.enter_async_context(asyncio.timeout(self.timeout))
+                if self.oauth is not None:
+                    headers = {"authorization": await self.oauth.authorization(clients)}
                 document = await clients.get_json(self.url, headers=headers, identity=self.identity)
         except TimeoutError as exc:
             raise SourceTimeout(

@@ -248,8 +248,6 @@ WAITING: Mapping[str, str] = {}
 and strictly, so that each entry goes as soon as it passes."""
 
 NOT_SUPPORTED: Mapping[str, str] = {
-    "scalers__rabbitmq__rabbitmq_queue_http_oauth2__rabbitmq_queue_http_oauth2_test.yaml:"
-    "rmq-queue-http-oauth2-ns/rmq-queue-http-oauth2-so": "OAuth2 is not supported",
     "scalers__metrics_api__metrics_api_test.yaml:metrics-api-test-ns/metrics-api-test-so"
     "@scaledObjectTemplate#2": "aggregateFromKubeServiceEndpoints: true is not supported",
 }

@@ -6,14 +6,16 @@ import base64
 import math
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from scalers import rabbitmq
 from scalers.base import Measurement, is_active, split
-from scalers.clients import Clients
+from scalers.clients import Clients, HttpIdentity
 from scalers.errors import Problems, ScalerError, SourceResponseError, SourceUnreachable
+from scalers.oauth2 import ClientCredentials
 from scalers.params import TriggerInputs, parse_duration
 from scalers.rabbitmq import RabbitMQScaler, aggregate, mask, reading
 from scalers.rabbitmq_client import (
@@ -27,6 +29,7 @@ from scalers.rabbitmq_client import (
 P = "triggers[0].metadata"
 HTTP = "http://scaler:s3cret@rabbit:15672"
 AMQP = "amqp://scaler:s3cret@rabbit:5672/%2F"
+OAUTH = {"oauthTokenURI": "https://idp/token", "clientID": "keda", "clientSecret": "oauth-secret"}
 
 
 def create(
@@ -209,9 +212,13 @@ def test_metadata_problems(metadata: dict[str, str], problem: str) -> None:
             "oauthTokenURI: clientID and clientSecret are required together for OAuth2",
         ),
         (
-            {"oauthTokenURI": "http://idp/token", "clientID": "c", "clientSecret": "s"},
-            "oauthTokenURI: OAuth2 is not supported by metrics-adapter: it would need a client "
-            "credentials token from oauthTokenURI, renewed before it expires",
+            OAUTH | {"username": "u", "password": "p"},
+            "oauthTokenURI: OAuth2 cannot be combined with username/password or "
+            "workloadIdentityResource",
+        ),
+        (
+            OAUTH | {"endpointParams": "audience=a;b"},
+            "endpointParams: is not a URL query (from the authentication): invalid semicolon",
         ),
         (
             {"workloadIdentityResource": "api://rabbit"},
@@ -225,6 +232,78 @@ def test_authentication_problems(auth: dict[str, str], problem: str) -> None:
     assert scaler is None
     assert len(problems) == 1
     assert problem in problems[0]
+
+
+def test_oauth2_is_refused_with_amqp_as_in_keda() -> None:
+    scaler, problems = create({"queueName": "jobs", "host": AMQP}, OAUTH)
+    assert scaler is None
+    assert problems == [f"{P}.oauthTokenURI: OAuth2 needs protocol http, not amqp"]
+
+
+def test_oauth2_with_workload_identity_is_refused_as_in_keda() -> None:
+    _, problems = create(
+        {"queueName": "jobs", "host": HTTP}, OAUTH | {"workloadIdentityResource": "x"}
+    )
+    assert any("OAuth2 cannot be combined" in p for p in problems)
+
+
+def test_oauth2_reaches_the_query_instead_of_the_host_s_login() -> None:
+    """KEDA's oauth2.Transport sets the header after net/http has put the URL's login
+    there: the bearer wins, the login is not sent."""
+    auth = OAUTH | {"scope": "rabbitmq.read:*/*, rabbitmq.tag:monitoring"}
+    auth |= {"endpointParams": "audience=rabbitmq&resource=a+b"}
+    query = http_query(built({"host": HTTP, "unsafeSsl": "true"}, auth))
+    assert query.authorization is None
+    assert query.oauth == ClientCredentials(
+        "https://idp/token",
+        "keda",
+        "oauth-secret",
+        scopes=("rabbitmq.read:*/*", "rabbitmq.tag:monitoring"),
+        endpoint_params=(("audience", "rabbitmq"), ("resource", "a b")),
+        identity=HttpIdentity(verify=False),
+    )
+    assert "oauth-secret" not in repr(query) and "audience" not in repr(query)
+    scopes = http_query(built({"host": HTTP}, OAUTH | {"scopes": "a,b"})).oauth
+    assert scopes is not None and scopes.scopes == ("a", "b")
+    # Triggers with one identity provider and client share the query, so the token too.
+    assert (
+        built({"host": HTTP}, OAUTH).query
+        == built({"host": HTTP, "value": "5", "mode": "QueueLength"}, OAUTH).query
+    )
+
+
+class OAuthRabbit(Clients):
+    """A token endpoint and a management API at the seam, recording the headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    async def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: dict[str, str],
+        identity: HttpIdentity,
+        shown: str | None = None,
+    ) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "tok", "expires_in": 300})
+
+    async def get_bytes(
+        self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
+    ) -> bytes:
+        self.seen.append(headers["authorization"])
+        return b'{"name": "jobs", "messages": 4, "messages_ready": 3}'
+
+
+async def test_the_management_api_is_asked_with_the_bearer_token() -> None:
+    clients = OAuthRabbit()
+    query = built({"host": "http://rabbit:15672"}, OAUTH).query
+    assert await query.run(clients) == QueueStats(4, 3)
+    assert await query.run(clients) == QueueStats(4, 3)
+    assert clients.seen == ["Bearer tok", "Bearer tok"]
+    await clients.aclose()
 
 
 def test_a_timeout_over_amqp_is_refused_only_with_an_explicit_mode() -> None:
@@ -516,6 +595,8 @@ def test_no_repr_shows_a_secret() -> None:
         scaler = built({"host": host}, auth | {"key": "KEY-secret"})
         text = repr(scaler)
         assert "s3cret" not in text and "pw-secret" not in text and "KEY-secret" not in text
+    oauth = built({"host": HTTP}, OAUTH | {"endpointParams": "client_assertion=jwt-secret"})
+    assert "oauth-secret" not in repr(oauth) and "jwt-secret" not in repr(oauth)
 
 
 def test_mask() -> None:
