@@ -50,6 +50,32 @@ class ManagementError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class OAuth2Settings:
+    """The ``rabbitmq_auth_backend_oauth2`` plugin, enabled beside the internal users: a
+    bearer token is checked against ``jwk`` (a symmetric key here) and ``resource_server_id``
+    (its audience and the prefix of its scopes)."""
+
+    resource_server_id: str
+    key_id: str
+    jwk: dict[str, str] = field(repr=False)
+
+    def erlang(self) -> str:
+        jwk = ", ".join(f"<<{_erl(k)}>> => <<{_erl(v)}>>" for k, v in self.jwk.items())
+        key = f"<<{_erl(self.key_id)}>>"
+        return (
+            "{rabbitmq_auth_backend_oauth2, ["
+            f"{{resource_server_id, <<{_erl(self.resource_server_id)}>>}}, "
+            f"{{key_config, [{{default_key, {key}}}, "
+            f"{{signing_keys, #{{{key} => {{map, #{{{jwk}}}}}}}}}]}}]}}"
+        )
+
+
+def _erl(text: str) -> str:
+    """An Erlang binary literal's contents."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @dataclass
 class RabbitMQServer:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rabbitmq-")))
@@ -65,6 +91,7 @@ class RabbitMQServer:
     startup_seconds: float = 0.0
     stats_interval_ms: int = 250
     """How often queues report their counts to the management API (default 5000)."""
+    oauth2: OAuth2Settings | None = None
 
     # Running.
 
@@ -94,14 +121,18 @@ class RabbitMQServer:
     def _write_config(self) -> None:
         d = self.workdir
         (d / "rabbitmq-env.conf").write_text("")
-        (d / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        plugins = ["rabbitmq_management"]
+        if self.oauth2 is not None:
+            plugins.append("rabbitmq_auth_backend_oauth2")
+        (d / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         # The management DB keeps 5 s samples by default, so counts move in 5 s steps; 1 s
         # samples let tests wait ~1 s. All three policies at once: a partial set fails boot.
         one_second = "[{605, 1}, {3660, 60}]"
         policies = ", ".join(f"{{{p}, {one_second}}}" for p in ("global", "basic", "detailed"))
-        (d / "advanced.config").write_text(
-            f"[{{rabbitmq_management_agent, [{{sample_retention_policies, [{policies}]}}]}}].\n"
-        )
+        sections = [f"{{rabbitmq_management_agent, [{{sample_retention_policies, [{policies}]}}]}}"]
+        if self.oauth2 is not None:
+            sections.append(self.oauth2.erlang())
+        (d / "advanced.config").write_text(f"[{', '.join(sections)}].\n")
         cert, key = self_signed_pair(d / "tls", ["127.0.0.1"])
         settings = {
             "listeners.tcp.default": f"127.0.0.1:{self.amqp_port}",
@@ -115,6 +146,9 @@ class RabbitMQServer:
             "collect_statistics_interval": self.stats_interval_ms,
             "management.http_log_dir": d / "http-log",
         }
+        if self.oauth2 is not None:  # the guest login of api() keeps working
+            settings["auth_backends.1"] = "rabbit_auth_backend_internal"
+            settings["auth_backends.2"] = "rabbit_auth_backend_oauth2"
         for tls in ("ssl_options", "management.ssl"):
             settings |= {f"{tls}.cacertfile": cert, f"{tls}.certfile": cert, f"{tls}.keyfile": key}
         (d / "rabbitmq.conf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
