@@ -15,8 +15,9 @@ What carries over from that library, so an identity provider KEDA works with wor
 
 What differs: one token per endpoint, client and request is shared by every trigger (KEDA
 holds one per scaler); a token living under 20 s is renewed at half its life (the fixed
-10 s would fetch one for every request); a connection failure is not retried with the
-other credential style (it says nothing about the style). The secret and the token never
+10 s would fetch one for every request); a renewal that fails keeps the current token
+until it expires; a connection failure is not retried with the other credential style (it
+says nothing about the style). The secret and the token never
 appear in a repr, a log line or an error.
 """
 
@@ -34,7 +35,7 @@ from urllib.parse import quote_plus, unquote_plus, urlencode, urlsplit
 import httpx
 
 from scalers.clients import Clients, HttpIdentity
-from scalers.errors import SourceResponseError, SourceUnreachable
+from scalers.errors import ScalerError, SourceResponseError, SourceUnreachable
 from scalers.errors import quote as q
 from scalers.flight import SingleFlight
 
@@ -85,6 +86,8 @@ class Token:
     scheme: str
     renew_at: float | None
     """Monotonic time from which a new token is fetched; ``None``: never."""
+    expires_at: float | None = None
+    """Monotonic time the endpoint said it expires: until then a failed renewal keeps it."""
 
     @property
     def header(self) -> str:
@@ -92,6 +95,9 @@ class Token:
 
     def due(self, now: float) -> bool:
         return self.renew_at is not None and now >= self.renew_at
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class TokenSource:
@@ -112,7 +118,17 @@ class TokenSource:
     async def authorization(self, clients: Clients) -> str:
         token = self._token
         if token is None or token.due(self.clock()):
-            token = await self._flight.do("token", lambda: self._renew(clients))
+            try:
+                token = await self._flight.do("token", lambda: self._renew(clients))
+            except ScalerError as exc:
+                # Renewal starts before expiry: a short outage of the endpoint costs nothing.
+                if token is None or token.expired(self.clock()):
+                    raise
+                log.warning(
+                    "%s: renewal failed, the current token serves on: %s",
+                    self.credentials.describe(),
+                    exc,
+                )
         return token.header
 
     async def _renew(self, clients: Clients) -> Token:
@@ -207,11 +223,12 @@ def parse_token(response: httpx.Response, now: float, what: str) -> Token:
     if not access_token:
         raise SourceResponseError(f"{what}: {status}: the answer has no access_token")
     expires = _expires_in(fields.get("expires_in"), what, form=media in _FORM_TYPES)
-    renew_at = None
+    renew_at = expires_at = None
     if expires:
         lifetime = min(expires, MAX_LIFETIME)
         renew_at = now + lifetime - min(EXPIRY_MARGIN, max(lifetime, 0) / 2)
-    return Token(access_token, _scheme(_text(fields, "token_type", what)), renew_at)
+        expires_at = now + lifetime
+    return Token(access_token, _scheme(_text(fields, "token_type", what)), renew_at, expires_at)
 
 
 def _text(fields: dict[str, object], key: str, what: str) -> str:

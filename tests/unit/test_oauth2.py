@@ -168,6 +168,21 @@ async def test_a_failed_renewal_is_an_error_and_the_next_call_tries_again() -> N
     assert await source.authorization(clients) == "Bearer tok-1"
 
 
+async def test_a_failed_renewal_keeps_the_current_token_until_it_expires() -> None:
+    clock = Clock()
+    outage = SourceUnreachable("connection refused")
+    clients = TokenEndpoint(token("old", expires_in=60), outage, outage, token("new"))
+    source = TokenSource(CREDENTIALS, clock)
+    assert await source.authorization(clients) == "Bearer old"
+    clock.now += 55  # due (10 s before), not expired: served on
+    assert await source.authorization(clients) == "Bearer old"
+    clock.now += 5  # expired: the failure is the trigger's
+    with pytest.raises(SourceUnreachable, match="connection refused"):
+        await source.authorization(clients)
+    assert await source.authorization(clients) == "Bearer new"
+    assert source.requests == 4
+
+
 # The answer.
 
 
