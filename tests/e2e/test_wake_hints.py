@@ -292,9 +292,14 @@ def set_lease_holder(cp: ControlPlane, holder: str) -> None:
     """Write the Lease as another candidate would: ``holder`` for ten minutes (``""``:
     released, as a leader leaving hands it over)."""
     path = cp.path("coordination.k8s.io/v1", "Lease", ADAPTER_NAMESPACE, "metrics-adapter")
-    lease = cp.client.get(path).raise_for_status().json()
-    lease["spec"] |= {"holderIdentity": holder, "leaseDurationSeconds": 1 if not holder else 600}
-    cp.client.put(path, json=lease).raise_for_status()
+    for _ in range(10):  # a renewal between our read and write: 409, read again
+        lease = cp.client.get(path).raise_for_status().json()
+        lease["spec"] |= {"holderIdentity": holder, "leaseDurationSeconds": 600 if holder else 1}
+        answer = cp.client.put(path, json=lease)
+        if answer.status_code != 409:
+            answer.raise_for_status()
+            return
+    raise AssertionError(f"the Lease kept changing under {holder!r}")
 
 
 def test_a_replica_that_loses_the_lease_stops_watching(cluster: Cluster) -> None:
