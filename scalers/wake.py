@@ -199,6 +199,7 @@ class Watcher(ABC):
                 error = str(exc)
                 self._state = UNAVAILABLE
             except Exception as exc:  # every failure means: connect again, later
+                raise_a_swallowed_cancel(exc)
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if self._state == UNAVAILABLE:
                 wait = self.options.recheck
@@ -271,6 +272,7 @@ class Watcher(ABC):
         """Return on a change of topics, a :meth:`poke`, or after ``within`` seconds; if
         ``lost`` (the session's reader task, say) ends first, raise what it raised, or
         ConnectionError: the session is over. ``lost`` is only waited on, never cancelled."""
+        raise_a_swallowed_cancel()
         change = asyncio.ensure_future(self.changed())
         try:
             await asyncio.wait({change, lost}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
@@ -304,3 +306,15 @@ async def finish(closing: Awaitable[object], within: float) -> None:
         task.exception()
     if cancelled:
         raise asyncio.CancelledError
+
+
+def raise_a_swallowed_cancel(cause: Exception | None = None) -> None:
+    """Raise CancelledError if this task was asked to stop and a library lost the request:
+    nats-py's ``Client._flush_pending`` catches CancelledError and returns, and on Python
+    3.11 a cancel meeting an expiring timeout can come out as a TimeoutError. Missed, it left
+    a watcher running a new session after its close, and its TaskGroup (and whoever waited
+    for it: the service's shutdown, a test) hung. Called where a session waits and where a
+    failure is taken for a lost connection."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause
