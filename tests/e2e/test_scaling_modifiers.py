@@ -1,7 +1,7 @@
 """scalingModifiers on the real control plane, in cluster mode: two metrics-api triggers
 combined by a formula, the HPA the controller writes reads ``composite-metric`` through the
 aggregator, and the real HPA controller scales the Deployment to ``ceil(formula / target)``;
-the activator takes 0 -> 1 and back on ``activationTarget``.
+the activator takes the target from 0 and back on ``activationTarget``.
 
 No kubelet runs: pods stay Pending, which is enough for an AverageValue target (the HPA
 divides the sum by the target, Pending pods included; control-plane.md §5).
