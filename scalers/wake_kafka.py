@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,7 +30,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.protocol.offset import OffsetRequest
 
 from scalers.kafka_client import EARLIEST, LATEST, KafkaBackend, KafkaConnection
-from scalers.wake import HintCallback, Topic, Watcher, WatchOptions
+from scalers.wake import HintCallback, Topic, Watcher, WatchOptions, finish
 
 WAKE_CLIENT_ID = "metrics-adapter-wake"
 """The watcher's client id, apart from the polls' ``metrics-adapter`` in the broker's logs."""
@@ -271,7 +271,7 @@ class KafkaWatcher(Watcher):
                             refresh_at = 0.0
         finally:
             pending: list[asyncio.Task[Any]] = [*inflight.values(), *([change] if change else [])]
-            await _finish(_closed(pending, connection), self.options.timeout)
+            await finish(_closed(pending, connection), self.options.timeout)
 
     def _hint(
         self, name: str, wanted: frozenset[Topic], groups: Mapping[GroupTopics, frozenset[str]]
@@ -372,23 +372,3 @@ async def _closed(pending: list[asyncio.Task[Any]], connection: KafkaConnection)
     if pending:
         await asyncio.wait(pending)
     await connection.close()
-
-
-async def _finish(closing: Awaitable[object], within: float) -> None:
-    """Await a connection's close to its end even when cancelled meanwhile (the service
-    cancels a watcher's task, and again when it stops): cut short, it would leave the
-    client's tasks and sockets behind. Bounded by ``within``; a cancel is raised after."""
-    task = asyncio.ensure_future(closing)
-    cancelled = False
-    deadline = time.monotonic() + within
-    while not task.done() and time.monotonic() < deadline:
-        try:
-            await asyncio.wait({task}, timeout=deadline - time.monotonic())
-        except asyncio.CancelledError:
-            cancelled = True
-    if not task.done():
-        task.cancel()
-    elif not task.cancelled():
-        task.exception()  # a failed close leaves nothing to wait for: taken, not raised
-    if cancelled:
-        raise asyncio.CancelledError

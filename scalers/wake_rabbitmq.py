@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,7 +29,7 @@ import aiormq.exceptions
 
 from scalers.errors import SourceResponseError, quote
 from scalers.rabbitmq_client import CLOSE_TIMEOUT, AmqpClient, AmqpServer, connect
-from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions
+from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions, finish
 
 WAKE_CONNECTION_NAME = "metrics-adapter-wake"
 """What the server shows for the watcher's connection (the polls' is ``metrics-adapter``)."""
@@ -104,7 +103,7 @@ class RabbitMQWatcher(Watcher):
                     async with asyncio.timeout(max(0.0, started + EVERY - time.monotonic())):
                         await self.changed()
         finally:
-            await _finish(client.close(), CLOSE_TIMEOUT)
+            await finish(client.close(), CLOSE_TIMEOUT)
 
     async def _count(self, client: AmqpClient, queue: Topic) -> int | None:
         """The queue's ready messages, or None if the server refused (and why is recorded);
@@ -123,23 +122,3 @@ class RabbitMQWatcher(Watcher):
             return None
         self.accept(queue)
         return count or 0
-
-
-async def _finish(closing: Awaitable[object], within: float) -> None:
-    """Await a connection's close to its end even when cancelled meanwhile (the service
-    cancels a watcher's task, and again when it stops): cut short, it would leave the
-    client's tasks and sockets behind. Bounded by ``within``; a cancel is raised after."""
-    task = asyncio.ensure_future(closing)
-    cancelled = False
-    deadline = time.monotonic() + within
-    while not task.done() and time.monotonic() < deadline:
-        try:
-            await asyncio.wait({task}, timeout=deadline - time.monotonic())
-        except asyncio.CancelledError:
-            cancelled = True
-    if not task.done():
-        task.cancel()
-    elif not task.cancelled():
-        task.exception()  # a failed close leaves nothing to wait for: taken, not raised
-    if cancelled:
-        raise asyncio.CancelledError
