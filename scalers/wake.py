@@ -57,6 +57,8 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from scalers.cancellation import raise_a_swallowed_cancel
+
 log = logging.getLogger(__name__)
 
 Topic = Hashable
@@ -306,15 +308,3 @@ async def finish(closing: Awaitable[object], within: float) -> None:
         task.exception()
     if cancelled:
         raise asyncio.CancelledError
-
-
-def raise_a_swallowed_cancel(cause: Exception | None = None) -> None:
-    """Raise CancelledError if this task was asked to stop and a library lost the request:
-    nats-py's ``Client._flush_pending`` catches CancelledError and returns, and on Python
-    3.11 a cancel meeting an expiring timeout can come out as a TimeoutError. Missed, it left
-    a watcher running a new session after its close, and its TaskGroup (and whoever waited
-    for it: the service's shutdown, a test) hung. Called where a session waits and where a
-    failure is taken for a lost connection."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from cause

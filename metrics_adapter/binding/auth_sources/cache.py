@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from metrics_adapter.binding.auth_sources.base import ReadContext, SourceRead, SourceValues
 from metrics_adapter.errors import AuthSourceError
+from scalers.cancellation import raise_a_swallowed_cancel
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +135,15 @@ class SourceCache:
             except AuthSourceError as exc:
                 delay = self._failed(read, entry, exc, retry)
                 retry = min(retry * 2, self.max_retry)
-            except TimeoutError:
+            except TimeoutError as exc:
+                raise_a_swallowed_cancel(exc)  # 3.11: a cancel meeting the deadline
                 error = AuthSourceError(
                     f"{read.describe()}: no answer within {self.read_timeout:g}s"
                 )
                 delay = self._failed(read, entry, error, retry)
                 retry = min(retry * 2, self.max_retry)
             except Exception as exc:  # a source's bug: one read fails, never the process
+                raise_a_swallowed_cancel(exc)
                 log.exception("reading %s failed", read.describe())
                 error = AuthSourceError(f"{read.describe()}: {type(exc).__name__}: {exc}")
                 delay = self._failed(read, entry, error, retry)
