@@ -18,26 +18,16 @@ if [ -x "$BIN/helm" ]; then
   exit 0
 fi
 
-say() { echo "build-helm: $*" >&2; }
-die() { say "$*"; exit 1; }
-
-command -v go >/dev/null || die "needs Go on PATH (and the Go module proxy) to build helm v$H"
-# Toolchain downloads are not available everywhere this runs; use the installed Go as is.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-export GOFLAGS="-mod=mod ${GOFLAGS:-}"
+NAME=build-helm
+# shellcheck source=hack/go-build-common.sh
+. "$(dirname "$0")/go-build-common.sh"
+use_installed_go 0 "helm v$H"
 
 mkdir -p "$OUT"
-# One build at a time: several test sessions may find the cache empty together.
-if command -v flock >/dev/null; then
-  exec 9>"$OUT/.build.lock"
-  if ! flock -n 9; then
-    say "another build holds $OUT/.build.lock; waiting for it"
-    flock -w 1800 9 || die "could not take the build lock in 30 minutes"
-  fi
-  if [ -x "$BIN/helm" ]; then
-    echo "$BIN/helm"
-    exit 0
-  fi
+build_lock "$OUT" 30
+if [ -x "$BIN/helm" ]; then
+  echo "$BIN/helm"
+  exit 0
 fi
 
 started=$(date +%s)

@@ -31,36 +31,16 @@ if [ -x "$BIN/vault" ]; then
   exit 0
 fi
 
-say() { echo "build-vault: $*" >&2; }
-die() { say "$*"; exit 1; }
-# Run a chatty go command with its output in build.log; show the end of it when it fails.
-logged() {
-  echo "+ $*" >>"$LOG"
-  if ! "$@" >>"$LOG" 2>&1; then
-    tail -n 40 "$LOG" >&2
-    die "failed: $* (full log: $LOG)"
-  fi
-}
-
-command -v go >/dev/null || die "needs Go >= 1.25 on PATH (and the Go module proxy) to build Vault v$V"
-# Toolchain downloads are not available everywhere this runs; use the installed Go as is.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-export GOFLAGS="-mod=mod ${GOFLAGS:-}"
-go_minor=$(go env GOVERSION | sed -nE 's/^go1\.([0-9]+).*/\1/p')
-[ -n "$go_minor" ] && [ "$go_minor" -ge 25 ] || die "Vault v$V needs Go >= 1.25, found $(go env GOVERSION)"
+NAME=build-vault
+# shellcheck source=hack/go-build-common.sh
+. "$(dirname "$0")/go-build-common.sh"
+use_installed_go 25 "Vault v$V"
 
 mkdir -p "$OUT" "$BIN"
-# One build at a time: two test sessions may both find the cache empty.
-if command -v flock >/dev/null; then
-  exec 9>"$OUT/.build.lock"
-  if ! flock -n 9; then
-    say "another build holds $OUT/.build.lock; waiting for it"
-    flock -w 3600 9 || die "could not take the build lock in an hour"
-  fi
-  if [ -x "$BIN/vault" ]; then
-    echo "$BIN/vault"
-    exit 0
-  fi
+build_lock "$OUT" 60
+if [ -x "$BIN/vault" ]; then
+  echo "$BIN/vault"
+  exit 0
 fi
 
 started=$(date +%s)
