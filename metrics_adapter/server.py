@@ -323,10 +323,23 @@ async def build_standalone(settings: Settings, kube: KubeClient | None = None) -
     bound ServiceAccount tokens."""
     assert settings.scaledobjects is not None, "standalone mode reads a directory"
     inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
+    return await build_settled(settings, inventory, kube)
+
+
+async def build_settled(
+    settings: Settings,
+    inventory: Inventory,
+    kube: KubeClient | None = None,
+    *,
+    dry_run: bool = True,
+) -> Adapter:
+    """:func:`build` of ``inventory``, after reading what its objects need from outside
+    sources (Vault, bound tokens with ``kube``, files, ...), each read waited for at most
+    the settle bound; one that fails is reported on its objects, by name."""
     clients = Clients(settings.scaler_timeout)
     inventory.sources = build_sources(settings, clients, kube)
     await settle_standalone(inventory)
-    return build(settings, inventory=inventory, clients=clients)
+    return build(settings, dry_run=dry_run, inventory=inventory, clients=clients)
 
 
 async def _run(

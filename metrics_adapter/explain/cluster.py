@@ -40,7 +40,7 @@ from metrics_adapter.control.job_manifest import JOB_LABEL
 from metrics_adapter.control.job_scaling import count_jobs
 from metrics_adapter.errors import KubeError
 from metrics_adapter.explain.jobs import JobsSeen, job_reports
-from metrics_adapter.explain.local import Observed, Report, poll, read, reports, settled
+from metrics_adapter.explain.local import Observed, Report, poll, read, reports
 from metrics_adapter.kube.autoscaling import HorizontalPodAutoscalerStatus
 from metrics_adapter.kube.batch import Job, Pod
 from metrics_adapter.kube.client import (
@@ -62,7 +62,7 @@ from metrics_adapter.kube.wire import GROUP_VERSION, SCALED_OBJECT_LABEL, parse_
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.model.keda import ObjectRef, ScaledObject
 from metrics_adapter.model.scaled_job import ScaledJob, ScaledJobRef
-from metrics_adapter.server import Adapter
+from metrics_adapter.server import Adapter, build_settled
 from scalers.base import is_active
 from scalers.clients import DEFAULT_TIMEOUT
 from scalers.quantity import parse_quantity
@@ -111,7 +111,7 @@ async def explain_namespace(
         settings = Settings(
             scaler_timeout=scaler_timeout, cluster_object_namespace=cluster_object_namespace
         )
-        adapter = await settled(settings, listing.inventory, kube)
+        adapter = await build_settled(settings, listing.inventory, kube, dry_run=False)
         readings = poll if poll_sources else functools.partial(cluster_readings, kube)
         observed, counted, _ = await asyncio.gather(
             observe(kube, listing), count(kube, listing), read(adapter, readings)

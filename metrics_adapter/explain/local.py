@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
-from metrics_adapter.binding.files import Inventory, load_directory
+from metrics_adapter.binding.files import load_directory
 from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control import hpa
@@ -49,12 +49,11 @@ from metrics_adapter.explain.cells import (
     warning_lines,
 )
 from metrics_adapter.explain.jobs import JobReport, job_reports, render_job
-from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.model.scaled_job import ScaledJobRef
-from metrics_adapter.server import Adapter, build, build_sources, settle_standalone
-from scalers.clients import DEFAULT_TIMEOUT, Clients
+from metrics_adapter.server import Adapter, build_settled
+from scalers.clients import DEFAULT_TIMEOUT
 
 PROBE_CALLS = 4
 """Calls a watcher makes before it watches (NATS: /varz, connect, /connz, /jsz), each within
@@ -168,23 +167,11 @@ async def explain(
     )
     assert settings.scaledobjects is not None
     inventory = load_directory(settings.scaledobjects, settings.cluster_object_namespace)
-    adapter = await settled(settings, inventory)
+    adapter = await build_settled(settings, inventory, dry_run=False)
     await read(adapter, poll)
     if adapter.hints is not None:  # the watchers of the idle targets, tried from here
         await adapter.hints.probe(PROBE_CALLS * settings.scaler_timeout)
     return [*reports(adapter), *job_reports(adapter)]
-
-
-async def settled(
-    settings: Settings, inventory: Inventory, kube: KubeClient | None = None
-) -> Adapter:
-    """``inventory`` bound as the adapter binds it, after reading what its objects need
-    from outside sources (Vault, bound tokens with ``kube``, files, ...): each read waits
-    at most the settle bound, and one that fails is reported on the object, by name."""
-    clients = Clients(settings.scaler_timeout)
-    inventory.sources = build_sources(settings, clients, kube)
-    await settle_standalone(inventory)
-    return build(settings, dry_run=False, inventory=inventory, clients=clients)
 
 
 async def read(adapter: Adapter, readings: Readings) -> None:
