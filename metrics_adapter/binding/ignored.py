@@ -48,10 +48,6 @@ _WHY: Mapping[tuple[str, str], str] = {
             "awsSessionToken",
         )
     },
-    ("metrics-api", "timeout"): (
-        "KEDA's per-trigger HTTP timeout; metrics-adapter uses --scaler-timeout for every "
-        "trigger and ignores it"
-    ),
     **{
         ("redis", name): "used only by KEDA's redis-sentinel trigger type; ignored, as in KEDA"
         for name in ("sentinelMaster", "sentinelUsername", "sentinelPassword")
