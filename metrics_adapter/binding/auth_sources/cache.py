@@ -136,7 +136,7 @@ class SourceCache:
                 delay = self._failed(read, entry, exc, retry)
                 retry = min(retry * 2, self.max_retry)
             except TimeoutError as exc:
-                raise_a_swallowed_cancel(exc)  # 3.11: a cancel meeting the deadline
+                raise_a_swallowed_cancel(exc)  # a library may have turned our cancel into this
                 error = AuthSourceError(
                     f"{read.describe()}: no answer within {self.read_timeout:g}s"
                 )
