@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -81,11 +82,17 @@ class Adapter:
 
 
 def build_poller(
-    settings: Settings, store: MetricStore, telemetry: Telemetry, clients: Clients | None = None
+    settings: Settings,
+    store: MetricStore,
+    telemetry: Telemetry,
+    clients: Clients | None = None,
+    *,
+    rng: random.Random | None = None,
 ) -> Poller:
-    """The poller of either mode: every upstream request within the scaler timeout."""
+    """The poller of either mode: every upstream request within the scaler timeout; ``rng``
+    places the polls in their interval (random unless a test fixes it)."""
     clients = clients or Clients(settings.scaler_timeout)
-    return Poller(store, clients, telemetry, timeout=settings.scaler_timeout)
+    return Poller(store, clients, telemetry, timeout=settings.scaler_timeout, rng=rng)
 
 
 def build_sources(settings: Settings, clients: Clients, kube: KubeClient | None) -> SourceCache:

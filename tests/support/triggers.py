@@ -8,6 +8,7 @@ its metadata as the registry does and asks its source once.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -108,11 +109,12 @@ def new_poller(
     *,
     store: MetricStore | None = None,
     telemetry: Telemetry | None = None,
+    rng: random.Random | None = None,
 ) -> Poller:
     """The poller as ``serve`` builds it (:func:`metrics_adapter.server.build_poller`) with
     ``--scaler-timeout`` ``timeout``: its clients and each of its polls end within it."""
     settings = Settings(scaler_timeout=timeout)
-    return build_poller(settings, store or MetricStore(), telemetry or Telemetry())
+    return build_poller(settings, store or MetricStore(), telemetry or Telemetry(), rng=rng)
 
 
 def scaled_object(

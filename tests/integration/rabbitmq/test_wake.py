@@ -90,10 +90,15 @@ def watcher_connections(server: RabbitMQServer) -> list[dict[str, Any]]:
     ]
 
 
-async def the_watcher_connection(server: RabbitMQServer) -> dict[str, Any]:
-    """The watcher's one connection, once the management API lists it (it lags a little)."""
+async def the_watcher_connection(server: RabbitMQServer, channels: bool = False) -> dict[str, Any]:
+    """The watcher's one connection, once the management API lists it (it lags a little),
+    and with ``channels`` once its statistics count a channel (they lag a little more)."""
+
+    def listed(found: list[dict[str, Any]]) -> bool:
+        return len(found) == 1 and (not channels or found[0].get("channels", 0) >= 1)
+
     connections = await asyncio.to_thread(
-        wait_until, lambda: watcher_connections(server), lambda c: len(c) == 1, 10, "connections"
+        wait_until, lambda: watcher_connections(server), listed, 10, "connections"
     )
     found: dict[str, Any] = connections[0]
     return found
@@ -114,7 +119,7 @@ async def test_a_publish_to_an_idle_queue_is_a_hint_and_nothing_is_delivered(
         await asyncio.to_thread(rabbit.publish, jobs, 3)
         await until(lambda: hints.count(jobs) == 3, "a hint for 1 → 4")
         assert hints.count(quiet) == 1
-        connection = await the_watcher_connection(rabbit)
+        connection = await the_watcher_connection(rabbit, channels=True)
         assert connection["channels"] == 1
         # Let the server's statistics catch up with the watcher's declares, then count.
         await asyncio.sleep(1.0)
