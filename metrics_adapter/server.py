@@ -35,6 +35,7 @@ from metrics_adapter.control.job_dry_run import DryRunJobs
 from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.errors import StartupError
 from metrics_adapter.kube.client import KubeClient
+from metrics_adapter.kube.pods import KubePods
 from metrics_adapter.metrics.hints import WakeHints
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
@@ -251,7 +252,8 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     """Cluster mode: the controller feeds the poller from watched ScaledObjects."""
     kube = await KubeClient.connect(None if settings.in_cluster else settings.kubeconfig)
     telemetry, store = Telemetry(), MetricStore()
-    poller = build_poller(settings, store, telemetry)
+    clients = Clients(settings.scaler_timeout, pods=KubePods(kube))  # kubernetes-workload
+    poller = build_poller(settings, store, telemetry, clients)
     elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None
     sources = build_sources(settings, poller.clients, kube)
     controller = Controller(

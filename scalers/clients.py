@@ -17,6 +17,7 @@ import httpx
 
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.flight import SingleFlight
+from scalers.kube_pods import PodLister
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 3.0
@@ -90,8 +91,10 @@ class _Http:
 class Clients:
     """The backend clients of one process, created on first use and closed together."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, *, pods: PodLister | None = None) -> None:
         self.timeout = timeout
+        self.pods = pods
+        """The cluster's pods (``kubernetes-workload``); ``None`` without a cluster."""
         self._http: dict[HttpIdentity, _Http] = {}
         self._shared: dict[Hashable, tuple[Any, Callable[[Any], Awaitable[None]]]] = {}
         self._opening: SingleFlight[Hashable, object] = SingleFlight(cancel_abandoned=True)

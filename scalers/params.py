@@ -102,6 +102,9 @@ class TriggerInputs:
     pod_identity: PodIdentity | None = None
     """The authentication's ``podIdentity`` (provider other than ``none``), which KEDA hands
     to scalers beside the authParams."""
+    namespace: str | None = None
+    """The ScaledObject's or ScaledJob's namespace (KEDA's ``ScalableObjectNamespace``), for
+    the triggers that read the cluster itself (``kubernetes-workload``)."""
 
     @property
     def auth_path(self) -> str:

@@ -97,6 +97,7 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
             path=f"{path}.metadata",
             as_metric_source=source,
             pod_identity=resolved.pod_identity,
+            namespace=so.ref.namespace,
         )
         found = Problems()
         scaler = kind.create(inputs, found)
