@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +30,7 @@ from scalers.errors import (
     SourceResponseError,
     SourceTimeout,
     SourceUnreachable,
+    quote,
 )
 
 log = logging.getLogger(__name__)
@@ -279,6 +281,36 @@ async def source_error(
         return SourceUnreachable(f"{what}: {exc}")
     # Anything else escaped botocore's parser: the endpoint answered something unreadable.
     return SourceResponseError(f"{what}: unreadable answer ({type(exc).__name__}: {exc})")
+
+
+async def call(
+    clients: Clients,
+    service: str,
+    identity: AwsIdentity,
+    operation: str,
+    what: str,
+    params: Mapping[str, Any],
+    missing: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One ``operation`` of ``identity``'s ``service`` client, its failures as ScalerErrors
+    that start with ``what``. ``missing`` maps AWS error codes that mean "no such queue,
+    stream or table" to a message a user can act on."""
+    endpoint = identity.endpoint
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SourceUnreachable(
+            f"{what}: awsEndpoint {quote(endpoint)} must start with http:// or https://"
+        )
+    try:
+        opened = await client(clients, service, identity)
+        answer = await getattr(opened, operation)(**params)
+    except Exception as exc:
+        code = error_code(exc)
+        if missing and code in missing:
+            raise SourceResponseError(f"{what}: {missing[code]}") from exc
+        raise await source_error(clients, service, identity, exc, what) from exc
+    if not isinstance(answer, dict):  # pragma: no cover - botocore always parses to a dict
+        raise SourceResponseError(f"{what}: unreadable answer")
+    return answer
 
 
 def error_code(exc: BaseException) -> str:
