@@ -30,7 +30,7 @@ import redis.exceptions
 from redis.asyncio.client import PubSub
 
 from scalers.errors import quote
-from scalers.redis import RedisBackend, connection_pool
+from scalers.redis_connection import RedisBackend, connection_pool
 from scalers.wake import HintCallback, Topic, WakeUnavailable, Watcher, WatchOptions, finish
 
 CLIENT_NAME = "metrics-adapter-wake"

@@ -11,6 +11,7 @@ import pytest
 from scalers import redis as redis_scaler
 from scalers.errors import Problems
 from scalers.params import TriggerInputs
+from scalers.redis_connection import RedisBackend
 from tests.support.pki import KEY_PASSWORD, Pki, make_pki
 
 P = "triggers[0].metadata"
@@ -40,6 +41,12 @@ def built(
     return scaler
 
 
+def one_server(scaler: redis_scaler.RedisScaler) -> RedisBackend:
+    backend = scaler.query.backend
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
 @pytest.fixture(scope="module")
 def pki() -> Iterator[Pki]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +58,7 @@ def test_defaults_and_metric_name() -> None:
     assert scaler.metric_name == "redis-bull-mail-high-prio"
     assert (scaler.target, scaler.activation_target) == (5.0, 0.0)
     assert scaler.query.key == "bull:mail/high.prio"
-    assert scaler.query.backend == redis_scaler.RedisBackend("redis", 6379)
+    assert scaler.query.backend == RedisBackend("redis", 6379)
     assert str(scaler.query.backend) == "redis://redis:6379/0"
     assert scaler.measure(7) == 7.0
 
@@ -59,7 +66,7 @@ def test_defaults_and_metric_name() -> None:
 def test_lengths_and_database() -> None:
     scaler = built({"listLength": "20", "activationListLength": "3", "databaseIndex": "2"})
     assert (scaler.target, scaler.activation_target) == (20.0, 3.0)
-    assert scaler.query.backend.db == 2
+    assert one_server(scaler).db == 2
 
 
 @pytest.mark.parametrize(
@@ -88,7 +95,7 @@ def test_lengths_and_database() -> None:
 def test_where_the_address_comes_from(
     metadata: dict[str, str], auth: dict[str, str], env: dict[str, str], host: str, port: int
 ) -> None:
-    backend = built(metadata, auth, env).query.backend
+    backend = one_server(built(metadata, auth, env))
     assert (backend.host, backend.port) == (host, port)
 
 
@@ -107,7 +114,7 @@ def test_database_index_is_read_from_the_trigger_only() -> None:
     """KEDA's ``databaseIndex`` is ``order=triggerMetadata``: an env reference is not read
     (it would select another database than KEDA does)."""
     scaler = built({"databaseIndexFromEnv": "DB"}, env={"DB": "3"})
-    assert scaler.query.backend.db == 0
+    assert one_server(scaler).db == 0
 
 
 def test_required_parameters_all_at_once() -> None:
@@ -190,10 +197,10 @@ def test_every_field_problem_at_once() -> None:
         {"listName": "jobs", "listLength": "0", "databaseIndex": "x", "unsafeSsl": "sure"}
     )
     assert scaler is None
-    assert problems == [
-        f'{P}.listLength: "0" must be greater than 0',
+    assert problems == [  # the connection's fields first, as every variant shares them
         f'{P}.databaseIndex: "x" is not a number',
         f'{P}.unsafeSsl: "sure" is not a boolean (expected true or false)',
+        f'{P}.listLength: "0" must be greater than 0',
     ]
 
 

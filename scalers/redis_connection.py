@@ -1,0 +1,428 @@
+"""What every Redis trigger type shares: where the server is, how to reach it, one client per
+backend, and what a failed command means.
+
+KEDA gives the list and stream triggers one connection struct (``redisConnectionInfo``) and
+three ways to open it: one server, a cluster (every address a startup node) and Sentinel
+(every address a sentinel that names the master). Here each way is a backend identity
+(:class:`RedisBackend`, :class:`ClusterBackend`, :class:`SentinelBackend`) that opens a
+:class:`Connected` client, shared through :meth:`Clients.shared` by every trigger, lists and
+streams alike, whose identity is equal; :func:`command` runs one call on it and maps what
+redis-py raises onto the ScalerError tree.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.retry import Retry
+
+from scalers.clients import Clients, HttpIdentity, tls_context
+from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
+from scalers.params import Source, TriggerMetadata, param
+from scalers.tls_keys import decrypted_key
+
+T = TypeVar("T")
+_AUTH = (Source.AUTH,)
+_TRIGGER_AUTH_ENV = (Source.TRIGGER, Source.AUTH, Source.ENV)
+_TRIGGER_ENV_AUTH = (Source.TRIGGER, Source.ENV, Source.AUTH)
+
+CLIENT_NAME = "metrics-adapter"
+"""How our connections show in ``CLIENT LIST``."""
+
+
+@dataclass(frozen=True)
+class ConnectionFields(TriggerMetadata):
+    """KEDA's ``redisConnectionInfo`` with ``databaseIndex`` and the two TLS switches: names,
+    aliases and source order as its tags say (``address;addresses``, ``Cert;cert``).
+
+    A type's metadata lists its own fields first and this after
+    (``class Metadata(ListFields, ConnectionFields)``), which ``metrics-adapter triggers``
+    shows in that order."""
+
+    address: tuple[str, ...] | None = param(
+        "address",
+        aliases=("addresses",),
+        order=_TRIGGER_AUTH_ENV,
+        optional=True,
+        doc="host:port (the first of a list)",
+    )
+    host: tuple[str, ...] | None = param(
+        "host", aliases=("hosts",), order=_TRIGGER_ENV_AUTH, optional=True, doc="with port"
+    )
+    port: tuple[str, ...] | None = param(
+        "port", aliases=("ports",), order=_TRIGGER_ENV_AUTH, optional=True, doc="with host"
+    )
+    database_index: int = param("databaseIndex", default="0", ge=0)
+    username: str | None = param("username", order=_TRIGGER_ENV_AUTH, optional=True)
+    password: str | None = param("password", order=_TRIGGER_ENV_AUTH, optional=True, secret=True)
+    enable_tls: bool | None = param("enableTLS", optional=True)
+    unsafe_ssl: bool = param("unsafeSsl", default="false", doc="with TLS: skip verification")
+    tls: str | None = param("tls", order=_AUTH, optional=True, enum=("enable", "disable"))
+    ca: str | None = param("ca", order=_AUTH, optional=True, doc="PEM")
+    cert: str | None = param(
+        "Cert", aliases=("cert",), order=_AUTH, optional=True, doc="PEM, with key"
+    )
+    key: str | None = param("key", order=_AUTH, optional=True, doc="PEM, with cert", secret=True)
+    key_password: str | None = param("keyPassword", order=_AUTH, optional=True, secret=True)
+
+    every_address: ClassVar[bool] = False
+    """Whether every address is used (cluster nodes, sentinels), so each must be host:port;
+    one server uses only the first."""
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.enable_tls) or self.tls == "enable"
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """KEDA's: ``address`` first, then each ``host`` joined with its ``port``."""
+        joined: tuple[str, ...] = ()
+        if self.host and self.port and len(self.host) == len(self.port):
+            joined = tuple(join_host_port(h, p) for h, p in zip(self.host, self.port, strict=True))
+        return (*(self.address or ()), *joined)
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """The addresses used, split; valid once :meth:`check` passed."""
+        used = self.addresses if self.every_address else self.addresses[:1]
+        return tuple(split_address(a) for a in used)
+
+    def tls_identity(self) -> HttpIdentity | None:
+        if not self.uses_tls:
+            return None
+        key = self.key
+        if key and self.key_password:
+            key = decrypted_key(key, self.key_password)
+        return HttpIdentity(
+            verify=not self.unsafe_ssl, ca_pem=self.ca, cert_pem=self.cert, key_pem=key
+        )
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.host and self.port and len(self.host) != len(self.port):
+            yield (
+                "host",
+                f"and port must list as many entries: {len(self.host)} and {len(self.port)}",
+            )
+        elif not self.addresses:
+            if self.host and not self.port:
+                yield "port", "is required with host"
+            elif self.port and not self.host:
+                yield "host", "is required with port"
+            else:
+                yield "address", "is required (host:port), or host and port"
+        else:  # KEDA connects to the first (or to each) when it creates the scaler
+            used = self.addresses if self.every_address else self.addresses[:1]
+            for address in used:
+                try:
+                    split_address(address)
+                except ValueError as exc:
+                    yield "address" if self.address else "port", str(exc)
+        if self.enable_tls is not None and self.tls is not None:
+            yield "tls", "cannot be set in the authentication when enableTLS is set in the trigger"
+        if self.uses_tls:
+            if self.cert and not self.key:
+                yield "key", "must be provided with cert (from the authentication)"
+            if self.key and not self.cert:
+                yield "cert", "must be provided with key (from the authentication)"
+            if self.key and self.key_password:
+                try:
+                    decrypted_key(self.key, self.key_password)
+                except (ValueError, TypeError) as exc:
+                    yield "keyPassword", f"does not decrypt key: {exc}"
+
+
+@dataclass(frozen=True)
+class SentinelFields(TriggerMetadata):
+    """The Sentinel part of ``redisConnectionInfo``. ``sentinelMaster`` is optional to KEDA,
+    but no master has an empty name: here it is required, so the mistake shows at parse time
+    instead of at every poll."""
+
+    sentinel_username: str | None = param(
+        "sentinelUsername", order=_TRIGGER_AUTH_ENV, optional=True
+    )
+    sentinel_password: str | None = param(
+        "sentinelPassword", order=_TRIGGER_AUTH_ENV, optional=True, secret=True
+    )
+    sentinel_master: str = param(
+        "sentinelMaster", order=_TRIGGER_AUTH_ENV, doc="the name the sentinels monitor"
+    )
+
+
+def join_host_port(host: str, port: str) -> str:
+    """Go's ``net.JoinHostPort``: an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` into its parts."""
+    host, sep, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{quote(address)} is not host:port")
+    return host, int(port)
+
+
+def _shown(host: str, port: int) -> str:
+    return join_host_port(host, str(port))
+
+
+class _TlsConnection(Connection):
+    """A connection over our own SSLContext: redis-py builds one only from files."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tls_context = tls_context
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        return {**super()._connection_arguments(), "ssl": self._tls_context}
+
+
+class _TlsSentinelConnection(_TlsConnection, SentinelManagedConnection):
+    """A connection to the master a sentinel names, over our SSLContext."""
+
+
+def _options(
+    *,
+    username: str | None,
+    password: str | None,
+    timeout: float,
+    socket_timeout: float | None,
+    client_name: str,
+) -> dict[str, Any]:
+    return {
+        "username": username,
+        "password": password,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": timeout,
+        # One attempt per call: the caller's timeout bounds it and the next poll retries.
+        "retry": Retry(NoBackoff(), 0),
+        "protocol": 2,
+        "client_name": client_name,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """An open client of one backend, and the scripts registered on it."""
+
+    redis: redis.asyncio.Redis | RedisCluster
+    scripts: dict[str, AsyncScript] = field(default_factory=dict)
+
+    def script(self, source: str) -> AsyncScript:
+        found = self.scripts.get(source)
+        if found is None:
+            found = self.scripts[source] = self.redis.register_script(source)
+        return found
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class RedisBackend:
+    """One server: what makes two clients different; every trigger with an equal one shares
+    one."""
+
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: HttpIdentity | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{_shown(self.host, self.port)}/{self.db}"
+
+    async def open(self, seconds: float) -> Connected:
+        pool = connection_pool(self, timeout=seconds, socket_timeout=seconds)
+        return Connected(redis.asyncio.Redis.from_pool(pool))
+
+
+def connection_pool(
+    backend: RedisBackend,
+    *,
+    timeout: float,
+    socket_timeout: float | None,
+    client_name: str = CLIENT_NAME,
+) -> redis.asyncio.ConnectionPool:
+    """Connections to one server as KEDA makes them; the wake watcher's too (no read
+    timeout: it waits for notifications)."""
+    options = _options(
+        username=backend.username,
+        password=backend.password,
+        timeout=timeout,
+        socket_timeout=socket_timeout,
+        client_name=client_name,
+    )
+    options |= {"host": backend.host, "port": backend.port, "db": backend.db}
+    if backend.tls is None:
+        return redis.asyncio.ConnectionPool(**options)
+    return redis.asyncio.ConnectionPool(
+        connection_class=_TlsConnection, tls_context=tls_context(backend.tls), **options
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterBackend:
+    """A cluster, found from its startup nodes (KEDA's ``ClusterClient``: no database)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: HttpIdentity | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme} cluster {','.join(_shown(h, p) for h, p in self.nodes)}"
+
+    async def open(self, seconds: float) -> Connected:
+        options = _options(
+            username=self.username,
+            password=self.password,
+            timeout=seconds,
+            socket_timeout=seconds,
+            client_name=CLIENT_NAME,
+        )
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
+            # Slot moves are followed; a node that fails is the poll's error, and the next
+            # poll's client maps the slots again.
+            cluster_error_retry_attempts=0,
+            **options,
+        )
+        if self.tls is not None:
+            # RedisCluster builds TLS only from files: each node, the startup ones and those
+            # it discovers, gets our context through the connection arguments they all copy.
+            tls = {"tls_context": tls_context(self.tls)}
+            cluster.connection_kwargs |= {"connection_class": _TlsConnection, **tls}
+            for node in cluster.nodes_manager.startup_nodes.values():
+                node.connection_class = _TlsConnection
+                node.connection_kwargs |= tls
+        return Connected(cluster)
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelBackend:
+    """The master that sentinels name, followed across failovers (KEDA's ``FailoverClient``):
+    a new connection asks the sentinels first, and a client that failed is replaced."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    tls: HttpIdentity | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        shown = ",".join(_shown(h, p) for h, p in self.sentinels)
+        return f"{scheme} sentinel {shown} master {quote(self.master)}/{self.db}"
+
+    async def open(self, seconds: float) -> Connected:
+        sentinel = Sentinel([])  # type: ignore[no-untyped-call]
+        sentinel.sentinels = [  # each sentinel as one server of its own identity
+            redis.asyncio.Redis.from_pool(
+                connection_pool(
+                    RedisBackend(h, p, 0, self.sentinel_username, self.sentinel_password, self.tls),
+                    timeout=seconds,
+                    socket_timeout=seconds,
+                )
+            )
+            for h, p in self.sentinels
+        ]
+        options = _options(
+            username=self.username,
+            password=self.password,
+            timeout=seconds,
+            socket_timeout=seconds,
+            client_name=CLIENT_NAME,
+        )
+        if self.tls is not None:
+            options |= {
+                "connection_class": _TlsSentinelConnection,
+                "tls_context": tls_context(self.tls),
+            }
+        master = sentinel.master_for(self.master, db=self.db, **options)
+        return _SentinelConnected(master, sentinel=sentinel)
+
+
+@dataclass(frozen=True, slots=True)
+class _SentinelConnected(Connected):
+    sentinel: Sentinel | None = None
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+        if self.sentinel is not None:
+            await self.sentinel.aclose()
+
+
+Backend = RedisBackend | ClusterBackend | SentinelBackend
+
+
+def backend(meta: ConnectionFields) -> Backend:
+    """The backend identity of a trigger of one server, a cluster or Sentinel: which one is
+    the metadata class's (:class:`SentinelFields`, :attr:`ConnectionFields.every_address`)."""
+    tls = meta.tls_identity()
+    if isinstance(meta, SentinelFields):
+        return SentinelBackend(
+            meta.endpoints,
+            meta.sentinel_master,
+            meta.database_index,
+            meta.username,
+            meta.password,
+            meta.sentinel_username,
+            meta.sentinel_password,
+            tls,
+        )
+    if meta.every_address:
+        return ClusterBackend(meta.endpoints, meta.username, meta.password, tls)
+    (host, port), *_ = meta.endpoints
+    return RedisBackend(host, port, meta.database_index, meta.username, meta.password, tls)
+
+
+async def command(
+    clients: Clients, on: Backend, where: str, call: Callable[[Connected], Awaitable[T]]
+) -> T:
+    """``call`` on the shared client of ``on``; a failure is a ScalerError naming ``where``,
+    and a connection that failed is closed so that the next poll reconnects (and, behind
+    sentinels or in a cluster, finds the master or the slots again)."""
+    client = await clients.shared(on, lambda: on.open(clients.timeout), _close)
+    try:
+        return await call(client)
+    except redis.exceptions.AuthenticationError as exc:
+        raise SourceResponseError(f"{where}: authentication failed: {exc}") from exc
+    except redis.exceptions.TimeoutError as exc:
+        await _forget(clients, on, client)
+        raise SourceTimeout(f"{where}: no answer within {clients.timeout:g}s ({exc})") from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.RedisClusterException) as exc:
+        await _forget(clients, on, client)
+        raise SourceUnreachable(f"{where}: {exc}") from exc
+    except (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError) as exc:
+        await _forget(clients, on, client)
+        raise SourceUnreachable(f"{where}: {type(exc).__name__}: {exc}") from exc
+    except redis.exceptions.RedisError as exc:
+        raise SourceResponseError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+async def _close(client: Connected) -> None:
+    await client.aclose()
+
+
+async def _forget(clients: Clients, on: Backend, failed: Connected) -> None:
+    """Close the backend's client so the next poll reconnects, unless a query sharing it
+    failed first and already replaced it: closing also fails the commands in flight."""
+    if await clients.shared(on, lambda: on.open(clients.timeout), _close) is failed:
+        await clients.discard(on)
