@@ -20,6 +20,16 @@ DEFAULT = pathlib.Path(f"/root/go/pkg/mod/github.com/kedacore/keda/v2@{VERSION}"
 
 # type -> (metadata struct, files whose tags and map reads count)
 TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aws-cloudwatch": ("awsCloudwatchMetadata", ("aws_cloudwatch_scaler.go", "aws/aws_common.go")),
+    "aws-dynamodb": ("awsDynamoDBMetadata", ("aws_dynamodb_scaler.go", "aws/aws_common.go")),
+    "aws-dynamodb-streams": (
+        "awsDynamoDBStreamsMetadata",
+        ("aws_dynamodb_streams_scaler.go", "aws/aws_common.go"),
+    ),
+    "aws-kinesis-stream": (
+        "awsKinesisStreamMetadata",
+        ("aws_kinesis_stream_scaler.go", "aws/aws_common.go"),
+    ),
     "aws-sqs-queue": (
         "awsSqsQueueMetadata",
         ("aws_sqs_queue_scaler.go", "aws/aws_common.go"),
@@ -27,6 +37,7 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cpu": ("cpuMemoryMetadata", ("cpu_memory_scaler.go",)),
     "cron": ("cronMetadata", ("cron_scaler.go",)),
     "kafka": ("kafkaMetadata", ("kafka_scaler.go", "aws/aws_common.go")),
+    "kubernetes-workload": ("kubernetesWorkloadMetadata", ("kubernetes_workload_scaler.go",)),
     "memory": ("cpuMemoryMetadata", ("cpu_memory_scaler.go",)),
     "metrics-api": (
         "metricsAPIScalerMetadata",

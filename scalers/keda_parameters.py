@@ -12,6 +12,22 @@ from scalers.params import Source
 KEDA_VERSION = "v2.20.2"
 
 SOURCE_FILES: Mapping[str, tuple[str, ...]] = {
+    "aws-cloudwatch": (
+        "pkg/scalers/aws_cloudwatch_scaler.go",
+        "pkg/scalers/aws/aws_common.go",
+    ),
+    "aws-dynamodb": (
+        "pkg/scalers/aws_dynamodb_scaler.go",
+        "pkg/scalers/aws/aws_common.go",
+    ),
+    "aws-dynamodb-streams": (
+        "pkg/scalers/aws_dynamodb_streams_scaler.go",
+        "pkg/scalers/aws/aws_common.go",
+    ),
+    "aws-kinesis-stream": (
+        "pkg/scalers/aws_kinesis_stream_scaler.go",
+        "pkg/scalers/aws/aws_common.go",
+    ),
     "aws-sqs-queue": (
         "pkg/scalers/aws_sqs_queue_scaler.go",
         "pkg/scalers/aws/aws_common.go",
@@ -22,6 +38,7 @@ SOURCE_FILES: Mapping[str, tuple[str, ...]] = {
         "pkg/scalers/kafka_scaler.go",
         "pkg/scalers/aws/aws_common.go",
     ),
+    "kubernetes-workload": ("pkg/scalers/kubernetes_workload_scaler.go",),
     "memory": ("pkg/scalers/cpu_memory_scaler.go",),
     "metrics-api": (
         "pkg/scalers/metrics_api_scaler.go",
@@ -42,6 +59,75 @@ SOURCE_FILES: Mapping[str, tuple[str, ...]] = {
 }
 
 _READS: Mapping[str, Mapping[str, str]] = {
+    "aws-cloudwatch": {
+        "activationTargetMetricValue": "triggerMetadata",
+        "awsAccessKeyID": "triggerMetadata;resolvedEnv;authParams",
+        "awsAccessKeyId": "authParams",
+        "awsAccountId": "triggerMetadata",
+        "awsEndpoint": "triggerMetadata",
+        "awsRegion": "triggerMetadata;authParams",
+        "awsRoleArn": "authParams",
+        "awsSecretAccessKey": "resolvedEnv;authParams",
+        "awsSessionToken": "authParams",
+        "dimensionName": "triggerMetadata",
+        "dimensionValue": "triggerMetadata",
+        "expression": "triggerMetadata",
+        "identityOwner": "triggerMetadata",
+        "ignoreNullValues": "triggerMetadata",
+        "metricCollectionTime": "triggerMetadata",
+        "metricEndTimeOffset": "triggerMetadata",
+        "metricName": "triggerMetadata",
+        "metricStat": "triggerMetadata",
+        "metricStatPeriod": "triggerMetadata",
+        "metricUnit": "triggerMetadata",
+        "minMetricValue": "triggerMetadata",
+        "namespace": "triggerMetadata",
+        "targetMetricValue": "triggerMetadata",
+    },
+    "aws-dynamodb": {
+        "activationTargetValue": "triggerMetadata",
+        "awsAccessKeyID": "triggerMetadata;resolvedEnv;authParams",
+        "awsAccessKeyId": "authParams",
+        "awsEndpoint": "triggerMetadata",
+        "awsRegion": "triggerMetadata;authParams",
+        "awsRoleArn": "authParams",
+        "awsSecretAccessKey": "resolvedEnv;authParams",
+        "awsSessionToken": "authParams",
+        "expressionAttributeNames": "triggerMetadata",
+        "expressionAttributeValues": "triggerMetadata",
+        "filterExpression": "triggerMetadata",
+        "identityOwner": "triggerMetadata",
+        "indexName": "triggerMetadata",
+        "keyConditionExpression": "triggerMetadata",
+        "tableName": "triggerMetadata",
+        "targetValue": "triggerMetadata",
+    },
+    "aws-dynamodb-streams": {
+        "activationShardCount": "triggerMetadata",
+        "awsAccessKeyID": "triggerMetadata;resolvedEnv;authParams",
+        "awsAccessKeyId": "authParams",
+        "awsEndpoint": "triggerMetadata",
+        "awsRegion": "triggerMetadata;authParams",
+        "awsRoleArn": "authParams",
+        "awsSecretAccessKey": "resolvedEnv;authParams",
+        "awsSessionToken": "authParams",
+        "identityOwner": "triggerMetadata",
+        "shardCount": "triggerMetadata",
+        "tableName": "triggerMetadata",
+    },
+    "aws-kinesis-stream": {
+        "activationShardCount": "triggerMetadata",
+        "awsAccessKeyID": "triggerMetadata;resolvedEnv;authParams",
+        "awsAccessKeyId": "authParams",
+        "awsEndpoint": "triggerMetadata",
+        "awsRegion": "triggerMetadata;authParams",
+        "awsRoleArn": "authParams",
+        "awsSecretAccessKey": "resolvedEnv;authParams",
+        "awsSessionToken": "authParams",
+        "identityOwner": "triggerMetadata",
+        "shardCount": "triggerMetadata",
+        "streamName": "triggerMetadata",
+    },
     "aws-sqs-queue": {
         "activationQueueLength": "triggerMetadata",
         "awsAccessKeyID": "triggerMetadata;resolvedEnv;authParams",
@@ -107,6 +193,12 @@ _READS: Mapping[str, Mapping[str, str]] = {
         "unsafeSsl": "triggerMetadata",
         "username": "authParams",
         "version": "triggerMetadata",
+    },
+    "kubernetes-workload": {
+        "activationValue": "triggerMetadata",
+        "groupByNode": "triggerMetadata",
+        "podSelector": "triggerMetadata",
+        "value": "triggerMetadata",
     },
     "memory": {
         "containerName": "triggerMetadata",
@@ -251,10 +343,15 @@ _READS: Mapping[str, Mapping[str, str]] = {
 }
 
 ALIASES: Mapping[str, Mapping[str, str]] = {
+    "aws-cloudwatch": {},
+    "aws-dynamodb": {},
+    "aws-dynamodb-streams": {},
+    "aws-kinesis-stream": {},
     "aws-sqs-queue": {},
     "cpu": {},
     "cron": {},
     "kafka": {},
+    "kubernetes-workload": {},
     "memory": {},
     "metrics-api": {"authMode": "authModes", "scope": "scopes", "token": "bearerToken"},
     "nats-jetstream": {},

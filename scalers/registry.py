@@ -6,9 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from scalers import (
+    aws_cloudwatch,
+    aws_dynamodb,
+    aws_dynamodb_streams,
+    aws_kinesis_stream,
     aws_sqs_queue,
     cron,
     kafka,
+    kubernetes_workload,
     metrics_api,
     nats_jetstream,
     prometheus,
@@ -21,9 +26,14 @@ from scalers.base import ScalerKind
 KINDS: Mapping[str, ScalerKind[Any]] = {
     kind.type_name: kind
     for kind in (
+        aws_cloudwatch.KIND,
+        aws_dynamodb.KIND,
+        aws_dynamodb_streams.KIND,
+        aws_kinesis_stream.KIND,
         aws_sqs_queue.KIND,
         cron.KIND,
         kafka.KIND,
+        kubernetes_workload.KIND,
         metrics_api.KIND,
         nats_jetstream.KIND,
         prometheus.KIND,

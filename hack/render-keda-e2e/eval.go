@@ -98,7 +98,52 @@ func (l *loader) load(dir, name string, withTests bool) (*pkg, error) {
 			}
 		}
 	}
+	p.runtimeAssigned()
 	return p, nil
+}
+
+// runtimeAssigned gives a package variable declared without a value, or with its type's zero
+// value, the first value a function assigns it (`tableName = fmt.Sprintf("table-%d", ...)` in
+// the test before it applies its templates): the test renders with that, never with "".
+func (p *pkg) runtimeAssigned() {
+	paths := make([]string, 0, len(p.files))
+	for path := range p.files {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		for _, decl := range p.files[path].Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Body == nil {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				as, ok := n.(*ast.AssignStmt)
+				if !ok || as.Tok != token.ASSIGN || len(as.Lhs) != len(as.Rhs) {
+					return true
+				}
+				for i, lhs := range as.Lhs {
+					id, ok := lhs.(*ast.Ident)
+					if !ok {
+						continue
+					}
+					if b := p.names[id.Name]; b != nil && !b.done && isZeroExpr(b.expr) {
+						p.names[id.Name] = &binding{expr: as.Rhs[i]}
+					}
+				}
+				return true
+			})
+		}
+	}
+}
+
+// isZeroExpr: no value, `""` or `0`, what a variable holds until a test function sets it.
+func isZeroExpr(x ast.Expr) bool {
+	if x == nil {
+		return true
+	}
+	lit, ok := x.(*ast.BasicLit)
+	return ok && (lit.Value == `""` || lit.Value == "0")
 }
 
 // binding is a name's defining expression and the scope it is evaluated in; a nil expr is

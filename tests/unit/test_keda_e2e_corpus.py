@@ -108,6 +108,10 @@ KEDA_REFUSES: Mapping[str, Refusal] = {
     "internals__events__events_test.yaml:events-test-ns/events-test-sj-target-error": (
         _RESOURCE_WITHOUT_METRIC_TYPE
     ),
+    "internals__value_metric_type__value_metric_type_test.yaml:value-metric-type-test-ns/"
+    "value-metric-type-test-so@scaledObjectTemplate": _IDLE_NOT_BELOW_MIN,
+    "internals__value_metric_type__value_metric_type_test.yaml:value-metric-type-test-ns/"
+    "value-metric-type-test-so@scaledObjectTemplate#2": _IDLE_NOT_BELOW_MIN,
 }
 """``<corpus file>:<namespace>/<name>`` of the objects KEDA itself refuses; ``@<template>``
 when a file reuses the name, and ``#2`` for a template's second rendering (applied with
@@ -250,6 +254,8 @@ and strictly, so that each entry goes as soon as it passes."""
 NOT_SUPPORTED: Mapping[str, str] = {
     "scalers__metrics_api__metrics_api_test.yaml:metrics-api-test-ns/metrics-api-test-so"
     "@scaledObjectTemplate#2": "aggregateFromKubeServiceEndpoints: true is not supported",
+    "internals__scaling_modifiers__scaling_modifiers_test.yaml:scaling-modifiers-test-ns/"
+    "scaling-modifiers-test-so@soComplexFormula": "not supported here: count()",
 }
 """Objects KEDA accepts and we refuse by choice, with what our refusal must say: a feature
 we do not have (docs/migration.md), named rather than dropped without a word."""
