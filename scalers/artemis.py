@@ -21,6 +21,7 @@ error, not a zero.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -124,7 +125,8 @@ class Metadata(TriggerMetadata):
     def identity(self) -> HttpIdentity:
         key = self.key
         if key and self.key_password:
-            key = decrypted_key(key, self.key_password)
+            with contextlib.suppress(ValueError, TypeError):  # check() refused what cannot open
+                key = decrypted_key(key, self.key_password)
         pair = bool(self.cert and key)
         return HttpIdentity(
             verify=not self.unsafe_ssl,
