@@ -21,15 +21,9 @@ from scalers.base import is_active
 from scalers.clients import Clients
 from scalers.errors import ConfigError, ScalerError, SourceUnreachable
 from scalers.kube_pods import PodState
-from scalers.registry import KINDS
 from tests.support import triggers
 
 TYPE = "kubernetes-workload"
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:  # TODO(E8): drop once registered
-    monkeypatch.setitem(KINDS, TYPE, kw.KIND)
 
 
 def pods(*phases_and_nodes: tuple[str, str]) -> tuple[PodState, ...]:
