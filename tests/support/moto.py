@@ -1,4 +1,5 @@
-"""A real moto server (SQS, IAM, STS, Secrets Manager over HTTP) on a free loopback port.
+"""A real moto server (SQS, IAM, STS, Secrets Manager, CloudWatch, Kinesis, DynamoDB and its
+Streams over HTTP) on a free loopback port.
 
 moto's request recorder is on from the start, so tests can count the requests the
 server received (``requests("GetQueueAttributes")``) rather than the ones a client sent,
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +281,102 @@ async def iam_keys(server: MotoServer, user: str, actions: list[str]) -> dict[st
         await iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
         key = (await iam.create_access_key(UserName=user))["AccessKey"]
     return {"awsAccessKeyID": key["AccessKeyId"], "awsSecretAccessKey": key["SecretAccessKey"]}
+
+
+@asynccontextmanager
+async def aws_client(server: MotoServer, service: str, region: str = REGION) -> AsyncIterator[Any]:
+    """A client of ``service`` on ``server`` with the setup keys, for preparing a test."""
+    async with aioboto3.Session().client(
+        service, region_name=region, endpoint_url=server.endpoint, **SETUP_KEYS
+    ) as client:
+        yield client
+
+
+def count(server: MotoServer, action: str, **params: str) -> int:
+    """How many ``action`` requests (any service) the server received whose parameters
+    include ``params``."""
+    return sum(
+        1
+        for r in server.received()
+        if r.action == action and all(r.params.get(k) == v for k, v in params.items())
+    )
+
+
+async def put_metric(
+    server: MotoServer,
+    namespace: str,
+    name: str,
+    dimensions: dict[str, str],
+    points: list[tuple[float, float]],
+    *,
+    unit: str = "Count",
+    region: str = REGION,
+) -> None:
+    """CloudWatch datapoints ``(unix time, value)`` of one metric."""
+    data = [
+        {
+            "MetricName": name,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            "Timestamp": datetime.fromtimestamp(at, UTC),
+            "Value": value,
+            "Unit": unit,
+        }
+        for at, value in points
+    ]
+    async with aws_client(server, "cloudwatch", region) as cloudwatch:
+        await cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+
+
+async def make_stream(
+    server: MotoServer, name: str, shards: int, *, resized: int | None = None, region: str = REGION
+) -> None:
+    """A Kinesis stream of ``shards`` shards, then resharded to ``resized`` open shards (the
+    shards it closes are still listed)."""
+    async with aws_client(server, "kinesis", region) as kinesis:
+        await kinesis.create_stream(StreamName=name, ShardCount=shards)
+        if resized is not None:
+            await kinesis.update_shard_count(
+                StreamName=name, TargetShardCount=resized, ScalingType="UNIFORM_SCALING"
+            )
+
+
+async def make_table(
+    server: MotoServer,
+    name: str,
+    items: list[dict[str, Any]],
+    *,
+    stream: bool = False,
+    index: str | None = None,
+    region: str = REGION,
+) -> None:
+    """A DynamoDB table keyed by ``queue`` (S) and ``id`` (N) holding ``items`` (botocore's
+    typed form), with a stream when asked and a global index ``index`` on ``status`` (S)."""
+    attributes = [
+        {"AttributeName": "queue", "AttributeType": "S"},
+        {"AttributeName": "id", "AttributeType": "N"},
+    ]
+    extra: dict[str, Any] = {}
+    if stream:
+        extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    if index:
+        attributes.append({"AttributeName": "status", "AttributeType": "S"})
+        extra["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ]
+    async with aws_client(server, "dynamodb", region) as dynamodb:
+        await dynamodb.create_table(
+            TableName=name,
+            KeySchema=[
+                {"AttributeName": "queue", "KeyType": "HASH"},
+                {"AttributeName": "id", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=attributes,
+            BillingMode="PAY_PER_REQUEST",
+            **extra,
+        )
+        for item in items:
+            await dynamodb.put_item(TableName=name, Item=item)
