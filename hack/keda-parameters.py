@@ -34,6 +34,7 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
         "awsSqsQueueMetadata",
         ("aws_sqs_queue_scaler.go", "aws/aws_common.go"),
     ),
+    "beanstalkd": ("BeanstalkdMetadata", ("beanstalkd_scaler.go",)),
     "cpu": ("cpuMemoryMetadata", ("cpu_memory_scaler.go",)),
     "cron": ("cronMetadata", ("cron_scaler.go",)),
     "kafka": ("kafkaMetadata", ("kafka_scaler.go", "aws/aws_common.go")),
@@ -43,7 +44,9 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
         "metricsAPIScalerMetadata",
         ("metrics_api_scaler.go", "authentication/authentication_types.go"),
     ),
+    "mysql": ("mySQLMetadata", ("mysql_scaler.go",)),
     "nats-jetstream": ("natsJetStreamMetadata", ("nats_jetstream_scaler.go",)),
+    "postgresql": ("postgreSQLMetadata", ("postgresql_scaler.go",)),
     "prometheus": (
         "prometheusMetadata",
         (

@@ -3,6 +3,7 @@ parse metadata, name the metrics. Every problem of the object is reported at onc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,12 +120,20 @@ def _unresolved(
     problem: Problem, resolved: Resolved, unresolved: frozenset[str], path: str
 ) -> bool:
     """A problem about a parameter whose source could not be used, which is already a
-    problem naming that source: "token: is required" would only mislead."""
+    problem naming that source: "token: is required" would only mislead, and so would
+    "host: is required when no connection is given" while ``connection`` is unread."""
     prefix = f"{path}.metadata."
     if not problem.path.startswith(prefix):
         return False
     name = problem.path.removeprefix(prefix)
-    return name in unresolved or (resolved.any_unresolved and "is required" in problem.message)
+    if name in unresolved:
+        return True
+    if "is required" not in problem.message:
+        return False
+    return resolved.any_unresolved or bool(set(_WORD.findall(problem.message)) & unresolved)
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 def _named(parameters: frozenset[str], metadata: type[Any]) -> frozenset[str]:

@@ -115,9 +115,12 @@ def _secret_in(example: str | None, name: str) -> tuple[str, str]:
 
 def _at(value: str | None, port: int) -> str:
     """``value`` (a URL, or ``host:port`` items) pointed at 127.0.0.1:``port``, its login
-    and path kept; an unset source parameter (``awsEndpoint``) becomes a URL."""
+    and path kept; an unset source parameter (``awsEndpoint``) becomes a URL. A Go MySQL
+    DSN (``user:pw@tcp(host:3306)/db``) keeps everything but its address."""
     if value is None:
         return f"http://127.0.0.1:{port}"
+    if "tcp(" in value:
+        return re.sub(r"tcp\([^)]*\)", f"tcp(127.0.0.1:{port})", value)
     if "://" not in value:
         return f"127.0.0.1:{port}"
     parts = urlsplit(value)
