@@ -22,11 +22,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 # Dependencies first, at the versions of constraints.txt (the lock the test suite ran with),
 # so editing the code does not rebuild them.
-COPY pyproject.toml README.md constraints.txt ./
+# setup.py generates the external scalers' gRPC stubs from scalers/protos/ while building the
+# wheel; PIP_CONSTRAINT (unlike --constraint) also pins the build environment's grpcio-tools.
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY metrics_adapter ./metrics_adapter
 COPY scalers ./scalers
 RUN python -m venv /opt/metrics-adapter \
- && pip wheel --wheel-dir /wheels --constraint constraints.txt . \
+ && PIP_CONSTRAINT=constraints.txt pip wheel --wheel-dir /wheels . \
  && /opt/metrics-adapter/bin/pip install --no-index --find-links /wheels metrics-adapter \
  && /opt/metrics-adapter/bin/pip uninstall --yes pip \
  && /opt/metrics-adapter/bin/metrics-adapter version
