@@ -37,6 +37,8 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "beanstalkd": ("BeanstalkdMetadata", ("beanstalkd_scaler.go",)),
     "cpu": ("cpuMemoryMetadata", ("cpu_memory_scaler.go",)),
     "cron": ("cronMetadata", ("cron_scaler.go",)),
+    "external": ("externalScalerMetadata", ("external_scaler.go",)),
+    "external-push": ("externalScalerMetadata", ("external_scaler.go",)),
     "kafka": ("kafkaMetadata", ("kafka_scaler.go", "aws/aws_common.go")),
     "kubernetes-workload": ("kubernetesWorkloadMetadata", ("kubernetes_workload_scaler.go",)),
     "memory": ("cpuMemoryMetadata", ("cpu_memory_scaler.go",)),
