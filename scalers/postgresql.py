@@ -52,7 +52,10 @@ class Metadata(TriggerMetadata):
     """KEDA's ``postgreSQLMetadata``: names and source orders as its tags say."""
 
     target_query_value: float | None = param(
-        "targetQueryValue", optional=True, gt=0, target=True, doc="the HPA's target"
+        "targetQueryValue",
+        gt=0,
+        target=True,
+        doc="optional when it feeds a scalingModifiers formula",
     )
     activation_target_query_value: float = param("activationTargetQueryValue", default="0")
     connection: str | None = param(
