@@ -265,11 +265,11 @@ def parse_dsn(text: str) -> MysqlDatabase:
 def build(meta: Metadata) -> Scaler[Any]:
     db_name = meta.db_name or ""
     if meta.connection_string:
-        db_name = meta.connection_string.split("/")[-1]  # KEDA's, query parameters and all
         try:
             database = parse_dsn(meta.connection_string)
+            db_name = meta.connection_string.split("/")[-1]  # KEDA's, query parameters and all
         except ValueError:  # check() has refused it already; build stays total
-            database = MysqlDatabase()
+            database, db_name = MysqlDatabase(), ""
     else:
         database = MysqlDatabase(
             address=join_host_port(meta.host or "", meta.port or ""),
