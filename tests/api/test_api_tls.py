@@ -112,7 +112,13 @@ async def test_selector_in_set_form_and_encoded(api: Api) -> None:
     ("path", "params", "code", "reason", "message"),
     [
         ("s0-nats-jetstream-JOBS", {}, 400, "BadRequest", "scaledObject name is not specified"),
-        ("s0-nats-jetstream-JOBS", {"labelSelector": "a=b=c"}, 400, "BadRequest", "found '=', expected"),
+        (
+            "s0-nats-jetstream-JOBS",
+            {"labelSelector": "a=b=c"},
+            400,
+            "BadRequest",
+            "found '=', expected",
+        ),
         (
             "s0-nats-jetstream-JOBS",
             {"labelSelector": "app=x"},
