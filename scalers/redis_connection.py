@@ -21,7 +21,7 @@ import redis.asyncio
 import redis.exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
-from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.retry import Retry
@@ -332,7 +332,7 @@ class SentinelBackend:
         return f"{scheme} sentinel {shown} master {quote(self.master)}/{self.db}"
 
     async def open(self, seconds: float) -> Connected:
-        sentinel = Sentinel([])  # type: ignore[no-untyped-call]
+        sentinel = _Sentinel([])  # type: ignore[no-untyped-call]
         sentinel.sentinels = [  # each sentinel as one server of its own identity
             redis.asyncio.Redis.from_pool(
                 connection_pool(
@@ -357,6 +357,33 @@ class SentinelBackend:
             }
         master = sentinel.master_for(self.master, db=self.db, **options)
         return _SentinelConnected(master, sentinel=sentinel)
+
+
+class _Sentinel(Sentinel):
+    """redis-py's discovery, with a failure that says what each sentinel answered (its own
+    names the clients with their options)."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        answers = []
+        for sentinel in self.sentinels:
+            where = _shown(*_address_of(sentinel))
+            try:
+                masters: Any = await sentinel.sentinel_masters()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                answers.append(f"{where}: {type(exc).__name__}: {exc}")
+                continue
+            state = masters.get(service_name) if isinstance(masters, Mapping) else None
+            if state and self.check_master_state(state, service_name):
+                return state["ip"], int(state["port"])
+            answers.append(f"{where}: {'master down' if state else 'no such master'}")
+        raise MasterNotFoundError(
+            f"no sentinel names a master {quote(service_name)} ({'; '.join(answers)})"
+        )
+
+
+def _address_of(client: redis.asyncio.Redis) -> tuple[str, int]:
+    options = client.connection_pool.connection_kwargs
+    return str(options["host"]), int(options["port"])
 
 
 @dataclass(frozen=True, slots=True)
