@@ -1,22 +1,26 @@
 """Upstream load: how many requests the event sources see per polling interval, counted by
-the servers themselves, for 1, 100 and 1,000 triggers on one nats-server and one Kafka broker.
+the servers themselves, for 1, 100 and 1,000 triggers on one nats-server, one Kafka broker and
+one PostgreSQL server.
 
     .venv/bin/python -m bench.upstream [--triggers 1 100 1000] [--intervals 1 5]
 
-One adapter process (standalone) per (triggers, interval) serves four groups of ScaledObjects
+One adapter process (standalone) per (triggers, interval) serves five groups of ScaledObjects
 at once, each group on its own counter:
 
 - nats, one consumer: every trigger on one consumer of one nats-server;
 - nats, N consumers: each trigger on its own consumer of a second nats-server;
 - kafka, one group: every trigger on one group of topic ``upstream-shared``;
-- kafka, N groups: each trigger on its own group of topic ``upstream-distinct``.
+- kafka, N groups: each trigger on its own group of topic ``upstream-distinct``;
+- postgresql, one query: every trigger asks the same SQL of one PostgreSQL database, each
+  with its own target and activation.
 
 A NATS request is one ``GET /jsz`` (``http_req_stats`` of ``/varz``: our own reads of /varz
 count under /varz, not /jsz). A Kafka request is one poll of a query: one OffsetFetch in the
 broker's request log (``kafka.request.logger``, one JSON line per completed request), which
-also lists the Metadata and ListOffsets of that poll. Every counter is sampled every 0.1 s;
-requests per interval is the median over every window one interval long in the measured span,
-so a window that happens to end on a poll cannot make 1 read as 0 or 2.
+also lists the Metadata and ListOffsets of that poll. A PostgreSQL request is one execution
+of the SQL text in the server's statement log (``log_statement=all``). Every counter is
+sampled every 0.1 s; requests per interval is the median over every window one interval long
+in the measured span, so a window that happens to end on a poll cannot make 1 read as 0 or 2.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from tests.support.kafka import (
     produce,
 )
 from tests.support.nats import NatsServer, binaries
+from tests.support.postgres import PostgresServer
+from tests.support.postgres import binaries as postgres_binaries
 
 SAMPLE_SECONDS = 0.1
 NAMESPACE = "upstream"
@@ -138,6 +144,7 @@ class Sources:
     nats_one: NatsServer
     nats_many: NatsServer
     kafka: KafkaBroker
+    postgres: PostgresServer
 
 
 @contextmanager
@@ -152,10 +159,14 @@ def sources(triggers: int) -> Iterator[Sources]:
         broker = KafkaBroker(ensure_jars())
         stack.callback(broker.cleanup)
         broker.start()
+        postgres = PostgresServer(_postgres_bin())
+        stack.callback(postgres.cleanup)
+        postgres.start()
         began = time.monotonic()
         asyncio.run(prepare(servers[0], servers[1], broker, triggers))
+        prepare_postgres(postgres)
         note(f"upstream: sources ready in {time.monotonic() - began:.1f}s")
-        yield Sources(servers[0], servers[1], broker)
+        yield Sources(servers[0], servers[1], broker, postgres)
 
 
 async def prepare(one: NatsServer, many: NatsServer, broker: KafkaBroker, triggers: int) -> None:
@@ -176,12 +187,72 @@ async def prepare(one: NatsServer, many: NatsServer, broker: KafkaBroker, trigge
         )
 
 
-GROUPS = ("nats, one consumer", "nats, N consumers", "kafka, one group", "kafka, N groups")
+# PostgreSQL: one database, one table, one role that triggers read as.
+
+PG_ROLE, PG_PASSWORD, PG_DATABASE = "upstream", "upstream-pw", "upstream"
+PG_SQL = "SELECT count(*) FROM jobs WHERE state = 'queued'"
+
+
+def _postgres_bin() -> Path:
+    found = postgres_binaries()
+    if found is None:
+        raise SystemExit("upstream: needs PostgreSQL (Debian package postgresql)")
+    return found
+
+
+def prepare_postgres(server: PostgresServer) -> None:
+    server.sql(f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_PASSWORD}'")
+    server.sql(f"CREATE DATABASE {PG_DATABASE} OWNER {PG_ROLE}")
+    server.sql(
+        f"SET ROLE {PG_ROLE}; CREATE TABLE jobs (state text); "
+        "INSERT INTO jobs SELECT 'queued' FROM generate_series(1, 10)",
+        db=PG_DATABASE,
+    )
+
+
+def postgres_authentication(server: PostgresServer) -> list[dict[str, Any]]:
+    """A TriggerAuthentication reading ``connection`` from a Secret, as KEDA users write it."""
+    url = server.url(PG_ROLE, PG_PASSWORD, PG_DATABASE)
+    ref = {"parameter": "connection", "name": "upstream-pg", "key": "connection"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "upstream-pg", "namespace": NAMESPACE},
+            "stringData": {"connection": url},
+        },
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "TriggerAuthentication",
+            "metadata": {"name": "upstream-pg", "namespace": NAMESPACE},
+            "spec": {"secretTargetRef": [ref]},
+        },
+    ]
+
+
+GROUPS = (
+    "nats, one consumer",
+    "nats, N consumers",
+    "kafka, one group",
+    "kafka, N groups",
+    "postgresql, one query",
+)
 
 
 def objects(src: Sources, triggers: int, interval: int) -> Iterator[dict[str, Any]]:
     """``triggers`` ScaledObjects per group of :data:`GROUPS`."""
+    yield from postgres_authentication(src.postgres)
     for i in range(triggers):
+        trigger = {
+            "type": "postgresql",
+            "metadata": {
+                "query": PG_SQL,
+                "targetQueryValue": str(1 + i % 7),
+                "activationTargetQueryValue": str(i % 3),
+            },
+            "authenticationRef": {"name": "upstream-pg"},
+        }
+        yield scaled_object(f"pg-one-{i}", NAMESPACE, trigger, interval)
         for server, prefix, consumer in (
             (src.nats_one, "nats-one", "c0"),
             (src.nats_many, "nats-many", f"c{i}"),
@@ -251,6 +322,7 @@ def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Ro
             ("nats-many", "s0-nats-jetstream-JOBS"),
             ("kafka-one", "s0-kafka-upstream-shared"),
             ("kafka-many", "s0-kafka-upstream-distinct"),
+            ("pg-one", "s0-postgresql"),
         ):
             url = metric_url(adapter.url, NAMESPACE, metric, f"{prefix}-{triggers - 1}")
             bench.wait_value(url)
@@ -262,6 +334,7 @@ def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Ro
                 "one": jsz_probe(src.nats_one),
                 "many": jsz_probe(src.nats_many),
                 "kafka": log_size(src.kafka),
+                "pg": lambda: src.postgres.executed(PG_SQL),
             },
             seconds,
         )
@@ -278,6 +351,7 @@ def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Ro
             if g == group
         }
         rows.append(Row(group, triggers, distinct, interval, calls.get("OFFSET_FETCH", 0.0), calls))
+    rows.append(Row(GROUPS[4], triggers, 1, interval, found["pg"].per_interval(interval), {}))
     return rows
 
 
@@ -310,7 +384,7 @@ def run(argv: Sequence[str] | None) -> list[str]:
     print_table(
         f"Upstream requests per polling interval, median over every window of one interval "
         f"(sampled every {SAMPLE_SECONDS:g}s), nats-server {src.nats_one.version()}, "
-        f"Kafka {KAFKA_VERSION} (KRaft, one broker)",
+        f"Kafka {KAFKA_VERSION} (KRaft, one broker), PostgreSQL {src.postgres.version()}",
         HEADERS,
         [r.cells for r in rows],
     )
@@ -326,6 +400,7 @@ def run(argv: Sequence[str] | None) -> list[str]:
             kafka_requests_per_interval=_fmt(by_group[GROUPS[2]].per_interval),
             kafka_groups=most,
             kafka_requests_per_interval_one_group_each=_fmt(by_group[GROUPS[3]].per_interval),
+            postgresql_requests_per_interval=_fmt(by_group[GROUPS[4]].per_interval),
         )
     ]
 

@@ -160,6 +160,12 @@ class PostgresServer(ServerProcess):
             raise RuntimeError(f"psql {statement!r}: {done.stderr.strip()}")
         return done.stdout.strip()
 
+    def version(self) -> str:
+        """The server's version (``15.14``), from the binary: no running server needed."""
+        argv = [str(self.bin / "postgres"), "--version"]
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        return done.stdout.split()[2]  # postgres (PostgreSQL) 15.18 (Debian ...)
+
     def executed(self, sql: str, application: str = "metrics-adapter") -> int:
         """How many times the server ran ``sql`` for clients named ``application``, from its
         statement log (``execute`` lines of the extended protocol, ``statement`` lines of the
