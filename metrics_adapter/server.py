@@ -8,7 +8,7 @@ import logging
 import random
 import signal
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from metrics_adapter.binding.auth_sources.base import ReadContext, SourceRead
 from metrics_adapter.binding.auth_sources.cache import SETTLE_WITHIN, SourceCache
 from metrics_adapter.binding.cluster import ClusterObjects
 from metrics_adapter.binding.files import Inventory, load_directory
-from metrics_adapter.binding.triggers import BoundTrigger, bind_all
+from metrics_adapter.binding.triggers import Binding, BoundTrigger, bind_all, settle_binding
 from metrics_adapter.config.settings import Settings
 from metrics_adapter.control.activator import DryRunActivator, set_fallbacks, trigger_states
 from metrics_adapter.control.controller import Controller
@@ -42,8 +42,9 @@ from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef, ScaledObject
 from metrics_adapter.model.scaled_job import Scalable, ScaledJobRef
+from scalers.base import needs_settling
 from scalers.clients import Clients
-from scalers.errors import ConfigError
+from scalers.errors import ConfigError, ScalerError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ class Adapter:
     """Reads of outside authentication sources (filePath, bound tokens, Vault, ...)."""
     hints: WakeHints | None = None
     """The wake-hint watchers (``--wake-hints``)."""
+    unsettled: dict[ObjectRef | ScaledJobRef, Scalable] = field(default_factory=dict)
+    """Standalone objects whose external triggers could not say what their metric is:
+    bound again every pollingInterval by :func:`resettle_standalone`."""
 
 
 def build_poller(
@@ -153,20 +157,71 @@ def build(
     return adapter
 
 
-def bind_standalone(adapter: Adapter, obj: Scalable) -> None:
-    """(Re)bind one object of standalone mode: polled, or not ready with every problem."""
-    inventory, poller = adapter.inventory, adapter.poller
+def bind_standalone(adapter: Adapter, obj: Scalable) -> Binding | None:
+    """(Re)bind one object of standalone mode: polled, or not ready with every problem.
+    Its external triggers, if any, are unsettled until :func:`settle_standalone_triggers`."""
+    inventory = adapter.inventory
     assert inventory is not None
     try:
         binding = bind_all(obj, inventory)
     except ConfigError as exc:
+        _broken(adapter, obj, exc.reasons)
         log.error("%s", exc)
-        poller.remove(obj.ref)
-        adapter.store.mark_broken(obj.ref, exc.reasons)
-        adapter.telemetry.object_error(obj.ref)
-        return
+        return None
     for warning in binding.warnings:  # the parser's were logged by the loader
         log.warning("%s: %s", obj.subject, warning)
+    _poll(adapter, obj, binding)
+    return binding
+
+
+async def rebind_standalone(adapter: Adapter, obj: Scalable) -> None:
+    """:func:`bind_standalone`, then :func:`settle_standalone_triggers`."""
+    binding = bind_standalone(adapter, obj)
+    if binding is not None:
+        await settle_standalone_triggers(adapter, obj, binding)
+
+
+async def settle_standalone_triggers(adapter: Adapter, obj: Scalable, binding: Binding) -> None:
+    """Ask the triggers whose metric name and target come from their source (external),
+    once per bind; when one cannot answer the object is not ready, and bound again later
+    (:func:`resettle_standalone`)."""
+    if not any(needs_settling(b.scaler) for b in binding.triggers):
+        adapter.unsettled.pop(obj.ref, None)
+        return
+    try:
+        settled = await settle_binding(binding, adapter.poller.clients)
+    except ScalerError as exc:
+        log.error("%s: %s", obj.subject, exc)
+        _broken(adapter, obj, str(exc))
+        adapter.unsettled[obj.ref] = obj
+        return
+    adapter.unsettled.pop(obj.ref, None)
+    _poll(adapter, obj, settled)
+
+
+RESETTLE_IDLE = 30.0
+"""Seconds between checks for standalone objects to bind again when none is waiting."""
+
+
+async def resettle_standalone(adapter: Adapter) -> None:
+    """Standalone: bind again, each pollingInterval, the objects whose external triggers
+    could not say what their metric is (the scaler was down when they were bound)."""
+    while True:
+        waits = [obj.polling_interval for obj in adapter.unsettled.values()]
+        await asyncio.sleep(min(waits, default=RESETTLE_IDLE))
+        for obj in list(adapter.unsettled.values()):
+            await rebind_standalone(adapter, obj)
+
+
+def _broken(adapter: Adapter, obj: Scalable, reason: str) -> None:
+    adapter.poller.remove(obj.ref)
+    adapter.store.mark_broken(obj.ref, reason)
+    adapter.telemetry.object_error(obj.ref)
+
+
+def _poll(adapter: Adapter, obj: Scalable, binding: Binding) -> None:
+    inventory, poller = adapter.inventory, adapter.poller
+    assert inventory is not None
     if isinstance(obj, ScaledObject):
         poller.set_triggers(obj.ref, binding.triggers, binding.composite)
         if obj.fallback is not None:
@@ -199,7 +254,7 @@ async def rebind_on_source_change(adapter: Adapter) -> None:
                 obj = inventory.scaled_objects.get(owner)
             if obj is not None:
                 log.info("%s changed: binding %s again", read.describe(), obj.subject)
-                bind_standalone(adapter, obj)
+                await rebind_standalone(adapter, obj)
 
 
 def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
@@ -317,6 +372,7 @@ async def serve(settings: Settings) -> None:
         tls, gate, upkeep = await _secure(settings, kube, adapter.telemetry)
         if settings.standalone:
             upkeep.append(lambda: rebind_on_source_change(adapter))
+            upkeep.append(lambda: resettle_standalone(adapter))
         await _run(adapter, controller, uvicorn_servers(adapter, tls, gate), upkeep)
     finally:
         if adapter.sources is not None:
@@ -348,7 +404,13 @@ async def build_settled(
     clients = Clients(settings.scaler_timeout)
     inventory.sources = build_sources(settings, clients, kube)
     await settle_standalone(inventory)
-    return build(settings, dry_run=dry_run, inventory=inventory, clients=clients)
+    adapter = build(settings, dry_run=dry_run, inventory=inventory, clients=clients)
+    objects: list[Scalable] = [*inventory.scaled_objects.values(), *inventory.scaled_jobs.values()]
+    for obj in objects:
+        triggers = adapter.poller.triggers(obj.ref)
+        if any(needs_settling(b.scaler) for b in triggers):
+            await rebind_standalone(adapter, obj)  # external triggers ask for their metric
+    return adapter
 
 
 async def _run(

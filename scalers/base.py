@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -125,6 +125,19 @@ def normalize(name: str) -> str:
 def indexed_metric_name(index: int, name: str) -> str:
     """KEDA's ``GenerateMetricNameWithIndex``: ``s<index>-<name>``."""
     return f"s{index}-{name}"
+
+
+def needs_settling(scaler: Scaler[Any]) -> bool:
+    """Whether the trigger's metric name or target come from its source (``external``)."""
+    return getattr(scaler, "settle", None) is not None
+
+
+async def settled(scaler: Scaler[Any], clients: Clients) -> Scaler[Any]:
+    """The scaler with what only its source can tell (an external scaler's metric name and
+    target, from ``GetMetricSpec``), asked once each time the trigger is built, never per
+    poll; the scaler itself when it needs nothing. Raises ScalerError."""
+    settle: Callable[[Clients], Awaitable[Scaler[Any]]] | None = getattr(scaler, "settle", None)
+    return scaler if settle is None else await settle(clients)
 
 
 def is_active(value: float, activation_target: float) -> bool:

@@ -246,8 +246,7 @@ class Kind(ScalerKind[Metadata]):
         if meta is None:
             return None
         passed = passed_metadata(inputs.metadata, inputs.resolved_env)
-        name: str = getattr(inputs, "name", None) or ""  # TriggerInputs.name: requested
-        ref = Ref.of(name, inputs.namespace or "", passed)
+        ref = Ref.of(inputs.name or "", inputs.namespace or "", passed)
         return self.build(dataclasses.replace(meta, ref=ref))
 
 

@@ -105,6 +105,9 @@ class TriggerInputs:
     namespace: str | None = None
     """The ScaledObject's or ScaledJob's namespace (KEDA's ``ScalableObjectNamespace``), for
     the triggers that read the cluster itself (``kubernetes-workload``)."""
+    name: str | None = None
+    """The ScaledObject's or ScaledJob's name (KEDA's ``ScalableObjectName``), which external
+    scalers receive in their ``ScaledObjectRef``."""
 
     @property
     def auth_path(self) -> str:

@@ -3,6 +3,7 @@ parse metadata, name the metrics. Every problem of the object is reported at onc
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -13,13 +14,14 @@ from metrics_adapter.binding.ignored import ignored_parameters
 from metrics_adapter.binding.sources import ObjectSource
 from metrics_adapter.model.keda import ObjectRef, ScaledObject, Trigger
 from metrics_adapter.model.scaled_job import Scalable, env_container
-from scalers.base import Scaler, ScalerKind, indexed_metric_name
-from scalers.errors import Problem, Problems, quote
+from scalers.base import Scaler, ScalerKind, indexed_metric_name, needs_settling, settled
+from scalers.clients import Clients
+from scalers.errors import Problem, Problems, ScalerError, quote
 from scalers.params import TriggerInputs, declared_params
 from scalers.registry import KINDS, RESOURCE_KINDS
 from scalers.resource import ResourceTarget
 
-__all__ = ["Binding", "BoundTrigger", "ObjectSource", "bind", "bind_all"]
+__all__ = ["Binding", "BoundTrigger", "ObjectSource", "bind", "bind_all", "settle_binding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
             as_metric_source=source,
             pod_identity=resolved.pod_identity,
             namespace=so.ref.namespace,
+            name=so.ref.name,
         )
         found = Problems()
         scaler = kind.create(inputs, found)
@@ -114,6 +117,31 @@ def bind_all(so: Scalable, objects: ObjectSource) -> Binding:
         composite = compile_composite(so, names, problems)
     problems.raise_for(so.subject)
     return Binding(tuple(bound), tuple(resources), composite, tuple(warnings))
+
+
+async def settle_binding(binding: Binding, clients: Clients) -> Binding:
+    """``binding`` with its triggers whose metric name and target come from their source
+    (external) asked for them, once per bind: the HPA's metric names and targets, and the
+    composite's variables, follow the answers. Raises ScalerError naming the trigger."""
+    renamed: dict[str, str] = {}
+    triggers: list[BoundTrigger] = []
+    for bound in binding.triggers:
+        if needs_settling(bound.scaler):
+            try:
+                scaler = await settled(bound.scaler, clients)
+            except ScalerError as exc:
+                raise type(exc)(f"triggers[{bound.trigger.index}]: {exc}") from exc
+            name = indexed_metric_name(bound.trigger.index, scaler.metric_name)
+            renamed[bound.metric_name] = name
+            bound = dataclasses.replace(bound, scaler=scaler, metric_name=name)
+        triggers.append(bound)
+    if not renamed:
+        return binding
+    composite = binding.composite
+    if composite is not None:
+        variables = {k: renamed.get(v, v) for k, v in composite.variables.items()}
+        composite = dataclasses.replace(composite, variables=variables)
+    return dataclasses.replace(binding, triggers=tuple(triggers), composite=composite)
 
 
 def _unresolved(

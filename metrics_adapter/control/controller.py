@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
-from metrics_adapter.binding.triggers import BoundTrigger, bind_all
+from metrics_adapter.binding.triggers import BoundTrigger, bind_all, settle_binding
 from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.control import status
 from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
@@ -37,7 +37,7 @@ from metrics_adapter.control.scaled_jobs import ScaledJobController
 from metrics_adapter.control.work import ObjectWork, guarded
 from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
-from metrics_adapter.kube.objects import Event
+from metrics_adapter.kube.objects import Condition, Event
 from metrics_adapter.metrics.poller import EXTRA_POLL_GAP, Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
@@ -49,7 +49,7 @@ from metrics_adapter.model.keda import (
     ScaledObjectStatus,
     read_scaled_object,
 )
-from scalers.errors import ConfigError
+from scalers.errors import ConfigError, ScalerError
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ class Controller:
         self._tracked: dict[ObjectRef, _Tracked] = {}
         self._work = ObjectWork[ObjectRef]()
         self._changed: asyncio.Queue[ObjectKey] = asyncio.Queue()
+        self._retry: asyncio.Queue[ObjectRef] = asyncio.Queue()
+        self._retries: dict[ObjectRef, asyncio.TimerHandle] = {}
+        """Objects to reconcile again later: a trigger's source failed while binding."""
         objects.on_change = self._changed.put_nowait
         self.jobs = ScaledJobController(
             kube, objects, poller, store, telemetry, writing=lambda: self.writing
@@ -112,11 +115,20 @@ class Controller:
         poller.listeners.append(self._on_reading)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            for timer in self._retries.values():
+                timer.cancel()
+            self._retries.clear()
+
+    async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.objects.run(self.kube))
             await self.objects.synced.wait()
             group.create_task(self._work.drain_forever(self.activate))
             group.create_task(self._rebind_forever())
+            group.create_task(self._retry_forever())
             group.create_task(self.jobs.run())
             group.create_task(self._lead_forever())
             await follow(
@@ -179,6 +191,12 @@ class Controller:
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
             await self._warn(tracked, None)
+            return
+        try:  # external triggers: their metric name and target, asked once per bind
+            binding = await settle_binding(binding, self.poller.clients)
+        except ScalerError as exc:
+            await self._not_ready(tracked, exc)
+            self._retry_later(ref, float(so.polling_interval))
             return
         tracked.so = so
         self.telemetry.register(so)
@@ -250,23 +268,47 @@ class Controller:
             self.kube, reference, tracked.version, found, tracked.warned
         )
 
-    async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
+    async def _not_ready(self, tracked: _Tracked, error: ConfigError | ScalerError) -> None:
+        """Neither polled nor served: malformed (ConfigError), or a trigger's source could
+        not say what its metric is (ScalerError: Ready=False TriggerError, retried later).
+        The HPA is left as it is."""
         ref = tracked.ref
-        problem = error.reasons
-        log.error("%s", error)
+        if isinstance(error, ConfigError):
+            problem, reason = error.reasons, "ScaledObjectCheckFailed"
+            patch = status.not_ready(problem)
+            log.error("%s", error)
+        else:
+            problem, reason = str(error), "KEDAScalerFailed"
+            patch = ScaledObjectStatus(
+                conditions=(Condition("Ready", "False", "TriggerError", problem),)
+            )
+            log.error("ScaledObject %s: %s", ref, problem, extra={"scaledObject": str(ref)})
         self.poller.remove(ref)
         self.store.mark_broken(ref, problem)
         self.telemetry.object_error(ref)
         if not self.writing:
             return
-        patch = status.not_ready(problem)
         if tracked.written != patch:
             await self.kube.patch_scaled_object_status(ref.namespace, ref.name, patch.to_json())
             tracked.written = patch
-            event = Event(
-                tracked.document.reference, "ScaledObjectCheckFailed", problem, type="Warning"
-            )
+            event = Event(tracked.document.reference, reason, problem, type="Warning")
             await self.kube.create_event(event)
+
+    def _retry_later(self, ref: ObjectRef, delay: float) -> None:
+        """Reconcile ``ref`` again in ``delay`` seconds (its pollingInterval), as KEDA asks a
+        failing scaler again at its next poll."""
+        if (timer := self._retries.pop(ref, None)) is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._retries[ref] = loop.call_later(delay, self._retry.put_nowait, ref)
+
+    async def _retry_forever(self) -> None:
+        while True:
+            ref = await self._retry.get()
+            self._retries.pop(ref, None)
+            tracked = self._tracked.get(ref)
+            if tracked is not None and tracked.so is None:
+                await guarded(self.reconcile(tracked.document, force=True))
 
     async def _finalize(self, document: ScaledObjectDocument, tracked: _Tracked | None) -> None:
         """Restore the target when asked, then remove our finalizer.
@@ -331,6 +373,8 @@ class Controller:
         self.poller.remove(tracked.ref)
 
     def _forget(self, ref: ObjectRef) -> None:
+        if (timer := self._retries.pop(ref, None)) is not None:
+            timer.cancel()
         self._work.forget(ref)
         self.objects.release(ref)
         tracked = self._tracked.pop(ref, None)

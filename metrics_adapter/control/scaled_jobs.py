@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
-from metrics_adapter.binding.triggers import BoundTrigger, bind_all
+from metrics_adapter.binding.triggers import BoundTrigger, bind_all, settle_binding
 from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.control import job_status
 from metrics_adapter.control.activator import TriggerState, trigger_states
@@ -61,7 +61,7 @@ from metrics_adapter.model.scaled_job import (
     ScaledJobStatus,
     read_scaled_job,
 )
-from scalers.errors import ConfigError
+from scalers.errors import ConfigError, ScalerError
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +108,32 @@ class ScaledJobController:
         self.synced = asyncio.Event()
         self._tracked: dict[ScaledJobRef, _Tracked] = {}
         self._work = ObjectWork[ScaledJobRef]()
+        self._retry: asyncio.Queue[ScaledJobRef] = asyncio.Queue()
+        self._retries: dict[ScaledJobRef, asyncio.TimerHandle] = {}
+        """ScaledJobs to reconcile again later: a trigger's source failed while binding."""
         poller.listeners.append(self._on_reading)
 
     async def run(self) -> None:
         """Watch Jobs, Pods and ScaledJobs until cancelled (the cluster objects the
         triggers bind to are already synced by the caller)."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.cache.run(self.kube))
-            await self.cache.synced.wait()
-            group.create_task(self._work.drain_forever(self.evaluate))
-            await follow(
-                self.kube,
-                SCALED_JOBS,
-                read_scaled_job,
-                self.reconcile,
-                lambda d: self._forget(d.ref),
-                self.synced,
-            )
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.cache.run(self.kube))
+                await self.cache.synced.wait()
+                group.create_task(self._work.drain_forever(self.evaluate))
+                group.create_task(self._retry_forever())
+                await follow(
+                    self.kube,
+                    SCALED_JOBS,
+                    read_scaled_job,
+                    self.reconcile,
+                    lambda d: self._forget(d.ref),
+                    self.synced,
+                )
+        finally:
+            for timer in self._retries.values():
+                timer.cancel()
+            self._retries.clear()
 
     async def lead(self) -> None:
         """On taking the lead: reconcile everything again, finishing deletions."""
@@ -180,6 +189,12 @@ class ScaledJobController:
         except ConfigError as exc:
             await self._not_ready(tracked, exc)
             await self._warn(tracked, None)
+            return
+        try:  # external triggers: their metric name and target, asked once per bind
+            binding = await settle_binding(binding, self.poller.clients)
+        except ScalerError as exc:
+            await self._not_ready(tracked, exc)
+            self._retry_later(ref, float(sj.polling_interval))
             return
         for warning in sj.warnings:
             log.warning("%s: %s", sj.subject, warning)
@@ -253,19 +268,40 @@ class ScaledJobController:
             self.kube, reference, tracked.version, found, tracked.warned
         )
 
-    async def _not_ready(self, tracked: _Tracked, error: ConfigError) -> None:
+    async def _not_ready(self, tracked: _Tracked, error: ConfigError | ScalerError) -> None:
+        """Malformed (ConfigError), or a trigger's source could not say what its metric is
+        (ScalerError, retried later)."""
         ref = tracked.ref
-        log.error("%s", error)
+        if isinstance(error, ConfigError):
+            problem, reason = error.reasons, "ScaledJobCheckFailed"
+        else:
+            problem, reason = f"{tracked.document.ref}: {error}", "KEDAScalerFailed"
+        log.error("%s", error if isinstance(error, ConfigError) else problem)
         self.poller.remove(ref)
-        self.store.mark_broken(ref, error.reasons)
+        self.store.mark_broken(ref, problem)
         self.telemetry.object_error(ref)
         if not self.writing():
             return
-        patch = job_status.not_ready(error.reasons)
+        patch = job_status.not_ready(problem)
         if tracked.written != patch:
             await self.kube.patch_status(SCALED_JOBS, ref.namespace, ref.name, patch.to_json())
             tracked.written = patch
-            await self._event(tracked, "ScaledJobCheckFailed", error.reasons, warning=True)
+            await self._event(tracked, reason, problem, warning=True)
+
+    def _retry_later(self, ref: ScaledJobRef, delay: float) -> None:
+        """Reconcile ``ref`` again in ``delay`` seconds (its pollingInterval)."""
+        if (timer := self._retries.pop(ref, None)) is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._retries[ref] = loop.call_later(delay, self._retry.put_nowait, ref)
+
+    async def _retry_forever(self) -> None:
+        while True:
+            ref = await self._retry.get()
+            self._retries.pop(ref, None)
+            tracked = self._tracked.get(ref)
+            if tracked is not None and tracked.sj is None:
+                await guarded(self.reconcile(tracked.document, force=True))
 
     async def _finalize(self, document: ScaledJobDocument, tracked: _Tracked | None) -> None:
         """Stop the loop and remove our finalizer: the Jobs go with the ScaledJob, by the
@@ -293,6 +329,8 @@ class ScaledJobController:
         self.poller.remove(tracked.ref)
 
     def _forget(self, ref: ScaledJobRef) -> None:
+        if (timer := self._retries.pop(ref, None)) is not None:
+            timer.cancel()
         self._work.forget(ref)
         self.objects.release(ref)
         tracked = self._tracked.pop(ref, None)

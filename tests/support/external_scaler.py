@@ -50,12 +50,16 @@ class ExternalScalerServer:
     """TLS with the PKI's server certificate when set."""
     mutual: bool = False
     """With :attr:`pki`: a client certificate the PKI's CA signed is required."""
+    streaming: bool = True
+    """Whether StreamIsActive is served (else: UNIMPLEMENTED, as a plain external scaler)."""
     answer: Answer = field(default_factory=Answer)
     calls: Counter[str] = field(default_factory=Counter)
     refs: list[pb.ScaledObjectRef] = field(default_factory=list)
     """Every ScaledObjectRef received, in order (GetMetrics' included)."""
     metric_names: list[str] = field(default_factory=list)
     """The metricName of every GetMetrics received."""
+    peers: set[str] = field(default_factory=set)
+    """The client connections (``ipv4:127.0.0.1:<port>``) calls came on."""
     port: int = 0
     _server: grpc.aio.Server | None = None
     _streams: set[asyncio.Queue[bool]] = field(default_factory=set)
@@ -122,16 +126,18 @@ class ExternalScalerServer:
                 pb.GetMetricsRequest.FromString,
                 pb.GetMetricsResponse.SerializeToString,
             ),
-            "StreamIsActive": grpc.unary_stream_rpc_method_handler(
-                self._stream_is_active, ref.FromString, pb.IsActiveResponse.SerializeToString
-            ),
         }
+        if self.streaming:
+            handlers["StreamIsActive"] = grpc.unary_stream_rpc_method_handler(
+                self._stream_is_active, ref.FromString, pb.IsActiveResponse.SerializeToString
+            )
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
     async def _unary(self, name: str, ref: pb.ScaledObjectRef, context: Any) -> None:
         """Count the call, then wait and fail as :attr:`answer` says."""
         self.calls[name] += 1
         self.refs.append(ref)
+        self.peers.add(context.peer())
         if self.answer.delay:
             await asyncio.sleep(self.answer.delay)
         if self.answer.error is not None:

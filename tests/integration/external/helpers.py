@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,15 +26,8 @@ def make(
     a ConfigError names every problem."""
     kind: Any = external_push.KIND if push else external.KIND
     problems = Problems()
-    inputs = TriggerInputs(dict(metadata), env or {}, auth or {}, namespace=namespace)
+    inputs = TriggerInputs(dict(metadata), env or {}, auth or {}, namespace=namespace, name=name)
     built = kind.create(inputs, problems)
     problems.raise_for("trigger")
     assert isinstance(built, ExternalScaler)
-    if built.query.ref.name != name:  # until TriggerInputs carries the object's name
-        ref = dataclasses.replace(built.query.ref, name=name)
-        built = dataclasses.replace(
-            built,
-            meta=dataclasses.replace(built.meta, ref=ref),
-            query=dataclasses.replace(built.query, ref=ref),
-        )
     return built
