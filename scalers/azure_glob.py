@@ -6,6 +6,10 @@ any one; ``[abc]``, ``[!abc]``, ``[a-z]`` and ``[!a-z]`` hold one list or one ra
 both, and not two ranges: ``[a-z0-9]`` is an error there); ``{a,b}`` holds alternatives,
 which nest; ``\\`` escapes the next character. ``,`` and ``}`` outside braces, and ``]``
 outside brackets, are plain characters, and a brace left open ends with the pattern.
+
+Checked against gobwas itself on 30,000 random patterns and names: apart from empty names
+(which no blob has; gobwas' lone ``?`` matches one) it differed once, on ``{}{*{?``, where
+gobwas' optimiser lets an empty brace match after all.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class _Parser:
             if c == "}":
                 break
             options.append(self.sequence(depth))
+        if options == [""]:  # gobwas compiles ``{}`` (or a final ``{``) into a matcher of nothing
+            return "(?!)"
         return "(?:" + "|".join(options) + ")"
 
     def literal(self, breakers: str) -> str:
