@@ -41,7 +41,7 @@ async def test_the_hpa_gets_the_scalers_metric_and_target(scaler: ExternalScaler
         await clients.aclose()
     [bound] = binding.triggers
     assert bound.metric_name == "s0-backlog"
-    hpa = build_hpa(so, binding.triggers, binding.resources, uid="u").to_json()
+    hpa: Any = build_hpa(so, binding.triggers, binding.resources, uid="u").to_json()
     [metric] = hpa["spec"]["metrics"]
     assert metric["external"]["metric"]["name"] == "s0-backlog"
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "2500m"}
