@@ -99,6 +99,8 @@ class Stomp:
         await self._expect_receipt(receipt)
 
     async def close(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._write(Frame("DISCONNECT"))
         self._writer.close()
         with contextlib.suppress(ConnectionError):
             await self._writer.wait_closed()
