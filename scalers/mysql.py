@@ -138,6 +138,9 @@ class MysqlDatabase(Database):
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
         reason = f"{text} (error {code})" if code is not None else text
+        cause = exc.__cause__ or exc.__context__  # aiomysql wraps refusals and TLS failures
+        if cause is not None and str(cause) and str(cause) not in reason:
+            reason = f"{reason}: {cause}"
         if code in _REFUSED:
             return SourceResponseError(f"{self}: authentication failed: {reason}")
         if code in _TOO_SLOW:

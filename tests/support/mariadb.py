@@ -24,6 +24,7 @@ from typing import Any
 
 import pymysql  # type: ignore[import-untyped]
 
+from tests.support.pki import Pki
 from tests.support.process import ServerProcess
 from tests.support.servers import free_port
 
@@ -45,6 +46,8 @@ class MariaDbServer(ServerProcess):
 
     install: Path
     server: Path
+    pki: Pki | None = None
+    """With one, the server also accepts TLS, presenting its server certificate."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mariadb-")))
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -87,6 +90,9 @@ class MariaDbServer(ServerProcess):
             argv += [f"--general-log-file={self.workdir / 'general.log'}", "--skip-log-bin"]
             argv += ["--innodb-buffer-pool-size=16M", "--max-connections=60"]
             argv += [*self._user_option()]
+            if self.pki is not None:
+                argv += [f"--ssl-cert={self.pki.server_cert}", f"--ssl-key={self.pki.server_key}"]
+                argv += [f"--ssl-ca={self.pki.ca}"]
             setpriv = shutil.which("setpriv")
             command = [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
             self.process = subprocess.Popen(

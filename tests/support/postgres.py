@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.pki import Pki
 from tests.support.process import ServerProcess
 from tests.support.servers import free_port
 
@@ -61,6 +62,8 @@ class PostgresServer(ServerProcess):
     log_files = ("postgres.log",)
 
     bin: Path
+    pki: Pki | None = None
+    """With one, the server also accepts TLS, presenting its server certificate."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="postgres-")))
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -80,9 +83,18 @@ class PostgresServer(ServerProcess):
         """``initdb`` with the superuser's password: once per server (a few seconds)."""
         self.socket_dir.mkdir()
         (self.workdir / "pwfile").write_text(PASSWORD + "\n")
+        owned = [self.workdir, self.socket_dir, self.workdir / "pwfile"]
+        if self.pki is not None:  # the key must be the server user's, and private
+            for name, source in (
+                ("server.crt", self.pki.server_cert),
+                ("server.key", self.pki.server_key),
+            ):
+                shutil.copyfile(source, self.workdir / name)
+                (self.workdir / name).chmod(0o600)
+                owned.append(self.workdir / name)
         if os.geteuid() == 0:
             user = pwd.getpwnam(_RUN_AS)
-            for path in (self.workdir, self.socket_dir, self.workdir / "pwfile"):
+            for path in owned:
                 os.chown(path, user.pw_uid, user.pw_gid)
         argv = [str(self.bin / "initdb"), "-D", str(self.workdir / "data"), "-U", SUPERUSER]
         argv += ["--pwfile", str(self.workdir / "pwfile"), "-E", "UTF8", "--no-sync"]
@@ -108,6 +120,9 @@ class PostgresServer(ServerProcess):
                 "max_connections=50",
             ):
                 argv += ["-c", setting]
+            if self.pki is not None:
+                argv += ["-c", "ssl=on", "-c", f"ssl_cert_file={self.workdir / 'server.crt'}"]
+                argv += ["-c", f"ssl_key_file={self.workdir / 'server.key'}"]
             log = (self.workdir / "postgres.log").open("ab")
             with log:
                 self.process = subprocess.Popen(

@@ -99,3 +99,23 @@ async def test_a_frozen_server_is_a_timeout(own_db: Db) -> None:
     finally:
         own_db.server.resume()
     assert await measure(s) == 5
+
+
+@pytest.mark.parametrize(
+    ("fixture", "query"),
+    [
+        ("pg", "SELECT extract(epoch FROM current_setting('statement_timeout')::interval)"),
+        ("maria", "SELECT @@max_statement_time"),
+    ],
+)
+async def test_the_server_stops_a_query_at_the_clients_timeout_too(
+    request: pytest.FixtureRequest, fixture: str, query: str
+) -> None:
+    """A query the client gave up on must not run on in the server: the session's own
+    statement limit is the clients' timeout."""
+    db: Db = request.getfixturevalue(fixture)
+    clients = Clients(timeout=1.5)
+    try:
+        assert (await poll(db.scaler(query), clients)).value == 1.5
+    finally:
+        await clients.aclose()
