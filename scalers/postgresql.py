@@ -34,6 +34,7 @@ import asyncpg.exceptions  # type: ignore[import-untyped]
 from scalers.base import Example, Scaler, ScalerKind
 from scalers.errors import Problems, SourceResponseError, SourceTimeout, SourceUnreachable, quote
 from scalers.params import Source, TriggerInputs, TriggerMetadata, param
+from scalers.redis import join_host_port
 from scalers.sql import APPLICATION_NAME, POOL_SIZE, Database, SqlQuery, SqlScaler
 
 if TYPE_CHECKING:
@@ -187,7 +188,9 @@ def settings(meta: Metadata) -> dict[str, str]:
     if pairs.get("port") and not _valid_port(pairs["port"]):
         raise ValueError(f"has port {quote(pairs['port'])}, not a port number (1 to 65535)")
     if pairs.get("sslmode", "prefer") not in SSL_MODES:
-        raise ValueError(f"has sslmode {quote(pairs['sslmode'])}; expected one of {SSL_MODES}")
+        raise ValueError(
+            f"has sslmode {quote(pairs['sslmode'])}; expected one of {', '.join(SSL_MODES)}"
+        )
     return {k: v for k, v in pairs.items() if k not in _IGNORED_KEYS}
 
 
@@ -212,9 +215,9 @@ class PostgresDatabase(Database):
         user = f"{found['user']}@" if found.get("user") else ""
         hosts = found.get("host", "").split(",")
         ports = found.get("port", "").split(",")
+        ports += [ports[-1]] * (len(hosts) - len(ports))  # libpq: one port serves every host
         where = ",".join(
-            f"{'[' + h + ']' if ':' in h else h}{':' + p if p else ''}"
-            for h, p in zip(hosts, ports + [ports[-1]] * (len(hosts) - len(ports)), strict=False)
+            f"{join_host_port(h, p) if p else h}" for h, p in zip(hosts, ports, strict=False)
         )
         sslmode = f"?sslmode={found['sslmode']}" if "sslmode" in found else ""
         return f"postgresql://{user}{where}/{found.get('dbname', '')}{sslmode}"

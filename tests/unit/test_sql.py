@@ -330,3 +330,12 @@ def test_the_query_is_the_database_and_the_sql_only() -> None:
         {"connectionString": MY_DSN.replace("keda:", "other:")},
     )
     assert other_user.query != a.query
+
+
+def test_postgresql_shows_every_host_without_the_password() -> None:
+    conninfo = "host=a,::1 port=5432 user=u password=hush dbname=d"
+    s = make(
+        postgresql.KIND, {"query": "SELECT 1", "targetQueryValue": "1"}, {"connection": conninfo}
+    )
+    assert str(s.query.database) == "postgresql://u@a:5432,[::1]:5432/d"
+    assert "hush" not in f"{s!r} {s.query.describe()}"
