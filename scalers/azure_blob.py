@@ -12,6 +12,10 @@ KEDA lists the container (every page) and counts:
 
 A query is one listing (container, prefix, delimiter), so a recursive trigger and glob
 triggers with the same prefix share it; each glob trigger counts its own matches.
+
+Unlike KEDA, a listing stops with an error after :data:`MAX_PAGES` pages (50 million blobs)
+rather than holding a poll for ever. ``connection`` is looked up in the authentication, then
+``connectionFromEnv``, then the metadata (``azure-queue`` reads the metadata second), as KEDA.
 """
 
 from __future__ import annotations
@@ -82,9 +86,18 @@ class Metadata(StorageMetadata):
         return self.blob_prefix + self.delimiter if self.blob_prefix else ""
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What a listing found: its blobs (not its "directories"), and their names where a glob
+    may need them (a flat listing)."""
+
+    count: int
+    names: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class BlobListing:
-    """Every page of one container listing: the names of its blobs (not of its "directories")."""
+    """Every page of one container listing."""
 
     account: StorageAccount
     container: str
@@ -92,20 +105,23 @@ class BlobListing:
     delimiter: str
     """Empty: a flat listing, every blob under the prefix."""
 
-    async def run(self, clients: Clients) -> tuple[str, ...]:
+    async def run(self, clients: Clients) -> Listed:
         params = {"restype": "container", "comp": "list", "maxresults": str(PAGE_SIZE)}
         if self.prefix:
             params["prefix"] = self.prefix
         if self.delimiter:
             params["delimiter"] = self.delimiter
-        names: list[str] = []
+        count, names = 0, list[str]()
         for _ in range(MAX_PAGES):
             response = await storage_get(clients, self.account, (self.container,), params)
             root = xml_root(response, self.describe())
-            names += (_name(e) for e in root.iterfind("Blobs/Blob/Name"))
+            found = root.findall("Blobs/Blob/Name")
+            count += len(found)
+            if not self.delimiter:  # only a glob needs names, and it lists flat
+                names += (_name(e) for e in found)
             marker = root.findtext("NextMarker") or ""
             if not marker:
-                return tuple(names)
+                return Listed(count, tuple(names))
             params["marker"] = marker
         raise SourceResponseError(f"{self.describe()}: more than {MAX_PAGES} pages")
 
@@ -124,15 +140,15 @@ def _name(element: ET.Element) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AzureBlobScaler(Scaler[tuple[str, ...]]):
+class AzureBlobScaler(Scaler[Listed]):
     meta: Metadata
     query: BlobListing
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
 
-    def measure(self, answer: tuple[str, ...]) -> float:
+    def measure(self, answer: Listed) -> float:
         if self.pattern is None:
-            return float(len(answer))
-        return float(sum(1 for name in answer if self.pattern.match(name)))
+            return float(answer.count)
+        return float(sum(1 for name in answer.names if self.pattern.match(name)))
 
 
 def build(meta: Metadata) -> AzureBlobScaler:
