@@ -7,7 +7,8 @@ acceptor on 127.0.0.1), whose console serves Jolokia at ``/console/jolokia`` (KE
 default URL) behind the console's JAAS login and a Jolokia policy that allows only the
 ``http://127.0.0.1...`` origins with strict checking. The console's Jetty writes a request
 log (``log/requests.log``), which the tests count. Messages go in and out over STOMP, which
-the broker's one acceptor speaks (:mod:`tests.support.stomp`).
+the broker's one acceptor speaks (:mod:`tests.support.stomp`). The console is served over
+TLS too, on a port of its own that requires a client certificate (:mod:`tests.support.pki`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from tests.support.pki import Pki, make_pki
 from tests.support.process import ServerProcess, spawn
 from tests.support.servers import free_port
 
@@ -34,6 +41,7 @@ VERSION = "2.40.0"
 DISTRIBUTION = f"org.apache.activemq:apache-artemis:{VERSION}:tar.gz:bin"
 BROKER = "art-test"
 USER, PASSWORD = "admin", "artemis-secret"
+STORE_PASSWORD = "store-secret"
 NEEDS = "java and mvn (to fetch Artemis from Maven Central)"
 JAVA_ARGS = [
     "-Xms32m",
@@ -113,7 +121,10 @@ class ArtemisBroker(ServerProcess):
     http_port: int = field(default_factory=free_port)
     port: int = field(default_factory=free_port)
     """The acceptor's: every protocol, STOMP included."""
+    tls_port: int = field(default_factory=free_port)
+    """The console again, over TLS with a required client certificate (:attr:`pki`)."""
     process: subprocess.Popen[bytes] | None = None
+    pki: Pki | None = None
 
     @property
     def endpoint(self) -> str:
@@ -181,9 +192,32 @@ class ArtemisBroker(ServerProcess):
             raise RuntimeError(f"artemis create failed: {run.stdout}{run.stderr}")
         bootstrap = self.instance / "etc" / "bootstrap.xml"
         log = self.instance / "log" / "requests.log"
-        text = bootstrap.read_text()
-        request_log = f'</binding>\n       <request-log filename="{log}" append="true"/>'
-        bootstrap.write_text(text.replace("</binding>", request_log, 1))
+        more = f'{self._tls_binding()}\n       <request-log filename="{log}" append="true"/>'
+        bootstrap.write_text(bootstrap.read_text().replace("</binding>", f"</binding>{more}", 1))
+
+    def _tls_binding(self) -> str:
+        """The console on :attr:`tls_port`: Jetty reads PKCS#12 stores, made from the PEM
+        PKI here (the truststore as Java wants it, with its trusted-certificate mark)."""
+        pki = self.pki = make_pki(self.workdir / "pki")
+        ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+        cert = x509.load_pem_x509_certificate(pki.server_cert.read_bytes())
+        key = serialization.load_pem_private_key(pki.server_key.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        lock = serialization.BestAvailableEncryption(STORE_PASSWORD.encode())
+        keystore, truststore = self.workdir / "pki" / "server.p12", self.workdir / "pki" / "ca.p12"
+        keystore.write_bytes(
+            pkcs12.serialize_key_and_certificates(b"server", key, cert, [ca], lock)
+        )
+        trusted = [pkcs12.PKCS12Certificate(ca, b"ca")]
+        truststore.write_bytes(pkcs12.serialize_java_truststore(trusted, lock))
+        return (
+            f'\n       <binding name="tls" uri="https://127.0.0.1:{self.tls_port}"'
+            ' clientAuth="true"'
+            f' keyStorePath="{keystore}" keyStorePassword="{STORE_PASSWORD}"'
+            f' trustStorePath="{truststore}" trustStorePassword="{STORE_PASSWORD}">\n'
+            '           <app name="console" url="console" war="console.war"/>\n'
+            "       </binding>"
+        )
 
     def _ready(self) -> bool:
         try:
