@@ -18,6 +18,7 @@ only checked as KEDA checks them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
@@ -34,7 +35,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import httpx
 
 from scalers.base import Scaler, ScalerKind
-from scalers.clients import MAX_BODY_BYTES, Clients, HttpIdentity, tls_context
+from scalers.clients import HTTP_IN_FLIGHT, MAX_BODY_BYTES, Clients, HttpIdentity, tls_context
 from scalers.errors import Problems, SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.errors import quote as quoted
 from scalers.params import Source, TriggerInputs, TriggerMetadata, param, parse_params
@@ -168,9 +169,10 @@ async def storage_get(
     headers = {"x-ms-date": email.utils.formatdate(usegmt=True), "x-ms-version": API_VERSION}
     if account.account_key:
         headers["Authorization"] = shared_key_header(account, "GET", path, params, headers)
-    client = await _client(clients, f"{base.scheme}://{base.netloc}")
+    http = await _client(clients, f"{base.scheme}://{base.netloc}")
     try:
-        response = await client.get(url, headers=headers)
+        async with http.turns:
+            response = await http.client.get(url, headers=headers)
     except httpx.TimeoutException as exc:
         raise SourceTimeout(f"{what}: no answer within {clients.timeout:g}s") from exc
     except (httpx.HTTPError, ssl.SSLError) as exc:
@@ -210,20 +212,34 @@ def xml_root(response: httpx.Response, what: str) -> ET.Element:
         raise SourceResponseError(f"{what}: the answer is not XML: {exc}") from exc
 
 
-async def _client(clients: Clients, origin: str) -> httpx.AsyncClient:
+class _Endpoint:
+    """The client of one storage endpoint, and the turns of its requests: as
+    :data:`scalers.clients.HTTP_IN_FLIGHT` explains, more wait here, not in httpx's pool."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.turns = asyncio.Semaphore(HTTP_IN_FLIGHT)
+
+
+async def _client(clients: Clients, origin: str) -> _Endpoint:
     """One client per storage endpoint (scheme, host, port), shared by every trigger and
     credential of it: credentials are per request."""
 
-    async def open_client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+    async def open_client() -> _Endpoint:
+        limits = httpx.Limits(
+            max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT
+        )
+        client = httpx.AsyncClient(
             verify=tls_context(HttpIdentity()),
             timeout=httpx.Timeout(clients.timeout),
+            limits=limits,
             follow_redirects=False,
             trust_env=False,
         )
+        return _Endpoint(client)
 
-    async def close(client: httpx.AsyncClient) -> None:
-        await client.aclose()
+    async def close(endpoint: _Endpoint) -> None:
+        await endpoint.client.aclose()
 
     return await clients.shared(("azure-storage", origin), open_client, close)
 
