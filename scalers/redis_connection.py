@@ -294,11 +294,10 @@ class ClusterBackend:
             socket_timeout=seconds,
             client_name=CLIENT_NAME,
         )
+        # Slot moves are followed; a node that fails is the poll's error (``retry`` says no
+        # second attempt), and the next poll's client maps the slots again.
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
-            # Slot moves are followed; a node that fails is the poll's error, and the next
-            # poll's client maps the slots again.
-            cluster_error_retry_attempts=0,
             **options,
         )
         if self.tls is not None:

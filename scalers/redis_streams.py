@@ -175,6 +175,7 @@ async def _server_info(client: Connected, key: str) -> Mapping[str, Any]:
     from redis.asyncio.cluster import RedisCluster
 
     if isinstance(client.redis, RedisCluster):
+        await client.redis.initialize()  # the slots map, on a client's first command
         node = client.redis.get_node_from_key(key)
         answer = await client.redis.info("server", target_nodes=node)
     else:

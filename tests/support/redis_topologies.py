@@ -11,15 +11,24 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
 
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from scalers.base import Scaler, ScalerKind
+from scalers.clients import Clients
+from scalers.errors import Problems
+from scalers.params import TriggerInputs
 from tests.support.redis_server import RedisServer
 from tests.support.servers import free_port
 
+T = TypeVar("T")
 MASTER_NAME = "mymaster"
 SETTLE_SECONDS = 60.0
 """How long a topology may take to form or fail over: Redis itself needs a few seconds
@@ -84,9 +93,12 @@ class SentinelServer(RedisServer):
         return [str(self.binary), str(conf), "--sentinel"]
 
     def master_address(self) -> tuple[str, int] | None:
+        """The master as clients see it (``SENTINEL MASTER``): ``None`` while it is down."""
         with self.client() as client:
-            found = client.sentinel_get_master_addr_by_name(MASTER_NAME)
-        return (found[0], int(found[1])) if found else None
+            state = client.sentinel_master(MASTER_NAME)
+        if not state["is_master"] or state["is_sdown"] or state["is_odown"]:
+            return None
+        return state["ip"], int(state["port"])
 
     def knows_replicas(self) -> int:
         with self.client() as client:
@@ -222,12 +234,54 @@ class SentinelTopology:
     def servers(self) -> Iterator[Node]:
         yield from (s for s in (self.master, self.replica) if s is not None)
 
-    def current_master(self) -> Node:
-        """The server the sentinel names as master now."""
+    def current_master(self) -> Node | None:
+        """The server the sentinel names as a working master now, if any."""
         address = self._sentinel.master_address()
-        return next(s for s in self.servers() if address and s.port == address[1])
+        return next((s for s in self.servers() if address and s.port == address[1]), None)
+
+    def working_master(self) -> Node:
+        found = self.current_master()
+        assert found is not None, "the sentinel names no working master"
+        return found
 
     def cleanup(self) -> None:
         for server in (self.sentinel, self.replica, self.master):
             if server is not None:
                 server.cleanup()
+
+
+def scaler_of(
+    kind: ScalerKind[Any], metadata: Mapping[str, str], auth: Mapping[str, str] | None = None
+) -> Scaler[Any]:
+    """A trigger of ``kind`` as its metadata builds it (the registry's way, without needing
+    the type registered); a ConfigError names every problem."""
+    problems = Problems()
+    built = kind.create(TriggerInputs(dict(metadata), {}, dict(auth or {})), problems)
+    problems.raise_for(f"trigger {kind.type_name}")
+    assert built is not None
+    return built
+
+
+class CountingClients(Clients):
+    """Clients that remember the key of every client they open: the ``Clients.shared`` seam,
+    the only place a scaler may open one."""
+
+    def __init__(self, timeout: float = 5) -> None:
+        super().__init__(timeout=timeout)
+        self.opened: list[Hashable] = []
+
+    async def shared(
+        self,
+        key: Hashable,
+        open_client: Callable[[], Awaitable[T]],
+        close_client: Callable[[T], Awaitable[None]],
+    ) -> T:
+        async def counted() -> T:
+            self.opened.append(key)
+            return await open_client()
+
+        return await super().shared(key, counted, close_client)
+
+
+def counting_poller(clients: Clients) -> Poller:
+    return Poller(MetricStore(), clients, Telemetry(), timeout=clients.timeout)
