@@ -92,7 +92,9 @@ def parse_connection_string(text: str, service: str) -> StorageAccount:
         url = f"{protocol}://{name}.{service}.{suffix}"
     else:
         raise ValueError(f"needs either AccountName or {endpoint_key}")
-    parts = urlsplit(url.rstrip("/"))
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:  # a SAS in the URL: never quoted, nor kept in it
+        raise ValueError(f"{endpoint_key} holds a query: give a SAS as SharedAccessSignature")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{endpoint_key}: {quoted(url)} is not an http:// or https:// URL")
     service_url = url.rstrip("/")

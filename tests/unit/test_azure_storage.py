@@ -112,6 +112,7 @@ def test_a_key_signs_and_a_sas_is_kept_as_query_parameters() -> None:
         ("AccountName=a;AccountKey=not base64!", "AccountKey is not base64"),
         ("QueueEndpoint=ftp://x;SharedAccessSignature=s", "is not an http:// or https:// URL"),
         ("queueendpoint=http://x;SharedAccessSignature=s", "needs either AccountName"),  # case
+        ("QueueEndpoint=http://x/?sig=not base64!;AccountName=a;AccountKey=a2V5", "holds a query"),
     ],
 )
 def test_bad_connection_strings(text: str, says: str) -> None:
