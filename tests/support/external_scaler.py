@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -23,6 +24,8 @@ import grpc.aio
 from scalers.external_client import SERVICE
 from scalers.protos import externalscaler_pb2 as pb
 from tests.support.pki import Pki
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -198,3 +201,39 @@ async def serving(
         yield server
     finally:
         await server.stop()
+
+
+class InThread:
+    """A server in a thread and event loop of its own, for synchronous tests (e2e): its
+    coroutines are run there with :meth:`run`; :attr:`server`'s fields are plain data."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.server = self.run(_new())
+
+    def run(self, coroutine: Coroutine[Any, Any, T], within: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(within)
+
+    def close(self) -> None:
+        try:
+            self.run(self.server.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+
+async def _new() -> ExternalScalerServer:
+    return await ExternalScalerServer().start()
+
+
+@contextlib.contextmanager
+def in_thread() -> Iterator[InThread]:
+    """A started :class:`InThread` server, stopped for sure when the block ends."""
+    running = InThread()
+    try:
+        yield running
+    finally:
+        running.close()
