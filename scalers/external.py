@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from scalers.base import Example, Measurement, Scaler, ScalerKind
 from scalers.clients import Clients
@@ -45,6 +45,9 @@ UNSETTLED_TARGET = 1.0
 class Metadata(TriggerMetadata):
     """KEDA's ``externalScalerMetadata``; the ScaledObject and the metadata passed on are
     added by :class:`Kind` (they are no parameters)."""
+
+    PASSES_METADATA: ClassVar[bool] = True
+    """Every metadata key goes to the scaler (``scalerMetadata``): none is ignored."""
 
     scaler_address: str = param("scalerAddress", doc="host:port of the gRPC scaler")
     enable_tls: bool = param("enableTLS", default="false")
