@@ -25,6 +25,7 @@ from scalers.base import Scaler, ScalerKind
 from scalers.clients import Clients
 from scalers.errors import Problems
 from scalers.params import TriggerInputs
+from tests.support.pki import Pki
 from tests.support.redis_server import RedisServer
 from tests.support.servers import free_port
 
@@ -63,7 +64,24 @@ class Node(RedisServer):
     extra: tuple[str, ...] = ()
 
     def _command(self) -> list[str]:
-        return [*super()._command(), *self.extra]
+        return [*super()._command(), *self.extra, *tls_peer_args(self.pki)]
+
+
+def tls_peer_args(pki: Pki | None) -> list[str]:
+    """With TLS: the cluster bus and replication over TLS too, each server presenting the
+    client certificate when it connects to another (the servers require one)."""
+    if pki is None:
+        return []
+    return [
+        "--tls-cluster",
+        "yes",
+        "--tls-replication",
+        "yes",
+        "--tls-client-cert-file",
+        str(pki.client_cert),
+        "--tls-client-key-file",
+        str(pki.client_key),
+    ]
 
 
 @dataclass
@@ -76,8 +94,20 @@ class SentinelServer(RedisServer):
 
     def _command(self) -> list[str]:
         conf = self.workdir / "sentinel.conf"
+        listen = [f"port {self.port}"]
+        if self.pki is not None:
+            listen = ["port 0", f"tls-port {self.port}"]
+            listen += [
+                f"tls-cert-file {self.pki.server_cert}",
+                f"tls-key-file {self.pki.server_key}",
+            ]
+            listen += [f"tls-ca-cert-file {self.pki.ca}", "tls-auth-clients yes"]
+            args = tls_peer_args(self.pki)
+            listen += [
+                f"{k.removeprefix('--')} {v}" for k, v in zip(args[::2], args[1::2], strict=True)
+            ]
         lines = [
-            f"port {self.port}",
+            *listen,
             "bind 127.0.0.1",
             f"dir {self.workdir}",
             f"logfile {self.workdir / 'redis.log'}",
@@ -111,6 +141,7 @@ class ClusterTopology:
 
     binary: Path
     password: str | None = None
+    pki: Pki | None = None
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -126,11 +157,16 @@ class ClusterTopology:
             for _ in range(3):
                 port = _port_with_bus()
                 extra = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000", *auth)
-                node = Node(self.binary, password=self.password, port=port, extra=extra)
+                node = Node(
+                    self.binary, password=self.password, pki=self.pki, port=port, extra=extra
+                )
                 node.start()
                 self.nodes.append(node)
             create = [str(cli), "--cluster", "create", *(n.address for n in self.nodes)]
             create += ["--cluster-yes", *(("-a", self.password) if self.password else ())]
+            if self.pki is not None:
+                create += ["--tls", "--cacert", str(self.pki.ca)]
+                create += ["--cert", str(self.pki.client_cert), "--key", str(self.pki.client_key)]
             subprocess.run(create, check=True, capture_output=True, timeout=SETTLE_SECONDS)
             wait_for("cluster_state:ok on every node", self._ok)
         except BaseException:
@@ -149,8 +185,16 @@ class ClusterTopology:
     def client(self) -> redis.RedisCluster:
         """A synchronous admin client, to set keys up wherever their slot lives."""
         first = self.nodes[0]
+        tls: dict[str, Any] = {}
+        if self.pki is not None:
+            tls = {
+                "ssl": True,
+                "ssl_ca_certs": str(self.pki.ca),
+                "ssl_certfile": str(self.pki.client_cert),
+                "ssl_keyfile": str(self.pki.client_key),
+            }
         return redis.RedisCluster(
-            host="127.0.0.1", port=first.port, password=self.password, socket_timeout=5
+            host="127.0.0.1", port=first.port, password=self.password, socket_timeout=5, **tls
         )
 
     def node_of(self, key: str) -> Node:
@@ -195,6 +239,7 @@ class SentinelTopology:
     binary: Path
     password: str | None = None
     sentinel_password: str | None = None
+    pki: Pki | None = None
     master: Node | None = None
     replica: Node | None = None
     sentinel: SentinelServer | None = None
@@ -202,15 +247,16 @@ class SentinelTopology:
     def start(self) -> SentinelTopology:
         auth = ("--masterauth", self.password) if self.password else ()
         try:
-            self.master = master = Node(self.binary, password=self.password, extra=auth)
+            self.master = master = Node(self.binary, self.password, pki=self.pki, extra=auth)
             master.start()
             follow = ("--replicaof", "127.0.0.1", str(master.port), *auth)
-            self.replica = Node(self.binary, password=self.password, extra=follow)
+            self.replica = Node(self.binary, self.password, pki=self.pki, extra=follow)
             self.replica.start()
             wait_for("the replica in sync", self._replica_synced)
             self.sentinel = SentinelServer(
                 self.binary,
                 password=self.sentinel_password,
+                pki=self.pki,
                 master_port=master.port,
                 master_password=self.password,
             )
