@@ -308,7 +308,7 @@ class ClusterBackend:
             for node in cluster.nodes_manager.startup_nodes.values():
                 node.connection_class = _TlsConnection
                 node.connection_kwargs |= tls
-        return Connected(cluster)
+        return _ClusterConnected(cluster)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +356,17 @@ class SentinelBackend:
             }
         master = sentinel.master_for(self.master, db=self.db, **options)
         return _SentinelConnected(master, sentinel=sentinel)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClusterConnected(Connected):
+    async def aclose(self) -> None:
+        """Every node's connections: after a failed command redis-py marks the cluster for
+        mapping again, and its own ``aclose`` then closes nothing."""
+        assert isinstance(self.redis, RedisCluster)
+        await self.redis.aclose()
+        await self.redis.nodes_manager.aclose()
+        await self.redis.nodes_manager.aclose("startup_nodes")
 
 
 class _Sentinel(Sentinel):
