@@ -1,7 +1,8 @@
 """``redis``: the length of a Redis list, set, sorted set or hash (KEDA's "Redis Lists").
 
 The cluster and Sentinel variants (:mod:`scalers.redis_variants`) are this trigger on another
-backend; what they share with the stream triggers is in :mod:`scalers.redis_connection`.
+backend; what they share with the stream triggers is in :mod:`scalers.redis_params` and
+:mod:`scalers.redis_connection`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
 from scalers.params import TriggerMetadata, param
 from scalers.redis_connection import CLIENT_NAME as CLIENT_NAME
-from scalers.redis_connection import (
-    Backend,
-    Connected,
-    ConnectionFields,
-    RedisBackend,
-    backend,
-    command,
-)
-from scalers.redis_connection import join_host_port as join_host_port
-from scalers.redis_connection import split_address as split_address
+from scalers.redis_connection import Backend, Connected, RedisBackend, backend, command
+from scalers.redis_params import ConnectionFields
+from scalers.redis_params import join_host_port as join_host_port
+from scalers.redis_params import split_address as split_address
 from scalers.wake import NoWake, Wake
 
 LENGTH_SCRIPT = """

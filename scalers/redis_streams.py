@@ -28,8 +28,9 @@ from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
 from scalers.params import TriggerMetadata, param
-from scalers.redis_connection import Backend, Connected, ConnectionFields, backend, command
-from scalers.wake import NO_SIGNAL, NoWake
+from scalers.redis_connection import Backend, Connected, backend, command
+from scalers.redis_params import ConnectionFields
+from scalers.wake import NoWake
 
 LAG_NEEDS_MAJOR = 7
 """``XINFO GROUPS`` has a ``lag`` since Redis 7.0."""
@@ -222,8 +223,11 @@ class RedisStreamsScaler(Scaler[int]):
         return float(answer)
 
     def wake(self) -> NoWake:
-        """Not yet: a stream's keyspace event (``XADD``, flag ``t``) could hint as lists do."""
-        return NoWake(NO_SIGNAL)
+        """Not yet: a stream's keyspace event (``xadd``, flag ``t``) could hint as lists do."""
+        return NoWake(NO_STREAM_WAKE)
+
+
+NO_STREAM_WAKE = "wake hints do not watch Redis streams yet; polled only"
 
 
 def query_of(meta: StreamFields, on: Backend) -> StreamQuery:

@@ -18,7 +18,7 @@ from typing import ClassVar
 from scalers import redis as lists
 from scalers import redis_streams as streams
 from scalers.base import Example, ScalerKind
-from scalers.redis_connection import SentinelFields
+from scalers.redis_params import SentinelFields
 
 
 @dataclass(frozen=True)
