@@ -275,6 +275,8 @@ async def source_error(
             f"{what}: the adapter's own AWS identity is used, and the adapter has no AWS "
             f"credentials ({exc})"
         )
+    if isinstance(exc, boto.ParamValidationError):  # refused before sending, as AWS would
+        return SourceResponseError(f"{what}: {' '.join(str(exc).split())}")
     if isinstance(exc, ValueError) and "endpoint" in str(exc).lower():
         return SourceUnreachable(f"{what}: {exc}")  # botocore refuses the URL on first use
     if isinstance(exc, boto.BotoCoreError):

@@ -204,3 +204,11 @@ async def test_no_result_at_all_is_the_minimum_as_in_keda(name: str) -> None:
     meta = {**_triggers(name)["aws-cloudwatch"], "minMetricValue": "2"}
     async with scripted(_cloudwatch("")) as endpoint:
         assert await measure(scaler("aws-cloudwatch", endpoint.url, meta)) == 2
+
+
+async def test_a_name_aws_would_refuse_is_a_response_error(moto: MotoServer, name: str) -> None:
+    # botocore refuses it before sending (an index name has 3 characters at least), as
+    # DynamoDB would: the same kind of error as AWS's ValidationException.
+    meta = {**_triggers(name)["aws-dynamodb"], "indexName": "ab"}
+    with pytest.raises(SourceResponseError, match="Invalid length for parameter IndexName"):
+        await measure(scaler("aws-dynamodb", moto, meta))
