@@ -1,10 +1,10 @@
 """Upstream load: how many requests the event sources see per polling interval, counted by
-the servers themselves, for 1, 100 and 1,000 triggers on one nats-server, one Kafka broker and
-one PostgreSQL server.
+the servers themselves, for 1, 100 and 1,000 triggers on one nats-server, one Kafka broker,
+one PostgreSQL server and one moto (CloudWatch).
 
     .venv/bin/python -m bench.upstream [--triggers 1 100 1000] [--intervals 1 5]
 
-One adapter process (standalone) per (triggers, interval) serves five groups of ScaledObjects
+One adapter process (standalone) per (triggers, interval) serves six groups of ScaledObjects
 at once, each group on its own counter:
 
 - nats, one consumer: every trigger on one consumer of one nats-server;
@@ -12,13 +12,16 @@ at once, each group on its own counter:
 - kafka, one group: every trigger on one group of topic ``upstream-shared``;
 - kafka, N groups: each trigger on its own group of topic ``upstream-distinct``;
 - postgresql, one query: every trigger asks the same SQL of one PostgreSQL database, each
-  with its own target and activation.
+  with its own target and activation;
+- cloudwatch, one query: every trigger asks moto for the same CloudWatch metric, each with its
+  own target, activation, minMetricValue and ignoreNullValues.
 
 A NATS request is one ``GET /jsz`` (``http_req_stats`` of ``/varz``: our own reads of /varz
 count under /varz, not /jsz). A Kafka request is one poll of a query: one OffsetFetch in the
 broker's request log (``kafka.request.logger``, one JSON line per completed request), which
 also lists the Metadata and ListOffsets of that poll. A PostgreSQL request is one execution
-of the SQL text in the server's statement log (``log_statement=all``). Every counter is
+of the SQL text in the server's statement log (``log_statement=all``). A CloudWatch request
+is one ``GetMetricData`` in moto's request recorder. Every counter is
 sampled every 0.1 s; requests per interval is the median over every window one interval long
 in the measured span, so a window that happens to end on a poll cannot make 1 read as 0 or 2.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import importlib.metadata
 import json
 import tempfile
 import time
@@ -49,6 +53,8 @@ from tests.support.kafka import (
     ensure_jars,
     produce,
 )
+from tests.support.moto import MotoServer, put_metric
+from tests.support.moto import count as moto_count
 from tests.support.nats import NatsServer, binaries
 from tests.support.postgres import PostgresServer
 from tests.support.postgres import binaries as postgres_binaries
@@ -145,6 +151,7 @@ class Sources:
     nats_many: NatsServer
     kafka: KafkaBroker
     postgres: PostgresServer
+    moto: MotoServer
 
 
 @contextmanager
@@ -162,11 +169,17 @@ def sources(triggers: int) -> Iterator[Sources]:
         postgres = PostgresServer(_postgres_bin())
         stack.callback(postgres.cleanup)
         postgres.start()
+        moto = MotoServer()
+        stack.callback(moto.cleanup)
+        moto.start()
         began = time.monotonic()
         asyncio.run(prepare(servers[0], servers[1], broker, triggers))
         prepare_postgres(postgres)
+        asyncio.run(
+            put_metric(moto, CW_NAMESPACE, CW_METRIC, {"QueueName": "jobs"}, [(time.time(), 10)])
+        )
         note(f"upstream: sources ready in {time.monotonic() - began:.1f}s")
-        yield Sources(servers[0], servers[1], broker, postgres)
+        yield Sources(servers[0], servers[1], broker, postgres, moto)
 
 
 async def prepare(one: NatsServer, many: NatsServer, broker: KafkaBroker, triggers: int) -> None:
@@ -230,18 +243,74 @@ def postgres_authentication(server: PostgresServer) -> list[dict[str, Any]]:
     ]
 
 
+# CloudWatch: one metric in moto, with one datapoint the hour-long window keeps in view.
+
+CW_NAMESPACE, CW_METRIC = "Upstream/Jobs", "depth"
+CW_KEYS = {"awsAccessKeyID": "AKIAUPSTREAMBENCH001", "awsSecretAccessKey": "upstream-secret"}
+
+
+async def prepare_cloudwatch(moto: MotoServer) -> None:
+    """A datapoint two minutes old: in the window (the last whole minutes of an hour) from the
+    first poll on, for the next 58 minutes."""
+    await put_metric(
+        moto, CW_NAMESPACE, CW_METRIC, {"QueueName": "jobs"}, [(time.time() - 120, 10)]
+    )
+
+
+def cloudwatch_authentication() -> list[dict[str, Any]]:
+    """A TriggerAuthentication reading the AWS keys from a Secret."""
+    refs = [{"parameter": k, "name": "upstream-aws", "key": k} for k in CW_KEYS]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "upstream-aws", "namespace": NAMESPACE},
+            "stringData": CW_KEYS,
+        },
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "TriggerAuthentication",
+            "metadata": {"name": "upstream-aws", "namespace": NAMESPACE},
+            "spec": {"secretTargetRef": refs},
+        },
+    ]
+
+
+def cloudwatch_trigger(moto: MotoServer, i: int) -> dict[str, Any]:
+    return {
+        "type": "aws-cloudwatch",
+        "metadata": {
+            "namespace": CW_NAMESPACE,
+            "metricName": CW_METRIC,
+            "dimensionName": "QueueName",
+            "dimensionValue": "jobs",
+            "metricStatPeriod": "60",
+            "metricCollectionTime": "3600",
+            "targetMetricValue": str(1 + i % 7),
+            "activationTargetMetricValue": str(i % 3),
+            "minMetricValue": str(i % 2),
+            "ignoreNullValues": "false" if i % 2 else "true",
+            "awsRegion": "us-east-1",
+            "awsEndpoint": moto.endpoint,
+        },
+        "authenticationRef": {"name": "upstream-aws"},
+    }
+
+
 GROUPS = (
     "nats, one consumer",
     "nats, N consumers",
     "kafka, one group",
     "kafka, N groups",
     "postgresql, one query",
+    "cloudwatch, one query",
 )
 
 
 def objects(src: Sources, triggers: int, interval: int) -> Iterator[dict[str, Any]]:
     """``triggers`` ScaledObjects per group of :data:`GROUPS`."""
     yield from postgres_authentication(src.postgres)
+    yield from cloudwatch_authentication()
     for i in range(triggers):
         trigger = {
             "type": "postgresql",
@@ -253,6 +322,7 @@ def objects(src: Sources, triggers: int, interval: int) -> Iterator[dict[str, An
             "authenticationRef": {"name": "upstream-pg"},
         }
         yield scaled_object(f"pg-one-{i}", NAMESPACE, trigger, interval)
+        yield scaled_object(f"cw-one-{i}", NAMESPACE, cloudwatch_trigger(src.moto, i), interval)
         for server, prefix, consumer in (
             (src.nats_one, "nats-one", "c0"),
             (src.nats_many, "nats-many", f"c{i}"),
@@ -323,6 +393,7 @@ def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Ro
             ("kafka-one", "s0-kafka-upstream-shared"),
             ("kafka-many", "s0-kafka-upstream-distinct"),
             ("pg-one", "s0-postgresql"),
+            ("cw-one", "s0-aws-cloudwatch"),
         ):
             url = metric_url(adapter.url, NAMESPACE, metric, f"{prefix}-{triggers - 1}")
             bench.wait_value(url)
@@ -335,6 +406,7 @@ def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Ro
                 "many": jsz_probe(src.nats_many),
                 "kafka": log_size(src.kafka),
                 "pg": lambda: src.postgres.executed(PG_SQL),
+                "cw": lambda: moto_count(src.moto, "GetMetricData"),
             },
             seconds,
         )
@@ -352,6 +424,7 @@ def measure(bench: Bench, src: Sources, triggers: int, interval: int) -> list[Ro
         }
         rows.append(Row(group, triggers, distinct, interval, calls.get("OFFSET_FETCH", 0.0), calls))
     rows.append(Row(GROUPS[4], triggers, 1, interval, found["pg"].per_interval(interval), {}))
+    rows.append(Row(GROUPS[5], triggers, 1, interval, found["cw"].per_interval(interval), {}))
     return rows
 
 
@@ -384,7 +457,8 @@ def run(argv: Sequence[str] | None) -> list[str]:
     print_table(
         f"Upstream requests per polling interval, median over every window of one interval "
         f"(sampled every {SAMPLE_SECONDS:g}s), nats-server {src.nats_one.version()}, "
-        f"Kafka {KAFKA_VERSION} (KRaft, one broker), PostgreSQL {src.postgres.version()}",
+        f"Kafka {KAFKA_VERSION} (KRaft, one broker), PostgreSQL {src.postgres.version()}, "
+        f"moto {moto_version()}",
         HEADERS,
         [r.cells for r in rows],
     )
@@ -401,8 +475,13 @@ def run(argv: Sequence[str] | None) -> list[str]:
             kafka_groups=most,
             kafka_requests_per_interval_one_group_each=_fmt(by_group[GROUPS[3]].per_interval),
             postgresql_requests_per_interval=_fmt(by_group[GROUPS[4]].per_interval),
+            cloudwatch_requests_per_interval=_fmt(by_group[GROUPS[5]].per_interval),
         )
     ]
+
+
+def moto_version() -> str:
+    return importlib.metadata.version("moto")
 
 
 def _fmt(value: float) -> str:
