@@ -239,7 +239,7 @@ class _Sentinel(Sentinel):
 
     async def discover_master(self, service_name: str) -> tuple[str, int]:
         answers = []
-        for sentinel in self.sentinels:
+        for i, sentinel in enumerate(self.sentinels):
             where = _shown(*_address_of(sentinel))
             try:
                 masters: Any = await sentinel.sentinel_masters()
@@ -248,6 +248,8 @@ class _Sentinel(Sentinel):
                 continue
             state = masters.get(service_name) if isinstance(masters, Mapping) else None
             if state and self.check_master_state(state, service_name):
+                # The one that answered is asked first next time, as redis-py does.
+                self.sentinels[0], self.sentinels[i] = sentinel, self.sentinels[0]
                 return state["ip"], int(state["port"])
             answers.append(f"{where}: {'master down' if state else 'no such master'}")
         raise MasterNotFoundError(
