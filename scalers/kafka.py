@@ -5,6 +5,15 @@ group has committed to counts. The options that only change how one trigger read
 offsets (``partitionLimitation``, the caps, ``excludePersistentLag``) live here, in
 :meth:`KafkaScaler.lag`, so that every trigger asking one group about one topic of one
 cluster shares one :class:`~scalers.kafka_client.OffsetsQuery`.
+
+SASL ``oauthbearer`` (KEDA's ``saslTokenProvider: bearer``): ``username``/``password`` are
+an OAuth2 client's id and secret, exchanged at ``oauthTokenEndpointUri`` for a token as
+KEDA's x/oauth2 client-credentials source does (:mod:`scalers.oauth2`: ``scopes`` split at
+commas, unset meaning one empty scope, as in KEDA), and ``oauthExtensions`` go beside it.
+Where we differ: one token per client and endpoint serves every trigger and connection
+(KEDA fetches one per scaler); aiokafka does not re-authenticate a live connection
+(KIP-368), so a broker with ``connections.max.reauth.ms`` closes it when its token expires
+and that poll fails, the next one connecting with a fresh token; ``aws_msk_iam`` is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from aiokafka.conn import get_ip_port_afi
 from scalers.base import Example, Measurement, Scaler, ScalerKind, normalize
 from scalers.errors import SourceResponseError, quote
 from scalers.kafka_client import NO_OFFSET, GroupOffsets, KafkaBackend, OffsetsQuery, TopicOffsets
+from scalers.oauth2 import ClientCredentials
 from scalers.params import Source, TriggerMetadata, param
 from scalers.wake import Wake
 from scalers.wake_kafka import GroupTopics, KafkaWatch
@@ -26,7 +36,7 @@ from scalers.wake_kafka import GroupTopics, KafkaWatch
 _FROM_ENV = (Source.TRIGGER, Source.ENV)
 _FROM_AUTH = (Source.TRIGGER, Source.AUTH)
 _AUTH = (Source.AUTH,)
-_SASL_SUPPORTED = ("none", "plaintext", "scram_sha256", "scram_sha512")
+_SASL_SUPPORTED = ("none", "plaintext", "scram_sha256", "scram_sha512", "oauthbearer")
 _KAFKA_VERSION = re.compile(r"0\.[0-9]+\.[0-9]+\.[0-9]+|[1-9][0-9]*\.[0-9]+\.[0-9]+")
 """What sarama's ``ParseKafkaVersion`` accepts: ``0.10.2.0`` or ``2.8.0``."""
 _PARTITION = re.compile(r"\+?[0-9]+")
@@ -70,10 +80,26 @@ class Metadata(TriggerMetadata):
         "sasl",
         order=_FROM_AUTH,
         default="none",
-        enum=(*_SASL_SUPPORTED, "oauthbearer", "gssapi"),
+        enum=(*_SASL_SUPPORTED, "gssapi"),
     )
-    username: str | None = param("username", order=_AUTH, optional=True)
-    password: str | None = param("password", order=_AUTH, optional=True, secret=True)
+    username: str | None = param(
+        "username", order=_AUTH, optional=True, doc="with oauthbearer: the OAuth2 client id"
+    )
+    password: str | None = param(
+        "password", order=_AUTH, optional=True, secret=True, doc="oauthbearer: client secret"
+    )
+    sasl_token_provider: str | None = param(
+        "saslTokenProvider", order=_FROM_AUTH, optional=True, enum=("bearer", "aws_msk_iam")
+    )
+    oauth_token_endpoint_uri: str | None = param(
+        "oauthTokenEndpointUri", order=_AUTH, optional=True, doc="oauthbearer's token endpoint"
+    )
+    scopes: str | None = param(
+        "scopes", order=_AUTH, optional=True, doc="comma-separated, asked of the token endpoint"
+    )
+    oauth_extensions: str | None = param(
+        "oauthExtensions", order=_AUTH, optional=True, doc="key=value,... sent with the token"
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not self.bootstrap_servers:
@@ -105,10 +131,40 @@ class Metadata(TriggerMetadata):
             yield need, f"is required with {have} when tls is enable (from the authentication)"
         if self.sasl not in _SASL_SUPPORTED:
             yield "sasl", f"{quote(self.sasl)} is not supported yet ({', '.join(_SASL_SUPPORTED)})"
+        elif self.sasl == "oauthbearer" and self.sasl_token_provider == "aws_msk_iam":
+            yield "saslTokenProvider", '"aws_msk_iam" is not supported yet (bearer)'
         elif self.sasl != "none":
             for name, value in (("username", self.username), ("password", self.password)):
                 if not value:
                     yield name, f"is required by sasl {self.sasl} (from the authentication)"
+            if self.sasl == "oauthbearer":
+                yield from self._oauth_problems()
+
+    def _oauth_problems(self) -> Iterator[tuple[str, str]]:
+        if not self.oauth_token_endpoint_uri:
+            yield (
+                "oauthTokenEndpointUri",
+                "is required by sasl oauthbearer (from the authentication)",
+            )
+        try:
+            parse_extensions(self.oauth_extensions)
+        except ValueError as exc:
+            yield "oauthExtensions", str(exc)
+
+
+def parse_extensions(text: str | None) -> tuple[tuple[str, str], ...]:
+    """``oauthExtensions`` as KEDA splits it: ``,`` between pairs, one ``=`` in each."""
+    if not text:
+        return ()
+    pairs = []
+    for pair in text.split(","):
+        parts = pair.split("=")
+        if len(parts) != 2:
+            raise ValueError(f"{quote(pair)} is not key=value")
+        if parts[0] == "auth":  # the token's own field in the SASL message (RFC 7628)
+            raise ValueError('"auth" is reserved for the token itself')
+        pairs.append((parts[0], parts[1]))
+    return tuple(dict(pairs).items())  # the last of a repeated key wins, as in KEDA's map
 
 
 def _valid_server(server: str) -> bool:
@@ -296,6 +352,15 @@ def _factors(n: int) -> list[int]:
 
 def build(meta: Metadata) -> KafkaScaler:
     tls, sasl = meta.tls == "enable", meta.sasl != "none"
+    oauth = None
+    if meta.sasl == "oauthbearer" and meta.username and meta.password:
+        oauth = ClientCredentials(
+            token_url=meta.oauth_token_endpoint_uri or "",
+            client_id=meta.username,
+            client_secret=meta.password,
+            # KEDA's strings.Split: an unset scopes is one empty scope, so ``scope=`` is sent
+            scopes=tuple((meta.scopes or "").split(",")),
+        )
     backend = KafkaBackend(
         bootstrap_servers=tuple(sorted(set(meta.bootstrap_servers))),
         sasl=meta.sasl,
@@ -307,6 +372,8 @@ def build(meta: Metadata) -> KafkaScaler:
         cert=meta.cert if tls else None,
         key=meta.key if tls else None,
         key_password=meta.key_password if tls else None,
+        oauth=oauth,
+        oauth_extensions=parse_extensions(meta.oauth_extensions) if oauth else (),
     )
     limitation = (
         PartitionLimitation.parse(meta.partition_limitation)

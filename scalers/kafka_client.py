@@ -18,8 +18,9 @@ import ssl
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import create_conn, get_ip_port_afi
 from aiokafka.errors import (
@@ -36,10 +37,9 @@ from aiokafka.protocol.coordination import FindCoordinatorRequest
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.protocol.offset import OffsetRequest
 
-from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable, quote
-
-if TYPE_CHECKING:
-    from scalers.clients import Clients
+from scalers.clients import Clients
+from scalers.errors import ScalerError, SourceResponseError, SourceTimeout, SourceUnreachable, quote
+from scalers.oauth2 import ClientCredentials
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ _MECHANISMS = {
     "plaintext": "PLAIN",
     "scram_sha256": "SCRAM-SHA-256",
     "scram_sha512": "SCRAM-SHA-512",
+    "oauthbearer": "OAUTHBEARER",
 }
 
 
@@ -63,7 +64,8 @@ class KafkaBackend:
 
     bootstrap_servers: tuple[str, ...]
     sasl: str = "none"
-    """``none``, ``plaintext`` (SASL/PLAIN), ``scram_sha256`` or ``scram_sha512``."""
+    """``none``, ``plaintext`` (SASL/PLAIN), ``scram_sha256``, ``scram_sha512`` or
+    ``oauthbearer`` (with :attr:`oauth`)."""
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
@@ -72,6 +74,10 @@ class KafkaBackend:
     cert: str | None = field(default=None, repr=False)
     key: str | None = field(default=None, repr=False)
     key_password: str | None = field(default=None, repr=False)
+    oauth: ClientCredentials | None = field(default=None, repr=False)
+    """Where ``oauthbearer`` gets its tokens: client credentials at a token endpoint."""
+    oauth_extensions: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """SASL/OAUTHBEARER extensions sent beside the token (RFC 7628 §3.1)."""
 
     @property
     def security_protocol(self) -> str:
@@ -116,13 +122,38 @@ class GroupOffsets:
     topics: Mapping[str, TopicOffsets]
 
 
+class BearerTokens(AbstractTokenProvider):  # type: ignore[misc]
+    """OAUTHBEARER's tokens for aiokafka, which asks at each new broker connection: the
+    client-credentials token of :mod:`scalers.oauth2`, shared through ``clients`` by every
+    connection with the same credentials, fetched again once it is due."""
+
+    def __init__(
+        self, credentials: ClientCredentials, extensions: dict[str, str], clients: Clients
+    ) -> None:
+        self._credentials = credentials
+        self._extensions = extensions
+        self._clients = clients
+
+    async def token(self) -> str:
+        header = await self._credentials.authorization(self._clients)
+        return header.partition(" ")[2]  # "Bearer <token>": SASL wants the token alone
+
+    def extensions(self) -> dict[str, str]:
+        return dict(self._extensions)
+
+
 class KafkaConnection:
     """The aiokafka client of one backend, with the group coordinators it has found."""
 
     def __init__(
-        self, backend: KafkaBackend, request_timeout: float, client_id: str = CLIENT_ID
+        self,
+        backend: KafkaBackend,
+        request_timeout: float,
+        client_id: str = CLIENT_ID,
+        clients: Clients | None = None,
     ) -> None:
         self.backend = backend
+        self._own_clients: Clients | None = None
         self._settings: dict[str, Any] = {
             "client_id": client_id,
             "request_timeout_ms": int(request_timeout * 1000),
@@ -132,6 +163,13 @@ class KafkaConnection:
             "sasl_plain_username": backend.username,
             "sasl_plain_password": backend.password,
         }
+        if backend.oauth is not None:
+            if clients is None:  # a wake watcher's connection: tokens of its own
+                clients = self._own_clients = Clients(timeout=request_timeout)
+            extensions = dict(backend.oauth_extensions)
+            self._settings["sasl_oauth_token_provider"] = BearerTokens(
+                backend.oauth, extensions, clients
+            )
         self._client = AIOKafkaClient(
             bootstrap_servers=list(backend.bootstrap_servers), **self._settings
         )
@@ -139,20 +177,28 @@ class KafkaConnection:
 
     @classmethod
     async def open(
-        cls, backend: KafkaBackend, request_timeout: float, client_id: str = CLIENT_ID
+        cls,
+        backend: KafkaBackend,
+        request_timeout: float,
+        client_id: str = CLIENT_ID,
+        clients: Clients | None = None,
     ) -> KafkaConnection:
         """Bootstrapped; ``client_id`` tells the broker's logs and quotas who asks (the wake
-        watcher has its own connections: a long Fetch would hold up the polls' requests)."""
+        watcher has its own connections: a long Fetch would hold up the polls' requests).
+        ``clients`` fetch OAUTHBEARER tokens, shared with every connection they serve."""
         try:
-            connection = cls(backend, request_timeout, client_id)
+            connection = cls(backend, request_timeout, client_id, clients)
         except (ssl.SSLError, ValueError, OSError) as exc:
             raise SourceUnreachable(f"{backend.describe()}: cannot set up TLS: {exc}") from exc
         try:
             await connection._client.bootstrap()
         except KafkaConnectionError:
-            await connection.close()
             why = await connection._why_not()
+            await connection.close()
             raise SourceUnreachable(f"{backend.describe()}: cannot bootstrap: {why}") from None
+        except ScalerError as exc:  # no OAUTHBEARER token: say which broker wanted it
+            await connection.close()
+            raise type(exc)(f"{backend.describe()}: {exc}") from exc
         except BaseException:
             await connection.close()
             raise
@@ -171,6 +217,8 @@ class KafkaConnection:
 
     async def close(self) -> None:
         await self._client.close()
+        if self._own_clients is not None:
+            await self._own_clients.aclose()
 
     async def send(self, node: int, request: Any) -> dict[str, Any]:
         """Send ``request`` to broker ``node`` and decode its answer."""
@@ -187,7 +235,15 @@ class KafkaConnection:
     def any_node(self) -> int:
         node = self._client.get_random_node()
         if node is None:
-            raise SourceUnreachable(f"{self.backend.describe()}: no broker in the metadata")
+            hint = ""
+            if self.backend.sasl == "oauthbearer":
+                # aiokafka misses the broker's OAUTHBEARER refusal (an error challenge) and
+                # reads the connection's next answer as an empty cluster.
+                hint = (
+                    " (with OAUTHBEARER: a token the broker refused, e.g. expired or without "
+                    "the scope or audience it requires; the broker logs a failed authentication)"
+                )
+            raise SourceUnreachable(f"{self.backend.describe()}: no broker in the metadata{hint}")
         return int(node)
 
     async def coordinator(self, group: str) -> int:
@@ -206,7 +262,7 @@ async def connect(clients: Clients, backend: KafkaBackend) -> KafkaConnection:
     """The shared connection of ``backend``, opened on first use."""
 
     async def open_connection() -> KafkaConnection:
-        return await KafkaConnection.open(backend, clients.timeout)
+        return await KafkaConnection.open(backend, clients.timeout, clients=clients)
 
     async def close_connection(connection: KafkaConnection) -> None:
         await connection.close()

@@ -2,10 +2,11 @@
 
 The jars are fetched once with Maven into ``~/.cache/metrics-adapter/kafka-<version>/lib``
 (outside the repository) and reused; a fresh machine fetches them on first use. The broker
-listens on four listeners, each on its own port: PLAINTEXT, SASL_PLAINTEXT and SASL_SSL
-(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and SSL with a required client certificate, from a CA
-made for the run. ``kafka.request.logger`` at DEBUG writes one JSON line per request to
-``requests.log``: the tests count upstream requests there, server-side.
+listens on five listeners, each on its own port: PLAINTEXT, SASL_PLAINTEXT and SASL_SSL
+(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), SSL with a required client certificate, from a CA
+made for the run, and OAUTHBEARER (SASL_PLAINTEXT) taking unsecured JWTs.
+``kafka.request.logger`` at DEBUG writes one JSON line per request to ``requests.log``: the
+tests count upstream requests there, server-side.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ def _cluster_id() -> str:
             return text
 
 
-LISTENERS = ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL", "CONTROLLER")
+LISTENERS = ("PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL", "OAUTHBEARER", "CONTROLLER")
+PROTOCOLS = {"CONTROLLER": "PLAINTEXT", "OAUTHBEARER": "SASL_PLAINTEXT"}
+"""A listener's security protocol, where it is not the listener's name."""
+OAUTH_SCOPE = "kafka"
+"""The scope the OAUTHBEARER listener's validator requires of every token."""
 
 
 @dataclass
@@ -258,7 +263,7 @@ class KafkaBroker(ServerProcess):
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": ",".join(
-                f"{n}:{'PLAINTEXT' if n == 'CONTROLLER' else n}" for n in LISTENERS
+                f"{n}:{PROTOCOLS.get(n, n)}" for n in LISTENERS
             ),
             "log.dirs": str(d / "data"),
             "auto.create.topics.enable": "false",
@@ -282,6 +287,15 @@ class KafkaBroker(ServerProcess):
             "ssl.truststore.location": str(self.pki.ca),
             "listener.name.ssl.ssl.client.auth": "required",
             "listener.name.sasl_ssl.ssl.client.auth": "none",
+            # OAUTHBEARER with Kafka's default server callback, which validates unsecured
+            # JWTs (alg none: sub, exp, and the scope it requires) as they come from
+            # tests.support.oauth2_issuer; the sub claim only serves the broker's own login.
+            "listener.name.oauthbearer.sasl.enabled.mechanisms": "OAUTHBEARER",
+            "listener.name.oauthbearer.oauthbearer.sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                'unsecuredLoginStringClaim_sub="broker" '
+                f'unsecuredValidatorRequiredScope="{OAUTH_SCOPE}";'
+            ),
         }
         for listener in ("sasl_plaintext", "sasl_ssl"):
             lines[f"listener.name.{listener}.plain.sasl.jaas.config"] = jaas_plain + ";"

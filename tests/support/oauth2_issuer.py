@@ -36,6 +36,12 @@ def hs256_jwt(claims: dict[str, Any], key: bytes, kid: str = KEY_ID) -> str:
     return f"{header}.{payload}.{b64url(hmac.new(key, signed, hashlib.sha256).digest())}"
 
 
+def unsecured_jwt(claims: dict[str, Any]) -> str:
+    """RFC 7519 §6: an unsecured JWT, ``alg: none`` and an empty signature."""
+    header = b64url(json.dumps({"alg": "none"}).encode())
+    return f"{header}.{b64url(json.dumps(claims).encode())}."
+
+
 @dataclass
 class TokenIssuer:
     audience: str
@@ -49,6 +55,10 @@ class TokenIssuer:
     port: int = field(default_factory=free_port)
     basic_only: bool = False
     """Refuse credentials in the form, as some providers do."""
+    unsecured: bool = False
+    """Issue unsecured JWTs (``alg: none``) holding ``sub``, ``scope`` (the scopes the client
+    asked for) and ``exp``: what Kafka's default OAUTHBEARER validator
+    (``OAuthBearerUnsecuredValidatorCallbackHandler``) accepts."""
     requests: list[dict[str, str]] = field(default_factory=list)
     """Every token request's form (secrets removed) and how the client authenticated."""
     tokens: list[str] = field(default_factory=list)
@@ -111,6 +121,14 @@ class TokenIssuer:
         now = int(time.time())
         with self._lock:
             serial = len(self.tokens) + 1
+        if self.unsecured:
+            asked = form.get("scope", "").split()
+            claims = {"sub": client_id, "scope": asked, "iat": now, "exp": now + self.expires_in}
+            token = unsecured_jwt(claims | {"jti": f"token-{serial}"})
+            with self._lock:
+                self.tokens.append(token)
+            answer = {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in}
+            return 200, answer
         claims = {
             "iss": self.url,
             "sub": client_id,

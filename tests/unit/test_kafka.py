@@ -127,7 +127,8 @@ def test_servers_group_and_topic_may_come_from_the_container_env() -> None:
         ),
         (
             {"sasl": "gssapi"},
-            'sasl: "gssapi" is not supported yet (none, plaintext, scram_sha256, scram_sha512)',
+            'sasl: "gssapi" is not supported yet '
+            "(none, plaintext, scram_sha256, scram_sha512, oauthbearer)",
         ),
         (
             {"sasl": "kerberos"},
