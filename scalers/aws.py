@@ -1,5 +1,6 @@
 """What every AWS trigger and source shares: identities, one client per identity, assumed
-roles, botocore's errors. Which identity a trigger has is :mod:`scalers.aws_auth`'s.
+roles, botocore's errors, and :func:`call`, one operation with all of them applied. Which
+identity a trigger has is :mod:`scalers.aws_auth`'s.
 
 A role is assumed by the adapter's own identity (botocore's default chain, which already does
 IRSA from ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE``); with ``web_identity_first``
