@@ -42,6 +42,7 @@ from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.params import Source, TriggerMetadata, param
 from scalers.redis import split_address
 from scalers.tls_keys import decrypted_key
+from scalers.wake import Wake
 
 _AUTH = (Source.AUTH,)
 _AUTH_ENV = (Source.AUTH, Source.ENV)
@@ -154,19 +155,20 @@ class Session:
     async def _range_at(self, clients: Clients, url: str, key: str) -> dict[str, Any]:
         body = {"key": base64.b64encode(key.encode()).decode()}
         for attempt in range(2):
-            token = await self._authenticate(clients, url)
+            token = await self.token(clients, url)
             headers = {"Authorization": token} if token else {}
             status, answer = await self._post(clients, f"{url}/v3/kv/range", body, headers)
             if status == 200:
                 return answer
             if _code(answer) == INVALID_TOKEN and token and attempt == 0:
-                self._drop(token)
+                self.forget(token)
                 continue
-            raise self._refusal(f"{url} range {quote(key)}", status, answer)
+            raise self.refusal(f"{url} range {quote(key)}", status, answer)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _authenticate(self, clients: Clients, url: str) -> str | None:
-        """The token to send, fetched once for every query waiting for it."""
+    async def token(self, clients: Clients, url: str) -> str | None:
+        """The token to send, fetched at ``url`` once for every query waiting for it;
+        ``None`` without a username."""
         cluster = self.cluster
         if cluster.username is None:
             return None
@@ -180,10 +182,10 @@ class Session:
                     self._token = ""
                 else:
                     what = f"{url} authentication of user {quote(cluster.username)}"
-                    raise self._refusal(what, status, answer)
+                    raise self.refusal(what, status, answer)
             return self._token
 
-    def _drop(self, token: str) -> None:
+    def forget(self, token: str) -> None:
         if self._token == token:
             self._token = None
 
@@ -207,7 +209,8 @@ class Session:
             )
         return response.status_code, answer
 
-    def _refusal(self, what: str, status: int, answer: dict[str, Any]) -> Exception:
+    @staticmethod
+    def refusal(what: str, status: int, answer: dict[str, Any]) -> Exception:
         message = f"{what}: HTTP {status}: {_message(answer) or quote(answer)}"
         if _code(answer) == UNAVAILABLE or status == 503:
             return SourceUnreachable(message)  # another endpoint may have a leader
@@ -274,6 +277,12 @@ class EtcdScaler(Scaler[float]):
 
     def measure(self, answer: float) -> float:
         return answer
+
+    def wake(self) -> Wake:
+        """A watch of the key (KEDA watches it too), on one connection per cluster."""
+        from scalers.wake_etcd import EtcdWatch  # it builds on this module's sessions
+
+        return Wake(EtcdWatch(self.query.cluster), self.query.key)
 
 
 def build(meta: Metadata) -> EtcdScaler:
