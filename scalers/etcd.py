@@ -16,9 +16,10 @@ one unary call. What carries over from KEDA's ``clientv3``:
   authentication off, the request goes without one (clientv3 ignores that refusal too).
 
 One session (token, endpoint that answered) per endpoints + user + TLS identity is shared
-by every trigger. Where we differ: KEDA also watches the key and marks the object active
-between polls; we read it each ``pollingInterval`` only (``watchProgressNotifyInterval``
-is parsed and checked, then not used). An endpoint that accepts the connection but never
+by every trigger. KEDA also watches the key and marks the object active between polls;
+our watch (:mod:`scalers.wake_etcd`, with wake hints on) makes a put poll at once, and the
+poll decides. Where we differ: ``watchProgressNotifyInterval`` is parsed and checked, then
+not used. An endpoint that accepts the connection but never
 answers fails that poll (the adapter's timeout is the poll's whole budget); the next poll
 starts at the next endpoint. Hexadecimal floats (``0x1p-2``), which Go also reads, and
 infinities or NaN, which KEDA would serve, are errors.
