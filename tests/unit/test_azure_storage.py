@@ -1,7 +1,8 @@
 """The Azure Storage pieces without a server: connection strings as the Go SDK reads them,
 SharedKey canonicalisation and signature, the account parameters' checks, the refused
-identities. Azurite accepts what is signed here (tests/integration/azure); the vector below
-is one request it accepted, with the string to sign its debug log showed for it."""
+identities. Azurite accepts what is signed here (tests/integration/azure); the vectors below
+are one request it accepted, with the string to sign its debug log showed for it, and one
+request the Azure SDK for Go signed."""
 
 from __future__ import annotations
 
@@ -35,6 +36,21 @@ def test_the_signature_azurite_accepted() -> None:
     )
     assert shared_key_header(account, "GET", path, params, headers) == (
         "SharedKey devstoreaccount1:WlBwTGgTgln9zkzyAAEEuex+m4bZTV2a5GQK0gfiEQs="
+    )
+
+
+def test_the_signature_the_azure_sdk_for_go_computed() -> None:
+    """azblob v1.4.1 (the SDK KEDA builds on) listing ``uploads`` under ``in/`` as the
+    development account, its request captured by a transport of ours: the same header."""
+    account = parse_connection_string(DEV_CONNECTION, "blob")
+    headers = {
+        "Accept": "application/xml",
+        "x-ms-version": "2024-08-04",
+        "X-Ms-Date": "Sun, 06 Dec 2026 06:59:50 GMT",
+    }
+    params = {"comp": "list", "delimiter": "/", "prefix": "in/", "restype": "container"}
+    assert shared_key_header(account, "GET", "/devstoreaccount1/uploads", params, headers) == (
+        "SharedKey devstoreaccount1:e4yG5Crx9vC8lCtG70J4KkP+6UxE80vEdKNGc1uAus0="
     )
 
 
