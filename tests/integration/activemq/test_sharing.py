@@ -1,0 +1,100 @@
+"""Many activemq triggers, few requests: one GET per distinct URL, login and origin.
+
+Requests are counted by the Jolokia agent itself: with ``debug=true`` it logs the path of
+every request it handles (``tests/support/activemq.py``). HTTP clients are per TLS identity
+inside :class:`~scalers.clients.Clients`, so there is no client to count at ``shared``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from metrics_adapter.binding.files import Inventory
+from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.store import MetricStore
+from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.model.keda import parse_scaled_object
+from scalers.clients import Clients
+from tests.integration.activemq.helpers import metadata, producer
+from tests.support.activemq import BROKER, PASSWORD, USER, ActiveMQBroker
+from tests.support.triggers import reading, scaled_object
+
+pytestmark = pytest.mark.integration
+
+AUTHENTICATION = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "TriggerAuthentication",
+    "metadata": {"name": "amq-login", "namespace": "default"},
+    "spec": {
+        "secretTargetRef": [
+            {"parameter": "username", "name": "amq", "key": "user"},
+            {"parameter": "password", "name": "amq", "key": "password"},
+        ]
+    },
+}
+SECRET = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {"name": "amq", "namespace": "default"},
+    "stringData": {"user": USER, "password": PASSWORD},
+}
+
+
+async def test_one_request_per_queue_and_origin_for_many_triggers(
+    activemq: ActiveMQBroker, queue: str
+) -> None:
+    queues = [queue, f"{queue}-b"]
+    activemq.add_queue(queues[1])
+    stomp = await producer(activemq)
+    try:
+        await stomp.send(f"/queue/{queues[0]}", 12)
+        await stomp.send(f"/queue/{queues[1]}", 3)
+    finally:
+        await stomp.close()
+    inventory = Inventory()
+    for doc in (AUTHENTICATION, SECRET):
+        inventory.add(doc, "test")
+    template = (
+        f"http://{activemq.endpoint}/api/jolokia/read/org.apache.activemq:type=Broker,"
+        f"brokerName={BROKER},destinationType=Queue,destinationName={queues[0]}/QueueSize"
+    )
+    variants = [
+        {"targetQueueSize": "4"},
+        {"activationTargetQueueSize": "20"},
+        {"targetQueueSize": "100"},
+    ]
+    triggers = [metadata(activemq, queues[i % 2], **variants[i % 3]) for i in range(12)]
+    triggers.append({"restAPITemplate": template})  # KEDA's default URL written out: shared
+    triggers.append(metadata(activemq, queues[0], corsHeader="http://elsewhere"))  # its own
+    store = MetricStore()
+    clients = Clients(timeout=5)
+    poller = Poller(store, clients, Telemetry())
+    bound: list[BoundTrigger] = []
+    for i, meta in enumerate(triggers):
+        trigger = {"type": "activemq", "metadata": meta, "authenticationRef": {"name": "amq-login"}}
+        so = parse_scaled_object(scaled_object(f"so{i}", "default", trigger))
+        (b,) = bind(so, inventory)
+        poller.set_triggers(so.ref, [b])
+        bound.append(b)
+    assert poller.query_count == 3
+
+    fragments = [f"destinationName={q}/QueueSize" for q in queues]
+    before = [activemq.requests(f) for f in fragments]
+    queries = {b.scaler.query for b in bound}
+    try:
+        for _ in range(2):  # two intervals
+            await asyncio.gather(*(poller.poll(q) for q in queries))
+    finally:
+        await clients.aclose()
+    # Two intervals: the first queue's two origins, the second queue's one.
+    expected = [2 * 2, 2 * 1]
+    after = [
+        activemq.wait_for_requests(f, n + c)
+        for f, n, c in zip(fragments, before, expected, strict=True)
+    ]
+    assert [a - b for a, b in zip(after, before, strict=True)] == expected
+    for i, b in enumerate(bound):
+        assert reading(store, b).value == (3 if i < 12 and i % 2 else 12)
