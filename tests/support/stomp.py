@@ -10,7 +10,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 WAIT = 30.0
@@ -63,14 +63,16 @@ class Stomp:
             await self._expect_receipt(extra["receipt"])
 
     async def subscribe(self, destination: str, headers: Mapping[str, str] | None = None) -> str:
-        """Subscribe with ``ack:client-individual`` and a prefetch of one message at a time
-        for ActiveMQ; return the subscription id."""
+        """Subscribe with ``ack:client-individual``; return the subscription id. Both
+        brokers otherwise hand a client-acknowledging subscriber one message at a time:
+        their windows are opened (each ignores the other's header)."""
         sub = f"s{next(self._ids)}"
         frame_headers = {
             "destination": destination,
             "id": sub,
             "ack": "client-individual",
-            "activemq.prefetchSize": "1",
+            "activemq.prefetchSize": "1000",
+            "consumer-window-size": "-1",
             **(headers or {}),
         }
         await self._write(Frame("SUBSCRIBE", frame_headers))
@@ -116,3 +118,34 @@ class Stomp:
         lines = [frame.command, *(f"{k}:{v}" for k, v in frame.headers.items())]
         self._writer.write("\n".join(lines).encode() + b"\n\n" + frame.body + b"\0")
         await self._writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def holding(
+    port: int,
+    login: tuple[str, str],
+    destination: str,
+    state: tuple[int, int, int],
+    headers: Mapping[str, str] | None = None,
+) -> AsyncIterator[None]:
+    """``destination`` in ``state`` = (sent, delivered to a consumer, of which acknowledged)
+    until the block ends: the consumer holds its unacknowledged deliveries till then.
+    ``headers`` go on every SEND and the SUBSCRIBE (Artemis' routing types)."""
+    sent, delivered, acked = state
+    producer = await Stomp.connect(port, *login)
+    try:
+        await producer.send(destination, sent, headers)
+    finally:
+        await producer.close()
+    consumer: Stomp | None = None
+    try:
+        if delivered:
+            consumer = await Stomp.connect(port, *login)
+            await consumer.subscribe(destination, headers)
+            messages = [await consumer.receive() for _ in range(delivered)]
+            for message in messages[:acked]:
+                await consumer.ack(message)
+        yield
+    finally:
+        if consumer is not None:
+            await consumer.close()

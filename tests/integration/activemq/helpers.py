@@ -1,10 +1,12 @@
-"""The trigger metadata the activemq tests write, as a user would."""
+"""The trigger metadata the activemq tests write, as a user would, and queue states."""
 
 from __future__ import annotations
 
+import contextlib
+
 from scalers.activemq import KIND, ActiveMQScaler
 from tests.support.activemq import BROKER, PASSWORD, USER, ActiveMQBroker
-from tests.support.stomp import Stomp
+from tests.support.stomp import holding
 from tests.support.triggers import build
 
 AUTH = {"username": USER, "password": PASSWORD}
@@ -23,5 +25,8 @@ def scaler(meta: dict[str, str], auth: dict[str, str] | None = None, **env: str)
     return build(KIND, ActiveMQScaler, meta, AUTH if auth is None else auth, env or None)
 
 
-async def producer(broker: ActiveMQBroker) -> Stomp:
-    return await Stomp.connect(broker.stomp_port, USER, PASSWORD)
+def filled(
+    broker: ActiveMQBroker, queue: str, state: tuple[int, int, int]
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """``queue`` in ``state``: see :func:`tests.support.stomp.holding`."""
+    return holding(broker.stomp_port, (USER, PASSWORD), f"/queue/{queue}", state)

@@ -7,16 +7,13 @@ consumer included, and it is exact at once: the table expects exact values.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import AsyncIterator
 
 import pytest
 
 from scalers.base import is_active
-from tests.integration.activemq.helpers import metadata, producer, scaler
+from tests.integration.activemq.helpers import filled, metadata, scaler
 from tests.support.activemq import BROKER, PASSWORD, USER, ActiveMQBroker
-from tests.support.stomp import Stomp
 from tests.support.triggers import measure_once as measure
 
 pytestmark = pytest.mark.integration
@@ -40,31 +37,6 @@ FIDELITY = [
     (TWENTY, {"activationTargetQueueSize": "20"}, 20, False, 2),
     (TWENTY_ONE, {"activationTargetQueueSize": "20"}, 21, True, 3),
 ]
-
-
-@contextlib.asynccontextmanager
-async def filled(
-    broker: ActiveMQBroker, queue: str, state: tuple[int, int, int]
-) -> AsyncIterator[None]:
-    """``queue`` in ``state`` until the block ends (the consumer holds its deliveries)."""
-    sent, delivered, acked = state
-    stomp = await producer(broker)
-    try:
-        await stomp.send(f"/queue/{queue}", sent)
-    finally:
-        await stomp.close()
-    consumer: Stomp | None = None
-    try:
-        if delivered:
-            consumer = await producer(broker)
-            await consumer.subscribe(f"/queue/{queue}", {"activemq.prefetchSize": str(delivered)})
-            messages = [await consumer.receive() for _ in range(delivered)]
-            for message in messages[:acked]:
-                await consumer.ack(message)
-        yield
-    finally:
-        if consumer is not None:
-            await consumer.close()
 
 
 def _row_id(row: tuple[tuple[int, int, int], dict[str, str], int, bool, int]) -> str:

@@ -18,7 +18,7 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers.clients import Clients
-from tests.integration.activemq.helpers import metadata, producer
+from tests.integration.activemq.helpers import filled, metadata
 from tests.support.activemq import BROKER, PASSWORD, USER, ActiveMQBroker
 from tests.support.triggers import reading, scaled_object
 
@@ -48,12 +48,12 @@ async def test_one_request_per_queue_and_origin_for_many_triggers(
 ) -> None:
     queues = [queue, f"{queue}-b"]
     activemq.add_queue(queues[1])
-    stomp = await producer(activemq)
-    try:
-        await stomp.send(f"/queue/{queues[0]}", 12)
-        await stomp.send(f"/queue/{queues[1]}", 3)
-    finally:
-        await stomp.close()
+    async with filled(activemq, queues[0], (12, 0, 0)), filled(activemq, queues[1], (3, 0, 0)):
+        await _share(activemq, queues)
+
+
+async def _share(activemq: ActiveMQBroker, queues: list[str]) -> None:
+    """14 triggers on the two filled queues, polled for two intervals."""
     inventory = Inventory()
     for doc in (AUTHENTICATION, SECRET):
         inventory.add(doc, "test")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 
 from scalers.artemis import KIND, ArtemisScaler
 from tests.support.artemis import BROKER, PASSWORD, USER, ArtemisBroker
-from tests.support.stomp import Stomp
+from tests.support.stomp import holding
 from tests.support.triggers import build
 
 AUTH = {"username": USER, "password": PASSWORD}
-ANYCAST = {"destination-type": "ANYCAST"}
+ANYCAST = {"destination-type": "ANYCAST", "subscription-type": "ANYCAST"}
 
 
 def metadata(broker: ArtemisBroker, queue: str, **extra: str) -> dict[str, str]:
@@ -35,30 +34,8 @@ def scaler(meta: dict[str, str], auth: dict[str, str] | None = None) -> ArtemisS
     return build(KIND, ArtemisScaler, meta, AUTH if auth is None else auth)
 
 
-@contextlib.asynccontextmanager
-async def filled(
+def filled(
     broker: ArtemisBroker, queue: str, state: tuple[int, int, int]
-) -> AsyncIterator[None]:
-    """``queue`` with ``state`` = (sent, delivered, of which acknowledged) until the block
-    ends: messages sent over STOMP, a consumer holding its unacknowledged deliveries."""
-    sent, delivered, acked = state
-    stomp = await Stomp.connect(broker.port, USER, PASSWORD)
-    try:
-        await stomp.send(queue, sent, ANYCAST)
-    finally:
-        await stomp.close()
-    consumer: Stomp | None = None
-    try:
-        if delivered:
-            consumer = await Stomp.connect(broker.port, USER, PASSWORD)
-            # Artemis sends a client-acknowledging subscriber one message at a time unless
-            # its window is opened.
-            window = {"subscription-type": "ANYCAST", "consumer-window-size": "-1"}
-            await consumer.subscribe(queue, window)
-            messages = [await consumer.receive() for _ in range(delivered)]
-            for message in messages[:acked]:
-                await consumer.ack(message)
-        yield
-    finally:
-        if consumer is not None:
-            await consumer.close()
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """``queue`` (on its own address) in ``state``: see :func:`tests.support.stomp.holding`."""
+    return holding(broker.port, (USER, PASSWORD), queue, state, ANYCAST)

@@ -18,9 +18,8 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers.clients import Clients
-from tests.integration.artemis.helpers import ANYCAST, metadata, template
+from tests.integration.artemis.helpers import filled, metadata, template
 from tests.support.artemis import PASSWORD, USER, ArtemisBroker
-from tests.support.stomp import Stomp
 from tests.support.triggers import reading, scaled_object
 
 pytestmark = pytest.mark.integration
@@ -49,12 +48,12 @@ async def test_one_request_per_queue_and_origin_for_many_triggers(
 ) -> None:
     queues = [queue, f"{queue}-b"]
     artemis.create_queue(queues[1], queues[1])
-    stomp = await Stomp.connect(artemis.port, USER, PASSWORD)
-    try:
-        await stomp.send(queues[0], 12, ANYCAST)
-        await stomp.send(queues[1], 3, ANYCAST)
-    finally:
-        await stomp.close()
+    async with filled(artemis, queues[0], (12, 0, 0)), filled(artemis, queues[1], (3, 0, 0)):
+        await _share(artemis, queues)
+
+
+async def _share(artemis: ArtemisBroker, queues: list[str]) -> None:
+    """14 triggers on the two filled queues, polled for two intervals."""
     inventory = Inventory()
     for doc in (AUTHENTICATION, SECRET):
         inventory.add(doc, "test")
