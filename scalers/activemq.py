@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scalers.base import Example, Scaler, ScalerKind, normalize
-from scalers.jolokia import JolokiaRead, ParsedTemplate, parse_template, without_login
+from scalers.jolokia import (
+    JolokiaRead,
+    ParsedTemplate,
+    default_origin,
+    parse_template,
+    without_login,
+)
 from scalers.params import Source, TriggerMetadata, param
 
 DEFAULT_TEMPLATE = (
@@ -106,7 +112,7 @@ def build(meta: Metadata) -> ActiveMQScaler:
         without_login(url),
         meta.username,
         meta.password,
-        meta.cors_header or f"http://{endpoint}",
+        meta.cors_header or default_origin(endpoint),
         hint="check brokerName and destinationName: the queue may not exist yet",
     )
     return ActiveMQScaler(

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 
 from scalers.base import Example, Scaler, ScalerKind, normalize
 from scalers.clients import HttpIdentity
-from scalers.jolokia import JolokiaRead, ParsedTemplate, parse_template, without_login
+from scalers.jolokia import (
+    JolokiaRead,
+    ParsedTemplate,
+    default_origin,
+    parse_template,
+    without_login,
+)
 from scalers.params import Source, TriggerMetadata, param
 from scalers.tls_keys import decrypted_key
 
@@ -157,7 +163,7 @@ def build(meta: Metadata) -> ArtemisScaler:
         without_login(url),
         meta.username,
         meta.password,
-        meta.cors_header or f"http://{endpoint}",
+        meta.cors_header or default_origin(endpoint),
         meta.identity(),
         hint="check brokerName, brokerAddress and queueName: the queue may not exist yet",
     )

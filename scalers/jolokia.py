@@ -17,7 +17,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import httpx
 
@@ -86,11 +86,18 @@ def read_value(document: object, what: str, hint: str = "") -> int:
 
 
 def without_login(url: str) -> str:
-    """``url`` without a ``user:password@`` part, which KEDA never sends either."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    """``url`` without a ``user:password@`` part, which KEDA never sends either; split by
+    hand, so that no URL, however broken, keeps its login."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
+
+
+def default_origin(endpoint: str) -> str:
+    """KEDA's default ``corsHeader``: ``http://<managementEndpoint>``, less any login."""
+    return f"http://{endpoint.rpartition('@')[2]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from scalers import activemq
-from scalers.errors import Problems, SourceResponseError
+from scalers.clients import Clients
+from scalers.errors import Problems, SourceResponseError, SourceUnreachable
 from scalers.jolokia import read_value
 from scalers.params import TriggerInputs
 
@@ -156,3 +157,24 @@ def test_a_jolokia_answer_without_a_whole_number_is_an_error(
 def test_a_jolokia_value_is_read_as_it_is() -> None:
     assert read_value({"status": 200, "value": 0, "timestamp": 1}, "GET u") == 0
     assert read_value({"status": 200, "value": 41}, "GET u") == 41
+
+
+def test_a_login_in_the_endpoint_reaches_neither_the_url_nor_the_origin() -> None:
+    built, _ = _parse({**BASE, "managementEndpoint": "user:end-pw@amq.svc:8161"})
+    assert built is not None
+    assert (built.query.url, built.query.origin) == (DEFAULT_URL, "http://amq.svc:8161")
+    assert "end-pw" not in repr(built.query) + built.query.describe()
+
+
+@pytest.mark.parametrize("endpoint", ["[::1", "u:pw@[::1"])
+async def test_an_endpoint_that_cannot_be_requested_fails_when_polled(endpoint: str) -> None:
+    """As KEDA: the trigger is accepted, and each poll fails (never a zero)."""
+    built, problems = _parse({**BASE, "managementEndpoint": endpoint})
+    assert built is not None, problems
+    clients = Clients(timeout=1)
+    try:
+        with pytest.raises(SourceUnreachable) as info:
+            await built.query.run(clients)
+    finally:
+        await clients.aclose()
+    assert "pw" not in str(info.value)
