@@ -20,6 +20,8 @@ DEFAULT = pathlib.Path(f"/root/go/pkg/mod/github.com/kedacore/keda/v2@{VERSION}"
 
 # type -> (metadata struct, files whose tags and map reads count)
 TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "activemq": ("activeMQMetadata", ("activemq_scaler.go",)),
+    "artemis-queue": ("artemisMetadata", ("artemis_scaler.go",)),
     "aws-cloudwatch": ("awsCloudwatchMetadata", ("aws_cloudwatch_scaler.go", "aws/aws_common.go")),
     "aws-dynamodb": ("awsDynamoDBMetadata", ("aws_dynamodb_scaler.go", "aws/aws_common.go")),
     "aws-dynamodb-streams": (
@@ -34,9 +36,12 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
         "awsSqsQueueMetadata",
         ("aws_sqs_queue_scaler.go", "aws/aws_common.go"),
     ),
+    "azure-blob": ("azureBlobMetadata", ("azure_blob_scaler.go",)),
+    "azure-queue": ("azureQueueMetadata", ("azure_queue_scaler.go",)),
     "beanstalkd": ("BeanstalkdMetadata", ("beanstalkd_scaler.go",)),
     "cpu": ("cpuMemoryMetadata", ("cpu_memory_scaler.go",)),
     "cron": ("cronMetadata", ("cron_scaler.go",)),
+    "etcd": ("etcdMetadata", ("etcd_scaler.go",)),
     "external": ("externalScalerMetadata", ("external_scaler.go",)),
     "external-push": ("externalScalerMetadata", ("external_scaler.go",)),
     "kafka": ("kafkaMetadata", ("kafka_scaler.go", "aws/aws_common.go")),
@@ -63,6 +68,20 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("rabbitmq_scaler.go", "authentication/authentication_types.go"),
     ),
     "redis": ("redisMetadata", ("redis_scaler.go",)),
+    "redis-cluster": ("redisMetadata", ("redis_scaler.go",)),
+    "redis-cluster-streams": (
+        "redisStreamsMetadata",
+        ("redis_streams_scaler.go", "redis_scaler.go"),
+    ),
+    "redis-sentinel": ("redisMetadata", ("redis_scaler.go",)),
+    "redis-sentinel-streams": (
+        "redisStreamsMetadata",
+        ("redis_streams_scaler.go", "redis_scaler.go"),
+    ),
+    "redis-streams": (
+        "redisStreamsMetadata",
+        ("redis_streams_scaler.go", "redis_scaler.go"),
+    ),
 }
 
 ORDERS = ("triggerMetadata", "resolvedEnv", "authParams")

@@ -6,13 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from scalers import (
+    activemq,
+    artemis,
     aws_cloudwatch,
     aws_dynamodb,
     aws_dynamodb_streams,
     aws_kinesis_stream,
     aws_sqs_queue,
+    azure_blob,
+    azure_queue,
     beanstalkd,
     cron,
+    etcd,
     external,
     external_push,
     kafka,
@@ -24,6 +29,8 @@ from scalers import (
     prometheus,
     rabbitmq,
     redis,
+    redis_streams,
+    redis_variants,
     resource,
 )
 from scalers.base import ScalerKind
@@ -31,13 +38,18 @@ from scalers.base import ScalerKind
 KINDS: Mapping[str, ScalerKind[Any]] = {
     kind.type_name: kind
     for kind in (
+        activemq.KIND,
+        artemis.KIND,
         aws_cloudwatch.KIND,
         aws_dynamodb.KIND,
         aws_dynamodb_streams.KIND,
         aws_kinesis_stream.KIND,
         aws_sqs_queue.KIND,
+        azure_blob.KIND,
+        azure_queue.KIND,
         beanstalkd.KIND,
         cron.KIND,
+        etcd.KIND,
         external.KIND,
         external_push.KIND,
         kafka.KIND,
@@ -49,6 +61,8 @@ KINDS: Mapping[str, ScalerKind[Any]] = {
         prometheus.KIND,
         rabbitmq.KIND,
         redis.KIND,
+        redis_streams.KIND,
+        *redis_variants.KINDS,
     )
 }
 

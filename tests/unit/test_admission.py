@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from metrics_adapter.admission import webhook as webhook_module
+from metrics_adapter.admission.findings import MAX_MESSAGE, MAX_SHOWN
 from metrics_adapter.admission.review import MAX_DEPTH
 from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.errors import BadRequest
@@ -351,7 +352,9 @@ async def test_the_order_does_not_depend_on_the_order_of_the_fields(
 async def test_a_hostile_object_gets_a_bounded_answer(webhook: AdmissionWebhook) -> None:
     many = scaled_object(triggers=[{"type": "nope" * 100, "metadata": {}}] * 500)
     text = message(await decide(webhook, many))
-    assert text.endswith("; and 400 more")
+    shown = text.count("is not a supported trigger type")
+    assert 0 < shown <= MAX_SHOWN and len(text) <= MAX_MESSAGE + 1024
+    assert text.endswith(f"; and {500 - shown} more")
     long_keys = {f"{i}{'k' * 4000}": 1 for i in range(40)}
     wide = scaled_object(triggers=[cron(metadata={**cron()["metadata"], **long_keys})])
     text = message(await decide(webhook, wide))
@@ -362,9 +365,9 @@ async def test_a_hostile_object_gets_a_bounded_answer(webhook: AdmissionWebhook)
 async def test_unknown_trigger_types_and_bad_metadata_refuse_as_invalid_spec(
     webhook: AdmissionWebhook,
 ) -> None:
-    obj = scaled_object(triggers=[{"type": "external", "metadata": {}}])
+    obj = scaled_object(triggers=[{"type": "gcp-pubsub", "metadata": {}}])
     [problem] = await refused(webhook, obj)
-    assert problem.startswith('triggers[0].type: "external" is not a supported trigger type (')
+    assert problem.startswith('triggers[0].type: "gcp-pubsub" is not a supported trigger type (')
 
 
 # Warnings: accepted, but not used.

@@ -12,23 +12,14 @@ import pytest
 from metrics_adapter.binding.files import Inventory, load_documents
 from metrics_adapter.binding.triggers import bind_all
 from metrics_adapter.model.keda import ObjectRef
-from scalers import azure_blob, azure_queue
 from scalers.azure_storage import DEV_CONNECTION
 from scalers.errors import ConfigError
-from scalers.registry import KINDS
 
 NS = "apps"
 TRIGGERS = {
     "azure-queue": {"queueName": "orders", "accountName": "acct"},
     "azure-blob": {"blobContainerName": "uploads", "accountName": "acct"},
 }
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both types in the registry, whether or not it lists them yet."""
-    for kind in (azure_queue.KIND, azure_blob.KIND):
-        monkeypatch.setitem(KINDS, kind.type_name, kind)
 
 
 def _inventory(trigger_type: str, spec: dict[str, Any], *more: dict[str, Any]) -> Inventory:

@@ -120,8 +120,8 @@ def test_only_resource_triggers_bind_nothing() -> None:
 
 
 def test_unsupported_trigger_type_lists_the_supported_ones() -> None:
-    assert problems_of(so({"type": "azure-queue", "metadata": {"topic": "t"}}), inventory()) == [
-        f'triggers[0].type: "azure-queue" is not a supported trigger type ({SUPPORTED})'
+    assert problems_of(so({"type": "gcp-pubsub", "metadata": {"topic": "t"}}), inventory()) == [
+        f'triggers[0].type: "gcp-pubsub" is not a supported trigger type ({SUPPORTED})'
     ]
 
 
@@ -244,7 +244,7 @@ def test_missing_secret_key_is_a_problem() -> None:
 
 def test_every_problem_of_the_object_at_once() -> None:
     scaled = so(
-        {"type": "azure-queue", "metadata": {}},
+        {"type": "gcp-pubsub", "metadata": {}},
         {"type": "nats-jetstream", "metadata": {**NATS_META, "lagThreshold": "ten"}},
         {"type": "cron", "metadata": {**CRON_META, "desiredReplicas": "0"}},
         {"type": "nats-jetstream", "metadata": NATS_META, "authenticationRef": {"name": "gone"}},
@@ -252,7 +252,7 @@ def test_every_problem_of_the_object_at_once() -> None:
     )
     problems = problems_of(scaled, inventory())
     assert problems == [
-        f'triggers[0].type: "azure-queue" is not a supported trigger type ({SUPPORTED})',
+        f'triggers[0].type: "gcp-pubsub" is not a supported trigger type ({SUPPORTED})',
         'triggers[1].metadata.lagThreshold: "ten" is not a number',
         'triggers[2].metadata.desiredReplicas: "0" is not a number of replicas to hold '
         "(expected 1 or more)",
@@ -261,6 +261,6 @@ def test_every_problem_of_the_object_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         bind(scaled, inventory())
     assert str(info.value).startswith(
-        'ScaledObject apps/echo: triggers[0].type: "azure-queue" is not a supported trigger type'
+        'ScaledObject apps/echo: triggers[0].type: "gcp-pubsub" is not a supported trigger type'
     )
     assert 'triggers[1].metadata.lagThreshold: "ten" is not a number' in str(info.value)

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from scalers.artemis import KIND
-from scalers.registry import KINDS
 from tests.support.artemis import NEEDS, ArtemisBroker, available, start_broker
 from tests.support.servers import require_in_ci
 
@@ -32,11 +30,3 @@ def queue(artemis: ArtemisBroker) -> str:
     name = f"q{uuid.uuid4().hex[:10]}"
     artemis.create_queue(name, name)
     return name
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until ``scalers/registry.py`` lists artemis-queue (the lead adds the line), its tests
-    register it for themselves; once it is listed this does nothing."""
-    if KIND.type_name not in KINDS:
-        monkeypatch.setitem(KINDS, KIND.type_name, KIND)
