@@ -25,15 +25,15 @@ from scalers.registry import KINDS, RESOURCE_KINDS
 FROM_ENV = "FromEnv"
 KEDA_ONLY = "KEDA reads this parameter; metrics-adapter does not and ignores it"
 
-_KAFKA_SASL = "used by KEDA only with sasl oauthbearer or gssapi, which metrics-adapter refuses"
+_KAFKA_SASL = (
+    "used by KEDA only with sasl gssapi or saslTokenProvider aws_msk_iam, "
+    "which metrics-adapter refuses"
+)
+_SENTINEL = "used only by KEDA's sentinel trigger types; ignored, as in KEDA"
 _WHY: Mapping[tuple[str, str], str] = {
     **{
         ("kafka", name): f"{_KAFKA_SASL}; ignored"
         for name in (
-            "saslTokenProvider",
-            "scopes",
-            "oauthTokenEndpointUri",
-            "oauthExtensions",
             "keytab",
             "realm",
             "kerberosConfig",
@@ -49,7 +49,8 @@ _WHY: Mapping[tuple[str, str], str] = {
         )
     },
     **{
-        ("redis", name): "used only by KEDA's redis-sentinel trigger type; ignored, as in KEDA"
+        (type_name, name): _SENTINEL
+        for type_name in ("redis", "redis-cluster", "redis-streams", "redis-cluster-streams")
         for name in ("sentinelMaster", "sentinelUsername", "sentinelPassword")
     },
 }
@@ -63,14 +64,16 @@ def ignored_parameters(
 ) -> list[str]:
     """One warning per metadata key of ``trigger``, and per parameter its authentication
     supplies (``auth_params``: names only), that the metadata class ``declared`` does not
-    read from there."""
+    read from there. A type that passes its whole metadata on (``PASSES_METADATA``: an
+    external scaler reads it) ignores no metadata key."""
     ours = _ours(declared)
     keda = KEDA_PARAMETERS.get(trigger.type, {})
     path = f"triggers[{trigger.index}]"
+    passed_on = getattr(declared, "PASSES_METADATA", False)
     warnings = [
         f"{path}.metadata.{key}: {reason}"
         for key in sorted(trigger.metadata)
-        if (reason := _metadata_reason(trigger.type, key, ours, keda)) is not None
+        if not passed_on and (reason := _metadata_reason(trigger.type, key, ours, keda)) is not None
     ]
     ref = trigger.authentication_ref
     if ref is None:

@@ -14,8 +14,10 @@ from metrics_adapter.binding.ignored import KEDA_ONLY, ignored_parameters, metad
 from metrics_adapter.binding.triggers import bind_all
 from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.model.keda import AuthenticationRef, Trigger, parse_scaled_object
+from scalers.external import Metadata as External
 from scalers.keda_parameters import KEDA_PARAMETERS, SOURCE_FILES
 from scalers.params import Source, TriggerMetadata, param
+from scalers.redis_streams import Metadata as Streams
 
 AUTH = (Source.TRIGGER, Source.AUTH)
 
@@ -96,7 +98,7 @@ def test_another_name_keda_accepts_says_which_one_we_read() -> None:
 def test_a_known_reason_replaces_the_generic_one() -> None:
     [warning] = warn("redis", Redis, listName="l", sentinelMaster="m")
     assert warning == (
-        "triggers[0].metadata.sentinelMaster: used only by KEDA's redis-sentinel trigger type; "
+        "triggers[0].metadata.sentinelMaster: used only by KEDA's sentinel trigger types; "
         "ignored, as in KEDA"
     )
 
@@ -104,7 +106,8 @@ def test_a_known_reason_replaces_the_generic_one() -> None:
 def test_authentication_parameters_name_the_authentication() -> None:
     assert warn("kafka", Kafka, "password", "passwrd", "keytab", topic="t") == [
         "triggers[0].authenticationRef (TriggerAuthentication creds): parameter keytab: used by "
-        "KEDA only with sasl oauthbearer or gssapi, which metrics-adapter refuses; ignored",
+        "KEDA only with sasl gssapi or saslTokenProvider aws_msk_iam, which metrics-adapter "
+        "refuses; ignored",
         "triggers[0].authenticationRef (TriggerAuthentication creds): parameter passwrd: not a "
         "parameter of kafka; ignored (a typo of password?)",
     ]
@@ -240,3 +243,12 @@ def test_metric_name_which_keda_stopped_reading_says_so() -> None:
         "triggers[0].metadata.metricName: KEDA no longer reads it for this type either (the "
         "metric's name is generated); ignored"
     ]
+
+
+def test_an_external_scaler_reads_every_metadata_key_so_none_is_ignored() -> None:
+    assert warn("external", External, scalerAddress="s:9090", queueDepth="5", anything="x") == []
+
+
+def test_a_streams_trigger_names_the_sentinel_types_for_a_sentinel_key() -> None:
+    [warning] = warn("redis-streams", Streams, stream="s", consumerGroup="g", sentinelMaster="m")
+    assert warning.endswith("used only by KEDA's sentinel trigger types; ignored, as in KEDA")
