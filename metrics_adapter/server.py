@@ -401,7 +401,8 @@ async def build_settled(
     """:func:`build` of ``inventory``, after reading what its objects need from outside
     sources (Vault, bound tokens with ``kube``, files, ...), each read waited for at most
     the settle bound; one that fails is reported on its objects, by name."""
-    clients = Clients(settings.scaler_timeout)
+    pods = KubePods(kube) if kube is not None else None  # kubernetes-workload
+    clients = Clients(settings.scaler_timeout, pods=pods)
     inventory.sources = build_sources(settings, clients, kube)
     await settle_standalone(inventory)
     adapter = build(settings, dry_run=dry_run, inventory=inventory, clients=clients)
