@@ -112,6 +112,7 @@ def trigger_reference() -> list[dict[str, Any]]:
                 "summary": kind.summary,
                 "parameters": params,
                 "example": example,
+                **({"guide": kind.guide} if kind.guide else {}),
             }
         )
     for name in resource.RESOURCE_TYPES:
@@ -167,6 +168,8 @@ def trigger_markdown() -> str:
             )
         if "example" in kind:
             lines += ["", *_example_markdown(kind["type"], kind["example"])]
+        if "guide" in kind:
+            lines += ["", kind["guide"].strip()]
     return "\n".join(lines) + "\n"
 
 

@@ -108,6 +108,9 @@ class ScalerKind(Generic[M]):
     build: Callable[[M], Scaler[Any]]
     summary: str
     example: Example
+    guide: str = ""
+    """Markdown for the trigger reference, after the example: what a user moving an existing
+    setup over needs to know; empty for most types."""
 
     def create(self, inputs: TriggerInputs, problems: Problems) -> Scaler[Any] | None:
         meta = parse_params(self.metadata, inputs, problems)

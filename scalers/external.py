@@ -258,6 +258,40 @@ EXAMPLE = Example(
     source="scalerAddress",
 )
 
+GUIDE = """
+### Pointing an existing external scaler at metrics-adapter
+
+Nothing changes on the scaler's side: it keeps serving KEDA's `externalscaler.ExternalScaler`
+(our `scalers/protos/externalscaler.proto` has KEDA's package, service, messages and field
+numbers), and the trigger keeps its YAML.
+
+1. Leave the scaler's Deployment and Service as they are. Its `scalerAddress`
+   (`<service>.<namespace>.svc:<port>`) must be reachable from the adapter's pods: allow that
+   egress where a NetworkPolicy restricts them.
+2. TLS stays as in KEDA: `caCert`, `tlsClientCert` and `tlsClientKey` from the trigger's
+   TriggerAuthentication (one of them, or `enableTLS: "true"`, turns TLS on; with
+   `enableTLS` alone the system's roots verify the scaler). `unsafeSsl` with TLS is refused:
+   give the scaler's CA as `caCert` instead.
+3. Check it before the switch: `metrics-adapter explain --namespace <ns> --poll`, run where
+   the scaler can be reached, asks it as the adapter will and prints each trigger's value
+   and activity, or the scaler's error, by object.
+
+What the scaler sees, compared with KEDA:
+
+- every call carries the same `ScaledObjectRef`: the ScaledObject's name and namespace and
+  the trigger's metadata, `<key>FromEnv` keys with the variable's value;
+- `GetMetricSpec` is called when the object (or what it reads) changes, not before every
+  poll; its first `MetricSpec` names the HPA's metric and sets its target;
+- `GetMetrics` then `IsActive` once per `pollingInterval` per ScaledObject and metric, however
+  many reads of the HPA there are; every call has a deadline (`--scaler-timeout`), and an
+  error is the trigger's error, never a zero;
+- `external-push`: `StreamIsActive` is held open while the target is idle (at zero or below
+  activation) and reopened with backoff when it drops; a `true` polls the trigger at once
+  and its `IsActive` answer activates the target, a `false` changes nothing (as in KEDA, only
+  a poll deactivates);
+- one gRPC channel per `scalerAddress` and TLS identity, shared by every trigger on it.
+"""
+
 KIND = Kind(
     type_name="external",
     keda_name="externalScaler",
@@ -266,4 +300,5 @@ KIND = Kind(
     summary="A gRPC scaler of your own (KEDA's external scaler protocol): its metric and "
     "target from GetMetricSpec, its value from GetMetrics, activity from IsActive.",
     example=EXAMPLE,
+    guide=GUIDE,
 )
