@@ -1,6 +1,7 @@
 """The docs say only what exists: every relative link resolves (anchors included), every flag
 written after ``metrics-adapter <command>`` is one of that command's, and every series
-docs/operations.md names is one /metrics exports, with the labels it documents."""
+docs/operations.md names is one /metrics exports, with the labels it documents, and the
+migration guide has a row for every trigger type the registry holds."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from metrics_adapter.cli import _parser
 from metrics_adapter.config.flags import flag_table
 from metrics_adapter.metrics.telemetry import Telemetry
+from scalers.registry import KINDS, RESOURCE_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -234,3 +236,15 @@ def test_every_exported_series_is_documented_with_its_labels() -> None:
     assert families - rows.keys() == set(), "exported series missing from docs/operations.md"
     wrong = {name: labels for name, labels in rows.items() if series.get(name) != labels}
     assert not wrong, f"labels that differ from /metrics: {wrong}"
+
+
+MIGRATING = REPO / "docs" / "migrating-from-keda.md"
+TRIGGER_ROW = re.compile(r"^\| ((?:`[a-z0-9-]+`(?:, )?)+) \|", re.M)
+
+
+def test_the_migration_guide_has_a_row_for_every_trigger_type() -> None:
+    """A KEDA user reads there whether their triggers switch; the registry is the truth."""
+    section = MIGRATING.read_text().split("### Trigger types", 1)[1].split("\n### ", 1)[0]
+    listed = {name for row in TRIGGER_ROW.findall(section) for name in re.findall(r"`(.+?)`", row)}
+    assert listed >= {*KINDS, *RESOURCE_KINDS}, sorted({*KINDS, *RESOURCE_KINDS} - listed)
+    assert not listed - {*KINDS, *RESOURCE_KINDS}, sorted(listed - {*KINDS, *RESOURCE_KINDS})

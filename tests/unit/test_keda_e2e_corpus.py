@@ -253,7 +253,24 @@ _PG_CONNECTION = Refusal(
     "(pg.GetConnectionString); KEDA refuses a string that is not one when it builds the "
     "scaler (pkg/scalers/postgresql_scaler.go:179-184, sql.Open then Ping)",
 )
+_AZURE_CONNECTION = Refusal(
+    "connection",
+    "a placeholder: KEDA's test reads the storage connection string from its environment "
+    "(TF_AZURE_STORAGE_CONNECTION_STRING); KEDA refuses a string that is not one when it "
+    "builds the scaler (pkg/scalers/azure/azure_storage.go:94 and :121, the SDK's "
+    "NewClientFromConnectionString)",
+)
 RUNTIME_VALUES: Mapping[str, Refusal] = {
+    "internals__scaling_strategies__accurate_scaling_strategy__accurate_scaling_strategy_test"
+    ".yaml:accurate-scaling-strategy-test-ns/accurate-scaling-strategy-test-sj": _AZURE_CONNECTION,
+    "scalers__azure__azure_blob__azure_blob_test.yaml:azure-blob-test-ns/azure-blob-test-so": (
+        _AZURE_CONNECTION
+    ),
+    "scalers__azure__azure_queue__azure_queue_test.yaml:azure-queue-test-ns/azure-queue-test-so": (
+        _AZURE_CONNECTION
+    ),
+    "secret-providers__trigger_auth_secret__trigger_auth_secret_test.yaml:"
+    "trigger-auth-secret-test-ns/trigger-auth-secret-test-so": _AZURE_CONNECTION,
     "scalers__postgresql__postgresql_high_available__postgresql_ha_test.yaml:postgresql-ha-test-ns"
     "/postgresql-ha-test-so": _PG_CONNECTION,
     "scalers__postgresql__postgresql_standalone__postgresql_test.yaml:postgresql-test-ns/"
