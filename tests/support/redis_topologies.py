@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,11 +23,10 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from scalers.base import Scaler, ScalerKind
 from scalers.clients import Clients
-from scalers.errors import Problems
-from scalers.params import TriggerInputs
 from tests.support.pki import Pki
 from tests.support.redis_server import RedisServer
 from tests.support.servers import free_port
+from tests.support.triggers import trigger
 
 T = TypeVar("T")
 MASTER_NAME = "mymaster"
@@ -299,34 +298,8 @@ class SentinelTopology:
 def scaler_of(
     kind: ScalerKind[Any], metadata: Mapping[str, str], auth: Mapping[str, str] | None = None
 ) -> Scaler[Any]:
-    """A trigger of ``kind`` as its metadata builds it (the registry's way, without needing
-    the type registered); a ConfigError names every problem."""
-    problems = Problems()
-    built = kind.create(TriggerInputs(dict(metadata), {}, dict(auth or {})), problems)
-    problems.raise_for(f"trigger {kind.type_name}")
-    assert built is not None
-    return built
-
-
-class CountingClients(Clients):
-    """Clients that remember the key of every client they open: the ``Clients.shared`` seam,
-    the only place a scaler may open one."""
-
-    def __init__(self, timeout: float = 5) -> None:
-        super().__init__(timeout=timeout)
-        self.opened: list[Hashable] = []
-
-    async def shared(
-        self,
-        key: Hashable,
-        open_client: Callable[[], Awaitable[T]],
-        close_client: Callable[[T], Awaitable[None]],
-    ) -> T:
-        async def counted() -> T:
-            self.opened.append(key)
-            return await open_client()
-
-        return await super().shared(key, counted, close_client)
+    """A trigger of ``kind`` as its metadata builds it; a ConfigError names every problem."""
+    return trigger(kind.type_name, metadata, auth)
 
 
 def counting_poller(clients: Clients) -> Poller:

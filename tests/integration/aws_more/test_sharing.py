@@ -8,7 +8,6 @@ in the query; how the same DynamoDB values are written (spacing, key order) is n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,9 +18,9 @@ from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
-from scalers.clients import Clients
 from tests.integration.aws_more.helpers import period_start
 from tests.integration.aws_sqs_queue.helpers import keys_authentication
+from tests.support import counting
 from tests.support.moto import REGION, MotoServer, count, make_stream, make_table, put_metric
 
 pytestmark = pytest.mark.integration
@@ -30,25 +29,7 @@ T = TypeVar("T")
 OTHER_KEYS = {"awsAccessKeyID": "AKIAANOTHERIDENTITY1", "awsSecretAccessKey": "another"}
 
 
-class CountingClients(Clients):
-    """Clients that remember the key of every client they open."""
-
-    def __init__(self) -> None:
-        super().__init__(timeout=5)
-        self.opened: list[Hashable] = []
-
-    async def shared(
-        self,
-        key: Hashable,
-        open_client: Callable[[], Awaitable[T]],
-        close_client: Callable[[T], Awaitable[None]],
-    ) -> T:
-        async def counted() -> T:
-            self.opened.append(key)
-            return await open_client()
-
-        return await super().shared(key, counted, close_client)
-
+class CountingClients(counting.CountingClients):
     def services(self) -> list[str]:
         """The service of every AWS client opened (not the process's one session)."""
         keys = [k for k in self.opened if isinstance(k, tuple) and k[0] == "aws"]

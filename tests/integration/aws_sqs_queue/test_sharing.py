@@ -7,7 +7,6 @@ are counted at the ``Clients.shared`` seam, the only place a scaler may open one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 import pytest
@@ -18,8 +17,8 @@ from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
-from scalers.clients import Clients
 from tests.integration.aws_sqs_queue.helpers import keys_authentication, metadata, scaled_object
+from tests.support import counting
 from tests.support.moto import MotoServer, make_queue
 
 pytestmark = pytest.mark.integration
@@ -33,25 +32,7 @@ FLAGS = [
 ]
 
 
-class CountingClients(Clients):
-    """Clients that remember the key of every client they open."""
-
-    def __init__(self) -> None:
-        super().__init__(timeout=3)
-        self.opened: list[Hashable] = []
-
-    async def shared(
-        self,
-        key: Hashable,
-        open_client: Callable[[], Awaitable[T]],
-        close_client: Callable[[T], Awaitable[None]],
-    ) -> T:
-        async def counted() -> T:
-            self.opened.append(key)
-            return await open_client()
-
-        return await super().shared(key, counted, close_client)
-
+class CountingClients(counting.CountingClients):
     @property
     def sqs_clients(self) -> int:
         return sum(1 for key in self.opened if isinstance(key, tuple) and key[:2] == ("aws", "sqs"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,33 +19,13 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from scalers import azure_blob, azure_queue
 from scalers.base import Scaler
-from scalers.clients import Clients
 from tests.integration.azure.helpers import blob_trigger, bound, queue_trigger
 from tests.support.azurite import ACCOUNT, KEY, Azurite
+from tests.support.counting import CountingClients
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
-
-
-class CountingClients(Clients):
-    """Clients that remember the key of every client they open."""
-
-    def __init__(self) -> None:
-        super().__init__(timeout=3)
-        self.opened: list[Hashable] = []
-
-    async def shared(
-        self,
-        key: Hashable,
-        open_client: Callable[[], Awaitable[T]],
-        close_client: Callable[[T], Awaitable[None]],
-    ) -> T:
-        async def counted() -> T:
-            self.opened.append(key)
-            return await open_client()
-
-        return await super().shared(key, counted, close_client)
 
 
 async def _poll_all(

@@ -7,7 +7,6 @@ the server (``current-connections``) and at the ``Clients.shared`` seam.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,33 +18,13 @@ from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers.beanstalkd import BeanstalkdServer
-from scalers.clients import Clients
 from tests.support.beanstalkd import BeanstalkdProcess
+from tests.support.counting import CountingClients
 from tests.support.triggers import scaled_object
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
-
-
-class CountingClients(Clients):
-    """Clients that remember the key of every client they open."""
-
-    def __init__(self) -> None:
-        super().__init__(timeout=3)
-        self.opened: list[Hashable] = []
-
-    async def shared(
-        self,
-        key: Hashable,
-        open_client: Callable[[], Awaitable[T]],
-        close_client: Callable[[T], Awaitable[None]],
-    ) -> T:
-        async def counted() -> T:
-            self.opened.append(key)
-            return await open_client()
-
-        return await super().shared(key, counted, close_client)
 
 
 def _object(name: str, metadata: dict[str, str]) -> dict[str, Any]:

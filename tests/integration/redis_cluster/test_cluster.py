@@ -19,9 +19,9 @@ from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceUnreachable
 from tests.integration.redis_cluster.conftest import PASSWORD
 from tests.support import triggers
+from tests.support.counting import CountingClients
 from tests.support.redis_topologies import (
     ClusterTopology,
-    CountingClients,
     counting_poller,
     scaler_of,
 )

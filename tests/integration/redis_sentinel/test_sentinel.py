@@ -18,9 +18,9 @@ from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceUnreachable
 from tests.integration.redis_sentinel.conftest import PASSWORD, SENTINEL_PASSWORD
 from tests.support import triggers
+from tests.support.counting import CountingClients
 from tests.support.redis_topologies import (
     MASTER_NAME,
-    CountingClients,
     SentinelTopology,
     counting_poller,
     scaler_of,

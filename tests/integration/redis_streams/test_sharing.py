@@ -12,8 +12,9 @@ from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
 from metrics_adapter.model.keda import parse_scaled_object
 from tests.support import triggers
+from tests.support.counting import CountingClients
 from tests.support.redis_server import RedisServer
-from tests.support.redis_topologies import CountingClients, counting_poller
+from tests.support.redis_topologies import counting_poller
 from tests.support.triggers import reading
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,6 @@ only place a scaler may open one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import pytest
@@ -20,9 +19,9 @@ from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
-from scalers.clients import Clients
 from scalers.sql import Database
 from tests.integration.sql.helpers import OTHER_PASSWORD, OTHER_USER, Db
+from tests.support import counting
 from tests.support.triggers import run_until_polled, scaled_object
 
 pytestmark = pytest.mark.integration
@@ -31,25 +30,7 @@ T = TypeVar("T")
 ROWS: list[tuple[str, float | None]] = [("queued", 1), ("queued", 2), ("running", 3)]
 
 
-class CountingClients(Clients):
-    """Clients that remember the key of every client they open."""
-
-    def __init__(self) -> None:
-        super().__init__(timeout=3)
-        self.opened: list[Hashable] = []
-
-    async def shared(
-        self,
-        key: Hashable,
-        open_client: Callable[[], Awaitable[T]],
-        close_client: Callable[[T], Awaitable[None]],
-    ) -> T:
-        async def counted() -> T:
-            self.opened.append(key)
-            return await open_client()
-
-        return await super().shared(key, counted, close_client)
-
+class CountingClients(counting.CountingClients):
     @property
     def pools(self) -> int:
         return sum(1 for key in self.opened if isinstance(key, Database))
