@@ -98,6 +98,14 @@ class AwsAuth(TriggerMetadata):
         keys = AwsCredentials(key, self.secret_access_key, self.session_token or None)
         return Authorization(keys)
 
+    def built_identity(self, region: str, endpoint: str | None = None) -> AwsIdentity:
+        """The identity a built trigger polls with. :class:`AwsKind` refuses a trigger
+        without one before it is built, so its absence here is a bug, not a user's error."""
+        authorization = self.authorization()
+        if authorization is None:
+            raise ValueError(f"{type(self).__qualname__} built without an AWS identity")
+        return authorization.identity(region, endpoint)
+
     @property
     def credentials(self) -> AwsCredentials | None:
         found = self.authorization()

@@ -264,14 +264,11 @@ class AwsCloudwatchScaler(Scaler[Datapoints]):
 
 
 def build(meta: Metadata) -> AwsCloudwatchScaler:
-    authorization = meta.authorization()
-    if authorization is None:  # AwsKind.create refuses it first
-        raise ValueError("an aws-cloudwatch trigger without an AWS identity")
     by_metric = not meta.expression
     names = _split(meta.dimension_name) or ()
     values = _split(meta.dimension_value) or ()
     query = MetricData(
-        identity=authorization.identity(meta.aws_region, meta.aws_endpoint),
+        identity=meta.built_identity(meta.aws_region, meta.aws_endpoint),
         expression=meta.expression or None,
         namespace=meta.namespace if by_metric else None,
         metric_name=meta.metric_name if by_metric else None,

@@ -179,11 +179,8 @@ def _canonical(value: Any) -> str:
 
 
 def build(meta: Metadata) -> AwsDynamodbScaler:
-    authorization = meta.authorization()
-    if authorization is None:  # AwsKind.create refuses it first
-        raise ValueError("an aws-dynamodb trigger without an AWS identity")
     query = ItemCount(
-        identity=authorization.identity(meta.aws_region, meta.aws_endpoint),
+        identity=meta.built_identity(meta.aws_region, meta.aws_endpoint),
         table_name=meta.table_name,
         key_condition=meta.key_condition_expression,
         names=_canonical(json.loads(meta.expression_attribute_names)),

@@ -98,10 +98,7 @@ class AwsDynamodbStreamsScaler(Scaler[float]):
 
 
 def build(meta: Metadata) -> AwsDynamodbStreamsScaler:
-    authorization = meta.authorization()
-    if authorization is None:  # AwsKind.create refuses it first
-        raise ValueError("an aws-dynamodb-streams trigger without an AWS identity")
-    identity = authorization.identity(meta.aws_region, meta.aws_endpoint)
+    identity = meta.built_identity(meta.aws_region, meta.aws_endpoint)
     return AwsDynamodbStreamsScaler(
         meta=meta,
         query=StreamShards(identity, meta.table_name),

@@ -74,10 +74,7 @@ class AwsKinesisStreamScaler(Scaler[float]):
 
 
 def build(meta: Metadata) -> AwsKinesisStreamScaler:
-    authorization = meta.authorization()
-    if authorization is None:  # AwsKind.create refuses it first
-        raise ValueError("an aws-kinesis-stream trigger without an AWS identity")
-    identity = authorization.identity(meta.aws_region, meta.aws_endpoint)
+    identity = meta.built_identity(meta.aws_region, meta.aws_endpoint)
     return AwsKinesisStreamScaler(
         meta=meta,
         query=StreamSummary(identity, meta.stream_name),

@@ -141,10 +141,7 @@ class AwsSqsQueueScaler(Scaler[Mapping[str, object]]):
 
 
 def build(meta: Metadata) -> AwsSqsQueueScaler:
-    authorization = meta.authorization()
-    if authorization is None:  # AwsKind.create refuses it first
-        raise ValueError("an aws-sqs-queue trigger without an AWS identity")
-    identity = authorization.identity(meta.aws_region, meta.aws_endpoint)
+    identity = meta.built_identity(meta.aws_region, meta.aws_endpoint)
     counted = (
         VISIBLE,
         *((IN_FLIGHT,) if meta.scale_on_in_flight else ()),
