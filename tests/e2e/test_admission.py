@@ -21,6 +21,7 @@ import pytest
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
+from scalers.registry import KINDS, RESOURCE_KINDS
 from tests.support.controlplane import (
     ADAPTER_NAMESPACE,
     WEBHOOK_CONFIGURATION,
@@ -136,8 +137,7 @@ def test_a_malformed_scaled_object_is_refused_naming_every_bad_field(cluster: Cl
         maxReplicaCount=2,
     )
     message = refused(cp.create(doc))
-    types = "aws-sqs-queue, cpu, cron, kafka, memory, metrics-api, nats-jetstream, prometheus, "
-    types += "rabbitmq, redis"
+    types = ", ".join(sorted([*KINDS, *RESOURCE_KINDS]))
     assert message == SO_WEBHOOK + f"ScaledObject {NS}/malformed: " + "; ".join(
         [
             "minReplicaCount: MinReplicaCount=5 must be less than MaxReplicaCount=2",
