@@ -397,11 +397,14 @@ async def build_settled(
     kube: KubeClient | None = None,
     *,
     dry_run: bool = True,
+    count_pods: bool = False,
 ) -> Adapter:
     """:func:`build` of ``inventory``, after reading what its objects need from outside
     sources (Vault, bound tokens with ``kube``, files, ...), each read waited for at most
-    the settle bound; one that fails is reported on its objects, by name."""
-    pods = KubePods(kube) if kube is not None else None  # kubernetes-workload
+    the settle bound; one that fails is reported on its objects, by name. ``count_pods``
+    lets kubernetes-workload triggers list pods through ``kube`` (``explain --poll`` on a
+    cluster); standalone mode, whose ``kube`` only requests tokens, has no pods to count."""
+    pods = KubePods(kube) if count_pods and kube is not None else None
     clients = Clients(settings.scaler_timeout, pods=pods)
     inventory.sources = build_sources(settings, clients, kube)
     await settle_standalone(inventory)

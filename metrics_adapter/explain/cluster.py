@@ -111,7 +111,9 @@ async def explain_namespace(
         settings = Settings(
             scaler_timeout=scaler_timeout, cluster_object_namespace=cluster_object_namespace
         )
-        adapter = await build_settled(settings, listing.inventory, kube, dry_run=False)
+        adapter = await build_settled(
+            settings, listing.inventory, kube, dry_run=False, count_pods=True
+        )
         readings = poll if poll_sources else functools.partial(cluster_readings, kube)
         observed, counted, _ = await asyncio.gather(
             observe(kube, listing), count(kube, listing), read(adapter, readings)

@@ -9,6 +9,7 @@ the ``status`` subresource, as a kubelet would; a finalizer holds a deleted pod 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import BoundTrigger, bind
+from metrics_adapter.cli import main
 from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.kube.pods import KubePods
 from metrics_adapter.metrics.poller import Poller
@@ -223,3 +225,21 @@ def test_standalone_mode_refuses_the_trigger_by_name(registered: Registered) -> 
     finally:
         path.unlink(missing_ok=True)
         registered.restart()
+
+
+def test_explain_poll_counts_the_pods_from_here(
+    cluster: tuple[ControlPlane, Adapter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``explain --namespace --poll`` polls from the user's machine with the user's
+    kubeconfig: the trigger counts the pods there, as the adapter would."""
+    cp, _ = cluster
+    explained = {"app": "explained"}
+    for name in ("explained-a", "explained-b"):
+        create_pod(cp, pod(name, explained, OTHER_NS))
+    create_pod(cp, pod("explained-done", explained, OTHER_NS), "Succeeded")
+    cp.apply(workload("explained", OTHER_NS, {"podSelector": "app=explained", "value": "1"}))
+    args = ["--namespace", OTHER_NS, "--kubeconfig", str(cp.kubeconfig), "--poll", "-o", "json"]
+    assert main(["explain", *args]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    (counted,) = report["triggers"]
+    assert (counted["value"], counted["error"]) == (2, None)
