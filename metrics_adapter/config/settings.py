@@ -223,15 +223,27 @@ class Settings:
         ),
     )
     authorization_allow_ttl: float = field(
+        default=10.0,
+        metadata=flag(
+            "seconds an allowing SubjectAccessReview of a direct caller is remembered "
+            "(k8s.io/apiserver's default): a revoked caller is refused within it",
+            AUTHENTICATION,
+        ),
+    )
+    authorization_proxied_allow_ttl: float = field(
         default=300.0,
         metadata=flag(
-            "seconds an allowing SubjectAccessReview is remembered; the HPA asks every 15 s",
+            "seconds an allowing SubjectAccessReview of a request the aggregator forwarded "
+            "(and authorized itself) is remembered; the HPA asks every 15 s",
             AUTHENTICATION,
         ),
     )
     authorization_deny_ttl: float = field(
-        default=30.0,
-        metadata=flag("seconds a denying SubjectAccessReview is remembered", AUTHENTICATION),
+        default=10.0,
+        metadata=flag(
+            "seconds a denying SubjectAccessReview is remembered (k8s.io/apiserver's default)",
+            AUTHENTICATION,
+        ),
     )
 
     cluster_object_namespace: str = field(

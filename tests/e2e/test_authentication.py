@@ -14,6 +14,7 @@ import httpx
 import pytest
 from cryptography import x509
 
+from metrics_adapter.api.auth.authz import ALLOW_TTL
 from metrics_adapter.api.auth.identity import AuthConfig
 from metrics_adapter.api.auth.sources import AuthSources
 from metrics_adapter.kube.client import KubeClient
@@ -30,6 +31,9 @@ from tests.support.pki import CertificateAuthority, KeyPair
 pytestmark = pytest.mark.e2e
 
 MASTERS = {"X-Remote-User": "admin", "X-Remote-Group": "system:masters"}
+REVOCATION_SLACK = 20.0
+"""kube-apiserver's RBAC informer seeing a deletion, and a loaded 2-core machine: well
+under the old 300 s memory this test exists to rule out."""
 
 
 def direct(registered: Registered, pair: KeyPair | None = None) -> httpx.Client:
@@ -63,7 +67,11 @@ def test_a_cluster_client_certificate_is_authorized_by_subject_access_review(
         assert admin.get(path).status_code == 200
 
 
-def test_a_service_account_token_is_reviewed_then_authorized(registered: Registered) -> None:
+READER_BINDING = "rbac.authorization.k8s.io/v1", "RoleBinding", "reader-reads-metrics", NAMESPACE
+
+
+def reader_token(registered: Registered) -> str:
+    """A token of the ServiceAccount e2e/reader, which no role grants anything yet."""
     cp = registered.cp
     cp.apply(
         {
@@ -77,7 +85,28 @@ def test_a_service_account_token_is_reviewed_then_authorized(registered: Registe
         json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
     )
     assert answer.status_code == 201, answer.text
-    token = answer.json()["status"]["token"]
+    return str(answer.json()["status"]["token"])
+
+
+def grant_reader(registered: Registered) -> None:
+    """The HPA's own role for e2e/reader, in the e2e namespace."""
+    registered.cp.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": READER_BINDING[2], "namespace": NAMESPACE},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:controller:horizontal-pod-autoscaler",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": NAMESPACE}],
+        }
+    )
+
+
+def test_a_service_account_token_is_reviewed_then_authorized(registered: Registered) -> None:
+    token = reader_token(registered)
     path = registered.metric_path(registered.worker)
     bearer = {"Authorization": f"Bearer {token}"}
     with direct(registered) as client:
@@ -85,26 +114,35 @@ def test_a_service_account_token_is_reviewed_then_authorized(registered: Registe
         refused = client.get(path, headers=bearer)
         assert refused.status_code == 403, refused.text
         assert f"system:serviceaccount:{NAMESPACE}:reader" in refused.json()["message"]
-        cp.apply(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "reader-reads-metrics", "namespace": NAMESPACE},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "system:controller:horizontal-pod-autoscaler",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": NAMESPACE}],
-            }
-        )
+        grant_reader(registered)
         try:
             # The denial is remembered --authorization-deny-ttl (1 s in the harness).
             wait_for("the grant", lambda: client.get(path, headers=bearer).status_code == 200, 15)
         finally:
-            cp.delete(
-                "rbac.authorization.k8s.io/v1", "RoleBinding", "reader-reads-metrics", NAMESPACE
+            registered.cp.delete(*READER_BINDING)
+
+
+def test_a_revoked_role_binding_refuses_a_direct_caller_within_the_allow_ttl(
+    registered: Registered,
+) -> None:
+    """An allowed decision for a direct caller is remembered ALLOW_TTL (10 s, as
+    k8s.io/apiserver): once its RoleBinding is gone, it is refused within that, plus what
+    kube-apiserver's RBAC informer takes to see the deletion and the machine's slack."""
+    token = reader_token(registered)
+    path = registered.metric_path(registered.worker)
+    bearer = {"Authorization": f"Bearer {token}"}
+    grant_reader(registered)
+    try:
+        with direct(registered) as client:
+            wait_for("the grant", lambda: client.get(path, headers=bearer).status_code == 200, 15)
+            registered.cp.delete(*READER_BINDING)
+            wait_for(
+                "the revocation",
+                lambda: client.get(path, headers=bearer).status_code == 403,
+                ALLOW_TTL + REVOCATION_SLACK,
             )
+    finally:
+        registered.cp.delete(*READER_BINDING)
 
 
 def test_anonymous_callers_get_401_but_health_is_open(registered: Registered) -> None:

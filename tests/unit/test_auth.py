@@ -8,7 +8,7 @@ import json
 import pytest
 
 from metrics_adapter.api.auth.authn import Authenticator
-from metrics_adapter.api.auth.authz import DelegatingAuthorizer
+from metrics_adapter.api.auth.authz import ALLOW_TTL, DENY_TTL, DelegatingAuthorizer
 from metrics_adapter.api.auth.identity import (
     AUTHENTICATED,
     Attributes,
@@ -108,6 +108,7 @@ async def test_the_front_proxy_certificate_lets_headers_name_the_user() -> None:
         "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
         ["system:serviceaccounts", "system:authenticated"],
         extra={"authentication.kubernetes.io/pod-name": ["kcm-0"]},
+        proxied=True,
     )
 
 
@@ -191,6 +192,19 @@ async def test_decisions_are_remembered_so_the_hpa_rate_is_not_a_review_rate() -
     for _ in range(100):
         await authz.authorize(hpa, METRIC)
     assert reviewer.access_calls == 1
+
+
+async def test_a_direct_caller_is_asked_again_sooner_than_a_forwarded_request() -> None:
+    reviewer = FakeReviewer()
+    reviewer.allowed.add("hpa")
+    authz = DelegatingAuthorizer(reviewer, allow_ttl=0, proxied_allow_ttl=300)
+    for _ in range(3):
+        await authz.authorize(User.of("hpa"), METRIC)
+    assert reviewer.access_calls == 3  # allow_ttl 0: a direct caller is reviewed each time
+    for _ in range(3):
+        await authz.authorize(User.of("hpa", proxied=True), METRIC)
+    assert reviewer.access_calls == 4  # the aggregator authorized it: remembered
+    assert (ALLOW_TTL, DENY_TTL) == (10.0, 10.0)  # k8s.io/apiserver's delegating defaults
 
 
 async def test_a_denial_names_the_user_and_what_was_refused_and_is_remembered_apart() -> None:

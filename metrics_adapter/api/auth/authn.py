@@ -151,7 +151,7 @@ class Authenticator:
             return None
         uid = next((values[h][0] for h in self._uid_headers if h in values), "")
         groups = [g for h in self._group_headers for g in values.get(h, ())]
-        return User.of(name, groups, uid, extra)
+        return User.of(name, groups, uid, extra, proxied=True)
 
     async def _review(self, token: str) -> User | None:
         assert self.reviewer is not None

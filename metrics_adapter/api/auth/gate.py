@@ -74,6 +74,7 @@ async def build_gate(
             reviewer,
             allow_ttl=settings.authorization_allow_ttl,
             deny_ttl=settings.authorization_deny_ttl,
+            proxied_allow_ttl=settings.authorization_proxied_allow_ttl,
         )
     else:
         log.warning("no cluster to ask (SubjectAccessReview): every authenticated caller may read")

@@ -21,6 +21,9 @@ class User:
     uid: str = ""
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """``(key, values)`` pairs, sorted, so that a User is hashable and a cache key."""
+    proxied: bool = False
+    """Named by the aggregator's front proxy, which authorized the request itself before
+    forwarding it; never sent in a review."""
 
     @classmethod
     def of(
@@ -29,9 +32,11 @@ class User:
         groups: Iterable[str] = (),
         uid: str = "",
         extra: Mapping[str, Iterable[str]] | None = None,
+        *,
+        proxied: bool = False,
     ) -> User:
         pairs = tuple(sorted((k, tuple(v)) for k, v in (extra or {}).items()))
-        return cls(name, tuple(groups), uid, pairs)
+        return cls(name, tuple(groups), uid, pairs, proxied)
 
     @property
     def is_master(self) -> bool:
