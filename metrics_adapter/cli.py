@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         "each ScaledObject value read as the HPA reads it (through external.metrics.k8s.io), "
         "with the target's /scale and the HPA's status; ScaledJob values polled from here, "
         "their Jobs and Pods listed.",
+        epilog="Exit status: 0 when every object is ready; 1 when any is not (each such "
+        "object's problem is printed); 2 when the objects cannot be read at all.",
     )
     where = explain.add_mutually_exclusive_group(required=True)
     where.add_argument(
@@ -210,6 +212,10 @@ def _print_triggers(output: str) -> None:
         print()
 
 
+NOT_READY = 1
+"""explain's exit status when an object is not ready: a script or CI step can gate on it."""
+
+
 def _explain(args: argparse.Namespace) -> int:
     from metrics_adapter.errors import KubeError
     from metrics_adapter.explain.cluster import explain_namespace
@@ -246,7 +252,7 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"no ScaledObjects or ScaledJobs in {args.path or f'namespace {args.namespace}'}")
     else:
         print(render(reports))
-    return 0
+    return NOT_READY if any(r.problem is not None for r in reports) else 0
 
 
 def settings_from(serve_args: Sequence[str]) -> Settings:

@@ -392,7 +392,7 @@ class DryRunActivator:
         current = self.replicas.setdefault(ref, so.min_replica_count)
         decision = decide(so, current, states, self.last_active.get(ref), now, composite)
         self.last_active[ref] = decision.last_active
-        if self.activity.get(ref, False) != decision.active:
+        if ref not in self.activity or self.activity[ref] != decision.active:  # first, changes
             state = {True: "active", False: "inactive", None: "unknown"}[decision.active]
             log.info("%s is %s: %s", ref, state, decision.reason, extra={"scaledObject": str(ref)})
             self.activity[ref] = decision.active

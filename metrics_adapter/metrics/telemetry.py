@@ -267,6 +267,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's message again, with terminal escape codes
 }
 
 
@@ -299,9 +300,32 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class OncePerBurst(logging.Filter):
+    """Drops a record whose message the logger said within the last ``seconds``: each of our
+    uvicorn servers (the API, /metrics) logs the same "Started server process [pid]",
+    "Shutting down" and "Finished server process", which say one thing once."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._said: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        last = self._said.get(message)
+        self._said = {m: t for m, t in self._said.items() if record.created - t < self.seconds}
+        self._said[message] = record.created
+        return last is None or record.created - last >= self.seconds
+
+
 def configure_logging(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    uvicorn_lifecycle = logging.getLogger("uvicorn.error")
+    uvicorn_lifecycle.filters[:] = [
+        f for f in uvicorn_lifecycle.filters if not isinstance(f, OncePerBurst)
+    ]
+    uvicorn_lifecycle.addFilter(OncePerBurst())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

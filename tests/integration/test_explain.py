@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from metrics_adapter.cli import main
+from metrics_adapter.cli import NOT_READY, main
 from tests.support import jetstream
 from tests.support.nats import NatsServer
 
@@ -114,7 +114,7 @@ def objects(tmp_path: Path, nats_server: NatsServer) -> Path:
 
 
 def test_json_explains_every_object(objects: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["explain", str(objects), "-o", "json"]) == 0
+    assert main(["explain", str(objects), "-o", "json"]) == NOT_READY
     reports = {r["scaled_object"]: r for r in json.loads(capsys.readouterr().out)}
 
     echo = reports["event-demo/echo-worker"]
@@ -153,7 +153,7 @@ def test_json_explains_every_object(objects: Path, capsys: pytest.CaptureFixture
 def test_text_is_a_table_with_the_arithmetic(
     objects: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["explain", str(objects)]) == 0
+    assert main(["explain", str(objects)]) == NOT_READY
     out = capsys.readouterr().out
     assert "event-demo/echo-worker -> Deployment/echo-worker (min 0, max 5, now 0)" in out
     row = next(
@@ -181,7 +181,7 @@ def with_jobs(objects: Path, nats_server: NatsServer) -> Path:
 def test_json_reports_scaled_jobs_after_the_scaled_objects(
     with_jobs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["explain", str(with_jobs), "-o", "json"]) == 0
+    assert main(["explain", str(with_jobs), "-o", "json"]) == NOT_READY
     found = json.loads(capsys.readouterr().out)
     # ScaledObject reports as they always were, first; then the ScaledJobs, by their kind.
     assert [r.get("kind") for r in found] == [None] * 3 + ["ScaledJob"] * 4
@@ -250,7 +250,7 @@ def test_json_reports_scaled_jobs_after_the_scaled_objects(
 def test_text_reports_a_scaled_job_with_its_formula(
     with_jobs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["explain", str(with_jobs)]) == 0
+    assert main(["explain", str(with_jobs)]) == NOT_READY
     out = capsys.readouterr().out
     header = (
         "ScaledJob event-demo/thumbnailer (min 0, max 4, strategy default, "

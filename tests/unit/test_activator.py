@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -277,6 +278,21 @@ def test_dry_run_applies_activation_then_the_hpa() -> None:
     dry.evaluate(so, [state(so, 50)], NOW)
     assert dry.replicas[so.ref] == 5
     assert dry.last_active[so.ref] == NOW
+
+
+def test_dry_run_logs_every_objects_first_decision_then_only_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An object that stays idle is still mentioned once: its first decision, inactive."""
+    so = scaled_object()
+    dry = activator.DryRunActivator({so.ref: 0})
+    with caplog.at_level(logging.INFO, logger=activator.log.name):
+        for _ in range(3):
+            dry.evaluate(so, [state(so, 0)], NOW)
+        dry.evaluate(so, [state(so, 50)], NOW)
+    said = [r.getMessage() for r in caplog.records if "is inactive" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{so.ref} is inactive: "), said
+    assert sum("is active" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize(
