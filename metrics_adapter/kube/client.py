@@ -28,6 +28,7 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
 from metrics_adapter.kube import autoscaling
+from metrics_adapter.kube.events import EventSeries
 from metrics_adapter.kube.objects import Event, Lease, Scale
 from metrics_adapter.kube.wire import parse_time
 from scalers.errors import ConfigError, Problem
@@ -131,6 +132,7 @@ class KubeClient:
         """Server-side length of one watch, spread up to twice that so watches renew apart."""
         self.field_manager = field_manager
         self._resources: dict[tuple[str, str], Resource] = dict(_KNOWN)
+        self._events = EventSeries(self._post_event, self._count_event)
 
     @classmethod
     async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
@@ -322,9 +324,17 @@ class KubeClient:
         body = {"status": dict(status)}
         return await self.patch(resource, name, namespace, body, sub="status")
 
-    async def create_event(self, event: Event) -> Obj:
+    async def create_event(self, event: Event) -> None:
+        """Record ``event``; a repetition of one recorded before is counted on it
+        (:mod:`metrics_adapter.kube.events`)."""
+        await self._events.record(event)
+
+    async def _post_event(self, event: Event) -> Obj:
         path = EVENTS.path(event.namespace)
         return await self.request("POST", path, f"{event.subject} (create)", body=event.to_json())
+
+    async def _count_event(self, namespace: str, name: str, body: dict[str, object]) -> Obj:
+        return await self.patch(EVENTS, name, namespace, body)
 
     async def apply_hpa(self, hpa: autoscaling.HorizontalPodAutoscaler) -> Obj:
         return await self.apply(HPAS, hpa.to_json())
