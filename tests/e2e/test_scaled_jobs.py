@@ -175,9 +175,11 @@ def reasons(cp: ControlPlane, name: str) -> list[tuple[str, str]]:
 
 
 def batches(cp: ControlPlane, name: str) -> list[int]:
-    """The Jobs each poll created, from its ``KEDAJobsCreated`` Event: "Created N jobs"."""
-    created = [e["message"] for e in events(cp, name) if e["reason"] == "KEDAJobsCreated"]
-    return [int(m.split()[1]) for m in created]
+    """The Jobs each poll created, from its ``KEDAJobsCreated`` Event: "Created N jobs".
+    Polls in a row that created as many make one Event counted that many times (``count``),
+    as client-go's recorder aggregates them."""
+    created = [e for e in events(cp, name) if e["reason"] == "KEDAJobsCreated"]
+    return [int(e["message"].split()[1]) for e in created for _ in range(e.get("count") or 1)]
 
 
 def until(what: str, observe: Callable[[], T], ok: Callable[[T], bool], within: float) -> T:
