@@ -307,9 +307,14 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     """Cluster mode: the controller feeds the poller from watched ScaledObjects."""
     kube = await KubeClient.connect(None if settings.in_cluster else settings.kubeconfig)
     telemetry, store = Telemetry(), MetricStore()
+    kube.observer = telemetry
     clients = Clients(settings.scaler_timeout, pods=KubePods(kube))  # kubernetes-workload
     poller = build_poller(settings, store, telemetry, clients)
     elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None
+    if elector is not None:
+        lease = elector.name
+        telemetry.leader.labels(lease).set(0)
+        elector.listeners.append(lambda leading: telemetry.leadership(lease, leading))
     sources = build_sources(settings, poller.clients, kube)
     controller = Controller(
         kube,

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import yaml
@@ -115,6 +115,27 @@ async def api_client(kubeconfig: str | Path | None = None) -> ApiClient:
     return ApiClient(configuration)
 
 
+class KubeObserver(Protocol):
+    """What the client reports of its traffic (``/metrics``): each request's verb and answer
+    code, as client-go's ``rest_client_requests_total`` counts them, and each watch restart."""
+
+    def kube_request(self, method: str, code: str) -> None: ...
+
+    def watch_restart(self, resource: str, reason: str) -> None: ...
+
+
+class _Unobserved:
+    def kube_request(self, method: str, code: str) -> None:
+        return None
+
+    def watch_restart(self, resource: str, reason: str) -> None:
+        return None
+
+
+ERROR_CODE = "<error>"
+"""The code of a request that got no HTTP answer, as client-go labels it."""
+
+
 class KubeClient:
     """A small typed facade over one ApiClient, which it closes."""
 
@@ -133,6 +154,8 @@ class KubeClient:
         self.field_manager = field_manager
         self._resources: dict[tuple[str, str], Resource] = dict(_KNOWN)
         self._events = EventSeries(self._post_event, self._count_event)
+        self.observer: KubeObserver = _Unobserved()
+        """Set by the service to its telemetry; nothing is counted otherwise."""
 
     @classmethod
     async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
@@ -161,9 +184,10 @@ class KubeClient:
     ) -> Obj:
         """One call and its JSON answer; raise KubeError naming ``subject`` on any failure."""
         headers = {"Content-Type": content_type} if content_type else {}
+        code = ERROR_CODE
         try:
             async with asyncio.timeout(self.timeout):
-                answer = await self.api.call_api(
+                answer, status, _ = await self.api.call_api(
                     path,
                     method,
                     query_params=list(query),
@@ -171,11 +195,17 @@ class KubeClient:
                     body=body,
                     auth_settings=["BearerToken"],
                     response_types_map={200: "object", 201: "object", 202: "object"},
-                    _return_http_data_only=True,
+                    _return_http_data_only=False,
                     _request_timeout=self.timeout,
                 )
-        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            code = str(status)
+        except ApiException as exc:
+            code = str(exc.status or ERROR_CODE)
             raise self._error(subject, exc) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._error(subject, exc) from exc
+        finally:
+            self.observer.kube_request(method, code)
         return answer if isinstance(answer, dict) else {}
 
     def _error(self, subject: str, exc: BaseException) -> KubeError:
@@ -401,7 +431,10 @@ class KubeClient:
                     _request_timeout=limits,
                 )
         except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            failed = str(exc.status or ERROR_CODE) if isinstance(exc, ApiException) else ERROR_CODE
+            self.observer.kube_request("WATCH", failed)
             raise self._error(subject, exc) from exc
+        self.observer.kube_request("WATCH", str(response.status))
         try:
             if response.status != 200:  # the client library leaves a stream's status to us
                 body = await response.text()

@@ -82,14 +82,16 @@ async def watch(
                     if change := _CHANGES.get(kind):
                         _remember(known, change, obj)
                         yield WatchEvent(change, obj)
-            level, why = logging.DEBUG, "the server ended the watch"
+            level, why, reason = logging.DEBUG, "the server ended the watch", "ended"
         except KubeGone as exc:
             level, why, version = logging.INFO, f"{exc.message}; re-listing", None
+            reason = "expired"
         except KubeError as exc:
-            level, why = logging.WARNING, str(exc)
+            level, why, reason = logging.WARNING, str(exc), "error"
         except Exception:  # a watch must outlive any one bad answer; the traceback says which
             log.exception("watch %s failed", what)
-            level, why = logging.ERROR, "unexpected failure"
+            level, why, reason = logging.ERROR, "unexpected failure", "error"
+        client.observer.watch_restart(resource.plural, reason)
         if progressed or time.monotonic() - began >= HEALTHY_SECONDS:
             backoff.reset()
         delay = backoff.next()

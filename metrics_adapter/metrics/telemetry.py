@@ -151,6 +151,34 @@ class Telemetry:
             ("source_type", "state"),
             registry=r,
         )
+        # The Kubernetes API, as client-go and controller-runtime name their series (KEDA's
+        # operator exports these), and the watches and Lease behind the controller.
+        self.kube_requests = Counter(
+            "rest_client_requests",
+            "Kubernetes API requests, by HTTP method (WATCH for a watch) and answer code "
+            "(<error> when none came).",
+            ("method", "code"),
+            registry=r,
+        )
+        self.watch_restarts = Counter(
+            "metrics_adapter_watch_restarts",
+            "Watches started again, by resource and reason: ended (by the server's timeout), "
+            "expired (410: re-listed) or error.",
+            ("resource", "reason"),
+            registry=r,
+        )
+        self.leader = Gauge(
+            "leader_election_master_status",
+            "1 while this process holds the Lease and writes, else 0.",
+            ("name",),
+            registry=r,
+        )
+        self.leader_transitions = Counter(
+            "metrics_adapter_leader_transitions",
+            "Times this process took (to=leader) or lost (to=follower) the Lease.",
+            ("to",),
+            registry=r,
+        )
         build = Gauge(
             "keda_build_info",
             "Build information of metrics-adapter.",
@@ -222,6 +250,17 @@ class Telemetry:
         """One more error of a ScaledObject, or of a ScaledJob (a :class:`ScaledJobRef`)."""
         series = self.job_errors if isinstance(ref, ScaledJobRef) else self.object_errors
         series.labels(ref.namespace, ref.name).inc()
+
+    def kube_request(self, method: str, code: str) -> None:
+        self.kube_requests.labels(method, code).inc()
+
+    def watch_restart(self, resource: str, reason: str) -> None:
+        self.watch_restarts.labels(resource, reason).inc()
+
+    def leadership(self, name: str, leading: bool) -> None:
+        """A change of leadership: the gauge and the transition."""
+        self.leader.labels(name).set(1 if leading else 0)
+        self.leader_transitions.labels("leader" if leading else "follower").inc()
 
     def wake_hint(self, source_type: str) -> None:
         self.wake_hints.labels(source_type).inc()

@@ -137,6 +137,10 @@ def test_burst_zero_to_five_and_back_to_zero(cluster: Cluster) -> None:
     series = httpx.get(f"http://127.0.0.1:{cluster.metrics_port}/metrics").text
     assert f'keda_resource_registered_total{{namespace="{NS}",type="scaled_object"}} 1.0' in series
     assert 'keda_trigger_registered_total{type="nats-jetstream"} 1.0' in series
+    # It leads (it wrote the HPA), and its API traffic is counted as client-go counts it.
+    assert 'leader_election_master_status{name="metrics-adapter"} 1.0' in series
+    assert 'metrics_adapter_leader_transitions_total{to="leader"}' in series
+    assert 'rest_client_requests_total{code="200",method="WATCH"}' in series
     assert replicas(cp, "echo-worker") == 0
 
     t0 = time.monotonic()

@@ -36,6 +36,7 @@ from metrics_adapter.kube.client import (
 )
 from metrics_adapter.kube.objects import Event, ObjectMeta, ObjectReference
 from metrics_adapter.kube.watch import WatchEvent, watch
+from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import parse_scaled_object
 from scalers.clients import JsonGet
 from tests.support import controlplane
@@ -183,6 +184,7 @@ async def test_a_watch_from_an_expired_resource_version_relists(
     """kube-apiserver answers 200 and one ERROR event, 410 Expired, "too old resource
     version: 1 (N)": the watch lists again and goes on from the list's version."""
     caplog.set_level(logging.DEBUG, logger="metrics_adapter.kube.watch")
+    telemetry = client.observer = Telemetry()
     await admin.apply(SCALED_OBJECTS, scaled_object("old"))
     try:
         stream = watch(client, SCALED_OBJECTS, NS, resource_version="1")
@@ -201,6 +203,21 @@ async def test_a_watch_from_an_expired_resource_version_relists(
     assert expired.levelno == logging.INFO
     assert "ScaledObjects in kube-client" in expired.message
     assert expired.message.endswith("re-listing; reconnecting in 0.0s")
+    series = telemetry.registry.get_sample_value
+    assert series("metrics_adapter_watch_restarts_total", {**SO_WATCH, "reason": "expired"}) == 1
+    # The first watch, answered 200 before its 410 event; the one after the list; the list.
+    assert series("rest_client_requests_total", {"method": "WATCH", "code": "200"}) == 2
+    assert series("rest_client_requests_total", {"method": "GET", "code": "200"}) == 1
+
+
+SO_WATCH = {"resource": "scaledobjects"}
+
+
+async def test_an_answer_code_is_counted_by_method(client: KubeClient) -> None:
+    telemetry = client.observer = Telemetry()
+    assert await client.get_hpa(NS, "nobody") is None  # answered 404
+    series = telemetry.registry.get_sample_value
+    assert series("rest_client_requests_total", {"method": "GET", "code": "404"}) == 1
 
 
 async def test_a_dropped_watch_resumes_where_it_was(

@@ -30,7 +30,9 @@ CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 COMMAND = re.compile(r"metrics-adapter(?::\S+)?\s+(serve|explain|triggers|version)\b(.*)")
 YAML_ARG = re.compile(r"^\s*-\s+(--[a-z][a-z0-9-]*)")
-SERIES = re.compile(r"\b(?:keda|apiserver|metrics_adapter)_[a-z0-9_]*[a-z0-9]")
+SERIES = re.compile(
+    r"\b(?:keda|apiserver|metrics_adapter|rest_client|leader_election)_[a-z0-9_]*[a-z0-9]"
+)
 SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
     "gauge": ("",),
