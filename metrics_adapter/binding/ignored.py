@@ -70,10 +70,11 @@ def ignored_parameters(
     keda = KEDA_PARAMETERS.get(trigger.type, {})
     path = f"triggers[{trigger.index}]"
     passed_on = getattr(declared, "PASSES_METADATA", False)
+    keys = () if passed_on else sorted(trigger.metadata)
     warnings = [
         f"{path}.metadata.{key}: {reason}"
-        for key in sorted(trigger.metadata)
-        if not passed_on and (reason := _metadata_reason(trigger.type, key, ours, keda)) is not None
+        for key in keys
+        if (reason := _metadata_reason(trigger.type, key, ours, keda)) is not None
     ]
     ref = trigger.authentication_ref
     if ref is None:

@@ -199,10 +199,8 @@ class KubeClient:
                     _request_timeout=self.timeout,
                 )
             code = str(status)
-        except ApiException as exc:
-            code = str(exc.status or ERROR_CODE)
-            raise self._error(subject, exc) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            code = _answer_code(exc)
             raise self._error(subject, exc) from exc
         finally:
             self.observer.kube_request(method, code)
@@ -431,8 +429,7 @@ class KubeClient:
                     _request_timeout=limits,
                 )
         except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
-            failed = str(exc.status or ERROR_CODE) if isinstance(exc, ApiException) else ERROR_CODE
-            self.observer.kube_request("WATCH", failed)
+            self.observer.kube_request("WATCH", _answer_code(exc))
             raise self._error(subject, exc) from exc
         self.observer.kube_request("WATCH", str(response.status))
         try:
@@ -453,6 +450,12 @@ class KubeClient:
             raise KubeError(subject, 0, "BadResponse", str(exc)) from exc
         finally:
             response.close()
+
+
+def _answer_code(exc: BaseException) -> str:
+    """The HTTP code a failed call was answered with, or :data:`ERROR_CODE` without one."""
+    status = exc.status if isinstance(exc, ApiException) else None
+    return str(status or ERROR_CODE)
 
 
 def _selectors(field_selector: str, label_selector: str) -> list[tuple[str, str]]:
