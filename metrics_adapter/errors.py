@@ -14,6 +14,7 @@ The classes::
     ├── NotFound               404
     ├── MethodNotAllowed       405
     ├── RequestEntityTooLarge  413
+    ├── TooManyRequests        429: past --max-requests-inflight
     └── ServiceUnavailable     503
 
     KubeError                  code and reason from the server's Status; code 0: no answer
@@ -62,6 +63,10 @@ class MethodNotAllowed(APIError):
 
 class RequestEntityTooLarge(APIError):
     code, reason = 413, "RequestEntityTooLarge"
+
+
+class TooManyRequests(APIError):
+    code, reason = 429, "TooManyRequests"
 
 
 class ServiceUnavailable(APIError):

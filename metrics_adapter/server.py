@@ -7,7 +7,8 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Generator
+import socket
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +22,9 @@ from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api.app import Health, create_app
 from metrics_adapter.api.auth.gate import Gate, build_gate
 from metrics_adapter.api.certificate import Task, serving_tls
+from metrics_adapter.api.guard import Guard, InflightLimit, Limits, guarded
 from metrics_adapter.api.request_metrics import RequestMetrics
-from metrics_adapter.api.tls import ClientCertProtocol, ServingTLS
+from metrics_adapter.api.tls import ServingTLS
 from metrics_adapter.binding.auth_sources.base import ReadContext, SourceRead
 from metrics_adapter.binding.auth_sources.cache import SETTLE_WITHIN, SourceCache
 from metrics_adapter.binding.cluster import ClusterObjects
@@ -51,11 +53,27 @@ log = logging.getLogger(__name__)
 
 class Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to its caller: two servers share one
-    process (and tests run theirs inside pytest's)."""
+    process (and tests run theirs inside pytest's); and says what it serves, TLS included
+    where the guard makes it (uvicorn, listening in plain TCP, would say http)."""
+
+    def __init__(self, config: uvicorn.Config, scheme: str | None = None) -> None:
+        super().__init__(config)
+        self._scheme = scheme
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the guard makes TLS, or uvicorn does (its config loaded)."""
+        return self._scheme or ("https" if self.config.ssl is not None else "http")
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        for listener in listeners:
+            host, port = listener.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            log.info("serving %s://%s:%d", self.scheme, shown, port)
 
 
 def server_config(app: Any, **options: Any) -> uvicorn.Config:
@@ -280,21 +298,22 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
 def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvicorn.Server]:
     """The API on ``tls``, behind ``gate``; and ``/metrics`` in plain HTTP on its own port."""
     s = adapter.settings
+    telemetry, limits = adapter.telemetry, Limits.of(s)
     routes = create_app(adapter.store, adapter.health, adapter.admission)
-    app = RequestMetrics(gate.wrap(routes), adapter.telemetry)
+    limited = InflightLimit(gate.wrap(routes), limits.max_requests_inflight, telemetry)
     api = server_config(
-        app,
+        RequestMetrics(limited, telemetry),
         host=s.listen_address,
         port=s.secure_port,
-        http=ClientCertProtocol,
+        # TLS is the guard's, per connection, on ours, live context (certificates and client
+        # CAs change in place): uvicorn listens in plain TCP.
+        http=guarded(Guard(limits, telemetry), tls.context),
         ws="none",  # no WebSocket route: an upgrade must never pass the gate as non-HTTP
         server_header=False,
         timeout_keep_alive=90,
         h11_max_incomplete_event_size=65536,
     )
-    api.load()
-    api.ssl = tls.context  # ours, live: certificates and client CAs change in place
-    servers: list[uvicorn.Server] = [Server(api)]
+    servers: list[uvicorn.Server] = [Server(api, scheme="https")]
     if s.metrics_port:
         metrics = server_config(
             make_asgi_app(adapter.telemetry.registry), host=s.listen_address, port=s.metrics_port

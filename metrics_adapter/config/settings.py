@@ -26,6 +26,16 @@ DEFAULT_CLUSTER_OBJECT_NAMESPACE = "keda"
 """KEDA's own namespace: where ClusterTriggerAuthentication refs resolve unless told."""
 LOOPBACK, ANY_ADDRESS = "127.0.0.1", "0.0.0.0"
 
+GUARD_LIMITS = (
+    "max_connections",
+    "max_connections_per_address",
+    "tls_handshakes_per_second",
+    "tls_handshake_timeout",
+    "read_timeout",
+    "max_requests_inflight",
+)
+"""The secure port's bounds: settings here, :class:`metrics_adapter.api.guard.Limits` there."""
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
 
@@ -126,6 +136,52 @@ class Settings:
     metrics_port: int = field(
         default=8080,
         metadata=flag("the plain-HTTP port of /metrics; 0 turns it off", SERVING, metavar="PORT"),
+    )
+    max_connections: int = field(
+        default=1024,
+        metadata=flag(
+            "connections the secure port holds at once; when full, a new one takes the place of "
+            "the oldest idle connection of the address holding the most, if that is more than "
+            "the newcomer's",
+            SERVING,
+        ),
+    )
+    max_connections_per_address: int = field(
+        default=128,
+        metadata=flag(
+            "connections one client address may hold on the secure port (at most "
+            "--max-connections); past it a new one is reset before TLS",
+            SERVING,
+        ),
+    )
+    tls_handshakes_per_second: float = field(
+        default=32.0,
+        metadata=flag(
+            "new connections (each a TLS handshake) a second from one address, with a burst of "
+            "twice as many; past it a new one is reset before TLS",
+            SERVING,
+            metavar="RATE",
+        ),
+    )
+    tls_handshake_timeout: float = field(
+        default=10.0,
+        metadata=flag("seconds a client has to finish the TLS handshake", SERVING),
+    )
+    read_timeout: float = field(
+        default=10.0,
+        metadata=flag(
+            "seconds a request has to arrive, head and body, from its first byte (a "
+            "connection's first request: from the handshake); a slower client is disconnected",
+            SERVING,
+        ),
+    )
+    max_requests_inflight: int = field(
+        default=400,
+        metadata=flag(
+            "requests answered at once (kube-apiserver's default); the rest get 429 with "
+            "Retry-After, the health checks never",
+            SERVING,
+        ),
     )
 
     tls_cert_file: Path | None = field(
@@ -307,6 +363,9 @@ class Settings:
             raise ValueError(
                 f"{option('tls_cert_file')} and {option('tls_private_key_file')} go together"
             )
+        for name in GUARD_LIMITS:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{option(name)}: {getattr(self, name):g} must be positive")
         if not 3600 <= self.bound_service_account_token_expiry <= 21600:
             raise ValueError(
                 f"{option('bound_service_account_token_expiry')}: "

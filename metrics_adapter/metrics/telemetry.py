@@ -179,6 +179,32 @@ class Telemetry:
             ("to",),
             registry=r,
         )
+        # The secure port's guard (metrics_adapter.api.guard): who it turned away and why.
+        self.connections_refused = Counter(
+            "metrics_adapter_connections_refused",
+            "Connections to the secure port reset on arrival, before TLS, by reason: "
+            "per_address, handshake_rate or capacity.",
+            ("reason",),
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "metrics_adapter_connections_closed",
+            "Admitted connections the adapter closed, by reason: handshake (failed or too "
+            "slow), read_timeout (a request too slow to arrive) or evicted (room for another).",
+            ("reason",),
+            registry=r,
+        )
+        self.connections = Gauge(
+            "metrics_adapter_connections",
+            "Connections the secure port holds now.",
+            registry=r,
+        )
+        self.requests_refused = Counter(
+            "metrics_adapter_requests_refused",
+            "Requests answered 429 by reason: max_inflight (past --max-requests-inflight).",
+            ("reason",),
+            registry=r,
+        )
         build = Gauge(
             "keda_build_info",
             "Build information of metrics-adapter.",
@@ -261,6 +287,19 @@ class Telemetry:
         """A change of leadership: the gauge and the transition."""
         self.leader.labels(name).set(1 if leading else 0)
         self.leader_transitions.labels("leader" if leading else "follower").inc()
+
+    # metrics_adapter.api.guard.GuardObserver
+    def connection_refused(self, reason: str) -> None:
+        self.connections_refused.labels(reason).inc()
+
+    def connection_closed(self, reason: str) -> None:
+        self.connections_closed.labels(reason).inc()
+
+    def request_refused(self, reason: str) -> None:
+        self.requests_refused.labels(reason).inc()
+
+    def connections_open(self, count: int) -> None:
+        self.connections.set(count)
 
     def wake_hint(self, source_type: str) -> None:
         self.wake_hints.labels(source_type).inc()

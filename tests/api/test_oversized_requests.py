@@ -1,5 +1,5 @@
 """Oversized requests over a real TLS socket, to the server exactly as ``uvicorn_servers``
-builds it (h11 with a 64 KiB event limit, ClientCertProtocol, the gate, request metrics).
+builds it (h11 with a 64 KiB event limit, the guard, the gate, request metrics).
 
 Each request here never ends: a request line or header block that keeps going, or a body
 announced and never sent. An answer (or a closed connection) can therefore only mean the
@@ -14,53 +14,18 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from metrics_adapter.api.app import Health
-from metrics_adapter.api.auth.gate import build_gate
-from metrics_adapter.api.certificate import serving_tls
-from metrics_adapter.api.tls import ClientCertProtocol, self_signed_pair
-from metrics_adapter.config.settings import Settings
-from metrics_adapter.metrics.store import MetricStore
-from metrics_adapter.metrics.telemetry import Telemetry
-from metrics_adapter.model.keda import ObjectRef
-from metrics_adapter.server import Adapter, uvicorn_servers
-from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.servers import running
-from tests.support.triggers import new_poller
+from metrics_adapter.api.tls import ClientCertProtocol
+from tests.support.secure_port import METRIC, QUERY, SecurePort, secure_port
 
-METRIC = "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/s0-cron"
-QUERY = "labelSelector=scaledobject.keda.sh%2Fname%3Dworker"
-HPA = {"X-Remote-User": "hpa", "X-Remote-Group": "system:masters"}
 LIMIT = 64 * 1024
 READ_AT_MOST = 4 * LIMIT
 """The limit, plus what one read of the socket may bring beyond it (~115 KiB measured)."""
 ANSWER_WITHIN = 5.0
 """Seconds: a refusal is immediate; a server waiting for the rest would never answer."""
-
-
-@dataclass
-class Served:
-    port: int
-    server_ca: bytes
-    proxy: KeyPair
-    read: list[int]
-    """Bytes the server's protocol has received, over all connections."""
-
-    def context(self, pair: KeyPair | None = None) -> ssl.SSLContext:
-        return client_context(self.server_ca, pair)
-
-    async def hpa_reads_the_value(self) -> None:
-        async with httpx.AsyncClient(verify=self.context(self.proxy), timeout=5) as client:
-            response = await client.get(
-                f"https://127.0.0.1:{self.port}{METRIC}?{QUERY}", headers=HPA
-            )
-        assert response.status_code == 200, response.text
-        assert response.json()["items"][0]["value"] == "7"
 
 
 @pytest.fixture
@@ -78,33 +43,16 @@ def read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return count
 
 
+@dataclass
+class Served(SecurePort):
+    read: list[int]
+    """Bytes the server's protocol has received, over all connections."""
+
+
 @pytest.fixture
 async def served(tmp_path: Path, read: list[int]) -> AsyncIterator[Served]:
-    front_proxy = CertificateAuthority("front-proxy-ca")
-    (tmp_path / "front-proxy-ca.crt").write_bytes(front_proxy.pem)
-    cert, key = self_signed_pair(tmp_path / "certs", ["127.0.0.1"])
-    settings = Settings(
-        scaledobjects=tmp_path,
-        tls_cert_file=cert,
-        tls_private_key_file=key,
-        cert_dir=tmp_path / "scratch",
-        requestheader_client_ca_file=tmp_path / "front-proxy-ca.crt",
-        requestheader_allowed_names=("front-proxy-client",),
-        metrics_port=0,
-    )
-    store, telemetry = MetricStore(), Telemetry()
-    ref = ObjectRef("ns", "worker")
-    store.register(ref, ["s0-cron"])
-    store.record_value(ref, "s0-cron", 7, True, datetime.now(UTC))
-    health = Health(loaded=True, poller_running=lambda: True)
-    poller = new_poller(store=store, telemetry=telemetry)  # never run: the store is filled by hand
-    adapter = Adapter(settings, telemetry, store, poller, health, inventory=None)
-    tls, _ = await serving_tls(settings, None, "keda")
-    gate = await build_gate(settings, None, tls, telemetry)
-    [server] = uvicorn_servers(adapter, tls, gate)
-    async with running(server) as url:
-        proxy = front_proxy.issue("front-proxy-client")
-        yield Served(int(url.rsplit(":", 1)[1]), cert.read_bytes(), proxy, read)
+    async with secure_port(tmp_path) as port:
+        yield Served(port.port, port.server_ca, port.proxy, port.telemetry, read)
 
 
 @dataclass

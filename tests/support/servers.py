@@ -58,7 +58,7 @@ async def running(server: uvicorn.Server) -> AsyncIterator[str]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        scheme = "https" if server.config.ssl is not None else "http"  # loaded by now
+        scheme = server.scheme if isinstance(server, Server) else "http"  # loaded by now
         yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True

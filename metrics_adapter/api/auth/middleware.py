@@ -13,6 +13,7 @@ from metrics_adapter.api import paths
 from metrics_adapter.api.auth.authn import Authenticator
 from metrics_adapter.api.auth.authz import Authorizer
 from metrics_adapter.api.auth.identity import Attributes
+from metrics_adapter.api.status import send_status
 from metrics_adapter.errors import (
     APIError,
     BadRequest,
@@ -20,7 +21,6 @@ from metrics_adapter.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
-from metrics_adapter.kube import wire
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,11 @@ class AuthMiddleware:
             # kube-apiserver would tell it (no CA names, no API server address).
             level = logging.INFO if isinstance(error, Unauthorized) else logging.WARNING
             log.log(level, "refused %s %s: %s", scope["method"], scope["path"], error)
-            await _answer(send, PUBLIC[type(error)])
+            await send_status(send, PUBLIC[type(error)])
             return
         except APIError as error:
             log.debug("refused %s %s: %s", scope["method"], scope["path"], error)
-            await _answer(send, error)
+            await send_status(send, error)
             return
         await self.app(scope, receive, send)
 
@@ -130,18 +130,3 @@ def _refuse_large(headers: list[tuple[bytes, bytes]], limit: int) -> None:
                 )
         elif key == b"transfer-encoding":
             raise RequestEntityTooLarge("chunked request bodies are not accepted")
-
-
-async def _answer(send: Send, error: APIError) -> None:
-    body = wire.status(error)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
