@@ -1,6 +1,6 @@
 """Every benchmark in sequence, the summary lines of all of them at the end: ``make bench``.
 
-.venv/bin/python -m bench [api gate upstream activation footprint jobs webhook]
+.venv/bin/python -m bench [api gate upstream activation footprint jobs webhook attack]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import activation, api, footprint, gate, jobs, upstream, webhook
+from bench import activation, api, attack, footprint, gate, jobs, upstream, webhook
 from bench.report import note
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
     "footprint": footprint.run,
     "jobs": jobs.run,
     "webhook": webhook.run,
+    "attack": attack.run,
 }
 
 

@@ -22,7 +22,7 @@ from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api.app import Health, create_app
 from metrics_adapter.api.auth.gate import Gate, build_gate
 from metrics_adapter.api.certificate import Task, serving_tls
-from metrics_adapter.api.guard import Guard, InflightLimit, Limits, guarded
+from metrics_adapter.api.guard import Guard, InflightLimit, Limits, guarded, within_descriptors
 from metrics_adapter.api.request_metrics import RequestMetrics
 from metrics_adapter.api.tls import ServingTLS
 from metrics_adapter.binding.auth_sources.base import ReadContext, SourceRead
@@ -298,7 +298,7 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
 def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvicorn.Server]:
     """The API on ``tls``, behind ``gate``; and ``/metrics`` in plain HTTP on its own port."""
     s = adapter.settings
-    telemetry, limits = adapter.telemetry, Limits.of(s)
+    telemetry, limits = adapter.telemetry, within_descriptors(Limits.of(s))
     routes = create_app(adapter.store, adapter.health, adapter.admission)
     limited = InflightLimit(gate.wrap(routes), limits.max_requests_inflight, telemetry)
     api = server_config(

@@ -27,8 +27,10 @@ connection is made TLS here (``loop.start_tls``), after the guard has admitted i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import resource
 import ssl
 import time
 from collections import OrderedDict
@@ -48,6 +50,9 @@ from metrics_adapter.errors import TooManyRequests
 log = logging.getLogger(__name__)
 
 TOO_MANY = TooManyRequests("too many requests, please try again later")
+DESCRIPTOR_RESERVE = 256
+"""Open files kept for the adapter's own use beyond the secure port's connections: event
+sources, the Kubernetes API, /metrics, certificates."""
 MAX_ADDRESSES = 65536
 """Handshake budgets remembered at once, the least recently used forgotten first; a forgotten
 address starts again with a full budget."""
@@ -71,6 +76,32 @@ class Limits:
         limits = cls(**{name: getattr(settings, name) for name in GUARD_LIMITS})
         share = min(limits.max_connections_per_address, limits.max_connections)
         return dataclasses.replace(limits, max_connections_per_address=share)
+
+
+def within_descriptors(limits: Limits, reserve: int = DESCRIPTOR_RESERVE) -> Limits:
+    """``limits`` with ``max_connections`` inside the process's open-file limit, after raising
+    its soft limit to the hard one, as Go programs (kube-apiserver among them) do at start.
+    A port allowed more connections than descriptors would fail ``accept`` for everyone,
+    the aggregator included, once an attacker held them all."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    room = soft - reserve if soft != resource.RLIM_INFINITY else limits.max_connections
+    if limits.max_connections <= room:
+        return limits
+    fitted = max(1, room)
+    log.warning(
+        "--max-connections %d does not fit in %d open files (the process's limit, less %d "
+        "for the adapter's own): serving at most %d connections",
+        limits.max_connections,
+        soft,
+        reserve,
+        fitted,
+    )
+    share = min(limits.max_connections_per_address, fitted)
+    return dataclasses.replace(limits, max_connections=fitted, max_connections_per_address=share)
 
 
 class GuardObserver(Protocol):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -191,3 +192,30 @@ def test_limits_are_the_settings() -> None:
     assert (limits.max_connections, limits.read_timeout) == (7, 2.5)
     assert limits.max_connections_per_address == 7  # no more than the whole
     assert limits.max_requests_inflight == 400
+
+
+def test_connections_are_held_inside_the_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (512, 4096))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, v: set_to.append(v))
+    limits = Limits(max_connections=10_000, max_connections_per_address=5_000)
+    fitted = guard_module.within_descriptors(limits, reserve=96)
+    assert set_to == [(4096, 4096)]  # the soft limit raised to the hard one, as Go does
+    assert (fitted.max_connections, fitted.max_connections_per_address) == (4000, 4000)
+    assert "--max-connections 10000 does not fit in 4096 open files" in caplog.text
+    assert (
+        guard_module.within_descriptors(Limits(max_connections=100), reserve=96).max_connections
+        == 100
+    )
+
+
+def test_a_soft_limit_that_cannot_be_raised_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_: int, __: tuple[int, int]) -> None:
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    fitted = guard_module.within_descriptors(Limits(max_connections=1024), reserve=256)
+    assert fitted.max_connections == 768
