@@ -296,7 +296,8 @@ def _attach_dry_run(poller: Poller, inventory: Inventory) -> None:
 
 
 def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvicorn.Server]:
-    """The API on ``tls``, behind ``gate``; and ``/metrics`` in plain HTTP on its own port."""
+    """The API on ``tls``, behind ``gate``; and ``/metrics`` on its own port: plain HTTP, or
+    with ``--metrics-secure`` on ``tls`` behind ``gate`` too."""
     s = adapter.settings
     telemetry, limits = adapter.telemetry, within_descriptors(Limits.of(s))
     routes = create_app(adapter.store, adapter.health, adapter.admission)
@@ -314,11 +315,23 @@ def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvico
         h11_max_incomplete_event_size=65536,
     )
     servers: list[uvicorn.Server] = [Server(api, scheme="https")]
-    if s.metrics_port:
-        metrics = server_config(
-            make_asgi_app(adapter.telemetry.registry), host=s.listen_address, port=s.metrics_port
-        )
-        servers.append(Server(metrics))
+    if not s.metrics_port:
+        return servers
+    exporter = make_asgi_app(telemetry.registry)
+    if not s.metrics_secure:
+        servers.append(Server(server_config(exporter, host=s.listen_address, port=s.metrics_port)))
+        return servers
+    # The same gate and guard as the API (its own bounds, not counted in the API's series):
+    # callers need get on the non-resource URL /metrics, as controller-runtime asks.
+    secure = server_config(
+        gate.wrap(exporter),
+        host=s.listen_address,
+        port=s.metrics_port,
+        http=guarded(Guard(limits), tls.context),
+        ws="none",
+        server_header=False,
+    )
+    servers.append(Server(secure, scheme="https"))
     return servers
 
 

@@ -137,6 +137,16 @@ class Settings:
         default=8080,
         metadata=flag("the plain-HTTP port of /metrics; 0 turns it off", SERVING, metavar="PORT"),
     )
+    metrics_secure: bool = field(
+        default=False,
+        metadata=flag(
+            "serve /metrics over TLS with the API's certificate, to callers authenticated as "
+            "the API's (bearer tokens by TokenReview, client certificates) and allowed get on "
+            "the non-resource URL /metrics by SubjectAccessReview, as controller-runtime's "
+            "secure metrics; off: plain HTTP for any caller",
+            SERVING,
+        ),
+    )
     max_connections: int = field(
         default=1024,
         metadata=flag(

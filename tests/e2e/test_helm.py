@@ -81,12 +81,15 @@ LINT_VALUES = [
     {"certificates": {"mode": "certManager"}},
     {"certificates": {"mode": "secret", "secret": {"caBundle": "Y2E="}}},
     {"prometheus": {"serviceMonitor": {"enabled": True, "additionalLabels": {"release": "p"}}}},
+    {"prometheus": {"secure": True, "serviceMonitor": {"enabled": True}}},
     {"webhooks": {"enabled": False}},
 ]
 
 
 @pytest.mark.parametrize(
-    "values", LINT_VALUES, ids=["default", "certManager", "secret", "sm", "no-webhooks"]
+    "values",
+    LINT_VALUES,
+    ids=["default", "certManager", "secret", "sm", "secure-sm", "no-webhooks"],
 )
 def test_helm_lint_is_clean(values: dict[str, Any]) -> None:
     sets = [f"--set-json={key}={json.dumps(value)}" for key, value in values.items()]
@@ -272,6 +275,39 @@ def test_the_servicemonitor_carries_additional_labels() -> None:
     assert selector.items() <= one(docs, "Service")["metadata"]["labels"].items()
 
 
+READER = "metrics-adapter-metrics-reader"
+SECURE = {"prometheus": {"secure": True, "serviceMonitor": {"enabled": True}}}
+
+
+def test_secure_metrics_pass_the_flag_scrape_over_tls_and_offer_a_reader_role() -> None:
+    docs = rendered(SECURE, namespace="autoscaling")
+    assert "--metrics-secure" in container(docs)["args"]
+    assert "--metrics-secure" not in container(rendered())["args"]
+    [endpoint] = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert endpoint["tlsConfig"] == {
+        "serverName": "metrics-adapter.autoscaling.svc",
+        "ca": {"secret": {"name": "metrics-adapter-certs", "key": "ca.crt"}},
+    }
+    readers = [d for d in of_kind(docs, "ClusterRole") if d["metadata"]["name"].endswith("reader")]
+    [reader] = readers
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    assert not [d for d in of_kind(rendered(), "ClusterRole") if "reader" in d["metadata"]["name"]]
+    # deploy/ offers the same role (unbound: Prometheus' ServiceAccount is the user's).
+    [shipped] = load_manifests(DEPLOY / "metrics-reader.yaml")
+    assert canonical(shipped["rules"]) == canonical(reader["rules"])
+
+
+def test_secure_metrics_take_your_tls_config() -> None:
+    mine = {"insecureSkipVerify": True}
+    values = {
+        "prometheus": {"secure": True, "serviceMonitor": {"enabled": True, "tlsConfig": mine}}
+    }
+    [endpoint] = one(rendered(values), "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["tlsConfig"] == mine
+
+
 # -- RBAC drift ----------------------------------------------------------------------------------
 
 
@@ -374,9 +410,12 @@ def test_without_webhooks_nothing_is_registered_nor_granted_for_them() -> None:
 
 
 def test_every_role_is_bound_to_the_service_account() -> None:
-    docs = rendered(namespace="autoscaling")
+    """Every role of ours, that is, but for the metrics reader, which is Prometheus'."""
+    docs = rendered(SECURE, namespace="autoscaling")
     roles = {
-        (d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role", "ClusterRole")
+        (d["kind"], d["metadata"]["name"])
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"] != READER
     }
     bound = set()
     for binding in of_kind(docs, "RoleBinding") + of_kind(docs, "ClusterRoleBinding"):
@@ -421,12 +460,15 @@ def test_the_default_rendering_applies_strictly(registered: Registered) -> None:
     apply_all(registered, docs)
 
 
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "secure"])
 def test_the_servicemonitor_rendering_applies_with_prometheus_operators_crd(
-    registered: Registered,
+    registered: Registered, secure: bool
 ) -> None:
     install_servicemonitor_crd(registered.cp)
-    values = {"prometheus": {"serviceMonitor": {"enabled": True, "additionalLabels": {"a": "b"}}}}
-    docs = rendered(values, namespace=NAMESPACE)
+    monitor = {"enabled": True, "additionalLabels": {"a": "b"}}
+    docs = rendered(
+        {"prometheus": {"secure": secure, "serviceMonitor": monitor}}, namespace=NAMESPACE
+    )
     assert of_kind(docs, "ServiceMonitor")
     apply_all(registered, docs)
 
