@@ -38,6 +38,7 @@ from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.errors import StartupError
 from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.kube.pods import KubePods
+from metrics_adapter.kube.scope import Scope
 from metrics_adapter.metrics.hints import WakeHints
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore, Reading
@@ -348,9 +349,14 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
         telemetry.leader.labels(lease).set(0)
         elector.listeners.append(lambda leading: telemetry.leadership(lease, leading))
     sources = build_sources(settings, poller.clients, kube)
+    scope = Scope(
+        settings.watch_namespace,
+        settings.cluster_object_namespace,
+        settings.restrict_secret_access,
+    )
     controller = Controller(
         kube,
-        ClusterObjects(settings.cluster_object_namespace, sources=sources),
+        ClusterObjects(settings.cluster_object_namespace, sources=sources, scope=scope),
         poller,
         store,
         telemetry,

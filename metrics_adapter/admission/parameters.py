@@ -55,6 +55,9 @@ class NoObjects:
     def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None:
         return None
 
+    def unread(self, kind: str, namespace: str = "") -> str | None:
+        return None
+
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return None
 

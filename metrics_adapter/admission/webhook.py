@@ -123,10 +123,11 @@ class AdmissionWebhook:
         findings = parser_findings(doc.error.problems if doc.error else ())
         findings += [*trigger_rules(spec), *scaled_object_rules(so, spec, request.dry_run)]
         warnings = [*so.warnings, *scaled_object_warnings(so, spec)]
-        found, more = parameter_findings(so, self._objects(warnings))
+        unwatched = self._unwatched(request.kind, request.namespace, warnings)
+        found, more = parameter_findings(so, None if unwatched else self._objects(warnings))
         findings += found
         warnings += more
-        if self.cluster is not None:
+        if self.cluster is not None and not unwatched:
             found, more = await cluster_rules(
                 so, self.cluster, dry_run=request.dry_run, deadline=self.deadline, limit=self._reads
             )
@@ -142,7 +143,9 @@ class AdmissionWebhook:
         if doc.scaled_job is None:
             return findings, []
         warnings = list(doc.scaled_job.warnings)
-        found, more = parameter_findings(doc.scaled_job, self._objects(warnings))
+        unwatched = self._unwatched("ScaledJob", doc.scaled_job.ref.namespace, warnings)
+        objects = None if unwatched else self._objects(warnings)
+        found, more = parameter_findings(doc.scaled_job, objects)
         return [*findings, *found], [*warnings, *more]
 
     @staticmethod
@@ -158,6 +161,14 @@ class AdmissionWebhook:
             findings = []
         findings += trigger_authentication_rules(spec)
         return findings, [*warnings, *trigger_authentication_warnings(spec)]
+
+    def _unwatched(self, kind: str, namespace: str, warnings: list[str]) -> bool:
+        """Whether this adapter does not watch ``kind`` in ``namespace`` (--watch-namespace):
+        the object is checked on its own, not against a cluster it may not read."""
+        why = self.objects.unread(kind, namespace) if self.objects is not None else None
+        if why:
+            warnings.append(f"not checked against the cluster, nor scaled by this adapter: {why}")
+        return bool(why)
 
     def _objects(self, warnings: list[str]) -> ObjectSource | None:
         """The cluster's objects to bind against, once they are all listed."""

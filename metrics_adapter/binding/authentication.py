@@ -22,7 +22,11 @@ from metrics_adapter.binding.auth_sources import aws_secret_manager, bound_token
 from metrics_adapter.binding.auth_sources.base import ParameterRead, SourceRead, SourceValues
 from metrics_adapter.binding.auth_sources.file_path import FileRead
 from metrics_adapter.binding.sources import ObjectSource
-from metrics_adapter.model.authentication import TriggerAuthentication
+from metrics_adapter.model.authentication import (
+    SecretKeyRef,
+    SecretTargetRef,
+    TriggerAuthentication,
+)
 from metrics_adapter.model.keda import ObjectRef, Trigger
 from metrics_adapter.model.scaled_job import Scalable, env_container
 from scalers.errors import Problems, quote
@@ -66,10 +70,12 @@ def resolve(
         return Resolved()
     auth, namespace = lookup(obj, trigger, objects)
     if auth is None:
-        problems.add(
-            f"{path}.authenticationRef",
-            f"{ref.kind} {quote(ref.name)} not found in namespace {namespace}",
-        )
+        cluster = ref.kind == "ClusterTriggerAuthentication"
+        if why := objects.unread(ref.kind, "" if cluster else namespace):
+            problem = f"{ref.kind} {quote(ref.name)} is not read: {why}"
+        else:
+            problem = f"{ref.kind} {quote(ref.name)} not found in namespace {namespace}"
+        problems.add(f"{path}.authenticationRef", problem)
         return Resolved()
     where = f"{path}.authenticationRef ({auth.kind} {ref.name})"
     params: dict[str, str] = {}
@@ -84,7 +90,7 @@ def resolve(
     for r in auth.config_map_target_refs:
         value = objects.config_map_value(namespace, r.name, r.key)
         if value is None:
-            problems.add(where, _missing("ConfigMap", namespace, r.name, r.key, r.parameter))
+            problems.add(where, _missing(objects, "ConfigMap", namespace, r, r.parameter))
             unresolved.add(r.parameter)
         else:
             params[r.parameter] = value
@@ -99,7 +105,7 @@ def resolve(
                 "is not UTF-8 text",
             )
         else:
-            problems.add(where, _missing("Secret", namespace, r.name, r.key, r.parameter))
+            problems.add(where, _missing(objects, "Secret", namespace, r, r.parameter))
         if value is None:
             unresolved.add(r.parameter)
     for name, parameters in unsupported(auth):
@@ -123,8 +129,17 @@ def _unsupported_identity(auth: TriggerAuthentication) -> bool:
     return auth.pod_identity is not None and auth.pod_identity.provider in UNSUPPORTED_PROVIDERS
 
 
-def _missing(kind: str, namespace: str, name: str, key: str, parameter: str) -> str:
-    return f"{kind} {namespace}/{name} has no key {quote(key)} (for parameter {parameter})"
+def _missing(
+    objects: ObjectSource,
+    kind: str,
+    namespace: str,
+    ref: SecretTargetRef | SecretKeyRef,
+    parameter: str,
+) -> str:
+    """Why the key ``ref`` names gave no value: the object is not read here, or lacks it."""
+    if why := objects.unread(kind, namespace):
+        return f"{kind} {namespace}/{ref.name} (for parameter {parameter}) is not read: {why}"
+    return f"{kind} {namespace}/{ref.name} has no key {quote(ref.key)} (for parameter {parameter})"
 
 
 def _file(
@@ -180,9 +195,7 @@ def _oauth2(
     if secret is not None:
         value = objects.secret_value(namespace, secret.name, secret.key)
         if value is None:
-            problems.add(
-                where, _missing("Secret", namespace, secret.name, secret.key, "clientSecret")
-            )
+            problems.add(where, _missing(objects, "Secret", namespace, secret, "clientSecret"))
         else:
             params["clientSecret"] = value
     else:

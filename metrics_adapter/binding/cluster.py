@@ -57,6 +57,8 @@ from metrics_adapter.kube.client import (
     CLUSTER_TRIGGER_AUTHENTICATIONS,
     CONFIG_MAPS,
     DEPLOYMENTS,
+    SCALED_JOBS,
+    SCALED_OBJECTS,
     SECRETS,
     SERVICE_ACCOUNTS,
     STATEFULSETS,
@@ -64,7 +66,8 @@ from metrics_adapter.kube.client import (
     KubeClient,
     Resource,
 )
-from metrics_adapter.kube.watch import watch
+from metrics_adapter.kube.scope import Scope
+from metrics_adapter.kube.watch import watch_scoped
 from metrics_adapter.model.authentication import TriggerAuthentication, parse_trigger_authentication
 from metrics_adapter.model.keda import ObjectRef, ScaledObject
 from metrics_adapter.model.scaled_job import Scalable, ScaledJob
@@ -81,6 +84,7 @@ WATCHED = (
     STATEFULSETS,
     SERVICE_ACCOUNTS,
 )
+_BY_KIND = {r.kind: r for r in (*WATCHED, SCALED_OBJECTS, SCALED_JOBS)}
 SOURCE_KIND = "AuthenticationSource"
 """The kind of the keys of outside sources' reads, named by what they read."""
 SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1"
@@ -110,8 +114,11 @@ class ClusterObjects:
         cluster_object_namespace: str = DEFAULT_CLUSTER_OBJECT_NAMESPACE,
         on_change: Callable[[ObjectKey], None] | None = None,
         sources: SourceCache | None = None,
+        scope: Scope | None = None,
     ) -> None:
         self.cluster_object_namespace = cluster_object_namespace
+        self.scope = scope or Scope(own_namespace=cluster_object_namespace)
+        """Where objects are watched; the controllers watch theirs there too."""
         """Where a ClusterTriggerAuthentication's Secrets and ConfigMaps live (KEDA's
         ``KEDA_CLUSTER_OBJECT_NAMESPACE``)."""
         self.on_change = on_change
@@ -134,6 +141,10 @@ class ClusterObjects:
     def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None:
         found = self._objects.get(ObjectKey(CTA, "", name))
         return found if isinstance(found, TriggerAuthentication) else None
+
+    def unread(self, kind: str, namespace: str = "") -> str | None:
+        resource = _BY_KIND.get(kind)
+        return self.scope.unread(resource, namespace) if resource is not None else None
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return (self._data(SECRETS.kind, ObjectRef(namespace, name)) or {}).get(key)
@@ -240,7 +251,8 @@ class ClusterObjects:
 
     async def _follow(self, client: KubeClient, resource: Resource) -> None:
         selector = SECRET_FIELD_SELECTOR if resource == SECRETS else ""
-        async with contextlib.aclosing(watch(client, resource, field_selector=selector)) as events:
+        events = watch_scoped(client, resource, self.scope, field_selector=selector)
+        async with contextlib.aclosing(events) as events:
             async for event in events:
                 self.handle(resource.kind, event.type, event.object)
 

@@ -69,6 +69,9 @@ class Inventory:
     def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None:
         return self.cluster_auths.get(name)
 
+    def unread(self, kind: str, namespace: str = "") -> str | None:
+        return None  # every file given is read
+
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         return self.secrets.get(ObjectRef(namespace, name), {}).get(key)
 

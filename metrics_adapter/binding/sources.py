@@ -28,6 +28,11 @@ class ObjectSource(Protocol):
 
     def cluster_trigger_authentication(self, name: str) -> TriggerAuthentication | None: ...
 
+    def unread(self, kind: str, namespace: str = "") -> str | None:
+        """Why objects of ``kind`` in ``namespace`` are not read here (``--watch-namespace``,
+        ``--restrict-secret-access``); ``None`` when they are, found or not."""
+        ...
+
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The key's value as text; ``None`` when absent or not UTF-8 (see
         :meth:`binary_secret_keys`)."""

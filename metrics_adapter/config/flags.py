@@ -98,7 +98,25 @@ def _arguments(f: dataclasses.Field[Any], kind: Any) -> dict[str, Any]:
         if convert := _CONVERTERS.get(kind):
             arguments["type"] = convert
         arguments["metavar"] = _metavar(f, kind)
+        if kind == tuple[str, ...]:
+            arguments["action"] = _Repeated
     return arguments
+
+
+class _Repeated(argparse.Action):
+    """A list flag given more than once: the lists joined (``--x a --x b,c`` is a, b, c)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given = f"_{self.dest}_given"
+        earlier = getattr(namespace, self.dest) if getattr(namespace, given, False) else ()
+        setattr(namespace, self.dest, (*earlier, *values))
+        setattr(namespace, given, True)
 
 
 def add_flags(parser: argparse.ArgumentParser, only: Iterable[str] | None = None) -> None:

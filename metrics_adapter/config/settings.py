@@ -321,6 +321,26 @@ class Settings:
             metavar="NS",
         ),
     )
+    watch_namespace: tuple[str, ...] = field(
+        default=(),
+        metadata=flag(
+            "cluster mode: watch only these namespaces (repeat the flag, or comma-separate), as "
+            "KEDA's WATCH_NAMESPACE: every list and watch is namespaced, so no cluster-wide "
+            "list is needed, and ClusterTriggerAuthentications are not read; empty: every "
+            "namespace",
+            CLUSTER,
+            metavar="NS,...",
+        ),
+    )
+    restrict_secret_access: bool = field(
+        default=False,
+        metadata=flag(
+            "cluster mode: read Secrets only in --cluster-object-namespace (for "
+            "ClusterTriggerAuthentications), as KEDA_RESTRICT_SECRET_ACCESS: no Secret is "
+            "watched elsewhere, and a trigger needing one there is not ready and says so",
+            CLUSTER,
+        ),
+    )
     filepath_auth_root_path: Path | None = field(
         default=None,
         metadata=flag(

@@ -138,6 +138,7 @@ class Controller:
                 self.reconcile,
                 lambda d: self._forget(d.ref),
                 self.synced,
+                self.objects.scope,
             )
 
     @property

@@ -21,7 +21,8 @@ from typing import Any
 from metrics_adapter.control.job_manifest import JOB_LABEL
 from metrics_adapter.kube.batch import Job, Pod
 from metrics_adapter.kube.client import JOBS, PODS, KubeClient, Resource
-from metrics_adapter.kube.watch import watch
+from metrics_adapter.kube.scope import EVERY_NAMESPACE, Scope
+from metrics_adapter.kube.watch import watch_scoped
 from metrics_adapter.model.scaled_job import ScaledJobRef
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,14 @@ class JobCache:
     def deleted(self, owner: ScaledJobRef, job: Job) -> None:
         self._drop(JOBS.kind, owner, job.namespace, job.name)
 
-    async def run(self, client: KubeClient) -> None:
+    async def run(self, client: KubeClient, scope: Scope = EVERY_NAMESPACE) -> None:
         async with asyncio.TaskGroup() as group:
             for resource in (JOBS, PODS):
-                group.create_task(self._follow(client, resource), name=f"watch {resource.plural}")
+                follow = self._follow(client, resource, scope)
+                group.create_task(follow, name=f"watch {resource.plural}")
 
-    async def _follow(self, client: KubeClient, resource: Resource) -> None:
-        events = watch(client, resource, label_selector=JOB_LABEL)
+    async def _follow(self, client: KubeClient, resource: Resource, scope: Scope) -> None:
+        events = watch_scoped(client, resource, scope, label_selector=JOB_LABEL)
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
                 self.handle(resource.kind, event.type, event.object)

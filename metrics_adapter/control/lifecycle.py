@@ -13,7 +13,8 @@ from metrics_adapter.control.work import guarded
 from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import KubeClient, Resource
 from metrics_adapter.kube.objects import ObjectMeta, finalizers_patch
-from metrics_adapter.kube.watch import watch
+from metrics_adapter.kube.scope import EVERY_NAMESPACE, Scope
+from metrics_adapter.kube.watch import watch_scoped
 
 FINALIZER = "finalizer.keda.sh"
 """KEDA's, so an object KEDA finalized is finalized here too after a switch."""
@@ -50,11 +51,12 @@ async def follow(
     reconcile: Callable[[D], Awaitable[None]],
     forget: Callable[[D], None],
     synced: asyncio.Event,
+    scope: Scope = EVERY_NAMESPACE,
 ) -> None:
     """Watch ``resource`` until cancelled: each object typed at the edge by ``read``, then
     reconciled (a failure stays with its object) or, once deleted, forgotten; ``synced``
-    set once the first list is through."""
-    async with contextlib.aclosing(watch(kube, resource)) as events:
+    set once the first list is through; watched where ``scope`` says."""
+    async with contextlib.aclosing(watch_scoped(kube, resource, scope)) as events:
         async for event in events:
             if event.type == "SYNCED":
                 synced.set()

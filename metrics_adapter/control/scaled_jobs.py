@@ -118,7 +118,7 @@ class ScaledJobController:
         triggers bind to are already synced by the caller)."""
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.cache.run(self.kube))
+                group.create_task(self.cache.run(self.kube, self.objects.scope))
                 await self.cache.synced.wait()
                 group.create_task(self._work.drain_forever(self.evaluate))
                 group.create_task(self._retry_forever())
@@ -129,6 +129,7 @@ class ScaledJobController:
                     self.reconcile,
                     lambda d: self._forget(d.ref),
                     self.synced,
+                    self.objects.scope,
                 )
         finally:
             for timer in self._retries.values():

@@ -25,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 from metrics_adapter.errors import KubeError, KubeGone
 from metrics_adapter.kube.client import KubeClient, Obj, Resource
+from metrics_adapter.kube.scope import EVERYWHERE, Scope
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,53 @@ async def watch(
         delay = backoff.next()
         log.log(level, "watch %s: %s; reconnecting in %.1fs", what, why, delay)
         await asyncio.sleep(delay)
+
+
+async def watch_scoped(
+    client: KubeClient,
+    resource: Resource,
+    scope: Scope,
+    *,
+    label_selector: str = "",
+    field_selector: str = "",
+) -> AsyncGenerator[WatchEvent, None]:
+    """:func:`watch` of ``resource`` wherever ``scope`` watches it: everywhere at once, or one
+    watch per namespace merged into one stream, ``SYNCED`` first once every namespace has
+    been listed (then each re-list's own). Nowhere: ``SYNCED`` at once, then nothing."""
+    watched = scope.watched(resource)
+    selectors = {"label_selector": label_selector, "field_selector": field_selector}
+    if watched == EVERYWHERE or len(watched) == 1:
+        one = watch(client, resource, watched[0], **selectors)
+        async with contextlib.aclosing(one) as events:
+            async for event in events:
+                yield event
+        return
+    if not watched:
+        yield WatchEvent("SYNCED", {"metadata": {"resourceVersion": ""}})
+        await asyncio.Event().wait()  # until cancelled
+    queue: asyncio.Queue[tuple[str | None, WatchEvent]] = asyncio.Queue()
+
+    async def feed(namespace: str | None) -> None:
+        async with contextlib.aclosing(watch(client, resource, namespace, **selectors)) as events:
+            async for event in events:
+                await queue.put((namespace, event))
+
+    feeds = [
+        asyncio.create_task(feed(ns), name=f"watch {resource.plural} in {ns}") for ns in watched
+    ]
+    unsynced = set(watched)
+    try:
+        while True:
+            namespace, event = await queue.get()
+            if event.type == "SYNCED" and unsynced:
+                unsynced.discard(namespace)
+                if unsynced:
+                    continue
+            yield event
+    finally:
+        for task in feeds:
+            task.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
 
 
 def _version(obj: Mapping[str, Any]) -> str:

@@ -83,13 +83,14 @@ LINT_VALUES = [
     {"prometheus": {"serviceMonitor": {"enabled": True, "additionalLabels": {"release": "p"}}}},
     {"prometheus": {"secure": True, "serviceMonitor": {"enabled": True}}},
     {"webhooks": {"enabled": False}},
+    {"watchNamespace": "apps,jobs", "permissions": {"operator": {"restrict": {"secret": True}}}},
 ]
 
 
 @pytest.mark.parametrize(
     "values",
     LINT_VALUES,
-    ids=["default", "certManager", "secret", "sm", "secure-sm", "no-webhooks"],
+    ids=["default", "certManager", "secret", "sm", "secure-sm", "no-webhooks", "least-privilege"],
 )
 def test_helm_lint_is_clean(values: dict[str, Any]) -> None:
     sets = [f"--set-json={key}={json.dumps(value)}" for key, value in values.items()]
@@ -319,6 +320,51 @@ def test_the_chart_rbac_rules_equal_deploy_rbac() -> None:
         assert rules(chart, kind) == rules(deploy, kind), kind
 
 
+RESTRICTED = {"permissions": {"operator": {"restrict": {"secret": True}}}}
+
+
+def test_restricted_secret_access_reads_secrets_only_in_the_object_namespace() -> None:
+    docs = rendered(RESTRICTED)
+    assert "--restrict-secret-access" in container(docs)["args"]
+    cluster = [json.loads(r) for r in rules(of_kind(docs, "ClusterRole"), "ClusterRole")]
+    assert not [r for r in cluster if "secrets" in r["resources"] and "list" in r["verbs"]]
+    secrets = [d for d in of_kind(docs, "Role") if d["metadata"]["name"].endswith(":secrets")]
+    [role] = secrets
+    assert role["metadata"]["namespace"] == "keda"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]}
+    ]
+    # deploy/restrict-secret-access/ is the same: its ClusterRole patch and its Role.
+    overlay = DEPLOY / "restrict-secret-access"
+    patched = load_manifests(overlay / "clusterrole.yaml")
+    shipped = load_manifests(overlay / "secrets.yaml")
+    assert rules(patched, "ClusterRole") == rules(docs, "ClusterRole")
+    assert rules(shipped, "Role") == rules(secrets, "Role")
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert "--restrict-secret-access" in kustomization["patches"][1]["patch"]
+
+
+def test_watched_namespaces_get_roles_and_nothing_is_listed_cluster_wide() -> None:
+    docs = rendered({"watchNamespace": "apps, jobs", **RESTRICTED}, namespace="autoscaling")
+    assert "--watch-namespace=apps, jobs" in container(docs)["args"]
+    for rule in rules(docs, "ClusterRole"):
+        verbs = set(json.loads(rule)["verbs"])
+        assert not verbs & {"list", "watch"}, rule  # only the named caBundle targets
+    by_namespace = {d["metadata"]["namespace"]: d for d in of_kind(docs, "Role")}
+    assert {"apps", "jobs"} <= by_namespace.keys()
+    namespaced = rules([by_namespace["apps"]], "Role")
+    default_cluster = rules(rendered(), "ClusterRole")
+    # Each watched namespace's Role: the default ClusterRole's rules on namespaced objects,
+    # without ClusterTriggerAuthentications, the caBundle targets and (restricted) Secrets.
+    assert all(json.loads(r)["resources"] != ["clustertriggerauthentications"] for r in namespaced)
+    assert not [r for r in namespaced if "secrets" in json.loads(r)["resources"]]
+    assert len(namespaced) == len(default_cluster) - 2  # apiservices, webhook configurations
+    bound = {
+        (b["metadata"]["namespace"], b["roleRef"]["name"]) for b in of_kind(docs, "RoleBinding")
+    }
+    assert {("apps", "metrics-adapter"), ("jobs", "metrics-adapter")} <= bound
+
+
 def certificate_rule(rule: str) -> bool:
     """A rule that only self-managed certificates need: our APIService or webhook
     configuration, or writing Secrets."""
@@ -442,6 +488,17 @@ def apply_all(registered: Registered, docs: list[dict[str, Any]]) -> None:
             doc["kind"],
             doc["metadata"]["name"],
         )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [RESTRICTED, {"watchNamespace": NAMESPACE, **RESTRICTED}],
+    ids=["restricted", "namespaced"],
+)
+def test_the_least_privilege_renderings_apply_strictly(
+    registered: Registered, values: dict[str, Any]
+) -> None:
+    apply_all(registered, rendered(values, namespace=NAMESPACE))
 
 
 def test_the_default_rendering_applies_strictly(registered: Registered) -> None:

@@ -68,3 +68,84 @@ v1beta1.external.metrics.k8s.io
 {{- end }}
 {{- $policy }}
 {{- end }}
+
+{{/* watchNamespace (KEDA's value: comma-separated) as a list, blanks dropped. */}}
+{{- define "metrics-adapter.watchedNamespaces" -}}
+{{- $names := list }}
+{{- range splitList "," (.Values.watchNamespace | default "") }}
+{{- if trim . }}{{ $names = append $names (trim .) }}{{ end }}
+{{- end }}
+{{- toYaml $names }}
+{{- end }}
+
+{{/* The rules on namespaced objects: a ClusterRole's (clusterWide, with the
+ClusterTriggerAuthentications it then reads) or each watched namespace's Role's. */}}
+{{- define "metrics-adapter.namespacedRules" -}}
+{{- $restrict := .root.Values.permissions.operator.restrict.secret -}}
+# Watch ScaledObjects; patch their finalizers, which restore replicas on deletion.
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [list, watch, patch]
+# Watch ScaledJobs; patch their finalizer.
+- apiGroups: [keda.sh]
+  resources: [scaledjobs]
+  verbs: [list, watch, patch]
+- apiGroups: [keda.sh]
+  resources: [triggerauthentications{{ if .clusterWide }}, clustertriggerauthentications{{ end }}]
+  verbs: [list, watch]
+# Conditions, lastActiveTime, originalReplicaCount: the state that survives a restart.
+- apiGroups: [keda.sh]
+  resources: [scaledobjects/status]
+  verbs: [patch]
+- apiGroups: [keda.sh]
+  resources: [scaledjobs/status]
+  verbs: [patch]
+# The HPA's owner reference (OwnerReferencesPermissionEnforcement).
+- apiGroups: [keda.sh]
+  resources: [scaledobjects/finalizers]
+  verbs: [update]
+# A Job's owner reference to its ScaledJob.
+- apiGroups: [keda.sh]
+  resources: [scaledjobs/finalizers]
+  verbs: [update]
+# A ScaledJob's Jobs: created, watched, deleted by rollouts and history limits.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, list, watch, delete]
+# Whether a Job is still pending: its pods, from a watch; kubernetes-workload's pod count.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
+# TriggerAuthentication secretTargetRef / configMapTargetRef and ...FromEnv parameters.
+- apiGroups: [""]
+  resources: [{{ if not $restrict }}secrets, {{ end }}configmaps]
+  verbs: [list, watch]
+# The owned HPA keda-hpa-<name>, server-side applied.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, create, patch, delete]
+# 0 <-> 1, pause and restore through the target's /scale, whatever its kind.
+- apiGroups: ["*"]
+  resources: ["*/scale"]
+  verbs: [get, patch]
+# The target's pod template env, for ...FromEnv parameters.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [list, watch]
+# podIdentity aws (workload-owned) and aws-eks: the workload ServiceAccount's role annotation.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- if .root.Values.webhooks.enabled }}
+# The admission webhook: HPAs already scaling a target, LimitRange defaults, when applied.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [limitranges]
+  verbs: [list]
+{{- end }}
+{{- end }}
