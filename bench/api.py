@@ -22,22 +22,14 @@ from pathlib import Path
 
 from bench.adapter import METRICS_PATH, Bench, metric_url, scaled_object
 from bench.report import main, median, note, print_table, summary
+from tests.support import triggers
 from tests.support.controlplane import wait_for
 from tests.support.controlplane.processes import Process
 from tests.support.servers import free_port
 
 NAMESPACE = "bench"
 METRIC = "s0-cron-UTC-0011x-xxxxx"
-# Always inside the window: the next end (each minute) comes before the next start (Jan 1).
-CRON = {
-    "type": "cron",
-    "metadata": {
-        "timezone": "UTC",
-        "start": "0 0 1 1 *",
-        "end": "* * * * *",
-        "desiredReplicas": "5",
-    },
-}
+CRON = triggers.always_cron(5)
 PATH = f"{METRICS_PATH}/{NAMESPACE}/{METRIC}"
 LUA = """
 local n = {objects}

@@ -34,6 +34,7 @@ from metrics_adapter.control.lifecycle import (
     spec_version,
 )
 from metrics_adapter.control.scaled_jobs import ScaledJobController
+from metrics_adapter.control.targets import with_target_version
 from metrics_adapter.control.work import ObjectWork, guarded
 from metrics_adapter.errors import KubeNotFound
 from metrics_adapter.kube.client import SCALED_OBJECTS, KubeClient
@@ -186,7 +187,7 @@ class Controller:
             warned=tracked.warned if tracked else None,
         )
         try:
-            so = document.parsed()
+            so = await with_target_version(self.kube, document.parsed())
             await self.objects.settle(so)  # outside sources first: no Ready=False, then True
             binding = bind_all(so, self.objects)
         except ConfigError as exc:

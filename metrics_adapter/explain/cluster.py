@@ -38,6 +38,7 @@ from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
 from metrics_adapter.control.job_manifest import JOB_LABEL
 from metrics_adapter.control.job_scaling import count_jobs
+from metrics_adapter.control.targets import with_target_version
 from metrics_adapter.errors import KubeError
 from metrics_adapter.explain.jobs import JobsSeen, job_reports
 from metrics_adapter.explain.local import Observed, Report, poll, read, reports
@@ -65,6 +66,7 @@ from metrics_adapter.model.scaled_job import ScaledJob, ScaledJobRef
 from metrics_adapter.server import Adapter, build_settled
 from scalers.base import is_active
 from scalers.clients import DEFAULT_TIMEOUT
+from scalers.errors import ConfigError
 from scalers.quantity import parse_quantity
 
 CONCURRENCY = 16
@@ -259,14 +261,16 @@ async def observe(kube: KubeClient, listing: Listing) -> dict[ObjectRef, Observe
 
 
 async def _observe(kube: KubeClient, listing: Listing, so: ScaledObject) -> Observed:
-    target, ns = so.scale_target_ref, so.ref.namespace
+    ns = so.ref.namespace
     try:
+        target = (await with_target_version(kube, so)).scale_target_ref
         scale = await kube.get_scale(target.api_version, target.kind, ns, target.name)
         replicas, source = scale.replicas, "/scale"
-    except KubeError as exc:
+    except (ConfigError, KubeError) as exc:  # ConfigError: no apiVersion written, none found
         replicas = listing.inventory.replicas(so)
         fallback = "spec.replicas" if listing.inventory.workload(so) else "minReplicaCount"
-        source = f"{fallback} (no /scale: {status_text(exc)})"
+        why = exc.problems[0].message if isinstance(exc, ConfigError) else status_text(exc)
+        source = f"{fallback} (no /scale: {why})"
     try:
         found = await kube.get_hpa(ns, so.hpa_name)
         hpa = f"{so.hpa_name}: not found" if found is None else hpa_status(found)

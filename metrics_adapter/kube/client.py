@@ -324,6 +324,31 @@ class KubeClient:
             self._resources[key] = Resource(api_version, kind, plural, namespaced)
         return self._resources[key]
 
+    async def api_version_of(self, kind: str) -> str:
+        """The group version serving ``kind`` with a ``/scale`` subresource, from discovery
+        (each group's preferred version; core ``v1`` too), for a scale target that names no
+        apiVersion. KubeNotFound when none does, or when more than one group does (the
+        ScaledObject must say which). Remembered once found, as :meth:`resource_for`."""
+        known = [v for (v, k) in self._resources if k == kind]
+        if len(known) == 1:
+            return known[0]
+        groups = await self.request("GET", "/apis", "discovery of the API groups")
+        versions = ["v1"] + [
+            str((g.get("preferredVersion") or {}).get("groupVersion") or "")
+            for g in groups.get("groups") or []
+        ]
+        found: list[str] = []
+        for version in filter(None, versions):
+            try:
+                await self.resource_for(version, kind)
+            except KubeNotFound:
+                continue
+            found.append(version)
+        if len(found) != 1:
+            why = "served by " + ", ".join(found) if found else "no group serves it with /scale"
+            raise KubeNotFound(f"kind {kind}", 404, "NotFound", why)
+        return found[0]
+
     async def get_scale(self, api_version: str, kind: str, namespace: str, name: str) -> Scale:
         resource = await self.resource_for(api_version, kind)
         path = resource.path(namespace, name, "scale")

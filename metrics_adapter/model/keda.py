@@ -67,6 +67,9 @@ class ScaleTargetRef:
     api_version: str = "apps/v1"
     kind: str = "Deployment"
     env_source_container_name: str | None = None
+    api_version_omitted: bool = False
+    """No ``apiVersion`` was written: ``api_version`` is KEDA's default ``apps/v1`` until
+    the controller asks discovery which group serves ``kind`` (an Argo Rollout's, say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +323,7 @@ def _parse_spec(
         api_version=target.string("apiVersion", "apps/v1") or "apps/v1",
         kind=target.string("kind", "Deployment") or "Deployment",
         env_source_container_name=target.string("envSourceContainerName"),
+        api_version_omitted=not target.has("apiVersion"),
     )
     min_r = spec.integer("minReplicaCount", 0, minimum=0)
     max_r = spec.integer("maxReplicaCount", 100, minimum=1)

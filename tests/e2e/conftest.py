@@ -68,11 +68,8 @@ def scaled_object(name: str, trigger: dict[str, Any]) -> dict[str, Any]:
 
 
 def cron_object(name: str, desired: int) -> dict[str, Any]:
-    """Always active: the next end (every minute) always comes before the next start (Jan 1)."""
-    metadata = {"timezone": "UTC", "start": "0 0 1 1 *", "end": "* * * * *"}
-    return scaled_object(
-        name, {"type": "cron", "metadata": {**metadata, "desiredReplicas": str(desired)}}
-    )
+    """Always active (:func:`triggers.always_cron`)."""
+    return scaled_object(name, triggers.always_cron(desired))
 
 
 def metric_name(doc: dict[str, Any]) -> str:

@@ -30,15 +30,7 @@ VALUES = {
 HPA = "autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-worker"
 SLACK = 30.0
 """A first bind, and what a loaded 2-core machine adds to it."""
-CRON = {
-    "type": "cron",
-    "metadata": {
-        "timezone": "UTC",
-        "start": "0 0 1 1 *",
-        "end": "* * * * *",
-        "desiredReplicas": "2",
-    },
-}
+CRON = triggers.always_cron(2)
 
 
 def least_privilege(cp: ControlPlane) -> None:
