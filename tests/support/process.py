@@ -62,6 +62,13 @@ class ServerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no shutdown of any kind."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM

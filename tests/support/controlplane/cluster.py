@@ -54,6 +54,7 @@ class ControlPlane(KubeApi):
     ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority("kubernetes"))
     _client: httpx.Client | None = None
     _resources: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
+    _etcd_port: int = 0
 
     @property
     def pki(self) -> Path:
@@ -97,6 +98,7 @@ class ControlPlane(KubeApi):
         t = self._mark("pki", t)
 
         etcd = self._spawn("etcd", bin_dir, self._etcd_flags(etcd_port, peer_port))
+        self._etcd_port = etcd_port
         wait_for("etcd /health", lambda: _etcd_healthy(etcd, etcd_port), left(), 0.05)
         t = self._mark("etcd", t)
 
@@ -186,6 +188,27 @@ class ControlPlane(KubeApi):
     def _ready(self, apiserver: Process) -> bool:
         apiserver.check()
         return self.client.get("/readyz").status_code == 200
+
+    # Faults.
+
+    def component(self, name: str) -> Process:
+        return next(p for p in self.processes if p.name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component (``etcd``, ``kube-apiserver``, ...), as a crash would."""
+        self.component(name).kill()
+
+    def revive(self, name: str, timeout: float = 120) -> float:
+        """Start a killed component again, with its flags, ports and data; the seconds until
+        it serves (etcd: /health; kube-apiserver: /readyz, so etcd must be up)."""
+        began = time.monotonic()
+        process = self.component(name).start(detach=self.detach)
+        if name == "etcd":
+            wait_for("etcd /health", lambda: _etcd_healthy(process, self._etcd_port), timeout)
+        elif name == "kube-apiserver":
+            self.close()  # its connections died with the old process
+            wait_for("kube-apiserver /readyz", lambda: self._ready(process), timeout, 0.1)
+        return time.monotonic() - began
 
     # Stopping.
 

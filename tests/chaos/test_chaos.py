@@ -1,0 +1,282 @@
+"""Faults on a running install: etcd and kube-apiserver killed, the adapter killed mid-scale,
+one event source partitioned. The adapter runs in cluster mode as its ServiceAccount,
+registered as the APIService, with the real HPA controller reading it.
+
+Two ScaledObjects run through every scenario, each at 3 replicas (value 30, target 10):
+``steady`` on a source reached directly, ``partitioned`` on one behind a fault proxy. A
+sampler reads both Deployments' replicas all along: no fault may scale either below 3 (an
+error reading a source, or the control plane gone, is never a zero). After each fault: one
+HPA per ScaledObject, every ScaledObject still there with its status, and the time to recover
+(``tests/chaos/conftest.py`` prints it): until a new value is served through the aggregator,
+and until a ScaledObject created after the fault gets its HPA (the watches resumed).
+
+Not here: clock skew (no libfaketime among the machine's packages, and the process clock is
+the kernel's), a full /tmp, and ``tc netem`` (this kernel has no ``sch_netem``: the fault
+proxy makes the same loss and delay in user space).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.chaos.conftest import RECOVERED
+from tests.e2e.conftest import MetricsSource
+from tests.support import controlplane, triggers
+from tests.support.controlplane import Adapter, ControlPlane, condition
+from tests.support.controlplane.cluster_mode import cluster_mode
+from tests.support.fault_proxy import FaultProxy
+
+pytestmark = pytest.mark.chaos
+
+NS = "chaos"
+KEDA = "keda.sh/v1alpha1"
+HPAS = "autoscaling/v2", "HorizontalPodAutoscaler"
+INTERVAL = 1
+SCALER_TIMEOUT = 3.0  # serve's --scaler-timeout default
+REPLICAS = 3  # ceil(30 / 10)
+SLACK = 60.0
+"""Recovery of a restarted component on a loaded 2-core machine: kube-apiserver takes
+seconds to be ready again and the aggregator to see the APIService available."""
+
+
+@dataclass
+class Install:
+    cp: ControlPlane
+    adapter: Adapter
+    steady: MetricsSource
+    partitioned: MetricsSource
+    proxy: FaultProxy
+    lowest: dict[str, int] = field(default_factory=dict)
+    """The fewest replicas the sampler saw per Deployment since :meth:`watch_replicas`."""
+    sampling: bool = False
+
+    def metric(self, name: str) -> str:
+        doc = self.cp.get(KEDA, "ScaledObject", name, NS) or {}
+        metric = doc["status"]["externalMetricNames"][0]
+        return (
+            f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/{metric}"
+            f"?labelSelector=scaledobject.keda.sh%2Fname%3D{name}"
+        )
+
+    def served(self, name: str) -> float | None:
+        try:
+            answer = self.cp.client.get(self.metric(name))
+        except Exception:  # the control plane is what is down
+            return None
+        if answer.status_code != 200:
+            return None
+        return float(answer.json()["items"][0]["value"])
+
+
+def scaled(name: str, url: str, minimum: int = 0) -> dict[str, Any]:
+    trigger = {
+        "type": "metrics-api",
+        "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
+    }
+    return triggers.scaled_object(
+        name,
+        NS,
+        trigger,
+        minReplicaCount=minimum,
+        maxReplicaCount=10,
+        pollingInterval=INTERVAL,
+        cooldownPeriod=300,  # no fault lasts this long: no scale to zero is legitimate
+    )
+
+
+def wait_for(what: str, probe: Callable[[], Any], within: float = SLACK) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            found = probe()
+        except Exception:  # a read while the control plane is down
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within:g}s")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def install() -> Iterator[Install]:
+    steady, partitioned = MetricsSource(), MetricsSource()
+    proxy = FaultProxy(int(partitioned.url.split(":")[2].split("/")[0])).start()
+    try:
+        with cluster_mode(NS) as (cp, adapter):
+            setup = Install(cp, adapter, steady, partitioned, proxy)
+            for source in (steady, partitioned):
+                source.value = 30
+            cp.apply(controlplane.deployment("steady", NS, 0))
+            cp.apply(controlplane.deployment("partitioned", NS, 0))
+            cp.apply(scaled("steady", steady.url))
+            cp.apply(scaled("partitioned", f"{proxy.url_base}/value"))
+            for name in ("steady", "partitioned"):
+                wait_for(f"{name} at {REPLICAS}", _at(cp, name, REPLICAS))
+            sampler = threading.Thread(target=_sample, args=(setup,), daemon=True)
+            setup.sampling = True
+            sampler.start()
+            try:
+                yield setup
+            finally:
+                setup.sampling = False
+                sampler.join(timeout=10)
+    finally:
+        proxy.close()
+        steady.close()
+        partitioned.close()
+
+
+def _at(cp: ControlPlane, name: str, replicas: int) -> Callable[[], bool]:
+    return lambda: cp.replicas(name, NS) == replicas
+
+
+def _sample(setup: Install) -> None:
+    while setup.sampling:
+        for name in ("steady", "partitioned"):
+            try:
+                seen = setup.cp.replicas(name, NS)
+            except Exception:  # the control plane is what is down
+                continue
+            setup.lowest[name] = min(setup.lowest.get(name, seen), seen)
+        time.sleep(0.25)
+
+
+def recover(setup: Install, scenario: str, fault_ended: float) -> None:
+    """Wait for the adapter to serve a new value, and a new object to get its HPA; record
+    both times since ``fault_ended``; then check that nothing was lost or scaled down."""
+    cp = setup.cp
+    setup.steady.value = 29 if setup.steady.value == 30 else 30  # 3 replicas either way
+    wait_for(
+        f"{scenario}: a fresh value served", lambda: setup.served("steady") == setup.steady.value
+    )
+    served = time.monotonic() - fault_ended
+    after = f"after-{scenario}"
+    wait_for(f"{scenario}: apply {after}", lambda: cp.apply(controlplane.deployment(after, NS, 1)))
+    wait_for(f"{scenario}: apply its object", lambda: cp.apply(scaled(after, setup.steady.url, 1)))
+    wait_for(f"{scenario}: the HPA of {after}", lambda: cp.get(*HPAS, f"keda-hpa-{after}", NS))
+    RECOVERED[scenario] = {"served": served, "reconciled": time.monotonic() - fault_ended}
+    assert_nothing_lost(setup)
+
+
+def ready(cp: ControlPlane, name: str) -> bool:
+    found = condition(cp.get(KEDA, "ScaledObject", name, NS), "Ready") or {}
+    return found.get("status") == "True"
+
+
+def assert_nothing_lost(setup: Install) -> None:
+    cp = setup.cp
+    try:
+        wait_for("every object Ready again", lambda: all(ready(cp, n) for n in _names(cp)))
+    except AssertionError:
+        conditions = {
+            n: condition(cp.get(KEDA, "ScaledObject", n, NS), "Ready") for n in _names(cp)
+        }
+        raise AssertionError(f"not every object is Ready again: {conditions}") from None
+    assert setup.lowest == {"steady": REPLICAS, "partitioned": REPLICAS}, setup.lowest
+    objects = cp.client.get(f"/apis/{KEDA}/namespaces/{NS}/scaledobjects").json()["items"]
+    hpas = cp.client.get(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers")
+    names = sorted(h["metadata"]["name"] for h in hpas.json()["items"])
+    assert names == sorted(f"keda-hpa-{o['metadata']['name']}" for o in objects)
+    for so in objects:
+        assert (condition(so, "Ready") or {}).get("status") == "True", so["status"]
+        assert "originalReplicaCount" in so["status"], so["status"]
+
+
+def _names(cp: ControlPlane) -> list[str]:
+    listed = cp.client.get(f"/apis/{KEDA}/namespaces/{NS}/scaledobjects").json()["items"]
+    return [o["metadata"]["name"] for o in listed]
+
+
+def test_kube_apiserver_killed_and_restarted(install: Install) -> None:
+    install.cp.kill("kube-apiserver")
+    time.sleep(2 * INTERVAL)  # polls and watches fail meanwhile
+    install.cp.revive("kube-apiserver")
+    recover(install, "kube-apiserver-restart", time.monotonic())
+
+
+def test_etcd_killed_for_seconds_then_restarted(install: Install) -> None:
+    install.cp.kill("etcd")
+    time.sleep(5)
+    install.cp.revive("etcd")
+    recover(install, "etcd-restart", time.monotonic())
+
+
+def test_the_adapter_killed_mid_scale_scales_once_and_keeps_the_original_count(
+    install: Install,
+) -> None:
+    cp, adapter = install.cp, install.adapter
+    source = MetricsSource()
+    try:
+        cp.apply(controlplane.deployment("wake", NS, 0))
+        cp.apply(scaled("wake", source.url))
+        wait_for("wake Ready", lambda: ready(cp, "wake"))
+        source.value = 20  # 0 -> 2
+        wait_for("activation began", lambda: cp.replicas("wake", NS) > 0, poll_within())
+        adapter.process.kill()  # type: ignore[union-attr]
+        adapter.process = None
+        began = time.monotonic()
+        adapter.start()
+        highest = 0
+        deadline = time.monotonic() + SLACK
+        while time.monotonic() < deadline:
+            highest = max(highest, cp.replicas("wake", NS))
+            status = (cp.get(KEDA, "ScaledObject", "wake", NS) or {}).get("status") or {}
+            if cp.replicas("wake", NS) == 2 and cp.get(*HPAS, "keda-hpa-wake", NS):
+                break
+            time.sleep(0.2)
+        assert cp.replicas("wake", NS) == 2
+        assert highest <= 2  # one scale, not one per adapter life
+        assert status.get("originalReplicaCount") == 0  # as it was before the first activation
+        recover(install, "adapter-sigkill-mid-scale", began)
+    finally:
+        cp.delete(KEDA, "ScaledObject", "wake", NS)  # its source goes with this test
+        wait_for("wake deleted", lambda: cp.get(KEDA, "ScaledObject", "wake", NS) is None)
+        source.close()
+
+
+def _serves(install: Install, name: str, value: float) -> Callable[[], bool]:
+    return lambda: install.served(name) == value
+
+
+def poll_within() -> float:
+    """An activation follows a value change within an interval and a poll's timeout."""
+    return INTERVAL + SCALER_TIMEOUT + SLACK
+
+
+def test_a_partitioned_source_scales_nothing_down_while_others_stay_fresh(
+    install: Install,
+) -> None:
+    """Loss (a blackhole), then a 2 s delay each way (netem's ``delay 2s``: a 4 s round trip,
+    past the 3 s scaler timeout), each for longer than a few timeouts: every poll of the
+    partitioned source fails, its replicas hold, and the other source's values keep coming;
+    healed, the partitioned one is served again."""
+    proxy, slowest = install.proxy, 0.0
+    install.partitioned.value = 29  # what it will serve once healed
+    try:
+        for mode, values in (("blackhole", (28, 27)), ("delayed", (26, 25))):
+            proxy.mode = mode  # type: ignore[assignment]
+            began = time.monotonic()
+            for value in values:
+                install.steady.value = value
+                asked = time.monotonic()
+                wait_for(f"steady serves {value}", _serves(install, "steady", value), poll_within())
+                slowest = max(slowest, time.monotonic() - asked)
+            time.sleep(max(0.0, 3 * SCALER_TIMEOUT - (time.monotonic() - began)))
+            # An error, never a value: the HPA holds its replicas (the sampler checks).
+            answer = install.cp.client.get(install.metric("partitioned"))
+            assert answer.status_code != 200, answer.text
+            assert "encountered error" in answer.text
+    finally:
+        proxy.mode = "passing"
+    healed = time.monotonic()
+    wait_for("partitioned serves 29 healed", _serves(install, "partitioned", 29), poll_within())
+    recover(install, "source-partition", healed)
+    RECOVERED["source-partition"]["partitioned_served"] = time.monotonic() - healed
+    RECOVERED["source-partition"]["others_fresh_within"] = slowest
