@@ -8,6 +8,7 @@ so a rotation drops no request.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -45,11 +46,8 @@ class ServingTLS:
         usable certificate and key, in which case nothing changes."""
         if problem := pair.problem():
             raise ValueError(f"{origin}: {problem}")
-        private_dir(self.scratch)
-        fd, name = tempfile.mkstemp(dir=self.scratch, prefix=".serving-", suffix=".pem")
+        name = self._stage(pair, origin)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pair.cert_pem.rstrip(b"\n") + b"\n" + pair.key_pem)
             _context().load_cert_chain(name)  # check first: a bad pair must not half-load
             self.context.load_cert_chain(name)
         except (ssl.SSLError, ValueError) as exc:
@@ -62,6 +60,25 @@ class ServingTLS:
                 extra={"origin": origin, "not_after": pair.not_after.isoformat()},
             )
         self.pair = pair
+
+    def _stage(self, pair: Pair, origin: str) -> str:
+        """The pair in a private file for OpenSSL to load; ValueError naming the directory
+        when it cannot be written (a full /tmp), in which case nothing changes."""
+        name = ""
+        try:
+            private_dir(self.scratch)
+            fd, name = tempfile.mkstemp(dir=self.scratch, prefix=".serving-", suffix=".pem")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pair.cert_pem.rstrip(b"\n") + b"\n" + pair.key_pem)
+        except OSError as exc:
+            if name:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+            raise ValueError(
+                f"{origin}: cannot stage it for OpenSSL in {self.scratch} (--cert-dir): "
+                f"{exc.strerror or exc}"
+            ) from exc
+        return name
 
     def trust_clients(self, pem: bytes) -> None:
         """Accept client certificates from these CAs too. Trust is only ever added to the
