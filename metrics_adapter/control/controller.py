@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import BoundTrigger, bind_all, settle_binding
@@ -424,7 +424,8 @@ class Controller:
             set_fallbacks(self.store, so, self.poller.triggers(ref), scale.replicas)
             states = self._states(ref)  # a failing reading may be in fallback now
         composite = self.store.composite(ref)  # scalingModifiers: it decides activity
-        now, clock = datetime.now(UTC), time.monotonic()
+        # kube-apiserver's time: lastActiveTime is compared by whichever process reads it next.
+        now, clock = self.kube.clock.now(), time.monotonic()
         written, until = tracked.activated or (0, clock)
         settling = 0 < written == scale.replicas and clock < until
         decision = decide(

@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
@@ -371,7 +371,7 @@ class ScaledJobController:
         jobs = self.cache.jobs(ref)
         counts = count_jobs(jobs, self.cache.pods(ref), sj.scaling_strategy.pending_pod_conditions)
         decided = plan(sj, metrics(states), counts)
-        now = datetime.now(UTC)
+        now = self.kube.clock.now()  # kube-apiserver's: another process reads the status
         if decided.active:
             tracked.last_active = now
         if decided.jobs_to_create > 0:

@@ -28,6 +28,7 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
 from metrics_adapter.kube import autoscaling
+from metrics_adapter.kube.clock import ServerClock
 from metrics_adapter.kube.events import EventSeries
 from metrics_adapter.kube.objects import Event, Lease, Scale
 from metrics_adapter.kube.wire import parse_time
@@ -156,6 +157,8 @@ class KubeClient:
         self._events = EventSeries(self._post_event, self._count_event)
         self.observer: KubeObserver = _Unobserved()
         """Set by the service to its telemetry; nothing is counted otherwise."""
+        self.clock = ServerClock()
+        """kube-apiserver's wall clock, for what another process compares (lastActiveTime)."""
 
     @classmethod
     async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
@@ -186,8 +189,9 @@ class KubeClient:
         headers = {"Content-Type": content_type} if content_type else {}
         code = ERROR_CODE
         try:
+            sent = self.clock.local()
             async with asyncio.timeout(self.timeout):
-                answer, status, _ = await self.api.call_api(
+                answer, status, answered = await self.api.call_api(
                     path,
                     method,
                     query_params=list(query),
@@ -199,6 +203,7 @@ class KubeClient:
                     _request_timeout=self.timeout,
                 )
             code = str(status)
+            self.clock.observe((answered or {}).get("Date"), sent, self.clock.local())
         except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
             code = _answer_code(exc)
             raise self._error(subject, exc) from exc

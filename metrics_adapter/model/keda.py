@@ -67,9 +67,10 @@ class ScaleTargetRef:
     api_version: str = "apps/v1"
     kind: str = "Deployment"
     env_source_container_name: str | None = None
-    api_version_omitted: bool = False
-    """No ``apiVersion`` was written: ``api_version`` is KEDA's default ``apps/v1`` until
-    the controller asks discovery which group serves ``kind`` (an Argo Rollout's, say)."""
+    api_version_omitted: bool = field(default=False, compare=False)
+    """No ``apiVersion`` was written (not part of what the target is): ``api_version`` is
+    KEDA's default ``apps/v1`` until the controller asks discovery which group serves
+    ``kind`` (an Argo Rollout's, say)."""
 
 
 @dataclass(frozen=True, slots=True)

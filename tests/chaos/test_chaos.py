@@ -10,9 +10,10 @@ HPA per ScaledObject, every ScaledObject still there with its status, and the ti
 (``tests/chaos/conftest.py`` prints it): until a new value is served through the aggregator,
 and until a ScaledObject created after the fault gets its HPA (the watches resumed).
 
-Not here: clock skew (no libfaketime among the machine's packages, and the process clock is
-the kernel's), a full /tmp, and ``tc netem`` (this kernel has no ``sch_netem``: the fault
-proxy makes the same loss and delay in user space).
+And the adapter restarted on a clock five minutes ahead (libfaketime, Debian's ``faketime``,
+installed by .ci/bootstrap): a cooldown read from the status the previous process wrote must
+not look over. A full /tmp is tests/api/test_full_scratch.py; ``tc netem`` is not here (this
+kernel has no ``sch_netem``: the fault proxy makes the same loss and delay in user space).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,6 +44,7 @@ HPAS = "autoscaling/v2", "HorizontalPodAutoscaler"
 INTERVAL = 1
 SCALER_TIMEOUT = 3.0  # serve's --scaler-timeout default
 REPLICAS = 3  # ceil(30 / 10)
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 SLACK = 60.0
 """Recovery of a restarted component on a loaded 2-core machine: kube-apiserver takes
 seconds to be ready again and the aggregator to see the APIService available."""
@@ -74,7 +79,7 @@ class Install:
         return float(answer.json()["items"][0]["value"])
 
 
-def scaled(name: str, url: str, minimum: int = 0) -> dict[str, Any]:
+def scaled(name: str, url: str, minimum: int = 0, cooldown: int = 300) -> dict[str, Any]:
     trigger = {
         "type": "metrics-api",
         "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
@@ -86,7 +91,7 @@ def scaled(name: str, url: str, minimum: int = 0) -> dict[str, Any]:
         minReplicaCount=minimum,
         maxReplicaCount=10,
         pollingInterval=INTERVAL,
-        cooldownPeriod=300,  # no fault lasts this long: no scale to zero is legitimate
+        cooldownPeriod=cooldown,  # no fault lasts this long: no scale to zero is legitimate
     )
 
 
@@ -280,3 +285,53 @@ def test_a_partitioned_source_scales_nothing_down_while_others_stay_fresh(
     recover(install, "source-partition", healed)
     RECOVERED["source-partition"]["partitioned_served"] = time.monotonic() - healed
     RECOVERED["source-partition"]["others_fresh_within"] = slowest
+
+
+def test_an_adapter_restarted_five_minutes_ahead_keeps_the_cooldown(install: Install) -> None:
+    """lastActiveTime was written by a process on the right clock; the next runs five minutes
+    ahead. Compared with its own clock, a 240 s cooldown would be over at once and the
+    workload scaled to zero the moment its source goes quiet; compared with kube-apiserver's,
+    the cooldown starts when the source went quiet."""
+    cp, adapter = install.cp, install.adapter
+    assert LIBFAKETIME.exists(), "libfaketime: .ci/bootstrap installs Debian's faketime"
+    source = MetricsSource()
+    source.value = 20
+    try:
+        cp.apply(controlplane.deployment("late", NS, 0))
+        cp.apply(scaled("late", source.url, cooldown=240))
+        wait_for("late at 2", _at(cp, "late", 2), poll_within())
+        wait_for("late's lastActiveTime", lambda: _status(cp, "late").get("lastActiveTime"))
+        adapter.stop()
+        adapter.launcher = [
+            "env",
+            "FAKETIME=+5m",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1",  # timers and the Lease run on the real one
+            f"LD_PRELOAD={LIBFAKETIME}",
+        ]
+        adapter.start()
+        source.value = 0  # quiet from now on: 240 s of cooldown to go
+        quiet = time.monotonic()
+        lowest = 2
+        while time.monotonic() - quiet < 4 * (INTERVAL + SCALER_TIMEOUT):
+            lowest = min(lowest, cp.replicas("late", NS))
+            time.sleep(0.25)
+        assert lowest > 0, "scaled to zero at once: the cooldown was read on the skewed clock"
+        written = datetime.fromisoformat(_status(cp, "late")["lastActiveTime"])
+        assert abs(written - server_now(cp)) < timedelta(seconds=30), written
+    finally:
+        adapter.stop()
+        adapter.launcher = []
+        adapter.start()
+        cp.delete(KEDA, "ScaledObject", "late", NS)
+        wait_for("late deleted", lambda: cp.get(KEDA, "ScaledObject", "late", NS) is None)
+        source.close()
+
+
+def _status(cp: ControlPlane, name: str) -> dict[str, Any]:
+    return dict((cp.get(KEDA, "ScaledObject", name, NS) or {}).get("status") or {})
+
+
+def server_now(cp: ControlPlane) -> datetime:
+    """kube-apiserver's clock, from the Date of an answer."""
+    date = cp.client.get("/version").headers["date"]
+    return parsedate_to_datetime(date).astimezone(UTC)

@@ -59,6 +59,8 @@ class Adapter:
     """More ``serve`` flags."""
     self_managed: bool = False
     """Serve a certificate of its own making (``--cert-secret`` in ``args``), not ``pair``."""
+    launcher: list[str] = field(default_factory=list)
+    """Run under this: ``env FAKETIME=+5m LD_PRELOAD=...`` for a clock of its own."""
 
     @property
     def url(self) -> str:
@@ -72,7 +74,7 @@ class Adapter:
             if self.kubeconfig
             else f"--scaledobjects={self.objects}"
         )
-        argv = [sys.executable, "-m", "metrics_adapter", "serve", source]
+        argv = [*self.launcher, sys.executable, "-m", "metrics_adapter", "serve", source]
         argv += [f"--secure-port={self.port}", "--bind-address=127.0.0.1", "--metrics-port=0"]
         if not self.self_managed:
             argv += [f"--tls-cert-file={cert}", f"--tls-private-key-file={key}"]
