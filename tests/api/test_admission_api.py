@@ -15,19 +15,9 @@ import httpx
 import pytest
 
 from metrics_adapter.admission.review import MAX_WARNINGS_TOTAL
-from metrics_adapter.admission.webhook import AdmissionWebhook
-from metrics_adapter.api.app import Health
-from metrics_adapter.api.auth.gate import build_gate
-from metrics_adapter.api.certificate import serving_tls
-from metrics_adapter.api.tls import self_signed_pair
-from metrics_adapter.config.settings import Settings
-from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
-from metrics_adapter.server import Adapter, uvicorn_servers
 from tests.support.admission import PATHS, cron, review, scaled_object
-from tests.support.pki import CertificateAuthority, client_context
-from tests.support.servers import running
-from tests.support.triggers import new_poller
+from tests.support.secure_port import secure_port
 
 METRICS = "/apis/external.metrics.k8s.io/v1beta1/namespaces/apps/s0-cron"
 
@@ -45,30 +35,11 @@ class Served:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     """The adapter with its gate on (a front-proxy CA configured), as in a cluster."""
-    front_proxy = CertificateAuthority("front-proxy-ca")
-    (tmp_path / "front-proxy-ca.crt").write_bytes(front_proxy.pem)
-    cert, key = self_signed_pair(tmp_path / "certs", ["127.0.0.1"])
-    settings = Settings(
-        scaledobjects=tmp_path,
-        tls_cert_file=cert,
-        tls_private_key_file=key,
-        cert_dir=tmp_path / "scratch",
-        requestheader_client_ca_file=tmp_path / "front-proxy-ca.crt",
-        requestheader_allowed_names=("front-proxy-client",),
-        metrics_port=0,
-    )
-    store, telemetry = MetricStore(), Telemetry()
-    health = Health(loaded=True, poller_running=lambda: True)
-    poller = new_poller(store=store, telemetry=telemetry)  # never run
-    admission = AdmissionWebhook(telemetry)
-    adapter = Adapter(settings, telemetry, store, poller, health, None, admission)
-    tls, _ = await serving_tls(settings, None, "keda")
-    gate = await build_gate(settings, None, tls, telemetry)
-    [server] = uvicorn_servers(adapter, tls, gate)
-    async with running(server) as url:
-        context = client_context(cert.read_bytes())  # no client certificate: anonymous
+    async with secure_port(tmp_path) as port:
+        url = f"https://127.0.0.1:{port.port}"
+        context = port.context()  # no client certificate: anonymous
         async with httpx.AsyncClient(base_url=url, verify=context, timeout=10) as client:
-            yield Served(client, telemetry)
+            yield Served(client, port.telemetry)
 
 
 async def test_a_valid_object_is_allowed(served: Served) -> None:

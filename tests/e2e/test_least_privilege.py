@@ -7,14 +7,13 @@ that need what the adapter may not read say why."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support import controlplane, triggers
-from tests.support.controlplane import Adapter, ControlPlane, condition
+from tests.support.controlplane import Adapter, ControlPlane, condition, wait_for
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.helm import ensure_helm, rendered
 
@@ -49,15 +48,6 @@ def cluster() -> Iterator[tuple[ControlPlane, Adapter]]:
     args = [f"--watch-namespace={WATCHED}", "--restrict-secret-access"]
     with cluster_mode(WATCHED, args=args, register=False, prepare=least_privilege) as running:
         yield running
-
-
-def wait_for(what: str, probe: Callable[[], Any], within: float = SLACK) -> Any:
-    deadline = time.monotonic() + within
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:g}s")
-        time.sleep(0.2)
-    return found
 
 
 def ready(cp: ControlPlane, name: str, namespace: str = WATCHED) -> dict[str, Any] | None:
@@ -95,10 +85,12 @@ def test_a_watched_namespace_is_served_with_namespaced_rights_only(
         cp.apply(controlplane.deployment("worker", namespace, 1))
         cp.apply(triggers.scaled_object("worker", namespace, CRON, minReplicaCount=1))
     cond = wait_for(
-        "worker Ready", lambda: (c := ready(cp, "worker")) and c["status"] == "True" and c
+        "worker Ready",
+        lambda: (c := ready(cp, "worker")) and c["status"] == "True" and c,
+        SLACK,
     )
     assert cond["reason"] == "ScaledObjectReady"
-    wait_for("its HPA", lambda: cp.get(*HPA, WATCHED))
+    wait_for("its HPA", lambda: cp.get(*HPA, WATCHED), SLACK)
     # The other namespace is not this adapter's: no status, no HPA.
     assert ready(cp, "worker", OTHER) is None
     assert cp.get(*HPA, OTHER) is None
@@ -124,6 +116,7 @@ def test_a_secret_in_the_watched_namespace_is_not_read_and_says_why(
     cond = wait_for(
         "with-secret Ready=False",
         lambda: (c := ready(cp, "with-secret")) and c["status"] == "False" and c,
+        SLACK,
     )
     assert f"Secret {WATCHED}/creds (for parameter password) is not read" in cond["message"]
     assert "--restrict-secret-access: Secrets are read only in keda" in cond["message"]
@@ -139,5 +132,6 @@ def test_a_cluster_trigger_authentication_is_not_read_in_a_namespaced_mode(
     cond = wait_for(
         "with-cluster-auth Ready=False",
         lambda: (c := ready(cp, "with-cluster-auth")) and c["status"] == "False" and c,
+        SLACK,
     )
     assert 'ClusterTriggerAuthentication "shared" is not read: --watch-namespace' in cond["message"]

@@ -6,14 +6,13 @@ not ready, and says to write the apiVersion."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support import triggers
-from tests.support.controlplane import Adapter, ControlPlane, condition
+from tests.support.controlplane import Adapter, ControlPlane, condition, wait_for
 from tests.support.controlplane.cluster_mode import cluster_mode
 
 pytestmark = pytest.mark.e2e
@@ -67,15 +66,6 @@ def cluster() -> Iterator[tuple[ControlPlane, Adapter]]:
         yield running
 
 
-def wait_for(what: str, probe: Callable[[], Any], within: float = SLACK) -> Any:
-    deadline = time.monotonic() + within
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:g}s")
-        time.sleep(0.2)
-    return found
-
-
 def target_of(name: str, kind: str) -> dict[str, Any]:
     doc = triggers.scaled_object(name, NS, CRON, minReplicaCount=1)
     doc["spec"]["scaleTargetRef"] = {"kind": kind, "name": name}  # no apiVersion
@@ -95,7 +85,9 @@ def test_a_rollout_without_api_version_is_found_through_discovery(
     cp.apply(rollout)
     cp.apply(target_of("web", "Rollout"))
     hpa = wait_for(
-        "the HPA", lambda: cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-web", NS)
+        "the HPA",
+        lambda: cp.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-web", NS),
+        SLACK,
     )
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": ROLLOUTS,
@@ -109,6 +101,7 @@ def test_a_rollout_without_api_version_is_found_through_discovery(
             and (condition(s, "Ready") or {}).get("status") == "True"
             and s
         ),
+        SLACK,
     )
     assert so["status"]["scaleTargetKind"] == f"{ROLLOUTS}.Rollout"
     assert so["status"]["originalReplicaCount"] == 1  # read through the Rollout's /scale
@@ -126,6 +119,7 @@ def test_a_kind_no_group_serves_is_not_ready_and_says_to_write_the_api_version(
             and c["status"] == "False"
             and c
         ),
+        SLACK,
     )
     assert (
         "scaleTargetRef.apiVersion: not written, and discovery finds no one version"
