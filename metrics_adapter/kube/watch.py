@@ -9,8 +9,10 @@ no HTTP error: the watch answers 200, sends one ``ERROR`` event with a ``Status`
 (``code: 410``, ``reason: Expired``, ``too old resource version: 1 (228)``) and closes.
 
 Every failure is logged and retried, never raised: the first retry at once, then with
-exponential backoff. A watch that ends early without delivering anything counts as a
-failure, so nothing ever loops hot.
+exponential backoff, at most SOON seconds apart while kube-apiserver restarts (connections
+refused, 429 while its storage initializes) and MAX_BACKOFF otherwise. An expired version is
+re-listed at once, as client-go does. A watch that ends early without delivering anything
+counts as a failure, so nothing ever loops hot.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
-from metrics_adapter.errors import KubeError, KubeGone
+from metrics_adapter.errors import KubeError, KubeGone, KubeUnreachable
 from metrics_adapter.kube.client import KubeClient, Obj, Resource
 from metrics_adapter.kube.scope import EVERYWHERE, Scope
 
@@ -31,6 +33,12 @@ log = logging.getLogger(__name__)
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "SYNCED"]
 _CHANGES: dict[str, EventType] = {"ADDED": "ADDED", "MODIFIED": "MODIFIED", "DELETED": "DELETED"}
+MAX_BACKOFF = 30.0
+SOON = 2.0
+"""Seconds between attempts at most while kube-apiserver restarts: connections refused or
+reset, or 429 while its storage initializes. It is watched again within this of its return,
+and such an attempt costs it nothing. A timeout (a slow server) or an answer that refuses
+(403, 500) backs off to MAX_BACKOFF."""
 HEALTHY_SECONDS = 5.0
 """A watch that delivered nothing and ended sooner than this counts as a failure."""
 
@@ -63,7 +71,8 @@ async def watch(
     known: dict[tuple[str, str], str] = {}
     version, backoff = resource_version, _Backoff()
     while True:
-        began, progressed = time.monotonic(), False
+        began, progressed, listed = time.monotonic(), False, version is None
+        soon = relist_now = False
         try:
             if version is None:
                 items, version = await client.list_objects(
@@ -87,15 +96,22 @@ async def watch(
         except KubeGone as exc:
             level, why, version = logging.INFO, f"{exc.message}; re-listing", None
             reason = "expired"
+            # As client-go: an expired version is re-listed at once, unless it came from a
+            # list just made (a server that expires everything is not asked in a loop).
+            relist_now = not listed
+        except KubeUnreachable as exc:  # refused or reset: a restart, most often
+            level, why, reason = logging.WARNING, str(exc), "error"
+            soon = exc.reason != "Timeout"  # a slow server is not asked faster
         except KubeError as exc:
             level, why, reason = logging.WARNING, str(exc), "error"
+            soon = exc.code == 429  # "storage is (re)initializing": a starting server
         except Exception:  # a watch must outlive any one bad answer; the traceback says which
             log.exception("watch %s failed", what)
             level, why, reason = logging.ERROR, "unexpected failure", "error"
         client.observer.watch_restart(resource.plural, reason)
         if progressed or time.monotonic() - began >= HEALTHY_SECONDS:
             backoff.reset()
-        delay = backoff.next()
+        delay = 0.0 if relist_now else backoff.next(SOON if soon else None)
         log.log(level, "watch %s: %s; reconnecting in %.1fs", what, why, delay)
         await asyncio.sleep(delay)
 
@@ -185,7 +201,8 @@ def relist_events(
 
 
 class _Backoff:
-    """0, then 0.5 s doubling to 30 s, each with ±20 % jitter so watches do not retry in step."""
+    """0, then 0.5 s doubling to MAX_BACKOFF, each with ±20 % jitter so watches do not retry
+    in step."""
 
     def __init__(self) -> None:
         self._failures = 0
@@ -193,8 +210,10 @@ class _Backoff:
     def reset(self) -> None:
         self._failures = 0
 
-    def next(self) -> float:
+    def next(self, most: float | None = None) -> float:
+        """The next delay, at most ``most`` seconds when given."""
         self._failures += 1
         if self._failures == 1:
             return 0.0
-        return min(30.0, 0.5 * 2.0 ** (self._failures - 2)) * random.uniform(0.8, 1.2)
+        ceiling = MAX_BACKOFF if most is None else min(most, MAX_BACKOFF)
+        return min(ceiling, 0.5 * 2.0 ** (self._failures - 2)) * random.uniform(0.8, 1.2)

@@ -161,3 +161,16 @@ async def test_the_webhook_checks_an_object_of_an_unwatched_namespace_on_its_own
     # Still refused for what the object alone shows.
     refused = await decide(webhook, scaled_object(minReplicaCount=5, maxReplicaCount=2))
     assert refused["allowed"] is False
+
+
+def test_watch_backoff_doubles_to_its_ceiling_and_a_refused_connect_to_a_lower_one() -> None:
+    backoff = watch_module._Backoff()
+    delays = [backoff.next() for _ in range(10)]
+    assert delays[0] == 0.0  # the first retry at once
+    assert 0.4 <= delays[1] <= 0.6
+    assert all(d <= watch_module.MAX_BACKOFF * 1.2 for d in delays)
+    assert delays[-1] >= watch_module.MAX_BACKOFF * 0.8
+    refused = [backoff.next(watch_module.SOON) for _ in range(5)]
+    assert all(d <= watch_module.SOON * 1.2 for d in refused)
+    backoff.reset()
+    assert backoff.next() == 0.0
