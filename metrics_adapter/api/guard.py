@@ -74,8 +74,12 @@ class Limits:
         """The limits ``settings`` set (which checked them), an address's share no more
         than the whole."""
         limits = cls(**{name: getattr(settings, name) for name in GUARD_LIMITS})
-        share = min(limits.max_connections_per_address, limits.max_connections)
-        return dataclasses.replace(limits, max_connections_per_address=share)
+        return limits.at_most(limits.max_connections)
+
+    def at_most(self, total: int) -> Limits:
+        """These limits with ``total`` connections in all, and an address's share within it."""
+        share = min(self.max_connections_per_address, total)
+        return dataclasses.replace(self, max_connections=total, max_connections_per_address=share)
 
 
 def within_descriptors(limits: Limits, reserve: int = DESCRIPTOR_RESERVE) -> Limits:
@@ -100,8 +104,7 @@ def within_descriptors(limits: Limits, reserve: int = DESCRIPTOR_RESERVE) -> Lim
         reserve,
         fitted,
     )
-    share = min(limits.max_connections_per_address, fitted)
-    return dataclasses.replace(limits, max_connections=fitted, max_connections_per_address=share)
+    return limits.at_most(fitted)
 
 
 class GuardObserver(Protocol):
@@ -253,6 +256,8 @@ class GuardedProtocol(ClientCertProtocol):
         self._early: list[bytes] = []
         self._read_deadline: asyncio.TimerHandle | None = None
         self._handshake: asyncio.Task[None] | None = None
+        """Held only so the running handshake is not garbage-collected: the event loop keeps
+        weak references to its tasks."""
 
     @property
     def idle(self) -> bool:
