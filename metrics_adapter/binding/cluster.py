@@ -117,10 +117,10 @@ class ClusterObjects:
         scope: Scope | None = None,
     ) -> None:
         self.cluster_object_namespace = cluster_object_namespace
-        self.scope = scope or Scope(own_namespace=cluster_object_namespace)
-        """Where objects are watched; the controllers watch theirs there too."""
         """Where a ClusterTriggerAuthentication's Secrets and ConfigMaps live (KEDA's
         ``KEDA_CLUSTER_OBJECT_NAMESPACE``)."""
+        self.scope = scope or Scope(own_namespace=cluster_object_namespace)
+        """Where objects are watched; the controllers watch theirs there too."""
         self.on_change = on_change
         """Called on the event loop with each changed object's key; must not block."""
         self.sources = sources
@@ -252,8 +252,8 @@ class ClusterObjects:
     async def _follow(self, client: KubeClient, resource: Resource) -> None:
         selector = SECRET_FIELD_SELECTOR if resource == SECRETS else ""
         events = watch_scoped(client, resource, self.scope, field_selector=selector)
-        async with contextlib.aclosing(events) as events:
-            async for event in events:
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
                 self.handle(resource.kind, event.type, event.object)
 
     def handle(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
