@@ -54,6 +54,16 @@ def ready(cp: ControlPlane, name: str, namespace: str = WATCHED) -> dict[str, An
     return condition(cp.get(KEDA, "ScaledObject", name, namespace), "Ready")
 
 
+def ready_is(cp: ControlPlane, name: str, status: str) -> dict[str, Any]:
+    """The Ready condition of ScaledObject ``name`` once it has ``status``."""
+    so = cp.wait_condition(
+        KEDA, "ScaledObject", name, "Ready", namespace=WATCHED, status=status, timeout=SLACK
+    )
+    found = condition(so, "Ready")
+    assert found is not None
+    return found
+
+
 def authentication(kind: str, name: str, namespace: str | None, secret: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if namespace:
@@ -84,11 +94,7 @@ def test_a_watched_namespace_is_served_with_namespaced_rights_only(
     for namespace in (WATCHED, OTHER):
         cp.apply(controlplane.deployment("worker", namespace, 1))
         cp.apply(triggers.scaled_object("worker", namespace, CRON, minReplicaCount=1))
-    cond = wait_for(
-        "worker Ready",
-        lambda: (c := ready(cp, "worker")) and c["status"] == "True" and c,
-        SLACK,
-    )
+    cond = ready_is(cp, "worker", "True")
     assert cond["reason"] == "ScaledObjectReady"
     wait_for("its HPA", lambda: cp.get(*HPA, WATCHED), SLACK)
     # The other namespace is not this adapter's: no status, no HPA.
@@ -113,11 +119,7 @@ def test_a_secret_in_the_watched_namespace_is_not_read_and_says_why(
     )
     cp.apply(authentication("TriggerAuthentication", "basic", WATCHED, "creds"))
     cp.apply(metrics_api("with-secret", "TriggerAuthentication", "basic"))
-    cond = wait_for(
-        "with-secret Ready=False",
-        lambda: (c := ready(cp, "with-secret")) and c["status"] == "False" and c,
-        SLACK,
-    )
+    cond = ready_is(cp, "with-secret", "False")
     assert f"Secret {WATCHED}/creds (for parameter password) is not read" in cond["message"]
     assert "--restrict-secret-access: Secrets are read only in keda" in cond["message"]
     assert "s3cret" not in str(cp.get(KEDA, "ScaledObject", "with-secret", WATCHED))
@@ -129,9 +131,5 @@ def test_a_cluster_trigger_authentication_is_not_read_in_a_namespaced_mode(
     cp, _ = cluster
     cp.apply(authentication("ClusterTriggerAuthentication", "shared", None, "creds"))
     cp.apply(metrics_api("with-cluster-auth", "ClusterTriggerAuthentication", "shared"))
-    cond = wait_for(
-        "with-cluster-auth Ready=False",
-        lambda: (c := ready(cp, "with-cluster-auth")) and c["status"] == "False" and c,
-        SLACK,
-    )
+    cond = ready_is(cp, "with-cluster-auth", "False")
     assert 'ClusterTriggerAuthentication "shared" is not read: --watch-namespace' in cond["message"]

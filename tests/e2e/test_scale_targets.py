@@ -94,15 +94,7 @@ def test_a_rollout_without_api_version_is_found_through_discovery(
         "kind": "Rollout",
         "name": "web",
     }
-    so = wait_for(
-        "web Ready",
-        lambda: (
-            (s := cp.get(KEDA, "ScaledObject", "web", NS))
-            and (condition(s, "Ready") or {}).get("status") == "True"
-            and s
-        ),
-        SLACK,
-    )
+    so = cp.wait_condition(KEDA, "ScaledObject", "web", "Ready", namespace=NS, timeout=SLACK)
     assert so["status"]["scaleTargetKind"] == f"{ROLLOUTS}.Rollout"
     assert so["status"]["originalReplicaCount"] == 1  # read through the Rollout's /scale
 
@@ -112,15 +104,10 @@ def test_a_kind_no_group_serves_is_not_ready_and_says_to_write_the_api_version(
 ) -> None:
     cp, _ = cluster
     cp.apply(target_of("ghost", "Ghost"))
-    cond = wait_for(
-        "ghost Ready=False",
-        lambda: (
-            (c := condition(cp.get(KEDA, "ScaledObject", "ghost", NS), "Ready"))
-            and c["status"] == "False"
-            and c
-        ),
-        SLACK,
+    ghost = cp.wait_condition(
+        KEDA, "ScaledObject", "ghost", "Ready", namespace=NS, status="False", timeout=SLACK
     )
+    cond = condition(ghost, "Ready") or {}
     assert (
         "scaleTargetRef.apiVersion: not written, and discovery finds no one version"
         in (cond["message"])
