@@ -3,6 +3,7 @@ self-managed in a Secret, or a self-signed pair in ``--cert-dir``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -53,6 +54,8 @@ async def serving_tls(
             settings.apiservice or None,
             lambda pair: tls.set_pair(pair, manager.origin),
             webhook_configuration=settings.webhook_configuration or None,
+            serving_validity=dt.timedelta(seconds=settings.serving_cert_validity),
+            ca_validity=dt.timedelta(seconds=settings.ca_cert_validity),
         )
         await manager.ensure()
         return tls, [manager.run]

@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CA_VALIDITY = dt.timedelta(days=3650)
-SERVING_VALIDITY = dt.timedelta(days=365)
+from metrics_adapter.config.settings import CA_CERT_DAYS, SERVING_CERT_DAYS
+
+CA_VALIDITY = dt.timedelta(days=CA_CERT_DAYS)
+SERVING_VALIDITY = dt.timedelta(days=SERVING_CERT_DAYS)
 _BACKDATE = dt.timedelta(minutes=5)  # clock skew between us and the callers
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from metrics_adapter.certs.issue import Pair, issue_serving, new_ca
+from metrics_adapter.certs.issue import CA_VALIDITY, SERVING_VALIDITY, Pair, issue_serving, new_ca
 from metrics_adapter.errors import KubeConflict, KubeError, KubeNotFound
 from metrics_adapter.kube.client import SECRETS, KubeClient, Obj, Resource
 
@@ -140,6 +140,8 @@ class SelfManaged:
         webhook_configuration: str | None = None,
         check_every: float = CHECK_EVERY,
         trust_delay: float = TRUST_DELAY,
+        serving_validity: dt.timedelta = SERVING_VALIDITY,
+        ca_validity: dt.timedelta = CA_VALIDITY,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -150,6 +152,8 @@ class SelfManaged:
         self.serve = serve
         self.check_every = check_every
         self.trust_delay = trust_delay
+        self.serving_validity = serving_validity
+        self.ca_validity = ca_validity
         self.current: Stored | None = None
         """What is served now."""
         self._new_ca_since: dict[bytes, float] = {}
@@ -232,8 +236,8 @@ class SelfManaged:
             if stored.serving.renew_at > now and stored.serving.signed_by(stored.ca):
                 return stored
             log.info("renewing the serving certificate in %s", self.origin)
-            return Stored(stored.ca, stored.older_cas, issue_serving(stored.ca, self.hosts))
-        ca = new_ca(f"{CA_NAME_PREFIX}{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}")
+            return Stored(stored.ca, stored.older_cas, self._issue_serving(stored.ca))
+        ca = new_ca(f"{CA_NAME_PREFIX}{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}", self.ca_validity)
         older: tuple[bytes, ...] = ()
         if stored is not None:
             log.info(
@@ -244,7 +248,12 @@ class SelfManaged:
                 for pem in (stored.ca.cert_pem, *stored.older_cas)
                 if x509.load_pem_x509_certificate(pem).not_valid_after_utc > now
             )
-        return Stored(ca, older, issue_serving(ca, self.hosts))
+        return Stored(ca, older, self._issue_serving(ca))
+
+    def _issue_serving(self, ca: Pair) -> Pair:
+        """A serving pair from ``ca``, valid no longer than ``ca`` is."""
+        left = ca.not_after - dt.datetime.now(dt.UTC)
+        return issue_serving(ca, self.hosts, min(self.serving_validity, left))
 
     async def _read(self) -> tuple[Stored | None, Obj | None]:
         """What the Secret holds (``None``: nothing usable yet), and the Secret itself

@@ -25,6 +25,12 @@ DEFAULT_CERT_DIR = Path(tempfile.gettempdir()) / f"metrics-adapter-{os.getuid()}
 DEFAULT_CLUSTER_OBJECT_NAMESPACE = "keda"
 """KEDA's own namespace: where ClusterTriggerAuthentication refs resolve unless told."""
 LOOPBACK, ANY_ADDRESS = "127.0.0.1", "0.0.0.0"
+DAY = 86400.0
+SERVING_CERT_DAYS, CA_CERT_DAYS = 365, 3650
+"""How long certificates the adapter makes are valid, unless told otherwise."""
+SHORTEST_VALIDITY = 600.0
+"""Seconds: a certificate is renewed two thirds into a life that starts 5 minutes early (for
+clock skew), so 10 minutes is served 5 minutes before its renewal."""
 
 GUARD_LIMITS = (
     "max_connections",
@@ -245,6 +251,24 @@ class Settings:
             CERTIFICATES,
         ),
     )
+    serving_cert_validity: float = field(
+        default=SERVING_CERT_DAYS * DAY,
+        metadata=flag(
+            "with --cert-secret: seconds a serving certificate is valid; renewed two thirds "
+            "into its life",
+            CERTIFICATES,
+            default_text=f"{SERVING_CERT_DAYS * DAY:.0f} ({SERVING_CERT_DAYS} days)",
+        ),
+    )
+    ca_cert_validity: float = field(
+        default=CA_CERT_DAYS * DAY,
+        metadata=flag(
+            "with --cert-secret: seconds the CA is valid; renewed two thirds into its life, "
+            "the old CA trusted until it expires",
+            CERTIFICATES,
+            default_text=f"{CA_CERT_DAYS * DAY:.0f} ({CA_CERT_DAYS} days)",
+        ),
+    )
     cert_reload_interval: float = field(
         default=10.0,
         metadata=flag(
@@ -396,6 +420,18 @@ class Settings:
         for name in GUARD_LIMITS:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{option(name)}: {getattr(self, name):g} must be positive")
+        if self.serving_cert_validity < SHORTEST_VALIDITY:
+            raise ValueError(
+                f"{option('serving_cert_validity')}: {self.serving_cert_validity:g} must be at "
+                f"least {SHORTEST_VALIDITY:g} seconds, so that a certificate is served a while "
+                "between renewals"
+            )
+        if self.ca_cert_validity < self.serving_cert_validity:
+            raise ValueError(
+                f"{option('ca_cert_validity')}: {self.ca_cert_validity:g} must be at least "
+                f"{option('serving_cert_validity')} ({self.serving_cert_validity:g}): a serving "
+                "certificate may not outlive its CA"
+            )
         if not 3600 <= self.bound_service_account_token_expiry <= 21600:
             raise ValueError(
                 f"{option('bound_service_account_token_expiry')}: "
