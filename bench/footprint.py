@@ -36,13 +36,16 @@ RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length
     len(BODY),
     BODY,
 )
+FAILURE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
 
 
 class ValueServer:
-    """A loopback HTTP/1.1 server with keep-alive answering every GET with ``BODY``, on an
-    event loop of its own thread: a few microseconds a request, never the bottleneck."""
+    """A loopback HTTP/1.1 server with keep-alive answering every GET with ``BODY`` (or, while
+    ``failing``, with 503), on an event loop of its own thread: a few microseconds a request,
+    never the bottleneck."""
 
     def __init__(self) -> None:
+        self.failing = False
         self.requests = 0
         self.paths: set[bytes] = set()
         """Every path asked: a poll of each distinct query has reached the server."""
@@ -66,6 +69,10 @@ class ValueServer:
             self._loop.run_forever()
         finally:
             server.close()
+            serving = asyncio.all_tasks(self._loop)
+            for task in serving:  # kept-alive connections of a client still running
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*serving, return_exceptions=True))
             self._loop.run_until_complete(server.wait_closed())
             self._loop.close()
 
@@ -74,10 +81,10 @@ class ValueServer:
             while head := await reader.readuntil(b"\r\n\r\n"):  # GETs have no body
                 self.requests += 1
                 self.paths.add(head.split(b" ", 2)[1])
-                writer.write(RESPONSE)
+                writer.write(FAILURE if self.failing else RESPONSE)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client left, or the server stops (then the task ends here, quietly)
         finally:
             writer.close()
 
@@ -91,7 +98,7 @@ class ValueServer:
         self._thread.join(10)
 
 
-def metrics_api(url: str, i: int, own: bool) -> dict[str, Any]:
+def metrics_api(url: str, i: int | str, own: bool) -> dict[str, Any]:
     """Object ``i``'s trigger: on its own path of the ValueServer at ``url``, or the shared one."""
     metadata = {
         "url": f"{url}/value/{i}" if own else f"{url}/value",
