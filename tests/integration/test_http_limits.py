@@ -62,6 +62,10 @@ async def slow() -> AsyncIterator[SlowServer]:
         yield state
     finally:
         listener.close()
+        # Requests a client gave up on are still being answered: let them end, not leak.
+        async with asyncio.timeout(state.delay + 10):
+            while state.in_flight:
+                await asyncio.sleep(0.05)
         await listener.wait_closed()
 
 
