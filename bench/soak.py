@@ -365,15 +365,18 @@ class Soak:
         serving: set[int] = set()
         cas: set[int] = set()
         end = began + self.args.minutes * 60
-        while time.monotonic() < end and not self.stop.is_set():
-            self.samples.append(self.sample(serving, cas))
-            last = self.samples[-1]
-            note(
-                f"soak: {(last.at - began) / 60:5.1f} min rss={last.rss_mb:.1f}MiB "
-                f"fds={last.fds} reads={len(self.reads)} objects={len(self.objects.alive)} "
-                f"serving_certs={len(last.serving)} cas={len(last.cas)}"
-            )
-            self.stop.wait(min(self.args.sample, max(0.0, end - time.monotonic())))
+        try:
+            while time.monotonic() < end and not self.stop.is_set():
+                self.samples.append(self.sample(serving, cas))
+                last = self.samples[-1]
+                note(
+                    f"soak: {(last.at - began) / 60:5.1f} min rss={last.rss_mb:.1f}MiB "
+                    f"fds={last.fds} reads={len(self.reads)} objects={len(self.objects.alive)} "
+                    f"serving_certs={len(last.serving)} cas={len(last.cas)}"
+                )
+                self.stop.wait(min(self.args.sample, max(0.0, end - time.monotonic())))
+        except KeyboardInterrupt:
+            note("soak: interrupted; reporting what was measured")
         self.stop.set()
         for thread in threads:
             thread.join(self.args.flap_for + 30)
