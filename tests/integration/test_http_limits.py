@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -29,6 +29,8 @@ class SlowServer:
     in_flight: int = 0
     most: int = 0
     answered: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while no request is being answered."""
 
 
 async def _serve(
@@ -37,6 +39,7 @@ async def _serve(
     with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
         while await reader.readuntil(b"\r\n\r\n"):
             server.in_flight += 1
+            server.idle.clear()
             server.most = max(server.most, server.in_flight)
             try:
                 await asyncio.sleep(server.delay)
@@ -50,6 +53,8 @@ async def _serve(
                 server.answered += 1
             finally:
                 server.in_flight -= 1
+                if not server.in_flight:
+                    server.idle.set()
     writer.close()
 
 
@@ -63,9 +68,9 @@ async def slow() -> AsyncIterator[SlowServer]:
     finally:
         listener.close()
         # Requests a client gave up on are still being answered: let them end, not leak.
-        async with asyncio.timeout(state.delay + 10):
-            while state.in_flight:
-                await asyncio.sleep(0.05)
+        if state.in_flight:
+            async with asyncio.timeout(state.delay + 10):
+                await state.idle.wait()
         await listener.wait_closed()
 
 
