@@ -204,17 +204,24 @@ class SelfManaged:
             return False
         if current.serving.not_after <= now + dt.timedelta(seconds=self.trust_delay):
             return False
-        since = self._new_ca_since.setdefault(stored.ca.cert_pem, time.monotonic())
-        left = self.trust_delay - (time.monotonic() - since)
+        first = stored.ca.cert_pem not in self._new_ca_since
+        self._new_ca_since.setdefault(stored.ca.cert_pem, time.monotonic())
+        left = self._trust_left()
         if left <= 0:
             return False
-        log.info(
-            "a new CA is in %s; serving the current certificate %.0fs more, until the "
-            "aggregator trusts the new one",
-            self.origin,
-            left,
-        )
+        if first:
+            log.info(
+                "a new CA is in %s; serving the current certificate %.0fs more, until the "
+                "aggregator trusts the new one",
+                self.origin,
+                left,
+            )
         return True
+
+    def _trust_left(self) -> float:
+        """Seconds until a pair from the new CA may be served."""
+        since = max(self._new_ca_since.values())
+        return self.trust_delay - (time.monotonic() - since)
 
     async def run(self) -> None:
         while True:
@@ -222,7 +229,7 @@ class SelfManaged:
             due = min(self.current.serving.renew_at, self.current.ca.renew_at)
             wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
             if self._new_ca_since:  # a new CA waits to be trusted: look again when it is
-                wait = min(wait, self.trust_delay)
+                wait = self._trust_left()
             await asyncio.sleep(max(1.0, min(self.check_every, wait)))
             try:
                 await self.ensure()
