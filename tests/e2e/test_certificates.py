@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -102,6 +103,7 @@ async def test_a_ca_due_for_renewal_keeps_the_old_one_trusted(kube: KubeClient) 
 async def test_a_new_ca_is_served_only_after_the_aggregator_had_time_to_trust_it(
     kube: KubeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="metrics_adapter.certs.self_managed")
     served: list[Pair] = []
     keeper = SelfManaged(
         kube, ADAPTER_NAMESPACE, SECRET, ADAPTER_SERVICE, None, served.append, trust_delay=1.0
