@@ -10,10 +10,11 @@ HPA per ScaledObject, every ScaledObject still there with its status, and the ti
 (``tests/chaos/conftest.py`` prints it): until a new value is served through the aggregator,
 and until a ScaledObject created after the fault gets its HPA (the watches resumed).
 
-And the adapter restarted on a clock five minutes ahead (libfaketime, Debian's ``faketime``,
-installed by .ci/bootstrap): a cooldown read from the status the previous process wrote must
-not look over. A full /tmp is tests/api/test_full_scratch.py; ``tc netem`` is not here (this
-kernel has no ``sch_netem``: the fault proxy makes the same loss and delay in user space).
+And the adapter restarted on a clock five minutes ahead and behind (libfaketime, Debian's
+``faketime``, installed by .ci/bootstrap): a cooldown read from the status the previous
+process wrote must not look over, and lastActiveTime is written on kube-apiserver's time.
+A full /tmp is tests/api/test_full_scratch.py; ``tc netem`` is not here (this kernel has no
+``sch_netem``: the fault proxy makes the same loss and delay in user space).
 """
 
 from __future__ import annotations
@@ -285,7 +286,6 @@ def test_an_adapter_restarted_five_minutes_ahead_keeps_the_cooldown(install: Ins
     workload scaled to zero the moment its source goes quiet; compared with kube-apiserver's,
     the cooldown starts when the source went quiet."""
     cp, adapter = install.cp, install.adapter
-    assert LIBFAKETIME.exists(), "libfaketime: .ci/bootstrap installs Debian's faketime"
     source = MetricsSource()
     source.value = 20
     try:
@@ -294,12 +294,7 @@ def test_an_adapter_restarted_five_minutes_ahead_keeps_the_cooldown(install: Ins
         wait_for("late at 2", _at(cp, "late", 2), poll_within())
         wait_for("late's lastActiveTime", lambda: _status(cp, "late").get("lastActiveTime"))
         adapter.stop()
-        adapter.launcher = [
-            "env",
-            "FAKETIME=+5m",
-            "FAKETIME_DONT_FAKE_MONOTONIC=1",  # timers and the Lease run on the real one
-            f"LD_PRELOAD={LIBFAKETIME}",
-        ]
+        adapter.launcher = skewed("+5m")
         adapter.start()
         source.value = 0  # quiet from now on: 240 s of cooldown to go
         quiet = time.monotonic()
@@ -317,6 +312,57 @@ def test_an_adapter_restarted_five_minutes_ahead_keeps_the_cooldown(install: Ins
         cp.delete(KEDA, "ScaledObject", "late", NS)
         wait_for("late deleted", lambda: cp.get(KEDA, "ScaledObject", "late", NS) is None)
         source.close()
+
+
+def test_an_adapter_restarted_five_minutes_behind_keeps_the_activity_current(
+    install: Install,
+) -> None:
+    """The mirror: a clock five minutes behind would write lastActiveTime five minutes in the
+    past (a replica taking over would end the cooldown that much early), or not at all, as
+    it moved backwards. On kube-apiserver's clock it follows the activity, and the cooldown
+    ends when it should, not five minutes late."""
+    cp, adapter = install.cp, install.adapter
+    source = MetricsSource()
+    source.value = 20
+    cooldown = 20
+    try:
+        cp.apply(controlplane.deployment("behind", NS, 0))
+        cp.apply(scaled("behind", source.url, cooldown=cooldown))
+        wait_for("behind at 2", _at(cp, "behind", 2), poll_within())
+        adapter.stop()
+        adapter.launcher = skewed("-5m")
+        adapter.start()
+        restarted = server_now(cp)
+        # Written again once it moved a tenth of the cooldown: within a few polls.
+        wait_for("lastActiveTime from the late process", lambda: _last_active(cp) > restarted)
+        assert abs(_last_active(cp) - server_now(cp)) < timedelta(seconds=30)
+        source.value = 0
+        quiet = time.monotonic()
+        wait_for("behind at zero after its cooldown", _at(cp, "behind", 0), cooldown + SLACK)
+        assert time.monotonic() - quiet > cooldown / 2, "the cooldown ended early"
+    finally:
+        adapter.stop()
+        adapter.launcher = []
+        adapter.start()
+        cp.delete(KEDA, "ScaledObject", "behind", NS)
+        wait_for("behind deleted", lambda: cp.get(KEDA, "ScaledObject", "behind", NS) is None)
+        source.close()
+
+
+def skewed(offset: str) -> list[str]:
+    """Run the adapter with its wall clock ``offset`` (``+5m``) from the machine's."""
+    assert LIBFAKETIME.exists(), "libfaketime: .ci/bootstrap installs Debian's faketime"
+    return [
+        "env",
+        f"FAKETIME={offset}",
+        "FAKETIME_DONT_FAKE_MONOTONIC=1",  # timers and the Lease run on the real one
+        f"LD_PRELOAD={LIBFAKETIME}",
+    ]
+
+
+def _last_active(cp: ControlPlane) -> datetime:
+    written = _status(cp, "behind").get("lastActiveTime")
+    return datetime.fromisoformat(written) if written else datetime.min.replace(tzinfo=UTC)
 
 
 def _status(cp: ControlPlane, name: str) -> dict[str, Any]:
