@@ -47,7 +47,7 @@ from bench.adapter import cpu_seconds, metric_url, rss_mb
 from bench.footprint import METRIC, ValueServer, metrics_api
 from bench.report import Cell, main, note, percentile, print_table, summary
 from tests.support import triggers
-from tests.support.controlplane import Adapter, ControlPlane, wait_for
+from tests.support.controlplane import Adapter, ControlPlane, scalable_kind, wait_for
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.processes import log_path
 from tests.support.pki import KeyPair
@@ -59,36 +59,7 @@ SECRET = "metrics-adapter-certs"
 GRACE = 15.0
 """Seconds after a flap's end plus one polling interval in which a failed read is expected:
 the poll that finds the source back, and its way through the aggregator."""
-WORKER_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "workers.soak.bench.io"},
-    "spec": {
-        "group": "soak.bench.io",
-        "names": {"kind": "Worker", "plural": "workers", "singular": "worker"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-                "subresources": {
-                    "scale": {
-                        "specReplicasPath": ".spec.replicas",
-                        "statusReplicasPath": ".status.replicas",
-                        "labelSelectorPath": ".status.selector",
-                    }
-                },
-            }
-        ],
-    },
-}
+WORKER_CRD = scalable_kind("soak.bench.io", "Worker", "workers", selector_path=".status.selector")
 
 
 def worker(name: str) -> dict[str, Any]:

@@ -306,12 +306,7 @@ def test_an_adapter_restarted_five_minutes_ahead_keeps_the_cooldown(install: Ins
         written = datetime.fromisoformat(_status(cp, "late")["lastActiveTime"])
         assert abs(written - server_now(cp)) < timedelta(seconds=30), written
     finally:
-        adapter.stop()
-        adapter.launcher = []
-        adapter.start()
-        cp.delete(KEDA, "ScaledObject", "late", NS)
-        wait_for("late deleted", lambda: cp.get(KEDA, "ScaledObject", "late", NS) is None)
-        source.close()
+        back_on_time(install, "late", source)
 
 
 def test_an_adapter_restarted_five_minutes_behind_keeps_the_activity_current(
@@ -341,12 +336,18 @@ def test_an_adapter_restarted_five_minutes_behind_keeps_the_activity_current(
         wait_for("behind at zero after its cooldown", _at(cp, "behind", 0), cooldown + SLACK)
         assert time.monotonic() - quiet > cooldown / 2, "the cooldown ended early"
     finally:
-        adapter.stop()
-        adapter.launcher = []
-        adapter.start()
-        cp.delete(KEDA, "ScaledObject", "behind", NS)
-        wait_for("behind deleted", lambda: cp.get(KEDA, "ScaledObject", "behind", NS) is None)
-        source.close()
+        back_on_time(install, "behind", source)
+
+
+def back_on_time(install: Install, name: str, source: MetricsSource) -> None:
+    """After a skewed run: the adapter on the machine's clock again, and ``name`` gone."""
+    cp, adapter = install.cp, install.adapter
+    adapter.stop()
+    adapter.launcher = []
+    adapter.start()
+    cp.delete(KEDA, "ScaledObject", name, NS)
+    wait_for(f"{name} deleted", lambda: cp.get(KEDA, "ScaledObject", name, NS) is None)
+    source.close()
 
 
 def skewed(offset: str) -> list[str]:

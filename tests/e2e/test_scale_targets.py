@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from tests.support import triggers
-from tests.support.controlplane import Adapter, ControlPlane, condition, wait_for
+from tests.support.controlplane import (
+    Adapter,
+    ControlPlane,
+    condition,
+    scalable_kind,
+    wait_for,
+)
 from tests.support.controlplane.cluster_mode import cluster_mode
 
 pytestmark = pytest.mark.e2e
@@ -23,35 +29,7 @@ ROLLOUTS = "argoproj.io/v1alpha1"
 SLACK = 30.0
 """A first reconcile, and what a loaded 2-core machine adds to it."""
 CRON = triggers.always_cron(3)
-ROLLOUT_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "rollouts.argoproj.io"},
-    "spec": {
-        "group": "argoproj.io",
-        "names": {"kind": "Rollout", "plural": "rollouts", "singular": "rollout"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-                "subresources": {
-                    "scale": {
-                        "specReplicasPath": ".spec.replicas",
-                        "statusReplicasPath": ".status.replicas",
-                    }
-                },
-            }
-        ],
-    },
-}
+ROLLOUT_CRD = scalable_kind("argoproj.io", "Rollout", "rollouts", version="v1alpha1")
 
 
 def install_rollouts(cp: ControlPlane) -> None:

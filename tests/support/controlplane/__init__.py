@@ -33,7 +33,12 @@ from tests.support.controlplane.adapter import (
     webhook_answers,
     webhook_configuration,
 )
-from tests.support.controlplane.api import condition, deployment, load_manifests
+from tests.support.controlplane.api import (
+    condition,
+    deployment,
+    load_manifests,
+    scalable_kind,
+)
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
 from tests.support.controlplane.cluster import ControlPlane
 from tests.support.controlplane.errors import ControlPlaneError, KubeError
@@ -64,6 +69,7 @@ __all__ = [
     "register_adapter",
     "register_webhook",
     "route_apiservice",
+    "scalable_kind",
     "serving_pair",
     "wait_for",
     "webhook_answers",

@@ -38,6 +38,37 @@ def deployment(
     }
 
 
+def scalable_kind(
+    group: str, kind: str, plural: str, *, version: str = "v1", selector_path: str | None = None
+) -> dict[str, Any]:
+    """A CustomResourceDefinition of ``kind`` with a /scale subresource on ``.spec.replicas``
+    and ``.status.replicas`` (and, when given, the label selector the HPA asks for): a scale
+    target with no controller behind it, so no Pods."""
+    scale = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}
+    if selector_path:
+        scale["labelSelectorPath"] = selector_path
+    schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"scale": scale},
+                }
+            ],
+        },
+    }
+
+
 def condition(obj: Mapping[str, Any] | None, kind: str) -> dict[str, Any] | None:
     """The status condition of type ``kind`` of ``obj``."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
