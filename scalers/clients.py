@@ -89,14 +89,38 @@ class _Http:
     distinct URLs, most of a soak's CPU); POSTs (token and etcd range requests, whose
     callers read an httpx response) on httpx."""
 
-    def __init__(self, session: aiohttp.ClientSession, client: httpx.AsyncClient) -> None:
-        self.session = session
-        self.client = client
+    def __init__(self, identity: HttpIdentity, timeout: float) -> None:
+        self._context = tls_context(identity)
+        self._timeout = timeout
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self._context, limit=HTTP_IN_FLIGHT),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),  # shared by every trigger: keep none
+            trust_env=False,
+        )
+        self._client: httpx.AsyncClient | None = None
         self.turns = asyncio.Semaphore(HTTP_IN_FLIGHT)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client, made on the first POST: most identities only ever GET."""
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT
+            )
+            self._client = httpx.AsyncClient(
+                verify=self._context,
+                timeout=httpx.Timeout(self._timeout),
+                limits=limits,
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._client
 
     async def aclose(self) -> None:
         await self.session.close()
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 class Clients:
@@ -143,24 +167,7 @@ class Clients:
     def _http_for(self, identity: HttpIdentity) -> _Http:
         http = self._http.get(identity)
         if http is None:
-            context = tls_context(identity)
-            limits = httpx.Limits(
-                max_connections=HTTP_IN_FLIGHT, max_keepalive_connections=HTTP_IN_FLIGHT
-            )
-            client = httpx.AsyncClient(
-                verify=context,
-                timeout=httpx.Timeout(self.timeout),
-                limits=limits,
-                follow_redirects=False,
-                trust_env=False,
-            )
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context, limit=HTTP_IN_FLIGHT),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                cookie_jar=aiohttp.DummyCookieJar(),  # shared by every trigger: keep none
-                trust_env=False,
-            )
-            http = self._http[identity] = _Http(session, client)
+            http = self._http[identity] = _Http(identity, self.timeout)
         return http
 
     async def get_bytes(
