@@ -17,7 +17,7 @@ import asyncio
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,21 +31,29 @@ from tests.support.controlplane import client_context
 
 NAMESPACE = "footprint"
 METRIC = "s0-metric-api-value"
-BODY = b'{"value": 3}'
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-    len(BODY),
-    BODY,
-)
 FAILURE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
 
 
-class ValueServer:
-    """A loopback HTTP/1.1 server with keep-alive answering every GET with ``BODY`` (or, while
-    ``failing``, with 503), on an event loop of its own thread: a few microseconds a request,
-    never the bottleneck."""
+def response(value: float) -> bytes:
+    """A 200 answer with ``{"value": value}``."""
+    body = b'{"value": %s}' % format(value, "g").encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % len(body) + body
 
-    def __init__(self) -> None:
+
+RESPONSE = response(3)
+
+
+class ValueServer:
+    """A loopback HTTP/1.1 server with keep-alive answering every GET with ``{"value": 3}``
+    (or, while ``failing``, with 503), on an event loop of its own thread: a few microseconds
+    a request, never the bottleneck. ``delay``: seconds before each answer (a slow source);
+    ``values``: the value of each path instead of 3."""
+
+    def __init__(self, delay: float = 0.0, values: Callable[[bytes], float] | None = None) -> None:
         self.failing = False
+        self.delay = delay
+        self.values = values
         self.requests = 0
         self.paths: set[bytes] = set()
         """Every path asked: a poll of each distinct query has reached the server."""
@@ -80,8 +88,14 @@ class ValueServer:
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):  # GETs have no body
                 self.requests += 1
-                self.paths.add(head.split(b" ", 2)[1])
-                writer.write(FAILURE if self.failing else RESPONSE)
+                path = head.split(b" ", 2)[1]
+                self.paths.add(path)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                if self.failing:
+                    writer.write(FAILURE)
+                else:
+                    writer.write(RESPONSE if self.values is None else response(self.values(path)))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the client left, or the server stops (then the task ends here, quietly)

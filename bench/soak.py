@@ -62,13 +62,13 @@ the poll that finds the source back, and its way through the aggregator."""
 WORKER_CRD = scalable_kind("soak.bench.io", "Worker", "workers", selector_path=".status.selector")
 
 
-def worker(name: str) -> dict[str, Any]:
+def worker(name: str, namespace: str = NS) -> dict[str, Any]:
     """A scale target at one replica, with the selector the HPA insists on (no status
     subresource: the status is written with the object and nothing changes it)."""
     return {
         "apiVersion": WORKERS,
         "kind": "Worker",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {"replicas": 1},
         "status": {"replicas": 1, "selector": f"soak={name}"},
     }
