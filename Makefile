@@ -1,4 +1,4 @@
-.PHONY: install lint test demo clean cluster-up cluster-down bench
+.PHONY: install lint test demo clean cluster-up cluster-down bench bench-keda
 
 install:
 	@.ci/bootstrap
@@ -20,6 +20,12 @@ bench: install
 	@command -v wrk >/dev/null || { s=; [ "$$(id -u)" = 0 ] || s=sudo; \
 		$$s apt-get update -qq && $$s apt-get install -y -qq --no-install-recommends wrk; }
 	.venv/bin/python -m bench
+
+# KEDA v2.20.2 itself beside us, the same work on the same control plane (bench/README.md §10):
+# KEDA is built once into ~/.cache/metrics-adapter (several minutes cold), then ~30 minutes.
+bench-keda: install
+	hack/build-keda.sh >/dev/null
+	.venv/bin/python -m bench keda
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

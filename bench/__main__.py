@@ -2,6 +2,7 @@
 
 .venv/bin/python -m bench [api gate upstream activation footprint jobs webhook attack]
 .venv/bin/python -m bench soak     # an hour on its own, never part of the default sequence
+.venv/bin/python -m bench keda     # KEDA itself beside us (make bench-keda), never by default
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bench import activation, api, attack, footprint, gate, jobs, soak, upstream, webhook
+from bench.keda import run as keda
 from bench.report import note
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
@@ -23,9 +25,10 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
     "webhook": webhook.run,
     "attack": attack.run,
     "soak": soak.run,
+    "keda": keda.run,
 }
-LONG = {"soak"}
-"""Run only when named: the soak takes an hour."""
+LONG = {"soak", "keda"}
+"""Run only when named: the soak takes an hour; KEDA is built cold once, then runs ~30 min."""
 
 
 def main() -> None:

@@ -1,0 +1,123 @@
+"""The scenarios with an event source's life in them, run on each system beside the request
+path: the seed's burst from zero, a source that stops, and the load on a nats-server.
+
+- *Wake and burst*: :func:`bench.activation.run_case` as it is, on the system's control
+  plane: the seed's echo-worker (nats-jetstream, 50 messages, target 10, 0 to 5 replicas) at
+  ``pollingInterval`` 5 and 30, ``--repetitions`` each, each burst at a random phase of the
+  interval; seconds to the first replica and to all five.
+- *Outage*: ``--outage-objects`` ScaledObjects (``minReplicaCount: 0``, ``cooldownPeriod:
+  30``, ``pollingInterval: 5``, no fallback) at 3 replicas; their source answers 503 for
+  ``--outage`` seconds: the fewest replicas any target had meanwhile, how many were scaled
+  down, and the seconds until all are back at 3 once the source is.
+- *Upstream, NATS*: ``--nats-triggers`` nats-jetstream triggers on ten consumers of one
+  stream, ``pollingInterval: 30``: ``GET /jsz`` per interval as the server counts them
+  (``http_req_stats`` of ``/varz``), HPA reads included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from typing import Any
+
+from bench import activation
+from bench.activation_sources import Nats
+from bench.footprint import ValueServer
+from bench.keda.scenarios import NS, Results, scaled_object
+from bench.keda.systems import System
+from bench.report import note
+from bench.soak import WORKERS, worker
+from tests.support import jetstream
+from tests.support.controlplane import wait_for
+from tests.support.triggers import scaled_object as user_object
+
+OUTAGE_VALUE = 30.0
+"""3 replicas at target 10."""
+OUTAGE_REPLICAS = 3
+
+
+def wake(system: System, nats: Nats, short: str, args: argparse.Namespace, out: Results) -> None:
+    """The seed's burst, at pollingInterval 5 and 30."""
+    cp = system.cp
+    cp.ensure_namespace(activation.NS)
+    for doc in nats.documents(activation.NS):
+        cp.apply(doc)
+    rng = random.Random(args.seed)
+    for interval in (5, 30):
+        case_args = argparse.Namespace(
+            repetitions=args.repetitions, polling_interval=interval, hpa_sync=args.hpa_sync
+        )
+        case = activation.run_case(cp, nats, f"{short}-p{interval}", case_args, rng)
+        scenario = f"wake from 0, seed's burst, pollingInterval {interval}"
+        for label, values in (("first replica", case.first), ("all 5 replicas", case.all)):
+            out.add(scenario, f"{label} p50 s", activation.p(values, 50))
+            out.add(scenario, f"{label} p95 s", activation.p(values, 95))
+        out.add(scenario, f"missed of {args.repetitions}", float(case.missed))
+
+
+def _outage_object(name: str, url: str) -> dict[str, Any]:
+    doc = scaled_object(name, url, cached=False)
+    doc["spec"].update(minReplicaCount=0, maxReplicaCount=10, pollingInterval=5, cooldownPeriod=30)
+    return doc
+
+
+def _replicas(system: System, names: list[str]) -> dict[str, int]:
+    items = system.cp.client.get(system.cp.path(WORKERS, "Worker", NS)).json()["items"]
+    found = {w["metadata"]["name"]: int(w["spec"].get("replicas") or 0) for w in items}
+    return {n: found.get(n, 0) for n in names}
+
+
+def outage(system: System, args: argparse.Namespace, out: Results) -> None:
+    """A source that answers 503 for ``--outage`` seconds under a 30 s cooldown."""
+    names = [f"outage-{i}" for i in range(args.outage_objects)]
+    scenario = f"source down {args.outage:g}s, cooldownPeriod 30, no fallback"
+    with ValueServer(values=lambda path: OUTAGE_VALUE) as source:
+        for name in names:
+            system.cp.apply(worker(name, NS))
+            system.cp.apply(_outage_object(name, source.url))
+
+        def at_three() -> bool:
+            system.check()
+            return all(r == OUTAGE_REPLICAS for r in _replicas(system, names).values())
+
+        wait_for(f"{len(names)} targets at 3 replicas", at_three, 120 + 2 * args.hpa_sync, 1)
+        source.failing = True
+        began, lowest, down = time.monotonic(), OUTAGE_REPLICAS, set()
+        while time.monotonic() - began < args.outage:
+            counts = _replicas(system, names)
+            lowest = min(lowest, *counts.values())
+            down |= {n for n, r in counts.items() if r < OUTAGE_REPLICAS}
+            time.sleep(1)
+        source.failing = False
+        back = time.monotonic()
+        note(f"keda-bench: {system.name}: source back; {len(down)} targets were scaled down")
+        try:
+            wait_for("every target back at 3", at_three, 120 + 2 * args.hpa_sync, 1)
+            recovered: float | None = time.monotonic() - back
+        except TimeoutError:
+            recovered = None
+    out.add(scenario, "fewest replicas of a target (3 before)", float(lowest))
+    out.add(scenario, f"targets scaled down, of {len(names)}", float(len(down)))
+    out.add(scenario, "all back at 3 after the source, s", recovered)
+
+
+def nats_upstream(system: System, nats: Nats, args: argparse.Namespace, out: Results) -> None:
+    """``--nats-triggers`` triggers on ten consumers of one stream: /jsz requests per interval."""
+    stream, consumers = "UPSTREAM", [f"upstream-{i}" for i in range(10)]
+    asyncio.run(jetstream.prepare(nats.server.url, stream, "upstream", consumers))
+    names = [f"nats-{i}" for i in range(args.nats_triggers)]
+    for i, name in enumerate(names):
+        trigger = nats.trigger(consumers[i % len(consumers)])
+        trigger["metadata"]["stream"] = stream
+        system.cp.apply(worker(name, NS))
+        doc = user_object(name, NS, trigger, minReplicaCount=1, pollingInterval=30)
+        doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
+        system.cp.apply(doc)
+    time.sleep(args.upstream_window)  # every trigger polled once, every HPA synced
+    before, began = nats.server.requests_served(), time.monotonic()
+    time.sleep(args.upstream_window)
+    per_interval = (nats.server.requests_served() - before) / (time.monotonic() - began) * 30
+    scenario = f"upstream, {len(names)} nats-jetstream triggers on 10 consumers"
+    out.add(scenario, "GET /jsz per interval (one stream, 10 consumers)", per_interval)

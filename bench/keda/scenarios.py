@@ -1,0 +1,298 @@
+"""The work both systems get, and what is measured of each.
+
+One session per system on its own control plane, with the real 15 s HPA sync: ScaledObjects
+scale ``Worker`` custom resources (a /scale subresource and no Pods, as in the soak), each with
+a metrics-api trigger, ``pollingInterval: 30`` (KEDA's default), target 10, the YAML a user
+writes, the same for both systems. The sets:
+
+- ``live``: one URL of its own each on a source that answers in ``--source-delay`` (50 ms);
+- ``cached``: the same, with ``useCachedMetrics: true`` (KEDA then answers the HPA from the
+  value of its last poll; we always do);
+- ``shared``: one URL for all, on a fast source: one distinct query.
+
+Each object's value is its index times 7, modulo 40, plus 1: replicas from 1 to 4.
+
+What is measured, in order: reads of each set's metric through the aggregator (``kubectl get
+--raw``), one at a time and ``--threads`` at once; the requests each source answers per
+polling interval; then ``live`` grows to ``--objects`` and the reads, the requests and the
+processes' RSS and CPU are measured again; last, every object's value and its HPA's desired
+replicas, for the cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.adapter import metric_url
+from bench.footprint import METRIC, ValueServer, metrics_api
+from bench.keda.systems import System
+from bench.report import note, percentile
+from bench.soak import WORKER_CRD, WORKERS, worker
+from tests.support import triggers
+from tests.support.controlplane import ControlPlane, wait_for
+from tests.support.pki import KeyPair
+
+NS = "bench"
+TARGET = 10
+INTERVAL = 30
+SETS = ("live", "cached", "shared")
+
+
+def value_of(path: bytes) -> float:
+    """The value a source answers for ``/value/<set>-<index>`` (and 1 for anything else)."""
+    index = path.rsplit(b"-", 1)[-1]
+    return (int(index) * 7) % 40 + 1 if index.isdigit() else 1.0
+
+
+def expected_replicas(value: float) -> int:
+    """What the HPA must want for an AverageValue target of ``TARGET`` on one replica."""
+    return max(1, math.ceil(value / TARGET))
+
+
+def scaled_object(name: str, url: str, *, cached: bool) -> dict[str, Any]:
+    trigger = metrics_api(url, name, own=True)
+    trigger["metadata"]["targetValue"] = str(TARGET)
+    if cached:
+        trigger["useCachedMetrics"] = True
+    doc = triggers.scaled_object(name, NS, trigger, minReplicaCount=1, pollingInterval=INTERVAL)
+    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
+    return doc
+
+
+def shared_object(name: str, url: str) -> dict[str, Any]:
+    """An object of the ``shared`` set: every one polls the same URL."""
+    doc = scaled_object(name, url, cached=False)
+    doc["spec"]["triggers"][0]["metadata"]["url"] = f"{url}/value/shared"
+    return doc
+
+
+def prepare(cp: ControlPlane) -> None:
+    """The Worker kind, before either system starts."""
+    cp.apply(WORKER_CRD)
+    crd = WORKER_CRD["metadata"]["name"]
+    cp.wait_condition("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd, "Established")
+
+
+@dataclass(frozen=True)
+class Reads:
+    """Reads through the aggregator: milliseconds of the successful ones, and failures."""
+
+    ms: list[float]
+    failed: int
+
+    def pct(self, pct: float) -> float | None:
+        return percentile(self.ms, pct) if self.ms else None
+
+
+@dataclass
+class Results:
+    """What one system produced: ``figures[(scenario, metric)]`` and, per object, its value
+    through the aggregator and its HPA's desired replicas."""
+
+    figures: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    values: dict[str, float | None] = field(default_factory=dict)
+    desired: dict[str, int | None] = field(default_factory=dict)
+
+    def add(self, scenario: str, metric: str, value: float | None) -> None:
+        self.figures[(scenario, metric)] = value
+        shown = "-" if value is None else f"{value:.2f}"
+        note(f"keda-bench: {scenario} {metric} = {shown}")
+
+
+class Session:
+    """One system, its sources and its objects."""
+
+    def __init__(self, system: System, args: argparse.Namespace) -> None:
+        self.system = system
+        self.cp = system.cp
+        self.args = args
+        slow = args.source_delay
+        self.sources = {
+            "live": ValueServer(delay=slow, values=value_of),
+            "cached": ValueServer(delay=slow, values=value_of),
+            "shared": ValueServer(values=value_of),
+        }
+        self.names: dict[str, list[str]] = {s: [] for s in SETS}
+        self.results = Results()
+        self._local = threading.local()
+
+    @contextmanager
+    def running(self) -> Iterator[Session]:
+        with ExitStack() as stack:
+            for source in self.sources.values():
+                stack.enter_context(source)
+            yield self
+
+    @property
+    def client(self) -> httpx.Client:
+        """This thread's admin client."""
+        if not hasattr(self._local, "client"):
+            self._local.client = self.cp.client_for(KeyPair.read(self.cp.pki, "admin"))
+        client: httpx.Client = self._local.client
+        return client
+
+    # -- objects ---------------------------------------------------------------------
+
+    def _create(self, doc: dict[str, Any]) -> None:
+        name = doc["metadata"]["name"]
+        for obj in (worker(name, NS), doc):
+            path = self.cp.path(obj["apiVersion"], obj["kind"], NS)
+            response = self.client.post(path, json=obj)
+            if response.status_code != 201:
+                raise RuntimeError(f"creating {obj['kind']} {name}: {response.text[:300]}")
+
+    def grow(self, kind: str, count: int) -> list[str]:
+        """Make the set ``kind`` ``count`` objects; return the new names, all read by their HPA."""
+        have = len(self.names[kind])
+        new = [f"{kind}-{i}" for i in range(have, count)]
+        url = self.sources[kind].url
+        docs = [
+            shared_object(n, url)
+            if kind == "shared"
+            else scaled_object(n, url, cached=kind == "cached")
+            for n in new
+        ]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(self._create, docs))
+        self.names[kind] += new
+        return new
+
+    def hpas(self) -> dict[str, dict[str, Any]]:
+        path = self.cp.path("autoscaling/v2", "HorizontalPodAutoscaler", NS)
+        items = self.client.get(path, timeout=60).json()["items"]
+        return {h["metadata"]["name"].removeprefix("keda-hpa-"): h for h in items}
+
+    def settle(self, names: Sequence[str], timeout: float) -> float:
+        """Wait until the HPA of every one of ``names`` has read its value: the seconds."""
+        began = time.monotonic()
+        wanted = set(names)
+
+        def all_read() -> bool:
+            self.system.check()
+            hpas = self.hpas()
+            read = {n for n in wanted if _current_value(hpas.get(n)) is not None}
+            return read == wanted
+
+        wait_for(
+            f"{len(wanted)} HPAs to read their values ({self.system.name})", all_read, timeout, 2
+        )
+        return time.monotonic() - began
+
+    # -- measurements ----------------------------------------------------------------
+
+    def read(self, name: str) -> tuple[float, float | None]:
+        """One read of ``name``'s metric through the aggregator: (ms, value or None)."""
+        began = time.perf_counter()
+        try:
+            response = self.client.get(metric_url("", NS, METRIC, name), timeout=30)
+        except httpx.HTTPError:
+            return (time.perf_counter() - began) * 1000, None
+        ms = (time.perf_counter() - began) * 1000
+        if response.status_code != 200:
+            return ms, None
+        items = response.json()["items"]
+        return ms, _quantity(items[0]["value"]) if items else None
+
+    def reads(self, names: Sequence[str], count: int, threads: int) -> Reads:
+        """``count`` reads of random ``names``, ``threads`` at a time."""
+        rng = random.Random(count * threads)
+        chosen = [rng.choice(names) for _ in range(count)]
+        with ThreadPoolExecutor(threads) as pool:
+            done = list(pool.map(self.read, chosen))
+        return Reads([ms for ms, v in done if v is not None], sum(v is None for _, v in done))
+
+    def request_path(self, scenario: str, names: Sequence[str]) -> None:
+        for label, threads in (
+            ("sequential", 1),
+            (f"{self.args.threads} concurrent", self.args.threads),
+        ):
+            found = self.reads(names, self.args.reads, threads)
+            self.results.add(scenario, f"read p50 ms, {label}", found.pct(50))
+            self.results.add(scenario, f"read p99 ms, {label}", found.pct(99))
+            self.results.add(scenario, f"failed reads, {label}", float(found.failed))
+
+    def upstream(self, scenario: str) -> None:
+        """Requests each set's source answers per polling interval, HPA reads included."""
+        before = {k: s.requests for k, s in self.sources.items()}
+        began = time.monotonic()
+        time.sleep(self.args.upstream_window)
+        window = time.monotonic() - began
+        for kind, source in self.sources.items():
+            per_interval = (source.requests - before[kind]) / window * INTERVAL
+            queries = 1 if kind == "shared" else len(self.names[kind])
+            label = f"{kind}: requests / interval ({queries} distinct queries)"
+            self.results.add(scenario, label, per_interval)
+
+    def footprint(self, scenario: str) -> None:
+        cpu, began = self.system.cpu_seconds(), time.monotonic()
+        time.sleep(self.args.footprint_window)
+        minutes = (time.monotonic() - began) / 60
+        self.results.add(scenario, "CPU s / min", (self.system.cpu_seconds() - cpu) / minutes)
+        self.results.add(scenario, "RSS MiB", self.system.rss_mb())
+
+    def cross_check(self) -> None:
+        """Every object's value through the aggregator and its HPA's desired replicas."""
+        names = [n for s in SETS for n in self.names[s]]
+        with ThreadPoolExecutor(4) as pool:
+            values = list(pool.map(self.read, names))
+        hpas = self.hpas()
+        for name, (_, value) in zip(names, values, strict=True):
+            self.results.values[name] = value
+            status = (hpas.get(name) or {}).get("status") or {}
+            self.results.desired[name] = status.get("desiredReplicas")
+
+
+def _quantity(text: str) -> float:
+    """A Kubernetes quantity as the metrics APIs write values: ``23``, ``1500m``, ``2k``."""
+    suffixes = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
+    if text and text[-1] in suffixes:
+        return float(text[:-1]) * suffixes[text[-1]]
+    return float(text)
+
+
+def _current_value(hpa: dict[str, Any] | None) -> str | None:
+    """The external metric value an HPA last read, if it read one."""
+    for metric in ((hpa or {}).get("status") or {}).get("currentMetrics") or []:
+        current = (metric.get("external") or {}).get("current") or {}
+        value = current.get("averageValue") or current.get("value")
+        if value is not None:
+            return str(value)
+    return None
+
+
+def session(system: System, args: argparse.Namespace) -> Results:
+    """Every scenario on ``system``, in order."""
+    with Session(system, args).running() as s:
+        small = args.small
+        began = time.monotonic()
+        for kind in SETS:
+            s.grow(kind, small)
+        made = time.monotonic() - began
+        note(f"keda-bench: {system.name}: {3 * small} objects created in {made:.0f}s")
+        all_names = [n for k in SETS for n in s.names[k]]
+        settled = s.settle(all_names, args.settle_timeout)
+        s.results.add("setup", f"every HPA read its value, {3 * small} objects, s", settled)
+        s.request_path(f"request path, {small} objects", s.names["live"])
+        s.request_path(f"request path, {small} objects, useCachedMetrics", s.names["cached"])
+        s.request_path(f"request path, {small} objects, one shared URL", s.names["shared"])
+        s.upstream(f"upstream, {3 * small} objects")
+        total = args.objects
+        new = s.grow("live", total - 2 * small)
+        settled = s.settle(new, args.settle_timeout)
+        s.results.add("setup", f"every HPA read its value, {len(new)} more objects, s", settled)
+        s.request_path(f"request path, {total} objects", s.names["live"])
+        s.upstream(f"upstream, {total} objects")
+        s.footprint(f"footprint, {total} objects")
+        s.cross_check()
+        return s.results
