@@ -181,7 +181,7 @@ class Session:
         def all_read() -> bool:
             self.system.check()
             hpas = self.hpas()
-            read = {n for n in wanted if _current_value(hpas.get(n)) is not None}
+            read = {n for n in wanted if current_value(hpas.get(n)) is not None}
             return read == wanted
 
         wait_for(
@@ -202,7 +202,7 @@ class Session:
         if response.status_code != 200:
             return ms, None
         items = response.json()["items"]
-        return ms, _quantity(items[0]["value"]) if items else None
+        return ms, quantity(items[0]["value"]) if items else None
 
     def reads(self, names: Sequence[str], count: int, threads: int) -> Reads:
         """``count`` reads of random ``names``, ``threads`` at a time."""
@@ -253,7 +253,7 @@ class Session:
             self.results.desired[name] = status.get("desiredReplicas")
 
 
-def _quantity(text: str) -> float:
+def quantity(text: str) -> float:
     """A Kubernetes quantity as the metrics APIs write values: ``23``, ``1500m``, ``2k``."""
     suffixes = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
     if text and text[-1] in suffixes:
@@ -261,7 +261,7 @@ def _quantity(text: str) -> float:
     return float(text)
 
 
-def _current_value(hpa: dict[str, Any] | None) -> str | None:
+def current_value(hpa: dict[str, Any] | None) -> str | None:
     """The external metric value an HPA last read, if it read one."""
     for metric in ((hpa or {}).get("status") or {}).get("currentMetrics") or []:
         current = (metric.get("external") or {}).get("current") or {}
