@@ -116,10 +116,14 @@ def log_size(broker: KafkaBroker) -> Callable[[], int]:
 
 
 def kafka_series(
-    broker: KafkaBroker, offsets: Series, classify: Callable[[Mapping[str, Any]], str | None]
+    broker: KafkaBroker,
+    offsets: Series,
+    classify: Callable[[Mapping[str, Any]], str | None],
+    client: str | None = CLIENT_ID,
 ) -> dict[tuple[str, str], Series]:
-    """(group of objects, API name) -> its count at each sample, for our client's requests in
-    the log between the first and the last sampled offset."""
+    """(group of objects, API name) -> its count at each sample, for the requests of
+    ``client`` (our scalers' client id; None: every client) in the log between the first and
+    the last sampled offset."""
     path = broker.workdir / "requests.log"
     with path.open("rb") as log:
         log.seek(offsets.values[0])
@@ -133,7 +137,9 @@ def kafka_series(
             continue
         entry = json.loads(body)
         header = entry["requestHeader"]
-        if header["clientId"] != CLIENT_ID or (group := classify(entry)) is None:
+        if client is not None and header["clientId"] != client:
+            continue
+        if (group := classify(entry)) is None:
             continue
         ends.setdefault((group, header["requestApiKeyName"]), []).append(position)
     return {

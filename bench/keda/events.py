@@ -12,14 +12,19 @@ path: the seed's burst from zero, a source that stops, and the load on a nats-se
 - *Upstream, NATS*: ``--nats-triggers`` nats-jetstream triggers on ten consumers of one
   stream, ``pollingInterval: 30``: ``GET /jsz`` per interval as the server counts them
   (``http_req_stats`` of ``/varz``), HPA reads included.
+- *Upstream, Kafka*: ``--kafka-triggers`` kafka triggers over five consumer groups of one
+  topic: the broker's requests per interval from its request log, by API, every client's
+  (one system runs at a time).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from bench import activation
@@ -29,8 +34,10 @@ from bench.keda.scenarios import NS, Results, scaled_object
 from bench.keda.systems import System
 from bench.report import note
 from bench.soak import WORKERS, worker
+from bench.upstream import Series, kafka_series, log_size
 from tests.support import jetstream
 from tests.support.controlplane import wait_for
+from tests.support.kafka import KafkaBroker, commit, create_topic, produce
 from tests.support.triggers import scaled_object as user_object
 
 OUTAGE_VALUE = 30.0
@@ -103,6 +110,18 @@ def outage(system: System, args: argparse.Namespace, out: Results) -> None:
     out.add(scenario, "all back at 3 after the source, s", recovered)
 
 
+def _scale(system: System, name: str, trigger: dict[str, Any]) -> None:
+    """A Worker and a ScaledObject on it with ``trigger``, ``pollingInterval: 30``."""
+    system.cp.apply(worker(name, NS))
+    doc = user_object(name, NS, trigger, minReplicaCount=1, pollingInterval=30)
+    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
+    system.cp.apply(doc)
+
+
+def _per_interval(count: int, seconds: float) -> float:
+    return count / seconds * 30
+
+
 def nats_upstream(system: System, nats: Nats, args: argparse.Namespace, out: Results) -> None:
     """``--nats-triggers`` triggers on ten consumers of one stream: /jsz requests per interval."""
     stream, consumers = "UPSTREAM", [f"upstream-{i}" for i in range(10)]
@@ -111,13 +130,72 @@ def nats_upstream(system: System, nats: Nats, args: argparse.Namespace, out: Res
     for i, name in enumerate(names):
         trigger = nats.trigger(consumers[i % len(consumers)])
         trigger["metadata"]["stream"] = stream
-        system.cp.apply(worker(name, NS))
-        doc = user_object(name, NS, trigger, minReplicaCount=1, pollingInterval=30)
-        doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
-        system.cp.apply(doc)
+        _scale(system, name, trigger)
     time.sleep(args.upstream_window)  # every trigger polled once, every HPA synced
     before, began = nats.server.requests_served(), time.monotonic()
     time.sleep(args.upstream_window)
-    per_interval = (nats.server.requests_served() - before) / (time.monotonic() - began) * 30
+    seconds = time.monotonic() - began
     scenario = f"upstream, {len(names)} nats-jetstream triggers on 10 consumers"
-    out.add(scenario, "GET /jsz per interval (one stream, 10 consumers)", per_interval)
+    count = nats.server.requests_served() - before
+    out.add(
+        scenario, "GET /jsz per interval (one stream, 10 consumers)", _per_interval(count, seconds)
+    )
+
+
+KAFKA_TOPIC = "bench-kafka"
+KAFKA_GROUPS = [f"{KAFKA_TOPIC}-g{i}" for i in range(5)]
+
+
+def prepare_kafka(broker: KafkaBroker) -> None:
+    """One topic, 50 messages, five groups each 30 behind: 3 replicas at lagThreshold 10."""
+
+    async def prepare() -> None:
+        await create_topic(broker.bootstrap, KAFKA_TOPIC, 1)
+        await produce(broker.bootstrap, KAFKA_TOPIC, {0: 50})
+        for group in KAFKA_GROUPS:
+            await commit(broker.bootstrap, group, {(KAFKA_TOPIC, 0): 20})
+
+    asyncio.run(prepare())
+
+
+def kafka_query(entry: Mapping[str, Any]) -> str | None:
+    """A logged request that serves a poll of this scenario's triggers (every client's):
+    one naming its topic or groups, or a Metadata request for every topic."""
+    api = entry["requestHeader"]["requestApiKeyName"]
+    text = json.dumps(entry.get("request"))
+    if KAFKA_TOPIC in text or (api == "METADATA" and '"topics": null' in text):
+        return "kafka"
+    return None
+
+
+def kafka_upstream(
+    system: System, broker: KafkaBroker, args: argparse.Namespace, out: Results
+) -> None:
+    """``--kafka-triggers`` triggers over five groups of one topic: the broker's requests per
+    interval, by API, from its request log."""
+    names = [f"kafka-{i}" for i in range(args.kafka_triggers)]
+    for i, name in enumerate(names):
+        metadata = {
+            "bootstrapServers": broker.bootstrap,
+            "consumerGroup": KAFKA_GROUPS[i % len(KAFKA_GROUPS)],
+            "topic": KAFKA_TOPIC,
+            "lagThreshold": "10",
+        }
+        _scale(system, name, {"type": "kafka", "metadata": metadata})
+    time.sleep(args.upstream_window)  # every trigger polled once, every HPA synced
+    size = log_size(broker)
+    times, offsets = [time.monotonic()], [size()]
+    time.sleep(args.upstream_window)
+    times.append(time.monotonic())
+    offsets.append(size())
+    found = kafka_series(broker, Series(times, offsets), kafka_query, client=None)
+    seconds = times[-1] - times[0]
+    scenario = f"upstream, {len(names)} kafka triggers over 5 groups of one topic"
+    total = 0
+    for (_, api), series in sorted(found.items()):
+        count = series.values[-1] - series.values[0]
+        total += count
+        out.add(scenario, f"{api} per interval", _per_interval(count, seconds))
+    out.add(
+        scenario, "broker requests per interval (5 distinct queries)", _per_interval(total, seconds)
+    )

@@ -22,12 +22,13 @@ from bench.keda import events
 from bench.keda.scenarios import NS, Results, expected_replicas, prepare, session, value_of
 from bench.keda.systems import KEDA_VERSION, keda, ours
 from bench.report import Cell, main, note, print_table, summary
+from tests.support.kafka import KafkaBroker, ensure_jars
 
 HPA_SYNC = 15.0
 """kube-controller-manager's default: both systems are read as a cluster reads them."""
 
 
-def measure(which: str, nats: Nats, args: argparse.Namespace) -> Results:
+def measure(which: str, nats: Nats, broker: KafkaBroker, args: argparse.Namespace) -> Results:
     start = keda if which == "keda" else ours
     began = time.monotonic()
     with start(NS, prepare, HPA_SYNC) as system:
@@ -36,6 +37,7 @@ def measure(which: str, nats: Nats, args: argparse.Namespace) -> Results:
             results = session(system, args)
             events.outage(system, args, results)
             events.nats_upstream(system, nats, args, results)
+            events.kafka_upstream(system, broker, args, results)
             events.wake(system, nats, which, args, results)
         except BaseException:
             note(system.tail())
@@ -115,6 +117,7 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--outage", type=float, default=120, help="seconds the source is down")
     parser.add_argument("--outage-objects", type=int, default=5)
     parser.add_argument("--nats-triggers", type=int, default=200)
+    parser.add_argument("--kafka-triggers", type=int, default=200)
     parser.add_argument("--repetitions", type=int, default=10, help="bursts per interval")
     parser.add_argument("--seed", type=int, default=None, help="of the bursts' phases")
     parser.add_argument("--only", choices=["keda", "ours"], help="run one system")
@@ -125,8 +128,12 @@ def run(argv: Sequence[str] | None) -> list[str]:
     with ExitStack() as stack:
         nats = Nats()
         nats.start(stack)
-        theirs = measure("keda", nats, args) if args.only != "ours" else Results()
-        mine = measure("ours", nats, args) if args.only != "keda" else Results()
+        broker = KafkaBroker(ensure_jars())
+        stack.callback(broker.cleanup)
+        broker.start()
+        events.prepare_kafka(broker)
+        theirs = measure("keda", nats, broker, args) if args.only != "ours" else Results()
+        mine = measure("ours", nats, broker, args) if args.only != "keda" else Results()
     return report(theirs, mine, args)
 
 
