@@ -105,6 +105,7 @@ def outage(system: System, args: argparse.Namespace, out: Results) -> None:
             recovered: float | None = time.monotonic() - back
         except TimeoutError:
             recovered = None
+        _remove(system, names)
     out.add(scenario, "fewest replicas of a target (3 before)", float(lowest))
     out.add(scenario, f"targets scaled down, of {len(names)}", float(len(down)))
     out.add(scenario, "all back at 3 after the source, s", recovered)
@@ -116,6 +117,14 @@ def _scale(system: System, name: str, trigger: dict[str, Any]) -> None:
     doc = user_object(name, NS, trigger, minReplicaCount=1, pollingInterval=30)
     doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
     system.cp.apply(doc)
+
+
+def _remove(system: System, names: list[str]) -> None:
+    """Delete a scenario's ScaledObjects and Workers, not waiting: the next scenario should
+    not pay for them."""
+    for name in names:
+        system.cp.delete("keda.sh/v1alpha1", "ScaledObject", name, NS)
+        system.cp.delete(WORKERS, "Worker", name, NS)
 
 
 def _per_interval(count: int, seconds: float) -> float:

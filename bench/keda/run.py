@@ -19,7 +19,16 @@ from contextlib import ExitStack
 
 from bench.activation_sources import Nats
 from bench.keda import events
-from bench.keda.scenarios import NS, Results, expected_replicas, prepare, session, value_of
+from bench.keda.scenarios import (
+    NS,
+    Results,
+    Session,
+    expected_replicas,
+    large,
+    prepare,
+    small,
+    value_of,
+)
 from bench.keda.systems import KEDA_VERSION, keda, ours
 from bench.report import Cell, main, note, print_table, summary
 from tests.support.kafka import KafkaBroker, ensure_jars
@@ -34,15 +43,20 @@ def measure(which: str, nats: Nats, broker: KafkaBroker, args: argparse.Namespac
     with start(NS, prepare, HPA_SYNC) as system:
         note(f"keda-bench: {system.name} ready in {time.monotonic() - began:.0f}s")
         try:
-            results = session(system, args)
-            events.outage(system, args, results)
-            events.nats_upstream(system, nats, args, results)
-            events.kafka_upstream(system, broker, args, results)
-            events.wake(system, nats, which, args, results)
+            with Session(system, args).running() as s:
+                small(s)
+                # The event scenarios before the large set, each removing its objects after
+                # it: they measure each system at a few hundred objects, not saturated.
+                events.outage(system, args, s.results)
+                events.nats_upstream(system, nats, args, s.results)
+                events.kafka_upstream(system, broker, args, s.results)
+                events.wake(system, nats, which, args, s.results)
+                large(s)
+                s.cross_check()
+                return s.results
         except BaseException:
             note(system.tail())
             raise
-        return results
 
 
 def ratio(theirs: float | None, mine: float | None) -> float | None:
@@ -113,7 +127,9 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--threads", type=int, default=8, help="concurrent readers")
     parser.add_argument("--upstream-window", type=float, default=60, help="seconds counted")
     parser.add_argument("--footprint-window", type=float, default=60, help="seconds measured")
-    parser.add_argument("--settle-timeout", type=float, default=900, help="for every HPA")
+    parser.add_argument(
+        "--settle-timeout", type=float, default=600, help="for every HPA of a set to read"
+    )
     parser.add_argument("--outage", type=float, default=120, help="seconds the source is down")
     parser.add_argument("--outage-objects", type=int, default=5)
     parser.add_argument("--nats-triggers", type=int, default=200)
