@@ -143,15 +143,23 @@ def replicas(cp: ControlPlane) -> dict[str, int]:
 
 
 def run_case(
-    cp: ControlPlane, source: Source, hints: str, args: argparse.Namespace, rng: random.Random
+    cp: ControlPlane,
+    source: Source,
+    hints: str,
+    args: argparse.Namespace,
+    rng: random.Random,
+    ready_timeout: float | None = None,
 ) -> Case:
+    """``args.repetitions`` bursts of the seed's echo-worker; ``ready_timeout``: how long every
+    object may take to be Ready with its first poll read (a polling interval and ``SLACK``
+    unless told)."""
     tag = f"{source.name.split('-')[0]}-{hints}"
     names = [f"{tag}-{i}" for i in range(args.repetitions)]
     for name in names:
         source.prepare(name)
         cp.apply(deployment(name, NS, 0))
         cp.apply(echo_worker(source, name, args.polling_interval))
-    first_poll = args.polling_interval + SLACK  # the first poll comes within the interval
+    first_poll = ready_timeout or args.polling_interval + SLACK  # one interval, then a poll
     wait_for(f"{tag}: Ready, first poll read 0", lambda: settled(cp, names), first_poll, 0.5)
 
     published: dict[str, float] = {}

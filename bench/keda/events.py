@@ -56,7 +56,9 @@ def wake(system: System, nats: Nats, short: str, args: argparse.Namespace, out: 
         case_args = argparse.Namespace(
             repetitions=args.repetitions, polling_interval=interval, hpa_sync=args.hpa_sync
         )
-        case = activation.run_case(cp, nats, f"{short}-p{interval}", case_args, rng)
+        # Ready waits for the operator too: KEDA's may still be working through its queue.
+        ready = interval + 300
+        case = activation.run_case(cp, nats, f"{short}-p{interval}", case_args, rng, ready)
         scenario = f"wake from 0, seed's burst, pollingInterval {interval}"
         for label, values in (("first replica", case.first), ("all 5 replicas", case.all)):
             out.add(scenario, f"{label} p50 s", activation.p(values, 50))
@@ -119,12 +121,25 @@ def _scale(system: System, name: str, trigger: dict[str, Any]) -> None:
     system.cp.apply(doc)
 
 
-def _remove(system: System, names: list[str]) -> None:
-    """Delete a scenario's ScaledObjects and Workers, not waiting: the next scenario should
-    not pay for them."""
+def _remove(system: System, names: list[str], timeout: float = 300) -> None:
+    """Delete a scenario's ScaledObjects and Workers and wait until the ScaledObjects are gone
+    (their finalizers done), so that the next scenario does not pay for them."""
     for name in names:
         system.cp.delete("keda.sh/v1alpha1", "ScaledObject", name, NS)
         system.cp.delete(WORKERS, "Worker", name, NS)
+    path = system.cp.path("keda.sh/v1alpha1", "ScaledObject", NS)
+
+    def gone() -> bool:
+        items = system.cp.client.get(path, timeout=60).json()["items"]
+        return not {o["metadata"]["name"] for o in items} & set(names)
+
+    began = time.monotonic()
+    try:
+        wait_for(f"{len(names)} ScaledObjects deleted", gone, timeout, 1)
+    except TimeoutError as exc:
+        note(f"keda-bench: {system.name}: {exc}; going on")
+    took = time.monotonic() - began
+    note(f"keda-bench: {system.name}: {len(names)} objects removed in {took:.0f}s")
 
 
 def _per_interval(count: int, seconds: float) -> float:
@@ -146,9 +161,9 @@ def nats_upstream(system: System, nats: Nats, args: argparse.Namespace, out: Res
     seconds = time.monotonic() - began
     scenario = f"upstream, {len(names)} nats-jetstream triggers on 10 consumers"
     count = nats.server.requests_served() - before
-    out.add(
-        scenario, "GET /jsz per interval (one stream, 10 consumers)", _per_interval(count, seconds)
-    )
+    per_interval = _per_interval(count, seconds)
+    out.add(scenario, "GET /jsz per interval (one stream, 10 consumers)", per_interval)
+    _remove(system, names)
 
 
 KAFKA_TOPIC = "bench-kafka"
@@ -189,6 +204,8 @@ def kafka_upstream(
             "consumerGroup": KAFKA_GROUPS[i % len(KAFKA_GROUPS)],
             "topic": KAFKA_TOPIC,
             "lagThreshold": "10",
+            # KEDA's client speaks Kafka 1.0.0 unless told; Kafka 4 serves 2.1 and later only.
+            "version": args.kafka_version,
         }
         _scale(system, name, {"type": "kafka", "metadata": metadata})
     time.sleep(args.upstream_window)  # every trigger polled once, every HPA synced
@@ -205,6 +222,6 @@ def kafka_upstream(
         count = series.values[-1] - series.values[0]
         total += count
         out.add(scenario, f"{api} per interval", _per_interval(count, seconds))
-    out.add(
-        scenario, "broker requests per interval (5 distinct queries)", _per_interval(total, seconds)
-    )
+    per_interval = _per_interval(total, seconds)
+    out.add(scenario, "broker requests per interval (5 distinct queries)", per_interval)
+    _remove(system, names)

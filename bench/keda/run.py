@@ -128,12 +128,15 @@ def run(argv: Sequence[str] | None) -> list[str]:
     parser.add_argument("--upstream-window", type=float, default=60, help="seconds counted")
     parser.add_argument("--footprint-window", type=float, default=60, help="seconds measured")
     parser.add_argument(
-        "--settle-timeout", type=float, default=600, help="for every HPA of a set to read"
+        "--settle-timeout", type=float, default=300, help="for every HPA of a set to read"
     )
     parser.add_argument("--outage", type=float, default=120, help="seconds the source is down")
     parser.add_argument("--outage-objects", type=int, default=5)
     parser.add_argument("--nats-triggers", type=int, default=200)
     parser.add_argument("--kafka-triggers", type=int, default=200)
+    parser.add_argument(
+        "--kafka-version", default="3.6.0", help="the triggers' version (KEDA's default: 1.0.0)"
+    )
     parser.add_argument("--repetitions", type=int, default=10, help="bursts per interval")
     parser.add_argument("--seed", type=int, default=None, help="of the bursts' phases")
     parser.add_argument("--only", choices=["keda", "ours"], help="run one system")
