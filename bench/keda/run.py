@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 
@@ -65,9 +66,12 @@ def ratio(theirs: float | None, mine: float | None) -> float | None:
     return theirs / mine
 
 
-def disagreements(measured: dict[str, Results]) -> list[str]:
+def disagreements(measured: dict[str, Results]) -> list[tuple[str, str, str]]:
     """Objects whose value through the aggregator, or whose HPA's desired replicas, differ
-    from what the source says, per system (two systems that both match it agree)."""
+    from what the source says, per system (two systems that both match it agree): (system,
+    kind of difference, the line that says it). The kinds: ``no value`` (the API answered
+    none), ``HPA not computed`` (its status wants 0 or nothing yet), ``value`` (another
+    value than the source's), ``replicas`` (the right value, other replicas)."""
     found = []
     names = sorted({n for results in measured.values() for n in results.values})
     for name in names:
@@ -75,11 +79,21 @@ def disagreements(measured: dict[str, Results]) -> list[str]:
         want = expected_replicas(truth)
         for system, results in measured.items():
             value, desired = results.values.get(name), results.desired.get(name)
-            if (value, desired) != (truth, want):
-                found.append(
-                    f"{name}: {system} serves {value} and its HPA wants {desired}; "
-                    f"the source says {truth:g}, so {want}"
-                )
+            if (value, desired) == (truth, want):
+                continue
+            if value is None:
+                kind = "no value"
+            elif value != truth:
+                kind = "value"
+            elif not desired:
+                kind = "HPA not computed"
+            else:
+                kind = "replicas"
+            line = (
+                f"{name}: {system} serves {value} and its HPA wants {desired}; "
+                f"the source says {truth:g}, so {want}"
+            )
+            found.append((system, kind, line))
     return found
 
 
@@ -112,9 +126,22 @@ def report(theirs: Results, mine: Results, args: argparse.Namespace) -> list[str
     differ = disagreements(measured)
     checked = len({n for r in measured.values() for n in r.values})
     note(f"keda-bench: cross-check of {checked} objects: {len(differ)} differences")
-    for line in differ[:40]:
-        note(f"keda-bench: differs: {line}")
-    lines.append(summary("keda", scenario="cross-check", objects=checked, differ=len(differ)))
+    kinds = Counter((system, kind) for system, kind, _ in differ)
+    for (system, kind), count in sorted(kinds.items()):
+        examples = [line for s, k, line in differ if (s, k) == (system, kind)][:5]
+        note(f"keda-bench: {system}: {count} x {kind}, e.g. " + " | ".join(examples))
+    for system in measured:
+        fields = {k.replace(" ", "_"): n for (s, k), n in sorted(kinds.items()) if s == system}
+        lines.append(
+            summary(
+                "keda",
+                scenario="cross-check",
+                system=system.replace(" ", "_"),
+                objects=checked,
+                differ=sum(fields.values()),
+                **fields,
+            )
+        )
     return lines
 
 

@@ -58,8 +58,17 @@ def value_of(path: bytes) -> float:
     return (int(index) * 7) % 40 + 1 if index.isdigit() else 1.0
 
 
-def expected_replicas(value: float) -> int:
-    """What the HPA must want for an AverageValue target of ``TARGET`` on one replica."""
+TOLERANCE = 0.1
+"""The HPA controller's default: a usage ratio within 10% of 1 keeps the replicas it has."""
+
+
+def expected_replicas(value: float, current: int = 1) -> int:
+    """What the HPA must want for an AverageValue target of ``TARGET`` with ``current``
+    replicas (a Worker's status says 1, always): within the tolerance it keeps ``current``
+    (11 of target 10 is 1 replica, not 2); otherwise the ceiling of the value over the target."""
+    ratio = value / (TARGET * current)
+    if 1 - TOLERANCE <= ratio <= 1 + TOLERANCE:
+        return current
     return max(1, math.ceil(value / TARGET))
 
 

@@ -27,6 +27,9 @@ def test_each_object_s_value_comes_from_its_index_and_asks_for_one_to_four_repli
     assert replicas == {1, 2, 3, 4}
     assert expected_replicas(20) == 2  # exactly on the target: no extra replica
     assert expected_replicas(0.5) == 1  # minReplicaCount 1
+    # The HPA's 10% tolerance around one replica's target: 9 to 11 keep the one replica.
+    assert [expected_replicas(v) for v in (9, 11, 11.5, 12)] == [1, 1, 2, 2]
+    assert expected_replicas(33, current=3) == 3
 
 
 def test_values_are_read_as_kubernetes_writes_quantities() -> None:
@@ -49,10 +52,13 @@ def test_the_cross_check_names_each_object_a_system_gets_wrong_and_passes_the_re
         results.desired.update({"live-3": 3, "shared-1": 1})
     wrong.desired["live-3"] = 1  # a system that scaled down, say
     assert disagreements({"KEDA": right, "metrics-adapter": right}) == []
-    [line] = disagreements({"KEDA": right, "metrics-adapter": wrong})
+    [(system, kind, line)] = disagreements({"KEDA": right, "metrics-adapter": wrong})
+    assert (system, kind) == ("metrics-adapter", "replicas")
     assert line.startswith("live-3: metrics-adapter serves 22.0 and its HPA wants 1;")
     wrong.values["shared-1"] = None  # an error, never a value
-    assert len(disagreements({"metrics-adapter": wrong})) == 2
+    wrong.values["live-3"], wrong.desired["live-3"] = 22.0, 0  # an HPA that has not computed
+    kinds = {kind for _, kind, _ in disagreements({"metrics-adapter": wrong})}
+    assert kinds == {"no value", "HPA not computed"}
 
 
 def test_the_ratio_is_theirs_over_ours_and_absent_without_both() -> None:
