@@ -43,14 +43,13 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from bench.adapter import cpu_seconds, metric_url, rss_mb
+from bench.adapter import AdminClients, cpu_seconds, metric_url, rss_mb
 from bench.footprint import METRIC, ValueServer, metrics_api
 from bench.report import Cell, main, note, percentile, print_table, summary
 from tests.support import triggers
 from tests.support.controlplane import Adapter, ControlPlane, scalable_kind, wait_for
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.processes import log_path
-from tests.support.pki import KeyPair
 
 NS = "soak"
 WORKERS = "soak.bench.io/v1"
@@ -181,15 +180,12 @@ class Soak:
         self.reads: list[Read] = []
         self.samples: list[Sample] = []
         self.stop = threading.Event()
-        self._local = threading.local()
+        self._clients = AdminClients(cp)
 
     @property
     def client(self) -> httpx.Client:
-        """This thread's admin client: httpx clients are not shared across threads here."""
-        if not hasattr(self._local, "client"):
-            self._local.client = self.cp.client_for(KeyPair.read(self.cp.pki, "admin"))
-        client: httpx.Client = self._local.client
-        return client
+        """This thread's admin client."""
+        return self._clients.get()
 
     def create(self, index: int) -> None:
         name, source = f"so-{index}", index % len(self.sources)

@@ -26,12 +26,12 @@ from bench.keda.scenarios import (
     Session,
     expected_replicas,
     large,
-    prepare,
     small,
     value_of,
 )
 from bench.keda.systems import KEDA_VERSION, keda, ours
 from bench.report import Cell, main, note, print_table, summary
+from bench.soak import install_workers
 from tests.support.kafka import KafkaBroker, ensure_jars
 
 HPA_SYNC = 15.0
@@ -41,7 +41,7 @@ HPA_SYNC = 15.0
 def measure(which: str, nats: Nats, broker: KafkaBroker, args: argparse.Namespace) -> Results:
     start = keda if which == "keda" else ours
     began = time.monotonic()
-    with start(NS, prepare, HPA_SYNC) as system:
+    with start(NS, install_workers, HPA_SYNC) as system:
         note(f"keda-bench: {system.name} ready in {time.monotonic() - began:.0f}s")
         try:
             with Session(system, args).running() as s:

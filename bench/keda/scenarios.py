@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,14 +36,12 @@ from typing import Any
 
 import httpx
 
-from bench.adapter import metric_url
+from bench.adapter import AdminClients, metric_url
 from bench.footprint import METRIC, ValueServer, metrics_api
 from bench.keda.systems import System
 from bench.report import note, percentile
-from bench.soak import WORKER_CRD, WORKERS, worker
+from bench.soak import WORKERS, worker
 from tests.support import triggers
-from tests.support.controlplane import ControlPlane
-from tests.support.pki import KeyPair
 
 NS = "bench"
 TARGET = 10
@@ -89,13 +86,6 @@ def shared_object(name: str, url: str) -> dict[str, Any]:
     return doc
 
 
-def prepare(cp: ControlPlane) -> None:
-    """The Worker kind, before either system starts."""
-    cp.apply(WORKER_CRD)
-    crd = WORKER_CRD["metadata"]["name"]
-    cp.wait_condition("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd, "Established")
-
-
 @dataclass(frozen=True)
 class Reads:
     """Reads through the aggregator: milliseconds of the successful ones, and failures."""
@@ -137,7 +127,7 @@ class Session:
         }
         self.names: dict[str, list[str]] = {s: [] for s in SETS}
         self.results = Results()
-        self._local = threading.local()
+        self._clients = AdminClients(self.cp)
 
     @contextmanager
     def running(self) -> Iterator[Session]:
@@ -149,10 +139,7 @@ class Session:
     @property
     def client(self) -> httpx.Client:
         """This thread's admin client."""
-        if not hasattr(self._local, "client"):
-            self._local.client = self.cp.client_for(KeyPair.read(self.cp.pki, "admin"))
-        client: httpx.Client = self._local.client
-        return client
+        return self._clients.get()
 
     # -- objects ---------------------------------------------------------------------
 
