@@ -73,16 +73,18 @@ def worker(name: str, namespace: str = NS) -> dict[str, Any]:
     }
 
 
-def scaled_object(name: str, source: ValueServer, interval: int) -> dict[str, Any]:
-    doc = triggers.scaled_object(
-        name,
-        NS,
-        metrics_api(source.url, name, own=True),
-        minReplicaCount=1,
-        pollingInterval=interval,
-    )
+def worker_object(
+    name: str, namespace: str, trigger: dict[str, Any], **spec: Any
+) -> dict[str, Any]:
+    """A ScaledObject with one trigger, as a user writes it, scaling the Worker of its name."""
+    doc = triggers.scaled_object(name, namespace, trigger, **spec)
     doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
     return doc
+
+
+def scaled_object(name: str, source: ValueServer, interval: int) -> dict[str, Any]:
+    trigger = metrics_api(source.url, name, own=True)
+    return worker_object(name, NS, trigger, minReplicaCount=1, pollingInterval=interval)
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,14 @@ from typing import Any
 from bench import activation
 from bench.activation_sources import Nats
 from bench.footprint import ValueServer
-from bench.keda.scenarios import NS, Results, scaled_object
+from bench.keda.scenarios import INTERVAL, NS, Results, scaled_object
 from bench.keda.systems import System
 from bench.report import note
-from bench.soak import WORKERS, worker
+from bench.soak import WORKERS, worker, worker_object
 from bench.upstream import Series, kafka_series, log_size
 from tests.support import jetstream
 from tests.support.controlplane import wait_for
 from tests.support.kafka import KafkaBroker, commit, create_topic, produce
-from tests.support.triggers import scaled_object as user_object
 
 OUTAGE_VALUE = 30.0
 """3 replicas at target 10."""
@@ -72,6 +71,12 @@ def _outage_object(name: str, url: str) -> dict[str, Any]:
     return doc
 
 
+def _scale(system: System, doc: dict[str, Any]) -> None:
+    """``doc`` and the Worker it scales."""
+    system.cp.apply(worker(doc["metadata"]["name"], NS))
+    system.cp.apply(doc)
+
+
 def _replicas(system: System, names: list[str]) -> dict[str, int]:
     items = system.cp.client.get(system.cp.path(WORKERS, "Worker", NS)).json()["items"]
     found = {w["metadata"]["name"]: int(w["spec"].get("replicas") or 0) for w in items}
@@ -84,8 +89,7 @@ def outage(system: System, args: argparse.Namespace, out: Results) -> None:
     scenario = f"source down {args.outage:g}s, cooldownPeriod 30, no fallback"
     with ValueServer(values=lambda path: OUTAGE_VALUE) as source:
         for name in names:
-            system.cp.apply(worker(name, NS))
-            system.cp.apply(_outage_object(name, source.url))
+            _scale(system, _outage_object(name, source.url))
 
         def at_three() -> bool:
             system.check()
@@ -113,12 +117,9 @@ def outage(system: System, args: argparse.Namespace, out: Results) -> None:
     out.add(scenario, "all back at 3 after the source, s", recovered)
 
 
-def _scale(system: System, name: str, trigger: dict[str, Any]) -> None:
-    """A Worker and a ScaledObject on it with ``trigger``, ``pollingInterval: 30``."""
-    system.cp.apply(worker(name, NS))
-    doc = user_object(name, NS, trigger, minReplicaCount=1, pollingInterval=30)
-    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
-    system.cp.apply(doc)
+def _polled(name: str, trigger: dict[str, Any]) -> dict[str, Any]:
+    """An object on ``trigger`` at ``pollingInterval: 30``."""
+    return worker_object(name, NS, trigger, minReplicaCount=1, pollingInterval=INTERVAL)
 
 
 def _remove(system: System, names: list[str], timeout: float = 300) -> None:
@@ -143,7 +144,7 @@ def _remove(system: System, names: list[str], timeout: float = 300) -> None:
 
 
 def _per_interval(count: int, seconds: float) -> float:
-    return count / seconds * 30
+    return count / seconds * INTERVAL
 
 
 def nats_upstream(system: System, nats: Nats, args: argparse.Namespace, out: Results) -> None:
@@ -154,7 +155,7 @@ def nats_upstream(system: System, nats: Nats, args: argparse.Namespace, out: Res
     for i, name in enumerate(names):
         trigger = nats.trigger(consumers[i % len(consumers)])
         trigger["metadata"]["stream"] = stream
-        _scale(system, name, trigger)
+        _scale(system, _polled(name, trigger))
     time.sleep(args.upstream_window)  # every trigger polled once, every HPA synced
     before, began = nats.server.requests_served(), time.monotonic()
     time.sleep(args.upstream_window)
@@ -207,7 +208,7 @@ def kafka_upstream(
             # KEDA's client speaks Kafka 1.0.0 unless told; Kafka 4 serves 2.1 and later only.
             "version": args.kafka_version,
         }
-        _scale(system, name, {"type": "kafka", "metadata": metadata})
+        _scale(system, _polled(name, {"type": "kafka", "metadata": metadata}))
     time.sleep(args.upstream_window)  # every trigger polled once, every HPA synced
     size = log_size(broker)
     times, offsets = [time.monotonic()], [size()]

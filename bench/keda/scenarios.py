@@ -40,8 +40,7 @@ from bench.adapter import AdminClients, metric_url
 from bench.footprint import METRIC, ValueServer, metrics_api
 from bench.keda.systems import System
 from bench.report import note, percentile
-from bench.soak import WORKERS, worker
-from tests.support import triggers
+from bench.soak import worker, worker_object
 
 NS = "bench"
 TARGET = 10
@@ -69,21 +68,13 @@ def expected_replicas(value: float, current: int = 1) -> int:
     return max(1, math.ceil(value / TARGET))
 
 
-def scaled_object(name: str, url: str, *, cached: bool) -> dict[str, Any]:
-    trigger = metrics_api(url, name, own=True)
+def scaled_object(name: str, url: str, *, cached: bool, own: bool = True) -> dict[str, Any]:
+    """An object polling its own path of ``url`` (or, not ``own``, the one path all share)."""
+    trigger = metrics_api(url, name, own=own)
     trigger["metadata"]["targetValue"] = str(TARGET)
     if cached:
         trigger["useCachedMetrics"] = True
-    doc = triggers.scaled_object(name, NS, trigger, minReplicaCount=1, pollingInterval=INTERVAL)
-    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS, "kind": "Worker", "name": name}
-    return doc
-
-
-def shared_object(name: str, url: str) -> dict[str, Any]:
-    """An object of the ``shared`` set: every one polls the same URL."""
-    doc = scaled_object(name, url, cached=False)
-    doc["spec"]["triggers"][0]["metadata"]["url"] = f"{url}/value/shared"
-    return doc
+    return worker_object(name, NS, trigger, minReplicaCount=1, pollingInterval=INTERVAL)
 
 
 @dataclass(frozen=True)
@@ -156,12 +147,7 @@ class Session:
         have = len(self.names[kind])
         new = [f"{kind}-{i}" for i in range(have, count)]
         url = self.sources[kind].url
-        docs = [
-            shared_object(n, url)
-            if kind == "shared"
-            else scaled_object(n, url, cached=kind == "cached")
-            for n in new
-        ]
+        docs = [scaled_object(n, url, cached=kind == "cached", own=kind != "shared") for n in new]
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(self._create, docs))
         self.names[kind] += new
@@ -293,8 +279,8 @@ def large(s: Session) -> None:
     """``live`` grown so that there are ``--objects`` in all: reads, requests, footprint."""
     total = s.args.objects
     new = s.grow("live", total - 2 * s.args.small)
-    read = s.settle(new, s.args.settle_timeout)
-    live = [n for n in s.names["live"] if n not in set(new) - set(read)]
+    unread = set(new) - set(s.settle(new, s.args.settle_timeout))
+    live = [n for n in s.names["live"] if n not in unread]
     s.request_path(f"request path, {total} objects", live)
     s.upstream(f"upstream, {total} objects")
     s.footprint(f"footprint, {total} objects")

@@ -12,7 +12,6 @@ the e2e harness's cluster mode (deploy/'s CRDs and RBAC, one process).
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,13 @@ import httpx
 
 from bench.adapter import cpu_seconds, rss_mb
 from bench.report import note
-from tests.support.controlplane import APISERVICE, REPO, ControlPlane, load_manifests, wait_for
+from tests.support.controlplane import (
+    REPO,
+    ControlPlane,
+    load_manifests,
+    register_apiservice,
+    wait_for,
+)
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.pki import serving_pair, write_kubeconfig
 from tests.support.controlplane.processes import Process
@@ -91,18 +96,17 @@ def keda(namespace: str, prepare: Prepare, hpa_sync_period: float) -> Iterator[S
     with ExitStack() as stack:
         cp = ControlPlane(hpa_sync_period=hpa_sync_period)
         stack.callback(cp.cleanup)
-        processes: list[Process] = []
+        system = System("KEDA", cp, [])
         try:
             cp.start()
             _install(cp, home)
             cp.ensure_namespace(namespace)
             prepare(cp)
-            processes += _start(cp, home, stack)
-            yield System("KEDA", cp, processes)
-        except BaseException:
-            logs = "\n".join(f"--- {p.name}\n{p.tail(60)}" for p in processes)
-            note(f"{cp.logs()}\n{logs}")
+            system.processes += _start(cp, home, stack)
+        except BaseException:  # a failing session is reported by its caller, with system.tail
+            note(f"{cp.logs()}\n{system.tail(60)}")
             raise
+        yield system
 
 
 def _install(cp: ControlPlane, home: Path) -> None:
@@ -199,23 +203,9 @@ def _start(cp: ControlPlane, home: Path, stack: ExitStack) -> list[Process]:
     return [operator, metrics_server]
 
 
-def _register(cp: ControlPlane, home: Path, port: int, timeout: float = 120) -> None:
+def _register(cp: ControlPlane, home: Path, port: int) -> None:
     """KEDA's APIService with the serving CA, routed to ``port`` on loopback."""
-    cp.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": METRICS_SERVICE, "namespace": KEDA_NAMESPACE},
-            "spec": {"type": "ExternalName", "externalName": "localhost"},
-        }
-    )
     [apiservice] = load_manifests(home / "api-service.yaml")
-    apiservice["spec"]["caBundle"] = base64.b64encode(cp.ca.pem).decode()
-    apiservice["spec"]["service"]["port"] = port
-    apiservice["spec"].pop("insecureSkipTLSVerify", None)
     began = time.monotonic()
-    cp.apply(apiservice)
-    cp.wait_condition(
-        "apiregistration.k8s.io/v1", "APIService", APISERVICE, "Available", timeout=timeout
-    )
+    register_apiservice(cp, apiservice, cp.ca.pem, port, timeout=120)
     note(f"keda: metrics server Available in {time.monotonic() - began:.1f}s")

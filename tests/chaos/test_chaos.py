@@ -329,8 +329,10 @@ def test_an_adapter_restarted_five_minutes_behind_keeps_the_activity_current(
         adapter.start()
         restarted = server_now(cp)
         # Written again once it moved a tenth of the cooldown: within a few polls.
-        wait_for("lastActiveTime from the late process", lambda: _last_active(cp) > restarted)
-        assert abs(_last_active(cp) - server_now(cp)) < timedelta(seconds=30)
+        wait_for(
+            "lastActiveTime from the late process", lambda: _last_active(cp, "behind") > restarted
+        )
+        assert abs(_last_active(cp, "behind") - server_now(cp)) < timedelta(seconds=30)
         source.value = 0
         quiet = time.monotonic()
         wait_for("behind at zero after its cooldown", _at(cp, "behind", 0), cooldown + SLACK)
@@ -361,8 +363,8 @@ def skewed(offset: str) -> list[str]:
     ]
 
 
-def _last_active(cp: ControlPlane) -> datetime:
-    written = _status(cp, "behind").get("lastActiveTime")
+def _last_active(cp: ControlPlane, name: str) -> datetime:
+    written = _status(cp, name).get("lastActiveTime")
     return datetime.fromisoformat(written) if written else datetime.min.replace(tzinfo=UTC)
 
 

@@ -157,14 +157,17 @@ def register_adapter(cp: ControlPlane, adapter: Adapter, timeout: float = 90) ->
     return route_apiservice(cp, adapter, timeout)
 
 
-def _route_service(cp: ControlPlane) -> None:
+def route_service(
+    cp: ControlPlane, name: str = ADAPTER_SERVICE, namespace: str = ADAPTER_NAMESPACE
+) -> None:
+    """Service ``namespace/name`` of type ExternalName ``localhost``: the aggregator and the
+    webhook client dial https://<externalName>:<the port the APIService or the webhook
+    names> (§4)."""
     cp.apply(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": ADAPTER_SERVICE, "namespace": ADAPTER_NAMESPACE},
-            # The aggregator and the webhook client dial https://<externalName>:<the port
-            # the APIService or the webhook names> (§4).
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {"type": "ExternalName", "externalName": "localhost"},
         }
     )
@@ -173,13 +176,24 @@ def _route_service(cp: ControlPlane) -> None:
 def route_apiservice(cp: ControlPlane, adapter: Adapter, timeout: float = 90) -> dict[str, Any]:
     """The APIService, with the real caBundle, routed to ``adapter`` through ExternalName
     ``localhost``; returned once Available."""
-    _route_service(cp)
     [apiservice] = load_manifests(DEPLOY / "apiservice.yaml")
-    apiservice["spec"]["caBundle"] = base64.b64encode(adapter.ca_pem).decode()
-    apiservice["spec"]["service"]["port"] = adapter.port
+    return register_apiservice(cp, apiservice, adapter.ca_pem, adapter.port, timeout)
+
+
+def register_apiservice(
+    cp: ControlPlane, apiservice: dict[str, Any], ca_pem: bytes, port: int, timeout: float = 90
+) -> dict[str, Any]:
+    """``apiservice`` (as a release ships it) with ``ca_pem`` as its caBundle, routed through
+    its Service, made an ExternalName ``localhost``, to ``port``; returned once Available."""
+    service = apiservice["spec"]["service"]
+    route_service(cp, service["name"], service["namespace"])
+    apiservice["spec"]["caBundle"] = base64.b64encode(ca_pem).decode()
+    apiservice["spec"].pop("insecureSkipTLSVerify", None)  # refused beside a caBundle
+    service["port"] = port
     cp.apply(apiservice)
+    name = apiservice["metadata"]["name"]
     return cp.wait_condition(
-        "apiregistration.k8s.io/v1", "APIService", APISERVICE, "Available", timeout=timeout
+        "apiregistration.k8s.io/v1", "APIService", name, "Available", timeout=timeout
     )
 
 
@@ -205,7 +219,7 @@ def register_webhook(
     """deploy/webhook.yaml routed to ``adapter`` through ExternalName ``localhost``; returns
     once kube-apiserver calls it: a dry-run create of a ScaledObject the webhook alone
     refuses (a name over 63 characters, which the schema allows) is refused."""
-    _route_service(cp)
+    route_service(cp)
     cp.apply(webhook_configuration(adapter, failure_policy))
     wait_for("kube-apiserver to call the admission webhook", lambda: webhook_answers(cp), timeout)
 
