@@ -18,7 +18,6 @@ only checked as KEDA checks them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import dataclasses
@@ -39,6 +38,7 @@ from scalers.clients import HTTP_IN_FLIGHT, MAX_BODY_BYTES, Clients, HttpIdentit
 from scalers.errors import Problems, SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.errors import quote as quoted
 from scalers.params import Source, TriggerInputs, TriggerMetadata, param, parse_params
+from scalers.turns import Turns
 
 API_VERSION = "2021-12-02"
 """``x-ms-version`` of every request: one Azure and Azurite 3 both answer."""
@@ -173,7 +173,7 @@ async def storage_get(
         headers["Authorization"] = shared_key_header(account, "GET", path, params, headers)
     http = await _client(clients, f"{base.scheme}://{base.netloc}")
     try:
-        async with http.turns:
+        async with http.turns.take():
             response = await http.client.get(url, headers=headers)
     except httpx.TimeoutException as exc:
         raise SourceTimeout(f"{what}: no answer within {clients.timeout:g}s") from exc
@@ -220,7 +220,7 @@ class _Endpoint:
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self.turns = asyncio.Semaphore(HTTP_IN_FLIGHT)
+        self.turns = Turns(HTTP_IN_FLIGHT)
 
 
 async def _client(clients: Clients, origin: str) -> _Endpoint:

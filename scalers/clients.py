@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +19,7 @@ import yarl
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.flight import SingleFlight
 from scalers.kube_pods import PodLister
+from scalers.turns import Turns
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 3.0
@@ -76,8 +76,9 @@ def redact_query(url: str, names: tuple[str, ...]) -> str:
 
 
 HTTP_IN_FLIGHT = 64
-"""Requests in flight per HTTP client (one backend identity). More wait their turn on a
-semaphore here, never in a client's own pool: httpx's queue is rescanned on every request
+"""Requests in flight per HTTP client (one backend identity). More wait their turn here
+(:class:`~scalers.turns.Turns`, their poll's timeout stopped meanwhile), never in a client's
+own pool: httpx's queue is rescanned on every request
 (10,000 distinct URLs starved the event loop) and a waiter cancelled by a timeout can leak a
 connection slot for good (httpcore issue 1093), after which every trigger fails."""
 
@@ -99,7 +100,7 @@ class _Http:
             trust_env=False,
         )
         self._client: httpx.AsyncClient | None = None
-        self.turns = asyncio.Semaphore(HTTP_IN_FLIGHT)
+        self.turns = Turns(HTTP_IN_FLIGHT)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -180,7 +181,7 @@ class Clients:
         what = f"GET {shown or url}"
         try:
             async with (
-                http.turns,
+                http.turns.take(),
                 http.session.get(_as_sent(url), headers=headers, allow_redirects=False) as response,
             ):
                 if response.status != 200:
@@ -209,7 +210,7 @@ class Clients:
         http = self._http_for(identity)
         what = f"POST {shown or url}"
         try:
-            async with http.turns:
+            async with http.turns.take():
                 response = await http.client.post(url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             raise SourceTimeout(f"{what}: no answer within {self.timeout:g}s") from exc

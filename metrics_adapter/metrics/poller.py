@@ -36,6 +36,7 @@ from scalers.base import Query, is_active, split
 from scalers.clients import DEFAULT_TIMEOUT, Clients
 from scalers.errors import ScalerError, SourceTimeout
 from scalers.flight import SingleFlight
+from scalers.turns import poll_clock
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class Poller:
 
     async def _ask(self, query: Query[Any]) -> Any:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with poll_clock(self.timeout):
                 return await query.run(self.clients)
         except TimeoutError:
             raise SourceTimeout(f"{query.describe()}: no answer within {self.timeout:g}s") from None
