@@ -116,7 +116,14 @@ def build_poller(
     """The poller of either mode: every upstream request within the scaler timeout; ``rng``
     places the polls in their interval (random unless a test fixes it)."""
     clients = clients or Clients(settings.scaler_timeout)
-    return Poller(store, clients, telemetry, timeout=settings.scaler_timeout, rng=rng)
+    return Poller(
+        store,
+        clients,
+        telemetry,
+        timeout=settings.scaler_timeout,
+        stale_intervals=settings.stale_intervals,
+        rng=rng,
+    )
 
 
 def build_sources(settings: Settings, clients: Clients, kube: KubeClient | None) -> SourceCache:

@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 from scalers.clients import DEFAULT_TIMEOUT
 
+STALE_INTERVALS = 3.0
+"""Polling intervals a query may go unanswered, its polls behind, before its value is an error."""
+
 DEFAULT_CERT_DIR = Path(tempfile.gettempdir()) / f"metrics-adapter-{os.getuid()}" / "certs"
 DEFAULT_CLUSTER_OBJECT_NAMESPACE = "keda"
 """KEDA's own namespace: where ClusterTriggerAuthentication refs resolve unless told."""
@@ -396,6 +399,18 @@ class Settings:
             "seconds every upstream request may take, as KEDA_HTTP_DEFAULT_TIMEOUT", POLLING
         ),
     )
+    stale_intervals: float = field(
+        default=STALE_INTERVALS,
+        metadata=flag(
+            "polling intervals a trigger's value is still served while its polls are behind "
+            "(more due than the process gets through: its value ages, with the age in the "
+            "log and /metrics); then it is served as an error until a poll answers. A source "
+            "that answers with an error, or not within --scaler-timeout once asked, is an "
+            "error at once",
+            POLLING,
+            metavar="N",
+        ),
+    )
     wake_hints: bool = field(
         default=True,
         metadata=flag(
@@ -431,6 +446,11 @@ class Settings:
                 f"{option('ca_cert_validity')}: {self.ca_cert_validity:g} must be at least "
                 f"{option('serving_cert_validity')} ({self.serving_cert_validity:g}): a serving "
                 "certificate may not outlive its CA"
+            )
+        if self.stale_intervals < 1:
+            raise ValueError(
+                f"{option('stale_intervals')}: {self.stale_intervals:g} must be at least 1: a "
+                "value is due again only after one polling interval"
             )
         if not 3600 <= self.bound_service_account_token_expiry <= 21600:
             raise ValueError(

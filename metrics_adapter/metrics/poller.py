@@ -11,6 +11,13 @@ A wake hint (:meth:`Poller.poll_now`) makes a loop poll before its time: a poll 
 after the hint, never one already out (its answer may predate the new work), and at most one
 such extra poll per query per :data:`EXTRA_POLL_GAP`, however many hints arrive. The fixed
 schedule is not moved by it.
+
+When polls cannot keep up (more due than the clients let out at once, a starved event loop),
+a poll waits for its turn with its timeout stopped (:mod:`scalers.turns`) and its value gets
+older instead of failing. :meth:`Poller.check_backlog`, every second, bounds how old: a query
+not answered for ``stale_intervals`` polling intervals has each trigger's value become an
+error (once per interval, so fallback counts as for any failed poll), and the backlog is
+reported (:mod:`~metrics_adapter.metrics.backlog`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Any
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
 from metrics_adapter.binding.triggers import BoundTrigger
+from metrics_adapter.config.settings import STALE_INTERVALS
+from metrics_adapter.metrics.backlog import Backlog, BacklogReport
 from metrics_adapter.metrics.composite import Outcome
 from metrics_adapter.metrics.store import Composed, MetricStore, Reading
 from metrics_adapter.metrics.telemetry import Telemetry
@@ -43,6 +52,7 @@ log = logging.getLogger(__name__)
 STARTUP_SPREAD_SECONDS = 1.0
 EXTRA_POLL_GAP = 1.0
 """Seconds between two polls of one query made for wake hints."""
+BACKLOG_CHECK_SECONDS = 1.0
 _NO_ANSWER = object()
 TriggerKey = tuple[ObjectRef, str]
 
@@ -57,6 +67,13 @@ class _Loop:
     """The source type of a wake hint not yet answered by a poll started after it."""
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     last_extra: float = -EXTRA_POLL_GAP
+    answered_at: float = field(default_factory=time.monotonic)
+    """When a poll last ended (a value or an error), or the loop began (monotonic)."""
+    next_stale: float = 0.0
+    """When the loop's staleness may next count as a failed poll (monotonic)."""
+    stale: bool = False
+    """Its values are errors for staleness: the next answer recovers them without a log line
+    each (the backlog report says so)."""
 
     @property
     def interval(self) -> float:
@@ -71,6 +88,7 @@ class Poller:
         telemetry: Telemetry,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        stale_intervals: float = STALE_INTERVALS,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -78,6 +96,9 @@ class Poller:
         self.clients = clients
         self.telemetry = telemetry
         self.timeout = timeout
+        self.stale_intervals = stale_intervals
+        self.backlog = BacklogReport(telemetry, stale_intervals)
+        telemetry.poll_ages_from(self.ages)
         self._rng = rng or random.Random()
         self._now = now
         self._loops: dict[Query[Any], _Loop] = {}
@@ -166,7 +187,9 @@ class Poller:
                 self._group = group
                 for loop in self._loops.values():
                     loop.task = group.create_task(self._run(loop))
-                await asyncio.Event().wait()
+                while True:
+                    await asyncio.sleep(BACKLOG_CHECK_SECONDS)
+                    self.check_backlog(time.monotonic())
         finally:
             self._group = None
             for loop in self._loops.values():
@@ -232,18 +255,22 @@ class Poller:
         try:
             answer = await self.fetch(query)
         except ScalerError as exc:
+            loop.answered_at, loop.stale = time.monotonic(), False
             for bound in list(loop.triggers.values()):
                 self._fail(bound, str(exc))
             return
         except Exception as exc:  # a scaler bug must not stop the loop, nor read as a zero
+            loop.answered_at, loop.stale = time.monotonic(), False
             log.exception("query failed unexpectedly", extra={"query": query.describe()})
             for bound in list(loop.triggers.values()):
                 self._fail(bound, f"internal error: {type(exc).__name__}: {exc}")
             return
         loop.last_answer = answer
-        latency = time.monotonic() - started
+        loop.answered_at = time.monotonic()
+        latency = loop.answered_at - started
+        quiet, loop.stale = loop.stale, False
         for bound in list(loop.triggers.values()):
-            self._measure(bound, answer, latency)
+            self._measure(bound, answer, latency, quiet=quiet)
 
     async def fetch(self, query: Query[Any]) -> Any:
         """Run ``query`` with the timeout; concurrent callers of one query share one request,
@@ -257,9 +284,57 @@ class Poller:
         except TimeoutError:
             raise SourceTimeout(f"{query.describe()}: no answer within {self.timeout:g}s") from None
 
+    # Backlog.
+
+    def stale_after(self, interval: float) -> float:
+        """Seconds a query of ``interval`` may go unanswered before its value is an error:
+        ``stale_intervals`` intervals, and never less than one interval and a timed-out poll."""
+        return max(self.stale_intervals * interval, interval + self.timeout + BACKLOG_CHECK_SECONDS)
+
+    def ages(self) -> list[tuple[BoundTrigger, float]]:
+        """Each trigger and the seconds since its query was last answered."""
+        now = time.monotonic()
+        return [
+            (bound, now - loop.answered_at)
+            for loop in self._loops.values()
+            for bound in loop.triggers.values()
+        ]
+
+    def check_backlog(self, now: float) -> Backlog:
+        """Count the queries whose polls are behind; make the values of those unanswered past
+        :meth:`stale_after` errors (once per interval each); report the backlog."""
+        overdue = stale = 0
+        oldest = 0.0
+        for loop in list(self._loops.values()):
+            interval = loop.interval
+            age = now - loop.answered_at
+            oldest = max(oldest, age)
+            if age <= interval + self.timeout + BACKLOG_CHECK_SECONDS:
+                continue
+            overdue += 1
+            bound = self.stale_after(interval)
+            if age <= bound:
+                continue
+            stale += 1
+            if now < loop.next_stale:
+                continue
+            loop.next_stale, loop.stale = now + interval, True
+            error = (
+                f"not answered for {age:.0f}s, more than {bound:g}s (--stale-intervals="
+                f"{self.stale_intervals:g} polling intervals): polls are behind, the process "
+                "cannot keep up with its triggers"
+            )
+            for trigger in list(loop.triggers.values()):
+                self._fail(trigger, error, quiet=True)
+        backlog = Backlog(len(self._loops), overdue, stale, oldest)
+        self.backlog.report(backlog, now)
+        return backlog
+
     # Recording.
 
-    def _measure(self, bound: BoundTrigger, answer: Any, latency: float) -> None:
+    def _measure(
+        self, bound: BoundTrigger, answer: Any, latency: float, *, quiet: bool = False
+    ) -> None:
         try:
             value, activity = split(bound.scaler.measure(answer))
         except ScalerError as exc:
@@ -277,20 +352,24 @@ class Poller:
         )
         if reading is None:
             return
-        if before is not None and before.error is not None:
+        if before is not None and before.error is not None and not quiet:
             log.info("trigger recovered", extra=_fields(bound, value=value))
         # Under scalingModifiers KEDA records no trigger's activity: only the composite's.
         self.telemetry.observe(bound, value, None if composed else active, latency)
         self._composed(bound.so, composed)
         self._notify(bound, reading)
 
-    def _fail(self, bound: BoundTrigger, error: str) -> None:
+    def _fail(self, bound: BoundTrigger, error: str, *, quiet: bool = False) -> None:
+        """Record ``error`` as the trigger's reading; ``quiet``: log nothing of it (the
+        backlog report says it for every trigger at once)."""
         before = self.store.readings(bound.so).get(bound.metric_name.lower())
         composed = self.store.composite(bound.so)
         reading = self.store.record_error(bound.so, bound.metric_name, error)
         if reading is None:
             return
-        if before is None or before.error is None:  # log once per change of state
+        if quiet:
+            pass  # the backlog report says it, for every trigger at once
+        elif before is None or before.error is None:  # log once per change of state
             log.warning("trigger failing: %s", error, extra=_fields(bound, error=error))
         elif before.error != error:  # still failing, for another reason: say it, quieter
             log.info("trigger error now: %s", error, extra=_fields(bound, error=error))

@@ -7,11 +7,13 @@ import json
 import logging
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
@@ -28,6 +30,18 @@ REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 """From half a millisecond (a read answered from memory) to 10 s (the aggregator gives up)."""
 WEBHOOK_NAMESPACES = 1000
 """Distinct ``namespace`` labels of the webhook series: few clusters have more namespaces."""
+
+
+def scaler_labels(bound: BoundTrigger) -> tuple[str, ...]:
+    """The labels of a trigger's series, in the order of :data:`SCALER_LABELS`."""
+    return (
+        bound.so.namespace,
+        bound.metric_name,
+        bound.so.name,
+        bound.scaler_label,
+        str(bound.trigger.index),
+        "scaledjob" if isinstance(bound.so, ScaledJobRef) else "scaledobject",
+    )
 
 
 class Telemetry:
@@ -205,6 +219,26 @@ class Telemetry:
             ("reason",),
             registry=r,
         )
+        # The poller's backlog (metrics_adapter.metrics.backlog): ours, KEDA has none.
+        self.polls_overdue = Gauge(
+            "metrics_adapter_polls_overdue",
+            "Queries not answered for longer than their polling interval and a timed-out poll: "
+            "polls are behind.",
+            registry=r,
+        )
+        self.polls_stale = Gauge(
+            "metrics_adapter_polls_stale",
+            "Queries not answered for --stale-intervals polling intervals: their values are "
+            "served as errors.",
+            registry=r,
+        )
+        self.oldest_answer = Gauge(
+            "metrics_adapter_poll_oldest_answer_seconds",
+            "Seconds since the least recently answered query was answered.",
+            registry=r,
+        )
+        self._poll_ages = PollAges()
+        r.register(self._poll_ages)
         build = Gauge(
             "keda_build_info",
             "Build information of metrics-adapter.",
@@ -215,23 +249,12 @@ class Telemetry:
             __version__, "", f"python{platform.python_version()}", sys.platform, platform.machine()
         ).set(1)
 
-    @staticmethod
-    def _labels(bound: BoundTrigger) -> tuple[str, ...]:
-        return (
-            bound.so.namespace,
-            bound.metric_name,
-            bound.so.name,
-            bound.scaler_label,
-            str(bound.trigger.index),
-            "scaledjob" if isinstance(bound.so, ScaledJobRef) else "scaledobject",
-        )
-
     def observe(
         self, bound: BoundTrigger, value: float, active: bool | None, latency: float
     ) -> None:
         """A trigger's reading; ``active`` is ``None`` where KEDA records no activity of the
         trigger (under scalingModifiers: only the composite's)."""
-        labels = self._labels(bound)
+        labels = scaler_labels(bound)
         self.value.labels(*labels).set(value)
         self.latency.labels(*labels).set(latency)
         if active is not None:
@@ -258,8 +281,8 @@ class Telemetry:
                 series.remove(*labels)
 
     def error(self, bound: BoundTrigger) -> None:
-        self.detail_errors.labels(*self._labels(bound)).inc()
-        self.active.labels(*self._labels(bound)).set(0)
+        self.detail_errors.labels(*scaler_labels(bound)).inc()
+        self.active.labels(*scaler_labels(bound)).set(0)
         self.object_error(bound.so)
 
     def register(self, so: Scalable, count: int = 1) -> None:
@@ -334,11 +357,49 @@ class Telemetry:
         self._webhook_namespaces.add(namespace)
         return namespace
 
+    def poll_ages_from(self, ages: Callable[[], Iterable[tuple[BoundTrigger, float]]]) -> None:
+        """Where the per-trigger ages of the answers come from, computed at each scrape."""
+        self._poll_ages.source = ages
+
+    def backlog(self, overdue: int, stale: int, oldest_s: float) -> None:
+        self.polls_overdue.set(overdue)
+        self.polls_stale.set(stale)
+        self.oldest_answer.set(oldest_s)
+
     def forget(self, bound: BoundTrigger) -> None:
-        labels = self._labels(bound)
+        labels = scaler_labels(bound)
         for series in (self.value, self.latency, self.active, self.detail_errors):
             with contextlib.suppress(KeyError):
                 series.remove(*labels)
+
+
+class PollAges(Collector):
+    """``metrics_adapter_scaler_poll_age_seconds``, made at scrape time from the poller: a
+    series per trigger kept up to date every second would cost more than every scrape."""
+
+    _labelnames = SCALER_LABELS
+    """As the client library's series name theirs."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[tuple[BoundTrigger, float]]] = list
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for bound, age in self.source():
+            family.add_metric(scaler_labels(bound), round(age, 3))
+        return [family]
+
+    @classmethod
+    def _family(cls) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "metrics_adapter_scaler_poll_age_seconds",
+            "Seconds since each trigger's query was last answered (a value or an error); past "
+            "--stale-intervals polling intervals its value is served as an error.",
+            labels=cls._labelnames,
+        )
 
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {

@@ -15,7 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from metrics_adapter.cli import _parser
 from metrics_adapter.config.flags import flag_table
-from metrics_adapter.metrics.telemetry import Telemetry
+from metrics_adapter.metrics.telemetry import PollAges, Telemetry
 from scalers.registry import KINDS, RESOURCE_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,9 +207,10 @@ def exported() -> dict[str, frozenset[str]]:
     registry = Telemetry().registry
     series: dict[str, frozenset[str]] = {}
     for collector in registry._collector_to_names:
-        assert isinstance(collector, MetricWrapperBase)
-        labels = frozenset(collector._labelnames)
+        # The client library's series, and the one made at scrape time (the poll ages).
+        assert isinstance(collector, MetricWrapperBase | PollAges)
         for family in collector.describe():
+            labels = frozenset(collector._labelnames)
             for suffix in SAMPLE_SUFFIXES[family.type]:
                 series[family.name + suffix] = labels
     return series
