@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from metrics_adapter.control.activator import TriggerState
 from metrics_adapter.metrics.store import Reading
@@ -22,6 +23,13 @@ def activation(state: TriggerState) -> str:
     if reading.value is None:
         return "no value yet"
     return state.why().removeprefix(state.bound.metric_name).strip()
+
+
+def age_seconds(reading: Reading, now: datetime) -> float | None:
+    """Seconds since the reading's value was measured; ``None`` before any value."""
+    if reading.measured_at is None:
+        return None
+    return max(0.0, (now - reading.measured_at).total_seconds())
 
 
 def value_cell(value: float | None, error: str | None) -> str:

@@ -43,6 +43,7 @@ from metrics_adapter.control.activator import (
 )
 from metrics_adapter.explain.cells import (
     activation,
+    age_seconds,
     readable,
     table,
     value_cell,
@@ -96,6 +97,9 @@ class TriggerReport:
     formula: str
     hints: str = ""
     """Whether its source wakes it between polls (wake hints), or why not."""
+    age_s: float | None = None
+    """Seconds since its value was measured (the ``timestamp`` the HPA reads with it); kept
+    while the trigger fails. About its polling interval while polls keep up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
     current = adapter.inventory.replicas(so) if observed.replicas is None else observed.replicas
     states = trigger_states(adapter.store, ref, adapter.poller.triggers(ref))
     composed = adapter.store.composite(ref)
+    now = datetime.now(UTC)
     rows = []
     for state in states:
         bound, reading, scaler = state.bound, state.reading, state.bound.scaler
@@ -233,6 +238,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
                 replicas=replicas,
                 formula=formula,
                 hints=adapter.hints.explain(bound) if adapter.hints else "off (--no-wake-hints)",
+                age_s=age_seconds(reading, now),
             )
         )
     decision = decide(so, current, states, observed.last_active, datetime.now(UTC), composed)
@@ -337,12 +343,13 @@ def render(reports: Sequence[Report]) -> str:
             f"{r.scaled_object} -> {r.scale_target} (min {r.min_replicas}, "
             f"max {r.max_replicas}, now {r.current_replicas}{source})"
         )
-        header = ("TRIGGER", "METRIC", "VALUE", "TARGET", "ACTIVATION", "HPA")
+        header = ("TRIGGER", "METRIC", "VALUE", "AGE", "TARGET", "ACTIVATION", "HPA")
         lines = [header] + [
             (
                 f"{t.index}:{t.type}",
                 t.metric,
                 value_cell(t.value, t.error),
+                "-" if t.age_s is None else f"{t.age_s:.0f}s",
                 f"{t.target:g} ({t.metric_type})",
                 t.activation,
                 t.formula or "-",
