@@ -8,12 +8,18 @@ metrics-api trigger against a local HTTP server.
 requests per interval; ``shared``: all poll one URL, one query. After every object has a
 value and a settling pause, RSS is VmRSS of /proc/PID/status at the end of the window and
 CPU is utime + stime of /proc/PID/stat over the window, per minute.
+
+``--source-delay`` makes the source slow and, with a busy machine, shows overload: the
+``behind`` column is the oldest answer the adapter logged while its polls were behind (from
+start to end, first values included; ``-``: never behind), and ``failing objects`` those
+served as errors at the end, past ``--stale-intervals``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import tempfile
 import threading
 import time
@@ -166,6 +172,8 @@ class Row:
     cpu_s_per_min: float
     requests_per_interval: float
     failing: int | None
+    behind_s: float | None
+    """The oldest answer logged while polls were behind; None: they never were."""
 
     @property
     def cells(self) -> list[Cell]:
@@ -180,6 +188,7 @@ class Row:
             self.cpu_s_per_min,
             round(self.requests_per_interval, 1),
             self.failing if self.failing is not None else "API down",
+            "-" if self.behind_s is None else round(self.behind_s),
         ]
 
 
@@ -211,8 +220,11 @@ def valued(bench: Bench, url: str, timeout: float) -> bool:
 def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Row:
     interval = args.interval
     flags = [f"--scaler-timeout={args.scaler_timeout}"] if args.scaler_timeout else []
+    # Info: the backlog's end is logged at info ("polls caught up ..."), and steady polling
+    # logs nothing at all.
+    flags.append("--log-level=info")
     name = f"{count}-{'own' if own else 'shared'}-{args.scaler_timeout or 'default'}"
-    with ValueServer() as source:
+    with ValueServer(delay=args.source_delay) as source:
         docs = objects(count, source.url, own, interval)
         began = time.monotonic()
         wait = args.value_timeout
@@ -226,6 +238,7 @@ def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Ro
                     all_valued = time.monotonic() - began
             used = usage(adapter.pid, source, interval, args.settle, args.seconds)
             broken = failing(bench, adapter.url, count)
+            behind = oldest_behind(adapter.process.log())
     return Row(
         count,
         own,
@@ -236,7 +249,18 @@ def measure(bench: Bench, count: int, own: bool, args: argparse.Namespace) -> Ro
         used.cpu_s_per_min,
         used.requests_per_interval,
         broken,
+        behind,
     )
+
+
+BEHIND = re.compile(r"oldest answer (?:was )?(\d+)s old|at worst (\d+)s")
+
+
+def oldest_behind(log: str) -> float | None:
+    """The oldest answer in the adapter's backlog lines (``polls behind``, ``still behind``,
+    ``caught up``); None when it logged none."""
+    ages = [float(a or b) for a, b in BEHIND.findall(log)]
+    return max(ages, default=None)
 
 
 HEADERS = (
@@ -250,6 +274,7 @@ HEADERS = (
     "CPU s / min",
     "requests / interval",
     "failing objects",
+    "behind s",
 )
 
 
@@ -265,6 +290,12 @@ def run(argv: Sequence[str] | None) -> list[str]:
     )
     parser.add_argument(
         "--scaler-timeout", type=float, help="the adapter's --scaler-timeout (default: its own)"
+    )
+    parser.add_argument(
+        "--source-delay",
+        type=float,
+        default=0.0,
+        help="seconds the source takes to answer each request (a slow source)",
     )
     args = parser.parse_args(argv)
     rows: list[Row] = []
