@@ -36,6 +36,7 @@ from metrics_adapter.control.controller import Controller
 from metrics_adapter.control.job_dry_run import DryRunJobs
 from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.errors import StartupError
+from metrics_adapter.kube.budget import WriteBudget
 from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.kube.pods import KubePods
 from metrics_adapter.kube.scope import Scope
@@ -348,6 +349,7 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     kube = await KubeClient.connect(None if settings.in_cluster else settings.kubeconfig)
     telemetry, store = Telemetry(), MetricStore()
     kube.observer = telemetry
+    kube.writes = WriteBudget(settings.kube_api_qps, settings.kube_api_burst)
     clients = Clients(settings.scaler_timeout, pods=KubePods(kube))  # kubernetes-workload
     poller = build_poller(settings, store, telemetry, clients)
     elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None

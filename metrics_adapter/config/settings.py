@@ -386,6 +386,26 @@ class Settings:
             metavar="SECONDS",
         ),
     )
+    kube_api_qps: float = field(
+        default=20.0,
+        metadata=flag(
+            "cluster mode: writes a second to the Kubernetes API, after a burst of "
+            "--kube-api-burst, as KEDA's flag (client-go's token bucket); reads, the Lease and "
+            "the TokenReviews and SubjectAccessReviews of the metrics API are not counted. "
+            "Waiting writes go scale first, then statuses and HPAs, then Events; a 429 pauses "
+            "them all for its Retry-After",
+            CLUSTER,
+            metavar="QPS",
+        ),
+    )
+    kube_api_burst: int = field(
+        default=30,
+        metadata=flag(
+            "cluster mode: writes sent at once before --kube-api-qps paces them, as KEDA's flag",
+            CLUSTER,
+            metavar="N",
+        ),
+    )
     leader_elect: bool = field(
         default=True,
         metadata=flag(
@@ -446,6 +466,12 @@ class Settings:
                 f"{option('ca_cert_validity')}: {self.ca_cert_validity:g} must be at least "
                 f"{option('serving_cert_validity')} ({self.serving_cert_validity:g}): a serving "
                 "certificate may not outlive its CA"
+            )
+        if self.kube_api_qps <= 0:
+            raise ValueError(f"{option('kube_api_qps')}: {self.kube_api_qps:g} must be positive")
+        if self.kube_api_burst < 1:
+            raise ValueError(
+                f"{option('kube_api_burst')}: {self.kube_api_burst} must be at least 1"
             )
         if self.stale_intervals < 1:
             raise ValueError(

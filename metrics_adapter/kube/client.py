@@ -28,6 +28,7 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
 from metrics_adapter.kube import autoscaling
+from metrics_adapter.kube.budget import Write, WriteBudget
 from metrics_adapter.kube.clock import ServerClock
 from metrics_adapter.kube.events import EventSeries
 from metrics_adapter.kube.objects import Event, Lease, Scale
@@ -122,6 +123,8 @@ class KubeObserver(Protocol):
 
     def kube_request(self, method: str, code: str) -> None: ...
 
+    def kube_write_waited(self, method: str, seconds: float) -> None: ...
+
     def watch_restart(self, resource: str, reason: str) -> None: ...
 
 
@@ -129,11 +132,19 @@ class _Unobserved:
     def kube_request(self, method: str, code: str) -> None:
         return None
 
+    def kube_write_waited(self, method: str, seconds: float) -> None:
+        return None
+
     def watch_restart(self, resource: str, reason: str) -> None:
         return None
 
 
 ERROR_CODE = "<error>"
+TOO_MANY_REQUESTS = 429
+THROTTLED_RETRIES = 3
+"""Times a write answered 429 is sent again, each after the budget's pause."""
+RETRY_AFTER_DEFAULT, RETRY_AFTER_MOST = 1.0, 30.0
+"""Seconds to pause on a 429 without a usable Retry-After, and the longest pause."""
 """The code of a request that got no HTTP answer, as client-go labels it."""
 
 
@@ -159,6 +170,9 @@ class KubeClient:
         """Set by the service to its telemetry; nothing is counted otherwise."""
         self.clock = ServerClock()
         """kube-apiserver's wall clock, for what another process compares (lastActiveTime)."""
+        self.writes: WriteBudget | None = None
+        """The controller's writes wait for it (:mod:`metrics_adapter.kube.budget`); set by
+        the service from --kube-api-qps and --kube-api-burst, unlimited otherwise."""
 
     @classmethod
     async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
@@ -175,6 +189,10 @@ class KubeClient:
 
     # One request.
 
+    def writes_free(self) -> bool:
+        """Whether a write would be sent at once: no write is waiting for the budget."""
+        return self.writes is None or self.writes.free()
+
     async def request(
         self,
         method: str,
@@ -184,8 +202,38 @@ class KubeClient:
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         content_type: str | None = None,
+        write: Write | None = None,
     ) -> Obj:
-        """One call and its JSON answer; raise KubeError naming ``subject`` on any failure."""
+        """One call and its JSON answer; raise KubeError naming ``subject`` on any failure.
+
+        A ``write`` waits for the write budget first; one answered 429 pauses the budget for
+        the answer's Retry-After and is sent again, up to :data:`THROTTLED_RETRIES` times."""
+        for attempt in range(THROTTLED_RETRIES + 1):
+            if write is not None and self.writes is not None:
+                waited = await self.writes.take(write)
+                self.observer.kube_write_waited(method, waited)
+            try:
+                return await self._call(method, path, subject, query, body, content_type)
+            except _Throttled as throttled:
+                if write is None or self.writes is None or attempt == THROTTLED_RETRIES:
+                    raise throttled.error from throttled.cause
+                log.warning(
+                    "%s: the apiserver is overloaded (429): every write waits %gs",
+                    subject,
+                    throttled.retry_after,
+                )
+                self.writes.pause(throttled.retry_after)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        subject: str,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str | None,
+    ) -> Obj:
         headers = {"Content-Type": content_type} if content_type else {}
         code = ERROR_CODE
         try:
@@ -206,7 +254,10 @@ class KubeClient:
             self.clock.observe((answered or {}).get("Date"), sent, self.clock.local())
         except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
             code = _answer_code(exc)
-            raise self._error(subject, exc) from exc
+            error = self._error(subject, exc)
+            if isinstance(exc, ApiException) and exc.status == TOO_MANY_REQUESTS:
+                raise _Throttled(error, exc, _retry_after(exc)) from exc
+            raise error from exc
         finally:
             self.observer.kube_request(method, code)
         return answer if isinstance(answer, dict) else {}
@@ -264,10 +315,13 @@ class KubeClient:
         *,
         sub: str | None = None,
         content_type: str = MERGE_PATCH,
+        write: Write = Write.OBJECT,
     ) -> Obj:
         subject = f"{resource.subject(namespace, name)} (patch{' ' + sub if sub else ''})"
         path = resource.path(namespace, name, sub)
-        return await self.request("PATCH", path, subject, body=body, content_type=content_type)
+        return await self.request(
+            "PATCH", path, subject, body=body, content_type=content_type, write=write
+        )
 
     async def apply(self, resource: Resource, obj: Mapping[str, Any]) -> Obj:
         """Server-side apply of ``obj`` as our field manager, taking over conflicting fields."""
@@ -280,6 +334,7 @@ class KubeClient:
             query=[("fieldManager", self.field_manager), ("force", "true")],
             body=dict(obj),
             content_type=APPLY_PATCH,
+            write=Write.OBJECT,
         )
 
     async def create(self, resource: Resource, namespace: str, obj: Mapping[str, Any]) -> Obj:
@@ -288,7 +343,9 @@ class KubeClient:
         subject = f"{resource.subject(namespace, name or None)} (create)"
         if not name:
             subject = f"{resource.kind} in {namespace} (create)"
-        return await self.request("POST", resource.path(namespace), subject, body=dict(obj))
+        return await self.request(
+            "POST", resource.path(namespace), subject, body=dict(obj), write=Write.OBJECT
+        )
 
     async def delete(
         self,
@@ -303,7 +360,9 @@ class KubeClient:
         subject = f"{resource.subject(namespace, name)} (delete)"
         body = {"propagationPolicy": propagation} if propagation else None
         try:
-            await self.request("DELETE", resource.path(namespace, name), subject, body=body)
+            await self.request(
+                "DELETE", resource.path(namespace, name), subject, body=body, write=Write.OBJECT
+            )
         except KubeNotFound:
             return False
         return True
@@ -365,7 +424,7 @@ class KubeClient:
     ) -> Scale:
         resource = await self.resource_for(api_version, kind)
         body = Scale.patch(replicas)
-        answer = await self.patch(resource, name, namespace, body, sub="scale")
+        answer = await self.patch(resource, name, namespace, body, sub="scale", write=Write.SCALE)
         return Scale.from_response(answer, f"{resource.subject(namespace, name)} (patch scale)")
 
     async def patch_scaled_object_status(
@@ -389,10 +448,12 @@ class KubeClient:
 
     async def _post_event(self, event: Event) -> Obj:
         path = EVENTS.path(event.namespace)
-        return await self.request("POST", path, f"{event.subject} (create)", body=event.to_json())
+        return await self.request(
+            "POST", path, f"{event.subject} (create)", body=event.to_json(), write=Write.EVENT
+        )
 
     async def _count_event(self, namespace: str, name: str, body: dict[str, object]) -> Obj:
-        return await self.patch(EVENTS, name, namespace, body)
+        return await self.patch(EVENTS, name, namespace, body, write=Write.EVENT)
 
     async def apply_hpa(self, hpa: autoscaling.HorizontalPodAutoscaler) -> Obj:
         return await self.apply(HPAS, hpa.to_json())
@@ -480,6 +541,24 @@ class KubeClient:
             raise KubeError(subject, 0, "BadResponse", str(exc)) from exc
         finally:
             response.close()
+
+
+class _Throttled(Exception):
+    """A 429: the KubeError to raise if it is not sent again, and how long to wait first."""
+
+    def __init__(self, error: KubeError, cause: ApiException, retry_after: float) -> None:
+        super().__init__(str(error))
+        self.error, self.cause, self.retry_after = error, cause, retry_after
+
+
+def _retry_after(exc: ApiException) -> float:
+    """The answer's Retry-After (whole seconds, as the apiserver sends it), within bounds."""
+    try:
+        header = exc.headers.get("Retry-After") if exc.headers else None
+        seconds = float(header or RETRY_AFTER_DEFAULT)
+    except (TypeError, ValueError):
+        seconds = RETRY_AFTER_DEFAULT
+    return min(max(seconds, 0.0), RETRY_AFTER_MOST)
 
 
 def _answer_code(exc: BaseException) -> str:

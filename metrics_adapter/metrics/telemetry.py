@@ -174,6 +174,14 @@ class Telemetry:
             ("method", "code"),
             registry=r,
         )
+        self.kube_write_wait = Histogram(
+            "rest_client_rate_limiter_duration_seconds",
+            "Seconds each Kubernetes API write waited for the client-side rate limit "
+            "(--kube-api-qps, --kube-api-burst), by HTTP method.",
+            ("verb",),
+            buckets=(0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
         self.watch_restarts = Counter(
             "metrics_adapter_watch_restarts",
             "Watches started again, by resource and reason: ended (by the server's timeout), "
@@ -302,6 +310,9 @@ class Telemetry:
 
     def kube_request(self, method: str, code: str) -> None:
         self.kube_requests.labels(method, code).inc()
+
+    def kube_write_waited(self, method: str, seconds: float) -> None:
+        self.kube_write_wait.labels(method).observe(seconds)
 
     def watch_restart(self, resource: str, reason: str) -> None:
         self.watch_restarts.labels(resource, reason).inc()

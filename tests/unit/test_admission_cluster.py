@@ -26,6 +26,7 @@ from metrics_adapter.admission.cluster import (
 from metrics_adapter.admission.webhook import CLUSTER_READS_IN_FLIGHT, AdmissionWebhook
 from metrics_adapter.binding.cluster import WATCHED, ClusterObjects
 from metrics_adapter.errors import KubeError
+from metrics_adapter.kube.budget import Write
 from metrics_adapter.kube.client import KubeClient
 from tests.support.admission import (
     NS,
@@ -464,6 +465,7 @@ class ListingKube(KubeClient):
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         content_type: str | None = None,
+        write: Write | None = None,
     ) -> dict[str, Any]:
         self.asked.append((method, path, dict(query)))
         return {"items": self.lists.get(path, []), "metadata": {"resourceVersion": "1"}}

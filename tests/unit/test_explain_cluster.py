@@ -29,6 +29,7 @@ from metrics_adapter.explain.cluster import (
 )
 from metrics_adapter.explain.jobs import JobReport
 from metrics_adapter.explain.local import ObjectReport, Observed, read, render, reports
+from metrics_adapter.kube.budget import Write
 from metrics_adapter.kube.client import KubeClient, status_error
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import build
@@ -79,6 +80,7 @@ class FakeKube(KubeClient):
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         content_type: str | None = None,
+        write: Write | None = None,
     ) -> dict[str, Any]:
         selector = dict(query).get("labelSelector")
         key = f"{path}?{selector}" if selector else path
