@@ -477,6 +477,8 @@ class Controller:
     ) -> None:
         if status.unchanged(new, tracked.written, so.cooldown_period):
             return
+        if status.only_activity_moved(new, tracked.written) and not self.kube.writes_free():
+            return  # other writes wait for the budget: this refresh goes at a quieter poll
         ref = tracked.ref
         await self.kube.patch_scaled_object_status(ref.namespace, ref.name, new.to_json())
         tracked.written = new

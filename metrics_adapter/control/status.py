@@ -183,6 +183,13 @@ def unchanged(
     return same_but_a_recent_activity(status, written, max(1.0, min(30.0, cooldown / 10)))
 
 
+def only_activity_moved(status: ScaledObjectStatus, written: ScaledObjectStatus | None) -> bool:
+    """Whether ``status`` differs from ``written`` by its ``lastActiveTime`` alone: a refresh
+    that only a failover reads (the leader keeps the exact time in memory), so it may wait
+    for a moment when it delays no other write."""
+    return same_but_a_recent_activity(status, written, float("inf"))
+
+
 _Status = TypeVar("_Status", ScaledObjectStatus, ScaledJobStatus)
 
 

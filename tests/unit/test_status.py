@@ -14,6 +14,7 @@ from metrics_adapter.control.status import (
     READY_MESSAGE,
     active,
     not_ready,
+    only_activity_moved,
     ready,
     reconciled,
     status_patch,
@@ -189,3 +190,8 @@ def test_a_status_that_only_moved_its_last_active_time_a_little_is_not_written_a
         obj, problem=None, states=states(obj, FAILING), decision=None, original_replicas=0
     )
     assert not unchanged(other, written, 300)
+    # A refresh of lastActiveTime alone may wait while other writes wait for the budget;
+    # any other change may not.
+    assert only_activity_moved(at(NOW + timedelta(hours=1)), written)
+    assert not only_activity_moved(other, written)
+    assert not only_activity_moved(written, None)
