@@ -58,6 +58,9 @@ SETTLE_SECONDS = 15.0
 """How long after an activation a reading may still raise the target to the HPA's first
 step (a burst still arriving when its first message woke us): the HPA's default sync
 period, by the end of which the HPA has taken that step itself."""
+ACTIVATION_WORKERS = 8
+"""Objects activated at once: each reads its target's /scale and waits for its writes (the
+write budget, --kube-api-qps), so one slow answer does not hold up every other object."""
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Controller:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.objects.run(self.kube))
             await self.objects.synced.wait()
-            group.create_task(self._work.drain_forever(self.activate))
+            group.create_task(self._work.drain_forever(self.activate, ACTIVATION_WORKERS))
             group.create_task(self._rebind_forever())
             group.create_task(self._retry_forever())
             group.create_task(self.jobs.run())

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from metrics_adapter.control.work import guarded
 from metrics_adapter.errors import KubeNotFound
@@ -41,7 +41,59 @@ async def remove_finalizer(kube: KubeClient, resource: Resource, meta: ObjectMet
         await kube.patch(resource, meta.name, meta.namespace, finalizers_patch(remaining))
 
 
-D = TypeVar("D")
+RECONCILE_WORKERS = 5
+"""Objects reconciled at once (KEDA's default for ScaledObjects): each waits for a few API
+round trips and writes, so 5,000 new objects are not reconciled one after another."""
+
+
+class _Document(Protocol):
+    @property
+    def ref(self) -> Hashable: ...
+
+
+D = TypeVar("D", bound=_Document)
+
+
+class LatestEvents(Generic[D]):
+    """The latest event of each object, handled by workers one object at a time: an object
+    whose events arrive while it is being handled is handled again, with the last one."""
+
+    def __init__(
+        self, reconcile: Callable[[D], Awaitable[None]], forget: Callable[[D], None]
+    ) -> None:
+        self._reconcile, self._forget = reconcile, forget
+        self._latest: dict[Hashable, tuple[bool, D]] = {}
+        self._due: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._running: set[Hashable] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add(self, document: D, deleted: bool) -> None:
+        ref = document.ref
+        if ref not in self._latest and ref not in self._running:
+            self._due.put_nowait(ref)
+        self._latest[ref] = (deleted, document)
+        self._idle.clear()
+
+    async def drained(self) -> None:
+        """Until every event added so far has been handled."""
+        await self._idle.wait()
+
+    async def work(self) -> None:
+        while True:
+            ref = await self._due.get()
+            self._running.add(ref)
+            try:
+                while (event := self._latest.pop(ref, None)) is not None:
+                    deleted, document = event
+                    if deleted:
+                        self._forget(document)
+                    else:
+                        await guarded(self._reconcile(document))
+            finally:
+                self._running.discard(ref)
+                if not self._latest and not self._running:
+                    self._idle.set()
 
 
 async def follow(
@@ -52,17 +104,24 @@ async def follow(
     forget: Callable[[D], None],
     synced: asyncio.Event,
     scope: Scope = EVERY_NAMESPACE,
+    workers: int = RECONCILE_WORKERS,
 ) -> None:
     """Watch ``resource`` until cancelled: each object typed at the edge by ``read``, then
-    reconciled (a failure stays with its object) or, once deleted, forgotten; ``synced``
-    set once the first list is through; watched where ``scope`` says."""
-    async with contextlib.aclosing(watch_scoped(kube, resource, scope)) as events:
-        async for event in events:
-            if event.type == "SYNCED":
-                synced.set()
-                continue
-            document = read(event.object)
-            if event.type == "DELETED":
-                forget(document)
-            else:
-                await guarded(reconcile(document))
+    reconciled (a failure stays with its object) or, once deleted, forgotten, ``workers``
+    objects at once and each object's events in order (a burst of them: the last);
+    ``synced`` set once the first list is through and reconciled; watched where ``scope``
+    says."""
+    latest = LatestEvents(reconcile, forget)
+    async with asyncio.TaskGroup() as group:
+        running = [group.create_task(latest.work()) for _ in range(workers)]
+        try:
+            async with contextlib.aclosing(watch_scoped(kube, resource, scope)) as events:
+                async for event in events:
+                    if event.type == "SYNCED":
+                        await latest.drained()
+                        synced.set()
+                        continue
+                    latest.add(read(event.object), deleted=event.type == "DELETED")
+        finally:
+            for task in running:
+                task.cancel()

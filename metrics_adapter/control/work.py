@@ -40,8 +40,14 @@ class ObjectWork(Generic[R]):
             self._pending.add(ref)
             self._due.put_nowait(ref)
 
-    async def drain_forever(self, work: Callable[[R], Awaitable[None]]) -> None:
-        """Run ``work`` for each queued object, one after another, until cancelled."""
+    async def drain_forever(self, work: Callable[[R], Awaitable[None]], workers: int = 1) -> None:
+        """Run ``work`` for each queued object until cancelled, ``workers`` objects at once
+        (``work`` takes the object's :meth:`lock`: one piece of work per object still)."""
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._drain(work))
+
+    async def _drain(self, work: Callable[[R], Awaitable[None]]) -> None:
         while True:
             ref = await self._due.get()
             self._pending.discard(ref)
