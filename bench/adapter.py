@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -66,21 +65,6 @@ def control_plane(namespace: str, who: str) -> Iterator[tuple[ControlPlane, Adap
     with cluster_mode(namespace, report=note, final_tail=0) as (cp, adapter):
         note(f"{who}: control plane and adapter ready in {time.monotonic() - began:.1f}s")
         yield cp, adapter
-
-
-class AdminClients:
-    """An admin client of ``cp`` for each thread that asks (httpx clients are not shared
-    across threads here)."""
-
-    def __init__(self, cp: ControlPlane) -> None:
-        self.cp = cp
-        self._local = threading.local()
-
-    def get(self) -> httpx.Client:
-        if not hasattr(self._local, "client"):
-            self._local.client = self.cp.client_for(KeyPair.read(self.cp.pki, "admin"))
-        client: httpx.Client = self._local.client
-        return client
 
 
 def metric_url(base: str, namespace: str, metric: str, so: str) -> str:

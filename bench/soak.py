@@ -43,11 +43,11 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from bench.adapter import AdminClients, cpu_seconds, metric_url, rss_mb
+from bench.adapter import cpu_seconds, metric_url, rss_mb
 from bench.footprint import METRIC, ValueServer, metrics_api
 from bench.report import Cell, main, note, percentile, print_table, summary
 from tests.support import triggers
-from tests.support.controlplane import Adapter, ControlPlane, scalable_kind, wait_for
+from tests.support.controlplane import Adapter, AdminClients, ControlPlane, scalable_kind, wait_for
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.processes import log_path
 

@@ -41,7 +41,7 @@ from tests.support.controlplane.api import (
     scalable_kind,
 )
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
-from tests.support.controlplane.cluster import ControlPlane
+from tests.support.controlplane.cluster import AdminClients, ControlPlane
 from tests.support.controlplane.errors import ControlPlaneError, KubeError
 from tests.support.controlplane.pki import serving_pair
 from tests.support.controlplane.processes import wait_for
@@ -57,6 +57,7 @@ __all__ = [
     "REPO",
     "WEBHOOK_CONFIGURATION",
     "Adapter",
+    "AdminClients",
     "ControlPlane",
     "ControlPlaneError",
     "KubeError",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,3 +253,29 @@ def _etcd_healthy(etcd: Process, port: int) -> bool:
     etcd.check()
     response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
     return response.status_code == 200 and response.json().get("health") == "true"
+
+
+class AdminClients:
+    """An admin client of ``cp`` for each thread that asks (httpx clients are not shared
+    across threads here)."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+        self._local = threading.local()
+        self._made: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        if not hasattr(self._local, "client"):
+            self._local.client = self.cp.client_for(KeyPair.read(self.cp.pki, "admin"))
+            with self._lock:
+                self._made.append(self._local.client)
+        client: httpx.Client = self._local.client
+        return client
+
+    def close(self) -> None:
+        """Close every thread's client (their threads are done with them)."""
+        with self._lock:
+            made, self._made = self._made, []
+        for client in made:
+            client.close()
