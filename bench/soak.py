@@ -47,7 +47,14 @@ from bench.adapter import cpu_seconds, metric_url, rss_mb
 from bench.footprint import METRIC, ValueServer, metrics_api
 from bench.report import Cell, main, note, percentile, print_table, summary
 from tests.support import triggers
-from tests.support.controlplane import Adapter, AdminClients, ControlPlane, scalable_kind, wait_for
+from tests.support.controlplane import (
+    Adapter,
+    AdminClients,
+    ControlPlane,
+    scalable_kind,
+    scalable_object,
+    wait_for,
+)
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.processes import log_path
 
@@ -62,15 +69,8 @@ WORKER_CRD = scalable_kind("soak.bench.io", "Worker", "workers", selector_path="
 
 
 def worker(name: str, namespace: str = NS) -> dict[str, Any]:
-    """A scale target at one replica, with the selector the HPA insists on (no status
-    subresource: the status is written with the object and nothing changes it)."""
-    return {
-        "apiVersion": WORKERS,
-        "kind": "Worker",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"replicas": 1},
-        "status": {"replicas": 1, "selector": f"soak={name}"},
-    }
+    """A scale target at one replica."""
+    return scalable_object(WORKERS, "Worker", name, namespace, 1)
 
 
 def worker_object(

@@ -29,6 +29,7 @@ from tests.support.controlplane import (
     ControlPlane,
     condition,
     scalable_kind,
+    scalable_object,
     wait_for,
 )
 from tests.support.controlplane.cluster_mode import cluster_mode
@@ -92,14 +93,8 @@ class Storm:
 
 
 def worker(name: str) -> dict[str, Any]:
-    """A scale target at zero replicas (no status subresource: its status is its own)."""
-    return {
-        "apiVersion": WORKERS_API,
-        "kind": "Worker",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"replicas": 0},
-        "status": {"replicas": 0, "selector": f"storm={name}"},
-    }
+    """A scale target at zero replicas."""
+    return scalable_object(WORKERS_API, "Worker", name, NS, 0)
 
 
 def scaled_object(name: str, url: str) -> dict[str, Any]:

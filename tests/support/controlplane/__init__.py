@@ -39,6 +39,7 @@ from tests.support.controlplane.api import (
     deployment,
     load_manifests,
     scalable_kind,
+    scalable_object,
 )
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
 from tests.support.controlplane.cluster import AdminClients, ControlPlane
@@ -73,6 +74,7 @@ __all__ = [
     "register_webhook",
     "route_apiservice",
     "scalable_kind",
+    "scalable_object",
     "serving_pair",
     "wait_for",
     "webhook_answers",

@@ -69,6 +69,21 @@ def scalable_kind(
     }
 
 
+def scalable_object(
+    api_version: str, kind: str, name: str, namespace: str, replicas: int
+) -> dict[str, Any]:
+    """An object of a :func:`scalable_kind` kind (made with ``selector_path=".status.selector"``)
+    at ``replicas``, with the label selector the HPA insists on. Without a status subresource
+    its status is written with it, and nothing changes it after."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas},
+        "status": {"replicas": replicas, "selector": f"{kind.lower()}={name}"},
+    }
+
+
 def condition(obj: Mapping[str, Any] | None, kind: str) -> dict[str, Any] | None:
     """The status condition of type ``kind`` of ``obj``."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
