@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import BoundTrigger, bind_all, settle_binding
@@ -30,6 +31,7 @@ from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
     follow,
+    reconcile_all,
     remove_finalizer,
     spec_version,
 )
@@ -158,9 +160,10 @@ class Controller:
         while True:
             await self._took_lead.wait()
             self._took_lead.clear()
-            for tracked in list(self._tracked.values()):
-                tracked.written = None
-                await guarded(self.reconcile(tracked.document, force=True))
+            tracked = list(self._tracked.values())
+            for t in tracked:
+                t.written = None
+            await reconcile_all((t.document for t in tracked), partial(self.reconcile, force=True))
             await self.jobs.lead()
 
     # Reconcile: spec -> triggers, HPA, status.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from metrics_adapter.control.work import guarded
@@ -94,6 +94,22 @@ class LatestEvents(Generic[D]):
                 self._running.discard(ref)
                 if not self._latest and not self._running:
                     self._idle.set()
+
+
+async def reconcile_all(
+    documents: Iterable[D],
+    reconcile: Callable[[D], Awaitable[None]],
+    workers: int = RECONCILE_WORKERS,
+) -> None:
+    """Reconcile every one of ``documents``, ``workers`` at once (a new leader's 5,000
+    objects, a few writes each, in a fifth of the time); a failure stays with its object."""
+    turns = asyncio.Semaphore(workers)
+
+    async def one(document: D) -> None:
+        async with turns:
+            await guarded(reconcile(document))
+
+    await asyncio.gather(*(one(d) for d in documents))
 
 
 async def follow(

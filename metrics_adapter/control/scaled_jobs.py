@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
@@ -43,6 +44,7 @@ from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
     follow,
+    reconcile_all,
     remove_finalizer,
     spec_version,
 )
@@ -138,9 +140,10 @@ class ScaledJobController:
 
     async def lead(self) -> None:
         """On taking the lead: reconcile everything again, finishing deletions."""
-        for tracked in list(self._tracked.values()):
-            tracked.written = None
-            await guarded(self.reconcile(tracked.document, force=True))
+        tracked = list(self._tracked.values())
+        for t in tracked:
+            t.written = None
+        await reconcile_all((t.document for t in tracked), partial(self.reconcile, force=True))
 
     async def changed(self, key: ObjectKey) -> None:
         """A Secret, ConfigMap or authentication changed: re-bind the ScaledJobs reading it."""

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from metrics_adapter.control.lifecycle import LatestEvents
+from metrics_adapter.control.lifecycle import LatestEvents, reconcile_all
+from metrics_adapter.errors import KubeError
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,23 @@ async def test_drained_waits_for_every_event_added() -> None:
         recorder.gate.set()
         await asyncio.wait_for(waiting, 5)
         assert len(recorder.handled) == 2
+
+
+async def test_a_new_leader_reconciles_every_object_a_few_at_once_failures_apart() -> None:
+    done: list[str] = []
+    running = most = 0
+
+    async def reconcile(doc: Doc) -> None:
+        nonlocal running, most
+        if doc.ref == "broken":
+            raise KubeError(f"ScaledObject {doc.ref} (patch)", 500, "InternalError", "boom")
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        done.append(doc.ref)
+
+    docs = [Doc("broken")] + [Doc(f"o{i}") for i in range(20)]
+    await reconcile_all(docs, reconcile, workers=3)
+    assert sorted(done) == sorted(f"o{i}" for i in range(20))
+    assert most == 3
