@@ -60,6 +60,9 @@ SETTLE_SECONDS = 15.0
 """How long after an activation a reading may still raise the target to the HPA's first
 step (a burst still arriving when its first message woke us): the HPA's default sync
 period, by the end of which the HPA has taken that step itself."""
+EVENTS_WAITING = 10_000
+"""Activation Events sent in the background at most at once; past it, dropped with a log
+line (client-go's recorder drops too, past its queue of 1,000)."""
 ACTIVATION_WORKERS = 8
 """Objects activated at once: each reads its target's /scale and waits for its writes (the
 write budget, --kube-api-qps), so one slow answer does not hold up every other object."""
@@ -111,6 +114,8 @@ class Controller:
         self._work = ObjectWork[ObjectRef]()
         self._changed: asyncio.Queue[ObjectKey] = asyncio.Queue()
         self._retry: asyncio.Queue[ObjectRef] = asyncio.Queue()
+        self._told: set[asyncio.Task[None]] = set()
+        """Activation Events on their way (:meth:`_tell`)."""
         self._retries: dict[ObjectRef, asyncio.TimerHandle] = {}
         """Objects to reconcile again later: a trigger's source failed while binding."""
         objects.on_change = self._changed.put_nowait
@@ -127,6 +132,8 @@ class Controller:
             for timer in self._retries.values():
                 timer.cancel()
             self._retries.clear()
+            for task in self._told:
+                task.cancel()
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -453,7 +460,7 @@ class Controller:
                 f"{scale.replicas} to {decision.replicas}: {decision.reason}"
             )
             log.info("%s", message, extra={"scaledObject": str(ref)})
-            await self.kube.create_event(Event(tracked.document.reference, reason, message))
+            self._tell(Event(tracked.document.reference, reason, message))
         await self._write_status(
             tracked,
             so,
@@ -466,6 +473,20 @@ class Controller:
                 composite=composite,
             ),
         )
+
+    def _tell(self, event: Event) -> None:
+        """Record an activation's ``event`` in the background: it waits for the write budget
+        behind every /scale and status, and need not hold up the next activation."""
+        if len(self._told) >= EVENTS_WAITING:
+            log.warning(
+                "%s dropped: %d Events already wait for the write budget (--kube-api-qps)",
+                event.subject,
+                len(self._told),
+            )
+            return
+        task = asyncio.get_running_loop().create_task(guarded(self.kube.create_event(event)))
+        self._told.add(task)
+        task.add_done_callback(self._told.discard)
 
     def _poll_again(self, ref: ObjectRef) -> None:
         """A second after an activation (or a raise while settling), poll its queries once

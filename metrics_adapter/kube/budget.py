@@ -7,8 +7,8 @@ Lease's renewals and the metrics API's TokenReviews and SubjectAccessReviews nev
 behind a storm (their callers send them outside the budget).
 
 Writes waiting for the budget go by kind, then in order: a target's replicas first (what an
-activation is for), then statuses, HPAs and the rest, then Events. (Each activation still
-makes its writes in turn, /scale, Event, status; the order is among those waiting at once.)
+activation is for), then statuses, HPAs and the rest, then Events. (An activation waits
+for its /scale, then its status; its Event goes in the background, when nothing else waits.)
 
 A 429 from the apiserver (its own overload protection, API Priority and Fairness) pauses
 the whole budget for its ``Retry-After``: every write slows down, instead of each retrying

@@ -86,6 +86,11 @@ class Storm:
             if line.startswith("apiserver_request_total{") and 'code="429"' in line
         )
 
+    def activations(self) -> int:
+        """KEDAScaleTargetActivated Events in the namespace (one per ScaledObject)."""
+        events = self.listed("v1", "Event")
+        return sum(e.get("reason") == "KEDAScaleTargetActivated" for e in events)
+
     def listed(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         response = self.cp.client.get(self.cp.path(api_version, kind, NS), timeout=120)
         response.raise_for_status()
@@ -243,12 +248,21 @@ def test_five_thousand_activations_at_once_are_paced_refused_none_and_converge(
             5.0,
         )
         active = time.monotonic() - flipped
+        # The Events go in the background, after every /scale and status.
+        wait_for(
+            f"{OBJECTS} KEDAScaleTargetActivated Events",
+            lambda: storm.activations() == OBJECTS,
+            storm_writes + SLACK,
+            5.0,
+        )
+        told = time.monotonic() - flipped
     finally:
         stop.set()
         sampler.join(15)
     sent = storm.samples[-1][1] - storm.samples[0][1]
     print(
-        f"storm: every Worker scaled in {scaled:.0f}s, every status Active in {active:.0f}s; "
+        f"storm: every Worker scaled in {scaled:.0f}s, every status Active in {active:.0f}s, "
+        f"every Event out in {told:.0f}s; "
         f"{sent:.0f} writes; over any span of 5 s or more, at most "
         f"{fastest(storm.samples, 5.0):+.0f} writes beside what the budget allows"
     )
