@@ -47,7 +47,6 @@ class Turns:
     served, with their poll's clock stopped."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self._semaphore = asyncio.Semaphore(size)
         self.waiting = 0
         """Requests waiting for a turn now."""

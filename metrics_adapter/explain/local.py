@@ -241,7 +241,7 @@ def _report(adapter: Adapter, ref: ObjectRef, observed: Observed) -> ObjectRepor
                 age_s=age_seconds(reading, now),
             )
         )
-    decision = decide(so, current, states, observed.last_active, datetime.now(UTC), composed)
+    decision = decide(so, current, states, observed.last_active, now, composed)
     if decision.replicas is not None and decision.replicas != current:
         what = f"would scale from {current} to {decision.replicas}: {decision.reason}"
     else:

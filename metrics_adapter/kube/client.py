@@ -140,12 +140,12 @@ class _Unobserved:
 
 
 ERROR_CODE = "<error>"
+"""The code of a request that got no HTTP answer, as client-go labels it."""
 TOO_MANY_REQUESTS = 429
 THROTTLED_RETRIES = 3
 """Times a write answered 429 is sent again, each after the budget's pause."""
 RETRY_AFTER_DEFAULT, RETRY_AFTER_MOST = 1.0, 30.0
 """Seconds to pause on a 429 without a usable Retry-After, and the longest pause."""
-"""The code of a request that got no HTTP answer, as client-go labels it."""
 
 
 class KubeClient:

@@ -79,6 +79,13 @@ class _Loop:
     def interval(self) -> float:
         return min(t.polling_interval for t in self.triggers.values())
 
+    def answered(self) -> bool:
+        """A poll ended, with a value or an error: the age starts again. Whether its values
+        were errors for staleness until now."""
+        was_stale, self.stale = self.stale, False
+        self.answered_at = time.monotonic()
+        return was_stale
+
 
 class Poller:
     def __init__(
@@ -255,20 +262,19 @@ class Poller:
         try:
             answer = await self.fetch(query)
         except ScalerError as exc:
-            loop.answered_at, loop.stale = time.monotonic(), False
+            loop.answered()
             for bound in list(loop.triggers.values()):
                 self._fail(bound, str(exc))
             return
         except Exception as exc:  # a scaler bug must not stop the loop, nor read as a zero
-            loop.answered_at, loop.stale = time.monotonic(), False
+            loop.answered()
             log.exception("query failed unexpectedly", extra={"query": query.describe()})
             for bound in list(loop.triggers.values()):
                 self._fail(bound, f"internal error: {type(exc).__name__}: {exc}")
             return
         loop.last_answer = answer
-        loop.answered_at = time.monotonic()
+        quiet = loop.answered()
         latency = loop.answered_at - started
-        quiet, loop.stale = loop.stale, False
         for bound in list(loop.triggers.values()):
             self._measure(bound, answer, latency, quiet=quiet)
 
@@ -286,10 +292,15 @@ class Poller:
 
     # Backlog.
 
+    def overdue_after(self, interval: float) -> float:
+        """Seconds a query of ``interval`` may go unanswered while polls keep up: its interval,
+        a timed-out poll, and the backlog check's own period."""
+        return interval + self.timeout + BACKLOG_CHECK_SECONDS
+
     def stale_after(self, interval: float) -> float:
         """Seconds a query of ``interval`` may go unanswered before its value is an error:
-        ``stale_intervals`` intervals, and never less than one interval and a timed-out poll."""
-        return max(self.stale_intervals * interval, interval + self.timeout + BACKLOG_CHECK_SECONDS)
+        ``stale_intervals`` intervals, and never less than :meth:`overdue_after`."""
+        return max(self.stale_intervals * interval, self.overdue_after(interval))
 
     def ages(self) -> list[tuple[BoundTrigger, float]]:
         """Each trigger and the seconds since its query was last answered."""
@@ -309,7 +320,7 @@ class Poller:
             interval = loop.interval
             age = now - loop.answered_at
             oldest = max(oldest, age)
-            if age <= interval + self.timeout + BACKLOG_CHECK_SECONDS:
+            if age <= self.overdue_after(interval):
                 continue
             overdue += 1
             bound = self.stale_after(interval)
