@@ -26,7 +26,7 @@ import yaml
 from tests.integration.test_standalone import Adapter
 from tests.support.admission import review
 from tests.support.prometheus import NEEDS, PrometheusServer, binary
-from tests.support.servers import free_port, require_in_ci
+from tests.support.servers import free_ports, require_in_ci
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     root = tmp_path_factory.mktemp("dashboard")
     objects = root / "objects"
     objects.mkdir()
-    prometheus_port, dead_port = free_port(), free_port()
+    prometheus_port, dead_port = free_ports(2)
     query = '{serverAddress: "http://127.0.0.1:%d", query: "vector(4)", threshold: "2"}'
     for name, kind, metadata in (
         ("clock", "cron", CRON),

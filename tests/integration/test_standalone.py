@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import jetstream
 from tests.support.nats import NatsServer
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ BROKEN_JOB = BROKEN_JOB.replace('lagThreshold: "10"', 'lagThreshold: "ten"')
 
 class Adapter:
     def __init__(self, directory: Path, log: Path) -> None:
-        self.port, self.metrics_port = free_port(), free_port()
+        self.port, self.metrics_port = free_ports(2)
         self.log_path = log
         self._log = log.open("w")
         self.process = subprocess.Popen(

@@ -23,7 +23,7 @@ import httpx
 from tests.support.controlplane.binaries import BIN_DIR, ensure_binaries, missing_binaries
 from tests.support.pki import KeyPair, Pki, client_context
 from tests.support.process import ServerProcess, spawn
-from tests.support.servers import free_port, require_in_ci
+from tests.support.servers import free_ports, require_in_ci
 
 NEEDS = f"etcd in {BIN_DIR} (hack/build-control-plane.sh)"
 ROOT = ("root", "r00t-pa55")
@@ -62,8 +62,8 @@ class EtcdServer(ServerProcess):
 
     def start(self, timeout: float = 30.0) -> EtcdServer:
         for _ in range(3):  # a free port may be taken before etcd binds it
-            self.port = self.port or free_port()
-            self.peer_port = self.peer_port or free_port()
+            if not self.port or not self.peer_port:
+                self.port, self.peer_port = free_ports(2)
             log = self.workdir / "etcd.log"
             self.process = spawn([str(self.binary), *self._flags()], log)
             deadline = time.monotonic() + timeout

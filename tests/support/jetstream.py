@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
 
 import nats
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
-from nats.js.errors import NoStreamResponseError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 INTEREST_WITHIN = 10.0
 """Seconds until every node of a cluster routes a new stream's subjects to it: the server
 answers the stream's creation before the other nodes have heard of it, and a publish through
 one of them meanwhile finds no responders. A route carries it in milliseconds; the rest is
 the margin a loaded machine needs."""
+
+
+META_ELECTED_WITHIN = 2 * (9.0 + 0.8) + 5.0
+"""Seconds a cluster's JetStream API may go unanswered: its meta leader is elected by Raft
+(a follower campaigns after at most 9 s, a campaign waits at most 0.8 s more; a split vote
+takes a second election), and the request asked meanwhile times out or is refused with 503.
+Then 5 s of margin for a loaded machine."""
+
+
+async def _until_answered(call: Callable[[], Awaitable[object]]) -> None:
+    """``call`` a clustered JetStream API request, again while no meta leader answers it.
+    Only for idempotent requests: creating a stream or a durable consumer with the same
+    config twice is accepted."""
+    deadline = time.monotonic() + META_ELECTED_WITHIN
+    while True:
+        try:
+            await call()
+            return
+        except (NatsTimeout, ServiceUnavailableError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _publish(js: JetStreamContext, subject: str, payload: bytes) -> None:
@@ -82,14 +107,14 @@ async def prepare_replicated(
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        await js.add_stream(name=stream, subjects=[f"{subject}.>"], num_replicas=replicas)
+        await _until_answered(
+            lambda: js.add_stream(name=stream, subjects=[f"{subject}.>"], num_replicas=replicas)
+        )
         for consumer in consumers:
-            await js.add_consumer(
-                stream,
-                ConsumerConfig(
-                    durable_name=consumer, ack_policy=AckPolicy.EXPLICIT, num_replicas=replicas
-                ),
+            config = ConsumerConfig(
+                durable_name=consumer, ack_policy=AckPolicy.EXPLICIT, num_replicas=replicas
             )
+            await _until_answered(functools.partial(js.add_consumer, stream, config))
     finally:
         await nc.close()
 

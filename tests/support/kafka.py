@@ -38,7 +38,7 @@ from aiokafka.protocol.coordination import FindCoordinatorRequest
 
 from tests.support.pki import Pki, make_pki
 from tests.support.process import ServerProcess
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 KAFKA_VERSION = "4.2.0"
 LOG4J_VERSION = "2.25.3"
@@ -131,7 +131,9 @@ class KafkaBroker(ServerProcess):
 
     lib: Path
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kafka-")))
-    ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in LISTENERS})
+    ports: dict[str, int] = field(
+        default_factory=lambda: dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
+    )
     process: subprocess.Popen[bytes] | None = None
     pki: Pki | None = None
     startup_seconds: float = 0.0

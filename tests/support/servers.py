@@ -23,9 +23,22 @@ from metrics_adapter.server import Server, server_config
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on now. Another process may take it before the caller binds
     it: servers that can bind port 0 themselves should (:func:`running` does)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    (port,) = free_ports(1, host)
+    return port
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports nothing listens on now. They are held together while chosen:
+    ports asked for one after another may repeat, since the kernel hands a port just closed
+    out again (a Kafka broker once got one port for two listeners and refused to start)."""
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def require_in_ci(found: bool, needs: str) -> None:

@@ -8,7 +8,7 @@ from scalers.clients import Clients
 from scalers.errors import ScalerError, SourceResponseError, SourceTimeout, SourceUnreachable
 from tests.support.etcd_server import ROOT, EtcdServer
 from tests.support.pki import Pki, make_pki
-from tests.support.servers import free_port
+from tests.support.servers import free_port, free_ports
 from tests.support.triggers import poll, poll_once, trigger
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ async def test_the_endpoint_that_answered_is_asked_first_next_time(
 
 
 async def test_every_endpoint_down_names_each(key: str) -> None:
-    down = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    down = [f"127.0.0.1:{port}" for port in free_ports(2)]
     with pytest.raises(SourceUnreachable) as info:
         await poll_once("etcd", _meta(",".join(down), key))
     message = str(info.value)

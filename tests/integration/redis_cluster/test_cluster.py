@@ -25,7 +25,7 @@ from tests.support.redis_topologies import (
     counting_poller,
     scaler_of,
 )
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 from tests.support.triggers import poll, reading
 
 pytestmark = pytest.mark.integration
@@ -139,7 +139,7 @@ async def test_wrong_password_is_an_error_without_it(cluster: ClusterTopology) -
 
 
 async def test_no_node_answers(cluster: ClusterTopology) -> None:
-    addresses = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
     scaler = scaler_of(LISTS, {"addresses": addresses, "listName": "l"}, AUTH)
     with pytest.raises(SourceUnreachable, match=r"cluster 127\.0\.0\.1"):
         await poll(scaler)

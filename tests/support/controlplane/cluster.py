@@ -28,7 +28,7 @@ from tests.support.controlplane.binaries import ensure_binaries
 from tests.support.controlplane.pki import write_cluster_pki, write_kubeconfig
 from tests.support.controlplane.processes import Process, logs, wait_for
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 CONTROLLERS = (
     "deployment-controller",
@@ -90,7 +90,7 @@ class ControlPlane(KubeApi):
 
         t = time.monotonic()
         admin = write_cluster_pki(self.ca, self.pki)
-        etcd_port, peer_port, api_port = (free_port() for _ in range(3))
+        etcd_port, peer_port, api_port = free_ports(3)
         self.url = f"https://127.0.0.1:{api_port}"
         write_kubeconfig(self.kubeconfig, self.url, self.ca.pem, admin)
         kcm_kubeconfig = self.state / "kube-controller-manager.kubeconfig"
