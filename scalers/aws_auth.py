@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from scalers.aws import AssumedRole, AwsCredentials, AwsIdentity
+from scalers.aws_identity import AssumedRole, AwsCredentials, AwsIdentity
 from scalers.base import Scaler, ScalerKind
 from scalers.errors import Problems
 from scalers.identity import PodIdentity

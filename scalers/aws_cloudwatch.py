@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scalers import aws, aws_auth
+from scalers import aws, aws_auth, aws_identity
 from scalers.base import Example, Scaler
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
@@ -161,7 +161,7 @@ class MetricData:
     """One ``GetMetricData`` as one identity: what the request depends on, nothing else (the
     time window is computed from these and the clock when it runs)."""
 
-    identity: aws.AwsIdentity
+    identity: aws_identity.AwsIdentity
     expression: str | None
     namespace: str | None
     metric_name: str | None

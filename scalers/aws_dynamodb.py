@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from scalers import aws, aws_auth
+from scalers import aws, aws_auth, aws_identity
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
@@ -126,7 +126,7 @@ class ItemCount:
     """One ``Query`` (one page, ``Select: COUNT``) as one identity; the names and values are
     kept as canonical JSON, so that equal ones written differently are one query."""
 
-    identity: aws.AwsIdentity
+    identity: aws_identity.AwsIdentity
     table_name: str
     key_condition: str
     names: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scalers import aws, aws_auth
+from scalers import aws, aws_auth, aws_identity
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
@@ -44,7 +44,7 @@ class Metadata(aws_auth.AwsAuth):
 class StreamShards:
     """The shard count of one table's stream, as one identity."""
 
-    identity: aws.AwsIdentity
+    identity: aws_identity.AwsIdentity
     table_name: str
 
     async def run(self, clients: Clients) -> float:

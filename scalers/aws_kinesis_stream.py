@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scalers import aws, aws_auth
+from scalers import aws, aws_auth, aws_identity
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, quote
@@ -34,7 +34,7 @@ class Metadata(aws_auth.AwsAuth):
 class StreamSummary:
     """One ``DescribeStreamSummary`` of one stream, as one identity."""
 
-    identity: aws.AwsIdentity
+    identity: aws_identity.AwsIdentity
     stream_name: str
 
     async def run(self, clients: Clients) -> float:

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from scalers import aws
+from scalers import aws, aws_identity
 from scalers.clients import Clients
 from scalers.errors import ScalerError, SourceUnreachable
 
@@ -35,7 +35,7 @@ class SigV4:
     """Signs requests as one identity for one service in one region; hashable, so that the
     queries of triggers with the same identity are shared."""
 
-    identity: aws.AwsIdentity
+    identity: aws_identity.AwsIdentity
     service: str = SERVICE
 
     def describe(self) -> str:

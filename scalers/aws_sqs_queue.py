@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from scalers import aws, aws_auth
+from scalers import aws, aws_auth, aws_identity
 from scalers.base import Example, Scaler, normalize
 from scalers.clients import Clients
 from scalers.errors import SourceResponseError, SourceUnreachable, quote
@@ -83,7 +83,7 @@ class QueueAttributes:
     """One ``GetQueueAttributes`` of one queue, as one identity: every trigger on the queue
     with the same endpoint, region and credentials shares it."""
 
-    identity: aws.AwsIdentity
+    identity: aws_identity.AwsIdentity
     queue_url: str
 
     async def run(self, clients: Clients) -> Mapping[str, object]:

@@ -16,6 +16,7 @@ the object itself wrote.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -33,14 +34,16 @@ from scalers.params import Param, Source, declared_params
 from scalers.registry import KINDS, RESOURCE_KINDS
 
 _TRIGGER = re.compile(r"triggers\[(\d+)\]\.?(.*)", re.S)
-_PARAMS: Mapping[str, Mapping[str, Param]] = {
-    type_name: {spec.name: spec for _, spec in declared_params(metadata)}
-    for type_name, metadata in [
-        *((name, kind.metadata) for name, kind in KINDS.items()),
-        *((name, kind.metadata) for name, kind in RESOURCE_KINDS.items()),
-    ]
-}
-"""Each trigger type's declared parameters, by name: where each may come from."""
+
+
+@functools.cache
+def _params(type_name: str) -> Mapping[str, Param]:
+    """A trigger type's declared parameters, by name: where each may come from. Looked up
+    per type, so that admission imports only the kinds it is shown."""
+    kind = RESOURCE_KINDS.get(type_name) or KINDS.get(type_name)
+    if kind is None:
+        return {}
+    return {spec.name: spec for _, spec in declared_params(kind.metadata)}
 
 
 class NoObjects:
@@ -122,7 +125,7 @@ def _deferred(problem: Problem, triggers: Mapping[int, Trigger]) -> bool:
     if not rest.startswith("metadata."):
         return False
     name = rest.removeprefix("metadata.")
-    spec = _PARAMS.get(trigger.type, {}).get(name)
+    spec = _params(trigger.type).get(name)
     auth = trigger.authentication_ref is not None and (spec is None or Source.AUTH in spec.order)
     env = bool(trigger.metadata.get(f"{name}FromEnv", "").strip()) and (
         spec is None or Source.ENV in spec.order

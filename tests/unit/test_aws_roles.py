@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore import exceptions as boto
 
-from scalers import aws
+from scalers import aws, aws_identity
 from scalers.clients import Clients
 
 ROLE = "arn:aws:iam::123456789012:role/reader"
@@ -42,7 +42,7 @@ class FakeSts:
 
 
 @asynccontextmanager
-async def fetcher(role: aws.AssumedRole, sts: FakeSts) -> AsyncIterator[aws._RoleFetcher]:
+async def fetcher(role: aws_identity.AssumedRole, sts: FakeSts) -> AsyncIterator[aws._RoleFetcher]:
     """The role's fetcher, its STS client being ``sts``."""
     clients = Clients(timeout=1)
 
@@ -52,14 +52,16 @@ async def fetcher(role: aws.AssumedRole, sts: FakeSts) -> AsyncIterator[aws._Rol
     async def close(_: FakeSts) -> None:
         return None
 
-    await clients.shared(("aws", "sts", aws.AwsIdentity("eu-west-1")), open_sts, close)
+    await clients.shared(("aws", "sts", aws_identity.AwsIdentity("eu-west-1")), open_sts, close)
     try:
         yield aws._RoleFetcher(clients, "eu-west-1", role)
     finally:
         await clients.aclose()
 
 
-async def fetches(role: aws.AssumedRole, sts: FakeSts, times: int = 2) -> list[dict[str, str]]:
+async def fetches(
+    role: aws_identity.AssumedRole, sts: FakeSts, times: int = 2
+) -> list[dict[str, str]]:
     async with fetcher(role, sts) as fetch:
         return [await fetch.fetch() for _ in range(times)]
 
@@ -74,7 +76,7 @@ def token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 async def test_assume_role_with_its_external_id_and_session_name() -> None:
     sts = FakeSts(web_identity_fails=False)
-    got = await fetches(aws.AssumedRole(ROLE, "ext-1"), sts, times=1)
+    got = await fetches(aws_identity.AssumedRole(ROLE, "ext-1"), sts, times=1)
     assert sts.calls == [
         (
             "AssumeRole",
@@ -98,13 +100,13 @@ async def test_assume_role_with_its_external_id_and_session_name() -> None:
 
 async def test_without_web_identity_first_the_token_file_is_not_used(token_file: Path) -> None:
     sts = FakeSts(web_identity_fails=False)
-    await fetches(aws.AssumedRole(ROLE), sts)
+    await fetches(aws_identity.AssumedRole(ROLE), sts)
     assert [name for name, _ in sts.calls] == ["AssumeRole", "AssumeRole"]
 
 
 async def test_web_identity_first_uses_the_token_for_the_role_itself(token_file: Path) -> None:
     sts = FakeSts(web_identity_fails=False)
-    await fetches(aws.AssumedRole(ROLE, "ext", web_identity_first=True), sts)
+    await fetches(aws_identity.AssumedRole(ROLE, "ext", web_identity_first=True), sts)
     assert [name for name, _ in sts.calls] == ["AssumeRoleWithWebIdentity"] * 2
     assert sts.calls[0][1]["WebIdentityToken"] == "projected-token"
 
@@ -113,7 +115,7 @@ async def test_a_refused_token_falls_back_to_assume_role_once_and_for_all(
     token_file: Path,
 ) -> None:
     sts = FakeSts(web_identity_fails=True)
-    await fetches(aws.AssumedRole(ROLE, web_identity_first=True), sts, times=3)
+    await fetches(aws_identity.AssumedRole(ROLE, web_identity_first=True), sts, times=3)
     assert [name for name, _ in sts.calls] == [
         "AssumeRoleWithWebIdentity",
         "AssumeRole",
@@ -126,7 +128,7 @@ async def test_a_token_that_worked_and_then_fails_is_an_error_not_a_fallback(
     token_file: Path,
 ) -> None:
     sts = FakeSts(web_identity_fails=False)
-    async with fetcher(aws.AssumedRole(ROLE, web_identity_first=True), sts) as fetch:
+    async with fetcher(aws_identity.AssumedRole(ROLE, web_identity_first=True), sts) as fetch:
         await fetch.fetch()
         sts.web_identity_fails = True
         with pytest.raises(Exception, match=f"assuming role {ROLE} with STS: AccessDenied"):

@@ -16,7 +16,7 @@ from metrics_adapter.binding.auth_sources.aws_secret_manager import (
 )
 from metrics_adapter.binding.auth_sources.base import ParameterRead
 from metrics_adapter.binding.files import Inventory
-from scalers import aws
+from scalers import aws_identity
 
 ROLE = "arn:aws:iam::123456789012:role/secrets"
 SECRETS = [
@@ -59,8 +59,8 @@ def test_static_keys_from_a_secret_with_the_session_token() -> None:
     first, second, third = (r.read for r in found)
     assert first == second != third  # one read per secret version, shared by its keys
     assert isinstance(first, SecretValueRead)
-    assert first.identity == aws.AwsIdentity(
-        "eu-west-1", None, aws.AwsCredentials("AKIA1", "hush", "t")
+    assert first.identity == aws_identity.AwsIdentity(
+        "eu-west-1", None, aws_identity.AwsCredentials("AKIA1", "hush", "t")
     )
     assert first.describe() == 'awsSecretManager secret "db" in eu-west-1'
     assert third.describe() == 'awsSecretManager secret "db" stage AWSPREVIOUS in eu-west-1'
@@ -72,19 +72,19 @@ def test_static_keys_from_a_secret_with_the_session_token() -> None:
     ("pod", "role"),
     [
         ({"provider": "aws"}, None),
-        ({"provider": "aws", "roleArn": ROLE}, aws.AssumedRole(ROLE, None, True)),
+        ({"provider": "aws", "roleArn": ROLE}, aws_identity.AssumedRole(ROLE, None, True)),
         (
             {"provider": "aws", "roleArn": ROLE, "externalID": "x"},
-            aws.AssumedRole(ROLE, "x", True),
+            aws_identity.AssumedRole(ROLE, "x", True),
         ),
     ],
 )
 def test_pod_identity_aws_is_the_adapter_s_identity_or_its_role(
-    pod: dict[str, str], role: aws.AssumedRole | None
+    pod: dict[str, str], role: aws_identity.AssumedRole | None
 ) -> None:
     (read, *_) = (r.read for r in reads({"podIdentity": pod}))
     assert isinstance(read, SecretValueRead)
-    assert read.identity == aws.AwsIdentity("eu-west-1", role=role)
+    assert read.identity == aws_identity.AwsIdentity("eu-west-1", role=role)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scalers import aws, prometheus
+from scalers import aws_identity, prometheus
 from scalers.aws_sigv4 import SigV4, canonical_query
 from scalers.clients import Clients
 from scalers.errors import Problems, SourceUnreachable
@@ -53,7 +53,9 @@ def test_no_aws_identity_no_signature() -> None:
             {"awsRegion": "eu-west-1"},
             KEYS,
             None,
-            aws.AwsIdentity("eu-west-1", None, aws.AwsCredentials("AKIAPROM", "prom-secret-key")),
+            aws_identity.AwsIdentity(
+                "eu-west-1", None, aws_identity.AwsCredentials("AKIAPROM", "prom-secret-key")
+            ),
         ),
         ({}, {"awsRegion": "us-east-2", "awsRoleArn": ROLE}, None, None),
         ({"awsRegion": "eu-west-1", "identityOwner": "operator"}, {}, None, None),
@@ -64,7 +66,7 @@ def test_an_aws_identity_without_auth_modes_signs(
     metadata: dict[str, str],
     auth: dict[str, str],
     pod: PodIdentity | None,
-    identity: aws.AwsIdentity | None,
+    identity: aws_identity.AwsIdentity | None,
 ) -> None:
     found = signer(metadata, auth, pod)
     assert found is not None
@@ -72,11 +74,13 @@ def test_an_aws_identity_without_auth_modes_signs(
     if identity is not None:
         assert found.identity == identity
     elif "awsRoleArn" in auth:
-        assert found.identity == aws.AwsIdentity("us-east-2", role=aws.AssumedRole(ROLE))
+        assert found.identity == aws_identity.AwsIdentity(
+            "us-east-2", role=aws_identity.AssumedRole(ROLE)
+        )
     elif pod is not None:
-        assert found.identity.role == aws.AssumedRole(ROLE, None, True)
+        assert found.identity.role == aws_identity.AssumedRole(ROLE, None, True)
     else:
-        assert found.identity == aws.AwsIdentity("eu-west-1")
+        assert found.identity == aws_identity.AwsIdentity("eu-west-1")
 
 
 def test_auth_modes_turn_signing_off() -> None:
@@ -115,8 +119,8 @@ def test_identities_are_part_of_the_shared_query_and_never_shown() -> None:
 
 
 async def test_headers_sign_for_aps_in_the_region_with_the_session_token() -> None:
-    keys = aws.AwsCredentials("AKIAPROM", "prom-secret-key", "session-tok")
-    sigv4 = SigV4(aws.AwsIdentity("eu-west-1", credentials=keys))
+    keys = aws_identity.AwsCredentials("AKIAPROM", "prom-secret-key", "session-tok")
+    sigv4 = SigV4(aws_identity.AwsIdentity("eu-west-1", credentials=keys))
     clients = Clients(timeout=1)
     try:
         headers = await sigv4.headers(clients, "GET", "https://aps.example/q?a=1", {"X-A": "1"})
@@ -134,7 +138,9 @@ async def test_headers_sign_for_aps_in_the_region_with_the_session_token() -> No
 async def test_no_region_anywhere_fails_the_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    sigv4 = SigV4(aws.AwsIdentity("", credentials=aws.AwsCredentials("AKIA", "s")))
+    sigv4 = SigV4(
+        aws_identity.AwsIdentity("", credentials=aws_identity.AwsCredentials("AKIA", "s"))
+    )
     clients = Clients(timeout=1)
     try:
         with pytest.raises(SourceUnreachable, match="awsRegion is required to sign"):

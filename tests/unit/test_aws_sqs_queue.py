@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore import exceptions as boto
 
-from scalers import aws, aws_sqs_queue
+from scalers import aws, aws_identity, aws_sqs_queue
 from scalers.clients import Clients
 from scalers.errors import (
     Problems,
@@ -73,8 +73,8 @@ def test_defaults_are_keda_s() -> None:
     assert (s.target, s.activation_target) == (5.0, 0.0)
     assert s.counted == ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
     assert s.meta.identity_owner == "pod"
-    assert s.query.identity == aws.AwsIdentity(
-        "eu-west-1", None, aws.AwsCredentials("AKIAUNITTEST", "very-secret-key")
+    assert s.query.identity == aws_identity.AwsIdentity(
+        "eu-west-1", None, aws_identity.AwsCredentials("AKIAUNITTEST", "very-secret-key")
     )
     assert s.query.queue_url == URL
     assert s.value_label == "messages"
@@ -232,7 +232,7 @@ def test_static_keys_come_from_where_keda_reads_them(
     keys: tuple[str, str, str | None],
 ) -> None:
     creds = built(metadata, auth=auth, env=env).query.identity.credentials
-    assert creds == aws.AwsCredentials(*keys)
+    assert creds == aws_identity.AwsCredentials(*keys)
 
 
 def test_a_secret_key_written_in_metadata_is_not_read() -> None:
@@ -279,32 +279,32 @@ def test_an_aws_role_arn_is_assumed_by_the_adapter_s_own_identity() -> None:
     # assumes it with the default chain; keys beside it are not used.
     identity = built(auth={"awsRoleArn": ROLE, **KEYS}).query.identity
     assert identity.credentials is None
-    assert identity.role == aws.AssumedRole(ROLE)
+    assert identity.role == aws_identity.AssumedRole(ROLE)
     assert identity.describe() == f"AWS (eu-west-1) as {ROLE}"
 
 
 @pytest.mark.parametrize(
     ("pod", "auth", "role"),
     [
-        (PodIdentity("aws", role_arn=ROLE), {}, aws.AssumedRole(ROLE, None, True)),
+        (PodIdentity("aws", role_arn=ROLE), {}, aws_identity.AssumedRole(ROLE, None, True)),
         (
             PodIdentity("aws", role_arn=ROLE, external_id="ext-1"),
             {"awsRoleArn": "arn:aws:iam::1:role/other"},
-            aws.AssumedRole(ROLE, "ext-1", True),
+            aws_identity.AssumedRole(ROLE, "ext-1", True),
         ),
         # identityOwner workload: the resolver puts the ServiceAccount's role in authParams.
         (
             PodIdentity("aws", identity_owner="workload"),
             {"awsRoleArn": ROLE},
-            aws.AssumedRole(ROLE, None, True),
+            aws_identity.AssumedRole(ROLE, None, True),
         ),
         (PodIdentity("aws"), {}, None),
         (PodIdentity("aws"), KEYS, None),
-        (PodIdentity("aws-eks"), {"awsRoleArn": ROLE}, aws.AssumedRole(ROLE)),
+        (PodIdentity("aws-eks"), {"awsRoleArn": ROLE}, aws_identity.AssumedRole(ROLE)),
     ],
 )
 def test_pod_identity_aws_is_the_adapter_s_identity_and_its_role(
-    pod: PodIdentity, auth: dict[str, str], role: aws.AssumedRole | None
+    pod: PodIdentity, auth: dict[str, str], role: aws_identity.AssumedRole | None
 ) -> None:
     identity = built({"identityOwner": "pod"}, auth=auth, pod=pod).query.identity
     assert (identity.credentials, identity.role) == (None, role)
@@ -312,7 +312,7 @@ def test_pod_identity_aws_is_the_adapter_s_identity_and_its_role(
 
 def test_pod_identity_aws_wins_over_identity_owner_and_needs_no_keys() -> None:
     s = built({"identityOwner": "operator"}, auth={}, pod=PodIdentity("aws", role_arn=ROLE))
-    assert s.query.identity.role == aws.AssumedRole(ROLE, None, True)
+    assert s.query.identity.role == aws_identity.AssumedRole(ROLE, None, True)
 
 
 def test_a_pod_identity_of_another_cloud_still_needs_keys() -> None:
@@ -409,7 +409,9 @@ def test_measure_rejects_what_is_not_a_count(answer: dict[str, Any], message: st
 
 # botocore's failures.
 
-IDENTITY = aws.AwsIdentity("eu-west-1", "http://127.0.0.1:1", aws.AwsCredentials("a", "b"))
+IDENTITY = aws_identity.AwsIdentity(
+    "eu-west-1", "http://127.0.0.1:1", aws_identity.AwsCredentials("a", "b")
+)
 
 
 def client_error(status: int, code: str, message: str) -> boto.ClientError:

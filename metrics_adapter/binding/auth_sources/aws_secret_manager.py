@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from metrics_adapter.binding.auth_sources.base import ParameterRead, ReadContext, SourceValues
 from metrics_adapter.errors import AuthSourceError
-from scalers import aws
+from scalers import aws_identity
 from scalers.errors import ScalerError, quote
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ _REQUIRED = "credentials.accessKey and credentials.accessSecretKey are required 
 class SecretValueRead:
     """One ``GetSecretValue`` of one secret version, as one identity."""
 
-    identity: aws.AwsIdentity = field(repr=False)
+    identity: aws_identity.AwsIdentity = field(repr=False)
     name: str
     version_id: str = ""
     version_stage: str = ""
@@ -50,6 +50,10 @@ class SecretValueRead:
         return f"awsSecretManager secret {quote(self.name)}{version}{stage} in {where}{role}"
 
     async def read(self, context: ReadContext) -> SourceValues:
+        # The AWS SDK (botocore, ~40 MiB) is imported by the first read, not at start: most
+        # installs never name AWS (scalers/registry.py loads trigger kinds the same way).
+        from scalers import aws
+
         what = self.describe()
         asked = {"SecretId": self.name}
         if self.version_id:
@@ -115,7 +119,7 @@ def parameter_reads(
 
 def _identity(
     source: AwsSecretManager, namespace: str, objects: ObjectSource
-) -> aws.AwsIdentity | str:
+) -> aws_identity.AwsIdentity | str:
     """The identity KEDA's handler would use, or why there is none."""
     pod = source.pod_identity
     if pod is not None and pod.provider not in ("", "none"):
@@ -127,9 +131,11 @@ def _identity(
                 "is not supported here: give roleArn"
             )
         if not pod.role_arn:
-            return aws.AwsIdentity(source.region)
-        role = aws.AssumedRole(pod.role_arn, pod.external_id or None, web_identity_first=True)
-        return aws.AwsIdentity(source.region, role=role)
+            return aws_identity.AwsIdentity(source.region)
+        role = aws_identity.AssumedRole(
+            pod.role_arn, pod.external_id or None, web_identity_first=True
+        )
+        return aws_identity.AwsIdentity(source.region, role=role)
     given = source.credentials
     if given is None:
         return _REQUIRED
@@ -143,6 +149,6 @@ def _identity(
             if not v
         ]
         return f"{_REQUIRED}: {' and '.join(missing)} not found or empty"
-    return aws.AwsIdentity(
-        source.region, credentials=aws.AwsCredentials(key, secret, token or None)
+    return aws_identity.AwsIdentity(
+        source.region, credentials=aws_identity.AwsCredentials(key, secret, token or None)
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scalers import aws, aws_sqs_queue
+from scalers import aws, aws_identity, aws_sqs_queue
 from scalers.clients import Clients
 from scalers.errors import Problems, SourceResponseError
 from scalers.identity import PodIdentity
@@ -175,7 +175,7 @@ async def test_triggers_of_one_role_share_its_credentials_and_refresh_them_befor
     role = await make_role(moto, "reader", ["sqs:GetQueueAttributes"])
     await adapter_may_only_assume_roles(moto, monkeypatch)
     moto.enforce_auth()
-    lasting = aws.AwsIdentity(REGION, moto.endpoint, role=aws.AssumedRole(role))
+    lasting = aws_identity.AwsIdentity(REGION, moto.endpoint, role=aws_identity.AssumedRole(role))
     async with open_clients() as clients:
         for url in (first, second, first):
             await aws_sqs_queue.QueueAttributes(lasting, url).run(clients)
@@ -183,7 +183,9 @@ async def test_triggers_of_one_role_share_its_credentials_and_refresh_them_befor
 
     # 900 s (STS's shortest) is inside botocore's 15-minute advisory window: every use
     # refreshes, as an hour-long session does in its last quarter.
-    short = aws.AwsIdentity(REGION, moto.endpoint, role=aws.AssumedRole(role, duration=900))
+    short = aws_identity.AwsIdentity(
+        REGION, moto.endpoint, role=aws_identity.AssumedRole(role, duration=900)
+    )
     async with open_clients() as clients:
         for _ in range(2):
             await aws_sqs_queue.QueueAttributes(short, first).run(clients)
