@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import random
 import time
@@ -57,15 +59,25 @@ _NO_ANSWER = object()
 TriggerKey = tuple[ObjectRef, str]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Loop:
+    """One distinct query and the triggers that share it. No task of its own: the poller's
+    schedule starts a task for each poll and forgets it when the poll ends (10,000 queries
+    are 10,000 heap entries, not 10,000 sleeping tasks with their timers and events)."""
+
     query: Query[Any]
     triggers: dict[TriggerKey, BoundTrigger] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    """The poll in flight, if any: at most one per loop."""
+    due: float = 0.0
+    """When the next scheduled poll starts (monotonic)."""
+    first: bool = True
+    """No scheduled poll has run yet."""
+    scheduled: float | None = None
+    """When the schedule's heap next starts a poll of this loop; None: not in the heap."""
     last_answer: Any = _NO_ANSWER
     hinted: str | None = None
     """The source type of a wake hint not yet answered by a poll started after it."""
-    woken: asyncio.Event = field(default_factory=asyncio.Event)
     last_extra: float = -EXTRA_POLL_GAP
     answered_at: float = field(default_factory=time.monotonic)
     """When a poll last ended (a value or an error), or the loop began (monotonic)."""
@@ -78,6 +90,12 @@ class _Loop:
     @property
     def interval(self) -> float:
         return min(t.polling_interval for t in self.triggers.values())
+
+    def wake_at(self) -> float:
+        """When it next wants a poll: its schedule, or sooner for a wake hint."""
+        if self.hinted is not None:
+            return min(self.due, self.last_extra + EXTRA_POLL_GAP)
+        return self.due
 
     def answered(self) -> bool:
         """A poll ended, with a value or an error: the age starts again. Whether its values
@@ -113,6 +131,11 @@ class Poller:
         self._inflight: SingleFlight[Query[Any], Any] = SingleFlight(cancel_abandoned=True)
         """Queries being asked now: by their loop, and by ``poll_all`` or a test meanwhile."""
         self._group: asyncio.TaskGroup | None = None
+        self._heap: list[tuple[float, int, _Loop]] = []
+        """Loops by when they next want a poll; an entry whose loop has moved on is skipped."""
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        """Set when the heap's first entry became earlier than the dispatcher sleeps for."""
         self.listeners: list[Callable[[BoundTrigger, Reading], None]] = []
         self.membership: list[Callable[[ObjectRef], None]] = []
         """Called with an object whose triggers were set or removed."""
@@ -139,13 +162,14 @@ class Poller:
         self.store.register(so, [t.metric_name for t in triggers], composite)
         for bound in triggers:
             loop = self._loops.get(bound.scaler.query)
+            new = loop is None
             if loop is None:
                 loop = self._loops[bound.scaler.query] = _Loop(bound.scaler.query)
             loop.triggers[(so, bound.metric_name)] = bound
-            if loop.last_answer is not _NO_ANSWER:
+            if new:
+                self._begin(loop, time.monotonic())
+            elif loop.last_answer is not _NO_ANSWER:
                 self._measure(bound, loop.last_answer, latency=0.0)
-            if loop.task is None and self._group is not None:
-                loop.task = self._group.create_task(self._run(loop))
         kept = {(t.scaler.query, t.metric_name) for t in triggers}
         for bound in old:
             if (bound.scaler.query, bound.metric_name) not in kept:
@@ -175,6 +199,7 @@ class Poller:
         loop.triggers.pop((so, bound.metric_name), None)
         if not loop.triggers:
             del self._loops[loop.query]
+            loop.scheduled = None
             if loop.task is not None:
                 loop.task.cancel()
 
@@ -192,39 +217,76 @@ class Poller:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
+                now = time.monotonic()
                 for loop in self._loops.values():
-                    loop.task = group.create_task(self._run(loop))
-                while True:
-                    await asyncio.sleep(BACKLOG_CHECK_SECONDS)
-                    self.check_backlog(time.monotonic())
+                    self._begin(loop, now)
+                group.create_task(self._check_backlog_forever())
+                await self._dispatch_forever(group)
         finally:
             self._group = None
+            self._heap.clear()
             for loop in self._loops.values():
-                loop.task = None
+                loop.task = loop.scheduled = None
 
-    async def _run(self, loop: _Loop) -> None:
-        due = time.monotonic() + self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
-        first = True
+    async def _check_backlog_forever(self) -> None:
         while True:
+            await asyncio.sleep(BACKLOG_CHECK_SECONDS)
+            self.check_backlog(time.monotonic())
+
+    def _begin(self, loop: _Loop, now: float) -> None:
+        """Schedule a new loop's first poll, spread over a second."""
+        loop.first = True
+        loop.due = now + self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
+        self._schedule(loop)
+
+    def _schedule(self, loop: _Loop) -> None:
+        """Put ``loop`` in the heap for its :meth:`_Loop.wake_at`, unless it is already due
+        sooner, is polling now (its poll reschedules it), or is gone."""
+        if self._group is None or loop.task is not None or self._loops.get(loop.query) is not loop:
+            return
+        when = loop.wake_at()
+        if loop.scheduled is not None and loop.scheduled <= when:
+            return
+        loop.scheduled = when
+        heapq.heappush(self._heap, (when, next(self._order), loop))
+        if self._heap[0][2] is loop:
+            self._wake.set()
+
+    async def _dispatch_forever(self, group: asyncio.TaskGroup) -> None:
+        """Start each loop's poll when it is due: one task for the schedule, and one per poll
+        in flight."""
+        while True:
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                when, _, loop = heapq.heappop(self._heap)
+                if loop.scheduled != when or self._loops.get(loop.query) is not loop:
+                    continue  # rescheduled sooner since, or removed
+                loop.scheduled = None
+                loop.task = group.create_task(self._turn(loop))
+            self._wake.clear()
+            wait = self._heap[0][0] - now if self._heap else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _turn(self, loop: _Loop) -> None:
+        """The poll the loop is due for (a wake hint's or its schedule's), then its next."""
+        try:
             now = time.monotonic()
             if loop.hinted is not None and now >= loop.last_extra + EXTRA_POLL_GAP:
                 self.telemetry.wake_poll(loop.hinted)
                 loop.last_extra = now
                 await self._poll_loop(loop)
-            elif now >= due:
+            elif now >= loop.due:
                 await self._poll_loop(loop)
-                if first:  # the second poll at a random phase of the interval, then fixed
-                    first, due = False, time.monotonic() + self._rng.uniform(0, loop.interval)
+                if loop.first:  # the second poll at a random phase of the interval, then fixed
+                    loop.first = False
+                    loop.due = time.monotonic() + self._rng.uniform(0, loop.interval)
                 else:  # fixed period from the schedule, not from the end of the poll: no drift
-                    due = max(due + loop.interval, time.monotonic())
-            else:
-                wake_at = due
-                if loop.hinted is not None:
-                    wake_at = min(due, loop.last_extra + EXTRA_POLL_GAP)
-                loop.woken.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wake_at - now):
-                        await loop.woken.wait()
+                    loop.due = max(loop.due + loop.interval, time.monotonic())
+        finally:
+            loop.task = None
+        self._schedule(loop)
 
     async def _poll_loop(self, loop: _Loop) -> None:
         """A poll of the loop's query, which answers every hint received before it starts."""
@@ -240,7 +302,7 @@ class Poller:
             return False
         if loop.hinted is None:
             loop.hinted = source_type
-            loop.woken.set()
+            self._schedule(loop)
         return True
 
     async def poll_all(self) -> None:
