@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import platform
@@ -17,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
+from metrics_adapter.metrics.scaler_series import ScalerSeries
 from metrics_adapter.model.scaled_job import Scalable, ScaledJobRef
 
 if TYPE_CHECKING:
@@ -50,27 +50,8 @@ class Telemetry:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.value = Gauge(
-            "keda_scaler_metrics_value",
-            "The current value of each scaler's metric (after fallback).",
-            SCALER_LABELS,
-            registry=r,
-        )
-        self.latency = Gauge(
-            "keda_scaler_metrics_latency_seconds",
-            "Latency of the last upstream request for each scaler's metric.",
-            SCALER_LABELS,
-            registry=r,
-        )
-        self.active = Gauge(
-            "keda_scaler_active", "1 when the scaler is active, else 0.", SCALER_LABELS, registry=r
-        )
-        self.detail_errors = Counter(
-            "keda_scaler_detail_errors",
-            "Errors reading each scaler's source.",
-            SCALER_LABELS,
-            registry=r,
-        )
+        self.scalers = ScalerSeries(SCALER_LABELS)
+        r.register(self.scalers)
         self.object_errors = Counter(
             "keda_scaled_object_errors",
             "Errors of each ScaledObject (parse, bind or scaler).",
@@ -262,11 +243,10 @@ class Telemetry:
     ) -> None:
         """A trigger's reading; ``active`` is ``None`` where KEDA records no activity of the
         trigger (under scalingModifiers: only the composite's)."""
-        labels = scaler_labels(bound)
-        self.value.labels(*labels).set(value)
-        self.latency.labels(*labels).set(latency)
+        row = self.scalers.row(scaler_labels(bound))
+        row.value, row.latency = value, latency
         if active is not None:
-            self.active.labels(*labels).set(1 if active else 0)
+            row.active = 1 if active else 0
 
     @staticmethod
     def _composite_labels(ref: ObjectRef) -> tuple[str, ...]:
@@ -277,20 +257,18 @@ class Telemetry:
     def composite(self, ref: ObjectRef, outcome: Outcome) -> None:
         """The composite metric of a ScaledObject: what is served (after fallback), and its
         activity; while nothing is served, inactive, with the last value kept."""
-        labels = self._composite_labels(ref)
+        row = self.scalers.row(self._composite_labels(ref))
         if outcome.served is not None:
-            self.value.labels(*labels).set(outcome.served)
-        self.active.labels(*labels).set(1 if outcome.active else 0)
+            row.value = outcome.served
+        row.active = 1 if outcome.active else 0
 
     def forget_composite(self, ref: ObjectRef) -> None:
-        labels = self._composite_labels(ref)
-        for series in (self.value, self.active):
-            with contextlib.suppress(KeyError):
-                series.remove(*labels)
+        self.scalers.forget(self._composite_labels(ref))
 
     def error(self, bound: BoundTrigger) -> None:
-        self.detail_errors.labels(*scaler_labels(bound)).inc()
-        self.active.labels(*scaler_labels(bound)).set(0)
+        row = self.scalers.row(scaler_labels(bound))
+        row.errors = (row.errors or 0) + 1
+        row.active = 0
         self.object_error(bound.so)
 
     def register(self, so: Scalable, count: int = 1) -> None:
@@ -378,10 +356,7 @@ class Telemetry:
         self.oldest_answer.set(oldest_s)
 
     def forget(self, bound: BoundTrigger) -> None:
-        labels = scaler_labels(bound)
-        for series in (self.value, self.latency, self.active, self.detail_errors):
-            with contextlib.suppress(KeyError):
-                series.remove(*labels)
+        self.scalers.forget(scaler_labels(bound))
 
 
 class PollAges(Collector):

@@ -15,6 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from metrics_adapter.cli import _parser
 from metrics_adapter.config.flags import flag_table
+from metrics_adapter.metrics.scaler_series import ScalerSeries
 from metrics_adapter.metrics.telemetry import PollAges, Telemetry
 from scalers.registry import KINDS, RESOURCE_KINDS
 
@@ -207,8 +208,9 @@ def exported() -> dict[str, frozenset[str]]:
     registry = Telemetry().registry
     series: dict[str, frozenset[str]] = {}
     for collector in registry._collector_to_names:
-        # The client library's series, and the one made at scrape time (the poll ages).
-        assert isinstance(collector, MetricWrapperBase | PollAges)
+        # The client library's series, and those made at scrape time (the poll ages, and
+        # the per-trigger series).
+        assert isinstance(collector, MetricWrapperBase | PollAges | ScalerSeries)
         for family in collector.describe():
             labels = frozenset(collector._labelnames)
             for suffix in SAMPLE_SUFFIXES[family.type]:
