@@ -3,8 +3,11 @@
 # slim, running as a numeric non-root user, with a read-only root filesystem in mind (it
 # writes only its certificates, under --cert-dir=/tmp/certs on an emptyDir).
 #
-# Build from the repository root (BuildKit; Podman and Buildah read the same file):
+# Build from the repository root (BuildKit; Podman and Buildah read the same file, and keep
+# the HEALTHCHECK only with --format docker):
 #   docker build -t metrics-adapter:0.1.0 --build-arg VERSION=0.1.0 .
+# or `make image` (hack/build-image.sh: Buildah, no engine, a base made from Debian's
+# packages where this one cannot be pulled).
 # Try it standalone, without a cluster:
 #   docker run --rm -p 6443:6443 -p 8080:8080 -v "$PWD/demo:/objects:ro" metrics-adapter:0.1.0 \
 #     serve --scaledobjects /objects --cert-dir /tmp/certs
@@ -16,6 +19,9 @@
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${PYTHON_IMAGE} AS builder
+# A CA bundle for pip, mounted by the build where PyPI is reached through a TLS-inspecting proxy
+# (hack/build-image.sh passes the host's); unset, pip trusts its own. Only this stage sees it.
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore

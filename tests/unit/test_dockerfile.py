@@ -155,6 +155,7 @@ def test_dockerignore_sends_only_the_sources() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {
         "pyproject.toml",
+        "setup.py",
         "README.md",
         "constraints.txt",
         "metrics_adapter",
