@@ -1,4 +1,4 @@
-.PHONY: install lint test demo clean cluster-up cluster-down bench bench-keda
+.PHONY: install lint test image demo clean cluster-up cluster-down bench bench-keda
 
 install:
 	@.ci/bootstrap
@@ -11,6 +11,11 @@ lint: install
 
 test: lint
 	.venv/bin/pytest
+
+# The image, daemonless: localhost/metrics-adapter:<version>, built by Buildah from the
+# Dockerfile (hack/build-image.sh installs buildah, podman and mmdebstrap when missing).
+image:
+	hack/build-image.sh
 
 demo: install
 	.venv/bin/python -m demo
