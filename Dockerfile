@@ -26,16 +26,21 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-# Dependencies first, at the versions of constraints.txt (the lock the test suite ran with),
-# so editing the code does not rebuild them.
+# Dependencies first, those of pyproject.toml at the versions of constraints.txt (the lock the
+# test suite ran with), in a layer of their own: editing the code or README.md reuses it.
+COPY pyproject.toml constraints.txt ./
+RUN python -m venv /opt/metrics-adapter \
+ && python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' >/tmp/requirements.txt \
+ && PIP_CONSTRAINT=constraints.txt pip wheel --wheel-dir /wheels --requirement /tmp/requirements.txt \
+ && /opt/metrics-adapter/bin/pip install --no-index --find-links /wheels --requirement /tmp/requirements.txt
 # setup.py generates the external scalers' gRPC stubs from scalers/protos/ while building the
 # wheel; PIP_CONSTRAINT (unlike --constraint) also pins the build environment's grpcio-tools.
-COPY pyproject.toml setup.py README.md constraints.txt ./
+COPY setup.py README.md ./
 COPY metrics_adapter ./metrics_adapter
 COPY scalers ./scalers
-RUN python -m venv /opt/metrics-adapter \
- && PIP_CONSTRAINT=constraints.txt pip wheel --wheel-dir /wheels . \
- && /opt/metrics-adapter/bin/pip install --no-index --find-links /wheels metrics-adapter \
+RUN PIP_CONSTRAINT=constraints.txt pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/metrics-adapter/bin/pip install --no-index --no-deps --find-links /wheels metrics-adapter \
+ && /opt/metrics-adapter/bin/pip check \
  && /opt/metrics-adapter/bin/pip uninstall --yes pip \
  && /opt/metrics-adapter/bin/metrics-adapter version
 
