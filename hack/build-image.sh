@@ -83,8 +83,10 @@ debian_base() {
   if [ ! -s "$TARBALL" ]; then
     say "building the base from Debian's packages (bookworm + $PACKAGES) into $TARBALL"
     # Recommends off: python3-pip recommends build-essential, a compiler the image must not
-    # hold. The excluded paths are those debian:bookworm-slim drops too.
+    # hold. The excluded paths are those debian:bookworm-slim drops too. The hook's $1 is the
+    # root being built, expanded by the shell mmdebstrap runs it in.
     rm -rf "$TARBALL.partial"
+    # shellcheck disable=SC2016
     step "mmdebstrap could not build the base: it needs Debian's apt mirror (deb.debian.org) and root or user namespaces" \
       mmdebstrap --variant=minbase --format=tar --include="$PACKAGES" \
       --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
@@ -124,7 +126,7 @@ say "building $IMAGE on $base (log: $LOG)"
 # --isolation chroot: RUN steps need no OCI runtime, cgroups or rlimit changes, which VMs and
 # nested containers often refuse. --format docker keeps HEALTHCHECK (OCI's format has none).
 # --layers: an unchanged step is reused, so a rebuild with nothing changed takes seconds.
-step "the build failed at the step above; a pip error here means PyPI cannot be reached" \
+step "buildah build failed at the STEP above: a pip error there means the build cannot reach PyPI (it uses the host's network; behind a TLS-inspecting proxy, set PIP_CERT to the proxy's CA bundle)" \
   buildah build --isolation chroot --network host --format docker --layers \
   --build-arg PYTHON_IMAGE="$base" --build-arg VERSION="$version" "${ca_args[@]}" \
   --tag "$IMAGE" .
