@@ -10,6 +10,7 @@ fixed; each keeps its smallest input as a plain test at the end.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import tempfile
@@ -431,3 +432,28 @@ def test_a_file_that_does_not_parse_loads_none_of_its_objects(tmp_path: Path) ->
     inventory = load_text(tmp_path, f"kind: null\n---\n{SO}---\n[unclosed\n")
     assert len(inventory.errors) == 1 and "objects.yaml" in inventory.errors[0]
     assert not inventory.scaled_objects and not inventory.broken
+
+
+def test_a_json_file_loads_as_its_yaml_would_and_fails_alike(tmp_path: Path) -> None:
+    """``.json`` files take the json module's fast path; what it refuses, the YAML loader
+    reads and reports, naming the document and field as for a ``.yaml`` file."""
+    doc = yaml.safe_load(SO)
+    other = {**doc, "metadata": {"name": "other", "namespace": "apps"}}
+    listed = {"apiVersion": "v1", "kind": "List", "items": [doc, other]}
+    (tmp_path / "objects.json").write_text(json.dumps(listed))
+    (tmp_path / "empty.json").write_text("")
+    inventory = load_directory(tmp_path)
+    assert sorted(str(ref) for ref in inventory.scaled_objects) == ["apps/other", "apps/worker"]
+    assert inventory.errors == []
+    (tmp_path / "empty.json").unlink()
+    too_long = json.dumps(listed).replace(
+        '"spec": {', f'"spec": {{"minReplicaCount": {"9" * 5000}, ', 1
+    )
+    (tmp_path / "objects.json").write_text(too_long)
+    [error] = load_directory(tmp_path).errors
+    assert error.startswith(
+        f"{tmp_path / 'objects.json'}: document 0: items[0].spec.minReplicaCount: "
+    )
+    (tmp_path / "objects.json").write_text('{"kind": "List", "items": [')
+    [error] = load_directory(tmp_path).errors
+    assert "objects.json" in error
