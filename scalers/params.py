@@ -133,10 +133,15 @@ M = TypeVar("M", bound=TriggerMetadata)
 
 
 def declared_params(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Param]]:
-    for f in dataclasses.fields(cls):
-        spec = f.metadata.get("param")
-        if isinstance(spec, Param):
-            yield f, spec
+    """A metadata class's parameters, found once: thousands of triggers share a class."""
+    declared = _DECLARED.get(cls)
+    if declared is None:
+        found = ((f, f.metadata.get("param")) for f in dataclasses.fields(cls))
+        declared = _DECLARED[cls] = tuple((f, s) for f, s in found if isinstance(s, Param))
+    return iter(declared)
+
+
+_DECLARED: dict[type[Any], tuple[tuple[dataclasses.Field[Any], Param], ...]] = {}
 
 
 def parse_params(cls: type[M], inputs: TriggerInputs, problems: Problems) -> M | None:
