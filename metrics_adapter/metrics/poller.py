@@ -2,8 +2,9 @@
 
 Triggers that ask the same upstream question (equal :class:`~scalers.base.Query`) share
 one loop, so the source sees one request per interval however many triggers and HPA
-requests there are. The first poll runs right away (spread over a second); the second
-lands at a random phase of the interval, and then the loop keeps a fixed period, so loops
+requests there are. The first poll runs right away (spread over a second, and paced at
+:data:`FIRST_POLLS_PER_SECOND` when many loops begin at once); the second lands at a random
+phase of the interval, and then the loop keeps a fixed period, so loops
 never tick in lockstep and requests per interval stay exact. Every request has a timeout,
 and one slow source only ever delays its own loop.
 
@@ -52,6 +53,11 @@ from scalers.turns import poll_clock
 log = logging.getLogger(__name__)
 
 STARTUP_SPREAD_SECONDS = 1.0
+FIRST_POLLS_PER_SECOND = 1000.0
+"""New loops' first polls are paced at this rate: 10,000 objects arriving at once (a start,
+a re-list) are first polled over 10 s instead of all queued in one second, where each poll
+waiting for a turn holds a task and its frames (kilobytes each, and the heap they grew stays
+with the process). About what one core polls in a second anyway (~1 ms of CPU a poll)."""
 EXTRA_POLL_GAP = 1.0
 """Seconds between two polls of one query made for wake hints."""
 BACKLOG_CHECK_SECONDS = 1.0
@@ -134,6 +140,8 @@ class Poller:
         self._heap: list[tuple[float, int, _Loop]] = []
         """Loops by when they next want a poll; an entry whose loop has moved on is skipped."""
         self._order = itertools.count()
+        self._first_slot = 0.0
+        """When the next new loop's first poll may start (monotonic)."""
         self._wake = asyncio.Event()
         """Set when the heap's first entry became earlier than the dispatcher sleeps for."""
         self.listeners: list[Callable[[BoundTrigger, Reading], None]] = []
@@ -166,7 +174,7 @@ class Poller:
             if loop is None:
                 loop = self._loops[bound.scaler.query] = _Loop(bound.scaler.query)
             loop.triggers[(so, bound.metric_name)] = bound
-            if new:
+            if new and self._group is not None:  # else run() begins every loop
                 self._begin(loop, time.monotonic())
             elif loop.last_answer is not _NO_ANSWER:
                 self._measure(bound, loop.last_answer, latency=0.0)
@@ -234,9 +242,13 @@ class Poller:
             self.check_backlog(time.monotonic())
 
     def _begin(self, loop: _Loop, now: float) -> None:
-        """Schedule a new loop's first poll, spread over a second."""
+        """Schedule a new loop's first poll: spread over a second, and paced at
+        :data:`FIRST_POLLS_PER_SECOND` with the other new loops."""
         loop.first = True
-        loop.due = now + self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
+        spread = now + self._rng.uniform(0, min(STARTUP_SPREAD_SECONDS, loop.interval))
+        slot = max(now, self._first_slot)
+        self._first_slot = slot + 1 / FIRST_POLLS_PER_SECOND
+        loop.due = max(spread, slot)
         self._schedule(loop)
 
     def _schedule(self, loop: _Loop) -> None:

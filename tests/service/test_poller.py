@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from metrics_adapter.binding.triggers import BoundTrigger
-from metrics_adapter.metrics.poller import Poller
+from metrics_adapter.metrics.poller import FIRST_POLLS_PER_SECOND, STARTUP_SPREAD_SECONDS, Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
@@ -328,3 +328,34 @@ async def test_activity_comes_from_the_measurements_activity_number(poller: Poll
     reading = poller.store.readings(b.so)["s0-fake"]
     assert reading.value == 0 and reading.activity == 5 and reading.active
     assert b'"value":"0"' in poller.store.answer("default", "k", "s0-fake")
+
+
+async def test_first_polls_are_paced_from_when_the_poller_runs(poller: Poller) -> None:
+    """Loops set before ``run`` are scheduled when it starts (not from when they were set),
+    spread over a second and paced at FIRST_POLLS_PER_SECOND; loops added while it runs join
+    the same pace. Read from the schedule it computed: no clock in the assertion."""
+    count = 1500
+    up = Upstream()
+    for i in range(count):
+        poller.set_triggers(
+            ObjectRef("default", f"o{i}"), [bound(f"o{i}", FakeQuery(f"q{i}", up), 300)]
+        )
+    await asyncio.sleep(0.2)  # time passes between loading and running
+    began = time.monotonic()
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(0)
+    try:
+        dues = sorted(loop.due for loop in poller._loops.values())
+        last = began + (count - 1) / FIRST_POLLS_PER_SECOND
+        assert dues[-1] <= max(last, began + STARTUP_SPREAD_SECONDS) + 0.1
+        for k, due in enumerate(dues):
+            assert due >= began + k / FIRST_POLLS_PER_SECOND - 1e-6, (k, due - began)
+        late_query = FakeQuery("late", up)
+        poller.set_triggers(ObjectRef("default", "late"), [bound("late", late_query, 300)])
+        late = poller._loops[late_query].due
+        assert late >= began + count / FIRST_POLLS_PER_SECOND - 1e-6  # after the others
+        # >=: a second poll lands at a random phase of the interval, some within the test.
+        await until("every first poll", lambda: len(up.calls) >= count + 1, 30.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
