@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from kubernetes_asyncio.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
-
 from metrics_adapter.binding.files import Inventory, load_documents
 from metrics_adapter.binding.triggers import BoundTrigger
 from metrics_adapter.config.settings import DEFAULT_CLUSTER_OBJECT_NAMESPACE, Settings
@@ -77,8 +75,9 @@ T = TypeVar("T")
 
 def default_kubeconfig() -> Path:
     """``$KUBECONFIG`` (its first existing file when it lists several), else
-    ``~/.kube/config``: the file kubernetes-asyncio would load."""
-    paths = [Path(p).expanduser() for p in KUBE_CONFIG_DEFAULT_LOCATION.split(os.pathsep) if p]
+    ``~/.kube/config``: the file kubectl would load."""
+    listed = os.environ.get("KUBECONFIG", "~/.kube/config")
+    paths = [Path(p).expanduser() for p in listed.split(os.pathsep) if p]
     return next((p for p in paths if p.is_file()), paths[0] if paths else Path())
 
 

@@ -1,4 +1,4 @@
-"""The Kubernetes API as the controller uses it, on kubernetes-asyncio's ``ApiClient``.
+"""The Kubernetes API as the controller uses it, on :mod:`metrics_adapter.kube.transport`.
 
 Only the I/O is here: objects arrive as JSON, to be parsed by whoever reads them, and the
 typed shapes the controller writes (:mod:`metrics_adapter.kube.objects`,
@@ -21,10 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-import yaml
-from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
 from metrics_adapter.errors import KubeConflict, KubeError, KubeGone, KubeNotFound, KubeUnreachable
 from metrics_adapter.kube import autoscaling
@@ -32,8 +28,8 @@ from metrics_adapter.kube.budget import Write, WriteBudget
 from metrics_adapter.kube.clock import ServerClock
 from metrics_adapter.kube.events import EventSeries
 from metrics_adapter.kube.objects import Event, Lease, Scale
+from metrics_adapter.kube.transport import ApiError, Transport, connect
 from metrics_adapter.kube.wire import parse_time
-from scalers.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
 
@@ -94,29 +90,6 @@ SERVICE_ACCOUNTS = Resource("v1", "ServiceAccount", "serviceaccounts")
 _KNOWN = {(r.api_version, r.kind): r for r in (SCALED_OBJECTS, DEPLOYMENTS, STATEFULSETS, HPAS)}
 
 
-async def api_client(kubeconfig: str | Path | None = None) -> ApiClient:
-    """An ApiClient from a kubeconfig file, else from the Pod's ServiceAccount (in-cluster);
-    it owns an HTTP session: close it. Raise ConfigError when neither can be read."""
-    configuration = Configuration()
-    subject = f"--kubeconfig {kubeconfig}" if kubeconfig else "in-cluster configuration"
-    try:
-        if kubeconfig is None:
-            load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        elif not await asyncio.to_thread(Path(kubeconfig).is_file):
-            raise ConfigException("is not a file")
-        else:
-            await load_kube_config(
-                str(kubeconfig), client_configuration=configuration, persist_config=False
-            )
-    except ConfigException as exc:
-        hint = " (outside a Pod, pass --kubeconfig)" if kubeconfig is None else ""
-        raise ConfigError(subject, [Problem("", f"{exc}{hint}")]) from exc
-    except (OSError, LookupError, TypeError, ValueError, yaml.YAMLError) as exc:  # the loader's
-        problem = Problem("", f"is not a valid kubeconfig ({exc or type(exc).__name__})")
-        raise ConfigError(subject, [problem]) from exc
-    return ApiClient(configuration)
-
-
 class KubeObserver(Protocol):
     """What the client reports of its traffic (``/metrics``): each request's verb and answer
     code, as client-go's ``rest_client_requests_total`` counts them, and each watch restart."""
@@ -149,11 +122,11 @@ RETRY_AFTER_DEFAULT, RETRY_AFTER_MOST = 1.0, 30.0
 
 
 class KubeClient:
-    """A small typed facade over one ApiClient, which it closes."""
+    """A small typed facade over one :class:`Transport`, which it closes."""
 
     def __init__(
         self,
-        api: ApiClient,
+        api: Transport,
         *,
         timeout: float = 10.0,
         watch_timeout: float = 300.0,
@@ -176,7 +149,7 @@ class KubeClient:
 
     @classmethod
     async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
-        return cls(await api_client(kubeconfig), **kwargs)
+        return cls(await connect(kubeconfig), **kwargs)
 
     async def close(self) -> None:
         await self.api.close()
@@ -234,28 +207,24 @@ class KubeClient:
         body: Any,
         content_type: str | None,
     ) -> Obj:
-        headers = {"Content-Type": content_type} if content_type else {}
         code = ERROR_CODE
         try:
             sent = self.clock.local()
             async with asyncio.timeout(self.timeout):
-                answer, status, answered = await self.api.call_api(
-                    path,
+                answer, status, answered = await self.api.call(
                     method,
-                    query_params=list(query),
-                    header_params=headers,
+                    path,
+                    query=query,
                     body=body,
-                    auth_settings=["BearerToken"],
-                    response_types_map={200: "object", 201: "object", 202: "object"},
-                    _return_http_data_only=False,
-                    _request_timeout=self.timeout,
+                    content_type=content_type,
+                    seconds=self.timeout,
                 )
             code = str(status)
-            self.clock.observe((answered or {}).get("Date"), sent, self.clock.local())
-        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            self.clock.observe(answered.get("Date"), sent, self.clock.local())
+        except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
             code = _answer_code(exc)
             error = self._error(subject, exc)
-            if isinstance(exc, ApiException) and exc.status == TOO_MANY_REQUESTS:
+            if isinstance(exc, ApiError) and exc.status == TOO_MANY_REQUESTS:
                 raise _Throttled(error, exc, _retry_after(exc)) from exc
             raise error from exc
         finally:
@@ -265,7 +234,7 @@ class KubeClient:
     def _error(self, subject: str, exc: BaseException) -> KubeError:
         if isinstance(exc, TimeoutError):
             return KubeUnreachable(subject, 0, "Timeout", f"no answer within {self.timeout:g}s")
-        if not isinstance(exc, ApiException):
+        if not isinstance(exc, ApiError):
             return KubeUnreachable(subject, 0, "Unreachable", str(exc) or type(exc).__name__)
         return status_error(subject, _status(exc.status, exc.reason, exc.body))
 
@@ -511,20 +480,13 @@ class KubeClient:
         limits = aiohttp.ClientTimeout(total=hung, sock_connect=self.timeout)
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.api.call_api(
-                    resource.path(namespace),
-                    "GET",
-                    query_params=query,
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=limits,
-                )
-        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+                response = await self.api.stream(resource.path(namespace), query, limits)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.observer.kube_request("WATCH", _answer_code(exc))
             raise self._error(subject, exc) from exc
         self.observer.kube_request("WATCH", str(response.status))
         try:
-            if response.status != 200:  # the client library leaves a stream's status to us
+            if response.status != 200:
                 body = await response.text()
                 raise status_error(subject, _status(response.status, response.reason, body))
             while line := await response.content.readline():
@@ -546,12 +508,12 @@ class KubeClient:
 class _Throttled(Exception):
     """A 429: the KubeError to raise if it is not sent again, and how long to wait first."""
 
-    def __init__(self, error: KubeError, cause: ApiException, retry_after: float) -> None:
+    def __init__(self, error: KubeError, cause: ApiError, retry_after: float) -> None:
         super().__init__(str(error))
         self.error, self.cause, self.retry_after = error, cause, retry_after
 
 
-def _retry_after(exc: ApiException) -> float:
+def _retry_after(exc: ApiError) -> float:
     """The answer's Retry-After (whole seconds, as the apiserver sends it), within bounds."""
     try:
         header = exc.headers.get("Retry-After") if exc.headers else None
@@ -563,7 +525,7 @@ def _retry_after(exc: ApiException) -> float:
 
 def _answer_code(exc: BaseException) -> str:
     """The HTTP code a failed call was answered with, or :data:`ERROR_CODE` without one."""
-    status = exc.status if isinstance(exc, ApiException) else None
+    status = exc.status if isinstance(exc, ApiError) else None
     return str(status or ERROR_CODE)
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from metrics_adapter.control.leader import JITTER, LeaderElector
-from metrics_adapter.kube.client import LEASES, KubeClient, Obj, api_client
+from metrics_adapter.kube.client import LEASES, KubeClient, Obj
+from metrics_adapter.kube.transport import connect
 from tests.support.controlplane import DEPLOY, ControlPlane, load_manifests
 from tests.support.controlplane.pki import write_kubeconfig
 
@@ -300,7 +301,7 @@ async def test_a_leader_stopped_while_a_renew_answer_is_lost_still_releases_at_o
     remembers: its release gets 409, reads the Lease again, finds it still its own and
     releases that version, so the successor takes over at once rather than after expiry."""
     caplog.set_level(logging.INFO, logger="metrics_adapter.control.leader")
-    client = LostAnswers(await api_client(cluster.kubeconfig), timeout=5.0)
+    client = LostAnswers(await connect(cluster.kubeconfig), timeout=5.0)
     async with (
         client,
         elector(cluster.kubeconfig, "lost-answer", "heir") as heir,
@@ -337,7 +338,7 @@ async def test_a_refused_release_leaves_alone_a_lease_another_holder_took(
     """While a renew's answer is lost, the Lease passes to somebody else (as after a
     partition longer than the lease); the release's 409 re-reads it and clears nothing."""
     caplog.set_level(logging.INFO, logger="metrics_adapter.control.leader")
-    client = LostAnswers(await api_client(cluster.kubeconfig), timeout=5.0)
+    client = LostAnswers(await connect(cluster.kubeconfig), timeout=5.0)
     async with client:
         old = LeaderElector(
             client,

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
-from kubernetes_asyncio.client import ApiClient
 
 from metrics_adapter.admission.cluster import (
     Claim,
@@ -28,6 +27,7 @@ from metrics_adapter.binding.cluster import WATCHED, ClusterObjects
 from metrics_adapter.errors import KubeError
 from metrics_adapter.kube.budget import Write
 from metrics_adapter.kube.client import KubeClient
+from metrics_adapter.kube.transport import Transport
 from tests.support.admission import (
     NS,
     FakeCluster,
@@ -452,7 +452,7 @@ class ListingKube(KubeClient):
     """Answers each list by path from ``lists``; records every path and query asked."""
 
     def __init__(self, lists: dict[str, list[dict[str, Any]]]) -> None:
-        super().__init__(cast(ApiClient, None))
+        super().__init__(cast(Transport, None))
         self.lists = lists
         self.asked: list[tuple[str, str, dict[str, str]]] = []
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from kubernetes_asyncio.client import ApiClient
 
 from metrics_adapter.binding.files import load_documents
 from metrics_adapter.cli import main
@@ -31,6 +30,7 @@ from metrics_adapter.explain.jobs import JobReport
 from metrics_adapter.explain.local import ObjectReport, Observed, read, render, reports
 from metrics_adapter.kube.budget import Write
 from metrics_adapter.kube.client import KubeClient, status_error
+from metrics_adapter.kube.transport import Transport
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import build
 from scalers.errors import ConfigError
@@ -67,7 +67,7 @@ class FakeKube(KubeClient):
     answer, a KubeError is raised; any other path lists nothing."""
 
     def __init__(self, answers: Mapping[str, dict[str, Any] | KubeError]) -> None:
-        super().__init__(cast(ApiClient, None))
+        super().__init__(cast(Transport, None))
         self.answers = answers
         self.asked: list[str] = []
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import pytest
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from metrics_adapter.config.settings import Settings
 from metrics_adapter.errors import KubeError
 from metrics_adapter.kube.budget import Write, WriteBudget
 from metrics_adapter.kube.client import HPAS, THROTTLED_RETRIES, KubeClient
+from metrics_adapter.kube.transport import ApiError, Transport
 
 
 async def test_a_burst_goes_at_once_then_qps_paces_the_rest() -> None:
@@ -83,30 +82,28 @@ def test_a_budget_that_allows_nothing_is_refused(flags: dict[str, Any], message:
 
 
 class Answers:
-    """kubernetes-asyncio's ApiClient as KubeClient calls it: each call takes the next of
-    ``codes``, an answer for 200, else an ApiException with that status and Retry-After."""
+    """The transport as KubeClient calls it: each call takes the next of ``codes``, an
+    answer for 200, else an ApiError with that status and Retry-After."""
 
     def __init__(self, *codes: int, retry_after: str = "0") -> None:
         self.codes = list(codes)
         self.retry_after = retry_after
         self.calls: list[str] = []
 
-    async def call_api(self, path: str, method: str, **_: Any) -> tuple[Any, int, Any]:
+    async def call(self, method: str, path: str, **_: Any) -> tuple[Any, int, Mapping[str, str]]:
         self.calls.append(method)
         code = self.codes.pop(0)
         if code == 200:
             return {"kind": "HorizontalPodAutoscaler"}, 200, {}
-        exc = ApiException(status=code, reason="TooManyRequests")
-        exc.headers = CIMultiDictProxy(CIMultiDict({"Retry-After": self.retry_after}))
-        exc.body = b'{"kind":"Status","code":429,"reason":"TooManyRequests"}'
-        raise exc
+        body = b'{"kind":"Status","code":429,"reason":"TooManyRequests"}'
+        raise ApiError(code, "TooManyRequests", {"Retry-After": self.retry_after}, body)
 
     async def close(self) -> None:
         return None
 
 
 def client(api: Answers, budget: WriteBudget | None) -> KubeClient:
-    kube = KubeClient(cast(ApiClient, api))
+    kube = KubeClient(cast(Transport, api))
     kube.writes = budget
     return kube
 
