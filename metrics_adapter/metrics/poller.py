@@ -93,9 +93,13 @@ class _Loop:
     """Its values are errors for staleness: the next answer recovers them without a log line
     each (the backlog report says so)."""
 
-    @property
-    def interval(self) -> float:
-        return min(t.polling_interval for t in self.triggers.values())
+    interval: float = 0.0
+    """The shortest pollingInterval of its triggers (:meth:`retime` keeps it)."""
+
+    def retime(self) -> None:
+        """Its triggers changed: their shortest interval is its interval."""
+        if self.triggers:
+            self.interval = min(t.polling_interval for t in self.triggers.values())
 
     def wake_at(self) -> float:
         """When it next wants a poll: its schedule, or sooner for a wake hint."""
@@ -174,6 +178,7 @@ class Poller:
             if loop is None:
                 loop = self._loops[bound.scaler.query] = _Loop(bound.scaler.query)
             loop.triggers[(so, bound.metric_name)] = bound
+            loop.retime()
             if new and self._group is not None:  # else run() begins every loop
                 self._begin(loop, time.monotonic())
             elif loop.last_answer is not _NO_ANSWER:
@@ -205,6 +210,7 @@ class Poller:
         if loop is None:
             return
         loop.triggers.pop((so, bound.metric_name), None)
+        loop.retime()
         if not loop.triggers:
             del self._loops[loop.query]
             loop.scheduled = None
