@@ -105,7 +105,11 @@ class ApiGet(JsonGet):
         body = await self._bounded(
             clients,
             clients.get_bytes(
-                self.url, headers=dict(self.headers), identity=self.identity, shown=self.shown_url
+                self.url,
+                headers=dict(self.headers),
+                identity=self.identity,
+                shown=self.shown_url,
+                sent=self.sent,
             ),
         )
         # Decoded as Go does: invalid UTF-8 is kept (as lone surrogates) for the parsers

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yarl
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -291,7 +292,13 @@ class OAuthRabbit(Clients):
         return httpx.Response(200, json={"access_token": "tok", "expires_in": 300})
 
     async def get_bytes(
-        self, url: str, *, headers: dict[str, str], identity: HttpIdentity, shown: str | None = None
+        self,
+        url: str,
+        *,
+        headers: dict[str, str],
+        identity: HttpIdentity,
+        shown: str | None = None,
+        sent: yarl.URL | None = None,
     ) -> bytes:
         self.seen.append(headers["authorization"])
         return b'{"name": "jobs", "messages": 4, "messages_ready": 3}'
