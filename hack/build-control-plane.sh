@@ -6,6 +6,9 @@
 # are there this is a no-op; otherwise it builds what is needed, unattended (about 7 min cold
 # on 2 cores, a few GiB of Go caches). Prints the bin directory on stdout, progress on stderr.
 #
+# `hack/build-control-plane.sh --node` also builds what a node needs, from the same module and
+# release: kube-scheduler and kubelet (tests/support/controlplane/node.py runs them).
+#
 # Why wrappers: k8s.io/kubernetes requires its staging modules at v0.0.0 through replaces
 # that Go ignores in a dependency, and go.etcd.io/etcd/server/v3 has relative replaces, so
 # neither `go install pkg@version` works. Each gets a tiny module of its own instead.
@@ -15,6 +18,9 @@ K=1.34.4
 ETCD=v3.6.10
 GODEBUG_DEFAULT=go1.24 # the godebug line of k8s 1.34's own go.mod
 BINARIES="etcd kube-apiserver kube-controller-manager"
+if [ "${1:-}" = --node ]; then
+  BINARIES="$BINARIES kube-scheduler kubelet"
+fi
 
 CACHE=${METRICS_ADAPTER_CACHE:-$HOME/.cache/metrics-adapter}
 OUT=$CACHE/k8s-v$K
@@ -57,8 +63,10 @@ version_ldflags() {
   echo "$ld"
 }
 
+# build_kubernetes CMD...: the named commands of k8s.io/kubernetes (cmd/CMD), into $stage.
 build_kubernetes() {
-  local src=$OUT/src
+  local src=$OUT/src cmds=()
+  for c in "$@"; do cmds+=("k8s.io/kubernetes/cmd/$c"); done
   mkdir -p "$src"
   cd "$src"
   rm -f go.mod go.sum
@@ -75,11 +83,10 @@ build_kubernetes() {
     go mod edit "-replace=$m=$m@v0.${K#1.}"
   done
   go mod edit "-godebug=default=$GODEBUG_DEFAULT"
-  say "fetching modules for kube-apiserver and kube-controller-manager ($(echo "$staging" | wc -l) staging replaces)"
-  logged go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K" "k8s.io/kubernetes/cmd/kube-controller-manager@v$K"
-  say "compiling kube-apiserver and kube-controller-manager v$K (the long part)"
-  go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$(version_ldflags)" -o "$stage/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  say "fetching modules for $* ($(echo "$staging" | wc -l) staging replaces)"
+  logged go get "${cmds[@]/%/@v$K}"
+  say "compiling $* v$K (the long part)"
+  go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$(version_ldflags)" -o "$stage/" "${cmds[@]}"
 }
 
 build_etcd() {
@@ -96,8 +103,12 @@ build_etcd() {
   go build -trimpath -ldflags "-s -w" -o "$stage/etcd" .
 }
 
-if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ]; then
-  (build_kubernetes)
+missing_k8s=()
+for b in $BINARIES; do
+  if [ "$b" != etcd ] && [ ! -x "$BIN/$b" ]; then missing_k8s+=("$b"); fi
+done
+if [ ${#missing_k8s[@]} -gt 0 ]; then
+  (build_kubernetes "${missing_k8s[@]}")
 fi
 if [ ! -x "$BIN/etcd" ]; then
   (build_etcd)
