@@ -37,8 +37,10 @@ clean:
 
 # A real kube-apiserver + kube-controller-manager + etcd on loopback, with the adapter
 # registered as v1beta1.external.metrics.k8s.io; prints KUBECONFIG=... and ADAPTER_URL=...
+# NODE=1: with a node (kube-scheduler, kubelet on containerd, pods in a network namespace of
+# its own; root) and the adapter installed there by helm from the built image.
 cluster-up: install
-	@.venv/bin/python -m tests.support.controlplane up
+	@.venv/bin/python -m tests.support.controlplane up $(if $(NODE),--node)
 
 cluster-down: install
 	@.venv/bin/python -m tests.support.controlplane down

@@ -89,6 +89,38 @@ def template(
         )
 
 
+def install(
+    kubeconfig: Path,
+    image: str,
+    values: Mapping[str, Any] | None = None,
+    *,
+    namespace: str = "keda",
+    release: str = "metrics-adapter",
+) -> str:
+    """``helm upgrade --install`` of the chart as a user runs it, with ``image`` (a built,
+    imported reference: ``pullPolicy: Never``, nothing is pulled) and ``values`` on top.
+    Returns helm's output (NOTES.txt); waiting for the pods is the caller's."""
+    repository, tag = image.rsplit(":", 1)
+    merged = {"image": {"repository": repository, "tag": tag, "pullPolicy": "Never"}}
+    merged.update(values or {})
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as file:
+        yaml.safe_dump(merged, file)
+        file.flush()
+        return helm(
+            "upgrade",
+            "--install",
+            release,
+            str(CHART),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--namespace",
+            namespace,
+            "--create-namespace",
+            "--values",
+            file.name,
+        )
+
+
 def rendered(values: Mapping[str, Any] | None = None, **options: str) -> list[dict[str, Any]]:
     """The documents of :func:`template`, empty ones dropped."""
     return [doc for doc in yaml.safe_load_all(template(values, **options)) if doc]

@@ -4,11 +4,17 @@ permissions), watching ScaledObjects and owning their HPAs, registered as the ex
 API and as the validating webhook of deploy/webhook.yaml.
 
 python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=
+python -m tests.support.controlplane up --node [--state DIR]    # ends with KUBECONFIG=
 python -m tests.support.controlplane down [--state DIR]
 
 After ``up``, ``kubectl --kubeconfig <KUBECONFIG> apply -f <a ScaledObject>`` (and its
 Deployment) is all it takes: the adapter creates ``keda-hpa-<name>`` and sets ``Ready``; an
 object that would fail is refused by the webhook, as in a real cluster.
+
+With ``--node`` (``make cluster-up NODE=1``) the cluster has a node (kube-scheduler, a
+kubelet on containerd: :mod:`.node`) and the adapter is installed as users install it: the
+image built by hack/build-image.sh, imported into containerd, and ``helm install`` of
+deploy/helm/metrics-adapter, two replicas in pods.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from tests.support.controlplane.adapter import (
 )
 from tests.support.controlplane.binaries import BINARIES, CACHE
 from tests.support.controlplane.cluster import ControlPlane
+from tests.support.controlplane.node import NODE_PROCESSES, teardown
 from tests.support.controlplane.pki import serving_pair
 from tests.support.controlplane.processes import (
     log_dir,
@@ -41,8 +48,9 @@ from tests.support.controlplane.processes import (
 )
 
 DEFAULT_STATE = CACHE / "cluster"
-# Stopped in this order: the reverse of the start order.
-ORDER = (ADAPTER_SERVICE, *reversed(BINARIES))
+# Stopped in this order: the reverse of the start order (a cluster has the adapter process
+# or the node's, never both).
+ORDER = (ADAPTER_SERVICE, *NODE_PROCESSES, *reversed(BINARIES))
 # What `up` writes into the state directory; `down` removes exactly these (etcd holds the
 # cluster's objects) and keeps logs/ for a look after the fact.
 GENERATED = (
@@ -54,11 +62,46 @@ GENERATED = (
     "metrics-adapter.kubeconfig",
     "kube-controller-manager.kubeconfig",
     "adapter.url",
+    "node",
 )
 
 
-def _running(state: Path) -> bool:
-    return all(running_pid(pid_path(state, name)) is not None for name in ORDER)
+def _running(state: Path, names: Iterable[str]) -> bool:
+    return all(running_pid(pid_path(state, name)) is not None for name in names)
+
+
+def _start_node(state: Path) -> None:
+    """The control plane with a node, and the chart installed there with the built image."""
+    # Imported here: tests.support.helm and .image are only needed with a node.
+    from tests.support import helm, image
+
+    cp = ControlPlane(state, detach=True, with_node=True)
+    cp.start(timeout=300)
+    began = time.monotonic()
+    try:
+        assert cp.node is not None
+        reference = image.build().reference
+        cp.node.load_image(reference)
+        helm.install(cp.kubeconfig, reference)
+        print(f"waiting for the adapter's pods ({reference})", file=sys.stderr)
+        cp.wait_condition(
+            "apps/v1",
+            "Deployment",
+            "metrics-adapter",
+            "Available",
+            namespace="keda",
+            timeout=180,
+        )
+    finally:
+        cp.close()
+    phases = ", ".join(f"{k} {v}s" for k, v in cp.timings.items())
+    print(
+        f"control plane and node up in {cp.timings['total']}s ({phases}); image built, "
+        f"imported and installed with helm (release metrics-adapter in keda), its pods Available "
+        f"in {time.monotonic() - began:.2f}s; logs in {log_dir(state)}, pod logs in "
+        f"{state / 'node' / 'pod-logs'}",
+        file=sys.stderr,
+    )
 
 
 def _start_detached(state: Path) -> str:
@@ -92,27 +135,32 @@ def _start_detached(state: Path) -> str:
     return adapter.url
 
 
-def up(state: Path) -> int:
-    if _running(state) and (state / "adapter.url").exists():
+def up(state: Path, *, node: bool = False) -> int:
+    marker = state / ("node" if node else "adapter.url")
+    if _running(state, NODE_PROCESSES if node else (ADAPTER_SERVICE,)) and marker.exists():
         print(f"already up; state in {state}", file=sys.stderr)
     else:
         down(state, quiet=True)
         try:
-            url = _start_detached(state)
+            if node:
+                _start_node(state)
+            else:
+                (state / "adapter.url").write_text(_start_detached(state) + "\n")
         except BaseException as exc:
             print(f"cluster-up failed: {exc}\n{logs(state)}", file=sys.stderr)
             down(state, quiet=True)
             if not isinstance(exc, Exception):
                 raise
             return 1
-        (state / "adapter.url").write_text(url + "\n")
     print(f"KUBECONFIG={state / 'admin.kubeconfig'}")
-    print(f"ADAPTER_URL={(state / 'adapter.url').read_text().strip()}")
+    if not node:
+        print(f"ADAPTER_URL={(state / 'adapter.url').read_text().strip()}")
     return 0
 
 
 def down(state: Path, *, quiet: bool = False) -> int:
     stopped = [name for name in ORDER if stop_pid_file(pid_path(state, name))]
+    teardown(state)  # the node's pods, mounts, cgroups and network namespace, if it had one
     for name in GENERATED:
         path = state / name
         if path.is_dir():
@@ -128,12 +176,15 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.controlplane")
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument(
+        "--node", action="store_true", help="up: a node, and the chart installed with helm"
+    )
+    parser.add_argument(
         "--state", type=Path, default=DEFAULT_STATE, help=f"default {DEFAULT_STATE}"
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
     state = args.state.expanduser().resolve()
     state.mkdir(parents=True, exist_ok=True)
-    return up(state) if args.command == "up" else down(state)
+    return up(state, node=args.node) if args.command == "up" else down(state)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ serviceaccount and HPA controllers run with a 1 s HPA sync unless told otherwise
 (shared/reference/control-plane.md §3). Nothing dials beyond loopback: the Service range only
 hands out addresses and the Endpoints reconciler is off.
 
+``with_node=True`` adds kube-scheduler and a kubelet on containerd (:mod:`.node`): pods run in a
+network namespace of the cluster's own, the apiserver authorizes the kubelet as a node
+(``Node,RBAC``) and the aggregator dials pod IPs (``--enable-aggregator-routing``).
+
 Deliberately left at their defaults: the ``HPAScaleToZero`` gate stays off, as on the
 clusters users run (KEDA takes the 0 <-> 1 step itself, the HPA never sees 0), and every
 default admission plugin stays on, ServiceAccount included, since the serviceaccount
@@ -25,6 +29,7 @@ import httpx
 
 from tests.support.controlplane.api import KubeApi
 from tests.support.controlplane.binaries import ensure_binaries
+from tests.support.controlplane.node import Node
 from tests.support.controlplane.pki import write_cluster_pki, write_kubeconfig
 from tests.support.controlplane.processes import Process, logs, wait_for
 from tests.support.pki import CertificateAuthority, KeyPair, client_context
@@ -38,6 +43,15 @@ CONTROLLERS = (
     "garbage-collector-controller",  # deleting a ScaledObject deletes its HPA (ownerReference)
     "job-controller",  # a ScaledJob's Jobs get Pods, and finish when their Pods do
 )
+NODE_CONTROLLERS = (
+    # Services get EndpointSlices (and Endpoints): the aggregator routes to their pod IPs.
+    "endpoints-controller",
+    "endpointslice-controller",
+    # Every namespace gets kube-root-ca.crt, which each pod's ServiceAccount volume mounts.
+    "root-ca-certificate-publisher-controller",
+    # Lifts the not-ready taint the kubelet registers with once the Node is Ready.
+    "node-lifecycle-controller",
+)
 
 
 @dataclass
@@ -49,6 +63,10 @@ class ControlPlane(KubeApi):
     hpa_sync_period: float = 1.0
     """kube-controller-manager's ``--horizontal-pod-autoscaler-sync-period`` in seconds: 1 s
     keeps tests fast; ``bench.activation`` runs the real default, 15 s."""
+    with_node: bool = False
+    """Also run kube-scheduler and a kubelet on containerd (:mod:`.node`), so pods run; the
+    apiserver then authorizes the kubelet as a node and routes the aggregator to pod IPs."""
+    node: Node | None = None
     timings: dict[str, float] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     url: str = ""
@@ -124,6 +142,9 @@ class ControlPlane(KubeApi):
 
         wait_for("ServiceAccount kube-system/horizontal-pod-autoscaler", hpa_account, left())
         self._mark("kube-controller-manager", t)
+        if self.with_node:
+            self.node = Node(self)  # set first: stop() must find a half-started node
+            self.timings.update(self.node.start(left()).timings)
 
     def _spawn(self, name: str, bin_dir: Path, flags: list[str]) -> Process:
         process = Process(name, [str(bin_dir / name), *flags], self.state)
@@ -162,7 +183,7 @@ class ControlPlane(KubeApi):
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             # Allocation only: nothing ever dials these addresses.
             "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC" if self.with_node else "--authorization-mode=RBAC",
             f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
             "--requestheader-allowed-names=front-proxy-client",
             "--requestheader-username-headers=X-Remote-User",
@@ -170,17 +191,32 @@ class ControlPlane(KubeApi):
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
             f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
-            # --enable-aggregator-routing stays off: ExternalName Services only resolve without it.
+            # Off without a node: ExternalName Services only resolve without it. With one,
+            # the aggregator dials the pods' IPs (nothing routes ClusterIPs: no kube-proxy).
+            f"--enable-aggregator-routing={str(self.with_node).lower()}",
+            *(self._node_flags() if self.with_node else []),
+        ]
+
+    def _node_flags(self) -> list[str]:
+        pki = self.pki
+        return [
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            # The Node's name is not in any DNS: dialled by name, the kubelet would be looked
+            # up in the machine's resolver, off this host.
+            "--kubelet-preferred-address-types=InternalIP",
         ]
 
     def _kcm_flags(self, kubeconfig: Path) -> list[str]:
+        controllers = CONTROLLERS + NODE_CONTROLLERS if self.with_node else CONTROLLERS
         return [
             f"--kubeconfig={kubeconfig}",
             # Per-controller ServiceAccounts through TokenRequest, so the HPA controller reads
             # metrics as system:serviceaccount:kube-system:horizontal-pod-autoscaler.
             "--use-service-account-credentials=true",
             "--leader-elect=false",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(controllers)}",
+            f"--root-ca-file={self.pki / 'ca.crt'}",
             f"--horizontal-pod-autoscaler-sync-period={self.hpa_sync_period:g}s",
             # No health endpoint is needed; 0 turns serving off (verified: no listening socket).
             "--secure-port=0",
@@ -222,6 +258,9 @@ class ControlPlane(KubeApi):
     def stop(self) -> None:
         """Stop every component in reverse order; SIGTERM, then SIGKILL."""
         self.close()
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()

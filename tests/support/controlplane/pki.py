@@ -15,17 +15,22 @@ def write_cluster_pki(ca: CertificateAuthority, directory: Path) -> KeyPair:
     client pair (``system:masters``), also written as ``admin.crt``/``admin.key``.
 
     ``ca.crt`` and ``apiserver.*`` (serving, for every name of the ``kubernetes`` Service);
-    ``front-proxy-ca.crt`` and ``front-proxy-client.*`` from a second CA, never the cluster
+    ``apiserver-kubelet-client.*``; ``front-proxy-ca.crt`` and ``front-proxy-client.*`` from a
+    second CA, never the cluster
     CA (control-plane.md §3); ``sa.key``/``sa.pub`` to sign ServiceAccount tokens.
     """
     front_proxy_ca = CertificateAuthority("front-proxy-ca")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ca.crt").write_bytes(ca.pem)
     (directory / "front-proxy-ca.crt").write_bytes(front_proxy_ca.pem)
-    hosts = ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default"]
+    # 10.0.0.1: the `kubernetes` Service's ClusterIP, which pods on the node dial (node.py).
+    hosts = ["127.0.0.1", "10.0.0.1", "localhost", "kubernetes", "kubernetes.default"]
     hosts += ["kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
     ca.issue("kube-apiserver", hosts=hosts, usage="server").write(directory, "apiserver")
     front_proxy_ca.issue("front-proxy-client").write(directory, "front-proxy-client")
+    # How kube-apiserver authenticates to a kubelet (logs, exec), as kubeadm's pair does.
+    kubelet_client = ca.issue("kube-apiserver-kubelet-client", organizations=["system:masters"])
+    kubelet_client.write(directory, "apiserver-kubelet-client")
     sa_key, sa_pub = signing_keys()
     (directory / "sa.key").write_bytes(sa_key)
     (directory / "sa.pub").write_bytes(sa_pub)

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,6 +46,9 @@ class Process(ServerProcess):
     argv: list[str]
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    enter: list[str] = field(default_factory=list)
+    """A command that execs ``argv`` in other namespaces (``nsenter --net=…``): the pid file
+    still names ``argv[0]``, which is what the process runs."""
 
     @property
     def log_path(self) -> Path:
@@ -58,7 +61,7 @@ class Process(ServerProcess):
     def start(self, *, detach: bool = False) -> Process:
         """Start the component; a detached one outlives this process (``make cluster-up``)."""
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.process = spawn(self.argv, self.log_path, detach=detach)
+        self.process = spawn([*self.enter, *self.argv], self.log_path, detach=detach)
         self.pid_file.write_text(f"{self.process.pid}\n{self.argv[0]}\n")
         return self
 
