@@ -47,6 +47,8 @@ from tests.support.controlplane import (
 
 NAMESPACE = "e2e"
 STARTUP: dict[str, float] = {}
+NODE_REPORT: dict[str, float] = {}
+"""test_node.py's phases: its control plane and node, the image import, the pods."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,6 +61,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if STARTUP:
         phases = ", ".join(f"{k} {v}s" for k, v in STARTUP.items())
         terminalreporter.write_line(f"e2e control plane start-up: {phases}")
+    if NODE_REPORT:
+        phases = ", ".join(f"{k} {v}s" for k, v in NODE_REPORT.items())
+        terminalreporter.write_line(f"e2e node: {phases}")
 
 
 def scaled_object(name: str, trigger: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,211 @@
+"""The adapter installed as a user installs it, on a cluster with a real node.
+
+A control plane of its own (the session's routes the aggregator to ExternalName Services, this
+one to pod IPs) with kube-scheduler and a kubelet on containerd (tests/support/controlplane/
+node.py); the image built by hack/build-image.sh, imported into containerd, and ``helm
+install`` of deploy/helm/metrics-adapter with ``pullPolicy: Never``. Then: both replicas
+Ready through their HTTPS probes, the APIService Available through the Service's endpoints,
+the metric read through the aggregator from a pod, and the HPA it writes scaling real pods.
+
+In CI (``CI`` set) a machine that cannot run the node fails these tests; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import NODE_REPORT
+from tests.support import helm, image, triggers
+from tests.support.controlplane import ControlPlane, condition, deployment, wait_for
+from tests.support.controlplane.node import NEEDS, NODE_NAME, PAUSE_IMAGE, can_run
+from tests.support.servers import require_in_ci
+
+pytestmark = pytest.mark.e2e
+
+require_in_ci(can_run() and image.can_build(), f"{NEEDS}; and {image.NEEDS}")
+
+NAMESPACE, RELEASE = "keda", "metrics-adapter"
+APP = "node-e2e"
+START_TIMEOUT = 300.0
+"""A guard on the start of the control plane and the node, binaries already built: 6 s here
+(kubelet Ready 1.5 s after its start); a loaded machine may take many times that."""
+READY_TIMEOUT = 150.0
+"""``helm install`` to both replicas Ready: 20-30 s here (two containers started, the adapter
+listing every ScaledObject, then a readiness probe every 5 s). Twice that on a loaded 2-core
+machine, plus one liveness cycle (5 s delay + 3 failures x 10 s) should a replica restart."""
+AVAILABLE_TIMEOUT = 75.0
+"""The aggregator's availability check runs on each change of the APIService, Service or
+endpoints and every 30 s, a failed one retried with a backoff of at most 30 s, each try
+bounded by 5 s: 35 s after the pods are Ready at worst, doubled for a loaded machine."""
+SCALE_TIMEOUT = 90.0
+"""ScaledObject applied to 3 Ready worker pods: the adapter polls every 1 s and writes the
+HPA, the HPA syncs every 1 s, and three pause containers start (~1 s each): 5-10 s here."""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ControlPlane]:
+    if not (can_run() and image.can_build()):
+        pytest.skip(f"cannot run a node here: needs {NEEDS} (CI fails instead)")
+    cp = ControlPlane(with_node=True)
+    try:
+        cp.start(timeout=START_TIMEOUT)
+    except Exception as exc:
+        logs = cp.logs(40)
+        cp.cleanup()
+        pytest.fail(f"the control plane with a node did not start: {exc}\n{logs}")
+    NODE_REPORT.update(cp.timings)
+    yield cp
+    cp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: ControlPlane) -> str:
+    """The chart installed with the built image; the image reference."""
+    assert cluster.node is not None
+    helm.ensure_helm()
+    try:
+        built = image.build()
+    except RuntimeError as exc:
+        pytest.fail(f"the image did not build: {exc}")
+    began = time.monotonic()
+    cluster.node.load_image(built.reference)
+    NODE_REPORT["image import"] = round(time.monotonic() - began, 2)
+    began = time.monotonic()
+    helm.install(cluster.kubeconfig, built.reference, namespace=NAMESPACE, release=RELEASE)
+
+    def both_ready() -> bool:
+        found = cluster.get("apps/v1", "Deployment", RELEASE, NAMESPACE) or {}
+        return (found.get("status") or {}).get("readyReplicas") == 2
+
+    try:
+        wait_for("both replicas of the adapter Ready", both_ready, READY_TIMEOUT, 0.5)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}\n{pod_report(cluster)}\n{cluster.logs(20)}")
+    NODE_REPORT["helm install to 2 Ready"] = round(time.monotonic() - began, 2)
+    return built.reference
+
+
+def pods(cp: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
+    response = cp.client.get(
+        f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+    )
+    response.raise_for_status()
+    return list(response.json()["items"])
+
+
+def adapter_pods(cp: ControlPlane) -> list[dict[str, Any]]:
+    return pods(cp, NAMESPACE, f"app.kubernetes.io/instance={RELEASE}")
+
+
+def pod_report(cp: ControlPlane) -> str:
+    """Each adapter pod's phase, conditions and container states, for failure messages."""
+    lines = []
+    for pod in adapter_pods(cp):
+        status = pod.get("status", {})
+        states = [c.get("state") for c in status.get("containerStatuses", [])]
+        lines.append(f"{pod['metadata']['name']}: {status.get('phase')} {states}")
+    return "\n".join(lines) or "no adapter pods"
+
+
+def test_both_replicas_run_on_the_node_ready_through_https_probes(
+    cluster: ControlPlane, installed: str
+) -> None:
+    assert cluster.node is not None and cluster.node.network is not None
+    pod_cidr = ipaddress.ip_network(cluster.node.network.pod_cidr)
+    found = adapter_pods(cluster)
+    assert len(found) == 2, pod_report(cluster)
+    for pod in found:
+        name, spec, status = pod["metadata"]["name"], pod["spec"], pod["status"]
+        [container] = spec["containers"]
+        assert container["image"] == installed
+        assert container["imagePullPolicy"] == "Never"
+        assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+        assert container["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+        assert spec["nodeName"] == NODE_NAME
+        assert ipaddress.ip_address(status["podIP"]) in pod_cidr, name
+        assert (condition(pod, "Ready") or {}).get("status") == "True", name
+        [state] = status["containerStatuses"]
+        assert state["ready"] and "running" in state["state"], state
+        assert state["restartCount"] == 0, f"{name} restarted: {state}"
+
+
+def test_apiservice_available_through_the_service_endpoints(
+    cluster: ControlPlane, installed: str
+) -> None:
+    apiservice = cluster.wait_condition(
+        "apiregistration.k8s.io/v1",
+        "APIService",
+        "v1beta1.external.metrics.k8s.io",
+        "Available",
+        timeout=AVAILABLE_TIMEOUT,
+    )
+    assert apiservice["spec"]["service"]["name"] == RELEASE
+    # With --enable-aggregator-routing the aggregator dials the Service's endpoints: the pods.
+    slices = cluster.client.get(
+        f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices",
+        params={"labelSelector": f"kubernetes.io/service-name={RELEASE}"},
+    ).json()["items"]
+    addresses = {a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]}
+    assert addresses == {p["status"]["podIP"] for p in adapter_pods(cluster)}
+
+
+def test_a_scaled_object_scales_real_pods_on_the_metric_a_pod_serves(
+    cluster: ControlPlane, installed: str
+) -> None:
+    cluster.wait_condition(
+        "apiregistration.k8s.io/v1",
+        "APIService",
+        "v1beta1.external.metrics.k8s.io",
+        "Available",
+        timeout=AVAILABLE_TIMEOUT,
+    )
+    cluster.ensure_namespace(APP)
+    pause = {"name": "worker", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}
+    cluster.apply(deployment("worker", APP, containers=[pause]))
+    so = triggers.scaled_object(
+        "worker",
+        APP,
+        triggers.always_cron(3),
+        minReplicaCount=1,
+        maxReplicaCount=5,
+        pollingInterval=1,
+    )
+    cluster.apply(so)
+
+    def hpa_metric() -> str | None:
+        hpa = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-worker", APP)
+        return hpa["spec"]["metrics"][0]["external"]["metric"]["name"] if hpa else None
+
+    metric = wait_for("the adapter's HPA keda-hpa-worker", hpa_metric, SCALE_TIMEOUT)
+
+    # No adapter runs outside the node: whatever answers here is a pod behind the Service.
+    # Each replica polls on its own: until its first poll, it answers 503 "no value yet".
+    def value() -> str | None:
+        response = cluster.client.get(
+            f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{APP}/{metric}",
+            params={"labelSelector": "scaledobject.keda.sh/name=worker"},
+        )
+        if response.status_code == 503 and "no value yet" in response.text:
+            return None
+        assert response.status_code == 200, response.text
+        [item] = response.json()["items"]
+        return str(item["value"])
+
+    assert wait_for(f"a value of {metric} from a pod", value, SCALE_TIMEOUT) == "3"
+
+    def ready_workers() -> bool:
+        running = [
+            p
+            for p in pods(cluster, APP, "app=worker")
+            if (condition(p, "Ready") or {}).get("status") == "True"
+        ]
+        return len(running) == 3
+
+    began = time.monotonic()
+    wait_for("3 Ready worker pods", ready_workers, SCALE_TIMEOUT, 0.5)
+    NODE_REPORT["HPA to 3 Ready workers"] = round(time.monotonic() - began, 2)
