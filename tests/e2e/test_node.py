@@ -72,21 +72,10 @@ def installed(cluster: ControlPlane) -> str:
         built = image.build()
     except RuntimeError as exc:
         pytest.fail(f"the image did not build: {exc}")
-    began = time.monotonic()
-    cluster.node.load_image(built.reference)
-    NODE_REPORT["image import"] = round(time.monotonic() - began, 2)
-    began = time.monotonic()
-    helm.install(cluster.kubeconfig, built.reference, namespace=NAMESPACE, release=RELEASE)
-
-    def both_ready() -> bool:
-        found = cluster.get("apps/v1", "Deployment", RELEASE, NAMESPACE) or {}
-        return (found.get("status") or {}).get("readyReplicas") == 2
-
     try:
-        wait_for("both replicas of the adapter Ready", both_ready, READY_TIMEOUT, 0.5)
+        NODE_REPORT.update(helm.install_on_node(cluster, built.reference, READY_TIMEOUT))
     except TimeoutError as exc:
         pytest.fail(f"{exc}\n{pod_report(cluster)}\n{cluster.logs(20)}")
-    NODE_REPORT["helm install to 2 Ready"] = round(time.monotonic() - began, 2)
     return built.reference
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import yaml
 
 from tests.support.controlplane.api import KubeApi
 from tests.support.controlplane.binaries import CACHE, REPO
+from tests.support.controlplane.cluster import ControlPlane
+from tests.support.controlplane.processes import wait_for
 
 HELM_VERSION = "3.21.4"
 HELM = CACHE / f"helm-v{HELM_VERSION}" / "bin" / "helm"
@@ -119,6 +122,34 @@ def install(
             "--values",
             file.name,
         )
+
+
+def install_on_node(
+    cp: ControlPlane,
+    image: str,
+    timeout: float,
+    *,
+    namespace: str = "keda",
+    release: str = "metrics-adapter",
+) -> dict[str, float]:
+    """Import ``image`` into ``cp``'s node, :func:`install` the chart with it and wait until
+    every replica is Ready; the seconds of each step."""
+    assert cp.node is not None, "the control plane has no node (ControlPlane(with_node=True))"
+    began = time.monotonic()
+    cp.node.load_image(image)
+    imported = time.monotonic()
+    install(cp.kubeconfig, image, namespace=namespace, release=release)
+
+    def all_ready() -> bool:
+        found = cp.get("apps/v1", "Deployment", release, namespace) or {}
+        spec, status = found.get("spec") or {}, found.get("status") or {}
+        return bool(spec) and status.get("readyReplicas") == spec.get("replicas")
+
+    wait_for(f"every replica of Deployment {namespace}/{release} Ready", all_ready, timeout, 0.5)
+    return {
+        "image import": round(imported - began, 2),
+        "helm install to every replica Ready": round(time.monotonic() - imported, 2),
+    }
 
 
 def rendered(values: Mapping[str, Any] | None = None, **options: str) -> list[dict[str, Any]]:

@@ -48,9 +48,6 @@ from tests.support.controlplane.processes import (
 )
 
 DEFAULT_STATE = CACHE / "cluster"
-# Stopped in this order: the reverse of the start order (a cluster has the adapter process
-# or the node's, never both).
-ORDER = (ADAPTER_SERVICE, *NODE_PROCESSES, *reversed(BINARIES))
 # What `up` writes into the state directory; `down` removes exactly these (etcd holds the
 # cluster's objects) and keeps logs/ for a look after the fact.
 GENERATED = (
@@ -77,28 +74,16 @@ def _start_node(state: Path) -> None:
 
     cp = ControlPlane(state, detach=True, with_node=True)
     cp.start(timeout=300)
-    began = time.monotonic()
     try:
-        assert cp.node is not None
         reference = image.build().reference
-        cp.node.load_image(reference)
-        helm.install(cp.kubeconfig, reference)
-        print(f"waiting for the adapter's pods ({reference})", file=sys.stderr)
-        cp.wait_condition(
-            "apps/v1",
-            "Deployment",
-            "metrics-adapter",
-            "Available",
-            namespace="keda",
-            timeout=180,
-        )
+        print(f"importing {reference} and installing the chart", file=sys.stderr)
+        cp.timings.update(helm.install_on_node(cp, reference, timeout=180))
     finally:
         cp.close()
     phases = ", ".join(f"{k} {v}s" for k, v in cp.timings.items())
     print(
-        f"control plane and node up in {cp.timings['total']}s ({phases}); image built, "
-        f"imported and installed with helm (release metrics-adapter in keda), its pods Available "
-        f"in {time.monotonic() - began:.2f}s; logs in {log_dir(state)}, pod logs in "
+        f"control plane and node up, the chart installed (release metrics-adapter in keda, "
+        f"{reference}): {phases}; logs in {log_dir(state)}, pod logs in "
         f"{state / 'node' / 'pod-logs'}",
         file=sys.stderr,
     )
@@ -159,8 +144,12 @@ def up(state: Path, *, node: bool = False) -> int:
 
 
 def down(state: Path, *, quiet: bool = False) -> int:
-    stopped = [name for name in ORDER if stop_pid_file(pid_path(state, name))]
-    teardown(state)  # the node's pods, mounts, cgroups and network namespace, if it had one
+    node = (ADAPTER_SERVICE, *NODE_PROCESSES)
+    stopped = [name for name in node if stop_pid_file(pid_path(state, name))]
+    # The node's pods, mounts, cgroups and network namespace, if it had one; before the
+    # apiserver stops: the pods' watches (through the relay's forks) would hold its shutdown.
+    teardown(state)
+    stopped += [name for name in reversed(BINARIES) if stop_pid_file(pid_path(state, name))]
     for name in GENERATED:
         path = state / name
         if path.is_dir():
