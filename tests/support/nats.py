@@ -47,15 +47,17 @@ class NatsServer(ServerProcess):
     client_port: int = 0
     monitor_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+    """Where it listens: loopback, or the host's end of an e2e node's veth (pods reach it)."""
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.client_port}"
+        return f"nats://{self.host}:{self.client_port}"
 
     @property
     def monitoring_endpoint(self) -> str:
         """What a trigger's ``natsServerMonitoringEndpoint`` holds: host:port."""
-        return f"127.0.0.1:{self.monitor_port}"
+        return f"{self.host}:{self.monitor_port}"
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         for stale in self.workdir.glob("*.ports"):
@@ -65,7 +67,7 @@ class NatsServer(ServerProcess):
             [
                 str(self.binary),
                 "-a",
-                "127.0.0.1",
+                self.host,
                 "-p",
                 ports[0],
                 "-m",
@@ -113,7 +115,7 @@ class NatsServer(ServerProcess):
             return False
 
     def monitor(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.monitor_port}{path}"
+        return f"http://{self.host}:{self.monitor_port}{path}"
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.monitor(path), timeout=5) as response:
