@@ -47,8 +47,8 @@ from tests.support.controlplane import (
 
 NAMESPACE = "e2e"
 STARTUP: dict[str, float] = {}
-NODE_REPORT: dict[str, float] = {}
-"""test_node.py's phases: its control plane and node, the image import, the pods."""
+NODE_REPORT: dict[str, str] = {}
+"""test_node.py's figures, with their units: its start-up phases, the pods, the reads."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -62,8 +62,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         phases = ", ".join(f"{k} {v}s" for k, v in STARTUP.items())
         terminalreporter.write_line(f"e2e control plane start-up: {phases}")
     if NODE_REPORT:
-        phases = ", ".join(f"{k} {v}s" for k, v in NODE_REPORT.items())
-        terminalreporter.write_line(f"e2e node: {phases}")
+        figures = ", ".join(f"{k} {v}" for k, v in NODE_REPORT.items())
+        terminalreporter.write_line(f"e2e node: {figures}")
 
 
 def scaled_object(name: str, trigger: dict[str, Any]) -> dict[str, Any]:

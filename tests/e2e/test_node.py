@@ -4,8 +4,10 @@ A control plane of its own (the session's routes the aggregator to ExternalName 
 one to pod IPs) with kube-scheduler and a kubelet on containerd (tests/support/controlplane/
 node.py); the image built by hack/build-image.sh, imported into containerd, and ``helm
 install`` of deploy/helm/metrics-adapter with ``pullPolicy: Never``. Then: both replicas
-Ready through their HTTPS probes, the APIService Available through the Service's endpoints,
-the metric read through the aggregator from a pod, and the HPA it writes scaling real pods.
+Ready through their HTTPS probes; the APIService Available through the Service's endpoints;
+the metric read through the aggregator from a pod, and the HPA it writes scaling real pods;
+the seed's echo-worker (a consumer container draining NATS JetStream) scaled 0 -> 5 -> 0 by
+a burst; a rolling update of the adapter to a new tag with the metric read throughout.
 
 In CI (``CI`` set) a machine that cannot run the node fails these tests; elsewhere they skip.
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import nats
 import pytest
 
@@ -26,6 +30,7 @@ from tests.support import helm, image, jetstream, triggers
 from tests.support.controlplane import ControlPlane, condition, deployment, wait_for
 from tests.support.controlplane.node import NEEDS, NODE_NAME, PAUSE_IMAGE, can_run
 from tests.support.nats import NatsServer, binaries
+from tests.support.pki import KeyPair
 from tests.support.servers import require_in_ci
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +64,12 @@ IDLE_TIMEOUT = 120.0
 """Drained to 0 pods: the 10 s cooldown after the last poll that saw lag, then each worker
 finishes its message and exits on SIGTERM (grace 10 s): ~15 s here."""
 SCALE_TIMEOUT = 90.0
+ROLLOUT_TIMEOUT = 240.0
+"""A rolling update of 2 replicas, one at a time (maxSurge 1, maxUnavailable 0): each new pod
+Ready (~3-6 s here), then an old one terminated; Ready waits on the 5 s readiness period.
+~15-25 s here, with the same margin as READY_TIMEOUT for each of the two steps."""
+READ_EVERY = 0.2
+"""How often the rolling-update test reads the metric itself, beside the HPA's 1 s reads."""
 """ScaledObject applied to 3 Ready worker pods: the adapter polls every 1 s and writes the
 HPA, the HPA syncs every 1 s, and three pause containers start (~1 s each): 5-10 s here."""
 
@@ -74,7 +85,7 @@ def cluster() -> Iterator[ControlPlane]:
         logs = cp.logs(40)
         cp.cleanup()
         pytest.fail(f"the control plane with a node did not start: {exc}\n{logs}")
-    NODE_REPORT.update(cp.timings)
+    NODE_REPORT.update({k: f"{v}s" for k, v in cp.timings.items()})
     yield cp
     cp.cleanup()
 
@@ -89,7 +100,8 @@ def installed(cluster: ControlPlane) -> str:
     except RuntimeError as exc:
         pytest.fail(f"the image did not build: {exc}")
     try:
-        NODE_REPORT.update(helm.install_on_node(cluster, built.reference, READY_TIMEOUT))
+        steps = helm.install_on_node(cluster, built.reference, READY_TIMEOUT)
+        NODE_REPORT.update({k: f"{v}s" for k, v in steps.items()})
     except TimeoutError as exc:
         pytest.fail(f"{exc}\n{pod_report(cluster)}\n{cluster.logs(20)}")
     return built.reference
@@ -158,6 +170,10 @@ async def consumer_state(url: str) -> tuple[int, int, int]:
         return int(info.num_pending or 0), int(info.num_ack_pending or 0), info.ack_floor.stream_seq
     finally:
         await nc.close()
+
+
+def since(began: float) -> str:
+    return f"{time.monotonic() - began:.2f}s"
 
 
 def pods(cp: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -278,7 +294,7 @@ def test_a_scaled_object_scales_real_pods_on_the_metric_a_pod_serves(
 
     began = time.monotonic()
     wait_for("3 Ready worker pods", ready_workers, SCALE_TIMEOUT, 0.5)
-    NODE_REPORT["HPA to 3 Ready workers"] = round(time.monotonic() - began, 2)
+    NODE_REPORT["HPA to 3 Ready workers"] = since(began)
 
 
 def test_the_seeds_echo_worker_is_scaled_0_to_5_to_0_by_a_burst(
@@ -304,14 +320,14 @@ def test_the_seeds_echo_worker_is_scaled_0_to_5_to_0_by_a_burst(
     began = time.monotonic()
     asyncio.run(jetstream.publish(url, "jobs.echo", 50))
     wait_for("5 Ready echo-workers", lambda: ready_workers() == 5, BURST_TIMEOUT, 0.5)
-    NODE_REPORT["burst to 5 Ready echo-workers"] = round(time.monotonic() - began, 2)
+    NODE_REPORT["burst to 5 Ready echo-workers"] = since(began)
 
     def drained() -> bool:
         pending, in_hand, acked = asyncio.run(consumer_state(url))
         return pending == 0 and in_hand == 0 and acked == 50
 
     wait_for("the echo-workers to ack all 50 messages", drained, DRAIN_TIMEOUT, 1.0)
-    NODE_REPORT["burst to drained"] = round(time.monotonic() - began, 2)
+    NODE_REPORT["burst to drained"] = since(began)
 
     def idle() -> bool:
         return cluster.replicas("echo-worker", DEMO) == 0 and not pods(
@@ -319,4 +335,124 @@ def test_the_seeds_echo_worker_is_scaled_0_to_5_to_0_by_a_burst(
         )
 
     wait_for("echo-worker back at 0 pods", idle, IDLE_TIMEOUT, 0.5)
-    NODE_REPORT["burst to 0 pods"] = round(time.monotonic() - began, 2)
+    NODE_REPORT["burst to 0 pods"] = since(began)
+
+
+class FirstPollPending(AssertionError):
+    """Reads failed only with 503 "no value yet: the first poll has not completed"."""
+
+
+@pytest.mark.xfail(
+    raises=FirstPollPending,
+    strict=False,
+    reason=(
+        "a new replica turns Ready (every ScaledObject listed) before its first poll of each "
+        "trigger: the aggregator routes reads to it and they get 503 'no value yet' for up to "
+        "one polling interval (measured: 2 of 118 reads, the HPA's own reads unaffected that "
+        "time); the adapter's readiness or its answer for an unpolled metric must change"
+    ),
+)
+def test_a_rolling_update_of_the_adapter_keeps_the_metric_readable(
+    cluster: ControlPlane, installed: str
+) -> None:
+    assert cluster.node is not None
+    cluster.wait_condition(
+        "apiregistration.k8s.io/v1",
+        "APIService",
+        "v1beta1.external.metrics.k8s.io",
+        "Available",
+        timeout=AVAILABLE_TIMEOUT,
+    )
+    cluster.ensure_namespace(APP)
+    pause = {"name": "steady", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}
+    cluster.apply(deployment("steady", APP, containers=[pause]))
+    so = triggers.scaled_object(
+        "steady",
+        APP,
+        triggers.always_cron(2),
+        minReplicaCount=1,
+        maxReplicaCount=5,
+        pollingInterval=1,
+    )
+    cluster.apply(so)
+    hpa_name = "keda-hpa-steady"
+    cluster.wait_condition(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        hpa_name,
+        "ScalingActive",
+        namespace=APP,
+        timeout=SCALE_TIMEOUT,
+    )
+    hpa = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", hpa_name, APP)
+    assert hpa is not None
+    metric = hpa["spec"]["metrics"][0]["external"]["metric"]["name"]
+    path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{APP}/{metric}"
+    selector = {"labelSelector": "scaledobject.keda.sh/name=steady"}
+    old = {p["metadata"]["name"] for p in adapter_pods(cluster)}
+
+    def both_answer() -> bool:  # each replica polls on its own; reads land on either
+        return all(cluster.client.get(path, params=selector).status_code == 200 for _ in range(10))
+
+    wait_for("both replicas to answer for ScaledObject steady", both_answer, SCALE_TIMEOUT)
+
+    reads: list[int] = []
+    failures: list[str] = []
+    done = threading.Event()
+
+    def read_on() -> None:
+        with cluster.client_for(KeyPair.read(cluster.pki, "admin")) as client:
+            while not done.wait(READ_EVERY):
+                try:
+                    response = client.get(path, params=selector)
+                    ok = response.status_code == 200 and response.json()["items"][0]["value"] == "2"
+                    detail = f"{response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    ok, detail = False, repr(exc)
+                reads.append(int(ok))
+                if not ok:
+                    failures.append(f"{time.monotonic() - began:.1f}s: {detail}")
+
+    began = time.monotonic()
+    reader = threading.Thread(target=read_on, name="metric-reader")
+    reader.start()
+    try:
+        version, _, _ = installed.rpartition(":")[2].partition("-")
+        rolled = f"{installed.rpartition(':')[0]}:{version}-rolled"
+        image.podman("tag", installed, rolled)
+        try:
+            cluster.node.load_image(rolled)
+        finally:
+            image.podman("untag", rolled, check=False)
+        helm.install(cluster.kubeconfig, rolled, namespace=NAMESPACE, release=RELEASE)
+
+        def rolled_out() -> bool:
+            current = adapter_pods(cluster)
+            return (
+                len(current) == 2
+                and not old & {p["metadata"]["name"] for p in current}
+                and all(p["spec"]["containers"][0]["image"] == rolled for p in current)
+                and all((condition(p, "Ready") or {}).get("status") == "True" for p in current)
+            )
+
+        wait_for("the adapter rolled out to the new tag", rolled_out, ROLLOUT_TIMEOUT, 0.5)
+        NODE_REPORT["rolling update"] = since(began)
+        time.sleep(5)  # a few more HPA syncs and reads against the new pods only
+    finally:
+        done.set()
+        reader.join()
+    events = cluster.client.get(
+        f"/api/v1/namespaces/{APP}/events",
+        params={"fieldSelector": f"involvedObject.name={hpa_name}"},
+    ).json()["items"]
+    hpa_failures = [e for e in events if e["reason"] == "FailedGetExternalMetric"]
+    hpa_count = sum(e.get("count", 1) for e in hpa_failures)
+    NODE_REPORT["failed reads in the rollout"] = f"{len(failures)} of {len(reads)}"
+    NODE_REPORT["HPA FailedGetExternalMetric in the rollout"] = str(hpa_count)
+    assert len(reads) > 20, f"only {len(reads)} reads"
+    messages = [*failures, *(e["message"] for e in hpa_failures)]
+    if messages:
+        summary = f"{len(failures)} of {len(reads)} reads and {len(hpa_failures)} HPA reads failed"
+        if all("no value yet" in m for m in messages):
+            raise FirstPollPending(f"{summary}: {messages[:10]}")
+        raise AssertionError(f"{summary}: {messages[:10]}")
