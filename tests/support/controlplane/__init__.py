@@ -10,10 +10,13 @@ nothing dials beyond loopback.
 - :mod:`.processes`: one component as a process with a pid file, logs, bounded waits;
 - :mod:`.api`: discovery, server-side apply, get, delete and condition waits;
 - :mod:`.cluster`: :class:`ControlPlane`, which starts and stops the three components;
+- :mod:`.node`: with ``ControlPlane(with_node=True)``, kube-scheduler and a kubelet on
+  containerd, pods in a network namespace of the cluster's own (docs/development.md);
 - :mod:`.adapter`: the adapter (cluster mode for ``make cluster-up``) and its registrations;
 - :mod:`.__main__`: the command line behind ``make cluster-up`` / ``make cluster-down``::
 
     python -m tests.support.controlplane up [--state DIR]    # ends with KUBECONFIG=, ADAPTER_URL=
+    python -m tests.support.controlplane up --node [--state DIR]    # make cluster-up NODE=1
     python -m tests.support.controlplane down [--state DIR]
 """
 
