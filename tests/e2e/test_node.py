@@ -28,7 +28,13 @@ import pytest
 from tests.e2e.conftest import NODE_REPORT
 from tests.support import helm, image, jetstream, triggers
 from tests.support.controlplane import ControlPlane, condition, deployment, wait_for
-from tests.support.controlplane.node import NEEDS, NODE_NAME, PAUSE_IMAGE, can_run
+from tests.support.controlplane.node import (
+    NEEDS,
+    NODE_NAME,
+    PAUSE_IMAGE,
+    can_run,
+    leftovers,
+)
 from tests.support.nats import NatsServer, binaries
 from tests.support.pki import KeyPair
 from tests.support.servers import require_in_ci
@@ -456,3 +462,32 @@ def test_a_rolling_update_of_the_adapter_keeps_the_metric_readable(
         if all("no value yet" in m for m in messages):
             raise FirstPollPending(f"{summary}: {messages[:10]}")
         raise AssertionError(f"{summary}: {messages[:10]}")
+
+
+def test_a_stopped_node_leaves_nothing_behind() -> None:
+    """Pods, shims, mounts, cgroups (v1 and the unified tree runc also uses) and the network
+    namespace all go with the cluster, though pods and shims outlive the kubelet and
+    containerd: a second cluster, one pod on it, then cleanup()."""
+    if not can_run():
+        pytest.skip(f"cannot run a node here: needs {NEEDS} (CI fails instead)")
+    cp = ControlPlane(with_node=True)
+    try:
+        cp.start(timeout=START_TIMEOUT)
+        assert cp.node is not None and cp.node.network is not None
+        network = cp.node.network
+        cp.apply(deployment("one", "default", containers=[{"name": "one", "image": PAUSE_IMAGE}]))
+        wait_for(
+            "a Ready pause pod",
+            lambda: (
+                (cp.get("apps/v1", "Deployment", "one", "default") or {})
+                .get("status", {})
+                .get("readyReplicas")
+                == 1
+            ),
+            SCALE_TIMEOUT,
+            0.5,
+        )
+        assert leftovers(cp.state, network), "nothing to clean up: the check could not fail"
+    finally:
+        cp.cleanup()
+    assert not leftovers(cp.state, network)

@@ -296,7 +296,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         user = self.cp.ca.issue(f"system:node:{NODE_NAME}", organizations=["system:nodes"])
         write_kubeconfig(kubeconfig, self.cp.url, self.cp.ca.pem, user)
         (d / "resolv.conf").write_text("nameserver 127.0.0.1\n")  # no DNS, and none outside
-        for controller in _cgroup_controllers():
+        for controller in _cgroup_hierarchies():
             (controller / self.network.cgroup_root.lstrip("/")).mkdir(exist_ok=True)
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -406,32 +406,36 @@ def _build() -> tuple[Path, Path]:
     return Path(bin_dir), Path(archive)
 
 
-def _cgroup_controllers() -> list[Path]:
-    """Every cgroup v1 hierarchy (the unified one is left alone: the kubelet uses v1 here)."""
+def _cgroup_hierarchies() -> list[Path]:
+    """Every mounted cgroup hierarchy: each v1 one and, on hybrid hosts, ``unified`` too (the
+    kubelet uses v1 there, but runc also places containers in the v2 tree); or the single v2
+    hierarchy of a host that has only v2."""
     root = Path("/sys/fs/cgroup")
-    return [p for p in root.iterdir() if p.is_dir() and p.name != "unified" and not p.is_symlink()]
+    if (root / "cgroup.controllers").exists():
+        return [root]
+    return [p for p in root.iterdir() if not p.is_symlink() and (p / "cgroup.procs").exists()]
 
 
-def _kill_pods(state: Path) -> None:
-    """SIGKILL every container of the node and its shim: stopping the kubelet and containerd
-    leaves both running (they outlive their managers by design)."""
+def _kill_pods(state: Path, timeout: float = 10.0) -> None:
+    """SIGKILL every container of the node and its shim, and wait (at most ``timeout``) until
+    they are gone, so their cgroups can be removed: stopping the kubelet and containerd leaves
+    both running (they outlive their managers by design)."""
     slot = _slot(state)
     if slot is None:
         return
     cgroup = Network(slot).cgroup_root.lstrip("/")
     pids: set[int] = set()
-    for procs in (Path("/sys/fs/cgroup/pids") / cgroup).rglob("cgroup.procs"):
-        pids.update(int(p) for p in procs.read_text().split())
-    socket = str(state / "node" / "containerd" / "containerd.sock")
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
+    for hierarchy in _cgroup_hierarchies():
+        for procs in (hierarchy / cgroup).rglob("cgroup.procs"):
             with contextlib.suppress(OSError):
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-                if b"containerd-shim" in argv[0] and socket.encode() in argv:
-                    pids.add(int(proc.name))
+                pids.update(int(p) for p in procs.read_text().split())
+    pids |= _shims(state)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _slot(state: Path) -> int | None:
@@ -451,7 +455,7 @@ def teardown(state: Path) -> None:
     slot = _slot(state)
     if slot is not None:
         net = Network(slot)
-        for controller in _cgroup_controllers():
+        for controller in _cgroup_hierarchies():
             top = controller / net.cgroup_root.lstrip("/")
             if top.is_dir():
                 below = [p for p in top.rglob("*") if p.is_dir()]
@@ -468,6 +472,32 @@ def teardown(state: Path) -> None:
             with contextlib.suppress(OSError):
                 if link.is_symlink() and str(state) in os.readlink(link):
                     link.unlink()
+
+
+def leftovers(state: Path, network: Network) -> list[str]:
+    """What a node of ``state`` on ``network`` still holds: its network namespace, cgroups,
+    mounts and containerd shims (empty once :func:`teardown` has run)."""
+    found = [f"netns {network.netns}"] if Path(network.netns_path).exists() else []
+    # Every directory of that name in any tree, independently of what teardown() removes.
+    name = network.cgroup_root.lstrip("/")
+    root = Path("/sys/fs/cgroup")
+    found += [str(p) for p in [root / name, *root.glob(f"*/{name}")] if p.is_dir()]
+    found += [f"mount {m}" for m in _mounts_under(state)]
+    found += [f"shim pid {pid}" for pid in sorted(_shims(state))]
+    return found
+
+
+def _shims(state: Path) -> set[int]:
+    """The containerd shims of ``state``'s containerd (``-address <its socket>``)."""
+    socket = str(state / "node" / "containerd" / "containerd.sock").encode()
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"containerd-shim" in argv[0] and socket in argv:
+                    found.add(int(proc.name))
+    return found
 
 
 def _mounts_under(state: Path) -> list[str]:
