@@ -61,6 +61,9 @@ def helm(*args: str, timeout: float = 120) -> str:
         "HELM_CACHE_HOME": str(home / "cache"),
         "HELM_CONFIG_HOME": str(home / "config"),
         "HELM_DATA_HOME": str(home / "data"),
+        # Talking to a cluster, helm caches discovery under $HOME/.kube; without HOME that is
+        # ./.kube, in whatever directory the tests run from.
+        "HOME": str(home),
     }
     done = subprocess.run(
         [str(ensure_helm()), *args], capture_output=True, text=True, timeout=timeout, env=env
