@@ -295,6 +295,11 @@ _UNIT_SECONDS = {
 }
 
 
+_GO_INT64_MAX = 2**63 - 1
+_GO_DURATION_MAX_SECONDS = _GO_INT64_MAX / 1e9
+"""A Go ``time.Duration`` counts nanoseconds in an int64: about 292 years."""
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds in KEDA's ``time.Duration`` parameters: a Go duration (``1m30s``, ``-2s``),
     else a whole number of milliseconds (``500``); ``None`` if it is neither."""
@@ -302,6 +307,10 @@ def parse_duration(text: str) -> float | None:
     sign = -1.0 if text.startswith("-") else 1.0
     body = text[1:] if text[:1] in "+-" else text
     if body.isascii() and body.isdigit():  # Go's ParseInt takes a sign too
+        # ParseInt refuses what int64 cannot hold; so do we, before int() meets a number too
+        # long for it or float() one too large.
+        if len(body) > len(str(_GO_INT64_MAX)) or int(body) > _GO_INT64_MAX:
+            return None
         return sign * int(body) / 1000
     if body == "0":
         return 0.0
@@ -311,7 +320,9 @@ def parse_duration(text: str) -> float | None:
             return None
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
-    return sign * total if pos == len(body) and pos > 0 else None
+    if pos != len(body) or pos == 0 or total > _GO_DURATION_MAX_SECONDS:
+        return None  # Go's ParseDuration: "invalid duration" past int64 nanoseconds
+    return sign * total
 
 
 def _unwrap_optional(hint: Any) -> Any:

@@ -447,6 +447,10 @@ def test_protocol_and_vhost_may_come_from_the_authentication() -> None:
         ("-5", -0.005),
         ("+5", 0.005),
         ("10x", None),
+        ("9" * 30, None),  # past int64: ParseInt refuses it (once an OverflowError here)
+        ("9" * 5000, None),  # past what int() converts
+        ("1" + "0" * 400 + "s", None),  # past what a Duration holds
+        ("99999999999h", None),
     ],
 )
 def test_parse_duration_like_keda(text: str, seconds: float | None) -> None:
