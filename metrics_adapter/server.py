@@ -392,10 +392,21 @@ def own_namespace(settings: Settings) -> str:
     return settings.cluster_object_namespace
 
 
-async def _ready_when_synced(controller: Controller, health: Health) -> None:
+async def _ready_when_synced(controller: Controller, adapter: Adapter) -> None:
+    """Ready once every object is listed and each of their queries polled once (bounded):
+    a replica that joins a rolling update takes reads only when it has values to give."""
     await controller.synced.wait()
-    health.loaded = True
-    log.info("every ScaledObject listed: ready")
+    unpolled = await adapter.poller.first_polls()
+    adapter.health.loaded = True
+    if unpolled:
+        log.warning(
+            "every ScaledObject listed: ready, %d of %d queries not polled yet (polls are "
+            "behind: reads of their metrics answer 'no value yet' until they are)",
+            unpolled,
+            adapter.poller.query_count,
+        )
+    else:
+        log.info("every ScaledObject listed and polled once: ready")
 
 
 async def _secure(
@@ -495,7 +506,7 @@ async def _run(
                 background.append(group.create_task(controller.run()))
                 if controller.elector is not None:  # last: it releases after writes stop
                     background.append(group.create_task(controller.elector.run()))
-                background.append(group.create_task(_ready_when_synced(controller, adapter.health)))
+                background.append(group.create_task(_ready_when_synced(controller, adapter)))
             serving = [group.create_task(server.serve()) for server in servers]
             stopping = group.create_task(stop.wait())
             await asyncio.wait([stopping, *serving], return_when=asyncio.FIRST_COMPLETED)

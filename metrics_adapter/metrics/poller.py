@@ -61,6 +61,7 @@ with the process). About what one core polls in a second anyway (~1 ms of CPU a 
 EXTRA_POLL_GAP = 1.0
 """Seconds between two polls of one query made for wake hints."""
 BACKLOG_CHECK_SECONDS = 1.0
+FIRST_POLLS_CHECK_SECONDS = 0.05
 _NO_ANSWER = object()
 TriggerKey = tuple[ObjectRef, str]
 
@@ -107,11 +108,15 @@ class _Loop:
             return min(self.due, self.last_extra + EXTRA_POLL_GAP)
         return self.due
 
+    polled: bool = False
+    """A poll of it has ended, with a value or an error."""
+
     def answered(self) -> bool:
         """A poll ended, with a value or an error: the age starts again. Whether its values
         were errors for staleness until now."""
         was_stale, self.stale = self.stale, False
         self.answered_at = time.monotonic()
+        self.polled = True
         return was_stale
 
 
@@ -369,6 +374,27 @@ class Poller:
                 return await query.run(self.clients)
         except TimeoutError:
             raise SourceTimeout(f"{query.describe()}: no answer within {self.timeout:g}s") from None
+
+    async def first_polls(self) -> int:
+        """Wait until every query known now has been polled once (a value or an error), at
+        most as long as their paced first polls take and one timeout more: a replica that
+        turns ready before then has the aggregator send it reads it can only answer with
+        "no value yet". The queries still unpolled when the bound passed (0: none)."""
+        waiting = [loop for loop in self._loops.values() if not loop.polled]
+        now = time.monotonic()
+        paced = (
+            max(self._first_slot - now, 0.0)
+            if self.running
+            else len(waiting) / FIRST_POLLS_PER_SECOND
+        )
+        deadline = now + paced + STARTUP_SPREAD_SECONDS + self.timeout + BACKLOG_CHECK_SECONDS
+        while True:
+            waiting = [
+                loop for loop in waiting if not loop.polled and self._loops.get(loop.query) is loop
+            ]
+            if not waiting or time.monotonic() >= deadline:
+                return len(waiting)
+            await asyncio.sleep(FIRST_POLLS_CHECK_SECONDS)
 
     # Backlog.
 

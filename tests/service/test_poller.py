@@ -359,3 +359,27 @@ async def test_first_polls_are_paced_from_when_the_poller_runs(poller: Poller) -
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_first_polls_waits_for_each_query_once_and_no_longer(poller: Poller) -> None:
+    """Readiness after a rolling update's new replica lists its objects: every query polled
+    once, a value or an error (a timeout is one), and a query removed meanwhile not waited
+    for."""
+    fast, slow, failing, gone = Upstream(), Upstream(delay=0.2), Upstream(fail="down"), Upstream()
+    gone_ref = ObjectRef("default", "gone")
+    for name, up in (("fast", fast), ("slow", slow), ("failing", failing)):
+        poller.set_triggers(ObjectRef("default", name), [bound(name, FakeQuery(name, up), 300)])
+    poller.set_triggers(gone_ref, [bound("gone", FakeQuery("gone", gone), 300)])
+    hung = Upstream(delay=10 * TIMEOUT)  # answers after the poller's timeout: an error
+    poller.set_triggers(ObjectRef("default", "hung"), [bound("hung", FakeQuery("hung", hung), 300)])
+    task = asyncio.create_task(poller.run())
+    try:
+        await asyncio.sleep(0)
+        poller.remove(gone_ref)
+        assert await poller.first_polls() == 0
+        assert all(loop.polled for loop in poller._loops.values())
+        assert [len(u.ended) for u in (fast, slow, failing, hung)] == [1, 1, 1, 1]
+        assert value(poller.store, "fast") == 5.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
