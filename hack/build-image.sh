@@ -35,20 +35,7 @@ step() {
 version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 IMAGE=localhost/metrics-adapter:$version
 
-missing=""
-for pair in buildah:buildah podman:podman mmdebstrap:mmdebstrap runc:runc; do
-  command -v "${pair%%:*}" >/dev/null || missing="$missing ${pair#*:}"
-done
-if [ -n "$missing" ]; then
-  command -v apt-get >/dev/null || die "needs$missing: install them (no apt-get here)"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  say "installing from Debian's packages:$missing"
-  # shellcheck disable=SC2086
-  { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-    die "could not install$missing with apt-get; install them yourself and run again"
-fi
+apt_install_missing buildah:buildah podman:podman mmdebstrap:mmdebstrap runc:runc
 
 mkdir -p "$OUT"
 build_lock "$OUT" 30

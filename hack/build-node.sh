@@ -21,21 +21,9 @@ ARCHIVE=$OUT/pause-$PAUSE.tar
 # shellcheck source=hack/go-build-common.sh
 . hack/go-build-common.sh
 
-missing=""
-for pair in containerd:containerd runc:runc ctr:containerd /usr/lib/cni/bridge:containernetworking-plugins \
-  iptables:iptables socat:socat buildah:buildah nsenter:util-linux; do
-  command -v "${pair%%:*}" >/dev/null || [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
-done
-if [ -n "$missing" ]; then
-  command -v apt-get >/dev/null || die "needs$missing: install them (no apt-get here)"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  say "installing from Debian's packages:$missing"
-  # shellcheck disable=SC2086
-  { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-    die "could not install$missing with apt-get; install them yourself and run again"
-fi
+apt_install_missing containerd:containerd runc:runc ctr:containerd \
+  /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables socat:socat \
+  buildah:buildah nsenter:util-linux
 
 bin=$(hack/build-control-plane.sh --node)
 

@@ -36,3 +36,21 @@ build_lock() {
     flock -w $(($2 * 60)) 9 || die "could not take the build lock in $2 minutes"
   fi
 }
+
+# apt_install_missing "command:package" ...: install from Debian's packages the package of
+# each command (or executable path) that is missing; with sudo when not root.
+apt_install_missing() {
+  local pair missing=""
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
+  done
+  [ -n "$missing" ] || return 0
+  command -v apt-get >/dev/null || die "needs$missing: install them (no apt-get here)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  say "installing from Debian's packages:$missing"
+  # shellcheck disable=SC2086
+  { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
+    die "could not install$missing with apt-get; install them yourself and run again"
+}

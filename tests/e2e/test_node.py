@@ -246,9 +246,9 @@ def test_apiservice_available_through_the_service_endpoints(
     assert addresses == {p["status"]["podIP"] for p in adapter_pods(cluster)}
 
 
-def test_a_scaled_object_scales_real_pods_on_the_metric_a_pod_serves(
-    cluster: ControlPlane, installed: str
-) -> None:
+def cron_scaled(cluster: ControlPlane, name: str, replicas: int) -> None:
+    """Once the APIService is Available: a Deployment ``name`` of pause containers in
+    :data:`APP` and a ScaledObject whose cron trigger always asks for ``replicas``."""
     cluster.wait_condition(
         "apiregistration.k8s.io/v1",
         "APIService",
@@ -257,17 +257,23 @@ def test_a_scaled_object_scales_real_pods_on_the_metric_a_pod_serves(
         timeout=AVAILABLE_TIMEOUT,
     )
     cluster.ensure_namespace(APP)
-    pause = {"name": "worker", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}
-    cluster.apply(deployment("worker", APP, containers=[pause]))
+    pause = {"name": name, "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}
+    cluster.apply(deployment(name, APP, containers=[pause]))
     so = triggers.scaled_object(
-        "worker",
+        name,
         APP,
-        triggers.always_cron(3),
+        triggers.always_cron(replicas),
         minReplicaCount=1,
         maxReplicaCount=5,
         pollingInterval=1,
     )
     cluster.apply(so)
+
+
+def test_a_scaled_object_scales_real_pods_on_the_metric_a_pod_serves(
+    cluster: ControlPlane, installed: str
+) -> None:
+    cron_scaled(cluster, "worker", 3)
 
     def hpa_metric() -> str | None:
         hpa = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "keda-hpa-worker", APP)
@@ -348,25 +354,7 @@ def test_a_rolling_update_of_the_adapter_keeps_the_metric_readable(
     cluster: ControlPlane, installed: str
 ) -> None:
     assert cluster.node is not None
-    cluster.wait_condition(
-        "apiregistration.k8s.io/v1",
-        "APIService",
-        "v1beta1.external.metrics.k8s.io",
-        "Available",
-        timeout=AVAILABLE_TIMEOUT,
-    )
-    cluster.ensure_namespace(APP)
-    pause = {"name": "steady", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}
-    cluster.apply(deployment("steady", APP, containers=[pause]))
-    so = triggers.scaled_object(
-        "steady",
-        APP,
-        triggers.always_cron(2),
-        minReplicaCount=1,
-        maxReplicaCount=5,
-        pollingInterval=1,
-    )
-    cluster.apply(so)
+    cron_scaled(cluster, "steady", 2)
     hpa_name = "keda-hpa-steady"
     cluster.wait_condition(
         "autoscaling/v2",
