@@ -63,6 +63,8 @@ EXTRA_POLL_GAP = 1.0
 BACKLOG_CHECK_SECONDS = 1.0
 FIRST_POLLS_CHECK_SECONDS = 0.05
 _NO_ANSWER = object()
+_JOINED = "(a trigger joined)"
+"""The "hint" of a trigger that joined a loop whose last answer could not measure it."""
 TriggerKey = tuple[ObjectRef, str]
 
 
@@ -187,12 +189,27 @@ class Poller:
             if new and self._group is not None:  # else run() begins every loop
                 self._begin(loop, time.monotonic())
             elif loop.last_answer is not _NO_ANSWER:
-                self._measure(bound, loop.last_answer, latency=0.0)
+                self._join(loop, bound)
         kept = {(t.scaler.query, t.metric_name) for t in triggers}
         for bound in old:
             if (bound.scaler.query, bound.metric_name) not in kept:
                 self._detach(so, bound)
         self._changed(so)
+
+    def _join(self, loop: _Loop, bound: BoundTrigger) -> None:
+        """A trigger joining a loop that has answered: measured from that answer, without a
+        request, when it can be. An answer that cannot measure it may predate what it reads
+        (a stream created with the object, a shared /jsz read before): rather than an error
+        from an answer older than the trigger, the loop polls again soon, as for a wake hint
+        (a poll started after now, at most one per EXTRA_POLL_GAP), and that poll decides."""
+        try:
+            bound.scaler.measure(loop.last_answer)
+        except Exception:
+            if loop.hinted is None:
+                loop.hinted = _JOINED
+                self._schedule(loop)
+            return
+        self._measure(bound, loop.last_answer, latency=0.0)
 
     def remove(self, so: ObjectRef) -> None:
         for bound in self._by_object.pop(so, ()):
@@ -297,7 +314,8 @@ class Poller:
         try:
             now = time.monotonic()
             if loop.hinted is not None and now >= loop.last_extra + EXTRA_POLL_GAP:
-                self.telemetry.wake_poll(loop.hinted)
+                if loop.hinted is not _JOINED:
+                    self.telemetry.wake_poll(loop.hinted)
                 loop.last_extra = now
                 await self._poll_loop(loop)
             elif now >= loop.due:

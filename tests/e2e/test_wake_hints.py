@@ -355,7 +355,10 @@ def test_only_the_lease_holder_watches_and_its_successor_takes_over(cluster: Clu
             lambda: watching(cluster.metrics_port, "nats-jetstream") == 1,
             WATCHING_WITHIN,
         )
-        wait(f"the second's reading of {name}", lambda: reading(port, name) == 0, POLLED_WITHIN)
+        try:
+            wait(f"the second's reading of {name}", lambda: reading(port, name) == 0, POLLED_WITHIN)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the second's log ends:\n{second.tail(3000)}") from None
         # The follower decided at its reading (and at its listing before): a watcher it had
         # opened there would show in its gauge at the next refresh.
         time.sleep(2 * STATE_REFRESH_SECONDS)

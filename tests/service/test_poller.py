@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
@@ -13,7 +14,12 @@ from typing import Any
 import pytest
 
 from metrics_adapter.binding.triggers import BoundTrigger
-from metrics_adapter.metrics.poller import FIRST_POLLS_PER_SECOND, STARTUP_SPREAD_SECONDS, Poller
+from metrics_adapter.metrics.poller import (
+    EXTRA_POLL_GAP,
+    FIRST_POLLS_PER_SECOND,
+    STARTUP_SPREAD_SECONDS,
+    Poller,
+)
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
 from metrics_adapter.model.keda import ObjectRef, parse_scaled_object
@@ -380,6 +386,42 @@ async def test_first_polls_waits_for_each_query_once_and_no_longer(poller: Polle
         assert all(loop.polled for loop in poller._loops.values())
         assert [len(u.ended) for u in (fast, slow, failing, hung)] == [1, 1, 1, 1]
         assert value(poller.store, "fast") == 5.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class NeedsNine(FakeScaler):
+    """Reads what only answers from 9 on hold (a stream created with its object)."""
+
+    def measure(self, answer: float) -> float | Measurement:
+        if answer < 9:
+            raise SourceResponseError('stream "NEW" not found')
+        return answer
+
+
+async def test_a_trigger_the_last_answer_cannot_measure_gets_a_fresh_poll_not_an_error(
+    poller: Poller,
+) -> None:
+    """A trigger joining a loop is measured from its last answer when it can be; when that
+    answer predates what it reads, the loop polls again at once and that poll decides."""
+    up = Upstream(value=5)
+    query = FakeQuery("shared", up)
+    poller.set_triggers(ObjectRef("default", "old"), [bound("old", query, interval=300)])
+    seen: list[tuple[str, float | None, str | None]] = []
+    poller.listeners.append(lambda b, r: seen.append((b.so.name, r.value, r.error)))
+    task = asyncio.create_task(poller.run())
+    try:
+        await until("the first poll", lambda: len(up.ended) == 1, polled_within(1, TIMEOUT))
+        up.value = 9  # the new trigger's stream exists from now on
+        plain = bound("new", query, interval=300)
+        joined = dataclasses.replace(plain, scaler=NeedsNine(query))
+        poller.set_triggers(joined.so, [joined])
+        assert [s for s in seen if s[0] == "new"] == []  # no error from the older answer
+        await until("the fresh poll", lambda: len(up.ended) == 2, 10 * (EXTRA_POLL_GAP + TIMEOUT))
+        assert [s for s in seen if s[0] == "new"] == [("new", 9.0, None)]
+        wake_polls = poller.telemetry.registry.get_sample_value("metrics_adapter_wake_polls_total")
+        assert wake_polls in (None, 0.0)  # not counted as a wake hint's poll
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
