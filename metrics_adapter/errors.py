@@ -109,6 +109,11 @@ class KubeConflict(KubeError):
     pass
 
 
+class KubeFenced(KubeError):
+    """A write this replica decided on but may no longer send: the object is another
+    replica's now (metrics_adapter.control.ownership)."""
+
+
 class KubeGone(KubeError):
     pass
 

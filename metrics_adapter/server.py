@@ -11,6 +11,7 @@ import socket
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from metrics_adapter.control.activator import DryRunActivator, set_fallbacks, tr
 from metrics_adapter.control.controller import Controller
 from metrics_adapter.control.job_dry_run import DryRunJobs
 from metrics_adapter.control.leader import LeaderElector
+from metrics_adapter.control.ownership import Everything, Leadership, Ownership, fence
+from metrics_adapter.control.shards import Shards, default_address
 from metrics_adapter.errors import StartupError
 from metrics_adapter.kube.budget import WriteBudget
 from metrics_adapter.kube.client import KubeClient
@@ -352,11 +355,8 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
     kube.writes = WriteBudget(settings.kube_api_qps, settings.kube_api_burst)
     clients = Clients(settings.scaler_timeout, pods=KubePods(kube))  # kubernetes-workload
     poller = build_poller(settings, store, telemetry, clients)
-    elector = LeaderElector(kube, own_namespace(settings)) if settings.leader_elect else None
-    if elector is not None:
-        lease = elector.name
-        telemetry.leader.labels(lease).set(0)
-        elector.listeners.append(lambda leading: telemetry.leadership(lease, leading))
+    ownership = _ownership(settings, kube, telemetry)
+    kube.fence = fence(ownership)
     sources = build_sources(settings, poller.clients, kube)
     scope = Scope(
         settings.watch_namespace,
@@ -369,18 +369,36 @@ async def _cluster(settings: Settings) -> tuple[Adapter, KubeClient, Controller]
         poller,
         store,
         telemetry,
-        elector,
+        ownership,
     )
+    for held, writes in (("polled", False), ("written", True)):
+        telemetry.shard_objects.labels(held).set_function(partial(controller.holding, writes))
     health = Health(loaded=False, poller_running=lambda: poller.running)
     admission = AdmissionWebhook(
         telemetry, cluster=KubeClusterView(kube), objects=controller.objects
     )
     adapter = Adapter(settings, telemetry, store, poller, health, None, admission, sources)
     if settings.wake_hints:  # only the replica that activates watches
-        hints = adapter.hints = WakeHints(poller, telemetry, acting=lambda: controller.writing)
-        if elector is not None:
-            elector.listeners.append(lambda _: hints.reconcile_all())
+        hints = adapter.hints = WakeHints(poller, telemetry, acting=lambda: ownership.acting)
+        ownership.listeners.append(hints.reconcile_all)
     return adapter, kube, controller
+
+
+def _ownership(settings: Settings, kube: KubeClient, telemetry: Telemetry) -> Ownership:
+    """Who polls and writes for what: shards, one leader, or this process alone."""
+    namespace = own_namespace(settings)
+    if settings.shards:
+        address = settings.shard_address or default_address(settings.secure_port)
+        shards = Shards(kube, namespace, address)
+        telemetry.shard_members.set_function(lambda: len(shards.members))
+        return shards
+    if not settings.leader_elect:
+        return Everything()
+    elector = LeaderElector(kube, namespace)
+    lease = elector.name
+    telemetry.leader.labels(lease).set(0)
+    elector.listeners.append(lambda leading: telemetry.leadership(lease, leading))
+    return Leadership(elector)
 
 
 def own_namespace(settings: Settings) -> str:
@@ -504,8 +522,8 @@ async def _run(
                 background.append(group.create_task(adapter.hints.run()))
             if controller is not None:
                 background.append(group.create_task(controller.run()))
-                if controller.elector is not None:  # last: it releases after writes stop
-                    background.append(group.create_task(controller.elector.run()))
+                # Last: it releases its Lease after the writes stopped.
+                background.append(group.create_task(controller.ownership.run()))
                 background.append(group.create_task(_ready_when_synced(controller, adapter)))
             serving = [group.create_task(server.serve()) for server in servers]
             stopping = group.create_task(stop.wait())

@@ -412,6 +412,24 @@ class Settings:
             "cluster mode: only the holder of the Lease writes; every replica serves", CLUSTER
         ),
     )
+    shards: bool = field(
+        default=False,
+        metadata=flag(
+            "cluster mode: split ScaledObjects and ScaledJobs across the replicas, each "
+            "announced by a Lease of its own; only an object's owner polls and writes for "
+            "it, any replica answers (forwarding to the owner). Replaces --leader-elect",
+            CLUSTER,
+        ),
+    )
+    shard_address: str = field(
+        default="",
+        metadata=flag(
+            "with --shards: the URL other replicas reach this one's API on (default "
+            "https://$POD_IP:<secure port>, loopback outside a Pod)",
+            CLUSTER,
+            metavar="URL",
+        ),
+    )
 
     scaler_timeout: float = field(
         default=DEFAULT_TIMEOUT,

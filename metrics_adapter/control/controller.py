@@ -26,7 +26,6 @@ from metrics_adapter.control import status
 from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
 from metrics_adapter.control.hpa import build_hpa, needs_update
 from metrics_adapter.control.ignored_event import Announced, announce
-from metrics_adapter.control.leader import LeaderElector
 from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
@@ -34,6 +33,15 @@ from metrics_adapter.control.lifecycle import (
     reconcile_all,
     remove_finalizer,
     spec_version,
+)
+from metrics_adapter.control.ownership import (
+    Everything,
+    Held,
+    Holding,
+    Ownership,
+    acting_for,
+    held,
+    sort_moved,
 )
 from metrics_adapter.control.scaled_jobs import ScaledJobController
 from metrics_adapter.control.targets import with_target_version
@@ -87,6 +95,8 @@ class _Tracked:
     """The IgnoredFields Event last sent, so a resync does not send it again."""
     activated: tuple[int, float] | None = None
     """The replicas the last activation wrote, and until when (monotonic) it is settling."""
+    held: Held = Held.NOT
+    """Whether this replica polled it and wrote for it at its last reconcile."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -101,14 +111,13 @@ class Controller:
         poller: Poller,
         store: MetricStore,
         telemetry: Telemetry,
-        elector: LeaderElector | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.kube, self.objects, self.poller = kube, objects, poller
         self.store, self.telemetry = store, telemetry
-        self.elector = elector
-        self._took_lead = asyncio.Event()
-        if elector is not None:
-            elector.listeners.append(lambda leading: self._took_lead.set() if leading else None)
+        self.ownership = ownership or Everything()
+        self._owners_changed = asyncio.Event()
+        self.ownership.listeners.append(self._owners_changed.set)
         self.synced = asyncio.Event()
         self._tracked: dict[ObjectRef, _Tracked] = {}
         self._work = ObjectWork[ObjectRef]()
@@ -119,10 +128,8 @@ class Controller:
         self._retries: dict[ObjectRef, asyncio.TimerHandle] = {}
         """Objects to reconcile again later: a trigger's source failed while binding."""
         objects.on_change = self._changed.put_nowait
-        self.jobs = ScaledJobController(
-            kube, objects, poller, store, telemetry, writing=lambda: self.writing
-        )
-        """ScaledJobs: their own watch and loop, on the same poller, objects and leader."""
+        self.jobs = ScaledJobController(kube, objects, poller, store, telemetry, self.ownership)
+        """ScaledJobs: their own watch and loop, on the same poller, objects and owners."""
         poller.listeners.append(self._on_reading)
 
     async def run(self) -> None:
@@ -143,7 +150,7 @@ class Controller:
             group.create_task(self._rebind_forever())
             group.create_task(self._retry_forever())
             group.create_task(self.jobs.run())
-            group.create_task(self._lead_forever())
+            group.create_task(self._follow_owners_forever())
             await follow(
                 self.kube,
                 SCALED_OBJECTS,
@@ -154,30 +161,37 @@ class Controller:
                 self.objects.scope,
             )
 
-    @property
-    def writing(self) -> bool:
-        """Only the leader writes (HPA, status, /scale, Events, finalizers); every replica
-        watches, binds, polls and serves, since the aggregator may route to any of them."""
-        return self.elector is None or self.elector.is_leader
+    def writes(self, ref: ObjectRef) -> bool:
+        """Whether this replica writes for ``ref`` (HPA, status, /scale, Events, finalizers):
+        the leader, or its shard's owner (:mod:`metrics_adapter.control.ownership`)."""
+        return self.ownership.writes(ref)
 
-    async def _lead_forever(self) -> None:
-        """On taking the lead, reconcile everything again from the status the previous
-        leader wrote (lastActiveTime, originalReplicaCount), evaluate every object, and
-        finish the deletions that were left to the previous leader."""
+    def holding(self, writes: bool) -> int:
+        """ScaledObjects and ScaledJobs this replica polls, or (``writes``) writes for now."""
+        held: list[Holding] = [*self._tracked.values(), *self.jobs.tracked()]
+        if writes:
+            return sum(1 for t in held if t.held.polls and self.ownership.writes(t.ref))
+        return sum(1 for t in held if t.held.polls)
+
+    async def _follow_owners_forever(self) -> None:
+        """When ownership moves: reconcile what this replica gained from the status its
+        previous owner wrote (lastActiveTime, originalReplicaCount), finishing deletions
+        left to it, and stop polling what it lost."""
         while True:
-            await self._took_lead.wait()
-            self._took_lead.clear()
-            tracked = list(self._tracked.values())
-            for t in tracked:
-                t.written = None
-            await reconcile_all((t.document for t in tracked), partial(self.reconcile, force=True))
-            await self.jobs.lead()
+            await self._owners_changed.wait()
+            self._owners_changed.clear()
+            gained, lost = sort_moved(list(self._tracked.values()), self.ownership)
+            for t in lost:
+                self._retire(t)
+            await reconcile_all((t.document for t in gained), partial(self.reconcile, force=True))
+            await self.jobs.owners_changed()
 
     # Reconcile: spec -> triggers, HPA, status.
 
     async def reconcile(self, document: ScaledObjectDocument, *, force: bool = False) -> None:
         async with self._work.lock(document.ref):
-            await self._reconcile(document, force=force)
+            with acting_for(document.ref):
+                await self._reconcile(document, force=force)
 
     async def _reconcile(self, document: ScaledObjectDocument, *, force: bool) -> None:
         ref, meta = document.ref, document.meta
@@ -198,7 +212,11 @@ class Controller:
             original_replicas=document.status.original_replica_count,
             written=tracked.written if tracked else None,
             warned=tracked.warned if tracked else None,
+            held=held(self.ownership, ref),
         )
+        if not tracked.held.polls:  # another replica's: watched, neither polled nor written
+            self._retire(tracked)
+            return
         try:
             so = await with_target_version(self.kube, document.parsed())
             await self.objects.settle(so)  # outside sources first: no Ready=False, then True
@@ -216,7 +234,7 @@ class Controller:
         tracked.so = so
         self.telemetry.register(so)
         self.poller.set_triggers(ref, binding.triggers, binding.composite)
-        if not self.writing:
+        if not self.writes(ref):
             return
         await add_finalizer(self.kube, SCALED_OBJECTS, document.meta)
         await self._warn(tracked, (*so.warnings, *binding.warnings))
@@ -275,7 +293,7 @@ class Controller:
         """The IgnoredFields Event, once per spec version; for an object that does not
         bind (``None``), its parser's and its metadata keys' (a typo may be why)."""
         so = tracked.document.scaled_object
-        if not self.writing or so is None:
+        if not self.writes(tracked.ref) or so is None:
             return
         found = object_warnings(so, self.objects) if warnings is None else warnings
         reference = tracked.document.reference
@@ -301,7 +319,7 @@ class Controller:
         self.poller.remove(ref)
         self.store.mark_broken(ref, problem)
         self.telemetry.object_error(ref)
-        if not self.writing:
+        if not self.writes(ref):
             return
         if tracked.written != patch:
             await self.kube.patch_scaled_object_status(ref.namespace, ref.name, patch.to_json())
@@ -341,7 +359,7 @@ class Controller:
             tracked = self._tracked[ref] = _Tracked(document)
         tracked.document = document
         self._retire(tracked)
-        if not self.writing:
+        if not self.writes(ref):
             return
         so = document.scaled_object
         original = document.status.original_replica_count
@@ -420,11 +438,12 @@ class Controller:
 
     async def activate(self, ref: ObjectRef) -> None:
         async with self._work.lock(ref):
-            await self._activate(ref)
+            with acting_for(ref):
+                await self._activate(ref)
 
     async def _activate(self, ref: ObjectRef) -> None:
         tracked = self._tracked.get(ref)
-        if tracked is None or tracked.so is None or not self.writing:
+        if tracked is None or tracked.so is None or not self.writes(ref):
             return
         so, states = tracked.so, self._states(ref)
         if paused(so.meta.annotations) or (not states and so.triggers):

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -47,6 +46,14 @@ from metrics_adapter.control.lifecycle import (
     reconcile_all,
     remove_finalizer,
     spec_version,
+)
+from metrics_adapter.control.ownership import (
+    Everything,
+    Held,
+    Ownership,
+    acting_for,
+    held,
+    sort_moved,
 )
 from metrics_adapter.control.work import ObjectWork, guarded
 from metrics_adapter.errors import KubeError
@@ -82,6 +89,8 @@ class _Tracked:
     """Metric names read since the last evaluation."""
     evaluated: float = -math.inf
     """When it was last evaluated (monotonic)."""
+    held: Held = Held.NOT
+    """Whether this replica polled it and wrote for it at its last reconcile."""
     """Metric names failing at the last evaluation: KEDAScalerFailed once per failure."""
     written: ScaledJobStatus | None = None
     warned: Announced | None = None
@@ -100,12 +109,12 @@ class ScaledJobController:
         poller: Poller,
         store: MetricStore,
         telemetry: Telemetry,
-        writing: Callable[[], bool] = lambda: True,
+        ownership: Ownership | None = None,
     ) -> None:
         self.kube, self.objects, self.poller = kube, objects, poller
         self.store, self.telemetry = store, telemetry
-        self.writing = writing
-        """Only the leader writes; every replica watches, binds and polls."""
+        self.ownership = ownership or Everything()
+        """Who polls and writes for each ScaledJob; every replica watches them all."""
         self.cache = JobCache()
         self.synced = asyncio.Event()
         self._tracked: dict[ScaledJobRef, _Tracked] = {}
@@ -138,12 +147,19 @@ class ScaledJobController:
                 timer.cancel()
             self._retries.clear()
 
-    async def lead(self) -> None:
-        """On taking the lead: reconcile everything again, finishing deletions."""
-        tracked = list(self._tracked.values())
-        for t in tracked:
-            t.written = None
-        await reconcile_all((t.document for t in tracked), partial(self.reconcile, force=True))
+    async def owners_changed(self) -> None:
+        """Ownership moved: reconcile what this replica gained (finishing deletions), stop
+        polling what it lost."""
+        gained, lost = sort_moved(list(self._tracked.values()), self.ownership)
+        for t in lost:
+            self._retire(t)
+        await reconcile_all((t.document for t in gained), partial(self.reconcile, force=True))
+
+    def tracked(self) -> list[_Tracked]:
+        return list(self._tracked.values())
+
+    def writes(self, ref: ScaledJobRef) -> bool:
+        return self.ownership.writes(ref)
 
     async def changed(self, key: ObjectKey) -> None:
         """A Secret, ConfigMap or authentication changed: re-bind the ScaledJobs reading it."""
@@ -163,7 +179,8 @@ class ScaledJobController:
 
     async def reconcile(self, document: ScaledJobDocument, *, force: bool = False) -> None:
         async with self._work.lock(document.ref):
-            await self._reconcile(document, force=force)
+            with acting_for(document.ref):
+                await self._reconcile(document, force=force)
 
     async def _reconcile(self, document: ScaledJobDocument, *, force: bool) -> None:
         ref, meta = document.ref, document.meta
@@ -185,7 +202,11 @@ class ScaledJobController:
             active=previous.active if previous else None,
             written=previous.written if previous else None,
             warned=previous.warned if previous else None,
+            held=held(self.ownership, ref),
         )
+        if not tracked.held.polls:  # another replica's: watched, neither polled nor written
+            self._retire(tracked)
+            return
         try:
             sj = document.parsed()
             await self.objects.settle(sj)  # outside sources first: no Ready=False, then True
@@ -205,7 +226,7 @@ class ScaledJobController:
         tracked.sj = sj
         self.telemetry.register(sj)
         self.poller.set_triggers(ref, binding.triggers)
-        if not self.writing():
+        if not self.writes(ref):
             return
         await add_finalizer(self.kube, SCALED_JOBS, document.meta)
         await self._warn(tracked, (*sj.warnings, *binding.warnings))
@@ -264,7 +285,7 @@ class ScaledJobController:
     async def _warn(self, tracked: _Tracked, warnings: tuple[str, ...] | None) -> None:
         """As :meth:`Controller._warn <metrics_adapter.control.controller.Controller._warn>`."""
         sj = tracked.document.scaled_job
-        if not self.writing() or sj is None:
+        if not self.writes(tracked.ref) or sj is None:
             return
         found = object_warnings(sj, self.objects) if warnings is None else warnings
         reference = tracked.document.reference
@@ -284,7 +305,7 @@ class ScaledJobController:
         self.poller.remove(ref)
         self.store.mark_broken(ref, problem)
         self.telemetry.object_error(ref)
-        if not self.writing():
+        if not self.writes(ref):
             return
         patch = job_status.not_ready(problem)
         if tracked.written != patch:
@@ -318,7 +339,7 @@ class ScaledJobController:
         if FINALIZER not in document.meta.finalizers:
             self._forget(ref)
             return
-        if not self.writing():
+        if not self.writes(ref):
             return
         await remove_finalizer(self.kube, SCALED_JOBS, document.meta)
         self._forget(ref)
@@ -358,11 +379,12 @@ class ScaledJobController:
 
     async def evaluate(self, ref: ScaledJobRef) -> None:
         async with self._work.lock(ref):
-            await self._evaluate(ref)
+            with acting_for(ref):
+                await self._evaluate(ref)
 
     async def _evaluate(self, ref: ScaledJobRef) -> None:
         tracked = self._tracked.get(ref)
-        if tracked is None or tracked.sj is None or not self.writing():
+        if tracked is None or tracked.sj is None or not self.writes(ref):
             return
         sj = tracked.sj
         tracked.fresh.clear()

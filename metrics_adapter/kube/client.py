@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +146,9 @@ class KubeClient:
         self.writes: WriteBudget | None = None
         """The controller's writes wait for it (:mod:`metrics_adapter.kube.budget`); set by
         the service from --kube-api-qps and --kube-api-burst, unlimited otherwise."""
+        self.fence: Callable[[], None] | None = None
+        """Run right before each write is sent (after its wait for the budget): raises
+        KubeFenced when the write is no longer this process's to make."""
 
     @classmethod
     async def connect(cls, kubeconfig: str | Path | None = None, **kwargs: Any) -> KubeClient:
@@ -185,6 +188,8 @@ class KubeClient:
             if write is not None and self.writes is not None:
                 waited = await self.writes.take(write)
                 self.observer.kube_write_waited(method, waited)
+            if write is not None and self.fence is not None:
+                self.fence()
             try:
                 return await self._call(method, path, subject, query, body, content_type)
             except _Throttled as throttled:

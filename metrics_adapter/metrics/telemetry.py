@@ -176,6 +176,18 @@ class Telemetry:
             ("name",),
             registry=r,
         )
+        self.shard_members = Gauge(
+            "metrics_adapter_shard_members",
+            "Live replicas in this process's shard group, as it last saw them (--shards).",
+            registry=r,
+        )
+        self.shard_objects = Gauge(
+            "metrics_adapter_shard_objects",
+            "ScaledObjects and ScaledJobs this process polls (held=polled) and writes for "
+            "(held=written): its share under --shards, every object otherwise.",
+            ("held",),
+            registry=r,
+        )
         self.leader_transitions = Counter(
             "metrics_adapter_leader_transitions",
             "Times this process took (to=leader) or lost (to=follower) the Lease.",
