@@ -389,7 +389,15 @@ def _ownership(settings: Settings, kube: KubeClient, telemetry: Telemetry) -> Ow
     namespace = own_namespace(settings)
     if settings.shards:
         address = settings.shard_address or default_address(settings.secure_port)
-        shards = Shards(kube, namespace, address)
+        duration = settings.shard_lease_duration
+        shards = Shards(
+            kube,
+            namespace,
+            address,
+            lease_duration=duration,
+            renew_deadline=duration * 2 / 3,
+            retry_period=duration * 2 / 15,
+        )
         telemetry.shard_members.set_function(lambda: len(shards.members))
         return shards
     if not settings.leader_elect:

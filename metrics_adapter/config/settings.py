@@ -31,6 +31,8 @@ LOOPBACK, ANY_ADDRESS = "127.0.0.1", "0.0.0.0"
 DAY = 86400.0
 SERVING_CERT_DAYS, CA_CERT_DAYS = 365, 3650
 """How long certificates the adapter makes are valid, unless told otherwise."""
+SHORTEST_SHARD_LEASE = 3
+"""2 s to renew in, 0.4 s between rounds."""
 SHORTEST_VALIDITY = 600.0
 """Seconds: a certificate is renewed two thirds into a life that starts 5 minutes early (for
 clock skew), so 10 minutes is served 5 minutes before its renewal."""
@@ -421,6 +423,16 @@ class Settings:
             CLUSTER,
         ),
     )
+    shard_lease_duration: int = field(
+        default=15,
+        metadata=flag(
+            "with --shards: seconds a replica's Lease lasts unrenewed before the others take "
+            "its share; it renews every 2/15 of it and stops writing 2/3 of it after its last "
+            "renewal (15: 2 s and 10 s, as Kubernetes' own leader elections)",
+            CLUSTER,
+            metavar="SECONDS",
+        ),
+    )
     shard_address: str = field(
         default="",
         metadata=flag(
@@ -487,6 +499,11 @@ class Settings:
             )
         if self.kube_api_qps <= 0:
             raise ValueError(f"{option('kube_api_qps')}: {self.kube_api_qps:g} must be positive")
+        if self.shard_lease_duration < SHORTEST_SHARD_LEASE:
+            raise ValueError(
+                f"{option('shard_lease_duration')}: {self.shard_lease_duration} must be at "
+                f"least {SHORTEST_SHARD_LEASE} seconds"
+            )
         if self.kube_api_burst < 1:
             raise ValueError(
                 f"{option('kube_api_burst')}: {self.kube_api_burst} must be at least 1"

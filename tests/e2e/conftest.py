@@ -18,6 +18,7 @@ import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,10 +88,15 @@ class MetricsSource:
 
     def __init__(self) -> None:
         self.value: float = 0
+        self.hits: Counter[str] = Counter()
+        """Requests answered, by path (any path answers)."""
+        counting = threading.Lock()
         source = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                with counting:
+                    source.hits[self.path] += 1
                 body = json.dumps({"value": source.value}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -1,0 +1,230 @@
+"""Three replicas with ``--shards`` on a real control plane: each object is polled by one
+replica only, and a replica killed with SIGKILL hands its share over within a Lease
+duration plus a polling interval, with no target scaled down and no lastActiveTime lost.
+
+Every ScaledObject reads a metrics-api URL of its own (``/value/<name>``) from one loopback
+server that counts requests by path, so "polled once" is counted where it matters: at the
+source. Targets are Workers (a CRD with /scale and no controller), activated to 1 by the
+owner's activator (the source reads 5, above the activation threshold 0); the APIService is
+not registered, so every change of replicas is an activator's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import MetricsSource
+from tests.support import triggers
+from tests.support.controlplane import (
+    ADAPTER_NAMESPACE,
+    ADAPTER_SERVICE,
+    Adapter,
+    AdminClients,
+    ControlPlane,
+    scalable_kind,
+    scalable_object,
+    serving_pair,
+    wait_for,
+)
+from tests.support.controlplane.adapter import adapter_kubeconfig
+from tests.support.controlplane.cluster_mode import cluster_mode
+from tests.support.servers import free_ports
+
+pytestmark = pytest.mark.e2e
+
+NS = "shards"
+REPLICAS = 3
+OBJECTS = 150
+INTERVAL = 5
+LEASE = 3
+"""--shard-lease-duration: renewed every 0.4 s, writes fenced 2 s after the last renewal."""
+WORKERS_API = "shards.e2e.io/v1"
+WORKER_CRD = scalable_kind("shards.e2e.io", "Worker", "workers", selector_path=".status.selector")
+SLACK = 60.0
+"""What a loaded 2-core machine adds to a few hundred objects' first polls and writes."""
+REOWNED_WITHIN = LEASE + INTERVAL + 2 * LEASE * 2 / 15 + 10.0
+"""A killed replica's Lease expires LEASE after the others saw its last renewal (seen up to
+a round late); its share is polled at the next due poll, within one interval; 10 s for a
+loaded machine's late rounds and polls."""
+
+
+@dataclass
+class Group:
+    cp: ControlPlane
+    replicas: list[Adapter]
+    metrics_ports: list[int]
+    source: MetricsSource
+
+    def series(self, i: int, name: str) -> float:
+        """One sample of replica ``i``'s /metrics (the first line starting with ``name``)."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[i]}/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(name):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"replica {i}: no {name} in its /metrics")
+
+    def polled(self, i: int) -> int:
+        return int(self.series(i, 'metrics_adapter_shard_objects{held="polled"}'))
+
+    def listed(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        response = self.cp.client.get(self.cp.path(api_version, kind, NS), timeout=60)
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+    def replicas_of_workers(self) -> dict[str, int]:
+        return {
+            w["metadata"]["name"]: int(w["spec"]["replicas"])
+            for w in self.listed(WORKERS_API, "Worker")
+        }
+
+
+def scaled_object(name: str, url: str) -> dict[str, Any]:
+    trigger = {
+        "type": "metrics-api",
+        "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
+    }
+    doc = triggers.scaled_object(
+        name, NS, trigger, minReplicaCount=0, maxReplicaCount=3, pollingInterval=INTERVAL
+    )
+    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS_API, "kind": "Worker", "name": name}
+    doc["spec"]["cooldownPeriod"] = 3600  # an activity missed by a hand-over would not show
+    return doc
+
+
+def shard_args(port: int, metrics_port: int) -> list[str]:
+    return [
+        "--shards",
+        f"--shard-lease-duration={LEASE}",
+        f"--shard-address=https://127.0.0.1:{port}",
+        f"--metrics-port={metrics_port}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def group() -> Iterator[Group]:
+    source = MetricsSource()
+    source.value = 5
+    ports = free_ports(2 * REPLICAS)
+    secure, metrics = ports[:REPLICAS], ports[REPLICAS:]
+
+    def prepare(cp: ControlPlane) -> None:
+        cp.apply(WORKER_CRD)
+        crd = "workers.shards.e2e.io"
+        cp.wait_condition("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd, "Established")
+
+    try:
+        with (
+            cluster_mode(
+                NS, args=shard_args(secure[0], metrics[0]), register=False, prepare=prepare
+            ) as (cp, first),
+            ExitStack() as stack,
+        ):
+            first.port = secure[0]
+            replicas = [first]
+            for i in range(1, REPLICAS):
+                state = cp.state / f"replica-{i}"
+                state.mkdir(exist_ok=True)
+                other = Adapter(
+                    objects=state / "objects",
+                    state=state,
+                    pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
+                    ca_pem=cp.ca.pem,
+                    kubeconfig=adapter_kubeconfig(cp),
+                    args=shard_args(secure[i], metrics[i]),
+                    port=secure[i],
+                )
+                stack.callback(other.stop)
+                replicas.append(other.start(timeout=60))
+            yield Group(cp, replicas, metrics, source)
+    finally:
+        source.close()
+
+
+def create_all(g: Group) -> None:
+    clients = AdminClients(g.cp)
+    workers = g.cp.path(WORKERS_API, "Worker", NS)
+    objects = g.cp.path("keda.sh/v1alpha1", "ScaledObject", NS)
+    base = g.source.url.rsplit("/", 1)[0]
+
+    def create(i: int) -> None:
+        client, name = clients.get(), f"w-{i}"
+        for path, doc in (
+            (workers, scalable_object(WORKERS_API, "Worker", name, NS, 0)),
+            (objects, scaled_object(name, f"{base}/value/{name}")),
+        ):
+            response = client.post(path, json=doc)
+            assert response.status_code == 201, response.text[:300]
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(create, range(OBJECTS)))
+    finally:
+        clients.close()
+
+
+def all_active(g: Group) -> bool:
+    return all(n == 1 for n in g.replicas_of_workers().values())
+
+
+def test_every_object_is_polled_by_exactly_one_replica(group: Group) -> None:
+    g = group
+    wait_for(
+        f"{REPLICAS} members seen by every replica",
+        lambda: all(g.series(i, "metrics_adapter_shard_members") == REPLICAS for i in range(3)),
+        SLACK,
+        0.5,
+    )
+    create_all(g)
+    wait_for(f"all {OBJECTS} Workers activated to 1", lambda: all_active(g), SLACK + INTERVAL, 1)
+    shares = [g.polled(i) for i in range(REPLICAS)]
+    assert sum(shares) == OBJECTS, shares
+    assert all(share > OBJECTS / REPLICAS / 3 for share in shares), shares
+    # At the source: over four intervals, every URL asked about four times, none twelve.
+    g.source.hits.clear()
+    time.sleep(4 * INTERVAL)
+    hits = dict(g.source.hits)
+    paths = {f"/value/w-{i}" for i in range(OBJECTS)}
+    assert set(hits) == paths
+    assert max(hits.values()) <= 5, sorted(hits.items(), key=lambda kv: -kv[1])[:5]
+    assert sum(hits.values()) <= OBJECTS * 5
+
+
+def test_a_killed_replica_s_share_is_reowned_with_no_scale_down(group: Group) -> None:
+    g = group
+    victim = g.replicas[-1]
+    assert victim.process is not None and victim.process.process is not None
+    statuses = {
+        so["metadata"]["name"]: so["status"].get("lastActiveTime")
+        for so in g.listed("keda.sh/v1alpha1", "ScaledObject")
+    }
+    assert all(statuses.values()), "every ScaledObject was active and says when"
+    g.source.hits.clear()
+    os.kill(victim.process.process.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    survivors = range(REPLICAS - 1)
+    paths = {f"/value/w-{i}" for i in range(OBJECTS)}
+
+    def reowned() -> bool:
+        assert all_active(g), "a Worker was scaled down during the hand-over"
+        return set(g.source.hits) >= paths and sum(g.polled(i) for i in survivors) == OBJECTS
+
+    wait_for("the killed replica's share polled again", reowned, REOWNED_WITHIN + SLACK, 0.5)
+    took = time.monotonic() - killed
+    print(f"re-owned and polled {took:.1f}s after SIGKILL (bound {REOWNED_WITHIN:.1f}s)")
+    assert all(g.series(i, "metrics_adapter_shard_members") == REPLICAS - 1 for i in survivors)
+    after = {
+        so["metadata"]["name"]: so["status"].get("lastActiveTime")
+        for so in g.listed("keda.sh/v1alpha1", "ScaledObject")
+    }
+    assert all(after[name] and after[name] >= before for name, before in statuses.items())
+    assert all_active(g)
