@@ -220,6 +220,20 @@ class Telemetry:
             ("reason",),
             registry=r,
         )
+        # Reads forwarded to the replica owning the object (metrics_adapter.api.forward).
+        self.forwarded_requests = Counter(
+            "metrics_adapter_forwarded_requests",
+            "Metric reads forwarded to the owner replica, by result: answered (its answer, "
+            "a value or a Status), stale (unreachable: its last value served) or failed (503).",
+            ("result",),
+            registry=r,
+        )
+        self.forward_duration = Histogram(
+            "metrics_adapter_forward_duration_seconds",
+            "Time of each metric read forwarded to the owner replica, answered or not.",
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
         # The poller's backlog (metrics_adapter.metrics.backlog): ours, KEDA has none.
         self.polls_overdue = Gauge(
             "metrics_adapter_polls_overdue",
@@ -324,6 +338,11 @@ class Telemetry:
 
     def connections_open(self, count: int) -> None:
         self.connections.set(count)
+
+    # metrics_adapter.api.forward.ForwardObserver
+    def forwarded(self, result: str, seconds: float) -> None:
+        self.forwarded_requests.labels(result).inc()
+        self.forward_duration.observe(seconds)
 
     def wake_hint(self, source_type: str) -> None:
         self.wake_hints.labels(source_type).inc()
