@@ -18,6 +18,7 @@ from metrics_adapter.admission.review import MAX_BODY as MAX_REVIEW
 from metrics_adapter.admission.review import PATHS as ADMISSION_PATHS
 from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api import paths
+from metrics_adapter.api.forward import FORWARDED, Forwarder, Route
 from metrics_adapter.errors import (
     APIError,
     BadRequest,
@@ -59,9 +60,14 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def create_app(
-    store: MetricStore, health: Health, admission: AdmissionWebhook | None = None
+    store: MetricStore,
+    health: Health,
+    admission: AdmissionWebhook | None = None,
+    forward: tuple[Route, Forwarder] | None = None,
 ) -> FastAPI:
-    """The routes; with ``admission``, also the validating webhook on KEDA's paths."""
+    """The routes; with ``admission``, also the validating webhook on KEDA's paths; with
+    ``forward``, a read of an object another replica owns is that replica's answer
+    (:mod:`metrics_adapter.api.forward`), and a read forwarded to us is always ours."""
     # No slash redirects: a Location built from the client's Host header is not ours to send.
     app = FastAPI(
         openapi_url=None,
@@ -90,9 +96,15 @@ def create_app(
 
     @app.get(f"{paths.NAMESPACES}{{namespace}}/{{metric}}")
     async def external_metric(
-        namespace: str, metric: str, labelSelector: str | None = None
+        request: Request, namespace: str, metric: str, labelSelector: str | None = None
     ) -> Response:
         scaled_object = wire.scaled_object_name(labelSelector)
+        if forward is not None and FORWARDED not in request.headers:
+            route, forwarder = forward
+            if (peer := route.owner(namespace, scaled_object)) is not None:
+                query = request.url.query
+                got = await forwarder.answer(peer, namespace, scaled_object, metric, query)
+                return Response(got.body, got.status, media_type=JSON)
         return Response(store.answer(namespace, scaled_object, metric), media_type=JSON)
 
     @app.get(paths.GROUP_VERSION)
