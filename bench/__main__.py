@@ -1,6 +1,6 @@
 """Every benchmark in sequence, the summary lines of all of them at the end: ``make bench``.
 
-.venv/bin/python -m bench [api gate upstream activation footprint jobs webhook attack]
+.venv/bin/python -m bench [api gate forward upstream activation footprint jobs webhook attack]
 .venv/bin/python -m bench soak     # an hour on its own, never part of the default sequence
 .venv/bin/python -m bench keda     # KEDA itself beside us (make bench-keda), never by default
 """
@@ -11,13 +11,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import activation, api, attack, footprint, gate, jobs, soak, upstream, webhook
+from bench import activation, api, attack, footprint, forward, gate, jobs, soak, upstream, webhook
 from bench.keda import run as keda
 from bench.report import note
 
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
     "api": api.run,
     "gate": gate.run,
+    "forward": forward.run,
     "upstream": upstream.run,
     "activation": activation.run,
     "footprint": footprint.run,
