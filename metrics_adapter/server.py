@@ -23,6 +23,7 @@ from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api.app import Health, create_app
 from metrics_adapter.api.auth.gate import Gate, build_gate
 from metrics_adapter.api.certificate import Task, serving_tls
+from metrics_adapter.api.forward import Forwarder, Peer, Route
 from metrics_adapter.api.guard import Guard, InflightLimit, Limits, guarded, within_descriptors
 from metrics_adapter.api.request_metrics import RequestMetrics
 from metrics_adapter.api.tls import ServingTLS
@@ -104,6 +105,8 @@ class Adapter:
     """Reads of outside authentication sources (filePath, bound tokens, Vault, ...)."""
     hints: WakeHints | None = None
     """The wake-hint watchers (``--wake-hints``)."""
+    forward: tuple[Route, Forwarder] | None = None
+    """With --shards: reads of objects another replica owns go to it."""
     unsettled: dict[ObjectRef | ScaledJobRef, Scalable] = field(default_factory=dict)
     """Standalone objects whose external triggers could not say what their metric is:
     bound again every pollingInterval by :func:`resettle_standalone`."""
@@ -312,7 +315,7 @@ def uvicorn_servers(adapter: Adapter, tls: ServingTLS, gate: Gate) -> list[uvico
     with ``--metrics-secure`` on ``tls`` behind ``gate`` too."""
     s = adapter.settings
     telemetry, limits = adapter.telemetry, within_descriptors(Limits.of(s))
-    routes = create_app(adapter.store, adapter.health, adapter.admission)
+    routes = create_app(adapter.store, adapter.health, adapter.admission, adapter.forward)
     limited = InflightLimit(gate.wrap(routes), limits.max_requests_inflight, telemetry)
     api = server_config(
         RequestMetrics(limited, telemetry),
@@ -409,6 +412,35 @@ def _ownership(settings: Settings, kube: KubeClient, telemetry: Telemetry) -> Ow
     return Leadership(elector)
 
 
+@dataclass(frozen=True)
+class ShardRoute:
+    """Reads of an object go to the member that polls it, where it says it answers."""
+
+    shards: Shards
+
+    def owner(self, namespace: str, name: str) -> Peer | None:
+        found = self.shards.owner(namespace, name)
+        if found is None or not found[1]:  # ours, or a member that gave no address
+            return None
+        return Peer(*found)
+
+
+def _forwarding(
+    shards: Shards, kube: KubeClient | None, tls: ServingTLS, telemetry: Telemetry
+) -> tuple[Route, Forwarder]:
+    """The hop to the owner: TLS anchored on our own serving certificate (every replica
+    serves the same), authenticated as our ServiceAccount (the owner's gate asks
+    kube-apiserver who that is and whether it may read external metrics)."""
+    assert tls.pair is not None and kube is not None, "serving, in cluster mode"
+    forwarder = Forwarder(
+        shards.identity,
+        tls.pair.cert_pem,
+        authorization=kube.api.connection.token,
+        observer=telemetry,
+    )
+    return ShardRoute(shards), forwarder
+
+
 def own_namespace(settings: Settings) -> str:
     """The Pod's own namespace in a cluster (where its Lease and certificate Secret are),
     else the cluster object namespace."""
@@ -459,11 +491,15 @@ async def serve(settings: Settings) -> None:
         adapter, kube, controller = await _cluster(settings)
     try:
         tls, gate, upkeep = await _secure(settings, kube, adapter.telemetry)
+        if controller is not None and isinstance(controller.ownership, Shards):
+            adapter.forward = _forwarding(controller.ownership, kube, tls, adapter.telemetry)
         if settings.standalone:
             upkeep.append(lambda: rebind_on_source_change(adapter))
             upkeep.append(lambda: resettle_standalone(adapter))
         await _run(adapter, controller, uvicorn_servers(adapter, tls, gate), upkeep)
     finally:
+        if adapter.forward is not None:
+            await adapter.forward[1].aclose()
         if adapter.sources is not None:
             await adapter.sources.aclose()
         await adapter.poller.clients.aclose()

@@ -25,7 +25,7 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
@@ -49,6 +49,10 @@ class Peer:
 
     identity: str
     url: str
+
+
+async def _anonymous() -> str | None:
+    return None
 
 
 class Route(Protocol):
@@ -115,9 +119,12 @@ class LastAnswers:
 
 def peer_context(ca_pem: bytes) -> ssl.SSLContext:
     """TLS that verifies a peer's chain against ``ca_pem`` without checking its name: peers
-    are dialled by Pod IP and every replica's certificate names the Service."""
+    are dialled by Pod IP and every replica's certificate names the Service. ``ca_pem`` may
+    be the serving certificate itself, which every replica shares: it is then the anchor,
+    whoever issued it."""
     context = ssl.create_default_context(cadata=ca_pem.decode())
     context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
 
@@ -129,7 +136,7 @@ class Forwarder:
         identity: str,
         ca_pem: bytes,
         *,
-        token: Callable[[], str | None] = lambda: None,
+        authorization: Callable[[], Awaitable[str | None]] = _anonymous,
         timeout: float = 1.0,
         stale_for: float = 60.0,
         maxsize: int = 100_000,
@@ -138,13 +145,14 @@ class Forwarder:
         observer: ForwardObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``token``: the bearer token to send (the ServiceAccount's), read per request, so
-        it must not block; ``keepalive`` stays below our servers' 90 s, so the client closes an
+        """``authorization``: the Authorization header to send (``Bearer`` and the
+        ServiceAccount's token, as the Kubernetes client sends it), asked per request;
+        ``keepalive`` stays below our servers' 90 s, so the client closes an
         idle connection first and never reuses one the server is closing."""
         self.identity = identity
         self.timeout = timeout
         self.stale_for = stale_for
-        self.token = token
+        self.authorization = authorization
         self.observer: ForwardObserver = observer or _Unobserved()
         self.last = LastAnswers(maxsize)
         self._context = peer_context(ca_pem)
@@ -206,8 +214,8 @@ class Forwarder:
         url = f"{peer.url}{paths.NAMESPACES}{quote(namespace, safe='')}/{quote(metric, safe='')}"
         if query:
             url = f"{url}?{query}"
-        token = self.token()
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        authorization = await self.authorization()
+        headers = {"Authorization": authorization} if authorization else None
         try:
             async with self._client().get(url, headers=headers, allow_redirects=False) as got:
                 body = await got.read()

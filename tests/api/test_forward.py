@@ -36,6 +36,16 @@ WHEN = datetime(2026, 11, 22, 8, 30, 0, tzinfo=UTC)
 """The owner's measurement: the timestamp a stale answer still carries."""
 SERVICE_NAME = ["metrics-adapter.keda.svc"]
 TOKEN = "sa-token-of-replica-b"
+
+
+async def bearer() -> str | None:
+    return f"Bearer {TOKEN}"
+
+
+async def nobody() -> str | None:
+    return None
+
+
 TIMEOUT = 0.5
 STALE_FOR = 30.0
 
@@ -142,7 +152,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     forwarder = Forwarder(
         "replica-b",
         cert.read_bytes(),
-        token=lambda: TOKEN,
+        authorization=bearer,
         timeout=TIMEOUT,
         stale_for=STALE_FOR,
         observer=telemetry,
@@ -187,7 +197,7 @@ async def test_the_forwarded_read_carries_our_identity_and_token(pair: Pair) -> 
 
 
 async def test_no_token_no_authorization_header(pair: Pair) -> None:
-    pair.forwarder.token = lambda: None
+    pair.forwarder.authorization = nobody
     await pair.client.get(METRIC, params=WORKER)
     assert "authorization" not in pair.owner.seen[0]
 

@@ -11,6 +11,8 @@ not registered, so every change of replicas is an activator's.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import time
@@ -33,10 +35,9 @@ from tests.support.controlplane import (
     ControlPlane,
     scalable_kind,
     scalable_object,
-    serving_pair,
     wait_for,
 )
-from tests.support.controlplane.adapter import adapter_kubeconfig
+from tests.support.controlplane.adapter import adapter_kubeconfig, adapter_kubeconfig_path
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.servers import free_ports
 
@@ -118,6 +119,7 @@ def group() -> Iterator[Group]:
     secure, metrics = ports[:REPLICAS], ports[REPLICAS:]
 
     def prepare(cp: ControlPlane) -> None:
+        token_kubeconfig(cp)
         cp.apply(WORKER_CRD)
         crd = "workers.shards.e2e.io"
         cp.wait_condition("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd, "Established")
@@ -125,11 +127,10 @@ def group() -> Iterator[Group]:
     try:
         with (
             cluster_mode(
-                NS, args=shard_args(secure[0], metrics[0]), register=False, prepare=prepare
+                NS, args=shard_args(secure[0], metrics[0]), prepare=prepare, port=secure[0]
             ) as (cp, first),
             ExitStack() as stack,
         ):
-            first.port = secure[0]
             replicas = [first]
             for i in range(1, REPLICAS):
                 state = cp.state / f"replica-{i}"
@@ -137,7 +138,7 @@ def group() -> Iterator[Group]:
                 other = Adapter(
                     objects=state / "objects",
                     state=state,
-                    pair=serving_pair(ADAPTER_SERVICE, ADAPTER_NAMESPACE, cp.ca),
+                    pair=first.pair,  # replicas share the serving Secret
                     ca_pem=cp.ca.pem,
                     kubeconfig=adapter_kubeconfig(cp),
                     args=shard_args(secure[i], metrics[i]),
@@ -148,6 +149,39 @@ def group() -> Iterator[Group]:
             yield Group(cp, replicas, metrics, source)
     finally:
         source.close()
+
+
+def token_kubeconfig(cp: ControlPlane) -> None:
+    """The replicas' kubeconfig: their ServiceAccount's token, as a Pod has it, so a read one
+    forwards to another is authenticated (TokenReview) and authorized (deploy/rbac.yaml)."""
+    answer = cp.client.post(
+        f"/api/v1/namespaces/{ADAPTER_NAMESPACE}/serviceaccounts/{ADAPTER_SERVICE}/token",
+        json={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": cp.url,
+                    "certificate-authority-data": base64.b64encode(cp.ca.pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": answer.json()["status"]["token"]}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    path = adapter_kubeconfig_path(cp)
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
 
 
 def create_all(g: Group) -> None:
@@ -197,6 +231,25 @@ def test_every_object_is_polled_by_exactly_one_replica(group: Group) -> None:
     assert set(hits) == paths
     assert max(hits.values()) <= 5, sorted(hits.items(), key=lambda kv: -kv[1])[:5]
     assert sum(hits.values()) <= OBJECTS * 5
+
+
+def test_any_replica_answers_through_the_aggregator(group: Group) -> None:
+    """The APIService routes to the first replica only: two thirds of the reads are for
+    objects another replica polls, and each is answered by one forwarded hop."""
+    g = group
+    paths = [
+        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/s0-metric-api-value"
+        f"?labelSelector=scaledobject.keda.sh/name=w-{i}"
+        for i in range(OBJECTS)
+    ]
+    values = []
+    for path in paths:
+        answer = g.cp.client.get(path, timeout=30)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        values.append(answer.json()["items"][0]["value"])
+    assert set(values) == {"5"}
+    forwarded = g.series(0, 'metrics_adapter_forwarded_requests_total{result="answered"}')
+    assert OBJECTS - g.polled(0) <= forwarded, (forwarded, g.polled(0))
 
 
 def test_a_killed_replica_s_share_is_reowned_with_no_scale_down(group: Group) -> None:

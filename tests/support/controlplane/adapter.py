@@ -125,10 +125,15 @@ class Adapter:
         return self.start()
 
 
+def adapter_kubeconfig_path(cp: ControlPlane) -> Path:
+    return cp.state / "metrics-adapter.kubeconfig"
+
+
 def adapter_kubeconfig(cp: ControlPlane) -> Path:
     """A kubeconfig for the adapter's ServiceAccount (a client certificate with its name), so
-    the adapter has exactly the permissions of deploy/rbac.yaml."""
-    path = cp.state / "metrics-adapter.kubeconfig"
+    the adapter has exactly the permissions of deploy/rbac.yaml; one written before (at
+    :func:`adapter_kubeconfig_path`) is kept."""
+    path = adapter_kubeconfig_path(cp)
     if not path.exists():
         groups = ["system:serviceaccounts", f"system:serviceaccounts:{ADAPTER_NAMESPACE}"]
         pair = cp.ca.issue(ADAPTER_USER, organizations=groups)

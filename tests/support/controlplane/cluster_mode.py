@@ -28,6 +28,7 @@ def cluster_mode(
     report: Callable[[str], None] = print,
     final_tail: int = 200,
     hpa_sync_period: float = 1.0,
+    port: int = 0,
 ) -> Iterator[tuple[ControlPlane, Adapter]]:
     """etcd, kube-apiserver and kube-controller-manager on loopback, deploy/'s CRDs and RBAC,
     ``namespace``, then ``prepare(cp)``, then the adapter in cluster mode as its
@@ -35,7 +36,7 @@ def cluster_mode(
     as the external metrics API unless ``register`` is false. On an error the logs of all of
     them go to ``report``; at the end the adapter's last ``final_tail`` lines (pytest shows
     them when the last test of a module fails). ``hpa_sync_period``: the HPA controller's,
-    in seconds."""
+    in seconds. ``port``: the adapter's, when it must be known before it starts."""
     with ExitStack() as stack:
         cp = ControlPlane(hpa_sync_period=hpa_sync_period)
         stack.callback(cp.cleanup)
@@ -53,6 +54,8 @@ def cluster_mode(
                 kubeconfig=adapter_kubeconfig(cp),
                 args=list(args),
             )
+            if port:
+                adapter.port = port
             stack.callback(adapter.stop)
             if final_tail:
                 stack.callback(lambda: report(adapter.tail(final_tail)) if adapter else None)
