@@ -99,8 +99,15 @@ class Membership:
     """The last view whose changes had all been written for (the previous owners)."""
     changed_at: float = 0.0
     _owners: dict[str, str | None] = field(default_factory=dict)
+    _rejoining: bool = False
 
     def renewed(self, started: float) -> None:
+        """Our Lease was renewed by a request sent at ``started``. After a lapse (paused,
+        cut off: fenced meanwhile), the others may have taken our share: we come back as a
+        newcomer does, writing for it only after the hand-over wait, when they have seen
+        our Lease renewed and let it go."""
+        if self.renewed_at is not None and started >= self.renewed_at + self.renew_deadline:
+            self._rejoining = True
         self.renewed_at = started
 
     def listed(self, leases: Sequence[Lease], started: float, now: float) -> bool:
@@ -139,12 +146,13 @@ class Membership:
     def refresh(self, now: float) -> bool:
         """Recompute the view (peers expire with time alone); True when it changed."""
         view = self.live(now)
-        if view == self.view:
+        if view == self.view and not self._rejoining:
             return False
-        if not self.view:  # joining: whatever we gain, we gain from the peers already there
+        if not self.view or self._rejoining:  # what we gain, we gain from the peers there
             self.settled = tuple(m for m in view if m != self.identity)
         elif self.grace_over(now):
             self.settled = self.view
+        self._rejoining = False
         self.view, self.changed_at = view, now
         self._owners.clear()
         return True

@@ -252,6 +252,74 @@ def test_any_replica_answers_through_the_aggregator(group: Group) -> None:
     assert OBJECTS - g.polled(0) <= forwarded, (forwarded, g.polled(0))
 
 
+WRITE_METHODS = ("PATCH", "POST", "DELETE")
+"""What the controllers write with (a Lease is renewed with PUT)."""
+PAUSED_FOR = 2 * LEASE + 2.0
+"""Long enough for the others to see the paused replica's Lease expire and take its share."""
+
+
+def writes_sent(g: Group, i: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{g.metrics_ports[i]}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rest_client_requests_total{")
+        and any(f'method="{m}"' in line for m in WRITE_METHODS)
+    )
+
+
+def test_a_paused_replica_writes_nothing_when_it_wakes_until_the_hand_over_is_done(
+    group: Group,
+) -> None:
+    """SIGSTOP one replica; meanwhile every source drops to 0, so every owner writes a new
+    status (Active False; the cooldown keeps the Workers up). The others take the paused
+    replica's share and write those; when it wakes, its polls are overdue and it reads 0
+    too, but it writes nothing for a Lease duration: fenced, then waiting as a newcomer."""
+    g = group
+    victim = g.replicas[1]
+    assert victim.process is not None and victim.process.process is not None
+    pid = victim.process.process.pid
+    others = [i for i in range(REPLICAS) if i != 1]
+    before = writes_sent(g, 1)  # all Workers active, nothing changing: it is idle
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        g.source.value = 0
+        g.source.hits.clear()
+        time.sleep(PAUSED_FOR)
+        wait_for(
+            "the others polling the paused replica's share",
+            lambda: sum(g.polled(i) for i in others) == OBJECTS,
+            SLACK,
+            0.5,
+        )
+        # Every source asked again by the others while the victim sleeps.
+        wait_for(
+            "every object polled during the pause",
+            lambda: len(g.source.hits) == OBJECTS,
+            INTERVAL + SLACK,
+            0.5,
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    woke = time.monotonic()
+    samples = []
+    while time.monotonic() < woke + LEASE - 0.5:
+        samples.append(writes_sent(g, 1))
+        time.sleep(0.2)
+    assert samples and max(samples) == before, (before, samples)
+    wait_for(
+        "the paused replica's share back with it",
+        lambda: (
+            sum(g.polled(i) for i in range(REPLICAS)) == OBJECTS
+            and all(g.series(i, "metrics_adapter_shard_members") == REPLICAS for i in range(3))
+        ),
+        SLACK,
+        0.5,
+    )
+    assert all_active(g), "a Worker was scaled down"
+    g.source.value = 5
+
+
 def test_a_killed_replica_s_share_is_reowned_with_no_scale_down(group: Group) -> None:
     g = group
     victim = g.replicas[-1]

@@ -71,7 +71,7 @@ def test_joining_a_group_polls_its_share_at_once_and_writes_after_the_lease_dura
     mine = [k for k in KEYS if m.polls(k)]
     assert 0 < len(mine) < len(KEYS) / 2
     assert not any(m.writes(k, 100.0 + DURATION - 0.5) for k in mine)
-    join(m, [lease("a", 1), lease("b", 1)], now=102.0)
+    join(m, [lease("a", 1), lease("b", 1)], now=106.0)
     join(m, [lease("a", 2), lease("b", 2)], now=100.0 + DURATION)
     assert all(m.writes(k, 100.0 + DURATION) for k in mine)
     assert not any(m.writes(k, 100.0 + DURATION) for k in KEYS if not m.polls(k))
@@ -141,6 +141,24 @@ def test_writes_are_fenced_once_renewing_or_listing_is_a_renew_deadline_old() ->
     assert not m.writes(KEYS[0], 30.5)
     m.listed([], 31.0, 31.0)
     assert m.writes(KEYS[0], 31.5)
+
+
+def test_a_replica_back_from_a_pause_waits_before_writing_again() -> None:
+    """Paused longer than the renew deadline, the others may have taken its share: once it
+    renews, it waits as a newcomer does, though its view has not changed."""
+    m = member()
+    join(m, [lease("a")], now=0.0)
+    join(m, [lease("a", 1)], now=8.0)
+    join(m, [lease("a", 1)], now=DURATION + 1.0)
+    mine = [k for k in KEYS if m.polls(k)]
+    assert mine and all(m.writes(k, DURATION + 1.0) for k in mine)
+    back = DURATION + 1.0 + DEADLINE  # SIGCONT: its first round renews and lists
+    join(m, [lease("a", 2)], now=back)
+    assert m.view == ("a", "me") and [k for k in KEYS if m.polls(k)] == mine
+    join(m, [lease("a", 3)], now=back + 8.0)
+    assert not any(m.writes(k, back + DURATION - 0.1) for k in mine)
+    join(m, [lease("a", 4)], now=back + DURATION)
+    assert all(m.writes(k, back + DURATION) for k in mine)
 
 
 def test_the_fence_refuses_a_write_made_for_an_object_no_longer_ours() -> None:
