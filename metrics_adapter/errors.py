@@ -80,6 +80,20 @@ def api_error_for(code: int, message: str) -> APIError:
     return by_code.get(code, APIError)(message)
 
 
+class NothingHeld:
+    """Mixed into an answer that says only that this replica holds nothing for the read yet
+    (the object is not reconciled here yet, or not polled once): during a hand-over, the
+    replica that forwarded it may serve the value it had instead."""
+
+
+class NoValueYet(ServiceUnavailable, NothingHeld):
+    pass
+
+
+class UnknownObject(NotFound, NothingHeld):
+    pass
+
+
 class StartupError(MetricsAdapterError):
     """The process cannot serve as configured: a certificate or CA file that does not load,
     a flag that needs a cluster without one. The message names the file or flag."""

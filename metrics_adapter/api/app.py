@@ -18,11 +18,12 @@ from metrics_adapter.admission.review import MAX_BODY as MAX_REVIEW
 from metrics_adapter.admission.review import PATHS as ADMISSION_PATHS
 from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api import paths
-from metrics_adapter.api.forward import FORWARDED, Forwarder, Route
+from metrics_adapter.api.forward import FORWARDED, HOLDS_NOTHING, Forwarder, Route
 from metrics_adapter.errors import (
     APIError,
     BadRequest,
     NotFound,
+    NothingHeld,
     RequestEntityTooLarge,
     api_error_for,
 )
@@ -105,7 +106,12 @@ def create_app(
                 query = request.url.query
                 got = await forwarder.answer(peer, namespace, scaled_object, metric, query)
                 return Response(got.body, got.status, media_type=JSON)
-        return Response(store.answer(namespace, scaled_object, metric), media_type=JSON)
+        try:
+            return Response(store.answer(namespace, scaled_object, metric), media_type=JSON)
+        except APIError as exc:
+            if isinstance(exc, NothingHeld) and FORWARDED in request.headers:
+                return _status(exc, {HOLDS_NOTHING: "true"})  # the sender may have better
+            raise
 
     @app.get(paths.GROUP_VERSION)
     async def resources() -> Response:

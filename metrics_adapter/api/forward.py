@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 FORWARDED = "X-Metrics-Adapter-Forwarded"
 """Marks a read one replica forwarded to another; its value is the sender's identity."""
+HOLDS_NOTHING = "X-Metrics-Adapter-Holds-Nothing"
+"""On an owner's error answer to a forwarded read: it holds no value for it yet (a hand-over
+has just given it the object), so the sender serves the value it last had, if young enough."""
 _OURS_TO_FIX = frozenset({401, 403})
 """The owner refused our credentials, not the HPA's: a failure to reach it, not an answer."""
 
@@ -74,6 +77,8 @@ class Answer:
 
     status: int
     body: bytes
+    holds_nothing: bool = False
+    """The owner's error says only that it holds no value yet (:data:`HOLDS_NOTHING`)."""
 
 
 class _Unobserved:
@@ -198,7 +203,12 @@ class Forwarder:
         except _Unreachable as exc:
             return self._fallback(peer, key, began, str(exc))
         now = self._clock()
-        if answer.status == 200:
+        if answer.holds_nothing:  # a hand-over: the new owner has not polled it yet
+            entry = self.last.get(key, now - self.stale_for)
+            if entry is not None:
+                self.observer.forwarded("stale", now - began)
+                return Answer(200, entry[1])
+        elif answer.status == 200:
             self.last.put(key, now, answer.body)
         else:
             # The owner's own refusal supersedes its older value: serving that one when the
@@ -220,6 +230,7 @@ class Forwarder:
             async with self._client().get(url, headers=headers, allow_redirects=False) as got:
                 body = await got.read()
                 status = got.status
+                holds_nothing = got.headers.get(HOLDS_NOTHING) == "true"
         except TimeoutError:
             raise _Unreachable(f"no answer within {self.timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -228,7 +239,7 @@ class Forwarder:
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _Unreachable(f"{type(exc).__name__}: {exc}") from None
-        return _checked(status, body)
+        return _checked(status, body, holds_nothing)
 
     def _fallback(self, peer: Peer, key: Key, began: float, reason: str) -> Answer:
         now = self._clock()
@@ -256,7 +267,7 @@ class Forwarder:
         )
 
 
-def _checked(status: int, body: bytes) -> Answer:
+def _checked(status: int, body: bytes, holds_nothing: bool) -> Answer:
     """The owner's answer if it is one to pass on: a 200 ``ExternalMetricValueList``, or a
     ``Status`` whose code is the HTTP status; anything else is a failure to reach the owner
     (a proxy's error page, a server in trouble)."""
@@ -268,7 +279,7 @@ def _checked(status: int, body: bytes) -> Answer:
     if status == 200 and kind == "ExternalMetricValueList":
         return Answer(status, body)
     if kind == "Status" and parsed["code"] == status and status not in _OURS_TO_FIX:
-        return Answer(status, body)
+        return Answer(status, body, holds_nothing)
     if kind == "Status":
         raise _Unreachable(f"it answered {status}: {parsed.get('message', '')}")
     raise _Unreachable(f"it answered {status} with no Kubernetes Status: {body[:200]!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from metrics_adapter.binding.composite import COMPOSITE_METRIC, Composite
-from metrics_adapter.errors import NotFound, ServiceUnavailable
+from metrics_adapter.errors import NotFound, NoValueYet, ServiceUnavailable, UnknownObject
 from metrics_adapter.kube import wire
 from metrics_adapter.metrics.composite import CompositeFallback, Outcome, compose
 from metrics_adapter.model.keda import ObjectRef
@@ -224,7 +224,7 @@ class MetricStore:
         """The serialised ``ExternalMetricValueList`` for one request: memory only."""
         obj = self._objects.get(ObjectRef(namespace, so_name))
         if obj is None:
-            raise NotFound(f"ScaledObject {namespace}/{so_name} not found")
+            raise UnknownObject(f"ScaledObject {namespace}/{so_name} not found")
         if obj.broken is not None:
             raise ServiceUnavailable(
                 f"ScaledObject {namespace}/{so_name} is not ready: {obj.broken}"
@@ -243,7 +243,7 @@ class MetricStore:
                 f"metric:{reading.metric_name} encountered error: {reading.error}"
             )
         if reading.body is None:
-            raise ServiceUnavailable(
+            raise NoValueYet(
                 f"metric:{reading.metric_name} has no value yet: the first poll has not completed"
             )
         return reading.body

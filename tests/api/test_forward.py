@@ -20,7 +20,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from metrics_adapter.api.app import Health, create_app
-from metrics_adapter.api.forward import FORWARDED, Forwarder, Peer
+from metrics_adapter.api.forward import FORWARDED, HOLDS_NOTHING, Forwarder, Peer
 from metrics_adapter.api.tls import self_signed_pair
 from metrics_adapter.errors import Unauthorized
 from metrics_adapter.kube import wire
@@ -308,10 +308,50 @@ async def test_a_hanging_owner_is_given_up_on_after_the_timeout(pair: Pair) -> N
 async def test_an_owner_refusal_drops_its_older_value(pair: Pair) -> None:
     """The owner's 503 supersedes its older value: an outage right after serves no value."""
     await pair.client.get(METRIC, params=WORKER)
-    pair.owner.app = create_app(MetricStore(), Health())  # it no longer has the object
-    assert (await pair.client.get(METRIC, params=WORKER)).status_code == 404
+    failing = MetricStore()
+    failing.register(ObjectRef("ns", "worker"), ["s0-cron"])
+    failing.record_error(ObjectRef("ns", "worker"), "s0-cron", "GET http://queue: refused")
+    pair.owner.app = create_app(failing, Health())
+    assert (await pair.client.get(METRIC, params=WORKER)).status_code == 503
     await pair.stop_owner.aclose()
     assert (await pair.client.get(METRIC, params=WORKER)).status_code == 503
+
+
+def holding_nothing() -> list[MetricStore]:
+    """An owner that has just been handed the object: not reconciled yet, or not polled."""
+    registered = MetricStore()
+    registered.register(ObjectRef("ns", "worker"), ["s0-cron"])
+    return [MetricStore(), registered]
+
+
+@pytest.mark.parametrize("owner_store", holding_nothing(), ids=["unknown", "unpolled"])
+async def test_a_new_owner_holding_nothing_yet_leaves_the_last_value_served(
+    pair: Pair, owner_store: MetricStore
+) -> None:
+    """A hand-over: the read goes to the new owner before its first poll. The value we
+    last forwarded is served (its old timestamp), not the new owner's 404 or 503."""
+    first = await pair.client.get(METRIC, params=WORKER)
+    pair.owner.app = create_app(owner_store, Health())
+    pair.clock.now += STALE_FOR - 1
+    during = await pair.client.get(METRIC, params=WORKER)
+    assert during.status_code == 200, during.text
+    assert during.content == first.content
+    assert pair.count("stale") == 1
+    pair.clock.now += 2  # older than the bound: the new owner's own answer
+    after = await pair.client.get(METRIC, params=WORKER)
+    assert after.status_code in (404, 503)
+    assert after.headers.get(HOLDS_NOTHING) is None  # it is ours to answer, not to pass on
+
+
+async def test_an_owner_holding_nothing_is_passed_on_when_we_hold_nothing_either(
+    pair: Pair,
+) -> None:
+    pair.owner.app = create_app(MetricStore(), Health())
+    response = await pair.client.get(METRIC, params=WORKER)
+    assert response.status_code == 404
+    assert "ScaledObject ns/worker not found" in response.json()["message"]
+    direct = await pair.direct.get(METRIC, params=WORKER, headers={FORWARDED: "replica-b"})
+    assert direct.headers.get(HOLDS_NOTHING) == "true"
 
 
 async def test_the_owner_answering_again_ends_the_streak(
