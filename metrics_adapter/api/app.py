@@ -18,12 +18,11 @@ from metrics_adapter.admission.review import MAX_BODY as MAX_REVIEW
 from metrics_adapter.admission.review import PATHS as ADMISSION_PATHS
 from metrics_adapter.admission.webhook import AdmissionWebhook
 from metrics_adapter.api import paths
-from metrics_adapter.api.forward import FORWARDED, HOLDS_NOTHING, Forwarder, Route
+from metrics_adapter.api.forward import FORWARDED, HOLDS_NOTHING, Forwarder, Reads, Route
 from metrics_adapter.errors import (
     APIError,
     BadRequest,
     NotFound,
-    NothingHeld,
     RequestEntityTooLarge,
     api_error_for,
 )
@@ -69,6 +68,7 @@ def create_app(
     """The routes; with ``admission``, also the validating webhook on KEDA's paths; with
     ``forward``, a read of an object another replica owns is that replica's answer
     (:mod:`metrics_adapter.api.forward`), and a read forwarded to us is always ours."""
+    reads = Reads(store, forward)
     # No slash redirects: a Location built from the client's Host header is not ours to send.
     app = FastAPI(
         openapi_url=None,
@@ -100,18 +100,12 @@ def create_app(
         request: Request, namespace: str, metric: str, labelSelector: str | None = None
     ) -> Response:
         scaled_object = wire.scaled_object_name(labelSelector)
-        if forward is not None and FORWARDED not in request.headers:
-            route, forwarder = forward
-            if (peer := route.owner(namespace, scaled_object)) is not None:
-                query = request.url.query
-                got = await forwarder.answer(peer, namespace, scaled_object, metric, query)
-                return Response(got.body, got.status, media_type=JSON)
-        try:
-            return Response(store.answer(namespace, scaled_object, metric), media_type=JSON)
-        except APIError as exc:
-            if isinstance(exc, NothingHeld) and FORWARDED in request.headers:
-                return _status(exc, {HOLDS_NOTHING: "true"})  # the sender may have better
-            raise
+        forwarded = FORWARDED in request.headers
+        got = await reads.answer(
+            namespace, scaled_object, metric, request.url.query, forwarded=forwarded
+        )
+        holds_nothing = {HOLDS_NOTHING: "true"} if forwarded and got.holds_nothing else None
+        return Response(got.body, got.status, holds_nothing, media_type=JSON)
 
     @app.get(paths.GROUP_VERSION)
     async def resources() -> Response:

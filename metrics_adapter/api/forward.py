@@ -33,7 +33,9 @@ from urllib.parse import quote
 import aiohttp
 
 from metrics_adapter.api import paths
-from metrics_adapter.errors import ServiceUnavailable
+from metrics_adapter.errors import APIError, NothingHeld, ServiceUnavailable
+from metrics_adapter.kube import wire
+from metrics_adapter.metrics.store import MetricStore
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,20 @@ class Forwarder:
         self.observer.forwarded("answered", now - began)
         return answer
 
+    def remember(self, key: Key, body: bytes) -> None:
+        """An answer this replica gave from its own store: served in its place while a
+        hand-over leaves this replica holding nothing for the read."""
+        self.last.put(key, self._clock(), body)
+
+    def last_answer(self, key: Key) -> bytes | None:
+        """The last answer given for ``key`` (ours or forwarded) while younger than the
+        bound, counted as ``stale``; ``None`` without one."""
+        entry = self.last.get(key, self._clock() - self.stale_for)
+        if entry is None:
+            return None
+        self.observer.forwarded("stale", 0.0)
+        return entry[1]
+
     async def _ask(self, peer: Peer, namespace: str, metric: str, query: str) -> Answer:
         url = f"{peer.url}{paths.NAMESPACES}{quote(namespace, safe='')}/{quote(metric, safe='')}"
         if query:
@@ -283,3 +299,39 @@ def _checked(status: int, body: bytes, holds_nothing: bool) -> Answer:
     if kind == "Status":
         raise _Unreachable(f"it answered {status}: {parsed.get('message', '')}")
     raise _Unreachable(f"it answered {status} with no Kubernetes Status: {body[:200]!r}")
+
+
+class Reads:
+    """Who answers one metric read, and with what: the one place that decides.
+
+    - A read another replica forwarded to us: our store's answer; when we hold nothing for
+      it yet, that answer marked :data:`HOLDS_NOTHING`, so the sender may serve better.
+    - A read of an object another replica owns: the owner's answer (:class:`Forwarder`).
+    - Our own object: our store's answer, remembered; while we hold nothing for it yet
+      (just handed it), the last answer given for it, if young enough.
+    """
+
+    def __init__(self, store: MetricStore, forward: tuple[Route, Forwarder] | None) -> None:
+        self.store, self.forward = store, forward
+
+    async def answer(
+        self, namespace: str, scaled_object: str, metric: str, query: str, *, forwarded: bool
+    ) -> Answer:
+        route, forwarder = self.forward or (None, None)
+        peer = route.owner(namespace, scaled_object) if route and not forwarded else None
+        if forwarder is not None and peer is not None:
+            return await forwarder.answer(peer, namespace, scaled_object, metric, query)
+        key = (namespace, scaled_object, metric)
+        try:
+            body = self.store.answer(namespace, scaled_object, metric)
+        except APIError as exc:
+            if not isinstance(exc, NothingHeld):
+                raise
+            if forwarded:
+                return Answer(exc.code, wire.status(exc), holds_nothing=True)
+            if forwarder is not None and (last := forwarder.last_answer(key)) is not None:
+                return Answer(200, last)
+            raise
+        if forwarder is not None and not forwarded:
+            forwarder.remember(key, body)
+        return Answer(200, body)

@@ -146,6 +146,7 @@ class Controller:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.objects.run(self.kube))
             await self.objects.synced.wait()
+            await self.ownership.known()
             group.create_task(self._work.drain_forever(self.activate, ACTIVATION_WORKERS))
             group.create_task(self._rebind_forever())
             group.create_task(self._retry_forever())

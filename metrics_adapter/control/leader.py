@@ -44,6 +44,18 @@ RELEASE_ATTEMPTS = 3
 """Writes a release may try: each 409 re-reads the Lease first."""
 
 
+def check_timings(
+    subject: str, lease_duration: float, renew_deadline: float, retry_period: float
+) -> None:
+    """ValueError naming ``subject`` unless leaseDuration > renew deadline > the longest
+    retry: the margins both a leader and a shard member rely on."""
+    if not lease_duration > renew_deadline > retry_period * JITTER > 0:
+        raise ValueError(
+            f"{subject}: need leaseDuration ({lease_duration:g}s) > renew deadline "
+            f"({renew_deadline:g}s) > {JITTER:g} x retry period ({retry_period:g}s)"
+        )
+
+
 def default_identity() -> str:
     """``<hostname>_<uuid>``, as controller-runtime names its candidates: unique per process."""
     return f"{socket.gethostname()}_{uuid.uuid4()}"
@@ -152,11 +164,7 @@ class LeaderElector:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if not lease_duration > renew_deadline > retry_period * JITTER > 0:
-            raise ValueError(
-                f"Lease {namespace}/{name}: need leaseDuration ({lease_duration}s) > renew "
-                f"deadline ({renew_deadline:g}s) > {JITTER:g} x retry period ({retry_period:g}s)"
-            )
+        check_timings(f"Lease {namespace}/{name}", lease_duration, renew_deadline, retry_period)
         self.kube, self.namespace, self.name = kube, namespace, name
         self.identity = identity or default_identity()
         self.retry_period = retry_period

@@ -71,6 +71,10 @@ class Ownership(Protocol):
         """Keep ownership current until cancelled; on cancel, hand over at once."""
         ...
 
+    async def known(self) -> None:
+        """Return once ``polls`` means something (the shard group has been listed)."""
+        ...
+
 
 class Everything:
     """One replica, no election: it polls and writes for every object."""
@@ -89,6 +93,9 @@ class Everything:
         return True
 
     async def run(self) -> None:
+        return
+
+    async def known(self) -> None:
         return
 
 
@@ -113,6 +120,9 @@ class Leadership:
 
     async def run(self) -> None:
         await self.elector.run()
+
+    async def known(self) -> None:
+        return
 
     def _changed(self) -> None:
         for listener in self.listeners:

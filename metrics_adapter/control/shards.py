@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from metrics_adapter.control.leader import JITTER, default_identity
+from metrics_adapter.control.leader import JITTER, check_timings, default_identity
 from metrics_adapter.control.ownership import shard_key
 from metrics_adapter.errors import KubeConflict, KubeError, KubeNotFound
 from metrics_adapter.kube.client import LEASES, KubeClient
@@ -216,12 +216,8 @@ class Shards:
         release_on_cancel: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not lease_duration > renew_deadline > retry_period * JITTER > 0:
-            raise ValueError(
-                f"shard Leases {namespace}/{group}-*: need leaseDuration ({lease_duration}s) "
-                f"> renew deadline ({renew_deadline:g}s) > {JITTER:g} x retry period "
-                f"({retry_period:g}s)"
-            )
+        subject = f"shard Leases {namespace}/{group}-*"
+        check_timings(subject, lease_duration, renew_deadline, retry_period)
         self.kube, self.namespace, self.group, self.address = kube, namespace, group, address
         self.identity = identity or os.environ.get("POD_NAME") or default_identity()
         self.name = lease_name(group, self.identity)
@@ -229,8 +225,7 @@ class Shards:
         self.release_on_cancel = release_on_cancel
         self.membership = Membership(self.identity, lease_duration, renew_deadline)
         self.listeners: list[Callable[[], None]] = []
-        self.joined = asyncio.Event()
-        """Set once the first round listed the group: ownership means something."""
+        self._joined = asyncio.Event()
         self._clock = clock
         self._lease: Lease | None = None
         self._state: tuple[object, ...] = ()
@@ -259,6 +254,11 @@ class Shards:
         if member is None or member == self.identity:
             return None
         return member, self.membership.address(member)
+
+    async def known(self) -> None:
+        """Once the first round listed the group: until then this replica would take
+        every object for another's."""
+        await self._joined.wait()
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -293,7 +293,7 @@ class Shards:
                 if m.listed(leases, started, self._clock()):
                     log.info("shard group %s: members %s", self.group, ", ".join(m.view))
                 self._failing = ""
-                self.joined.set()
+                self._joined.set()
         except TimeoutError:
             self._failed("no answer in time")
         except KubeError as exc:

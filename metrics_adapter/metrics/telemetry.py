@@ -224,7 +224,9 @@ class Telemetry:
         self.forwarded_requests = Counter(
             "metrics_adapter_forwarded_requests",
             "Metric reads forwarded to the owner replica, by result: answered (its answer, "
-            "a value or a Status), stale (unreachable: its last value served) or failed (503).",
+            "a value or a Status), stale (the owner unreachable, or holding nothing yet after "
+            "a hand-over, like this replica for an object it was just given: the last answer "
+            "given served instead) or failed (503).",
             ("result",),
             registry=r,
         )

@@ -118,6 +118,7 @@ class Pair:
     telemetry: Telemetry
     clock: Clock
     stop_owner: contextlib.AsyncExitStack
+    route: Fixed
 
     def count(self, result: str) -> float:
         sample = self.telemetry.registry.get_sample_value(
@@ -171,7 +172,16 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
             httpx.AsyncClient(base_url=owner_url, verify=False, timeout=10) as direct,
         ):
             yield Pair(
-                owner, owner_url, direct, client, local, forwarder, telemetry, clock, stop_owner
+                owner,
+                owner_url,
+                direct,
+                client,
+                local,
+                forwarder,
+                telemetry,
+                clock,
+                stop_owner,
+                route,
             )
     finally:
         await forwarder.aclose()
@@ -388,3 +398,34 @@ async def test_a_peer_whose_certificate_we_do_not_trust_is_refused(
     assert stale.status_code == 200 and stale.json()["items"][0]["value"] == "7"
     assert refused.status_code == 503
     assert "certificate" in refused.json()["message"].lower()
+
+
+async def test_a_replica_just_handed_an_object_serves_the_last_answer_it_forwarded(
+    pair: Pair,
+) -> None:
+    """Ownership moved to this replica (its Route names nobody else) before its first poll:
+    the answer it last forwarded stands in while young enough, then its own 503."""
+    forwarded = await pair.client.get(METRIC, params=WORKER)
+    assert forwarded.json()["items"][0]["value"] == "7"
+    pair.route.peer = None
+    worker = ObjectRef("ns", "worker")
+    pair.local.unregister(worker)
+    pair.local.register(worker, ["s0-cron"])  # reconciled here, not polled yet
+    handed = await pair.client.get(METRIC, params=WORKER)
+    assert handed.status_code == 200 and handed.content == forwarded.content
+    assert pair.count("stale") == 1
+    pair.clock.now += STALE_FOR + 1
+    own = await pair.client.get(METRIC, params=WORKER)
+    assert own.status_code == 503 and "has no value yet" in own.json()["message"]
+
+
+async def test_an_answer_given_here_stands_in_when_the_object_moves_back(pair: Pair) -> None:
+    """The replica's own answers are remembered too: it polled the object, lost it and got
+    it back before polling it again (a member came and went)."""
+    pair.route.peer = None
+    own = await pair.client.get(METRIC, params=WORKER)
+    assert own.json()["items"][0]["value"] == "3"
+    worker = ObjectRef("ns", "worker")
+    pair.local.unregister(worker)
+    again = await pair.client.get(METRIC, params=WORKER)
+    assert again.status_code == 200 and again.content == own.content

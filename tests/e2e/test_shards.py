@@ -15,11 +15,11 @@ import base64
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from tests.support.controlplane import (
     Adapter,
     AdminClients,
     ControlPlane,
+    create_in_parallel,
     scalable_kind,
     scalable_object,
     wait_for,
@@ -65,6 +66,28 @@ class Group:
     replicas: list[Adapter]
     metrics_ports: list[int]
     source: MetricsSource
+    stack: ExitStack
+
+    def add_replica(self) -> Adapter:
+        """One more replica, on ports of its own, sharing the first one's serving pair (the
+        replicas of a Deployment share the serving Secret)."""
+        first, i = self.replicas[0], len(self.replicas)
+        state = self.cp.state / f"replica-{i}"
+        state.mkdir(exist_ok=True)
+        secure, metrics = free_ports(2)
+        other = Adapter(
+            objects=state / "objects",
+            state=state,
+            pair=first.pair,
+            ca_pem=self.cp.ca.pem,
+            kubeconfig=adapter_kubeconfig(self.cp),
+            args=shard_args(secure, metrics),
+            port=secure,
+        )
+        self.stack.callback(other.stop)
+        self.replicas.append(other.start(timeout=60))
+        self.metrics_ports.append(metrics)
+        return other
 
     def series(self, i: int, name: str) -> float:
         """One sample of replica ``i``'s /metrics (the first line starting with ``name``)."""
@@ -115,8 +138,7 @@ def shard_args(port: int, metrics_port: int) -> list[str]:
 def group() -> Iterator[Group]:
     source = MetricsSource()
     source.value = 5
-    ports = free_ports(2 * REPLICAS)
-    secure, metrics = ports[:REPLICAS], ports[REPLICAS:]
+    secure, metrics = free_ports(2)
 
     def prepare(cp: ControlPlane) -> None:
         token_kubeconfig(cp)
@@ -126,27 +148,16 @@ def group() -> Iterator[Group]:
 
     try:
         with (
-            cluster_mode(
-                NS, args=shard_args(secure[0], metrics[0]), prepare=prepare, port=secure[0]
-            ) as (cp, first),
+            cluster_mode(NS, args=shard_args(secure, metrics), prepare=prepare, port=secure) as (
+                cp,
+                first,
+            ),
             ExitStack() as stack,
         ):
-            replicas = [first]
-            for i in range(1, REPLICAS):
-                state = cp.state / f"replica-{i}"
-                state.mkdir(exist_ok=True)
-                other = Adapter(
-                    objects=state / "objects",
-                    state=state,
-                    pair=first.pair,  # replicas share the serving Secret
-                    ca_pem=cp.ca.pem,
-                    kubeconfig=adapter_kubeconfig(cp),
-                    args=shard_args(secure[i], metrics[i]),
-                    port=secure[i],
-                )
-                stack.callback(other.stop)
-                replicas.append(other.start(timeout=60))
-            yield Group(cp, replicas, metrics, source)
+            g = Group(cp, [first], [metrics], source, stack)
+            for _ in range(1, REPLICAS):
+                g.add_replica()
+            yield g
     finally:
         source.close()
 
@@ -185,25 +196,18 @@ def token_kubeconfig(cp: ControlPlane) -> None:
 
 
 def create_all(g: Group) -> None:
-    clients = AdminClients(g.cp)
     workers = g.cp.path(WORKERS_API, "Worker", NS)
     objects = g.cp.path("keda.sh/v1alpha1", "ScaledObject", NS)
     base = g.source.url.rsplit("/", 1)[0]
 
-    def create(i: int) -> None:
-        client, name = clients.get(), f"w-{i}"
-        for path, doc in (
+    def documents(i: int) -> list[tuple[str, dict[str, Any]]]:
+        name = f"w-{i}"
+        return [
             (workers, scalable_object(WORKERS_API, "Worker", name, NS, 0)),
             (objects, scaled_object(name, f"{base}/value/{name}")),
-        ):
-            response = client.post(path, json=doc)
-            assert response.status_code == 201, response.text[:300]
+        ]
 
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(create, range(OBJECTS)))
-    finally:
-        clients.close()
+    create_in_parallel(g.cp, OBJECTS, documents)
 
 
 def all_active(g: Group) -> bool:
@@ -349,3 +353,84 @@ def test_a_killed_replica_s_share_is_reowned_with_no_scale_down(group: Group) ->
     }
     assert all(after[name] and after[name] >= before for name, before in statuses.items())
     assert all_active(g)
+
+
+@dataclass
+class Reader:
+    """Reads every object's metric through the aggregator, round after round, in a thread,
+    recording every answer that is not a 200 with a value."""
+
+    g: Group
+    stop: threading.Event = field(default_factory=threading.Event)
+    reads: int = 0
+    refused: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def run(self) -> None:
+        clients = AdminClients(self.g.cp)
+        try:
+            client = clients.get()
+            while not self.stop.is_set():
+                for path in metric_paths():
+                    answer = client.get(path, timeout=30)
+                    self.reads += 1
+                    if answer.status_code != 200:
+                        self.refused.append((path, answer.status_code, answer.text[:200]))
+        finally:
+            clients.close()
+
+
+def metric_paths() -> list[str]:
+    return [
+        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/s0-metric-api-value"
+        f"?labelSelector=scaledobject.keda.sh/name=w-{i}"
+        for i in range(OBJECTS)
+    ]
+
+
+def live(g: Group) -> list[int]:
+    return [
+        i
+        for i, r in enumerate(g.replicas)
+        if r.process is not None
+        and r.process.process is not None
+        and r.process.process.poll() is None
+    ]
+
+
+def converged(g: Group, members: int) -> bool:
+    running = live(g)
+    return (
+        len(running) == members
+        and all(g.series(i, "metrics_adapter_shard_members") == members for i in running)
+        and sum(g.polled(i) for i in running) == OBJECTS
+    )
+
+
+def test_three_to_five_to_two_rebalances_with_every_read_answered(group: Group) -> None:
+    """After the kill, two replicas: one more makes three, then five, then three stop
+    (SIGTERM: each deletes its Lease, its share is taken at once). Ownership rebalances
+    each time, the source still sees one request per object per interval, and every read
+    through the aggregator (all to the first replica) is answered 200 throughout: a
+    hand-over serves the last answer given until the new owner has polled."""
+    g = group
+    reader = Reader(g)
+    thread = threading.Thread(target=reader.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(3):
+            g.add_replica()
+        wait_for("five members, every object owned once", lambda: converged(g, 5), SLACK, 0.5)
+        assert all(g.polled(i) > 0 for i in live(g))
+        g.source.hits.clear()
+        time.sleep(4 * INTERVAL)
+        assert max(dict(g.source.hits).values()) <= 5
+        for i in live(g)[2:]:
+            g.replicas[i].stop()
+        wait_for("two members, every object owned once", lambda: converged(g, 2), SLACK, 0.5)
+        time.sleep(2 * INTERVAL)  # reads after the last hand-over
+    finally:
+        reader.stop.set()
+        thread.join(timeout=60)
+    assert reader.reads > 2 * OBJECTS
+    assert reader.refused == [], reader.refused[:5]
+    assert all_active(g), "a Worker was scaled down"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +24,9 @@ from tests.e2e.conftest import MetricsSource
 from tests.support import triggers
 from tests.support.controlplane import (
     Adapter,
-    AdminClients,
     ControlPlane,
     condition,
+    create_in_parallel,
     scalable_kind,
     scalable_object,
     wait_for,
@@ -140,24 +139,14 @@ def storm() -> Iterator[Storm]:
 
 
 def create_all(storm: Storm) -> None:
-    clients = AdminClients(storm.cp)
     workers = storm.cp.path(WORKERS_API, "Worker", NS)
     objects = storm.cp.path("keda.sh/v1alpha1", "ScaledObject", NS)
 
-    def create(i: int) -> None:
-        client, name = clients.get(), f"w-{i}"
-        for path, doc in (
-            (workers, worker(name)),
-            (objects, scaled_object(name, storm.source.url)),
-        ):
-            response = client.post(path, json=doc)
-            assert response.status_code == 201, response.text[:300]
+    def documents(i: int) -> list[tuple[str, dict[str, Any]]]:
+        name = f"w-{i}"
+        return [(workers, worker(name)), (objects, scaled_object(name, storm.source.url))]
 
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(create, range(OBJECTS)))
-    finally:
-        clients.close()
+    create_in_parallel(storm.cp, OBJECTS, documents)
 
 
 def ready_count(storm: Storm) -> int:

@@ -45,7 +45,7 @@ from tests.support.controlplane.api import (
     scalable_object,
 )
 from tests.support.controlplane.binaries import BIN_DIR, REPO, missing_binaries
-from tests.support.controlplane.cluster import AdminClients, ControlPlane
+from tests.support.controlplane.cluster import AdminClients, ControlPlane, create_in_parallel
 from tests.support.controlplane.errors import ControlPlaneError, KubeError
 from tests.support.controlplane.pki import serving_pair
 from tests.support.controlplane.processes import wait_for
@@ -68,6 +68,7 @@ __all__ = [
     "adapter_kubeconfig",
     "client_context",
     "condition",
+    "create_in_parallel",
     "deployment",
     "install_manifests",
     "load_manifests",

@@ -21,6 +21,8 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,3 +320,26 @@ class AdminClients:
             made, self._made = self._made, []
         for client in made:
             client.close()
+
+
+def create_in_parallel(
+    cp: ControlPlane,
+    count: int,
+    documents: Callable[[int], Sequence[tuple[str, dict[str, Any]]]],
+    threads: int = 4,
+) -> None:
+    """POST every ``(path, object)`` of ``documents(i)`` for ``i`` below ``count``, in order
+    for each ``i`` and from ``threads`` threads; each must be answered 201."""
+    clients = AdminClients(cp)
+
+    def create(i: int) -> None:
+        client = clients.get()
+        for path, doc in documents(i):
+            response = client.post(path, json=doc)
+            assert response.status_code == 201, response.text[:300]
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(create, range(count)))
+    finally:
+        clients.close()
