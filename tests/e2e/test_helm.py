@@ -195,7 +195,8 @@ def test_the_values_a_keda_user_looks_for_reach_the_pod() -> None:
     assert deployment["spec"]["replicas"] == 3
     assert {"--log-level=debug", "--log-format=text", "--scaler-timeout=5"} <= set(main["args"])
     assert "--cluster-object-namespace=shared" in main["args"]
-    assert main["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    assert main["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}
+    assert [e["name"] for e in main["env"][:-1]] == ["POD_NAME", "POD_IP"]  # sharding
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pod["tolerations"][0]["key"] == "dedicated"
     assert pod["affinity"] == {"nodeAffinity": {}}

@@ -120,6 +120,11 @@ ClusterTriggerAuthentications it then reads) or each watched namespace's Role's.
 - apiGroups: [""]
   resources: [{{ if not $restrict }}secrets, {{ end }}configmaps]
   verbs: [list, watch]
+# Sharding: a read forwarded to the object's owner is made as this ServiceAccount, and the
+# owner checks (SubjectAccessReview) that it may read the namespace's external metrics.
+- apiGroups: [external.metrics.k8s.io]
+  resources: ["*"]
+  verbs: [get, list]
 # The owned HPA keda-hpa-<name>, server-side applied.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
