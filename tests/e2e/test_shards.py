@@ -11,8 +11,6 @@ not registered, so every change of replicas is an activator's.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import threading
@@ -28,8 +26,6 @@ import pytest
 from tests.e2e.conftest import MetricsSource
 from tests.support import triggers
 from tests.support.controlplane import (
-    ADAPTER_NAMESPACE,
-    ADAPTER_SERVICE,
     Adapter,
     AdminClients,
     ControlPlane,
@@ -38,7 +34,7 @@ from tests.support.controlplane import (
     scalable_object,
     wait_for,
 )
-from tests.support.controlplane.adapter import adapter_kubeconfig, adapter_kubeconfig_path
+from tests.support.controlplane.adapter import adapter_kubeconfig, token_kubeconfig
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.servers import free_ports
 
@@ -160,39 +156,6 @@ def group() -> Iterator[Group]:
             yield g
     finally:
         source.close()
-
-
-def token_kubeconfig(cp: ControlPlane) -> None:
-    """The replicas' kubeconfig: their ServiceAccount's token, as a Pod has it, so a read one
-    forwards to another is authenticated (TokenReview) and authorized (deploy/rbac.yaml)."""
-    answer = cp.client.post(
-        f"/api/v1/namespaces/{ADAPTER_NAMESPACE}/serviceaccounts/{ADAPTER_SERVICE}/token",
-        json={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 7200},
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "c",
-                "cluster": {
-                    "server": cp.url,
-                    "certificate-authority-data": base64.b64encode(cp.ca.pem).decode(),
-                },
-            }
-        ],
-        "users": [{"name": "u", "user": {"token": answer.json()["status"]["token"]}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "c",
-    }
-    path = adapter_kubeconfig_path(cp)
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
 
 
 def create_all(g: Group) -> None:

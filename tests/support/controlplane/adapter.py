@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import ssl
 import sys
 from collections.abc import Iterator
@@ -139,6 +140,44 @@ def adapter_kubeconfig(cp: ControlPlane) -> Path:
         pair = cp.ca.issue(ADAPTER_USER, organizations=groups)
         write_kubeconfig(path, cp.url, cp.ca.pem, pair)
     return path
+
+
+def token_kubeconfig(cp: ControlPlane) -> str:
+    """Write the adapter's kubeconfig (at :func:`adapter_kubeconfig_path`) with a token of its
+    ServiceAccount, as a Pod has it, and return the token: a read one replica forwards to
+    another under ``--shards`` is then authenticated (TokenReview) and authorized
+    (deploy/rbac.yaml), and a caller holding the token may read the metrics API as well."""
+    answer = cp.client.post(
+        f"/api/v1/namespaces/{ADAPTER_NAMESPACE}/serviceaccounts/{ADAPTER_SERVICE}/token",
+        json={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        },
+    )
+    if answer.status_code != 201:
+        raise RuntimeError(f"TokenRequest for {ADAPTER_USER}: {answer.status_code} {answer.text}")
+    token: str = answer.json()["status"]["token"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": cp.url,
+                    "certificate-authority-data": base64.b64encode(cp.ca.pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    path = adapter_kubeconfig_path(cp)
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return token
 
 
 def install_manifests(cp: ControlPlane) -> None:
