@@ -3,6 +3,7 @@
 .venv/bin/python -m bench [api gate forward upstream activation footprint jobs webhook attack]
 .venv/bin/python -m bench soak     # an hour on its own, never part of the default sequence
 .venv/bin/python -m bench keda     # KEDA itself beside us (make bench-keda), never by default
+.venv/bin/python -m bench shards   # 1, 2, 4 replicas with --shards, 70,000 objects: named only
 """
 
 from __future__ import annotations
@@ -11,7 +12,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import activation, api, attack, footprint, forward, gate, jobs, soak, upstream, webhook
+from bench import (
+    activation,
+    api,
+    attack,
+    footprint,
+    forward,
+    gate,
+    jobs,
+    shards,
+    soak,
+    upstream,
+    webhook,
+)
 from bench.keda import run as keda
 from bench.report import note
 
@@ -27,9 +40,11 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], list[str]]] = {
     "attack": attack.run,
     "soak": soak.run,
     "keda": keda.run,
+    "shards": shards.run,
 }
-LONG = {"soak", "keda"}
-"""Run only when named: the soak takes an hour; KEDA is built cold once, then runs ~30 min."""
+LONG = {"soak", "keda", "shards"}
+"""Run only when named: the soak takes an hour; KEDA is built cold once, then runs ~30 min;
+shards creates 7 x 10,000 objects on three control planes by default."""
 
 
 def main() -> None:
