@@ -184,17 +184,26 @@ class Controller:
             gained, lost = sort_moved(list(self._tracked.values()), self.ownership)
             for t in lost:
                 self._retire(t)
+            # Polled first, all of them (no request to kube-apiserver), then written for: a
+            # survivor's gained share is not polled one status write after another.
+            unbound = [t.document for t in gained if t.so is None]
+            await reconcile_all(unbound, partial(self.reconcile, force=True, bind_only=True))
             await reconcile_all((t.document for t in gained), partial(self.reconcile, force=True))
             await self.jobs.owners_changed()
 
     # Reconcile: spec -> triggers, HPA, status.
 
-    async def reconcile(self, document: ScaledObjectDocument, *, force: bool = False) -> None:
+    async def reconcile(
+        self, document: ScaledObjectDocument, *, force: bool = False, bind_only: bool = False
+    ) -> None:
+        """``bind_only``: bind and poll it, and write nothing yet."""
         async with self._work.lock(document.ref):
             with acting_for(document.ref):
-                await self._reconcile(document, force=force)
+                await self._reconcile(document, force=force, bind_only=bind_only)
 
-    async def _reconcile(self, document: ScaledObjectDocument, *, force: bool) -> None:
+    async def _reconcile(
+        self, document: ScaledObjectDocument, *, force: bool, bind_only: bool = False
+    ) -> None:
         ref, meta = document.ref, document.meta
         tracked = self._tracked.get(ref)
         if meta.deletion_timestamp is not None:
@@ -235,7 +244,7 @@ class Controller:
         tracked.so = so
         self.telemetry.register(so)
         self.poller.set_triggers(ref, binding.triggers, binding.composite)
-        if not self.writes(ref):
+        if bind_only or not self.writes(ref):
             return
         await add_finalizer(self.kube, SCALED_OBJECTS, document.meta)
         await self._warn(tracked, (*so.warnings, *binding.warnings))
