@@ -109,16 +109,8 @@ class Group:
 
 
 def scaled_object(name: str, url: str) -> dict[str, Any]:
-    trigger = {
-        "type": "metrics-api",
-        "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
-    }
-    doc = triggers.scaled_object(
-        name, NS, trigger, minReplicaCount=0, maxReplicaCount=3, pollingInterval=INTERVAL
-    )
-    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS_API, "kind": "Worker", "name": name}
-    doc["spec"]["cooldownPeriod"] = 3600  # an activity missed by a hand-over would not show
-    return doc
+    # A long cooldown: an activity missed by a hand-over would not show as a scale-down.
+    return triggers.worker_object(name, NS, url, WORKERS_API, INTERVAL, cooldownPeriod=3600)
 
 
 def shard_args(port: int, metrics_port: int) -> list[str]:

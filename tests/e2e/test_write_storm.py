@@ -102,15 +102,7 @@ def worker(name: str) -> dict[str, Any]:
 
 
 def scaled_object(name: str, url: str) -> dict[str, Any]:
-    trigger = {
-        "type": "metrics-api",
-        "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
-    }
-    doc = triggers.scaled_object(
-        name, NS, trigger, minReplicaCount=0, maxReplicaCount=3, pollingInterval=INTERVAL
-    )
-    doc["spec"]["scaleTargetRef"] = {"apiVersion": WORKERS_API, "kind": "Worker", "name": name}
-    return doc
+    return triggers.worker_object(name, NS, url, WORKERS_API, INTERVAL)
 
 
 @pytest.fixture(scope="module")

@@ -137,6 +137,23 @@ def scaled_object(
     }
 
 
+def worker_object(
+    name: str, namespace: str, url: str, workers_api: str, interval: int, **spec: Any
+) -> dict[str, Any]:
+    """A ScaledObject reading metrics-api ``url`` (``{"value": N}``, target 10) that scales
+    the Worker of its name (a /scale CRD of ``workers_api`` with no controller), 0 to 3."""
+    trigger = {
+        "type": "metrics-api",
+        "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
+    }
+    doc = scaled_object(
+        name, namespace, trigger, minReplicaCount=0, maxReplicaCount=3, pollingInterval=interval
+    )
+    doc["spec"]["scaleTargetRef"] = {"apiVersion": workers_api, "kind": "Worker", "name": name}
+    doc["spec"].update(spec)
+    return doc
+
+
 def scaled_job(
     name: str, namespace: str, trigger: Mapping[str, Any], **spec: Any
 ) -> dict[str, Any]:
