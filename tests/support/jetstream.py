@@ -94,7 +94,17 @@ async def consume(url: str, stream: str, consumer: str, fetch: int, ack: int) ->
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe_bind(consumer, stream)
-        messages = await sub.fetch(fetch, timeout=5)
+        deadline = time.monotonic() + META_ELECTED_WITHIN
+        while True:
+            try:
+                messages = await sub.fetch(fetch, timeout=5)
+                break
+            except ServiceUnavailableError:
+                # A replicated consumer just created may have no leader yet: its 503 delivered
+                # nothing, so asking again fetches the same messages (a timeout might not).
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
         for msg in messages[:ack]:
             await msg.ack_sync()
     finally:
