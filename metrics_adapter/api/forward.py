@@ -206,10 +206,8 @@ class Forwarder:
             return self._fallback(peer, key, began, str(exc))
         now = self._clock()
         if answer.holds_nothing:  # a hand-over: the new owner has not polled it yet
-            entry = self.last.get(key, now - self.stale_for)
-            if entry is not None:
-                self.observer.forwarded("stale", now - began)
-                return Answer(200, entry[1])
+            if (stale := self._stale(key, began)) is not None:
+                return stale
         elif answer.status == 200:
             self.last.put(key, now, answer.body)
         else:
@@ -227,14 +225,18 @@ class Forwarder:
         hand-over leaves this replica holding nothing for the read."""
         self.last.put(key, self._clock(), body)
 
-    def last_answer(self, key: Key) -> bytes | None:
+    def last_answer(self, key: Key) -> Answer | None:
         """The last answer given for ``key`` (ours or forwarded) while younger than the
         bound, counted as ``stale``; ``None`` without one."""
-        entry = self.last.get(key, self._clock() - self.stale_for)
+        return self._stale(key, self._clock())
+
+    def _stale(self, key: Key, began: float) -> Answer | None:
+        now = self._clock()
+        entry = self.last.get(key, now - self.stale_for)
         if entry is None:
             return None
-        self.observer.forwarded("stale", 0.0)
-        return entry[1]
+        self.observer.forwarded("stale", now - began)
+        return Answer(200, entry[1])
 
     async def _ask(self, peer: Peer, namespace: str, metric: str, query: str) -> Answer:
         url = f"{peer.url}{paths.NAMESPACES}{quote(namespace, safe='')}/{quote(metric, safe='')}"
@@ -271,10 +273,8 @@ class Forwarder:
                 self.stale_for,
                 extra={"peer": peer.identity, "namespace": namespace},
             )
-        entry = self.last.get(key, now - self.stale_for)
-        if entry is not None:
-            self.observer.forwarded("stale", now - began)
-            return Answer(200, entry[1])
+        if (stale := self._stale(key, began)) is not None:
+            return stale
         self.observer.forwarded("failed", now - began)
         raise ServiceUnavailable(
             f"ScaledObject {namespace}/{scaled_object}: metric {metric}: its owner replica "
@@ -330,7 +330,7 @@ class Reads:
             if forwarded:
                 return Answer(exc.code, wire.status(exc), holds_nothing=True)
             if forwarder is not None and (last := forwarder.last_answer(key)) is not None:
-                return Answer(200, last)
+                return last
             raise
         if forwarder is not None and not forwarded:
             forwarder.remember(key, body)

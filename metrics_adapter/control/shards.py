@@ -250,7 +250,7 @@ class Shards:
     def owner(self, namespace: str, name: str) -> tuple[str, str] | None:
         """The member that polls ``namespace/name`` and its address, or ``None`` when it is
         this replica (or nobody is known yet)."""
-        member = self.membership.owner(f"{namespace}/{name}")
+        member = self.membership.owner(shard_key(ObjectRef(namespace, name)))
         if member is None or member == self.identity:
             return None
         return member, self.membership.address(member)
