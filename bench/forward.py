@@ -58,7 +58,8 @@ def serve(role: str, port: int, cert: str, key: str, objects: int, owner_url: st
             def owner(self, namespace: str, name: str) -> Peer | None:
                 return peer
 
-        forward = (Everything(), Forwarder("forwarder", Path(cert).read_bytes()))
+        anchor = Path(cert).read_bytes()
+        forward = (Everything(), Forwarder("forwarder", lambda: anchor))
     app = create_app(store, Health(loaded=True, poller_running=lambda: True), forward=forward)
     config = server_config(
         app,

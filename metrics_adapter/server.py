@@ -429,12 +429,13 @@ def _forwarding(
     shards: Shards, kube: KubeClient | None, tls: ServingTLS, telemetry: Telemetry
 ) -> tuple[Route, Forwarder]:
     """The hop to the owner: TLS anchored on our own serving certificate (every replica
-    serves the same), authenticated as our ServiceAccount (the owner's gate asks
-    kube-apiserver who that is and whether it may read external metrics)."""
+    serves the same; a rotated one is trusted from the next hop), authenticated as our
+    ServiceAccount (the owner's gate asks kube-apiserver who that is and whether it may
+    read external metrics)."""
     assert tls.pair is not None and kube is not None, "serving, in cluster mode"
     forwarder = Forwarder(
         shards.identity,
-        tls.pair.cert_pem,
+        lambda: tls.pair.cert_pem if tls.pair else b"",
         authorization=kube.api.connection.token,
         observer=telemetry,
     )

@@ -20,6 +20,7 @@ handshake costs more than the read it carries), and per request it costs less CP
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -135,13 +136,18 @@ def peer_context(ca_pem: bytes) -> ssl.SSLContext:
     return context
 
 
+ANCHORS_KEPT = 3
+"""Serving certificates trusted at once: the one served now and the two before it, so that
+through a rotation a hop to a peer that has not loaded the new Secret yet still verifies."""
+
+
 class Forwarder:
     """Forwards reads to their owners over one pooled session; see the module docstring."""
 
     def __init__(
         self,
         identity: str,
-        ca_pem: bytes,
+        anchor: Callable[[], bytes],
         *,
         authorization: Callable[[], Awaitable[str | None]] = _anonymous,
         timeout: float = 1.0,
@@ -152,8 +158,10 @@ class Forwarder:
         observer: ForwardObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``authorization``: the Authorization header to send (``Bearer`` and the
-        ServiceAccount's token, as the Kubernetes client sends it), asked per request;
+        """``anchor``: the PEM peers' certificates are verified against (:func:`peer_context`),
+        asked per request: when it changes (a rotated serving certificate), the next hop
+        trusts it too. ``authorization``: the Authorization header to send (``Bearer`` and
+        the ServiceAccount's token, as the Kubernetes client sends it), asked per request;
         ``keepalive`` stays below our servers' 90 s, so the client closes an
         idle connection first and never reuses one the server is closing."""
         self.identity = identity
@@ -162,7 +170,9 @@ class Forwarder:
         self.authorization = authorization
         self.observer: ForwardObserver = observer or _Unobserved()
         self.last = LastAnswers(maxsize)
-        self._context = peer_context(ca_pem)
+        self._anchor = anchor
+        self._anchors: tuple[bytes, ...] = ()
+        self._retired: dict[asyncio.Task[None], aiohttp.ClientSession] = {}
         self._limit = connections_per_peer
         self._keepalive = keepalive
         self._clock = clock
@@ -171,10 +181,15 @@ class Forwarder:
         """Peers in a streak of failures, each warned about once."""
 
     def _client(self) -> aiohttp.ClientSession:
-        """The session, made on first use: aiohttp binds it to the running loop."""
+        """The session, made on first use (aiohttp binds it to the running loop) and again
+        when the anchor changes: its TLS context trusts the last :data:`ANCHORS_KEPT`."""
+        anchor = self._anchor()
+        if anchor not in self._anchors:
+            self._anchors = (*self._anchors, anchor)[-ANCHORS_KEPT:]
+            self._retire()
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                ssl=self._context,
+                ssl=peer_context(b"".join(self._anchors)),
                 limit=0,
                 limit_per_host=self._limit,
                 keepalive_timeout=self._keepalive,
@@ -188,10 +203,26 @@ class Forwarder:
             )
         return self._session
 
-    async def aclose(self) -> None:
+    def _retire(self) -> None:
+        """Close the session (its connections verified against the old anchors) once the
+        requests it carries now have had their timeout; the next request makes a new one."""
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            closing = asyncio.get_running_loop().create_task(self._close_after(session))
+            self._retired[closing] = session
+            closing.add_done_callback(self._retired.pop)
+
+    async def _close_after(self, session: aiohttp.ClientSession) -> None:
+        await asyncio.sleep(self.timeout)
+        await session.close()
+
+    async def aclose(self) -> None:
+        sessions = [*self._retired.values(), *([self._session] if self._session else [])]
+        for closing in self._retired:
+            closing.cancel()
+        self._session = None
+        for session in sessions:
+            await session.close()
 
     async def answer(
         self, peer: Peer, namespace: str, scaled_object: str, metric: str, query: str

@@ -150,9 +150,10 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     health = Health(loaded=True, poller_running=lambda: True)
     owner = OwnerApp(create_app(store_with(7), health))
     telemetry, clock = Telemetry(), Clock()
+    anchor = cert.read_bytes()
     forwarder = Forwarder(
         "replica-b",
-        cert.read_bytes(),
+        lambda: anchor,
         authorization=bearer,
         timeout=TIMEOUT,
         stale_for=STALE_FOR,
@@ -429,3 +430,29 @@ async def test_an_answer_given_here_stands_in_when_the_object_moves_back(pair: P
     pair.local.unregister(worker)
     again = await pair.client.get(METRIC, params=WORKER)
     assert again.status_code == 200 and again.content == own.content
+
+
+async def test_a_rotated_serving_certificate_is_trusted_from_the_next_hop(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Every replica serves the one Secret's pair; when it is rotated, a peer that loaded
+    the new pair is refused until this replica serves it too, then reached again."""
+    old_cert, _ = self_signed_pair(tmp_path / "old", SERVICE_NAME)
+    new_cert, new_key = self_signed_pair(tmp_path / "new", SERVICE_NAME)
+    served = {"pem": old_cert.read_bytes()}
+    forwarder = Forwarder("replica-b", lambda: served["pem"], authorization=bearer, timeout=TIMEOUT)
+    rotated = OwnerApp(create_app(store_with(7), Health(loaded=True, poller_running=lambda: True)))
+    try:
+        async with owner_server(rotated, new_cert, new_key) as owner_url:
+            app = create_app(
+                pair.local, Health(), forward=(Fixed(Peer("rotated", owner_url)), forwarder)
+            )
+            async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
+                before = await client.get(METRIC, params=WORKER)
+                served["pem"] = new_cert.read_bytes()
+                after = await client.get(METRIC, params=WORKER)
+    finally:
+        await forwarder.aclose()
+    assert before.status_code == 503 and "certificate" in before.json()["message"].lower()
+    assert after.status_code == 200 and after.json()["items"][0]["value"] == "7"
+    assert len(rotated.seen) == 1
