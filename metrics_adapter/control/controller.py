@@ -30,6 +30,7 @@ from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
     follow,
+    latest,
     reconcile_all,
     remove_finalizer,
     spec_version,
@@ -188,8 +189,17 @@ class Controller:
             # survivor's gained share is not polled one status write after another.
             unbound = [t.document for t in gained if t.so is None]
             await reconcile_all(unbound, partial(self.reconcile, force=True, bind_only=True))
-            await reconcile_all((t.document for t in gained), partial(self.reconcile, force=True))
+            await reconcile_all(gained, self._take_over)
             await self.jobs.owners_changed()
+
+    async def _take_over(self, tracked: _Tracked) -> None:
+        """Reconcile an object this replica gained: from kube-apiserver's copy when it
+        writes for it from now on (:func:`~metrics_adapter.control.lifecycle.latest`)."""
+        document: ScaledObjectDocument | None = tracked.document
+        if self.writes(tracked.ref):
+            document = await latest(self.kube, SCALED_OBJECTS, read_scaled_object, tracked.document)
+        if document is not None:
+            await self.reconcile(document, force=True)
 
     # Reconcile: spec -> triggers, HPA, status.
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from metrics_adapter.control.work import guarded
-from metrics_adapter.errors import KubeNotFound
+from metrics_adapter.errors import KubeError, KubeNotFound
 from metrics_adapter.kube.client import KubeClient, Resource
 from metrics_adapter.kube.objects import ObjectMeta, finalizers_patch
 from metrics_adapter.kube.scope import EVERY_NAMESPACE, Scope
 from metrics_adapter.kube.watch import watch_scoped
+
+log = logging.getLogger(__name__)
 
 FINALIZER = "finalizer.keda.sh"
 """KEDA's, so an object KEDA finalized is finalized here too after a switch."""
@@ -94,6 +97,34 @@ class LatestEvents(Generic[D]):
                 self._running.discard(ref)
                 if not self._latest and not self._running:
                     self._idle.set()
+
+
+class _Meta(Protocol):
+    @property
+    def meta(self) -> ObjectMeta: ...
+
+
+M = TypeVar("M", bound=_Meta)
+
+
+async def latest(
+    kube: KubeClient, resource: Resource, read: Callable[[Mapping[str, Any]], M], document: M
+) -> M | None:
+    """``document`` as kube-apiserver holds it now, for a replica about to write for an
+    object another replica wrote for until now: its watch may not have delivered that
+    replica's last status yet, and a status written from an older one would move
+    ``lastActiveTime`` back (a cooldown ended early) and lose ``originalReplicaCount``.
+    None: it is gone. When it cannot be read, the watched one: the watch catches up, and
+    nothing else would be better."""
+    meta = document.meta
+    try:
+        raw = await kube.get(resource, meta.name, meta.namespace)
+    except KubeNotFound:
+        return None
+    except KubeError as exc:
+        log.warning("%s; taken over from its watched copy", exc)
+        return document
+    return read(raw)
 
 
 async def reconcile_all(

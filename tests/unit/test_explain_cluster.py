@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -28,12 +27,11 @@ from metrics_adapter.explain.cluster import (
 )
 from metrics_adapter.explain.jobs import JobReport
 from metrics_adapter.explain.local import ObjectReport, Observed, read, render, reports
-from metrics_adapter.kube.budget import Write
 from metrics_adapter.kube.client import KubeClient, status_error
-from metrics_adapter.kube.transport import Transport
 from metrics_adapter.model.keda import ObjectRef
 from metrics_adapter.server import build
 from scalers.errors import ConfigError
+from tests.support.kube_fakes import FakeKube
 
 NS = "shop"
 METRICS = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}"
@@ -60,38 +58,6 @@ CREDS = {
 
 def forbidden(what: str) -> KubeError:
     return status_error(what, {"code": 403, "reason": "Forbidden", "message": "no"})
-
-
-class FakeKube(KubeClient):
-    """Answers by path (and ``?labelSelector`` where one is asked): a dict is the JSON
-    answer, a KubeError is raised; any other path lists nothing."""
-
-    def __init__(self, answers: Mapping[str, dict[str, Any] | KubeError]) -> None:
-        super().__init__(cast(Transport, None))
-        self.answers = answers
-        self.asked: list[str] = []
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        subject: str,
-        *,
-        query: Sequence[tuple[str, str]] = (),
-        body: Any = None,
-        content_type: str | None = None,
-        write: Write | None = None,
-    ) -> dict[str, Any]:
-        selector = dict(query).get("labelSelector")
-        key = f"{path}?{selector}" if selector else path
-        self.asked.append(key)
-        answer = self.answers.get(key, {"items": []})
-        if isinstance(answer, KubeError):
-            raise answer
-        return answer
-
-    async def close(self) -> None:
-        """There is no connection to close."""
 
 
 def listed(*items: dict[str, Any]) -> dict[str, Any]:
