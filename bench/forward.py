@@ -58,6 +58,9 @@ def serve(role: str, port: int, cert: str, key: str, objects: int, owner_url: st
             def owner(self, namespace: str, name: str) -> Peer | None:
                 return peer
 
+            def watched(self, namespace: str, name: str) -> bool:
+                return True
+
         anchor = Path(cert).read_bytes()
         forward = (Everything(), Forwarder("forwarder", lambda: anchor))
     app = create_app(store, Health(loaded=True, poller_running=lambda: True), forward=forward)

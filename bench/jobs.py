@@ -35,13 +35,14 @@ from typing import Any
 from bench import footprint
 from bench.activation import until
 from bench.adapter import Bench, control_plane
-from bench.footprint import NAMESPACE, Usage, ValueServer, metrics_api, usage
+from bench.footprint import NAMESPACE, Usage, metrics_api, usage
 from bench.report import Cell, main, median, note, percentile, print_table, summary
 from metrics_adapter.control.job_manifest import JOB_LABEL
 from tests.integration.aws_sqs_queue.helpers import endpoint_metadata, keys_authentication
 from tests.support.controlplane import ControlPlane, condition
 from tests.support.controlplane.errors import raise_for
 from tests.support.moto import MotoServer, make_queue, sqs_client
+from tests.support.value_server import ValueServer
 from tests.unit.test_crd_schemas import good_job
 
 NS = "bench-jobs"

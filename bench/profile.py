@@ -26,6 +26,7 @@ from bench import footprint
 from bench.adapter import Bench, metric_url, scaled_object
 from bench.api import CRON, LUA, METRIC, NAMESPACE, PATH, WRK_INSTALL
 from bench.report import main, note, print_table
+from tests.support.value_server import ValueServer
 
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
@@ -126,7 +127,7 @@ def api(bench: Bench, count: int, seconds: float, top: int) -> None:
 
 
 def polling(bench: Bench, count: int, seconds: float, top: int) -> None:
-    with footprint.ValueServer() as source:
+    with ValueServer() as source:
         docs = footprint.objects(count, source.url, own=True, interval=30)
         # Attached as soon as the process runs (1 s), to see the first polls of every loop.
         with bench.adapter("polling", docs, timeout=1, require_ready=False) as adapter:

@@ -45,7 +45,7 @@ import aiohttp
 import httpx
 
 from bench.adapter import cpu_seconds, metric_url, rss_mb
-from bench.footprint import ValueServer, metrics_api
+from bench.footprint import metrics_api
 from bench.report import Cell, main, note, percentile, print_table, summary
 from metrics_adapter.control.shards import ADDRESS_ANNOTATION, GROUP_LABEL, rendezvous
 from tests.support import triggers
@@ -62,6 +62,7 @@ from tests.support.controlplane import (
 from tests.support.controlplane.adapter import adapter_kubeconfig, token_kubeconfig
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.servers import free_ports
+from tests.support.value_server import ValueServer
 
 NS = "shards-bench"
 METRIC = "s0-metric-api-value"

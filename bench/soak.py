@@ -44,7 +44,7 @@ import httpx
 from cryptography import x509
 
 from bench.adapter import cpu_seconds, metric_url, rss_mb
-from bench.footprint import METRIC, ValueServer, metrics_api
+from bench.footprint import METRIC, metrics_api
 from bench.report import Cell, main, note, percentile, print_table, summary
 from tests.support import triggers
 from tests.support.controlplane import (
@@ -57,6 +57,7 @@ from tests.support.controlplane import (
 )
 from tests.support.controlplane.cluster_mode import cluster_mode
 from tests.support.controlplane.processes import log_path
+from tests.support.value_server import ValueServer
 
 NS = "soak"
 WORKERS = "soak.bench.io/v1"

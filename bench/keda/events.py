@@ -29,7 +29,6 @@ from typing import Any
 
 from bench import activation
 from bench.activation_sources import Nats
-from bench.footprint import ValueServer
 from bench.keda.scenarios import INTERVAL, NS, Results, scaled_object
 from bench.keda.systems import System
 from bench.report import note
@@ -38,6 +37,7 @@ from bench.upstream import Series, kafka_series, log_size
 from tests.support import jetstream
 from tests.support.controlplane import wait_for
 from tests.support.kafka import KafkaBroker, commit, create_topic, produce
+from tests.support.value_server import ValueServer
 
 OUTAGE_VALUE = 30.0
 """3 replicas at target 10."""

@@ -37,11 +37,12 @@ from typing import Any
 import httpx
 
 from bench.adapter import metric_url
-from bench.footprint import METRIC, ValueServer, metrics_api
+from bench.footprint import METRIC, metrics_api
 from bench.keda.systems import System
 from bench.report import note, percentile
 from bench.soak import worker, worker_object
 from tests.support.controlplane import AdminClients
+from tests.support.value_server import ValueServer
 
 NS = "bench"
 TARGET = 10

@@ -8,7 +8,6 @@ import time
 
 import httpx
 
-from bench.footprint import ValueServer
 from bench.keda.run import disagreements, ratio
 from bench.keda.scenarios import (
     Results,
@@ -17,6 +16,7 @@ from bench.keda.scenarios import (
     quantity,
     value_of,
 )
+from tests.support.value_server import ValueServer
 
 
 def test_each_object_s_value_comes_from_its_index_and_asks_for_one_to_four_replicas() -> None:
