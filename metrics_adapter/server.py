@@ -417,6 +417,7 @@ class ShardRoute:
     """Reads of an object go to the member that polls it, where it says it answers."""
 
     shards: Shards
+    controller: Controller
 
     def owner(self, namespace: str, name: str) -> Peer | None:
         found = self.shards.owner(namespace, name)
@@ -424,9 +425,16 @@ class ShardRoute:
             return None
         return Peer(*found)
 
+    def watched(self, namespace: str, name: str) -> bool:
+        return self.controller.watches(ObjectRef(namespace, name))
+
 
 def _forwarding(
-    shards: Shards, kube: KubeClient | None, tls: ServingTLS, telemetry: Telemetry
+    controller: Controller,
+    shards: Shards,
+    kube: KubeClient | None,
+    tls: ServingTLS,
+    telemetry: Telemetry,
 ) -> tuple[Route, Forwarder]:
     """The hop to the owner: TLS anchored on our own serving certificate (every replica
     serves the same; a rotated one is trusted from the next hop), authenticated as our
@@ -439,7 +447,7 @@ def _forwarding(
         authorization=kube.api.connection.token,
         observer=telemetry,
     )
-    return ShardRoute(shards), forwarder
+    return ShardRoute(shards, controller), forwarder
 
 
 def own_namespace(settings: Settings) -> str:
@@ -493,7 +501,9 @@ async def serve(settings: Settings) -> None:
     try:
         tls, gate, upkeep = await _secure(settings, kube, adapter.telemetry)
         if controller is not None and isinstance(controller.ownership, Shards):
-            adapter.forward = _forwarding(controller.ownership, kube, tls, adapter.telemetry)
+            adapter.forward = _forwarding(
+                controller, controller.ownership, kube, tls, adapter.telemetry
+            )
         if settings.standalone:
             upkeep.append(lambda: rebind_on_source_change(adapter))
             upkeep.append(lambda: resettle_standalone(adapter))

@@ -34,7 +34,13 @@ from urllib.parse import quote
 import aiohttp
 
 from metrics_adapter.api import paths
-from metrics_adapter.errors import APIError, NothingHeld, ServiceUnavailable
+from metrics_adapter.errors import (
+    APIError,
+    NothingHeld,
+    NoValueYet,
+    ServiceUnavailable,
+    UnknownObject,
+)
 from metrics_adapter.kube import wire
 from metrics_adapter.metrics.store import MetricStore
 
@@ -65,6 +71,10 @@ class Route(Protocol):
     """Who answers an object's reads: a :class:`Peer`, or ``None`` for this replica."""
 
     def owner(self, namespace: str, name: str) -> Peer | None: ...
+
+    def watched(self, namespace: str, name: str) -> bool:
+        """Whether the object exists, as this replica's watch knows: one it owns but holds
+        nothing for is being taken over, not missing."""
 
 
 class ForwardObserver(Protocol):
@@ -339,7 +349,8 @@ class Reads:
       it yet, that answer marked :data:`HOLDS_NOTHING`, so the sender may serve better.
     - A read of an object another replica owns: the owner's answer (:class:`Forwarder`).
     - Our own object: our store's answer, remembered; while we hold nothing for it yet
-      (just handed it), the last answer given for it, if young enough.
+      (just handed it), the last answer given for it, if young enough, else a 503 (not a
+      404: the object exists, our watch says so).
     """
 
     def __init__(self, store: MetricStore, forward: tuple[Route, Forwarder] | None) -> None:
@@ -358,11 +369,17 @@ class Reads:
         except APIError as exc:
             if not isinstance(exc, NothingHeld):
                 raise
+            error = exc
+            if isinstance(exc, UnknownObject) and route and route.watched(namespace, scaled_object):
+                error = NoValueYet(
+                    f"metric:{metric} has no value yet: ScaledObject {namespace}/"
+                    f"{scaled_object} was just handed to this replica, which has not read it"
+                )
             if forwarded:
-                return Answer(exc.code, wire.status(exc), holds_nothing=True)
+                return Answer(error.code, wire.status(error), holds_nothing=True)
             if forwarder is not None and (last := forwarder.last_answer(key)) is not None:
                 return last
-            raise
+            raise error from None
         if forwarder is not None and not forwarded:
             forwarder.remember(key, body)
         return Answer(200, body)

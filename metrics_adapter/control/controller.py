@@ -163,6 +163,10 @@ class Controller:
                 self.objects.scope,
             )
 
+    def watches(self, ref: ObjectRef) -> bool:
+        """Whether the ScaledObject exists, as this replica's watch has seen it."""
+        return ref in self._tracked
+
     def writes(self, ref: ObjectRef) -> bool:
         """Whether this replica writes for ``ref`` (HPA, status, /scale, Events, finalizers):
         the leader, or its shard's owner (:mod:`metrics_adapter.control.ownership`)."""

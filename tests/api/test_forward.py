@@ -99,9 +99,14 @@ class Fixed:
     """A Route naming one owner (``None``: this replica) for every object."""
 
     peer: Peer | None
+    exists: bool = False
+    """What the watch says: every object exists, or none."""
 
     def owner(self, namespace: str, name: str) -> Peer | None:
         return self.peer
+
+    def watched(self, namespace: str, name: str) -> bool:
+        return self.exists
 
 
 @dataclass
@@ -456,3 +461,19 @@ async def test_a_rotated_serving_certificate_is_trusted_from_the_next_hop(
     assert before.status_code == 503 and "certificate" in before.json()["message"].lower()
     assert after.status_code == 200 and after.json()["items"][0]["value"] == "7"
     assert len(rotated.seen) == 1
+
+
+@pytest.mark.parametrize(("exists", "code"), [(True, 503), (False, 404)])
+async def test_an_object_just_handed_here_is_unavailable_not_missing(
+    pair: Pair, exists: bool, code: int
+) -> None:
+    """This replica owns the object but has not bound it yet, and gave no answer for it to
+    fall back on: a 503 saying so when its watch has the object (the HPA keeps its
+    replicas), a 404 when it does not exist."""
+    app = create_app(MetricStore(), Health(), forward=(Fixed(None, exists), pair.forwarder))
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
+        answer = await client.get(METRIC, params=WORKER)
+    assert answer.status_code == code, answer.text
+    if exists:
+        assert "has no value yet" in answer.json()["message"]
+        assert "just handed to this replica" in answer.json()["message"]
