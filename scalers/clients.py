@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import aiohttp
 import httpx
-import yarl
 
 from scalers.errors import SourceResponseError, SourceTimeout, SourceUnreachable
 from scalers.flight import SingleFlight
+from scalers.http1 import BodyTooLarge, Pool, ProtocolError, Target
 from scalers.kube_pods import PodLister
-from scalers.turns import Turns
+from scalers.turns import Turns, bounded
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 3.0
@@ -47,13 +46,13 @@ class JsonGet:
     identity: HttpIdentity = field(default_factory=HttpIdentity)
     secret_params: tuple[str, ...] = ()
     """Query parameters whose values (API keys) never appear in messages."""
-    sent: yarl.URL | None = field(default=None, init=False, compare=False, repr=False)
-    """:attr:`url` as it is sent, quoted once here rather than at every poll (~17 us a
-    poll); None: it cannot be, and each poll says why."""
+    sent: Target | None = field(default=None, init=False, compare=False, repr=False)
+    """:attr:`url` as it is sent, quoted and split once here rather than at every poll
+    (~17 us a poll); None: it cannot be, and each poll says why."""
 
     def __post_init__(self) -> None:
         with contextlib.suppress(ValueError):
-            object.__setattr__(self, "sent", _as_sent(self.url))
+            object.__setattr__(self, "sent", Target.parse(self.url))
 
     async def run(self, clients: Clients) -> object:
         return await clients.get_json(
@@ -96,20 +95,15 @@ connection slot for good (httpcore issue 1093), after which every trigger fails.
 
 class _Http:
     """The clients of one backend identity and the turns of their requests: GETs (every
-    poll) on aiohttp, whose pool hands out a connection in constant time where httpcore's
-    rescans every connection for every waiting request (3.2 ms of CPU per poll at 5,000
-    distinct URLs, most of a soak's CPU); POSTs (token and etcd range requests, whose
+    poll) on :mod:`scalers.http1`'s keep-alive pool (aiohttp's request building, header
+    parsing and timers were a third of a poll's CPU; httpcore's pool rescanned every
+    connection for every waiting request); POSTs (token and etcd range requests, whose
     callers read an httpx response) on httpx."""
 
     def __init__(self, identity: HttpIdentity, timeout: float) -> None:
         self._context = tls_context(identity)
         self._timeout = timeout
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=self._context, limit=HTTP_IN_FLIGHT),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            cookie_jar=aiohttp.DummyCookieJar(),  # shared by every trigger: keep none
-            trust_env=False,
-        )
+        self.pool = Pool(self._context, HTTP_IN_FLIGHT)
         self._client: httpx.AsyncClient | None = None
         self.turns = Turns(HTTP_IN_FLIGHT)
 
@@ -130,7 +124,7 @@ class _Http:
         return self._client
 
     async def aclose(self) -> None:
-        await self.session.close()
+        await self.pool.aclose()
         if self._client is not None:
             await self._client.aclose()
 
@@ -189,31 +183,31 @@ class Clients:
         headers: dict[str, str],
         identity: HttpIdentity,
         shown: str | None = None,
-        sent: yarl.URL | None = None,
+        sent: Target | None = None,
     ) -> bytes:
         """GET ``url`` and return its body, mapping every failure onto the ScalerError tree.
         Messages name ``shown`` (the URL with its secrets redacted) when given; ``sent`` is
-        ``url`` already quoted for sending. Only a ``200`` of at most :data:`MAX_BODY_BYTES`
-        is an answer."""
+        ``url`` already split for sending. Only a ``200`` of at most :data:`MAX_BODY_BYTES`
+        is an answer; redirects are not followed. A poll's clock bounds the request (from
+        its turn on); a call outside a poll has :attr:`timeout` of its own."""
         http = self._http_for(identity)
         what = f"GET {shown or url}"
         try:
-            async with (
-                http.turns.take(),
-                http.session.get(
-                    sent or _as_sent(url), headers=headers, allow_redirects=False
-                ) as response,
-            ):
-                if response.status != 200:
-                    text = (await response.content.read(200)).decode("utf-8", "replace")
-                    raise SourceResponseError(f"{what}: HTTP {response.status}: {text!r}")
-                return await _at_most(response.content, MAX_BODY_BYTES, what)
+            target = sent or Target.parse(url)
+            async with http.turns.take(), bounded(self.timeout):
+                answer = await http.pool.get(target, headers, MAX_BODY_BYTES)
         except TimeoutError as exc:
             raise SourceTimeout(f"{what}: no answer within {self.timeout:g}s") from exc
-        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp refuses
-            raise SourceUnreachable(f"{what}: {_reason(exc)}") from exc
-        except ssl.SSLError as exc:  # a TLS 1.3 alert after the handshake may come unwrapped
+        except BodyTooLarge as exc:
+            raise SourceResponseError(f"{what}: answer larger than {MAX_BODY_BYTES} bytes") from exc
+        except ssl.SSLError as exc:  # before OSError and ValueError: it is both
             raise SourceUnreachable(f"{what}: TLS: {exc}") from exc
+        except (OSError, ProtocolError, ValueError) as exc:  # ValueError: a URL or header
+            raise SourceUnreachable(f"{what}: {_reason(exc)}") from exc
+        if answer.status != 200:
+            text = answer.body.decode("utf-8", "replace")
+            raise SourceResponseError(f"{what}: HTTP {answer.status}: {text!r}")
+        return answer.body
 
     async def post(
         self,
@@ -249,7 +243,7 @@ class Clients:
         headers: dict[str, str],
         identity: HttpIdentity,
         shown: str | None = None,
-        sent: yarl.URL | None = None,
+        sent: Target | None = None,
     ) -> object:
         """:meth:`get_bytes`, decoded as JSON. The document is whatever the source sent:
         each caller decodes it into its own types."""
@@ -269,27 +263,6 @@ class Clients:
             await http.aclose()
         for key in list(self._shared):
             await self.discard(key)
-
-
-def _as_sent(url: str) -> yarl.URL:
-    """``url`` quoted as httpx quotes it (what every request sent so far), then kept as is:
-    aiohttp's own requoting would turn ``%28`` back into ``(`` and break what a SigV4
-    signature covers."""
-    try:
-        return yarl.URL(str(httpx.URL(url)), encoded=True)
-    except httpx.InvalidURL as exc:
-        raise ValueError(str(exc)) from exc
-
-
-async def _at_most(body: aiohttp.StreamReader, limit: int, what: str) -> bytes:
-    """The whole body, refused past ``limit`` bytes without reading the rest."""
-    chunks, size = [], 0
-    async for chunk in body.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise SourceResponseError(f"{what}: answer larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _reason(exc: Exception) -> str:

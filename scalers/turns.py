@@ -42,6 +42,14 @@ async def poll_clock(seconds: float) -> AsyncIterator[None]:
             _CLOCK.reset(token)
 
 
+def bounded(seconds: float) -> contextlib.AbstractAsyncContextManager[object]:
+    """A timeout of ``seconds`` for a call, unless a poll's clock bounds it already (one timer
+    a poll, not two)."""
+    if _CLOCK.get() is not None:
+        return contextlib.nullcontext()
+    return asyncio.timeout(seconds)
+
+
 class Turns:
     """At most ``size`` requests of one client at once; the others wait, first come first
     served, with their poll's clock stopped."""

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yarl
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -16,6 +15,7 @@ from scalers import rabbitmq
 from scalers.base import Measurement, is_active, split
 from scalers.clients import Clients, HttpIdentity
 from scalers.errors import Problems, ScalerError, SourceResponseError, SourceUnreachable
+from scalers.http1 import Target
 from scalers.oauth2 import ClientCredentials
 from scalers.params import TriggerInputs, parse_duration
 from scalers.rabbitmq import RabbitMQScaler, aggregate, mask, reading
@@ -298,7 +298,7 @@ class OAuthRabbit(Clients):
         headers: dict[str, str],
         identity: HttpIdentity,
         shown: str | None = None,
-        sent: yarl.URL | None = None,
+        sent: Target | None = None,
     ) -> bytes:
         self.seen.append(headers["authorization"])
         return b'{"name": "jobs", "messages": 4, "messages_ready": 3}'
