@@ -9,13 +9,18 @@ The call runs in a task of its own and every caller awaits it shielded, so a cal
 is cancelled (its HTTP client went away, its poll timed out) does not cancel the call for
 the others. Nothing is remembered: once the call has finished, the next caller starts a
 new one; a cache, where one is wanted, sits on top.
+
+:class:`InCaller` is the poller's: the first caller runs the call in its own task (a poll is
+one task, not two: a task, a shield and their callbacks cost about 5 % of a poll's CPU), and
+whoever joins it meanwhile waits for its answer; if that first caller is cancelled (its loop
+removed, the poller stopped), one still waiting asks anew.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -75,3 +80,55 @@ class SingleFlight(Generic[K, V]):
             del self._flights[key]
         if not done.cancelled():
             done.exception()  # retrieved: every caller got it, or none is left to
+
+
+class _Answer:
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Any] | None = None
+        """Made when a second caller joins: a lone call needs none."""
+
+
+class _Abandoned(Exception):
+    """The caller running the call was cancelled: a caller still waiting asks anew."""
+
+
+class InCaller(Generic[K, V]):
+    """One call per key at a time, run in the task of its first caller; its answer or its
+    failure given to every caller that joined it meanwhile."""
+
+    def __init__(self) -> None:
+        self._flights: dict[K, _Answer] = {}
+
+    def __len__(self) -> int:
+        """Calls out now."""
+        return len(self._flights)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._flights
+
+    async def do(self, key: K, call: Callable[[], Awaitable[V]]) -> V:
+        """The answer of ``call()`` for ``key``: of the call out now, else of a new one run
+        here. ``call`` is invoked only when a new call starts."""
+        while (flight := self._flights.get(key)) is not None:
+            if flight.future is None:
+                flight.future = asyncio.get_running_loop().create_future()
+            try:  # shielded: a joiner leaving must not cancel the answer for the others
+                return cast(V, await asyncio.shield(flight.future))
+            except _Abandoned:
+                continue
+        flight = self._flights[key] = _Answer()
+        try:
+            value = await call()
+        except BaseException as exc:
+            del self._flights[key]
+            if flight.future is not None:
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                flight.future.set_exception(_Abandoned() if cancelled else exc)
+                flight.future.exception()  # retrieved: by every joiner, or none is left to
+            raise
+        del self._flights[key]
+        if flight.future is not None:
+            flight.future.set_result(value)
+        return value

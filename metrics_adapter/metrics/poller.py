@@ -47,7 +47,7 @@ from metrics_adapter.model.scaled_job import ScaledJobRef
 from scalers.base import Query, is_active, split
 from scalers.clients import DEFAULT_TIMEOUT, Clients
 from scalers.errors import ScalerError, SourceTimeout
-from scalers.flight import SingleFlight
+from scalers.flight import InCaller
 from scalers.turns import poll_clock
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Poller:
         self._now = now
         self._loops: dict[Query[Any], _Loop] = {}
         self._by_object: dict[ObjectRef, tuple[BoundTrigger, ...]] = {}
-        self._inflight: SingleFlight[Query[Any], Any] = SingleFlight(cancel_abandoned=True)
+        self._inflight: InCaller[Query[Any], Any] = InCaller()
         """Queries being asked now: by their loop, and by ``poll_all`` or a test meanwhile."""
         self._group: asyncio.TaskGroup | None = None
         self._heap: list[tuple[float, int, _Loop]] = []
@@ -383,7 +383,7 @@ class Poller:
 
     async def fetch(self, query: Query[Any]) -> Any:
         """Run ``query`` with the timeout; concurrent callers of one query share one request,
-        which ends (cancelled) only when the last of them leaves."""
+        made in the task of the first (cancelled with it: then one still waiting asks anew)."""
         return await self._inflight.do(query, lambda: self._ask(query))
 
     async def _ask(self, query: Query[Any]) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from scalers.flight import SingleFlight
+from scalers.flight import InCaller, SingleFlight
 
 
 class Call:
@@ -119,3 +120,65 @@ async def test_without_cancel_abandoned_the_call_runs_on_for_the_next_caller() -
     call.release.set()
     assert await joining == 7
     assert call.starts == 1
+
+
+async def test_in_caller_runs_the_call_in_the_first_callers_task_and_shares_it() -> None:
+    flight: InCaller[str, int] = InCaller()
+    ran_in: list[asyncio.Task[Any] | None] = []
+    call = Call(7)
+
+    async def traced() -> int:
+        ran_in.append(asyncio.current_task())
+        return await call()
+
+    callers = [asyncio.create_task(flight.do("k", traced)) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert ("k" in flight, len(flight)) == (True, 1)
+    call.release.set()
+    assert await asyncio.gather(*callers) == [7] * 4
+    assert ran_in == [callers[0]]  # no task of its own
+    assert (call.starts, len(flight)) == (1, 0)
+
+
+async def test_in_caller_a_joiner_leaving_does_not_cancel_the_call() -> None:
+    flight: InCaller[str, int] = InCaller()
+    call = Call(7)
+    first = asyncio.create_task(flight.do("k", call))
+    joiner = asyncio.create_task(flight.do("k", call))
+    await asyncio.sleep(0)
+    joiner.cancel()
+    await asyncio.sleep(0)
+    call.release.set()
+    assert await first == 7
+    assert joiner.cancelled()
+    assert (call.starts, call.ended) == (1, ["answered"])
+
+
+async def test_in_caller_a_cancelled_first_caller_has_a_joiner_ask_anew() -> None:
+    flight: InCaller[str, int] = InCaller()
+    call = Call(7)
+    first = asyncio.create_task(flight.do("k", call))
+    joiners = [asyncio.create_task(flight.do("k", call)) for _ in range(2)]
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0.01)
+    assert call.ended == ["cancelled"]
+    assert call.starts == 2  # one joiner asks again, the other joins it
+    call.release.set()
+    assert await asyncio.gather(*joiners) == [7, 7]
+    assert first.cancelled()
+    assert len(flight) == 0
+
+
+async def test_in_caller_a_failure_is_shared_and_never_remembered() -> None:
+    flight: InCaller[str, int] = InCaller()
+    failing = Call(error=RuntimeError("down"))
+    callers = [asyncio.create_task(flight.do("k", failing)) for _ in range(3)]
+    await asyncio.sleep(0)
+    failing.release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert [str(r) for r in results] == ["down"] * 3
+    working = Call(9)
+    working.release.set()
+    assert await flight.do("k", working) == 9
+    assert (failing.starts, working.starts) == (1, 1)
