@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.encoder
 from datetime import UTC, datetime
 
 from metrics_adapter.errors import APIError, BadRequest
@@ -65,23 +66,20 @@ API_GROUP = _dump({"kind": "APIGroup", "apiVersion": "v1", **_GROUP})
 API_GROUP_LIST = _dump({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_GROUP]})
 
 
+_VALUE_LIST = (
+    b'{"kind":"ExternalMetricValueList","apiVersion":"' + GROUP_VERSION.encode() + b'",'
+    b'"metadata":{},"items":[{"metricName":%s,"metricLabels":null,"timestamp":"%s",'
+    b'"value":"%s"}]}'
+)
+"""What :func:`_dump` makes of the list, filled in rather than encoded at every poll (~8 us):
+the timestamp and the quantity need no escaping."""
+
+
 def external_metric_value_list(metric_name: str, value: float, measured_at: datetime) -> bytes:
     """The one-item ``ExternalMetricValueList`` the HPA sums, with a canonical quantity."""
-    return _dump(
-        {
-            "kind": "ExternalMetricValueList",
-            "apiVersion": GROUP_VERSION,
-            "metadata": {},
-            "items": [
-                {
-                    "metricName": metric_name,
-                    "metricLabels": None,
-                    "timestamp": rfc3339(measured_at),
-                    "value": format_quantity(value),
-                }
-            ],
-        }
-    )
+    name = json.encoder.encode_basestring_ascii(metric_name).encode()
+    stamp = rfc3339(measured_at).encode()
+    return _VALUE_LIST % (name, stamp, format_quantity(value).encode())
 
 
 def status(error: APIError) -> bytes:

@@ -120,6 +120,26 @@ def test_external_metric_value_list_shape() -> None:
     }
 
 
+@pytest.mark.parametrize("name", ["s0-nats-jetstream-JOBS", 'a"b\\c', "s1-métrique-ü", "x\ny"])
+def test_external_metric_value_list_is_the_json_encoders_own_bytes(name: str) -> None:
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    expected = {
+        "kind": "ExternalMetricValueList",
+        "apiVersion": "external.metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [
+            {
+                "metricName": name,
+                "metricLabels": None,
+                "timestamp": "2026-03-04T05:06:07Z",
+                "value": "2500m",
+            }
+        ],
+    }
+    body = wire.external_metric_value_list(name, 2.5, at)
+    assert body == json.dumps(expected, separators=(",", ":")).encode()
+
+
 @pytest.mark.parametrize(("value", "text"), [(47, "47"), (2000, "2k"), (-5, "0"), (0.0004, "0")])
 def test_external_metric_value_is_a_canonical_quantity(value: float, text: str) -> None:
     body = json.loads(wire.external_metric_value_list("m", value, datetime(2026, 1, 1, tzinfo=UTC)))
