@@ -28,6 +28,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import operator
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -66,6 +67,8 @@ _NO_ANSWER = object()
 _JOINED = "(a trigger joined)"
 """The "hint" of a trigger that joined a loop whose last answer could not measure it."""
 TriggerKey = tuple[ObjectRef, str]
+_ANSWERED_AT = operator.attrgetter("answered_at")
+_INTERVAL = operator.attrgetter("interval")
 
 
 @dataclass(eq=False, slots=True)
@@ -438,9 +441,16 @@ class Poller:
     def check_backlog(self, now: float) -> Backlog:
         """Count the queries whose polls are behind; make the values of those unanswered past
         :meth:`stale_after` errors (once per interval each); report the backlog."""
+        loops = self._loops.values()
+        if loops:  # the usual second: none overdue, told by two passes in C, not one in Python
+            oldest = now - min(map(_ANSWERED_AT, loops))
+            if oldest <= self.overdue_after(min(map(_INTERVAL, loops))):
+                backlog = Backlog(len(self._loops), 0, 0, max(oldest, 0.0))
+                self.backlog.report(backlog, now)
+                return backlog
         overdue = stale = 0
         oldest = 0.0
-        for loop in list(self._loops.values()):
+        for loop in list(loops):
             interval = loop.interval
             age = now - loop.answered_at
             oldest = max(oldest, age)
