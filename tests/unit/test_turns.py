@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from scalers.turns import Turns, poll_clock
+from scalers.turns import Turns, bounded, poll_clock
 
 TIMEOUT = 0.5
 HELD = 3 * TIMEOUT
@@ -120,3 +120,18 @@ async def test_a_cancelled_waiter_gives_its_place_back() -> None:
     await holder
     async with turns.take():  # the turn is free again: the cancelled waiter holds none
         pass
+
+
+async def test_a_call_outside_a_poll_is_bounded_by_its_own_timeout() -> None:
+    with pytest.raises(TimeoutError):
+        async with bounded(TIMEOUT / 10):
+            await asyncio.sleep(TIMEOUT)
+
+
+async def test_a_call_inside_a_poll_is_bounded_by_the_polls_clock_alone() -> None:
+    """One timer a poll: the call's own, shorter here, is not set; the poll's still fires."""
+    async with poll_clock(TIMEOUT), bounded(TIMEOUT / 10):
+        await asyncio.sleep(TIMEOUT / 5)
+    with pytest.raises(TimeoutError):
+        async with poll_clock(TIMEOUT / 5), bounded(HELD):
+            await asyncio.sleep(TIMEOUT)
