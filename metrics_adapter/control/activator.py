@@ -99,6 +99,8 @@ class Decision:
     last_active: datetime | None
     cooldown_left: float | None = None
     """Seconds until an inactive object may go to zero, when it is waiting for that."""
+    cooldown_ends: datetime | None = None
+    """When that wait ends: the same at every reading, where the seconds left are not."""
 
 
 def decide(
@@ -215,7 +217,8 @@ def _decide(
         if now >= due:
             return Decision(floor, False, reason, last_active)
         left = (due - now).total_seconds()
-        return Decision(None, False, f"{reason}; cooldown: {left:.0f}s left", last_active, left)
+        why = f"{reason}; cooldown: {left:.0f}s left"
+        return Decision(None, False, why, last_active, left, due)
     if idle is None and current < min_r:
         return Decision(min_r, False, f"below minReplicaCount {min_r}", last_active)
     return Decision(None, False, reason, last_active)

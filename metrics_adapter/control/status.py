@@ -15,6 +15,7 @@ from typing import TypeVar
 from metrics_adapter.binding.composite import COMPOSITE_METRIC
 from metrics_adapter.control.activator import Decision, TriggerState
 from metrics_adapter.kube.objects import Condition
+from metrics_adapter.kube.wire import rfc3339
 from metrics_adapter.metrics.store import Composed
 from metrics_adapter.model.annotations import PAUSED_SCALE_IN, PAUSED_SCALE_OUT, flag, paused
 from metrics_adapter.model.keda import ScaledObject, ScaledObjectStatus, TriggerHealth
@@ -44,12 +45,14 @@ def active(decision: Decision | None) -> Condition:
         return Condition(
             "Active", "True", "ScalerActive", "Scaling is performed because triggers are active"
         )
-    if decision.cooldown_left is not None:
+    if decision.cooldown_ends is not None:
+        # When it ends, not the seconds left: a message that changed at every reading was a
+        # status write at every poll of every object in its cooldown.
         return Condition(
             "Active",
             "False",
             "ScalerCooldown",
-            f"Scaling to zero after the cooldown: {decision.cooldown_left:.0f}s left",
+            f"Scaling to zero after the cooldown, at {rfc3339(decision.cooldown_ends)}",
         )
     return Condition(
         "Active",

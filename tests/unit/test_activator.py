@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from metrics_adapter.binding.triggers import BoundTrigger
-from metrics_adapter.control import activator, hpa
+from metrics_adapter.control import activator, hpa, status
 from metrics_adapter.control.activator import Decision, TriggerState, decide, hpa_proposal
 from metrics_adapter.metrics.store import Reading
 from metrics_adapter.model.annotations import ACTIVATION, FORCE_ACTIVATION
@@ -136,8 +136,26 @@ def test_inactive_within_cooldown_waits() -> None:
     so = scaled_object(cooldownPeriod=300)
     last = NOW - timedelta(seconds=200)
     assert decide(so, 3, [state(so, 0)], last, NOW) == Decision(
-        None, False, f"{METRIC} lag 0 <= 0; cooldown: 100s left", last, cooldown_left=100.0
+        None,
+        False,
+        f"{METRIC} lag 0 <= 0; cooldown: 100s left",
+        last,
+        cooldown_left=100.0,
+        cooldown_ends=NOW + timedelta(seconds=100),
     )
+
+
+def test_the_status_of_a_cooldown_is_the_same_at_every_reading() -> None:
+    """The Active condition says when the cooldown ends, not how long is left: a status
+    that changed at every poll was written at every poll, for every object cooling down."""
+    so = scaled_object(cooldownPeriod=300)
+    last = NOW - timedelta(seconds=200)
+    readings = [decide(so, 3, [state(so, 0)], last, NOW + timedelta(seconds=s)) for s in (0, 30)]
+    first, later = (status.active(d) for d in readings)
+    assert readings[0].cooldown_left != readings[1].cooldown_left
+    assert first == later
+    assert first.reason == "ScalerCooldown"
+    assert first.message.endswith("at 2026-05-01T12:01:40Z")
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,11 @@ def test_ready_reasons() -> None:
     [
         (Decision(1, True, "lag 5 > 0", NOW), "True", "ScalerActive"),
         (Decision(None, False, "lag 0 <= 0", NOW), "False", "ScalerNotActive"),
-        (Decision(None, False, "lag 0 <= 0; cooldown", NOW, 42.0), "False", "ScalerCooldown"),
+        (
+            Decision(None, False, "lag 0 <= 0; cooldown", NOW, 42.0, NOW + timedelta(seconds=42)),
+            "False",
+            "ScalerCooldown",
+        ),
         (Decision(None, None, "failing", NOW), "Unknown", "UnknownState"),
         (None, "Unknown", "UnknownState"),
     ],
