@@ -30,10 +30,10 @@ from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
     follow,
-    latest,
     reconcile_all,
     remove_finalizer,
     spec_version,
+    take_over,
 )
 from metrics_adapter.control.ownership import (
     Everything,
@@ -197,13 +197,14 @@ class Controller:
             await self.jobs.owners_changed()
 
     async def _take_over(self, tracked: _Tracked) -> None:
-        """Reconcile an object this replica gained: from kube-apiserver's copy when it
-        writes for it from now on (:func:`~metrics_adapter.control.lifecycle.latest`)."""
-        document: ScaledObjectDocument | None = tracked.document
-        if self.writes(tracked.ref):
-            document = await latest(self.kube, SCALED_OBJECTS, read_scaled_object, tracked.document)
-        if document is not None:
-            await self.reconcile(document, force=True)
+        await take_over(
+            self.kube,
+            SCALED_OBJECTS,
+            read_scaled_object,
+            tracked.document,
+            writes=self.writes(tracked.ref),
+            reconcile=partial(self.reconcile, force=True),
+        )
 
     # Reconcile: spec -> triggers, HPA, status.
 

@@ -127,6 +127,22 @@ async def latest(
     return read(raw)
 
 
+async def take_over(
+    kube: KubeClient,
+    resource: Resource,
+    read: Callable[[Mapping[str, Any]], M],
+    document: M,
+    *,
+    writes: bool,
+    reconcile: Callable[[M], Awaitable[None]],
+) -> None:
+    """Reconcile an object this replica gained: from kube-apiserver's copy when it
+    ``writes`` for it from now on (:func:`latest`), else from the watched one."""
+    current = await latest(kube, resource, read, document) if writes else document
+    if current is not None:
+        await reconcile(current)
+
+
 async def reconcile_all(
     documents: Iterable[D],
     reconcile: Callable[[D], Awaitable[None]],

@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from metrics_adapter import __version__
 from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
@@ -42,10 +43,10 @@ from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
     follow,
-    latest,
     reconcile_all,
     remove_finalizer,
     spec_version,
+    take_over,
 )
 from metrics_adapter.control.ownership import (
     Everything,
@@ -156,13 +157,14 @@ class ScaledJobController:
         await reconcile_all(gained, self._take_over)
 
     async def _take_over(self, tracked: _Tracked) -> None:
-        """Reconcile a ScaledJob this replica gained: from kube-apiserver's copy when it
-        writes for it from now on (:func:`~metrics_adapter.control.lifecycle.latest`)."""
-        document: ScaledJobDocument | None = tracked.document
-        if self.writes(tracked.ref):
-            document = await latest(self.kube, SCALED_JOBS, read_scaled_job, tracked.document)
-        if document is not None:
-            await self.reconcile(document, force=True)
+        await take_over(
+            self.kube,
+            SCALED_JOBS,
+            read_scaled_job,
+            tracked.document,
+            writes=self.writes(tracked.ref),
+            reconcile=partial(self.reconcile, force=True),
+        )
 
     def tracked(self) -> list[_Tracked]:
         return list(self._tracked.values())
