@@ -162,7 +162,7 @@ def test_the_deployment_is_hardened() -> None:
     }
     assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert main["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "requests": {"cpu": "100m", "memory": "160Mi"},
         "limits": {"memory": "512Mi"},
     }
     assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
@@ -200,7 +200,7 @@ def test_the_values_a_keda_user_looks_for_reach_the_pod() -> None:
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pod["tolerations"][0]["key"] == "dedicated"
     assert pod["affinity"] == {"nodeAffinity": {}}
-    assert main["resources"]["requests"] == {"cpu": "1", "memory": "128Mi"}  # Helm merges maps
+    assert main["resources"]["requests"] == {"cpu": "1", "memory": "160Mi"}  # Helm merges maps
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
 
 

@@ -102,7 +102,9 @@ def worker(name: str) -> dict[str, Any]:
 
 
 def scaled_object(name: str, url: str) -> dict[str, Any]:
-    return triggers.worker_object(name, NS, url, WORKERS_API, INTERVAL)
+    return triggers.worker_object(
+        name, NS, triggers.metrics_api_trigger(url), WORKERS_API, INTERVAL
+    )
 
 
 @pytest.fixture(scope="module")

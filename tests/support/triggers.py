@@ -137,15 +137,24 @@ def scaled_object(
     }
 
 
-def worker_object(
-    name: str, namespace: str, url: str, workers_api: str, interval: int, **spec: Any
-) -> dict[str, Any]:
-    """A ScaledObject reading metrics-api ``url`` (``{"value": N}``, target 10) that scales
-    the Worker of its name (a /scale CRD of ``workers_api`` with no controller), 0 to 3."""
-    trigger = {
+def metrics_api_trigger(url: str) -> dict[str, Any]:
+    """A metrics-api trigger reading ``url`` (``{"value": N}``), target 10."""
+    return {
         "type": "metrics-api",
         "metadata": {"url": url, "valueLocation": "value", "targetValue": "10"},
     }
+
+
+def worker_object(
+    name: str,
+    namespace: str,
+    trigger: Mapping[str, Any],
+    workers_api: str,
+    interval: int,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A ScaledObject with ``trigger`` that scales the Worker of its name (a /scale CRD of
+    ``workers_api`` with no controller), 0 to 3."""
     doc = scaled_object(
         name, namespace, trigger, minReplicaCount=0, maxReplicaCount=3, pollingInterval=interval
     )
