@@ -426,7 +426,10 @@ class ShardRoute:
         return Peer(*found)
 
     def watched(self, namespace: str, name: str) -> bool:
-        return self.controller.watches(ObjectRef(namespace, name))
+        # Before its first list, a replica that has just joined cannot tell "gone" from "not
+        # listed yet", and the others already send it the reads of its share.
+        synced = self.controller.synced.is_set()
+        return not synced or self.controller.watches(ObjectRef(namespace, name))
 
 
 def _forwarding(

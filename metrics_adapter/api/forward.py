@@ -73,8 +73,9 @@ class Route(Protocol):
     def owner(self, namespace: str, name: str) -> Peer | None: ...
 
     def watched(self, namespace: str, name: str) -> bool:
-        """Whether the object exists, as this replica's watch knows: one it owns but holds
-        nothing for is being taken over, not missing."""
+        """Whether the object may exist, as this replica's watch knows (False only when it
+        has listed every object and not seen this one): one it owns but holds nothing for is
+        being taken over, not missing."""
 
 
 class ForwardObserver(Protocol):
