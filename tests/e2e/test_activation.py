@@ -56,10 +56,14 @@ def burst_target(
 ) -> str:
     """The seed's echo-worker on its own stream, polled every second, scaling a Deployment
     at 0; returns the Deployment's creation resourceVersion. The burst is in the stream
-    before the ScaledObject exists, so that its first poll reads all of it: a poll while a
+    before the ScaledObject exists, so that its first reading holds all of it: a poll while a
     burst is still arriving reads part of it, and the HPA completes the step from there."""
     stream = name.upper()
     asyncio.run(jetstream.prepare(nats.url, stream, name, [name], publish=MESSAGES, workqueue=True))
+    # Every trigger of the account shares one /jsz poll (the objects before this one keep it
+    # going, every second), and a trigger joining it is read from its last answer, up to an
+    # interval old: that answer must come after the burst, not from the middle of it.
+    time.sleep(2 * INTERVAL)
     created = cp.apply(controlplane.deployment(name, NS, 0))
     doc = triggers.echo_worker(
         nats.monitoring_endpoint,
