@@ -30,6 +30,7 @@ from metrics_adapter.control.lifecycle import (
     FINALIZER,
     add_finalizer,
     follow,
+    latest,
     reconcile_all,
     remove_finalizer,
     spec_version,
@@ -72,6 +73,8 @@ period, by the end of which the HPA has taken that step itself."""
 EVENTS_WAITING = 10_000
 """Activation Events sent in the background at most at once; past it, dropped with a log
 line (client-go's recorder drops too, past its queue of 1,000)."""
+REREAD_SECONDS = 5.0
+"""When an object this replica gained could not be read whole, it is read again after this."""
 ACTIVATION_WORKERS = 8
 """Objects activated at once: each reads its target's /scale and waits for its writes (the
 write budget, --kube-api-qps), so one slow answer does not hold up every other object."""
@@ -188,9 +191,11 @@ class Controller:
             self._owners_changed.clear()
             gained, lost = sort_moved(list(self._tracked.values()), self.ownership)
             for t in lost:
+                t.document = t.document.metadata_only()
                 self._retire(t)
-            # Polled first, all of them (no request to kube-apiserver), then written for: a
-            # survivor's gained share is not polled one status write after another.
+            # Polled first, all of them (one GET each: watched as metadata until now), then
+            # written for: a survivor's gained share is not polled one status write after
+            # another.
             unbound = [t.document for t in gained if t.so is None]
             await reconcile_all(unbound, partial(self.reconcile, force=True, bind_only=True))
             await reconcile_all(gained, self._take_over)
@@ -219,14 +224,21 @@ class Controller:
     async def _reconcile(
         self, document: ScaledObjectDocument, *, force: bool, bind_only: bool = False
     ) -> None:
-        ref, meta = document.ref, document.meta
-        tracked = self._tracked.get(ref)
+        ref = document.ref
+        if not document.whole:  # kept as metadata while another replica polled it
+            if not held(self.ownership, ref).polls:
+                return
+            if (whole := await self._read_whole(document)) is None:
+                return
+            document = whole
+        meta, tracked = document.meta, self._tracked.get(ref)
         if meta.deletion_timestamp is not None:
             await self._finalize(document, tracked)
             return
         version = spec_version(meta)
         if tracked is not None and tracked.version == version and not force:
-            tracked.document = document  # a status-only update, often our own
+            # A status-only update, often our own.
+            tracked.document = document if tracked.held.polls else document.metadata_only()
             return
         if tracked is not None:
             self._uncount(tracked)  # counted again below if it binds; its polling goes on
@@ -240,6 +252,7 @@ class Controller:
             held=held(self.ownership, ref),
         )
         if not tracked.held.polls:  # another replica's: watched, neither polled nor written
+            tracked.document = document.metadata_only()
             self._retire(tracked)
             return
         try:
@@ -292,6 +305,17 @@ class Controller:
             ),
         )
         self._work.queue(ref)
+
+    async def _read_whole(self, document: ScaledObjectDocument) -> ScaledObjectDocument | None:
+        """An object this replica gained, kept as its metadata until now, as kube-apiserver
+        holds it. None: gone (its watch event follows), or it could not be read (again in
+        REREAD_SECONDS)."""
+        whole = await latest(self.kube, SCALED_OBJECTS, read_scaled_object, document)
+        if whole is not None and not whole.whole:
+            log.info("ScaledObject %s is read again in %.0f s", document.ref, REREAD_SECONDS)
+            self._retry_later(document.ref, REREAD_SECONDS)
+            return None
+        return whole
 
     async def _pin(self, tracked: _Tracked, so: ScaledObject) -> None:
         """``paused-replicas: N``: scale the target to N once, then leave it alone."""

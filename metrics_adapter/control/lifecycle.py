@@ -115,14 +115,15 @@ async def latest(
     replica's last status yet, and a status written from an older one would move
     ``lastActiveTime`` back (a cooldown ended early) and lose ``originalReplicaCount``.
     None: it is gone. When it cannot be read, the watched one: the watch catches up, and
-    nothing else would be better."""
+    nothing else would be better (a ScaledObject watched as its metadata alone is read
+    again later)."""
     meta = document.meta
     try:
         raw = await kube.get(resource, meta.name, meta.namespace)
     except KubeNotFound:
         return None
     except KubeError as exc:
-        log.warning("%s; taken over from its watched copy", exc)
+        log.warning("%s; its watched copy stands in", exc)
         return document
     return read(raw)
 

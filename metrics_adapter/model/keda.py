@@ -235,7 +235,7 @@ class ScaledObjectDocument:
     """A ScaledObject as the API server delivers it. Its metadata and status are read apart
     from its spec, so that an object whose spec is malformed can still be reported
     (``Ready=False``, an Event) and finalized: ``scaled_object`` is ``None`` exactly when
-    ``error`` names every problem."""
+    ``error`` names every problem, or when the document is not :attr:`whole`."""
 
     meta: ObjectMeta
     status: ScaledObjectStatus
@@ -245,10 +245,18 @@ class ScaledObjectDocument:
     """With ``error``: the spec as far as it could be read, defaults standing in for the bad
     fields. Never to scale with; for the admission webhook, which reports KEDA's rules beside
     the parser's problems in one answer."""
+    whole: bool = True
+    """False: its metadata alone (:meth:`metadata_only`), spec and status left out."""
 
     @property
     def ref(self) -> ObjectRef:
         return self.meta.ref
+
+    def metadata_only(self) -> ScaledObjectDocument:
+        """Its metadata alone, a quarter of its memory (about 0.9 of 3.4 KiB for a one-trigger
+        object): what a replica keeps of an object another replica polls. It is read whole
+        from kube-apiserver again when this replica gains it."""
+        return ScaledObjectDocument(self.meta, ScaledObjectStatus(), None, whole=False)
 
     @property
     def reference(self) -> ObjectReference:
@@ -257,6 +265,7 @@ class ScaledObjectDocument:
 
     def parsed(self) -> ScaledObject:
         """The ScaledObject; raise the ConfigError that names every bad field."""
+        assert self.whole, f"{self.ref}: read it whole before its spec is used"
         if self.scaled_object is None:
             assert self.error is not None
             raise self.error

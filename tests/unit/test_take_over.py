@@ -48,5 +48,5 @@ async def test_an_unreadable_copy_falls_back_to_the_watched_one_and_says_so(
     with caplog.at_level(logging.WARNING):
         document = await latest(FakeKube({PATH: down}), SCALED_OBJECTS, read_scaled_object, WATCHED)
     assert document is WATCHED
-    assert "taken over from its watched copy" in caplog.text
+    assert "its watched copy stands in" in caplog.text
     assert "etcd" in caplog.text
