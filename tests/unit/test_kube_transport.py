@@ -4,6 +4,7 @@ an error status comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -168,3 +169,65 @@ async def test_a_server_it_does_not_trust_is_refused(
         assert seen == []
     finally:
         await api.close()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[tuple[str, list[str]]]:
+    """An HTTP CONNECT proxy on 127.0.0.1 that records each tunnel's target."""
+    targets: list[str] = []
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        finally:
+            sink.close()
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split()[1].decode()
+        targets.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        both = (pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        await asyncio.gather(*both, return_exceptions=True)
+
+    server = await asyncio.start_server(tunnel, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", targets
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("bypassed", [False, True])
+async def test_https_proxy_and_no_proxy_are_honoured(
+    apiserver: tuple[str, list[dict[str, Any]]],
+    proxy: tuple[str, list[str]],
+    ca: CertificateAuthority,
+    monkeypatch: pytest.MonkeyPatch,
+    bypassed: bool,
+) -> None:
+    server, seen = apiserver
+    address, targets = proxy
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", address)
+    if bypassed:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    trusted = ssl.create_default_context(cadata=ca.pem.decode())
+
+    async def token() -> None:
+        return None
+
+    api = Transport(Connection(server, trusted, token))
+    try:
+        for _ in range(2):
+            answer, status, _ = await api.call("GET", "/apis/x/v1/things", seconds=5)
+            assert (answer, status) == ({"kind": "Thing"}, 200)
+    finally:
+        await api.close()
+    assert len(seen) == 2
+    assert targets == ([] if bypassed else [server.removeprefix("https://")])
