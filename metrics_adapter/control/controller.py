@@ -23,7 +23,13 @@ from metrics_adapter.binding.cluster import ClusterObjects, ObjectKey
 from metrics_adapter.binding.triggers import BoundTrigger, bind_all, settle_binding
 from metrics_adapter.binding.warnings import object_warnings
 from metrics_adapter.control import status
-from metrics_adapter.control.activator import TriggerState, decide, set_fallbacks, trigger_states
+from metrics_adapter.control.activator import (
+    Decision,
+    TriggerState,
+    decide,
+    set_fallbacks,
+    trigger_states,
+)
 from metrics_adapter.control.hpa import build_hpa, needs_update
 from metrics_adapter.control.ignored_event import Announced, announce
 from metrics_adapter.control.lifecycle import (
@@ -75,6 +81,9 @@ EVENTS_WAITING = 10_000
 line (client-go's recorder drops too, past its queue of 1,000)."""
 REREAD_SECONDS = 5.0
 """When an object this replica gained could not be read whole, it is read again after this."""
+REPLICAS_KNOWN_FOR = 4
+"""Polling intervals for which a target's replicas, as last read or written here, stand in
+for a read of its /scale when a reading changes nothing (:meth:`Controller._replicas`)."""
 ACTIVATION_WORKERS = 8
 """Objects activated at once: each reads its target's /scale and waits for its writes (the
 write budget, --kube-api-qps), so one slow answer does not hold up every other object."""
@@ -101,6 +110,8 @@ class _Tracked:
     """The replicas the last activation wrote, and until when (monotonic) it is settling."""
     held: Held = Held.NOT
     """Whether this replica polled it and wrote for it at its last reconcile."""
+    replicas: tuple[int, float] | None = None
+    """Its target's replicas as last read or written here, and when (monotonic)."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -282,6 +293,7 @@ class Controller:
                 target.api_version, target.kind, ref.namespace, target.name
             )
             tracked.original_replicas = scale.replicas
+            tracked.replicas = (scale.replicas, time.monotonic())
         if paused(so.meta.annotations):  # KEDA deletes the HPA while paused
             await self.kube.delete_hpa(ref.namespace, so.hpa_name)
             await self._pin(tracked, so)
@@ -497,27 +509,34 @@ class Controller:
         so, states = tracked.so, self._states(ref)
         if paused(so.meta.annotations) or (not states and so.triggers):
             return
-        target = so.scale_target_ref
-        scale = await self.kube.get_scale(
-            target.api_version, target.kind, ref.namespace, target.name
-        )
+        target, clock = so.scale_target_ref, time.monotonic()
+        written, until = tracked.activated or (0, clock)
+        # A fallback's values and a settling activation depend on the count as it is now.
+        exact = so.fallback is not None or clock < until
+        current, read = await self._replicas(tracked, so, clock, fresh=exact)
         if so.fallback is not None:
-            set_fallbacks(self.store, so, self.poller.triggers(ref), scale.replicas)
+            set_fallbacks(self.store, so, self.poller.triggers(ref), current)
             states = self._states(ref)  # a failing reading may be in fallback now
         composite = self.store.composite(ref)  # scalingModifiers: it decides activity
         # kube-apiserver's time: lastActiveTime is compared by whichever process reads it next.
-        now, clock = self.kube.clock.now(), time.monotonic()
-        written, until = tracked.activated or (0, clock)
-        settling = 0 < written == scale.replicas and clock < until
-        decision = decide(
-            so, scale.replicas, states, tracked.last_active, now, composite, settling=settling
-        )
+        now = self.kube.clock.now()
+
+        def decided(current: int) -> tuple[Decision, bool]:
+            settling = 0 < written == current and clock < until
+            last = tracked.last_active
+            return decide(so, current, states, last, now, composite, settling=settling), settling
+
+        decision, settling = decided(current)
+        if not read and decision.replicas not in (None, current):  # never written from memory
+            current, read = await self._replicas(tracked, so, clock, fresh=True)
+            decision, settling = decided(current)
         tracked.last_active = decision.last_active
-        if decision.replicas is not None and decision.replicas != scale.replicas:
+        if decision.replicas is not None and decision.replicas != current:
             await self.kube.patch_scale(
                 target.api_version, target.kind, ref.namespace, target.name, decision.replicas
             )
-            up = decision.replicas > scale.replicas
+            tracked.replicas = (decision.replicas, clock)
+            up = decision.replicas > current
             if up and decision.active:  # an activation, or a settling one raised
                 until = until if settling else clock + SETTLE_SECONDS
                 tracked.activated = (decision.replicas, until)
@@ -525,7 +544,7 @@ class Controller:
             reason = "KEDAScaleTargetActivated" if up else "KEDAScaleTargetDeactivated"
             message = (
                 f"Scaled {target.kind} {ref.namespace}/{target.name} from "
-                f"{scale.replicas} to {decision.replicas}: {decision.reason}"
+                f"{current} to {decision.replicas}: {decision.reason}"
             )
             log.info("%s", message, extra={"scaledObject": str(ref)})
             self._tell(Event(tracked.document.reference, reason, message))
@@ -541,6 +560,27 @@ class Controller:
                 composite=composite,
             ),
         )
+
+    async def _replicas(
+        self, tracked: _Tracked, so: ScaledObject, clock: float, *, fresh: bool
+    ) -> tuple[int, bool]:
+        """The target's replicas, and whether they were read now: from its ``/scale``, or
+        (not ``fresh``) as read or written here less than REPLICAS_KNOWN_FOR intervals
+        ago. A decision to change them is always made again from a fresh read, so only
+        "nothing to do" is decided from memory: that spares a GET per reading (the largest
+        part of the controller's CPU in py-spy), and a count someone else changed is seen
+        within that many intervals instead of one."""
+        known = tracked.replicas
+        if not fresh and known is not None:
+            count, at = known
+            if clock - at < so.polling_interval * REPLICAS_KNOWN_FOR:
+                return count, False
+        target, ref = so.scale_target_ref, tracked.ref
+        scale = await self.kube.get_scale(
+            target.api_version, target.kind, ref.namespace, target.name
+        )
+        tracked.replicas = (scale.replicas, clock)
+        return scale.replicas, True
 
     def _tell(self, event: Event) -> None:
         """Record an activation's ``event`` in the background: it waits for the write budget
