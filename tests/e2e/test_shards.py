@@ -672,3 +672,12 @@ def test_three_to_five_to_two_rebalances_with_only_the_moved_share_polled_again(
     assert reader.unexplained(moved, settled + READ_WITHIN) == [], reader.refused[:5]
     assert reader.reads > len(READ)
     assert off_one(g) == {}, "a Worker was scaled"
+
+
+def test_no_replica_was_refused_a_request_it_needs(group: Group) -> None:
+    """Least privilege held through every hand-over above: each replica runs with exactly the
+    adapter's RBAC (deploy/rbac.yaml), and a verb it lacks shows only in its log (a take-over
+    that cannot GET the object falls back to its watched copy), so the logs are read."""
+    logs = [line for r in group.replicas for line in r.tail(10**6).splitlines()]
+    refused = [line for line in logs if "403 Forbidden" in line]
+    assert refused == [], refused[:3]

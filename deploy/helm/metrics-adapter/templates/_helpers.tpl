@@ -82,14 +82,15 @@ v1beta1.external.metrics.k8s.io
 ClusterTriggerAuthentications it then reads) or each watched namespace's Role's. */}}
 {{- define "metrics-adapter.namespacedRules" -}}
 {{- $restrict := .root.Values.permissions.operator.restrict.secret -}}
-# Watch ScaledObjects; patch their finalizers, which restore replicas on deletion.
+# Watch ScaledObjects; get one a replica takes over; patch their finalizers, which restore
+# replicas on deletion.
 - apiGroups: [keda.sh]
   resources: [scaledobjects]
-  verbs: [list, watch, patch]
-# Watch ScaledJobs; patch their finalizer.
+  verbs: [get, list, watch, patch]
+# Watch ScaledJobs; get one a replica takes over; patch their finalizer.
 - apiGroups: [keda.sh]
   resources: [scaledjobs]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [keda.sh]
   resources: [triggerauthentications{{ if .clusterWide }}, clustertriggerauthentications{{ end }}]
   verbs: [list, watch]
