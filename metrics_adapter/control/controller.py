@@ -469,7 +469,6 @@ class Controller:
     def _forget(self, ref: ObjectRef) -> None:
         if (timer := self._retries.pop(ref, None)) is not None:
             timer.cancel()
-        self._work.forget(ref)
         self.objects.release(ref)
         tracked = self._tracked.pop(ref, None)
         if tracked is not None:

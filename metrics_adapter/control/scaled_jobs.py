@@ -367,7 +367,6 @@ class ScaledJobController:
     def _forget(self, ref: ScaledJobRef) -> None:
         if (timer := self._retries.pop(ref, None)) is not None:
             timer.cancel()
-        self._work.forget(ref)
         self.objects.release(ref)
         tracked = self._tracked.pop(ref, None)
         if tracked is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from metrics_adapter.errors import KubeError
@@ -15,25 +17,38 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=ObjectRef)
 
 
+@dataclass(slots=True)
+class _Turns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    """Holding or awaiting ``lock``."""
+
+
 class ObjectWork(Generic[R]):
     """One piece of work per object at a time (:meth:`lock`), and a queue that holds each
     object once however often it is queued before its turn (:meth:`queue`)."""
 
     def __init__(self) -> None:
-        self._locks: dict[R, asyncio.Lock] = {}
+        self._locks: dict[R, _Turns] = {}
         self._due: asyncio.Queue[R] = asyncio.Queue()
         self._pending: set[R] = set()
 
-    def lock(self, ref: R) -> asyncio.Lock:
+    @contextlib.asynccontextmanager
+    async def lock(self, ref: R) -> AsyncIterator[None]:
         """The watch, a new lead, a changed Secret and a new reading may each start work on
-        one object while another awaits a write: they take turns."""
-        lock = self._locks.get(ref)
-        if lock is None:
-            lock = self._locks[ref] = asyncio.Lock()
-        return lock
-
-    def forget(self, ref: R) -> None:
-        self._locks.pop(ref, None)
+        one object while another awaits a write: they take turns. The lock lives only while
+        someone holds or awaits it (kept for every object, it was ~280 bytes each)."""
+        turns = self._locks.get(ref)
+        if turns is None:
+            turns = self._locks[ref] = _Turns()
+        turns.users += 1
+        try:
+            async with turns.lock:
+                yield
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._locks[ref]
 
     def queue(self, ref: R) -> None:
         if ref not in self._pending:
