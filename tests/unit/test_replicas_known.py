@@ -4,7 +4,6 @@ and every change is decided again from a fresh read."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +15,6 @@ from metrics_adapter.binding.files import Inventory
 from metrics_adapter.binding.triggers import bind
 from metrics_adapter.control import controller as controller_module
 from metrics_adapter.control.controller import REPLICAS_KNOWN_FOR, Controller, _Tracked
-from metrics_adapter.kube.budget import Write
 from metrics_adapter.metrics.poller import Poller
 from metrics_adapter.metrics.store import MetricStore
 from metrics_adapter.metrics.telemetry import Telemetry
@@ -39,23 +37,11 @@ class Cluster(FakeKube):
     """One Deployment's /scale, which GET reads and PATCH sets; every call recorded."""
 
     def __init__(self) -> None:
-        super().__init__({"/apis/apps/v1": DISCOVERY})
+        super().__init__({"/apis/apps/v1": DISCOVERY, SCALE: self.scale})
         self.replicas = 0
         self.calls: list[str] = []
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        subject: str,
-        *,
-        query: Sequence[tuple[str, str]] = (),
-        body: Any = None,
-        content_type: str | None = None,
-        write: Write | None = None,
-    ) -> dict[str, Any]:
-        if path != SCALE:
-            return await super().request(method, path, subject, query=query, body=body)
+    def scale(self, method: str, body: Any) -> dict[str, Any]:
         self.calls.append(method)
         if method == "PATCH":
             self.replicas = body["spec"]["replicas"]

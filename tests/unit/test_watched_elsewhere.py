@@ -5,11 +5,11 @@ kube-apiserver when it gains it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from metrics_adapter.binding.cluster import ClusterObjects
 from metrics_adapter.control.controller import REREAD_SECONDS, Controller
+from metrics_adapter.control.ownership import Everything
 from metrics_adapter.errors import KubeError
 from metrics_adapter.kube.client import SCALED_OBJECTS, status_error
 from metrics_adapter.metrics.poller import Poller
@@ -25,11 +25,11 @@ REF = ObjectRef(NS, NAME)
 PATH = SCALED_OBJECTS.path(NS, NAME)
 
 
-class Share:
+class Share(Everything):
     """A shard's ownership, set by the test: this replica polls and writes for ``mine``."""
 
     def __init__(self) -> None:
-        self.listeners: list[Callable[[], None]] = []
+        super().__init__()
         self.mine: set[ObjectRef] = set()
 
     def polls(self, ref: ObjectRef) -> bool:
@@ -37,16 +37,6 @@ class Share:
 
     def writes(self, ref: ObjectRef) -> bool:
         return ref in self.mine
-
-    @property
-    def acting(self) -> bool:
-        return True
-
-    async def run(self) -> None:
-        return
-
-    async def known(self) -> None:
-        return
 
 
 def raw() -> dict[str, Any]:
