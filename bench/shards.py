@@ -406,7 +406,10 @@ def measure(count: int, args: argparse.Namespace) -> Row:
         wait_for(
             f"every one of {total} URLs asked at the source",
             lambda: len(source.paths) >= total and sum(g.polled(i) for i in range(count)) == total,
-            args.interval + SLACK + total / 50,
+            # A new object is bound in its reconcile, which then waits for its writes (a
+            # finalizer, an HPA, a status) at --kube-api-qps: 5 at a time, the last of a
+            # replica's N is bound after about N x 3 / qps seconds.
+            args.interval + SLACK + total / 50 + 3 * args.objects_per_replica / args.kube_api_qps,
             1.0,
         )
         polled = time.monotonic() - began
