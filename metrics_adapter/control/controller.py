@@ -79,6 +79,9 @@ period, by the end of which the HPA has taken that step itself."""
 EVENTS_WAITING = 10_000
 """Activation Events sent in the background at most at once; past it, dropped with a log
 line (client-go's recorder drops too, past its queue of 1,000)."""
+BIND_WORKERS = 25
+"""Gained objects read whole and bound at once after a hand-over: a GET each and no write,
+so more of them than reconciles (which write) go at a time."""
 REREAD_SECONDS = 5.0
 """When an object this replica gained could not be read whole, it is read again after this."""
 REPLICAS_KNOWN_FOR = 4
@@ -204,11 +207,12 @@ class Controller:
             for t in lost:
                 t.document = t.document.metadata_only()
                 self._retire(t)
-            # Polled first, all of them (one GET each: watched as metadata until now), then
-            # written for: a survivor's gained share is not polled one status write after
-            # another.
+            # Polled first, all of them (one GET each, BIND_WORKERS at a time: watched as
+            # metadata until now), then written for: a survivor's gained share is not polled
+            # one status write after another.
             unbound = [t.document for t in gained if t.so is None]
-            await reconcile_all(unbound, partial(self.reconcile, force=True, bind_only=True))
+            bind = partial(self.reconcile, force=True, bind_only=True)
+            await reconcile_all(unbound, bind, workers=BIND_WORKERS)
             await reconcile_all(gained, self._take_over)
             await self.jobs.owners_changed()
 

@@ -590,6 +590,12 @@ def live(g: Group) -> list[int]:
     ]
 
 
+CONVERGE = 2 * SLACK
+"""A membership change until every object is owned once: each newcomer starts, lists all
+3,000 objects and binds its share, and each survivor of a stop reads its gained share whole
+(a GET each) before it binds it; on a loaded 2-core machine, 60 s was once not enough."""
+
+
 def converged(g: Group, members: int) -> bool:
     running = live(g)
     return (
@@ -627,7 +633,7 @@ def test_three_to_five_to_two_rebalances_with_only_the_moved_share_polled_again(
     views = [owners(g.members())]
     with Reader(g) as reader:
         g.add_replica()
-        wait_for("three members, every object owned once", lambda: converged(g, 3), SLACK, 0.5)
+        wait_for("three members, every object owned once", lambda: converged(g, 3), CONVERGE, 0.5)
         before = owners(g.members())
         views.append(before)
         time.sleep(INTERVAL)  # a settled interval: the times below start on schedule
@@ -635,7 +641,7 @@ def test_three_to_five_to_two_rebalances_with_only_the_moved_share_polled_again(
         since = time.monotonic()
         for _ in range(2):
             g.add_replica()
-        wait_for("five members, every object owned once", lambda: converged(g, 5), SLACK, 0.5)
+        wait_for("five members, every object owned once", lambda: converged(g, 5), CONVERGE, 0.5)
         after = owners(g.members())
         views.append(after)
         assert all(g.polled(i) > 0 for i in live(g))
@@ -659,7 +665,7 @@ def test_three_to_five_to_two_rebalances_with_only_the_moved_share_polled_again(
         assert max(stayed.values()) <= schedule, (schedule, max(stayed.values()))
         for i in live(g)[2:]:
             g.replicas[i].stop()
-        wait_for("two members, every object owned once", lambda: converged(g, 2), SLACK, 0.5)
+        wait_for("two members, every object owned once", lambda: converged(g, 2), CONVERGE, 0.5)
         settled = time.monotonic()
         views.append(owners(g.members()))
         time.sleep(2 * INTERVAL)  # reads after the last hand-over
