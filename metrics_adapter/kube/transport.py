@@ -71,13 +71,12 @@ class Transport:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._session: aiohttp.ClientSession | None = None
-        self._proxy: tuple[yarl.URL | None, aiohttp.BasicAuth | None] = (None, None)
+        self._proxy = env_proxy(connection.server)
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=CONNECTIONS, ssl=self.connection.ssl)
             self._session = aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER)
-            self._proxy = env_proxy(self.connection.server)
         return self._session
 
     async def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
@@ -124,8 +123,7 @@ class Transport:
         self, path: str, query: Sequence[tuple[str, str]], limits: aiohttp.ClientTimeout
     ) -> aiohttp.ClientResponse:
         """A GET whose body is read by the caller, line by line (a watch); close it."""
-        session = self._open()
-        return await session.get(
+        return await self._open().get(
             self._url(path, query),
             headers=await self._headers({}),
             timeout=limits,
@@ -142,7 +140,7 @@ class Transport:
 
 def env_proxy(server: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
     """The proxy ``HTTPS_PROXY`` and ``NO_PROXY`` give for ``server`` (with its credentials),
-    as kubernetes-asyncio honours them; none when they give none. Read once per session:
+    as kubernetes-asyncio honours them; none when they give none. Read once per transport:
     aiohttp's ``trust_env`` reads the environment and ~/.netrc again in a thread at every
     request, which was a quarter of the controller's CPU at 1,000 ScaledObjects (py-spy)."""
     try:
